@@ -1,0 +1,109 @@
+//! The `container` backend: a throwaway PostgreSQL container started with testcontainers, shared
+//! by the run's processes like a local cluster and removed by the same watchdog.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{GenericImage, ImageExt};
+
+use super::EnvError;
+use super::endpoint::Endpoint;
+use super::instance::{self, Instance, Launch, sh_quote};
+
+/// Starts containers from an image such as `postgres:16-alpine`.
+#[derive(Debug)]
+pub(crate) struct ContainerLauncher {
+    pub(crate) image: String,
+}
+
+/// Whether a Docker engine answers here; `Err` says why not.
+pub(crate) fn docker_answers() -> Result<String, String> {
+    let mut child = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("the `docker` command could not run ({e})"))?;
+    // A client without an engine usually fails at once, but a dead socket may hang: give up
+    // after a few seconds.
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            let output = child.wait_with_output().map_err(|e| e.to_string())?;
+            let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            return if status.success() && !stdout.is_empty() {
+                Ok(stdout)
+            } else {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                Err(format!("no Docker engine answers ({})", first.trim()))
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    Err("no Docker engine answered within 5 s".into())
+}
+
+impl Launch for ContainerLauncher {
+    async fn launch(&self, _dir: &Path, generation: &str) -> Result<Instance, EnvError> {
+        let (name, tag) = self
+            .image
+            .rsplit_once(':')
+            .unwrap_or((&self.image, "latest"));
+        let start_error = |reason: String| EnvError::Start {
+            what: format!("a container from {}", self.image),
+            reason,
+        };
+        let container = GenericImage::new(name, tag)
+            .with_exposed_port(5432.tcp())
+            .with_wait_for(WaitFor::message_on_stderr(
+                "database system is ready to accept connections",
+            ))
+            .with_env_var("POSTGRES_PASSWORD", "postgres")
+            .with_cmd([
+                "postgres",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "max_wal_size=2GB",
+            ])
+            .with_label("billing-harness.generation", generation)
+            .with_startup_timeout(Duration::from_secs(120))
+            .start()
+            .await
+            .map_err(|e| start_error(e.to_string()))?;
+        let id = container.id().to_owned();
+        let stop = format!("docker rm -f -v {} >/dev/null 2>&1", sh_quote(&id));
+        let port = match container.get_host_port_ipv4(5432).await {
+            Ok(port) => port,
+            Err(e) => {
+                instance::run_stop(&stop);
+                return Err(start_error(e.to_string()));
+            }
+        };
+        // The container must outlive this process: the watchdog removes it, not our drop.
+        std::mem::forget(container);
+        let endpoint = Endpoint::throwaway(port, "postgres", Some("postgres"), None);
+        // The image restarts the server once after initialising; wait for the final one.
+        if let Err(reason) = instance::wait_ready(&endpoint, Duration::from_secs(60), || true).await
+        {
+            instance::run_stop(&stop);
+            return Err(start_error(reason));
+        }
+        Ok(Instance {
+            generation: generation.to_owned(),
+            endpoint,
+            stop,
+        })
+    }
+}

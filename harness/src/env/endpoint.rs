@@ -1,0 +1,166 @@
+//! Where a PostgreSQL server is and how to reach it: driver options and printable URLs.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgConnectOptions;
+
+use super::EnvError;
+
+/// How to reach one server, as stored in a shared instance's state file or read from a URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Endpoint {
+    /// The URL without the database name: `postgres://user@host:port`.
+    pub(crate) url_base: String,
+    /// Query string after the database name, with its `?`, or empty.
+    pub(crate) url_query: String,
+    /// The database the harness administers from (usually `postgres`).
+    pub(crate) admin_database: String,
+    /// The password, kept out of printed URLs unless `print_password` is set.
+    pub(crate) password: Option<String>,
+    /// Whether printed URLs may show the password (true only for throwaway servers).
+    pub(crate) print_password: bool,
+    /// A unix socket directory the harness connects through instead of TCP.
+    pub(crate) socket_dir: Option<PathBuf>,
+}
+
+impl Endpoint {
+    /// A throwaway server on 127.0.0.1 with a known superuser.
+    pub(crate) fn throwaway(
+        port: u16,
+        user: &str,
+        password: Option<&str>,
+        socket_dir: Option<PathBuf>,
+    ) -> Endpoint {
+        Endpoint {
+            url_base: format!("postgres://{user}@127.0.0.1:{port}"),
+            url_query: String::new(),
+            admin_database: "postgres".into(),
+            password: password.map(str::to_owned),
+            print_password: true,
+            socket_dir,
+        }
+    }
+
+    /// An existing server from `HARNESS_DATABASE_URL`.
+    pub(crate) fn from_url(url: &str) -> Result<Endpoint, EnvError> {
+        let bad = |reason: &str| EnvError::BadVariable {
+            var: "HARNESS_DATABASE_URL",
+            value: redact(url),
+            reason: reason.to_owned(),
+        };
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or_else(|| bad("expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"))?;
+        PgConnectOptions::from_str(url).map_err(|e| bad(&e.to_string()))?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (database, query) = match path.trim_start_matches('/').split_once('?') {
+            Some((db, q)) => (db, format!("?{q}")),
+            None => (path.trim_start_matches('/'), String::new()),
+        };
+        let (userinfo, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let (user, password) = match userinfo.split_once(':') {
+            Some((u, p)) => (u, Some(p.to_owned())),
+            None => (userinfo, None),
+        };
+        if hostport.is_empty() {
+            return Err(bad("the URL names no host"));
+        }
+        let at = if user.is_empty() { "" } else { "@" };
+        Ok(Endpoint {
+            url_base: format!("postgres://{user}{at}{hostport}"),
+            url_query: query,
+            admin_database: if database.is_empty() {
+                "postgres".into()
+            } else {
+                database.to_owned()
+            },
+            password,
+            print_password: false,
+            socket_dir: None,
+        })
+    }
+
+    /// Driver options for `database` on this server.
+    pub(crate) fn options(&self, database: &str) -> PgConnectOptions {
+        let url = format!("{}/{}{}", self.url_base, database, self.url_query);
+        let mut options = PgConnectOptions::from_str(&url)
+            .expect("endpoint URLs are validated when the endpoint is made");
+        if let Some(password) = &self.password {
+            options = options.password(password);
+        }
+        if let Some(dir) = &self.socket_dir {
+            options = options.socket(dir);
+        }
+        options
+    }
+
+    /// Options for the administration database.
+    pub(crate) fn admin_options(&self) -> PgConnectOptions {
+        self.options(&self.admin_database)
+    }
+
+    /// A URL for people and other programs, with the password only on throwaway servers.
+    pub(crate) fn url(&self, database: &str) -> String {
+        let base = match (&self.password, self.print_password) {
+            (Some(password), true) => self.url_base.replacen('@', &format!(":{password}@"), 1),
+            _ => self.url_base.clone(),
+        };
+        format!("{base}/{database}{}", self.url_query)
+    }
+
+    /// A ready-to-paste `psql` command for `database`.
+    pub(crate) fn psql(&self, database: &str) -> String {
+        format!("psql '{}'", self.url(database))
+    }
+}
+
+/// The URL with its password replaced by `***`, for error messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_url_keeps_its_query_and_hides_its_password() {
+        let e =
+            Endpoint::from_url("postgres://qa:s3cret@db.internal:6432/postgres?sslmode=disable")
+                .unwrap();
+        assert_eq!(e.admin_database, "postgres");
+        assert_eq!(
+            e.url("bh_x"),
+            "postgres://qa@db.internal:6432/bh_x?sslmode=disable"
+        );
+        assert_eq!(e.password.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_showing_the_password() {
+        let err = Endpoint::from_url("mysql://root:pw@host/db").unwrap_err();
+        assert!(err.to_string().contains("root:***@host"), "{err}");
+        assert!(Endpoint::from_url("postgres://u:pw@host:notaport/db").is_err());
+    }
+
+    #[test]
+    fn throwaway_urls_show_the_password_for_psql() {
+        let e = Endpoint::throwaway(5433, "postgres", Some("postgres"), None);
+        assert_eq!(
+            e.psql("bh_1"),
+            "psql 'postgres://postgres:postgres@127.0.0.1:5433/bh_1'"
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! A throwaway server (local cluster or container) shared by every process that uses one state
+//! directory, started once under a file lock and stopped by a watchdog when its last user is done.
+//!
+//! Layout of `<state_dir>/<backend>/`:
+//! - `setup.lock`: held exclusively while a process starts, joins, checks or stops the instance;
+//! - `users.lock`: held shared by every process that uses the instance, for its whole life, so a
+//!   crashed process stops counting the moment it dies;
+//! - `instance.json`: the running instance ([`Instance`]), absent when none runs;
+//! - `kept/`: one empty file per database kept for a failed test; while any is there the instance
+//!   stays up so the printed `psql` command keeps working (`cargo xtask db clean` empties it);
+//! - `watchdog.pid`: the watchdog, a small `sh` loop that stops the instance once nobody has held
+//!   `users.lock` for the linger time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Connection;
+
+use super::EnvError;
+use super::endpoint::Endpoint;
+use super::os::FileLock;
+
+/// A running throwaway server, as recorded in `instance.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Instance {
+    /// Unique per start: tells a watchdog whether the instance it guards is still this one.
+    pub(crate) generation: String,
+    /// How to reach it.
+    pub(crate) endpoint: Endpoint,
+    /// A `sh` command that stops it and removes what it left on disk.
+    pub(crate) stop: String,
+}
+
+/// What a backend does to bring up a fresh instance.
+pub(crate) trait Launch {
+    /// Starts a server whose files may live under `dir`, and waits until it answers.
+    async fn launch(&self, dir: &Path, generation: &str) -> Result<Instance, EnvError>;
+}
+
+/// A process's membership of a shared instance: while it is alive, the instance stays up.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    pub(crate) instance: Instance,
+    pub(crate) dir: PathBuf,
+    /// Whether this process started the instance (a cold start) or joined a running one.
+    pub(crate) started: bool,
+    _users: FileLock,
+}
+
+impl Membership {
+    /// Marks a database as kept for a failed test, so the instance outlives the run.
+    pub(crate) fn keep(&self, database: &str) {
+        let _ = std::fs::write(self.dir.join("kept").join(database), b"");
+    }
+}
+
+/// Joins the instance under `dir`, starting one with `launcher` if none runs or the recorded one
+/// no longer answers.
+pub(crate) async fn join(
+    dir: &Path,
+    linger: Duration,
+    launcher: &impl Launch,
+) -> Result<Membership, EnvError> {
+    std::fs::create_dir_all(dir.join("kept"))
+        .map_err(EnvError::io(format!("create {}", dir.display())))?;
+    let _setup = FileLock::exclusive(&dir.join("setup.lock"))?;
+    let mut started = false;
+    let instance = match read(dir) {
+        Some(instance) if answers(&instance.endpoint).await => instance,
+        stale => {
+            if let Some(stale) = stale {
+                run_stop(&stale.stop);
+            }
+            let _ = std::fs::remove_file(dir.join("instance.json"));
+            let generation = format!("{:016x}", rand::random::<u64>());
+            let instance = launcher.launch(dir, &generation).await?;
+            let json = serde_json::to_vec_pretty(&instance).expect("instances serialize");
+            if let Err(e) = std::fs::write(dir.join("instance.json"), json) {
+                run_stop(&instance.stop);
+                return Err(EnvError::io(format!(
+                    "write {}/instance.json",
+                    dir.display()
+                ))(e));
+            }
+            started = true;
+            instance
+        }
+    };
+    ensure_watchdog(dir, &instance, linger)?;
+    let users = FileLock::shared(&dir.join("users.lock"))?;
+    Ok(Membership {
+        instance,
+        dir: dir.to_owned(),
+        started,
+        _users: users,
+    })
+}
+
+/// The instance recorded under `dir`, if any.
+pub(crate) fn read(dir: &Path) -> Option<Instance> {
+    let bytes = std::fs::read(dir.join("instance.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Stops the instance under `dir` now if nobody uses it, whatever the linger time; kept databases
+/// are forgotten. Returns whether one was stopped.
+pub(crate) fn stop_if_unused(dir: &Path) -> Result<bool, EnvError> {
+    if !dir.exists() {
+        return Ok(false);
+    }
+    let _setup = FileLock::exclusive(&dir.join("setup.lock"))?;
+    let Some(instance) = read(dir) else {
+        return Ok(false);
+    };
+    let Some(_users) = FileLock::try_exclusive(&dir.join("users.lock"))? else {
+        return Ok(false);
+    };
+    run_stop(&instance.stop);
+    let _ = std::fs::remove_file(dir.join("instance.json"));
+    clear_kept(dir);
+    Ok(true)
+}
+
+/// Forgets every kept-database marker under `dir`.
+pub(crate) fn clear_kept(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir.join("kept")) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a server answers `select 1` at `endpoint` within a few seconds.
+pub(crate) async fn answers(endpoint: &Endpoint) -> bool {
+    let probe = async {
+        let mut conn = sqlx::PgConnection::connect_with(&endpoint.admin_options()).await?;
+        sqlx::query("select 1").execute(&mut conn).await?;
+        conn.close().await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), probe).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Polls `endpoint` until it answers `select 1`, for at most `limit`; `alive` tells whether the
+/// server process is still there, so that a crashed start fails at once.
+pub(crate) async fn wait_ready(
+    endpoint: &Endpoint,
+    limit: Duration,
+    mut alive: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let probe = async {
+            let mut conn = sqlx::PgConnection::connect_with(&endpoint.admin_options()).await?;
+            sqlx::query("select 1").execute(&mut conn).await?;
+            conn.close().await
+        };
+        let last = match tokio::time::timeout(Duration::from_secs(2), probe).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connecting timed out".to_owned(),
+        };
+        if !alive() {
+            return Err(format!("the server exited ({last})"));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("no answer within {} s ({last})", limit.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs a stop command and waits for it.
+pub(crate) fn run_stop(command: &str) {
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The watchdog: a `sh` loop (with `flock` from util-linux) that outlives every test process.
+/// Arguments: state dir, linger seconds, generation; `BH_STOP` holds the stop command.
+const WATCHDOG: &str = r#"
+dir=$1 linger=$2 gen=$3
+echo $$ > "$dir/watchdog.pid"
+unused() {
+  grep -q "$gen" "$dir/instance.json" 2>/dev/null &&
+  [ -z "$(ls -A "$dir/kept" 2>/dev/null)" ] &&
+  flock -n -x "$dir/users.lock" true
+}
+idle=0
+while grep -q "$gen" "$dir/instance.json" 2>/dev/null; do
+  sleep 1
+  if unused; then idle=$((idle + 1)); else idle=0; fi
+  if [ "$idle" -ge "$linger" ]; then
+    exec 9>>"$dir/setup.lock"
+    flock -x 9
+    if unused; then
+      sh -c "$BH_STOP"
+      rm -f "$dir/instance.json"
+      exit 0
+    fi
+    exec 9>&-
+    idle=0
+  fi
+done
+"#;
+
+fn watchdog_alive(dir: &Path, generation: &str) -> bool {
+    let Ok(pid) = std::fs::read_to_string(dir.join("watchdog.pid")) else {
+        return false;
+    };
+    let Ok(pid) = pid.trim().parse::<u32>() else {
+        return false;
+    };
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(generation))
+        .unwrap_or(false)
+}
+
+fn ensure_watchdog(dir: &Path, instance: &Instance, linger: Duration) -> Result<(), EnvError> {
+    if watchdog_alive(dir, &instance.generation) {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(dir.join("watchdog.pid"));
+    // `setsid -f` forks the loop into its own session: no terminal signal or test runner's
+    // process-group kill reaches it, and it is nobody's zombie.
+    let status = Command::new("setsid")
+        .arg("-f")
+        .arg("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("billing-harness-watchdog")
+        .arg(dir)
+        .arg(linger.as_secs().to_string())
+        .arg(&instance.generation)
+        .env("BH_STOP", &instance.stop)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(EnvError::io(
+            "start the watchdog with `setsid` (util-linux)",
+        ))?;
+    if !status.success() {
+        return Err(EnvError::Start {
+            what: "the watchdog".into(),
+            reason: format!("setsid exited with {status}"),
+        });
+    }
+    // The watchdog writes its pid first thing; wait for it so the next joiner sees it.
+    for _ in 0..200 {
+        if watchdog_alive(dir, &instance.generation) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(EnvError::Start {
+        what: "the watchdog".into(),
+        reason: "it did not record its pid within 1 s".into(),
+    })
+}
+
+/// Quotes `s` for a `sh` command line.
+pub(crate) fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sh_quote;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(sh_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+}

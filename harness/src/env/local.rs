@@ -1,0 +1,230 @@
+//! The `local` backend: a throwaway cluster from the machine's `initdb` and `postgres`, tuned for
+//! tests (no fsync), on a unix socket and a free port on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::EnvError;
+use super::endpoint::Endpoint;
+use super::instance::{self, Instance, Launch, sh_quote};
+use super::os::{self, Account};
+
+/// The PostgreSQL server programs found on this machine.
+#[derive(Debug, Clone)]
+pub(crate) struct Binaries {
+    pub(crate) dir: PathBuf,
+    pub(crate) version: String,
+}
+
+impl Binaries {
+    /// Looks in `HARNESS_PG_BIN`, then on `PATH`, then under `/usr/lib/postgresql/*/bin` (newest
+    /// first).
+    pub(crate) fn find(configured: Option<&Path>) -> Result<Binaries, EnvError> {
+        let complete = |dir: &Path| {
+            ["initdb", "pg_ctl", "postgres"]
+                .iter()
+                .all(|p| dir.join(p).is_file())
+        };
+        let dir = if let Some(dir) = configured {
+            if !complete(dir) {
+                return Err(EnvError::Unavailable {
+                    backend: "local",
+                    reason: format!(
+                        "HARNESS_PG_BIN={} does not hold initdb, pg_ctl and postgres",
+                        dir.display()
+                    ),
+                    fix: "point HARNESS_PG_BIN at PostgreSQL's bin folder, or unset it".into(),
+                });
+            }
+            dir.to_owned()
+        } else if let Some(dir) = os::which("initdb")
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .and_then(|p| p.parent().map(Path::to_owned))
+            .filter(|d| complete(d))
+        {
+            dir
+        } else {
+            let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let major = e.file_name().to_str()?.parse().ok()?;
+                    Some((major, e.path().join("bin")))
+                })
+                .filter(|(_, dir)| complete(dir))
+                .collect();
+            versions.sort();
+            versions
+                .pop()
+                .map(|(_, dir)| dir)
+                .ok_or_else(|| EnvError::Unavailable {
+                    backend: "local",
+                    reason: "no initdb, pg_ctl and postgres on PATH or under /usr/lib/postgresql/*/bin".into(),
+                    fix: "install the server binaries (Debian: `apt-get install postgresql`) or set HARNESS_PG_BIN".into(),
+                })?
+        };
+        let mut cmd = os::command(&dir.join("postgres"), None);
+        cmd.arg("--version");
+        let version = os::run(cmd, "postgres --version")
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|_| "postgres (version unknown)".into());
+        Ok(Binaries { dir, version })
+    }
+}
+
+/// Starts clusters from [`Binaries`].
+#[derive(Debug)]
+pub(crate) struct LocalLauncher {
+    pub(crate) binaries: Binaries,
+    pub(crate) account: Option<Account>,
+}
+
+impl LocalLauncher {
+    pub(crate) fn new(pg_bin: Option<&Path>) -> Result<LocalLauncher, EnvError> {
+        Ok(LocalLauncher {
+            binaries: Binaries::find(pg_bin)?,
+            account: Account::for_server()?,
+        })
+    }
+}
+
+/// Settings that trade durability for speed: a test cluster is thrown away anyway.
+const SETTINGS: &str = "
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+shared_buffers = 128MB
+max_wal_size = 2GB
+checkpoint_timeout = 1h
+checkpoint_flush_after = 0
+bgwriter_flush_after = 0
+wal_writer_flush_after = 0
+listen_addresses = '127.0.0.1'
+timezone = 'UTC'
+log_min_messages = warning
+";
+
+impl Launch for LocalLauncher {
+    async fn launch(&self, dir: &Path, generation: &str) -> Result<Instance, EnvError> {
+        let cluster = dir.join("cluster");
+        let data = cluster.join("data");
+        let socket = cluster.join("socket");
+        let log = cluster.join("server.log");
+        let stop = stop_command(&cluster, &data);
+        if cluster.exists() {
+            instance::run_stop(&stop);
+        }
+        for path in [&cluster, &socket] {
+            std::fs::create_dir_all(path)
+                .map_err(EnvError::io(format!("create {}", path.display())))?;
+            if let Some(account) = &self.account {
+                account.own(path)?;
+            }
+        }
+        let account = self.account.as_ref();
+        let bin = |name: &str| self.binaries.dir.join(name);
+        os::run(
+            {
+                let mut cmd = os::command(&bin("initdb"), account);
+                cmd.arg("-D").arg(&data).args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    "--no-instructions",
+                ]);
+                cmd
+            },
+            "initdb",
+        )
+        .inspect_err(|_| instance::run_stop(&stop))?;
+
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = os::free_port()?;
+            let conf = format!(
+                "{SETTINGS}port = {port}\nunix_socket_directories = '{}'\n",
+                socket.display()
+            );
+            std::fs::write(data.join("postgresql.auto.conf"), conf)
+                .map_err(EnvError::io("write postgresql.auto.conf"))?;
+            if let Some(account) = account {
+                account.own(&data.join("postgresql.auto.conf"))?;
+            }
+            let mut start = os::command(&bin("pg_ctl"), account);
+            start
+                .arg("start")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-W", "-s"]);
+            if let Err(e) = os::run(start, "pg_ctl start") {
+                last_error = e.to_string();
+                continue;
+            }
+            let endpoint = Endpoint::throwaway(port, "postgres", None, Some(socket.clone()));
+            let pid_file = data.join("postmaster.pid");
+            let mut seen_pid = false;
+            let ready = instance::wait_ready(&endpoint, Duration::from_secs(30), || {
+                // pg_ctl -W returns before the postmaster writes its pid file: only a pid file
+                // that appeared and vanished again means the server died.
+                let exists = pid_file.exists();
+                seen_pid |= exists;
+                exists || !seen_pid
+            })
+            .await;
+            match ready {
+                Ok(()) => {
+                    return Ok(Instance {
+                        generation: generation.to_owned(),
+                        endpoint,
+                        stop,
+                    });
+                }
+                Err(reason) => {
+                    let tail = log_tail(&log);
+                    instance::run_stop(&format!(
+                        "kill -QUIT $(head -n1 {} 2>/dev/null) 2>/dev/null; sleep 0.2",
+                        sh_quote(&pid_file.display().to_string())
+                    ));
+                    last_error = format!("{reason}; server log:\n{tail}");
+                    if !tail.contains("could not bind") && !tail.contains("already in use") {
+                        break;
+                    }
+                }
+            }
+        }
+        instance::run_stop(&stop);
+        Err(EnvError::Start {
+            what: format!("a local cluster with {}", self.binaries.version),
+            reason: last_error,
+        })
+    }
+}
+
+/// Stops the postmaster of `data` (only if that pid really runs this data directory) and removes
+/// the cluster's files.
+fn stop_command(cluster: &Path, data: &Path) -> String {
+    let cluster = sh_quote(&cluster.display().to_string());
+    let data = sh_quote(&data.display().to_string());
+    format!(
+        r#"pid=$(head -n1 {data}/postmaster.pid 2>/dev/null)
+if [ -n "$pid" ] && tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- {data}; then
+  kill -QUIT "$pid"; i=0
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  kill -KILL "$pid" 2>/dev/null
+fi
+rm -rf {cluster}"#
+    )
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}

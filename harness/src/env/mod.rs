@@ -1,0 +1,46 @@
+//! Throwaway PostgreSQL for tests: the only module that starts processes, opens sockets or
+//! administers a server.
+//!
+//! A process gets a server from one backend (`url`, `local` or `container`, see [`Config`]),
+//! builds one migrated template per set of migrations, and hands each test a clone of it
+//! ([`TestEnv`]). Processes that share a state directory share the server; the template, the
+//! reaping of what crashed runs left, and the connection budget are coordinated through advisory
+//! locks in the server itself.
+
+mod broker;
+mod config;
+mod container;
+mod endpoint;
+mod error;
+mod instance;
+mod local;
+mod os;
+mod server;
+mod template;
+mod test_env;
+
+pub use config::{BackendChoice, Config, MigrationSource};
+pub use error::EnvError;
+pub use server::{Backend, BackendStatus, doctor};
+pub use test_env::{TestEnv, TestEnvBuilder};
+
+/// Lower-level pieces for the workspace's own tools (`cargo xtask`): a broker of one's own, clone
+/// strategies and raw leases. Not a stable API.
+pub mod internals {
+    pub use super::broker::{Broker, CloneStrategy, Lease};
+
+    /// Stops the throwaway server under `state_dir` now if no process uses it, forgetting kept
+    /// databases. Returns which backends' servers were stopped.
+    ///
+    /// # Errors
+    /// A lock file could not be opened.
+    pub fn stop_unused(state_dir: &std::path::Path) -> Result<Vec<&'static str>, super::EnvError> {
+        let mut stopped = Vec::new();
+        for backend in ["local", "container"] {
+            if super::instance::stop_if_unused(&state_dir.join(backend))? {
+                stopped.push(backend);
+            }
+        }
+        Ok(stopped)
+    }
+}

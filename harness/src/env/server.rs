@@ -1,0 +1,172 @@
+//! Choosing a backend and getting a server from it: `url`, `local`, `container` or `auto`.
+
+use std::fmt;
+
+use super::EnvError;
+use super::config::{BackendChoice, Config};
+use super::container::{self, ContainerLauncher};
+use super::endpoint::{Endpoint, redact};
+use super::instance::{self, Membership};
+use super::local::{Binaries, LocalLauncher};
+
+/// A backend that actually serves databases (what `auto` resolved to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An existing server from `HARNESS_DATABASE_URL`.
+    Url,
+    /// A throwaway cluster from local `initdb` and `postgres` binaries.
+    Local,
+    /// A throwaway testcontainers container.
+    Container,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Url => "url",
+            Backend::Local => "local",
+            Backend::Container => "container",
+        })
+    }
+}
+
+/// A reachable server, and for throwaway ones this process's membership that keeps it up.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) backend: Backend,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) membership: Option<Membership>,
+}
+
+/// Resolves `auto` the documented way: url, then container, then local.
+pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
+    match config.backend {
+        BackendChoice::Url => Ok(Backend::Url),
+        BackendChoice::Local => Ok(Backend::Local),
+        BackendChoice::Container => Ok(Backend::Container),
+        BackendChoice::Auto => {
+            if config.database_url.is_some() {
+                return Ok(Backend::Url);
+            }
+            let docker = match container::docker_answers() {
+                Ok(_) => return Ok(Backend::Container),
+                Err(reason) => reason,
+            };
+            match Binaries::find(config.pg_bin.as_deref()) {
+                Ok(_) => Ok(Backend::Local),
+                Err(local) => Err(EnvError::NoBackend {
+                    details: format!(
+                        "HARNESS_DATABASE_URL is not set; container: {docker}; local: {}",
+                        match local {
+                            EnvError::Unavailable { reason, .. } => reason,
+                            other => other.to_string(),
+                        }
+                    ),
+                }),
+            }
+        }
+    }
+}
+
+/// Gets a server from the configured backend, starting or joining a throwaway one if needed.
+pub(crate) async fn connect(config: &Config) -> Result<Server, EnvError> {
+    let backend = resolve(config)?;
+    match backend {
+        Backend::Url => {
+            let url = config
+                .database_url
+                .as_deref()
+                .ok_or_else(|| EnvError::Unavailable {
+                    backend: "url",
+                    reason: "HARNESS_DATABASE_URL is not set".into(),
+                    fix: "set HARNESS_DATABASE_URL=postgres://USER:PASSWORD@HOST:PORT/postgres, or HARNESS_POSTGRES=auto".into(),
+                })?;
+            let endpoint = Endpoint::from_url(url)?;
+            if !instance::answers(&endpoint).await {
+                return Err(EnvError::Unavailable {
+                    backend: "url",
+                    reason: format!("nothing answered `select 1` at {} within 3 s", redact(url)),
+                    fix: "check the host, port, user and password in HARNESS_DATABASE_URL, and that the server runs".into(),
+                });
+            }
+            Ok(Server {
+                backend,
+                endpoint,
+                membership: None,
+            })
+        }
+        Backend::Local => {
+            let launcher = LocalLauncher::new(config.pg_bin.as_deref())?;
+            let dir = config.state_dir.join("local");
+            let membership = instance::join(&dir, config.linger, &launcher).await?;
+            Ok(Server {
+                backend,
+                endpoint: membership.instance.endpoint.clone(),
+                membership: Some(membership),
+            })
+        }
+        Backend::Container => {
+            if let Err(reason) = container::docker_answers() {
+                return Err(EnvError::Unavailable {
+                    backend: "container",
+                    reason,
+                    fix: "start a Docker engine (or set DOCKER_HOST), or use HARNESS_POSTGRES=local with PostgreSQL binaries installed".into(),
+                });
+            }
+            let launcher = ContainerLauncher {
+                image: config.image.clone(),
+            };
+            let dir = config.state_dir.join("container");
+            let membership = instance::join(&dir, config.linger, &launcher).await?;
+            Ok(Server {
+                backend,
+                endpoint: membership.instance.endpoint.clone(),
+                membership: Some(membership),
+            })
+        }
+    }
+}
+
+/// What one backend can do on this machine, for `cargo xtask doctor`.
+#[derive(Debug, Clone)]
+pub struct BackendStatus {
+    /// The backend.
+    pub backend: Backend,
+    /// `Ok` with what it would use, or `Err` with why it cannot run and the fix.
+    pub status: Result<String, String>,
+}
+
+/// Checks every backend without starting anything, and says which one `auto` picks.
+pub async fn doctor(config: &Config) -> (Vec<BackendStatus>, Result<Backend, EnvError>) {
+    let url = match &config.database_url {
+        None => Err("HARNESS_DATABASE_URL is not set".to_owned()),
+        Some(url) => match Endpoint::from_url(url) {
+            Err(e) => Err(e.to_string()),
+            Ok(endpoint) if instance::answers(&endpoint).await => {
+                Ok(format!("{} answers", redact(url)))
+            }
+            Ok(_) => Err(format!("{} does not answer `select 1`", redact(url))),
+        },
+    };
+    let container = container::docker_answers()
+        .map(|v| format!("Docker engine {v}; image {}", config.image))
+        .map_err(|reason| format!("{reason}; start Docker or set DOCKER_HOST"));
+    let local = Binaries::find(config.pg_bin.as_deref())
+        .map(|b| format!("{} in {}", b.version, b.dir.display()))
+        .map_err(|e| e.to_string());
+    let statuses = vec![
+        BackendStatus {
+            backend: Backend::Url,
+            status: url,
+        },
+        BackendStatus {
+            backend: Backend::Container,
+            status: container,
+        },
+        BackendStatus {
+            backend: Backend::Local,
+            status: local,
+        },
+    ];
+    (statuses, resolve(config))
+}

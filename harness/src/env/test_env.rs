@@ -1,0 +1,213 @@
+//! `TestEnv`: what a test gets: its own freshly cloned, migrated database and a clock.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use super::EnvError;
+use super::broker::{Broker, CloneStrategy, Lease};
+use super::config::MigrationSource;
+use super::server::Backend;
+use crate::clock::{self, Clock};
+
+/// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
+/// test clock.
+///
+/// Dropped normally, it drops its database. Dropped while the test panics (a failed assertion),
+/// it **keeps** the database and prints a `psql` command to open it; `cargo xtask db clean`
+/// removes kept databases.
+///
+/// ```no_run
+/// use billing_harness::TestEnv;
+///
+/// #[tokio::test]
+/// async fn writes_are_isolated() {
+///     let env = TestEnv::start().await;
+///     sqlx::query("insert into products (key, name, created_at) values ('a', 'A', now())")
+///         .execute(env.pool())
+///         .await
+///         .unwrap();
+/// }
+/// ```
+///
+/// With rstest:
+///
+/// ```no_run
+/// use billing_harness::TestEnv;
+/// use rstest::{fixture, rstest};
+///
+/// #[fixture]
+/// async fn env() -> TestEnv {
+///     TestEnv::start().await
+/// }
+///
+/// #[rstest]
+/// #[tokio::test]
+/// async fn starts_empty(#[future] env: TestEnv) {
+///     let env = env.await;
+///     let n: i64 = sqlx::query_scalar("select count(*) from tenants")
+///         .fetch_one(env.pool())
+///         .await
+///         .unwrap();
+///     assert_eq!(n, 0);
+/// }
+/// ```
+#[derive(Debug)]
+pub struct TestEnv {
+    /// `None` only while dropping: the connections close before the database is dropped.
+    open: Option<Open>,
+    lease: Lease,
+    broker: &'static Broker,
+}
+
+#[derive(Debug)]
+struct Open {
+    pool: PgPool,
+    clock: Clock,
+}
+
+/// Options for a [`TestEnv`]; every setter documents its default.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct TestEnvBuilder {
+    migrations: Option<MigrationSource>,
+    start: Option<DateTime<Utc>>,
+}
+
+impl TestEnvBuilder {
+    /// Builds the template from this folder of sqlx migrations instead of the bundled platform
+    /// schema (default: `HARNESS_MIGRATIONS`, else the bundled schema). The template is keyed by
+    /// the folder's content, so editing a migration builds a new one.
+    pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.migrations = Some(MigrationSource::Dir(dir.into()));
+        self
+    }
+
+    /// Starts the clock at `instant` (default: the wall clock, read once, to the second).
+    pub fn start_at(mut self, instant: DateTime<Utc>) -> Self {
+        self.start = Some(instant);
+        self
+    }
+
+    /// Gets the database.
+    ///
+    /// # Errors
+    /// See [`EnvError`]: misconfiguration, no backend, a server that fails to start, failing
+    /// migrations.
+    pub async fn build(self) -> Result<TestEnv, EnvError> {
+        let broker = Broker::global()?;
+        let source = self
+            .migrations
+            .unwrap_or_else(|| broker.config().migrations.clone());
+        let lease = broker.acquire(&source, CloneStrategy::FileCopy).await?;
+        let opened = async {
+            let pool = PgPoolOptions::new()
+                .max_connections(broker.config().pool_size)
+                .connect_with(lease.connect_options())
+                .await
+                .map_err(EnvError::db(format!("connect to {}", lease.name)))?;
+            let start = self.start.unwrap_or_else(clock::wall_now);
+            let clock = Clock::attach(pool.clone(), start)
+                .await
+                .map_err(EnvError::db(format!("set the clock of {}", lease.name)))?;
+            Ok::<_, EnvError>((pool, clock))
+        }
+        .await;
+        match opened {
+            Ok((pool, clock)) => Ok(TestEnv {
+                open: Some(Open { pool, clock }),
+                lease,
+                broker,
+            }),
+            Err(e) => {
+                let _ = broker.release(&lease, None).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl TestEnv {
+    /// Options for a test environment.
+    pub fn builder() -> TestEnvBuilder {
+        TestEnvBuilder::default()
+    }
+
+    /// A fresh database from the configured migrations.
+    ///
+    /// # Errors
+    /// See [`TestEnvBuilder::build`].
+    pub async fn new() -> Result<TestEnv, EnvError> {
+        Self::builder().build().await
+    }
+
+    /// [`TestEnv::new`] for tests and fixtures: a failure panics with the error's message alone,
+    /// which names the fix.
+    pub async fn start() -> TestEnv {
+        match Self::new().await {
+            Ok(env) => env,
+            Err(e) => panic!("billing-harness: failed to get a test database: {e}"),
+        }
+    }
+
+    /// A pool of connections to this test's database.
+    pub fn pool(&self) -> &PgPool {
+        &self.open().pool
+    }
+
+    /// The test clock; `harness_now()` in this database follows it.
+    pub fn clock(&self) -> &Clock {
+        &self.open().clock
+    }
+
+    fn open(&self) -> &Open {
+        self.open.as_ref().expect("a TestEnv is open until dropped")
+    }
+
+    /// The database's name (`bh_...`).
+    pub fn database_name(&self) -> &str {
+        &self.lease.name
+    }
+
+    /// The database's URL, for other programs (a product under test, say).
+    pub fn url(&self) -> String {
+        self.lease.url()
+    }
+
+    /// A ready-to-paste `psql` command that opens this database.
+    pub fn psql_command(&self) -> String {
+        self.lease.psql_command()
+    }
+
+    /// The backend serving this database.
+    pub fn backend(&self) -> Backend {
+        self.lease.backend
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let failed = std::thread::panicking();
+        let keep = failed.then(|| {
+            let thread = std::thread::current();
+            format!("failed test {}", thread.name().unwrap_or("(unnamed)"))
+        });
+        if failed {
+            eprintln!(
+                "billing-harness: kept database {} of the failed test; open it with:\n  {}\n  (`cargo xtask db clean` removes kept databases)",
+                self.lease.name,
+                self.lease.psql_command()
+            );
+        }
+        // Dropping the last pool handle closes its idle connections at once.
+        drop(self.open.take());
+        if let Err(e) = self.broker.release_blocking(&self.lease, keep) {
+            eprintln!(
+                "billing-harness: could not release {}: {e}",
+                self.lease.name
+            );
+        }
+    }
+}

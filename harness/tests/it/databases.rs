@@ -1,0 +1,174 @@
+//! Throwaway databases: isolation, clock, keep-on-failure and drop-on-success.
+
+use billing_harness::TestEnv;
+use chrono::{TimeZone, Utc};
+use rstest::rstest;
+
+use crate::env;
+
+async fn database_exists(env: &TestEnv, name: &str) -> Option<String> {
+    sqlx::query_scalar::<_, Option<String>>(
+        "select coalesce(shobj_description(oid, 'pg_database'), '') from pg_database where datname = $1",
+    )
+    .bind(name)
+    .fetch_optional(env.pool())
+    .await
+    .unwrap()
+    .flatten()
+}
+
+/// Fifty tests run at once, each writes its own marker and must see only that one: each has its
+/// own database.
+#[rstest]
+#[tokio::test]
+async fn each_test_sees_only_its_own_rows(
+    #[future] env: TestEnv,
+    #[values(
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+        48, 49
+    )]
+    n: u32,
+) {
+    let env = env.await;
+    let key = format!("product-{n}");
+    sqlx::query("insert into products (key, name, created_at) values ($1, $1, harness_now())")
+        .bind(&key)
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let keys: Vec<String> = sqlx::query_scalar("select key from products")
+        .fetch_all(env.pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, vec![key]);
+}
+
+#[tokio::test]
+async fn rows_written_in_one_database_are_invisible_in_another() {
+    let (a, b) = (TestEnv::start().await, TestEnv::start().await);
+    assert_ne!(a.database_name(), b.database_name());
+    sqlx::query(
+        "insert into products (key, name, created_at) values ('only-in-a', 'A', harness_now())",
+    )
+    .execute(a.pool())
+    .await
+    .unwrap();
+    let in_b: i64 = sqlx::query_scalar("select count(*) from products")
+        .fetch_one(b.pool())
+        .await
+        .unwrap();
+    let in_a: i64 = sqlx::query_scalar("select count(*) from products")
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    assert_eq!((in_a, in_b), (1, 0));
+}
+
+#[tokio::test]
+async fn harness_now_follows_the_test_clock() {
+    let start = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+    let env = TestEnv::builder().start_at(start).build().await.unwrap();
+    let read = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<Utc>>("select harness_now()")
+            .fetch_one(env.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(read().await, start);
+    let later = Utc.with_ymd_and_hms(2026, 11, 5, 15, 0, 0).unwrap();
+    env.clock().set(later).await.unwrap();
+    assert_eq!((env.clock().now(), read().await), (later, later));
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_passing_test_drops_its_database(#[future] env: TestEnv) {
+    let observer = env.await;
+    let name = {
+        let passing = TestEnv::start().await;
+        passing.database_name().to_owned()
+    };
+    assert_eq!(database_exists(&observer, &name).await, None);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
+    let observer = env.await;
+    // A test that fails: a thread whose body panics while its TestEnv is alive.
+    let failed = std::thread::Builder::new()
+        .name("it::pretend_failure".into())
+        .spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let env = TestEnv::start().await;
+                let name = env.database_name().to_owned();
+                std::panic::panic_any(name);
+            })
+        })
+        .unwrap()
+        .join()
+        .unwrap_err();
+    let name = failed.downcast::<String>().unwrap();
+    let comment = database_exists(&observer, &name).await;
+    // Clean up before asserting, so that this test leaves nothing behind either way.
+    sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+        .execute(observer.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        comment.as_deref(),
+        Some("billing-harness: kept: failed test it::pretend_failure")
+    );
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_psql_command_opens_this_database(#[future] env: TestEnv) {
+    let env = env.await;
+    let command = env.psql_command();
+    assert!(command.starts_with("psql 'postgres://"), "{command}");
+    assert!(
+        command.ends_with(&format!("/{}'", env.database_name())),
+        "{command}"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_repos_own_migrations_get_their_own_template() {
+    let dir = std::env::temp_dir().join(format!("bh-own-migrations-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("20260101000000_notes.sql"),
+        "create table notes (id bigint primary key, written_at timestamptz not null default harness_now());",
+    )
+    .unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+    let env = TestEnv::builder()
+        .migrations(&dir)
+        .start_at(start)
+        .build()
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let written: chrono::DateTime<Utc> =
+        sqlx::query_scalar("insert into notes (id) values (1) returning written_at")
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
+    assert_eq!(written, start);
+    let platform_tables: i64 = sqlx::query_scalar(
+        "select count(*) from information_schema.tables where table_name = 'subscriptions'",
+    )
+    .fetch_one(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        platform_tables, 0,
+        "a custom template holds only its own schema"
+    );
+}

@@ -1,0 +1,13 @@
+//! The harness's one integration-test binary: every test here talks to a real PostgreSQL.
+
+mod databases;
+mod schema;
+
+use billing_harness::TestEnv;
+use rstest::fixture;
+
+/// A fresh database per test: the fixture every database test starts from.
+#[fixture]
+pub(crate) async fn env() -> TestEnv {
+    TestEnv::start().await
+}
