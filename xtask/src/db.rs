@@ -1,0 +1,63 @@
+//! `db up`, `db clean` and `doctor`: throwaway databases for people, and what works here.
+
+use std::process::ExitCode;
+
+use billing_harness::TestEnv;
+use billing_harness::env::{self, Config, internals::Broker};
+
+/// Starts a migrated database and keeps it until Ctrl-C.
+pub(crate) fn up() -> anyhow::Result<ExitCode> {
+    crate::runtime()?.block_on(async {
+        let env = TestEnv::new().await?;
+        eprintln!(
+            "billing-harness: database {} on the {} backend is ready; Ctrl-C drops it",
+            env.database_name(),
+            env.backend()
+        );
+        eprintln!("  open it with: {}", env.psql_command());
+        println!("{}", env.url());
+        tokio::signal::ctrl_c().await?;
+        eprintln!("billing-harness: dropping {}", env.database_name());
+        drop(env);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Drops kept databases and stops idle throwaway servers.
+pub(crate) fn clean() -> anyhow::Result<ExitCode> {
+    let broker = Broker::global()?;
+    let dropped = crate::runtime()?.block_on(broker.drop_kept())?;
+    for name in &dropped {
+        eprintln!("dropped kept database {name}");
+    }
+    eprintln!(
+        "{} kept database(s) dropped; an idle throwaway server stops {} s after its last user",
+        dropped.len(),
+        broker.config().linger.as_secs()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints which backends are available and which one `auto` picks.
+pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let (statuses, chosen) = crate::runtime()?.block_on(env::doctor(&config));
+    println!("backend     status");
+    for s in &statuses {
+        match &s.status {
+            Ok(what) => println!("{:<11} available: {what}", s.backend.to_string()),
+            Err(why) => println!("{:<11} not available: {why}", s.backend.to_string()),
+        }
+    }
+    println!("state dir   {}", config.state_dir.display());
+    match chosen {
+        Ok(backend) => {
+            println!("HARNESS_POSTGRES={:?} uses: {backend}", config.backend);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("HARNESS_POSTGRES={:?} fails: {e}", config.backend);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

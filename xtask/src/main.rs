@@ -1,0 +1,57 @@
+//! `cargo xtask`: the workspace's commands for people and CI (databases, diagnosis, benchmarks).
+
+mod bench;
+mod db;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  db up                start a throwaway migrated database, print its URL, keep it until Ctrl-C
+  db clean             drop databases kept by failed tests and let idle servers stop
+  doctor               say which PostgreSQL backends work here, and why the others do not
+  bench db [--json]    time template clones against create-plus-migrate, and the cold start
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["db", "up"] => db::up(),
+        ["db", "clean"] => db::clean(),
+        ["doctor"] => db::doctor(),
+        ["bench", "db", rest @ ..] => bench::db(json_flag(rest)),
+        ["help" | "--help" | "-h"] | [] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("error: unknown command `{}`\n\n{USAGE}", args.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn json_flag(rest: &[&str]) -> Result<bool, anyhow::Error> {
+    match rest {
+        [] => Ok(false),
+        ["--json"] => Ok(true),
+        other => anyhow::bail!("unexpected arguments `{}` (only --json)", other.join(" ")),
+    }
+}
+
+/// A current-thread runtime for one command.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
