@@ -26,7 +26,7 @@ pub(crate) fn up() -> anyhow::Result<ExitCode> {
 /// Drops kept databases and stops idle throwaway servers.
 pub(crate) fn clean() -> anyhow::Result<ExitCode> {
     let broker = Broker::global()?;
-    let dropped = crate::runtime()?.block_on(broker.drop_kept())?;
+    let dropped = crate::runtime()?.block_on(broker.drop_kept(None))?;
     for name in &dropped {
         eprintln!("dropped kept database {name}");
     }

@@ -285,22 +285,25 @@ impl Broker {
             .map_err(|_| EnvError::BrokerGone)?
     }
 
-    /// Drops every database kept for a failed test on this server, and forgets the markers
-    /// that keep a throwaway server up. Returns the names dropped.
+    /// Drops the databases kept for failed tests on this server (only `only`, if given), and
+    /// forgets the markers that keep a throwaway server up for them. Returns the names dropped.
     ///
     /// # Errors
     /// The session could not be opened or a drop failed.
-    pub async fn drop_kept(&self) -> Result<Vec<String>, EnvError> {
+    pub async fn drop_kept(&self, only: Option<&str>) -> Result<Vec<String>, EnvError> {
         let state = self.state.clone();
+        let only = only.map(str::to_owned);
         self.handle
             .spawn(async move {
                 let session = state.session().await?;
                 let mut control = session.control.lock().await;
                 let kept: Vec<String> = sqlx::query_scalar(
                     "select datname from pg_database where datname like 'bh\\_%' \
-                     and shobj_description(oid, 'pg_database') like $1 || '%'",
+                     and shobj_description(oid, 'pg_database') like $1 || '%' \
+                     and ($2::text is null or datname = $2)",
                 )
                 .bind(KEPT_COMMENT)
+                .bind(&only)
                 .fetch_all(&mut *control)
                 .await
                 .map_err(EnvError::db("list kept databases"))?;
@@ -308,7 +311,10 @@ impl Broker {
                     drop_database(&mut control, name).await?;
                 }
                 if let Some(membership) = &session.server.membership {
-                    super::instance::clear_kept(&membership.dir);
+                    match &only {
+                        Some(name) => membership.unkeep(name),
+                        None => super::instance::clear_kept(&membership.dir),
+                    }
                 }
                 Ok(kept)
             })
@@ -425,7 +431,14 @@ impl Session {
         setup_lock(&mut control, true).await?;
         let built = build_template(&mut control, &self.server.endpoint, &migrations).await;
         setup_lock(&mut control, false).await?;
-        built?;
+        if built? {
+            if let Some(membership) = &self.server.membership {
+                super::instance::log_event(
+                    &membership.dir,
+                    &format!("template-build {}", migrations.template_name()),
+                );
+            }
+        }
         sqlx::query("select pg_advisory_lock_shared($1, $2)")
             .bind(LOCK_TEMPLATE)
             .bind(migrations.lock_key())
@@ -536,11 +549,12 @@ async fn setup_lock(control: &mut PgConnection, take: bool) -> Result<(), EnvErr
 
 /// Builds the template unless a complete one exists. A database of the template's name that is
 /// not marked as a template is a build that crashed half-way: it is dropped and built again.
+/// Returns whether it built one.
 async fn build_template(
     control: &mut PgConnection,
     endpoint: &Endpoint,
     migrations: &Migrations,
-) -> Result<(), EnvError> {
+) -> Result<bool, EnvError> {
     let name = migrations.template_name();
     let complete: Option<bool> =
         sqlx::query_scalar("select datistemplate from pg_database where datname = $1")
@@ -549,7 +563,7 @@ async fn build_template(
             .await
             .map_err(EnvError::db("look for the template"))?;
     match complete {
-        Some(true) => return Ok(()),
+        Some(true) => return Ok(false),
         Some(false) => drop_database(control, &name).await?,
         None => {}
     }
@@ -571,7 +585,7 @@ async fn build_template(
         )
         .await
         .map_err(EnvError::db(format!("seal the template {name}")))?;
-    Ok(())
+    Ok(true)
 }
 
 /// Drops what crashed or older runs left: clones whose owner process is gone (unless kept for a

@@ -54,6 +54,11 @@ impl Membership {
     pub(crate) fn keep(&self, database: &str) {
         let _ = std::fs::write(self.dir.join("kept").join(database), b"");
     }
+
+    /// Forgets that a database was kept.
+    pub(crate) fn unkeep(&self, database: &str) {
+        let _ = std::fs::remove_file(self.dir.join("kept").join(database));
+    }
 }
 
 /// Joins the instance under `dir`, starting one with `launcher` if none runs or the recorded one
@@ -90,12 +95,29 @@ pub(crate) async fn join(
     };
     ensure_watchdog(dir, &instance, linger)?;
     let users = FileLock::shared(&dir.join("users.lock"))?;
+    let verb = if started { "start" } else { "join" };
+    log_event(dir, &format!("{verb} generation={}", instance.generation));
     Ok(Membership {
         instance,
         dir: dir.to_owned(),
         started,
         _users: users,
     })
+}
+
+/// Appends one line to `<dir>/events.log`: what this process did with the shared instance
+/// (`start`, `join`, `template-build`), so a run can be checked to have started one server and
+/// built one template however many processes it had.
+pub(crate) fn log_event(dir: &Path, event: &str) {
+    use std::io::Write;
+    let line = format!("{event} pid={}\n", std::process::id());
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("events.log"))
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
 }
 
 /// The instance recorded under `dir`, if any.

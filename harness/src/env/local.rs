@@ -116,6 +116,12 @@ impl Launch for LocalLauncher {
         if cluster.exists() {
             instance::run_stop(&stop);
         }
+        if self.account.is_some() {
+            // The server's own user must be able to walk down to its data directory.
+            for path in [dir.parent(), Some(dir)].into_iter().flatten() {
+                open_for_traversal(path)?;
+            }
+        }
         for path in [&cluster, &socket] {
             std::fs::create_dir_all(path)
                 .map_err(EnvError::io(format!("create {}", path.display())))?;
@@ -221,6 +227,20 @@ if [ -n "$pid" ] && tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- {
 fi
 rm -rf {cluster}"#
     )
+}
+
+fn open_for_traversal(path: &Path) -> Result<(), EnvError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(EnvError::io(format!("read {}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o001 == 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o011)).map_err(
+            EnvError::io(format!("let the server's user into {}", path.display())),
+        )?;
+    }
+    Ok(())
 }
 
 fn log_tail(log: &Path) -> String {

@@ -1,0 +1,197 @@
+//! `cargo xtask` as a user runs it: a crashed holder is reaped by the next run, and a
+//! misconfigured machine gets one clear error, never a panic.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+fn xtask(state: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.env("HARNESS_STATE_DIR", state)
+        .env("HARNESS_POSTGRES", "local")
+        .env("HARNESS_LINGER_SECS", "1")
+        .env_remove("HARNESS_DATABASE_URL")
+        .env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// Starts `db up` and returns it with the URL it printed.
+fn db_up(state: &Path) -> (Child, String) {
+    let mut child = xtask(state)
+        .args(["db", "up"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    assert!(url.starts_with("postgres://"), "db up printed {url:?}");
+    (child, url.trim().to_owned())
+}
+
+async fn databases(url: &str) -> Vec<String> {
+    let admin = format!("{}/postgres", url.rsplit_once('/').unwrap().0);
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query_scalar("select datname::text from pg_database where datname like 'bh\\_%' and not datistemplate order by 1")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+fn state_dir(name: &str) -> PathBuf {
+    let dir = Path::new("/dev/shm")
+        .is_dir()
+        .then(|| PathBuf::from("/dev/shm"))
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("bh-xtask-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    done()
+}
+
+#[tokio::test]
+async fn a_holder_killed_with_sigkill_is_reaped_by_the_next_run_and_the_server_stops_after_the_last()
+ {
+    let state = state_dir("sigkill");
+    let (mut crashed, crashed_url) = db_up(&state);
+    let crashed_db = crashed_url.rsplit_once('/').unwrap().1.to_owned();
+    crashed.kill().unwrap(); // SIGKILL: no destructor runs
+    crashed.wait().unwrap();
+    assert_eq!(databases(&crashed_url).await, vec![crashed_db.clone()]);
+
+    // The next run starts: it joins the same server and reaps the dead process's database.
+    let (next, next_url) = db_up(&state);
+    let next_db = next_url.rsplit_once('/').unwrap().1.to_owned();
+    assert_eq!(databases(&next_url).await, vec![next_db]);
+
+    // Ctrl-C ends the last user; after the linger time the watchdog removes the cluster.
+    Command::new("kill")
+        .args(["-INT", &next.id().to_string()])
+        .status()
+        .unwrap();
+    let status = { next }.wait().unwrap();
+    assert!(status.success(), "db up exited with {status}");
+    let cluster = state.join("local").join("cluster");
+    let gone = wait_until(Duration::from_secs(15), || {
+        !cluster.exists() && !state.join("local").join("instance.json").exists()
+    });
+    let events = std::fs::read_to_string(state.join("local").join("events.log")).unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(gone, "the cluster outlived its last user");
+    let starts = events.lines().filter(|l| l.starts_with("start ")).count();
+    let joins = events.lines().filter(|l| l.starts_with("join ")).count();
+    assert_eq!((starts, joins), (1, 1), "{events}");
+}
+
+/// Runs `db up` with a broken set-up and returns its exit status and standard error.
+fn misconfigured(vars: &[(&str, &str)]) -> (i32, String) {
+    let state = state_dir("misconfigured");
+    let mut cmd = xtask(&state);
+    cmd.args(["db", "up"]);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let output = cmd.stdin(Stdio::null()).output().unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(output.stdout.is_empty(), "nothing on stdout");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn assert_clear(stderr: &str, names_the_fix: &str) {
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(names_the_fix), "{stderr}");
+}
+
+#[test]
+fn a_bad_database_url_names_the_variable() {
+    let (code, stderr) = misconfigured(&[
+        ("HARNESS_POSTGRES", "url"),
+        ("HARNESS_DATABASE_URL", "mysql://root:secret@db/x"),
+    ]);
+    assert_eq!(code, 1);
+    assert_clear(
+        &stderr,
+        "HARNESS_DATABASE_URL=\"mysql://root:***@db/x\" is not valid",
+    );
+}
+
+#[test]
+fn an_unreachable_server_says_what_to_check() {
+    let (code, stderr) = misconfigured(&[
+        ("HARNESS_POSTGRES", "url"),
+        (
+            "HARNESS_DATABASE_URL",
+            "postgres://u:p@127.0.0.1:1/postgres",
+        ),
+    ]);
+    assert_eq!(code, 1);
+    assert_clear(&stderr, "check the host, port, user and password");
+}
+
+#[test]
+fn missing_binaries_name_the_package_to_install() {
+    let (code, stderr) = misconfigured(&[("HARNESS_PG_BIN", "/nonexistent/bin")]);
+    assert_eq!(code, 1);
+    assert_clear(
+        &stderr,
+        "HARNESS_PG_BIN=/nonexistent/bin does not hold initdb",
+    );
+}
+
+#[test]
+fn the_container_backend_without_docker_says_to_start_docker() {
+    // A socket nobody listens on: "no Docker" even on a machine that has an engine.
+    let (code, stderr) = misconfigured(&[
+        ("HARNESS_POSTGRES", "container"),
+        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+    ]);
+    assert_eq!(code, 1);
+    assert_clear(&stderr, "start a Docker engine");
+}
+
+#[test]
+fn an_unknown_backend_lists_the_choices() {
+    let (code, stderr) = misconfigured(&[("HARNESS_POSTGRES", "sqlite")]);
+    assert_eq!(code, 1);
+    assert_clear(&stderr, "expected one of auto, url, local, container");
+}
+
+#[test]
+fn doctor_reports_every_backend() {
+    let state = state_dir("doctor");
+    let output = xtask(&state)
+        .arg("doctor")
+        .env("HARNESS_POSTGRES", "auto")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for backend in ["url ", "container ", "local "] {
+        assert!(stdout.contains(backend), "{stdout}");
+    }
+    assert!(
+        stdout.contains("HARNESS_DATABASE_URL is not set"),
+        "{stdout}"
+    );
+    assert!(output.status.success(), "{stdout}");
+}
