@@ -52,11 +52,11 @@ pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
     println!("state dir   {}", config.state_dir.display());
     match chosen {
         Ok(backend) => {
-            println!("HARNESS_POSTGRES={:?} uses: {backend}", config.backend);
+            println!("HARNESS_POSTGRES={} uses: {backend}", config.backend);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("HARNESS_POSTGRES={:?} fails: {e}", config.backend);
+            println!("HARNESS_POSTGRES={} fails: {e}", config.backend);
             Ok(ExitCode::FAILURE)
         }
     }

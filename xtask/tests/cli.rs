@@ -45,11 +45,12 @@ async fn databases(url: &str) -> Vec<String> {
 }
 
 fn state_dir(name: &str) -> PathBuf {
-    let dir = Path::new("/dev/shm")
-        .is_dir()
-        .then(|| PathBuf::from("/dev/shm"))
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("bh-xtask-test-{name}-{}", std::process::id()));
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("bh-xtask-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -431,13 +431,11 @@ impl Session {
         setup_lock(&mut control, true).await?;
         let built = build_template(&mut control, &self.server.endpoint, &migrations).await;
         setup_lock(&mut control, false).await?;
-        if built? {
-            if let Some(membership) = &self.server.membership {
-                super::instance::log_event(
-                    &membership.dir,
-                    &format!("template-build {}", migrations.template_name()),
-                );
-            }
+        if built? && let Some(membership) = &self.server.membership {
+            super::instance::log_event(
+                &membership.dir,
+                &format!("template-build {}", migrations.template_name()),
+            );
         }
         sqlx::query("select pg_advisory_lock_shared($1, $2)")
             .bind(LOCK_TEMPLATE)

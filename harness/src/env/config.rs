@@ -19,6 +19,17 @@ pub enum BackendChoice {
     Container,
 }
 
+impl std::fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Url => "url",
+            Self::Local => "local",
+            Self::Container => "container",
+        })
+    }
+}
+
 impl BackendChoice {
     fn parse(value: &str) -> Result<Self, EnvError> {
         match value.trim().to_ascii_lowercase().as_str() {
