@@ -156,15 +156,17 @@ pub(crate) fn clear_kept(dir: &Path) {
 
 /// Whether a server answers `select 1` at `endpoint` within a few seconds.
 pub(crate) async fn answers(endpoint: &Endpoint) -> bool {
-    let probe = async {
-        let mut conn = sqlx::PgConnection::connect_with(&endpoint.admin_options()).await?;
-        sqlx::query("select 1").execute(&mut conn).await?;
-        conn.close().await
-    };
     matches!(
-        tokio::time::timeout(Duration::from_secs(3), probe).await,
+        tokio::time::timeout(Duration::from_secs(3), probe(endpoint)).await,
         Ok(Ok(()))
     )
+}
+
+/// Connects to the administration database and runs `select 1`: the readiness check.
+async fn probe(endpoint: &Endpoint) -> Result<(), sqlx::Error> {
+    let mut conn = sqlx::PgConnection::connect_with(&endpoint.admin_options()).await?;
+    sqlx::query("select 1").execute(&mut conn).await?;
+    conn.close().await
 }
 
 /// Polls `endpoint` until it answers `select 1`, for at most `limit`; `alive` tells whether the
@@ -176,12 +178,7 @@ pub(crate) async fn wait_ready(
 ) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let probe = async {
-            let mut conn = sqlx::PgConnection::connect_with(&endpoint.admin_options()).await?;
-            sqlx::query("select 1").execute(&mut conn).await?;
-            conn.close().await
-        };
-        let last = match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        let last = match tokio::time::timeout(Duration::from_secs(2), probe(endpoint)).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => e.to_string(),
             Err(_) => "connecting timed out".to_owned(),

@@ -97,13 +97,7 @@ pub(crate) async fn connect(config: &Config) -> Result<Server, EnvError> {
         }
         Backend::Local => {
             let launcher = LocalLauncher::new(config.pg_bin.as_deref())?;
-            let dir = config.state_dir.join("local");
-            let membership = instance::join(&dir, config.linger, &launcher).await?;
-            Ok(Server {
-                backend,
-                endpoint: membership.instance.endpoint.clone(),
-                membership: Some(membership),
-            })
+            shared(config, backend, &launcher).await
         }
         Backend::Container => {
             if let Err(reason) = container::docker_answers() {
@@ -116,15 +110,24 @@ pub(crate) async fn connect(config: &Config) -> Result<Server, EnvError> {
             let launcher = ContainerLauncher {
                 image: config.image.clone(),
             };
-            let dir = config.state_dir.join("container");
-            let membership = instance::join(&dir, config.linger, &launcher).await?;
-            Ok(Server {
-                backend,
-                endpoint: membership.instance.endpoint.clone(),
-                membership: Some(membership),
-            })
+            shared(config, backend, &launcher).await
         }
     }
+}
+
+/// Joins (or starts) the throwaway server of `backend` under the state directory.
+async fn shared(
+    config: &Config,
+    backend: Backend,
+    launcher: &impl instance::Launch,
+) -> Result<Server, EnvError> {
+    let dir = config.state_dir.join(backend.to_string());
+    let membership = instance::join(&dir, config.linger, launcher).await?;
+    Ok(Server {
+        backend,
+        endpoint: membership.instance.endpoint.clone(),
+        membership: Some(membership),
+    })
 }
 
 /// What one backend can do on this machine, for `cargo xtask doctor`.
