@@ -1,10 +1,49 @@
-//! The test clock: the one place that may read wall time, and the instant that platform code and
-//! the database (`harness_now()`) both follow.
+//! The test clock: the one place that may read wall time, the instant that platform code and the
+//! database (`harness_now()`) both follow, and the schedule of the platform's jobs.
+//!
+//! Advancing the clock runs every job due on the way, in time order, before anything that
+//! happens at the new instant. Jobs fall at 00:00 in the billing time zone: on the 1st the
+//! close of the month before; the charge, retries and product sync join the same schedule.
 
 use std::sync::Mutex;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, DurationRound, TimeDelta, Utc};
+use serde::Serialize;
 use sqlx::PgPool;
+
+use crate::model::Month;
+use crate::platform::{self, Platform, Settings};
+
+/// A scheduled job of the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "job", content = "month", rename_all = "snake_case")]
+pub enum Job {
+    /// Finalise the month: runs at 00:00 on the 1st of the next one.
+    Close(Month),
+}
+
+/// The jobs due at `instant`, in the order they run. Only midnights (billing time zone) have
+/// jobs.
+pub fn jobs_due(instant: DateTime<Utc>, settings: &Settings) -> Vec<Job> {
+    let day = settings.day_of(instant);
+    if settings.midnight(day) != instant {
+        return Vec::new();
+    }
+    let mut jobs = Vec::new();
+    if day.day() == 1 {
+        jobs.push(Job::Close(Month::of(day).prev()));
+    }
+    jobs
+}
+
+/// A job that ran, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRun {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// What ran.
+    pub job: Job,
+}
 
 /// The wall clock, read once when a clock starts without an explicit instant. Nothing else in
 /// the workspace may read wall time (clippy's `disallowed-methods`).
@@ -42,7 +81,8 @@ impl Clock {
         *self.now.lock().expect("clock lock")
     }
 
-    /// Moves the clock to `instant`, forwards or backwards, in memory and in the database.
+    /// Moves the clock to `instant`, forwards or backwards, in memory and in the database,
+    /// without running any job (for setting the scene).
     ///
     /// # Errors
     /// The database refused the write.
@@ -50,6 +90,53 @@ impl Clock {
         write(&self.pool, instant).await?;
         *self.now.lock().expect("clock lock") = instant;
         Ok(())
+    }
+
+    /// Moves the clock forward by `by`, running the jobs due on the way (see
+    /// [`Clock::advance_to`]).
+    ///
+    /// # Errors
+    /// A job or the database failed; the clock stays at the failing job's instant.
+    pub async fn advance(&self, by: TimeDelta) -> Result<Vec<JobRun>, sqlx::Error> {
+        self.advance_to(self.now() + by).await
+    }
+
+    /// Moves the clock forward to `target`, stopping at every instant a job is due on the way
+    /// (including `target` itself) to run it with the clock set there. A target in the past
+    /// leaves the clock where it is.
+    ///
+    /// # Errors
+    /// A job or the database failed; the clock stays at the failing job's instant.
+    pub async fn advance_to(&self, target: DateTime<Utc>) -> Result<Vec<JobRun>, sqlx::Error> {
+        let settings = self.platform().settings().await?;
+        let mut runs = Vec::new();
+        let mut now = self.now();
+        loop {
+            let next = settings.midnight(settings.day_of(now).succ_opt().expect("a next day"));
+            if next > target {
+                break;
+            }
+            self.set(next).await?;
+            for job in jobs_due(next, &settings) {
+                self.run(job, next).await?;
+                runs.push(JobRun { at: next, job });
+            }
+            now = next;
+        }
+        if target > self.now() {
+            self.set(target).await?;
+        }
+        Ok(runs)
+    }
+
+    fn platform(&self) -> Platform {
+        Platform::new(self.pool.clone())
+    }
+
+    async fn run(&self, job: Job, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        match job {
+            Job::Close(month) => platform::close_month(&self.pool, month, at).await.map(drop),
+        }
     }
 }
 

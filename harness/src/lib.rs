@@ -5,7 +5,10 @@
 //! template migrated once per run, shared by every test thread and every `cargo nextest` process.
 //! See `ARCHITECTURE.md` for the map of the crate.
 
+pub mod billing;
 pub mod clock;
 pub mod env;
+pub mod model;
+pub mod platform;
 
 pub use env::{EnvError, TestEnv};

@@ -166,6 +166,12 @@ impl TestEnv {
         self.open.as_ref().expect("a TestEnv is open until dropped")
     }
 
+    /// The platform over this database; operations take their instant from the caller, usually
+    /// `env.clock().now()`.
+    pub fn platform(&self) -> crate::platform::Platform {
+        crate::platform::Platform::new(self.pool().clone())
+    }
+
     /// The database's name (`bh_...`).
     pub fn database_name(&self) -> &str {
         &self.lease.name

@@ -1,7 +1,9 @@
 //! The harness's one integration-test binary: every test here talks to a real PostgreSQL.
 
 mod databases;
+mod platform;
 mod schema;
+mod support;
 
 use billing_harness::TestEnv;
 use rstest::fixture;

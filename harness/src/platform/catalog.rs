@@ -1,0 +1,82 @@
+//! Writing a catalog (settings, products, plans and their options) into the platform's tables.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::model::Catalog;
+
+/// Installs `catalog`: the settings row, one product per product key, and every plan with its
+/// limits and metrics. Installing again updates the settings and adds what is new.
+///
+/// # Errors
+/// The database refused a row (a plan key used twice, say).
+pub async fn install(
+    pool: &PgPool,
+    catalog: &Catalog,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "insert into platform_settings (id, time_zone, currency, tax_rate, charge_day, updated_at) \
+         values (true, $1, $2, $3, $4, $5) on conflict (id) do update set \
+         time_zone = excluded.time_zone, currency = excluded.currency, tax_rate = excluded.tax_rate, \
+         charge_day = excluded.charge_day, updated_at = excluded.updated_at",
+    )
+    .bind(catalog.time_zone.name())
+    .bind(catalog.currency.code())
+    .bind(catalog.tax_rate)
+    .bind(catalog.charge_day as i16)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    for plan in &catalog.plans {
+        sqlx::query(
+            "insert into products (key, name, created_at) values ($1, $1, $2) \
+             on conflict (key) do nothing",
+        )
+        .bind(&plan.product)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let plan_id: i64 = sqlx::query_scalar(
+            "insert into plans (product_id, key, name, currency, base_fee, created_at) \
+             select id, $2, $2, $3, $4, $5 from products where key = $1 returning id",
+        )
+        .bind(&plan.product)
+        .bind(&plan.key)
+        .bind(plan.currency.code())
+        .bind(plan.terms.base_fee)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (option, value) in &plan.limits {
+            sqlx::query("insert into plan_limits (plan_id, option_key, value) values ($1, $2, $3)")
+                .bind(plan_id)
+                .bind(option)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let metrics = plan
+            .terms
+            .included
+            .keys()
+            .chain(plan.terms.overage.keys())
+            .collect::<std::collections::BTreeSet<_>>();
+        for metric in metrics {
+            let overage = plan.terms.overage.get(metric);
+            sqlx::query(
+                "insert into plan_metrics (plan_id, metric, included, overage_block, overage_price) \
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(plan_id)
+            .bind(metric)
+            .bind(plan.terms.included.get(metric).copied().unwrap_or(0) as i64)
+            .bind(overage.map(|o| o.block as i64))
+            .bind(overage.map(|o| o.price))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await
+}

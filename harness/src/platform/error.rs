@@ -1,0 +1,75 @@
+//! `DomainError`: why the platform refused an operation, with a stable code per rule.
+
+use chrono::{DateTime, Utc};
+
+/// Why an operation was refused. Nothing was written.
+///
+/// When one operation breaks several rules, the error is the first that applies in this order:
+/// `invalid_quantity`, `period_closed`, `no_active_subscription`, `already_subscribed`,
+/// `plan_product_mismatch`, `same_plan`, `plan_change_limit`, `card_required`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    /// A usage quantity that is zero or negative.
+    #[error("usage quantity must be positive, got {0}")]
+    InvalidQuantity(i64),
+    /// Usage for a day whose month was already closed.
+    #[error("the month {0} is already closed")]
+    PeriodClosed(String),
+    /// The tenant has no subscription in service (on that day).
+    #[error("the tenant has no active subscription")]
+    NoActiveSubscription,
+    /// The tenant already has a live subscription.
+    #[error("the tenant already has a live subscription")]
+    AlreadySubscribed,
+    /// The plan belongs to another product than the tenant.
+    #[error("plan {plan} belongs to product {plan_product}, the tenant to {tenant_product}")]
+    PlanProductMismatch {
+        /// The plan asked for.
+        plan: String,
+        /// Its product.
+        plan_product: String,
+        /// The tenant's product.
+        tenant_product: String,
+    },
+    /// Changing to the plan already in force.
+    #[error("the subscription is already on plan {0}")]
+    SamePlan(String),
+    /// A second plan change on one calendar day.
+    #[error("the plan was already changed today; the next change is allowed from {next_allowed}")]
+    PlanChangeLimit {
+        /// The first instant a change is allowed again (00:00 of the next day, local time).
+        next_allowed: DateTime<Utc>,
+    },
+    /// A paid plan for an organization without a registered card.
+    #[error("a plan with a base fee needs a registered card")]
+    CardRequired,
+    /// No plan with this key.
+    #[error("no plan {0:?} in the catalog")]
+    UnknownPlan(String),
+    /// No tenant with this id.
+    #[error("no tenant {0}")]
+    UnknownTenant(i64),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl DomainError {
+    /// The stable code of the rule, as scenario files name it (`plan_change_limit`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::InvalidQuantity(_) => "invalid_quantity",
+            DomainError::PeriodClosed(_) => "period_closed",
+            DomainError::NoActiveSubscription => "no_active_subscription",
+            DomainError::AlreadySubscribed => "already_subscribed",
+            DomainError::PlanProductMismatch { .. } => "plan_product_mismatch",
+            DomainError::SamePlan(_) => "same_plan",
+            DomainError::PlanChangeLimit { .. } => "plan_change_limit",
+            DomainError::CardRequired => "card_required",
+            DomainError::UnknownPlan(_) => "unknown_plan",
+            DomainError::UnknownTenant(_) => "unknown_tenant",
+            DomainError::Database(_) => "database",
+        }
+    }
+}

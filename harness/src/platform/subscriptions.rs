@@ -1,0 +1,304 @@
+//! Subscribe, change plan and cancel: each plan period is one contract (limits) and one billing
+//! (prices), opened and closed together, so the six tables QA used to shift by hand always agree.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+
+use super::{DomainError, Platform, settings};
+use crate::model::{Month, SubscriptionId, TenantId};
+
+struct TenantRow {
+    org: i64,
+    product_id: i64,
+    product: String,
+}
+
+struct PlanRow {
+    id: i64,
+    product_id: i64,
+    product: String,
+    base_fee: Decimal,
+}
+
+async fn tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<TenantRow, DomainError> {
+    let row: Option<(i64, i64, String)> = sqlx::query_as(
+        "select t.organization_id, t.product_id, p.key from tenants t \
+         join products p on p.id = t.product_id where t.id = $1",
+    )
+    .bind(tenant)
+    .fetch_optional(conn)
+    .await?;
+    let (org, product_id, product) = row.ok_or(DomainError::UnknownTenant(tenant.0))?;
+    Ok(TenantRow {
+        org,
+        product_id,
+        product,
+    })
+}
+
+async fn plan(conn: &mut PgConnection, key: &str) -> Result<PlanRow, DomainError> {
+    let row: Option<(i64, i64, String, Decimal)> = sqlx::query_as(
+        "select pl.id, pl.product_id, p.key, pl.base_fee from plans pl \
+         join products p on p.id = pl.product_id where pl.key = $1",
+    )
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    let (id, product_id, product, base_fee) =
+        row.ok_or_else(|| DomainError::UnknownPlan(key.to_owned()))?;
+    Ok(PlanRow {
+        id,
+        product_id,
+        product,
+        base_fee,
+    })
+}
+
+fn check_product(plan: &PlanRow, key: &str, tenant: &TenantRow) -> Result<(), DomainError> {
+    if plan.product_id == tenant.product_id {
+        Ok(())
+    } else {
+        Err(DomainError::PlanProductMismatch {
+            plan: key.to_owned(),
+            plan_product: plan.product.clone(),
+            tenant_product: tenant.product.clone(),
+        })
+    }
+}
+
+async fn check_card(conn: &mut PgConnection, plan: &PlanRow, org: i64) -> Result<(), DomainError> {
+    if plan.base_fee <= Decimal::ZERO {
+        return Ok(());
+    }
+    let has_card: bool = sqlx::query_scalar(
+        "select exists (select 1 from cards where organization_id = $1 and status = 'active')",
+    )
+    .bind(org)
+    .fetch_one(conn)
+    .await?;
+    if has_card {
+        Ok(())
+    } else {
+        Err(DomainError::CardRequired)
+    }
+}
+
+/// Opens a plan period from `day`: a contract with the plan's limits and a billing with its
+/// prices, both copied so that later catalog changes do not rewrite history.
+async fn open_period(
+    conn: &mut PgConnection,
+    subscription: i64,
+    plan: i64,
+    day: NaiveDate,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let contract: i64 = sqlx::query_scalar(
+        "insert into contracts (subscription_id, plan_id, kind, starts_on, created_at) \
+         values ($1, $2, 'plan', $3, $4) returning id",
+    )
+    .bind(subscription)
+    .bind(plan)
+    .bind(day)
+    .bind(at)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "insert into contract_details (contract_id, option_key, value) \
+         select $1, option_key, value from plan_limits where plan_id = $2",
+    )
+    .bind(contract)
+    .bind(plan)
+    .execute(&mut *conn)
+    .await?;
+    let billing: i64 = sqlx::query_scalar(
+        "insert into billings (subscription_id, contract_id, currency, base_fee, starts_on, created_at) \
+         select $1, $2, currency, base_fee, $4, $5 from plans where id = $3 returning id",
+    )
+    .bind(subscription)
+    .bind(contract)
+    .bind(plan)
+    .bind(day)
+    .bind(at)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "insert into billing_details (billing_id, metric, included, overage_block, overage_price) \
+         select $1, metric, included, overage_block, overage_price from plan_metrics where plan_id = $2",
+    )
+    .bind(billing)
+    .bind(plan)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends the open plan period on `day` (exclusive).
+async fn close_period(
+    conn: &mut PgConnection,
+    subscription: i64,
+    day: NaiveDate,
+) -> Result<(), sqlx::Error> {
+    for table in ["contracts", "billings"] {
+        sqlx::query(&format!(
+            "update {table} set ends_on = $2 where subscription_id = $1 and ends_on is null"
+        ))
+        .bind(subscription)
+        .bind(day)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes the subscription's state to the sync outbox, for its product (in the same
+/// transaction as the change).
+pub(crate) async fn outbox(
+    conn: &mut PgConnection,
+    subscription: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into sync_outbox (product_id, tenant_id, entity, operation, entity_id, payload, created_at, available_at) \
+         select t.product_id, t.id, 'subscription', 'upsert', s.id, \
+                jsonb_build_object('tenant_id', t.id, 'plan', p.key, 'status', s.status, \
+                                   'started_on', s.started_on, 'cancelled_on', s.cancelled_on), $2, $2 \
+         from subscriptions s join tenants t on t.id = s.tenant_id join plans p on p.id = s.plan_id \
+         where s.id = $1",
+    )
+    .bind(subscription)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+async fn live_subscription(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Option<(i64, i64, Option<DateTime<Utc>>)>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, plan_id, last_plan_change_at from subscriptions \
+         where tenant_id = $1 and status <> 'cancelled' for update",
+    )
+    .bind(tenant)
+    .fetch_optional(conn)
+    .await
+}
+
+impl Platform {
+    /// Subscribes `tenant` to `plan` from the day of `at`.
+    ///
+    /// # Errors
+    /// `already_subscribed`, `plan_product_mismatch`, `card_required`, or an unknown reference.
+    pub async fn subscribe(
+        &self,
+        tenant_id: TenantId,
+        plan_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<SubscriptionId, DomainError> {
+        let mut tx = self.pool.begin().await?;
+        let settings = settings(&mut tx).await?;
+        let day = settings.day_of(at);
+        let tenant = tenant(&mut tx, tenant_id).await?;
+        let plan = plan(&mut tx, plan_key).await?;
+        if live_subscription(&mut tx, tenant_id).await?.is_some() {
+            return Err(DomainError::AlreadySubscribed);
+        }
+        check_product(&plan, plan_key, &tenant)?;
+        check_card(&mut tx, &plan, tenant.org).await?;
+        let month = Month::of(day);
+        let id: i64 = sqlx::query_scalar(
+            "insert into subscriptions (tenant_id, plan_id, status, started_on, current_period_start, \
+             current_period_end, created_at, updated_at) \
+             values ($1, $2, 'active', $3, $4, $5, $6, $6) returning id",
+        )
+        .bind(tenant_id)
+        .bind(plan.id)
+        .bind(day)
+        .bind(month.first_day())
+        .bind(month.end())
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        open_period(&mut tx, id, plan.id, day, at).await?;
+        outbox(&mut tx, id, at).await?;
+        tx.commit().await?;
+        Ok(SubscriptionId(id))
+    }
+}
+
+impl Platform {
+    /// Moves `tenant`'s live subscription to `plan` from the day of `at`.
+    ///
+    /// # Errors
+    /// `no_active_subscription`, `plan_product_mismatch`, `same_plan`, `plan_change_limit`,
+    /// `card_required`, or an unknown reference.
+    pub async fn change_plan(
+        &self,
+        tenant_id: TenantId,
+        plan_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        let mut tx = self.pool.begin().await?;
+        let settings = settings(&mut tx).await?;
+        let day = settings.day_of(at);
+        let tenant = tenant(&mut tx, tenant_id).await?;
+        let plan = plan(&mut tx, plan_key).await?;
+        let (subscription, current_plan, last_change) = live_subscription(&mut tx, tenant_id)
+            .await?
+            .ok_or(DomainError::NoActiveSubscription)?;
+        check_product(&plan, plan_key, &tenant)?;
+        if plan.id == current_plan {
+            return Err(DomainError::SamePlan(plan_key.to_owned()));
+        }
+        if last_change.is_some_and(|last| settings.day_of(last) == day) {
+            return Err(DomainError::PlanChangeLimit {
+                next_allowed: settings.midnight(day.succ_opt().expect("a next day")),
+            });
+        }
+        check_card(&mut tx, &plan, tenant.org).await?;
+        close_period(&mut tx, subscription, day).await?;
+        open_period(&mut tx, subscription, plan.id, day, at).await?;
+        sqlx::query(
+            "update subscriptions set plan_id = $2, last_plan_change_at = $3, updated_at = $3 where id = $1",
+        )
+        .bind(subscription)
+        .bind(plan.id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        outbox(&mut tx, subscription, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Platform {
+    /// Cancels `tenant`'s live subscription from the day of `at` (that day is not billed).
+    ///
+    /// # Errors
+    /// `no_active_subscription`, or an unknown reference.
+    pub async fn cancel(&self, tenant_id: TenantId, at: DateTime<Utc>) -> Result<(), DomainError> {
+        let mut tx = self.pool.begin().await?;
+        let settings = settings(&mut tx).await?;
+        let day = settings.day_of(at);
+        tenant(&mut tx, tenant_id).await?;
+        let (subscription, _, _) = live_subscription(&mut tx, tenant_id)
+            .await?
+            .ok_or(DomainError::NoActiveSubscription)?;
+        close_period(&mut tx, subscription, day).await?;
+        sqlx::query(
+            "update subscriptions set status = 'cancelled', cancelled_on = greatest($2, started_on), \
+             cancel_reason = 'requested', updated_at = $3 where id = $1",
+        )
+        .bind(subscription)
+        .bind(day)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        outbox(&mut tx, subscription, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! Shared set-up for the platform tests: a small catalog, an org with a card, a tenant.
+
+use std::collections::BTreeMap;
+
+use billing_harness::TestEnv;
+use billing_harness::model::{Catalog, Currency, Overage, Plan, TenantId, Terms};
+use billing_harness::platform::CardScript;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Asia::Seoul;
+use rust_decimal::Decimal;
+
+/// 00:00 of a day in Seoul.
+pub(crate) fn seoul(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Seoul
+        .with_ymd_and_hms(y, m, d, 0, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+pub(crate) fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+pub(crate) fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+pub(crate) fn plan(
+    key: &str,
+    product: &str,
+    base_fee: &str,
+    included: u64,
+    block: u64,
+    price: &str,
+) -> Plan {
+    Plan {
+        key: key.into(),
+        product: product.into(),
+        currency: Currency::Krw,
+        terms: Terms {
+            base_fee: dec(base_fee),
+            included: BTreeMap::from([("api_calls".to_owned(), included)]),
+            overage: BTreeMap::from([(
+                "api_calls".to_owned(),
+                Overage {
+                    block,
+                    price: dec(price),
+                },
+            )]),
+        },
+        limits: BTreeMap::from([("seats".to_owned(), 10)]),
+    }
+}
+
+/// The catalog of the example: pro and business on analytics, free on analytics, and a
+/// plan of another product.
+pub(crate) fn catalog() -> Catalog {
+    let mut free = plan("free", "analytics", "0", 1000, 1000, "0");
+    free.terms.overage.clear();
+    Catalog::new(vec![
+        plan("pro", "analytics", "99000", 100_000, 1000, "500"),
+        plan("business", "analytics", "290000", 1_000_000, 1000, "300"),
+        free,
+        plan("crm-basic", "crm", "50000", 0, 100, "10"),
+    ])
+}
+
+/// A database with the catalog installed, the clock at `start`, and one tenant of `analytics`
+/// whose org has a card when `card` is set.
+pub(crate) async fn world(start: DateTime<Utc>, card: bool) -> (TestEnv, TenantId) {
+    let env = TestEnv::builder().start_at(start).build().await.unwrap();
+    let p = env.platform();
+    p.install_catalog(&catalog(), start).await.unwrap();
+    let org = p.create_org("acme", start).await.unwrap();
+    if card {
+        p.register_card(org, &CardScript::ok(), start)
+            .await
+            .unwrap();
+    }
+    let tenant = p
+        .create_tenant(org, "analytics", "acme-analytics", start)
+        .await
+        .unwrap();
+    (env, tenant)
+}
+
+/// Every row of every platform table, as text: equal fingerprints mean nothing was written.
+pub(crate) async fn fingerprint(env: &TestEnv) -> String {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select tablename::text from pg_tables where schemaname = 'public' order by 1",
+    )
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    let mut all = String::new();
+    for table in tables {
+        let rows: Option<String> = sqlx::query_scalar(&format!(
+            "select string_agg(t::text, E'\\n' order by t::text) from {table} t"
+        ))
+        .fetch_one(env.pool())
+        .await
+        .unwrap();
+        all.push_str(&format!("== {table}\n{}\n", rows.unwrap_or_default()));
+    }
+    all
+}
