@@ -120,3 +120,93 @@ pub(crate) fn db(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Serialize)]
+struct BillingReport {
+    subscriptions: i64,
+    usage_events: i64,
+    seconds: f64,
+    invoices_per_second: f64,
+}
+
+/// Seeds 10,000 subscriptions with 100 usage events each (set-based SQL, not timed), then times
+/// the close of their month.
+pub(crate) fn billing(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+    use billing_harness::TestEnv;
+    use billing_harness::model::Month;
+    let json = json?;
+    let runtime = crate::runtime()?;
+    let report = runtime.block_on(async {
+        let start = crate::fixtures::seoul(2026, 10, 1);
+        let env = TestEnv::builder().start_at(start).build().await?;
+        let platform = env.platform();
+        platform
+            .install_catalog(&crate::fixtures::catalog(), start)
+            .await?;
+        eprintln!("seeding 10,000 subscriptions and 1,000,000 usage events ...");
+        for statement in SEED_BILLING {
+            sqlx::query(statement)
+                .bind(start)
+                .execute(env.pool())
+                .await?;
+        }
+        let (subscriptions, usage_events): (i64, i64) = sqlx::query_as(
+            "select (select count(*) from subscriptions), (select count(*) from usage_events)",
+        )
+        .fetch_one(env.pool())
+        .await?;
+        let close_at = crate::fixtures::seoul(2026, 11, 1);
+        let t = Instant::now();
+        let closed = platform
+            .close_month(Month::new(2026, 10).expect("a month"), close_at)
+            .await?;
+        let seconds = t.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            closed.invoices as i64 == subscriptions,
+            "closed {} invoices for {subscriptions} subscriptions",
+            closed.invoices
+        );
+        anyhow::Ok(BillingReport {
+            subscriptions,
+            usage_events,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            invoices_per_second: (closed.invoices as f64 / seconds).round(),
+        })
+    })?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "closed {} subscriptions with {} usage events in {:.3} s ({:.0} invoices/s)",
+            report.subscriptions, report.usage_events, report.seconds, report.invoices_per_second
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Set-based seed of the billing bench: every row goes in with one statement per table. `$1` is
+/// the instant the rows are created at.
+const SEED_BILLING: &[&str] = &[
+    "insert into organizations (name, created_at) select 'bench-' || g, $1 from generate_series(1, 10000) g",
+    "insert into cards (organization_id, billing_key, brand, number_last4, expires_on, status, registered_at) \
+     select id, 'bk_bench_' || id, 'test', '4242', date '2030-01-01', 'active', $1 from organizations",
+    "insert into tenants (organization_id, product_id, name, slug, status, created_at) \
+     select o.id, p.id, o.name, o.name, 'active', $1 from organizations o, products p where p.key = 'analytics'",
+    "insert into subscriptions (tenant_id, plan_id, status, started_on, current_period_start, current_period_end, created_at, updated_at) \
+     select t.id, (select id from plans where key = case when t.id % 3 = 0 then 'business' else 'pro' end), \
+            'active', date '2026-10-01' + (t.id % 20)::int, date '2026-10-01', date '2026-11-01', $1, $1 from tenants t",
+    "insert into contracts (subscription_id, plan_id, kind, starts_on, created_at) \
+     select id, plan_id, 'plan', started_on, $1 from subscriptions",
+    "insert into contract_details (contract_id, option_key, value) \
+     select c.id, l.option_key, l.value from contracts c join plan_limits l on l.plan_id = c.plan_id where $1 is not null",
+    "insert into billings (subscription_id, contract_id, currency, base_fee, starts_on, created_at) \
+     select c.subscription_id, c.id, p.currency, p.base_fee, c.starts_on, $1 from contracts c join plans p on p.id = c.plan_id",
+    "insert into billing_details (billing_id, metric, included, overage_block, overage_price) \
+     select b.id, m.metric, m.included, m.overage_block, m.overage_price from billings b \
+     join contracts c on c.id = b.contract_id join plan_metrics m on m.plan_id = c.plan_id where $1 is not null",
+    "insert into usage_events (tenant_id, subscription_id, metric, quantity, occurred_on, occurred_at, created_at) \
+     select s.tenant_id, s.id, 'api_calls', 1 + (g * 7919 + s.id) % 5000, \
+            s.started_on + (g % (date '2026-11-01' - s.started_on)), $1, $1 \
+     from subscriptions s cross join generate_series(1, 100) g",
+    "analyze",
+];

@@ -2,6 +2,7 @@
 
 mod bench;
 mod db;
+mod fixtures;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,8 @@ commands:
   db clean             drop databases kept by failed tests and let idle servers stop
   doctor               say which PostgreSQL backends work here, and why the others do not
   bench db [--json]    time template clones against create-plus-migrate, and the cold start
+  bench billing [--json]
+                       close one month of 10,000 subscriptions with 1,000,000 usage events
 ";
 
 fn main() -> ExitCode {
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
         ["db", "clean"] => db::clean(),
         ["doctor"] => db::doctor(),
         ["bench", "db", rest @ ..] => bench::db(json_flag(rest)),
+        ["bench", "billing", rest @ ..] => bench::billing(json_flag(rest)),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
