@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
@@ -18,21 +19,44 @@ fn xtask(state: &Path) -> Command {
     cmd
 }
 
-/// Starts `db up` and returns it with the URL it printed.
-fn db_up(state: &Path) -> (Child, String) {
-    let mut child = xtask(state)
+/// Starts `db up` with extra variables; the receiver yields the URL it prints.
+fn spawn_db_up(state: &Path, vars: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
+    let mut cmd = xtask(state);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .args(["db", "up"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut url = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut url = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut url);
+        let _ = tx.send(url.trim().to_owned());
+    });
+    (child, rx)
+}
+
+/// Starts `db up` and returns it with the URL it printed.
+fn db_up(state: &Path) -> (Child, String) {
+    let (child, rx) = spawn_db_up(state, &[]);
+    let url = rx.recv_timeout(Duration::from_secs(60)).unwrap();
     assert!(url.starts_with("postgres://"), "db up printed {url:?}");
-    (child, url.trim().to_owned())
+    (child, url)
+}
+
+/// Ctrl-C for a child, then its exit status.
+fn interrupt(child: Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    { child }.wait().unwrap()
 }
 
 async fn databases(url: &str) -> Vec<String> {
@@ -82,11 +106,7 @@ async fn a_holder_killed_with_sigkill_is_reaped_by_the_next_run_and_the_server_s
     assert_eq!(databases(&next_url).await, vec![next_db]);
 
     // Ctrl-C ends the last user; after the linger time the watchdog removes the cluster.
-    Command::new("kill")
-        .args(["-INT", &next.id().to_string()])
-        .status()
-        .unwrap();
-    let status = { next }.wait().unwrap();
+    let status = interrupt(next);
     assert!(status.success(), "db up exited with {status}");
     let cluster = state.join("local").join("cluster");
     let gone = wait_until(Duration::from_secs(15), || {
@@ -98,6 +118,63 @@ async fn a_holder_killed_with_sigkill_is_reaped_by_the_next_run_and_the_server_s
     let starts = events.lines().filter(|l| l.starts_with("start ")).count();
     let joins = events.lines().filter(|l| l.starts_with("join ")).count();
     assert_eq!((starts, joins), (1, 1), "{events}");
+}
+
+#[test]
+fn the_connection_budget_makes_a_third_process_wait_for_a_free_slot() {
+    // 64 connections per database on a 200-connection cluster: (200 - 3 - 10) / 64 = 2 slots.
+    let state = state_dir("budget");
+    let vars = [("HARNESS_POOL_SIZE", "64")];
+    let (first, first_url) = spawn_db_up(&state, &vars);
+    let first_url = first_url.recv_timeout(Duration::from_secs(60)).unwrap();
+    let (second, second_url) = spawn_db_up(&state, &vars);
+    let second_url = second_url.recv_timeout(Duration::from_secs(60)).unwrap();
+    let (third, third_url) = spawn_db_up(&state, &vars);
+    let waited = third_url.recv_timeout(Duration::from_secs(2));
+    let first_status = interrupt(first);
+    let third_after = third_url.recv_timeout(Duration::from_secs(30));
+    let statuses = [interrupt(second), interrupt(third)];
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(first_url.starts_with("postgres://") && second_url.starts_with("postgres://"));
+    assert!(
+        waited.is_err(),
+        "a third database was served beyond the budget"
+    );
+    assert!(first_status.success());
+    assert!(
+        third_after.unwrap().starts_with("postgres://"),
+        "the freed slot was not reused"
+    );
+    assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
+}
+
+#[test]
+fn a_cluster_whose_server_died_is_replaced_at_the_next_start() {
+    let state = state_dir("crashed-cluster");
+    let (holder, _) = db_up(&state);
+    let data = state.join("local").join("cluster").join("data");
+    let pid = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
+    let pid = pid.lines().next().unwrap().to_owned();
+    let watchdog = std::fs::read_to_string(state.join("local").join("watchdog.pid")).unwrap();
+    // A machine crash in miniature: the server, the watchdog and the holder die at once.
+    for victim in [pid.as_str(), watchdog.trim()] {
+        Command::new("kill")
+            .args(["-KILL", victim])
+            .status()
+            .unwrap();
+    }
+    let _ = { holder }.kill();
+    let (next, url) = db_up(&state);
+    let status = interrupt(next);
+    let events = std::fs::read_to_string(state.join("local").join("events.log")).unwrap();
+    let stopped = wait_until(Duration::from_secs(15), || {
+        !state.join("local").join("cluster").exists()
+    });
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(url.starts_with("postgres://") && status.success());
+    let starts = events.lines().filter(|l| l.starts_with("start ")).count();
+    assert_eq!(starts, 2, "{events}");
+    assert!(stopped, "the replacement cluster outlived its last user");
 }
 
 /// Runs `db up` with a broken set-up and returns its exit status and standard error.
