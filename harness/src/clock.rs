@@ -5,13 +5,14 @@
 //! happens at the new instant. Jobs fall at 00:00 in the billing time zone: on the 1st the
 //! close of the month before; the charge, retries and product sync join the same schedule.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::model::Month;
+use crate::payments::{self, Gateway};
 use crate::platform::{self, Platform, Settings};
 
 /// A scheduled job of the platform.
@@ -20,6 +21,10 @@ use crate::platform::{self, Platform, Settings};
 pub enum Job {
     /// Finalise the month: runs at 00:00 on the 1st of the next one.
     Close(Month),
+    /// Charge every finalised invoice: runs at 00:00 on the charge day (the 5th by default).
+    Charge,
+    /// Retry every past-due invoice with attempts left: runs at 00:00 every day.
+    Retry,
 }
 
 /// The jobs due at `instant`, in the order they run. Only midnights (billing time zone) have
@@ -33,6 +38,10 @@ pub fn jobs_due(instant: DateTime<Utc>, settings: &Settings) -> Vec<Job> {
     if day.day() == 1 {
         jobs.push(Job::Close(Month::of(day).prev()));
     }
+    if day.day() == settings.charge_day {
+        jobs.push(Job::Charge);
+    }
+    jobs.push(Job::Retry);
     jobs
 }
 
@@ -43,6 +52,8 @@ pub struct JobRun {
     pub at: DateTime<Utc>,
     /// What ran.
     pub job: Job,
+    /// What it did: invoices finalised, or charge attempts made.
+    pub effects: usize,
 }
 
 /// The wall clock, read once when a clock starts without an explicit instant. Nothing else in
@@ -61,18 +72,25 @@ pub(crate) fn wall_now() -> DateTime<Utc> {
 pub struct Clock {
     now: Mutex<DateTime<Utc>>,
     pool: PgPool,
+    gateway: Arc<dyn Gateway>,
 }
 
 impl Clock {
-    /// A clock at `start` for the database behind `pool`, written to its `harness_clock`.
+    /// A clock at `start` for the database behind `pool`, written to its `harness_clock`; its
+    /// charge and retry jobs go through `gateway`.
     ///
     /// # Errors
     /// The database refused the write (no `harness_clock` table, say).
-    pub async fn attach(pool: PgPool, start: DateTime<Utc>) -> Result<Clock, sqlx::Error> {
+    pub async fn attach(
+        pool: PgPool,
+        start: DateTime<Utc>,
+        gateway: Arc<dyn Gateway>,
+    ) -> Result<Clock, sqlx::Error> {
         write(&pool, start).await?;
         Ok(Clock {
             now: Mutex::new(start),
             pool,
+            gateway,
         })
     }
 
@@ -118,8 +136,12 @@ impl Clock {
             }
             self.set(next).await?;
             for job in jobs_due(next, &settings) {
-                self.run(job, next).await?;
-                runs.push(JobRun { at: next, job });
+                let effects = self.run(job, next).await?;
+                runs.push(JobRun {
+                    at: next,
+                    job,
+                    effects,
+                });
             }
             now = next;
         }
@@ -133,10 +155,13 @@ impl Clock {
         Platform::new(self.pool.clone())
     }
 
-    async fn run(&self, job: Job, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-        match job {
-            Job::Close(month) => platform::close_month(&self.pool, month, at).await.map(drop),
-        }
+    async fn run(&self, job: Job, at: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+        let gateway = self.gateway.as_ref();
+        Ok(match job {
+            Job::Close(month) => platform::close_month(&self.pool, month, at).await?.invoices,
+            Job::Charge => payments::charge_due(&self.pool, gateway, at).await?.len(),
+            Job::Retry => payments::retry_due(&self.pool, gateway, at).await?.len(),
+        })
     }
 }
 

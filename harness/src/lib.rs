@@ -9,6 +9,7 @@ pub mod billing;
 pub mod clock;
 pub mod env;
 pub mod model;
+pub mod payments;
 pub mod platform;
 
 pub use env::{EnvError, TestEnv};

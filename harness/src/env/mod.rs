@@ -12,6 +12,7 @@ mod config;
 mod container;
 mod endpoint;
 mod error;
+pub(crate) mod http;
 mod instance;
 mod local;
 mod os;

@@ -1,6 +1,7 @@
 //! `TestEnv`: what a test gets: its own freshly cloned, migrated database and a clock.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -11,6 +12,7 @@ use super::broker::{Broker, CloneStrategy, Lease};
 use super::config::MigrationSource;
 use super::server::Backend;
 use crate::clock::{self, Clock};
+use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
 
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
 /// test clock.
@@ -66,6 +68,8 @@ pub struct TestEnv {
 struct Open {
     pool: PgPool,
     clock: Clock,
+    gateway: Arc<MockGateway>,
+    _gateway_server: Option<GatewayServer>,
 }
 
 /// Options for a [`TestEnv`]; every setter documents its default.
@@ -74,6 +78,7 @@ struct Open {
 pub struct TestEnvBuilder {
     migrations: Option<MigrationSource>,
     start: Option<DateTime<Utc>>,
+    gateway_over_http: bool,
 }
 
 impl TestEnvBuilder {
@@ -88,6 +93,13 @@ impl TestEnvBuilder {
     /// Starts the clock at `instant` (default: the wall clock, read once, to the second).
     pub fn start_at(mut self, instant: DateTime<Utc>) -> Self {
         self.start = Some(instant);
+        self
+    }
+
+    /// Charges through the mock gateway served over HTTP on 127.0.0.1 instead of calling it in
+    /// process (default: in process). Either way [`TestEnv::gateway`] is the same mock.
+    pub fn gateway_over_http(mut self) -> Self {
+        self.gateway_over_http = true;
         self
     }
 
@@ -108,16 +120,30 @@ impl TestEnvBuilder {
                 .connect_with(lease.connect_options())
                 .await
                 .map_err(EnvError::db(format!("connect to {}", lease.name)))?;
+            let gateway = MockGateway::new();
+            let (used, server): (Arc<dyn Gateway>, _) = if self.gateway_over_http {
+                let server = GatewayServer::start(gateway.clone())
+                    .await
+                    .map_err(EnvError::io("serve the mock gateway on 127.0.0.1"))?;
+                (Arc::new(HttpGateway::new(server.url())), Some(server))
+            } else {
+                (gateway.clone(), None)
+            };
             let start = self.start.unwrap_or_else(clock::wall_now);
-            let clock = Clock::attach(pool.clone(), start)
+            let clock = Clock::attach(pool.clone(), start, used)
                 .await
                 .map_err(EnvError::db(format!("set the clock of {}", lease.name)))?;
-            Ok::<_, EnvError>((pool, clock))
+            Ok::<_, EnvError>(Open {
+                pool,
+                clock,
+                gateway,
+                _gateway_server: server,
+            })
         }
         .await;
         match opened {
-            Ok((pool, clock)) => Ok(TestEnv {
-                open: Some(Open { pool, clock }),
+            Ok(open) => Ok(TestEnv {
+                open: Some(open),
                 lease,
                 broker,
             }),
@@ -160,6 +186,11 @@ impl TestEnv {
     /// The test clock; `harness_now()` in this database follows it.
     pub fn clock(&self) -> &Clock {
         &self.open().clock
+    }
+
+    /// The mock payment gateway this test's charges go through: its ledger and journal.
+    pub fn gateway(&self) -> &MockGateway {
+        &self.open().gateway
     }
 
     fn open(&self) -> &Open {

@@ -4,18 +4,7 @@ use chrono::{DateTime, Datelike, Utc};
 
 use super::Platform;
 use crate::model::{CardId, OrgId, TenantId};
-
-/// How a registered test card behaves at the payment gateway (the scripts arrive with the
-/// Payments issue; the script is stored with the card).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CardScript(pub String);
-
-impl CardScript {
-    /// A card whose charges succeed.
-    pub fn ok() -> CardScript {
-        CardScript("ok".into())
-    }
-}
+use crate::payments::{MockGateway, TestCard};
 
 impl Platform {
     /// Signs up an organization.
@@ -34,14 +23,15 @@ impl Platform {
 }
 
 impl Platform {
-    /// Registers a card (a billing key) for `org`, replacing its active card.
+    /// Registers a test card for `org` (the gateway's billing key is stored, never the number),
+    /// replacing its active card from the next charge on.
     ///
     /// # Errors
     /// The database failed.
     pub async fn register_card(
         &self,
         org: OrgId,
-        script: &CardScript,
+        card: TestCard,
         at: DateTime<Utc>,
     ) -> Result<CardId, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
@@ -55,13 +45,15 @@ impl Platform {
         let id = sqlx::query_scalar(
             "insert into cards (organization_id, billing_key, brand, number_last4, expires_on, status, \
              registered_at, test_script) \
-             values ($1, 'bk_' || $1 || '_' || (select count(*) from cards where organization_id = $1), \
-             'test', '4242', $3, 'active', $4, $2) returning id",
+             values ($1, $2 || (select count(*) from cards where organization_id = $1), \
+             'test', $5, $3, 'active', $4, $6) returning id",
         )
         .bind(org)
-        .bind(&script.0)
+        .bind(MockGateway::billing_key(card, &format!("{}.", org.0)))
         .bind(expires)
         .bind(at)
+        .bind(card.last4())
+        .bind(card.to_string())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -15,10 +15,10 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 
-pub use accounts::CardScript;
 pub use catalog::install;
 pub use close::{CloseReport, StoredInvoice, close_month};
 pub use error::DomainError;
+pub(crate) use subscriptions::{end_subscription, queue_subscription_sync};
 
 use crate::model::{Catalog, Month};
 

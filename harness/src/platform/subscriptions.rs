@@ -153,7 +153,7 @@ async fn close_period(
 
 /// Writes the subscription's state to the sync outbox, for its product (in the same
 /// transaction as the change).
-pub(crate) async fn outbox(
+pub(crate) async fn queue_subscription_sync(
     conn: &mut PgConnection,
     subscription: i64,
     at: DateTime<Utc>,
@@ -171,6 +171,29 @@ pub(crate) async fn outbox(
     .execute(conn)
     .await
     .map(drop)
+}
+
+/// Cancels a subscription from `day` (not billed): ends its plan period, records why, and
+/// queues the sync event.
+pub(crate) async fn end_subscription(
+    conn: &mut PgConnection,
+    subscription: i64,
+    day: NaiveDate,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    close_period(&mut *conn, subscription, day).await?;
+    sqlx::query(
+        "update subscriptions set status = 'cancelled', cancelled_on = greatest($2, started_on), \
+         cancel_reason = $3, updated_at = $4 where id = $1",
+    )
+    .bind(subscription)
+    .bind(day)
+    .bind(reason)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    queue_subscription_sync(conn, subscription, at).await
 }
 
 async fn live_subscription(
@@ -222,7 +245,7 @@ impl Platform {
         .fetch_one(&mut *tx)
         .await?;
         open_period(&mut tx, id, plan.id, day, at).await?;
-        outbox(&mut tx, id, at).await?;
+        queue_subscription_sync(&mut tx, id, at).await?;
         tx.commit().await?;
         Ok(SubscriptionId(id))
     }
@@ -268,7 +291,7 @@ impl Platform {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        outbox(&mut tx, subscription, at).await?;
+        queue_subscription_sync(&mut tx, subscription, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -287,17 +310,7 @@ impl Platform {
         let (subscription, _, _) = live_subscription(&mut tx, tenant_id)
             .await?
             .ok_or(DomainError::NoActiveSubscription)?;
-        close_period(&mut tx, subscription, day).await?;
-        sqlx::query(
-            "update subscriptions set status = 'cancelled', cancelled_on = greatest($2, started_on), \
-             cancel_reason = 'requested', updated_at = $3 where id = $1",
-        )
-        .bind(subscription)
-        .bind(day)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        outbox(&mut tx, subscription, at).await?;
+        end_subscription(&mut tx, subscription, day, "requested", at).await?;
         tx.commit().await?;
         Ok(())
     }

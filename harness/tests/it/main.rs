@@ -1,6 +1,7 @@
 //! The harness's one integration-test binary: every test here talks to a real PostgreSQL.
 
 mod databases;
+mod payments;
 mod platform;
 mod schema;
 mod support;

@@ -14,9 +14,23 @@ async fn a_pro_plan_from_october_10th_bills_22_of_31_days() {
     let p = env.platform();
     p.subscribe(tenant, "pro", env.clock().now()).await.unwrap();
     let runs = env.clock().advance_to(seoul(2026, 11, 1)).await.unwrap();
+    // Every midnight on the way has its retry run; the close comes first on the 1st.
+    let at_first: Vec<_> = runs
+        .iter()
+        .filter(|r| r.at == seoul(2026, 11, 1))
+        .map(|r| (r.job, r.effects))
+        .collect();
     assert_eq!(
-        runs.iter().map(|r| r.job).collect::<Vec<_>>(),
-        vec![Job::Close(Month::new(2026, 10).unwrap())]
+        at_first,
+        vec![
+            (Job::Close(Month::new(2026, 10).unwrap()), 1),
+            (Job::Retry, 0)
+        ]
+    );
+    assert_eq!(
+        runs.len(),
+        23,
+        "one run per midnight from October 11th, two on the 1st"
     );
     let invoices = p.invoices(tenant).await.unwrap();
     assert_eq!(invoices.len(), 1);
@@ -359,7 +373,7 @@ async fn snapshot_of_a_usd_plan_with_tax() {
     catalog.plans.push(team);
     p.install_catalog(&catalog, start).await.unwrap();
     let org = p.create_org("globex", start).await.unwrap();
-    p.register_card(org, &billing_harness::platform::CardScript::ok(), start)
+    p.register_card(org, billing_harness::payments::TestCard::Ok, start)
         .await
         .unwrap();
     let tenant = p

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use billing_harness::TestEnv;
 use billing_harness::model::{Catalog, Currency, Overage, Plan, TenantId, Terms};
-use billing_harness::platform::CardScript;
+use billing_harness::payments::TestCard;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Asia::Seoul;
 use rust_decimal::Decimal;
@@ -66,16 +66,20 @@ pub(crate) fn catalog() -> Catalog {
 }
 
 /// A database with the catalog installed, the clock at `start`, and one tenant of `analytics`
-/// whose org has a card when `card` is set.
+/// whose org has an `ok` card when `card` is set.
 pub(crate) async fn world(start: DateTime<Utc>, card: bool) -> (TestEnv, TenantId) {
     let env = TestEnv::builder().start_at(start).build().await.unwrap();
+    world_with(env, card.then_some(TestCard::Ok)).await
+}
+
+/// [`world`] in a given environment, with a card of any script.
+pub(crate) async fn world_with(env: TestEnv, card: Option<TestCard>) -> (TestEnv, TenantId) {
+    let start = env.clock().now();
     let p = env.platform();
     p.install_catalog(&catalog(), start).await.unwrap();
     let org = p.create_org("acme", start).await.unwrap();
-    if card {
-        p.register_card(org, &CardScript::ok(), start)
-            .await
-            .unwrap();
+    if let Some(card) = card {
+        p.register_card(org, card, start).await.unwrap();
     }
     let tenant = p
         .create_tenant(org, "analytics", "acme-analytics", start)
@@ -103,4 +107,15 @@ pub(crate) async fn fingerprint(env: &TestEnv) -> String {
         all.push_str(&format!("== {table}\n{}\n", rows.unwrap_or_default()));
     }
     all
+}
+
+/// Snapshots a payment timeline under `snapshots/payments/`.
+pub(crate) fn assert_timeline(name: &str, timeline: &billing_harness::payments::Timeline) {
+    insta::with_settings!({
+        snapshot_path => "../../../snapshots/payments",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_yaml_snapshot!(name, timeline);
+    });
 }
