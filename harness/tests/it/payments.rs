@@ -99,6 +99,7 @@ async fn fail_times_2_renews_on_the_7th_after_attempts_on_the_5th_6th_and_7th() 
         (t.invoices[0].status.as_str(), status(&t)),
         ("paid", ("active", None))
     );
+    crate::support::assert_timeline("fail_times_2", &t);
 }
 
 #[tokio::test]
@@ -170,6 +171,7 @@ async fn decline_codes_of_every_failing_card_are_recorded() {
 async fn a_timeout_is_captured_once_and_found_by_its_idempotency_key() {
     let (env, _, t) = october(TestCard::Timeout, seoul(2026, 11, 10)).await;
     assert_eq!(attempts(&t), vec![("2026-10".into(), 5, 1, "succeeded")]);
+    crate::support::assert_timeline("timeout", &t);
     let ledger = env.gateway().ledger();
     assert_eq!(ledger.len(), 1, "charged exactly once");
     let journal: Vec<_> = env
