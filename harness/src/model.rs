@@ -235,6 +235,10 @@ id!(
     CardId
 );
 id!(
+    /// A user's id.
+    UserId
+);
+id!(
     /// A tenant's id: one deployment of one product.
     TenantId
 );

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Datelike, Utc};
 
 use super::Platform;
-use crate::model::{CardId, OrgId, TenantId};
+use crate::model::{CardId, OrgId, TenantId, UserId};
 use crate::payments::{MockGateway, TestCard};
 
 impl Platform {
@@ -83,5 +83,117 @@ impl Platform {
         .bind(at)
         .fetch_one(&self.pool)
         .await
+    }
+}
+
+/// A person to sign up.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NewUser {
+    /// Full name.
+    pub name: String,
+    /// Unique e-mail address.
+    pub email: String,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+    /// Locale, e.g. `ko-KR`.
+    pub locale: String,
+}
+
+impl Platform {
+    /// Signs up a user in `org`.
+    ///
+    /// # Errors
+    /// The database refused the row (an e-mail address taken, say).
+    pub async fn create_user(
+        &self,
+        org: OrgId,
+        user: &NewUser,
+        at: DateTime<Utc>,
+    ) -> Result<UserId, sqlx::Error> {
+        sqlx::query_scalar(
+            "insert into users (organization_id, email, name, phone, role, locale, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7) returning id",
+        )
+        .bind(org)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(&user.phone)
+        .bind(&user.role)
+        .bind(&user.locale)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// Opens the organization's billing account (its "user pricing info").
+    ///
+    /// # Errors
+    /// The database refused the row (one already exists, say).
+    pub async fn open_billing_account(
+        &self,
+        org: OrgId,
+        email: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into billing_accounts (organization_id, billing_email, currency, billing_day, tax_rate, created_at) \
+             select $1, $2, coalesce(s.currency, 'KRW'), coalesce(s.charge_day, 5), coalesce(s.tax_rate, 0), $3 \
+             from (select 1) one left join platform_settings s on true",
+        )
+        .bind(org)
+        .bind(email)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    /// Invites `email` into `org` on behalf of `by`; the invitation expires after seven days.
+    ///
+    /// # Errors
+    /// The database refused the row.
+    pub async fn invite(
+        &self,
+        org: OrgId,
+        by: UserId,
+        email: &str,
+        token: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into invitations (organization_id, email, invited_by, role, status, token, created_at, expires_at) \
+             values ($1, $2, $3, 'member', 'pending', $4, $5, $5 + interval '7 days')",
+        )
+        .bind(org)
+        .bind(email)
+        .bind(by)
+        .bind(token)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    /// Gives `user` access to `tenant` in its product.
+    ///
+    /// # Errors
+    /// The database refused the row.
+    pub async fn add_product_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("insert into product_users (tenant_id, user_id, role, created_at) values ($1, $2, $3, $4)")
+            .bind(tenant)
+            .bind(user)
+            .bind(role)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map(drop)
     }
 }

@@ -15,10 +15,12 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 
+pub use accounts::NewUser;
 pub use catalog::install;
 pub use close::{CloseReport, StoredInvoice, close_month};
 pub use error::DomainError;
 pub(crate) use subscriptions::{end_subscription, queue_subscription_sync};
+pub use usage::UsageRecord;
 
 use crate::model::{Catalog, Month};
 

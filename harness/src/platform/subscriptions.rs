@@ -14,6 +14,19 @@ struct TenantRow {
     product: String,
 }
 
+#[derive(sqlx::FromRow)]
+struct SubscribeContext {
+    org: i64,
+    product_id: i64,
+    product: String,
+    plan_id: Option<i64>,
+    plan_product_id: Option<i64>,
+    plan_product: Option<String>,
+    base_fee: Option<Decimal>,
+    live: bool,
+    has_card: bool,
+}
+
 struct PlanRow {
     id: i64,
     product_id: i64,
@@ -93,42 +106,27 @@ async fn open_period(
     day: NaiveDate,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let contract: i64 = sqlx::query_scalar(
-        "insert into contracts (subscription_id, plan_id, kind, starts_on, created_at) \
-         values ($1, $2, 'plan', $3, $4) returning id",
+    // One statement: the contract, its details, the billing and its details.
+    sqlx::query(
+        "with contract as ( \
+           insert into contracts (subscription_id, plan_id, kind, starts_on, created_at) \
+           values ($1, $2, 'plan', $3, $4) returning id), \
+         details as ( \
+           insert into contract_details (contract_id, option_key, value) \
+           select contract.id, option_key, value from contract, plan_limits where plan_id = $2), \
+         billing as ( \
+           insert into billings (subscription_id, contract_id, currency, base_fee, starts_on, created_at) \
+           select $1, contract.id, currency, base_fee, $3, $4 from contract, plans where plans.id = $2 \
+           returning id) \
+         insert into billing_details (billing_id, metric, included, overage_block, overage_price) \
+         select billing.id, metric, included, overage_block, overage_price \
+         from billing, plan_metrics where plan_id = $2",
     )
     .bind(subscription)
     .bind(plan)
     .bind(day)
     .bind(at)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query(
-        "insert into contract_details (contract_id, option_key, value) \
-         select $1, option_key, value from plan_limits where plan_id = $2",
-    )
-    .bind(contract)
-    .bind(plan)
-    .execute(&mut *conn)
-    .await?;
-    let billing: i64 = sqlx::query_scalar(
-        "insert into billings (subscription_id, contract_id, currency, base_fee, starts_on, created_at) \
-         select $1, $2, currency, base_fee, $4, $5 from plans where id = $3 returning id",
-    )
-    .bind(subscription)
-    .bind(contract)
-    .bind(plan)
-    .bind(day)
-    .bind(at)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query(
-        "insert into billing_details (billing_id, metric, included, overage_block, overage_price) \
-         select $1, metric, included, overage_block, overage_price from plan_metrics where plan_id = $2",
-    )
-    .bind(billing)
-    .bind(plan)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -139,16 +137,16 @@ async fn close_period(
     subscription: i64,
     day: NaiveDate,
 ) -> Result<(), sqlx::Error> {
-    for table in ["contracts", "billings"] {
-        sqlx::query(&format!(
-            "update {table} set ends_on = $2 where subscription_id = $1 and ends_on is null"
-        ))
-        .bind(subscription)
-        .bind(day)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+    sqlx::query(
+        "with ended as (update contracts set ends_on = $2 \
+                         where subscription_id = $1 and ends_on is null) \
+         update billings set ends_on = $2 where subscription_id = $1 and ends_on is null",
+    )
+    .bind(subscription)
+    .bind(day)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// Writes the subscription's state to the sync outbox, for its product (in the same
@@ -221,15 +219,52 @@ impl Platform {
         at: DateTime<Utc>,
     ) -> Result<SubscriptionId, DomainError> {
         let mut tx = self.pool.begin().await?;
+        // Everything the rules need, in one round trip: subscribing is the builders' hot path.
+        let row: Option<SubscribeContext> = sqlx::query_as(
+            "select t.organization_id as org, t.product_id, tp.key as product, \
+                    pl.id as plan_id, pl.product_id as plan_product_id, pp.key as plan_product, \
+                    pl.base_fee, \
+                    exists (select 1 from subscriptions s \
+                            where s.tenant_id = t.id and s.status <> 'cancelled') as live, \
+                    exists (select 1 from cards c \
+                            where c.organization_id = t.organization_id and c.status = 'active') as has_card \
+             from tenants t join products tp on tp.id = t.product_id \
+             left join plans pl on pl.key = $2 left join products pp on pp.id = pl.product_id \
+             where t.id = $1",
+        )
+        .bind(tenant_id)
+        .bind(plan_key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = row.ok_or(DomainError::UnknownTenant(tenant_id.0))?;
         let settings = settings(&mut tx).await?;
         let day = settings.day_of(at);
-        let tenant = tenant(&mut tx, tenant_id).await?;
-        let plan = plan(&mut tx, plan_key).await?;
-        if live_subscription(&mut tx, tenant_id).await?.is_some() {
+        let tenant = TenantRow {
+            org: row.org,
+            product_id: row.product_id,
+            product: row.product,
+        };
+        let plan = match (
+            row.plan_id,
+            row.plan_product_id,
+            row.plan_product,
+            row.base_fee,
+        ) {
+            (Some(id), Some(product_id), Some(product), Some(base_fee)) => PlanRow {
+                id,
+                product_id,
+                product,
+                base_fee,
+            },
+            _ => return Err(DomainError::UnknownPlan(plan_key.to_owned())),
+        };
+        if row.live {
             return Err(DomainError::AlreadySubscribed);
         }
         check_product(&plan, plan_key, &tenant)?;
-        check_card(&mut tx, &plan, tenant.org).await?;
+        if plan.base_fee > Decimal::ZERO && !row.has_card {
+            return Err(DomainError::CardRequired);
+        }
         let month = Month::of(day);
         let id: i64 = sqlx::query_scalar(
             "insert into subscriptions (tenant_id, plan_id, status, started_on, current_period_start, \

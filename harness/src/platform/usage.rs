@@ -1,9 +1,29 @@
-//! Recording usage: a metered quantity on a calendar day, for the subscription in service then.
+//! Recording usage: metered quantities on calendar days, each for the subscription in service on
+//! its day. A batch is checked whole and written in one statement, or not at all.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{DomainError, Platform};
 use crate::model::{Month, TenantId};
+
+type BatchFacts = (
+    Option<NaiveDate>,
+    bool,
+    Vec<i64>,
+    Vec<NaiveDate>,
+    Vec<Option<NaiveDate>>,
+);
+
+/// Units of a metric used on a day, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The calendar day (billing time zone).
+    pub day: NaiveDate,
+    /// The metric.
+    pub metric: String,
+    /// Units; must be positive.
+    pub quantity: i64,
+}
 
 impl Platform {
     /// Records `quantity` units of `metric` used by `tenant` on `day`.
@@ -18,49 +38,84 @@ impl Platform {
         day: NaiveDate,
         at: DateTime<Utc>,
     ) -> Result<(), DomainError> {
-        if quantity <= 0 {
-            return Err(DomainError::InvalidQuantity(quantity));
+        let record = UsageRecord {
+            day,
+            metric: metric.to_owned(),
+            quantity,
+        };
+        self.record_usage_batch(tenant, std::slice::from_ref(&record), at)
+            .await
+            .map(drop)
+    }
+
+    /// Records many usage events of `tenant` at once: every record is checked as
+    /// [`Platform::record_usage`] checks one, and the first broken rule refuses the whole batch.
+    /// Returns how many were recorded.
+    ///
+    /// # Errors
+    /// As [`Platform::record_usage`], for the first record that breaks a rule.
+    pub async fn record_usage_batch(
+        &self,
+        tenant: TenantId,
+        records: &[UsageRecord],
+        at: DateTime<Utc>,
+    ) -> Result<usize, DomainError> {
+        if let Some(bad) = records.iter().find(|r| r.quantity <= 0) {
+            return Err(DomainError::InvalidQuantity(bad.quantity));
         }
         let mut tx = self.pool.begin().await?;
-        let month = Month::of(day);
-        let closed: bool =
-            sqlx::query_scalar("select exists (select 1 from month_closes where month = $1)")
-                .bind(month.first_day())
-                .fetch_one(&mut *tx)
-                .await?;
-        if closed {
-            return Err(DomainError::PeriodClosed(month.to_string()));
+        let months: Vec<NaiveDate> = records
+            .iter()
+            .map(|r| Month::of(r.day).first_day())
+            .collect();
+        // The rules' facts in one round trip: a closed month among the records', whether the
+        // tenant exists, and its subscriptions, newest first.
+        let (closed, exists, ids, starts, ends): BatchFacts = sqlx::query_as(
+            "select (select min(month) from month_closes where month = any($1)), \
+                    exists (select 1 from tenants where id = $2), \
+                    array(select id from subscriptions where tenant_id = $2 order by started_on desc, id desc), \
+                    array(select started_on from subscriptions where tenant_id = $2 order by started_on desc, id desc), \
+                    array(select cancelled_on from subscriptions where tenant_id = $2 order by started_on desc, id desc)",
+        )
+        .bind(&months)
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(month) = closed {
+            return Err(DomainError::PeriodClosed(Month::of(month).to_string()));
         }
-        let exists: bool =
-            sqlx::query_scalar("select exists (select 1 from tenants where id = $1)")
-                .bind(tenant)
-                .fetch_one(&mut *tx)
-                .await?;
         if !exists {
             return Err(DomainError::UnknownTenant(tenant.0));
         }
-        let subscription: Option<i64> = sqlx::query_scalar(
-            "select id from subscriptions where tenant_id = $1 and started_on <= $2 \
-             and (cancelled_on is null or $2 < cancelled_on) order by started_on desc limit 1",
-        )
-        .bind(tenant)
-        .bind(day)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let subscription = subscription.ok_or(DomainError::NoActiveSubscription)?;
+        let subscriptions: Vec<(i64, NaiveDate, Option<NaiveDate>)> = ids
+            .into_iter()
+            .zip(starts)
+            .zip(ends)
+            .map(|((id, start), end)| (id, start, end))
+            .collect();
+        let mut subscription_ids = Vec::with_capacity(records.len());
+        for record in records {
+            let serving = subscriptions.iter().find(|(_, from, until)| {
+                *from <= record.day && until.is_none_or(|until| record.day < until)
+            });
+            subscription_ids.push(serving.ok_or(DomainError::NoActiveSubscription)?.0);
+        }
+        let days: Vec<NaiveDate> = records.iter().map(|r| r.day).collect();
+        let metrics: Vec<&str> = records.iter().map(|r| r.metric.as_str()).collect();
+        let quantities: Vec<i64> = records.iter().map(|r| r.quantity).collect();
         sqlx::query(
             "insert into usage_events (tenant_id, subscription_id, metric, quantity, occurred_on, occurred_at, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $6)",
+             select $1, s, m, q, d, $6, $6 from unnest($2::bigint[], $3::text[], $4::bigint[], $5::date[]) as u(s, m, q, d)",
         )
         .bind(tenant)
-        .bind(subscription)
-        .bind(metric)
-        .bind(quantity)
-        .bind(day)
+        .bind(&subscription_ids)
+        .bind(&metrics)
+        .bind(&quantities)
+        .bind(&days)
         .bind(at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(records.len())
     }
 }
