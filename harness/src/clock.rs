@@ -71,8 +71,27 @@ pub(crate) fn wall_now() -> DateTime<Utc> {
 #[derive(Debug)]
 pub struct Clock {
     now: Mutex<DateTime<Utc>>,
+    /// The last instant a job did something (finalised, charged): the clock never rewinds past it.
+    last_effect: Mutex<Option<DateTime<Utc>>>,
     pool: PgPool,
     gateway: Arc<dyn Gateway>,
+}
+
+/// Why the clock could not move.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClockError {
+    /// Moving back past an instant at which a job already acted would contradict what it did.
+    #[error("cannot move the clock back to {to}: a job already acted at {acted}")]
+    Rewind {
+        /// Where the clock was asked to go.
+        to: DateTime<Utc>,
+        /// When a job last acted.
+        acted: DateTime<Utc>,
+    },
+    /// A job or the clock's write failed.
+    #[error("database error while moving the clock: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 impl Clock {
@@ -89,6 +108,7 @@ impl Clock {
         write(&pool, start).await?;
         Ok(Clock {
             now: Mutex::new(start),
+            last_effect: Mutex::new(None),
             pool,
             gateway,
         })
@@ -119,13 +139,44 @@ impl Clock {
         self.advance_to(self.now() + by).await
     }
 
+    /// Moves the clock to `target`: forwards as [`Clock::advance_to`] does, running the jobs on
+    /// the way; backwards only while no job has acted after `target` (to set a scene in the past
+    /// before anything happened there).
+    ///
+    /// # Errors
+    /// [`ClockError::Rewind`] when a job acted after `target`, or a database error.
+    pub async fn travel_to(
+        &self,
+        target: impl Into<DateTime<Utc>>,
+    ) -> Result<Vec<JobRun>, ClockError> {
+        let target = target.into();
+        if target >= self.now() {
+            return Ok(self.advance_to(target).await?);
+        }
+        let last_effect = *self.last_effect.lock().expect("clock lock");
+        if let Some(acted) = last_effect
+            && acted > target
+        {
+            return Err(ClockError::Rewind { to: target, acted });
+        }
+        self.set(target).await?;
+        Ok(Vec::new())
+    }
+
     /// Moves the clock forward to `target`, stopping at every instant a job is due on the way
     /// (including `target` itself) to run it with the clock set there. A target in the past
     /// leaves the clock where it is.
     ///
     /// # Errors
     /// A job or the database failed; the clock stays at the failing job's instant.
-    pub async fn advance_to(&self, target: DateTime<Utc>) -> Result<Vec<JobRun>, sqlx::Error> {
+    pub async fn advance_to(
+        &self,
+        target: impl Into<DateTime<Utc>>,
+    ) -> Result<Vec<JobRun>, sqlx::Error> {
+        let target = target.into();
+        if target <= self.now() {
+            return Ok(Vec::new());
+        }
         let settings = self.platform().settings().await?;
         let mut runs = Vec::new();
         let mut now = self.now();
@@ -137,6 +188,9 @@ impl Clock {
             self.set(next).await?;
             for job in jobs_due(next, &settings) {
                 let effects = self.run(job, next).await?;
+                if effects > 0 {
+                    *self.last_effect.lock().expect("clock lock") = Some(next);
+                }
                 runs.push(JobRun {
                     at: next,
                     job,

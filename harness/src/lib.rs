@@ -6,10 +6,12 @@
 //! See `ARCHITECTURE.md` for the map of the crate.
 
 pub mod billing;
+pub mod build;
 pub mod clock;
 pub mod env;
 pub mod model;
 pub mod payments;
 pub mod platform;
+pub mod prelude;
 
 pub use env::{EnvError, TestEnv};

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -11,6 +11,7 @@ use super::EnvError;
 use super::broker::{Broker, CloneStrategy, Lease};
 use super::config::MigrationSource;
 use super::server::Backend;
+use crate::build::{Locale, World};
 use crate::clock::{self, Clock};
 use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
 
@@ -60,6 +61,7 @@ use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
 pub struct TestEnv {
     /// `None` only while dropping: the connections close before the database is dropped.
     open: Option<Open>,
+    world: World,
     lease: Lease,
     broker: &'static Broker,
 }
@@ -78,6 +80,9 @@ struct Open {
 pub struct TestEnvBuilder {
     migrations: Option<MigrationSource>,
     start: Option<DateTime<Utc>>,
+    today: Option<NaiveDate>,
+    seed: Option<u64>,
+    locale: Locale,
     gateway_over_http: bool,
 }
 
@@ -93,6 +98,26 @@ impl TestEnvBuilder {
     /// Starts the clock at `instant` (default: the wall clock, read once, to the second).
     pub fn start_at(mut self, instant: DateTime<Utc>) -> Self {
         self.start = Some(instant);
+        self
+    }
+
+    /// Relative dates (`months_ago`, `last_month`) count from this day, and the clock starts at
+    /// its 00:00 in Seoul (default: `HARNESS_TODAY` if set, else the day the clock starts on).
+    pub fn today(mut self, day: NaiveDate) -> Self {
+        self.today = Some(day);
+        self
+    }
+
+    /// Seeds the fake data (default: `HARNESS_SEED` if set, else a random seed, printed when
+    /// the test fails).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The language of generated names (default: English).
+    pub fn locale(mut self, locale: Locale) -> Self {
+        self.locale = locale;
         self
     }
 
@@ -129,21 +154,40 @@ impl TestEnvBuilder {
             } else {
                 (gateway.clone(), None)
             };
-            let start = self.start.unwrap_or_else(clock::wall_now);
+            let today = match self.today {
+                Some(day) => Some(day),
+                None => env_var("HARNESS_TODAY")?,
+            };
+            let tz = chrono_tz::Asia::Seoul;
+            let start = match (self.start, today) {
+                (Some(start), _) => start,
+                (None, Some(day)) => crate::build::Day::new(day, tz).midnight(),
+                (None, None) => clock::wall_now(),
+            };
+            let today = today.unwrap_or_else(|| start.with_timezone(&tz).date_naive());
+            let seed = match self.seed {
+                Some(seed) => seed,
+                None => env_var("HARNESS_SEED")?.unwrap_or_else(rand::random),
+            };
+            let world = World::new(seed, self.locale, today);
             let clock = Clock::attach(pool.clone(), start, used)
                 .await
                 .map_err(EnvError::db(format!("set the clock of {}", lease.name)))?;
-            Ok::<_, EnvError>(Open {
-                pool,
-                clock,
-                gateway,
-                _gateway_server: server,
-            })
+            Ok::<_, EnvError>((
+                Open {
+                    pool,
+                    clock,
+                    gateway,
+                    _gateway_server: server,
+                },
+                world,
+            ))
         }
         .await;
         match opened {
-            Ok(open) => Ok(TestEnv {
+            Ok((open, world)) => Ok(TestEnv {
                 open: Some(open),
+                world,
                 lease,
                 broker,
             }),
@@ -193,6 +237,20 @@ impl TestEnv {
         &self.open().gateway
     }
 
+    /// What a failed test prints: where its kept database is and how to replay its data.
+    pub fn failure_note(&self) -> String {
+        let seed = self.world.fakes.seed();
+        format!(
+            "billing-harness: kept database {} of the failed test; open it with:\n  {}\n  (`cargo xtask db clean` removes kept databases)\n  fake data seed: {seed} (HARNESS_SEED={seed} replays it)",
+            self.lease.name,
+            self.lease.psql_command(),
+        )
+    }
+
+    pub(crate) fn world(&self) -> &World {
+        &self.world
+    }
+
     fn open(&self) -> &Open {
         self.open.as_ref().expect("a TestEnv is open until dropped")
     }
@@ -232,11 +290,7 @@ impl Drop for TestEnv {
             format!("failed test {}", thread.name().unwrap_or("(unnamed)"))
         });
         if failed {
-            eprintln!(
-                "billing-harness: kept database {} of the failed test; open it with:\n  {}\n  (`cargo xtask db clean` removes kept databases)",
-                self.lease.name,
-                self.lease.psql_command()
-            );
+            eprintln!("{}", self.failure_note());
         }
         // Dropping the last pool handle closes its idle connections at once.
         drop(self.open.take());
@@ -246,5 +300,26 @@ impl Drop for TestEnv {
                 self.lease.name
             );
         }
+    }
+}
+
+/// Reads and parses a `HARNESS_*` variable, naming it when its value is bad.
+fn env_var<T: std::str::FromStr>(var: &'static str) -> Result<Option<T>, EnvError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => {
+            value
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|e: T::Err| EnvError::BadVariable {
+                    var,
+                    value,
+                    reason: e.to_string(),
+                })
+        }
+        _ => Ok(None),
     }
 }

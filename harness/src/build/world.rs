@@ -1,0 +1,37 @@
+//! The builders' per-test state: seeded fake data, "today", the default organization, and
+//! whether a catalog is installed.
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use tokio::sync::Mutex;
+
+use super::fakes::{Fakes, Locale};
+use super::org::Org;
+
+/// What the builders of one [`crate::TestEnv`] share.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) fakes: Fakes,
+    /// The day relative dates count from (`months_ago`, `last_month`).
+    pub(crate) today: NaiveDate,
+    pub(crate) tz: Tz,
+    /// One organization reused by every tenant that does not ask for its own.
+    pub(crate) default_org: Mutex<Option<Org>>,
+    /// Set once a catalog is known to be installed.
+    pub(crate) catalog_ready: std::sync::atomic::AtomicBool,
+    /// The product of each plan looked up so far.
+    pub(crate) plan_products: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl World {
+    pub(crate) fn new(seed: u64, locale: Locale, today: NaiveDate) -> World {
+        World {
+            fakes: Fakes::new(seed, locale),
+            today,
+            tz: chrono_tz::Asia::Seoul,
+            default_org: Mutex::new(None),
+            catalog_ready: std::sync::atomic::AtomicBool::new(false),
+            plan_products: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
