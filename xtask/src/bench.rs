@@ -7,6 +7,20 @@ use billing_harness::env::Config;
 use billing_harness::env::internals::{self, Broker, CloneStrategy};
 use serde::Serialize;
 
+/// Prints a bench's report: exactly one JSON document with `--json`, else `text` for people.
+fn emit<T: Serialize>(
+    json: bool,
+    report: &T,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!("{}", text(report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// How many databases each way is timed.
 const ROUNDS: usize = 30;
 
@@ -94,31 +108,25 @@ pub(crate) fn db(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
     // The broker is gone, so nobody uses the bench's server: stop it now rather than linger.
     let _ = internals::stop_unused(&state);
     let _ = std::fs::remove_dir_all(&state);
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "database per test, {} rounds each, {} backend",
-            report.rounds, report.backend
-        );
-        println!(
-            "  template clone (FILE_COPY)  median {:>7.1} ms   p95 {:>7.1} ms",
-            report.clone_ms.median, report.clone_ms.p95
-        );
-        println!(
-            "  template clone (WAL_LOG)    median {:>7.1} ms   p95 {:>7.1} ms",
-            report.clone_wal_log_ms.median, report.clone_wal_log_ms.p95
-        );
-        println!(
-            "  create + migrate            median {:>7.1} ms   p95 {:>7.1} ms",
-            report.migrate_ms.median, report.migrate_ms.p95
-        );
-        println!(
-            "  clone is {:.1}x faster; cold start to first database {:.0} ms",
-            report.ratio, report.cold_start_ms
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    emit(json, &report, |r| {
+        format!(
+            "database per test, {} rounds each, {} backend\n\
+             \x20 template clone (FILE_COPY)  median {:>7.1} ms   p95 {:>7.1} ms\n\
+             \x20 template clone (WAL_LOG)    median {:>7.1} ms   p95 {:>7.1} ms\n\
+             \x20 create + migrate            median {:>7.1} ms   p95 {:>7.1} ms\n\
+             \x20 clone is {:.1}x faster; cold start to first database {:.0} ms",
+            r.rounds,
+            r.backend,
+            r.clone_ms.median,
+            r.clone_ms.p95,
+            r.clone_wal_log_ms.median,
+            r.clone_wal_log_ms.p95,
+            r.migrate_ms.median,
+            r.migrate_ms.p95,
+            r.ratio,
+            r.cold_start_ms
+        )
+    })
 }
 
 #[derive(Serialize)]
@@ -173,15 +181,12 @@ pub(crate) fn billing(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
             invoices_per_second: (closed.invoices as f64 / seconds).round(),
         })
     })?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
+    emit(json, &report, |r| {
+        format!(
             "closed {} subscriptions with {} usage events in {:.3} s ({:.0} invoices/s)",
-            report.subscriptions, report.usage_events, report.seconds, report.invoices_per_second
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+            r.subscriptions, r.usage_events, r.seconds, r.invoices_per_second
+        )
+    })
 }
 
 /// Set-based seed of the billing bench: every row goes in with one statement per table. `$1` is
@@ -210,3 +215,62 @@ const SEED_BILLING: &[&str] = &[
      from subscriptions s cross join generate_series(1, 100) g",
     "analyze",
 ];
+
+#[derive(Serialize)]
+struct BuildReport {
+    tenants: usize,
+    usage_events: usize,
+    seconds: f64,
+    ms_per_tenant: f64,
+}
+
+/// Creates 1,000 subscribed tenants with 100 usage events each through the builders.
+pub(crate) fn build(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+    use billing_harness::TestEnv;
+    const TENANTS: usize = 1_000;
+    const EVENTS: i64 = 100;
+    let json = json?;
+    let runtime = crate::runtime()?;
+    let report = runtime.block_on(async {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).expect("a date");
+        let env = TestEnv::builder().today(today).seed(1).build().await?;
+        let start = env.months_ago(4).day(1);
+        let t = Instant::now();
+        for _ in 0..TENANTS {
+            let tenant = env
+                .tenant()
+                .plan("pro")
+                .subscribed_on(start)
+                .create()
+                .await?;
+            tenant
+                .usage_pattern("api_calls")
+                .daily(1_000)
+                .from(start)
+                .until(start.plus_days(EVENTS))
+                .await?;
+        }
+        let seconds = t.elapsed().as_secs_f64();
+        let (tenants, usage_events): (i64, i64) = sqlx::query_as(
+            "select (select count(*) from subscriptions), (select count(*) from usage_events)",
+        )
+        .fetch_one(env.pool())
+        .await?;
+        anyhow::ensure!(
+            tenants as usize == TENANTS,
+            "created {tenants} subscriptions"
+        );
+        anyhow::Ok(BuildReport {
+            tenants: TENANTS,
+            usage_events: usage_events as usize,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            ms_per_tenant: (seconds * 1000.0 / TENANTS as f64 * 100.0).round() / 100.0,
+        })
+    })?;
+    emit(json, &report, |r| {
+        format!(
+            "built {} subscribed tenants with {} usage events in {:.3} s ({:.2} ms per tenant)",
+            r.tenants, r.usage_events, r.seconds, r.ms_per_tenant
+        )
+    })
+}

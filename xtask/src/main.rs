@@ -16,6 +16,7 @@ commands:
   bench db [--json]    time template clones against create-plus-migrate, and the cold start
   bench billing [--json]
                        close one month of 10,000 subscriptions with 1,000,000 usage events
+  bench build [--json] create 1,000 subscribed tenants with 100 usage events each via the builders
 ";
 
 fn main() -> ExitCode {
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         ["doctor"] => db::doctor(),
         ["bench", "db", rest @ ..] => bench::db(json_flag(rest)),
         ["bench", "billing", rest @ ..] => bench::billing(json_flag(rest)),
+        ["bench", "build", rest @ ..] => bench::build(json_flag(rest)),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
