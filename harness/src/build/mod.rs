@@ -8,17 +8,20 @@
 //! Korean, seeded: a failing test prints its seed, and `HARNESS_SEED` replays it. Sequence
 //! numbers come from the database, so they stay unique across processes sharing one.
 //!
-//! ```no_run
+//! ```
 //! use billing_harness::prelude::*;
 //!
-//! # async fn example() -> Result<(), BuildError> {
-//! let env = TestEnv::builder().today("2026-11-24".parse().unwrap()).build().await.unwrap();
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let env = TestEnv::builder().today("2026-11-24".parse()?).build().await?;
 //! let t = env.tenant().plan("pro").subscribed_on(env.months_ago(1).day(10)).create().await?;
 //! t.change_plan("business").on(env.months_ago(1).day(20)).await?;
 //! t.usage("api_calls", 120_000).on(env.months_ago(1).day(25)).await?;
 //! env.clock().advance_to(env.this_month().day(1)).await?;
-//! let invoice = t.invoice(env.months_ago(1)).await?.expect("October was closed");
-//! assert_eq!(invoice.invoice.lines.len(), 3);
+//! let october = t.invoice(env.months_ago(1)).await?.expect("October was closed");
+//! // pro for the 10th to the 19th, business from the 20th: floor(99000 × 10 / 31) +
+//! // floor(290000 × 12 / 31); the usage stays within business's prorated quota.
+//! assert_eq!(october.invoice.total.to_string(), "144193");
 //! # Ok(())
 //! # }
 //! ```
