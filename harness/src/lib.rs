@@ -13,5 +13,6 @@ pub mod model;
 pub mod payments;
 pub mod platform;
 pub mod prelude;
+pub mod scenario;
 
 pub use env::{EnvError, TestEnv};

@@ -1,0 +1,128 @@
+//! Scenarios for QA: TOML files that describe a billing case once (catalog, organizations,
+//! tenants, dated steps), checked with precise diagnostics and run on a throwaway database.
+//!
+//! Reading is two stages: [`raw`] deserializes the text with spans and refuses unknown fields;
+//! [`validate`] checks meaning (dates, references, cards, codes) and yields a [`Scenario`]. The
+//! runner ([`run()`]) plays it on a [`crate::TestEnv`] and returns an [`Outcome`].
+//!
+//! The format, version 1:
+//!
+//! ```toml
+//! version = 1
+//! name = "pro upgraded mid-month"
+//! start = "2026-10-01"        # the clock starts at 00:00 (catalog time zone) on this day
+//! until = "2026-11-10"        # after the last step, the clock runs to 00:00 of this day
+//!
+//! [[org]]
+//! key = "acme"
+//! card = "ok"                 # ok | declined | insufficient_funds | expired | fail_times:N | timeout
+//!
+//! [[tenant]]
+//! key = "acme-analytics"
+//! org = "acme"
+//! product = "analytics"
+//!
+//! [[step]]
+//! on = "2026-10-10"
+//! subscribe = { tenant = "acme-analytics", plan = "pro" }
+//!
+//! [[step]]
+//! on = "2026-10-20"
+//! change_plan = { tenant = "acme-analytics", plan = "pro" }
+//! expect_error = "same_plan"
+//! ```
+//!
+//! Without a `[catalog]` table the scenario uses `scenarios/catalog.toml`. Step kinds:
+//! `subscribe`, `change_plan` (`tenant`, `plan`), `cancel` (`tenant`), `usage` (`tenant`,
+//! `metric`, `quantity`), `set_card` (`org`, `card`).
+
+mod diagnostic;
+mod raw;
+mod run;
+mod validate;
+
+use std::path::Path;
+
+pub use diagnostic::{Problem, ScenarioError};
+pub use run::{
+    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription,
+    OutcomeSync, RunError, run,
+};
+pub use validate::{Action, ERROR_CODES, OrgDef, Scenario, Step, TenantDef, VERSION};
+
+use crate::model::Catalog;
+
+/// Reads a scenario from `source` (`path` names it in diagnostics), using `default_catalog`
+/// when it has no `[catalog]` table.
+///
+/// # Errors
+/// Every problem found, with spans.
+pub fn parse(
+    path: &str,
+    source: &str,
+    default_catalog: Option<&Catalog>,
+) -> Result<Scenario, ScenarioError> {
+    let raw: raw::RawScenario = from_toml(path, source)?;
+    validate::scenario(path, source, raw, default_catalog)
+}
+
+/// Reads a catalog file (the whole file is one catalog: settings and `[[plan]]` entries).
+///
+/// # Errors
+/// Every problem found, with spans.
+pub fn parse_catalog(path: &str, source: &str) -> Result<Catalog, ScenarioError> {
+    let raw: raw::RawCatalog = from_toml(path, source)?;
+    let mut problems = diagnostic::Problems::new(path, source);
+    let catalog = validate::catalog(&mut problems, &raw);
+    problems.finish()?;
+    Ok(catalog)
+}
+
+/// Reads the scenario file at `path`. Its default catalog is `catalog_file` if given, else the
+/// `catalog.toml` beside it, if any.
+///
+/// # Errors
+/// The file cannot be read (a problem without a span), or its problems.
+pub fn load(path: &Path, catalog_file: Option<&Path>) -> Result<Scenario, ScenarioError> {
+    let shown = path.display().to_string();
+    let source = read(path)?;
+    let catalog_path =
+        catalog_file.map_or_else(|| path.with_file_name("catalog.toml"), Path::to_owned);
+    let catalog = if catalog_path.is_file() {
+        Some(parse_catalog(
+            &catalog_path.display().to_string(),
+            &read(&catalog_path)?,
+        )?)
+    } else {
+        None
+    };
+    parse(&shown, &source, catalog.as_ref())
+}
+
+fn read(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let shown = path.display().to_string();
+        let mut problems = diagnostic::Problems::new(&shown, "");
+        problems.add(0..0, format!("cannot read {shown}: {e}"), "", None);
+        problems.finish().expect_err("one problem was added")
+    })
+}
+
+fn from_toml<T: serde::de::DeserializeOwned>(path: &str, source: &str) -> Result<T, ScenarioError> {
+    toml::from_str(source).map_err(|e| {
+        let mut problems = diagnostic::Problems::new(path, source);
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_owned();
+        let help = if message.contains("unknown field") {
+            Some("check the spelling; the scenario format is documented in `billing_harness::scenario`".to_owned())
+        } else if message.contains("missing field") {
+            Some("every scenario needs version, name, start and until; steps need `on`".to_owned())
+        } else if message.contains("invalid type") {
+            Some("numbers are bare (quantity = 120000); amounts and dates are quoted (\"99000\", \"2026-10-01\")".to_owned())
+        } else {
+            None
+        };
+        problems.add(span, message, "here", help);
+        problems.finish().expect_err("one problem was added")
+    })
+}

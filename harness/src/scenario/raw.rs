@@ -1,0 +1,130 @@
+//! Stage one of reading a scenario: the TOML as written, every value with its span, unknown
+//! fields refused. No meaning is checked here; [`super::validate`] does that.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A scenario file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub(crate) version: Spanned<i64>,
+    pub(crate) name: Spanned<String>,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+    pub(crate) start: Spanned<String>,
+    pub(crate) until: Spanned<String>,
+    #[serde(default)]
+    pub(crate) catalog: Option<Spanned<RawCatalog>>,
+    #[serde(default)]
+    pub(crate) org: Vec<Spanned<RawOrg>>,
+    #[serde(default)]
+    pub(crate) tenant: Vec<Spanned<RawTenant>>,
+    #[serde(default)]
+    pub(crate) step: Vec<Spanned<RawStep>>,
+}
+
+/// A catalog: inline in a scenario, or the whole of `scenarios/catalog.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCatalog {
+    #[serde(default)]
+    pub(crate) currency: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) tax_rate: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) time_zone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) charge_day: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) plan: Vec<Spanned<RawPlan>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlan {
+    pub(crate) key: Spanned<String>,
+    pub(crate) product: Spanned<String>,
+    pub(crate) base_fee: Spanned<String>,
+    #[serde(default)]
+    pub(crate) currency: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) included: BTreeMap<String, Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) overage: BTreeMap<String, Spanned<RawOverage>>,
+    #[serde(default)]
+    pub(crate) limits: BTreeMap<String, Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOverage {
+    pub(crate) block: Spanned<i64>,
+    pub(crate) price: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOrg {
+    pub(crate) key: Spanned<String>,
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    pub(crate) card: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenant {
+    pub(crate) key: Spanned<String>,
+    pub(crate) org: Spanned<String>,
+    pub(crate) product: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStep {
+    pub(crate) on: Spanned<String>,
+    #[serde(default)]
+    pub(crate) subscribe: Option<Spanned<RawTenantPlan>>,
+    #[serde(default)]
+    pub(crate) change_plan: Option<Spanned<RawTenantPlan>>,
+    #[serde(default)]
+    pub(crate) cancel: Option<Spanned<RawTenantRef>>,
+    #[serde(default)]
+    pub(crate) usage: Option<Spanned<RawUsage>>,
+    #[serde(default)]
+    pub(crate) set_card: Option<Spanned<RawSetCard>>,
+    #[serde(default)]
+    pub(crate) expect_error: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenantPlan {
+    pub(crate) tenant: Spanned<String>,
+    pub(crate) plan: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenantRef {
+    pub(crate) tenant: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUsage {
+    pub(crate) tenant: Spanned<String>,
+    pub(crate) metric: Spanned<String>,
+    pub(crate) quantity: Spanned<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSetCard {
+    pub(crate) org: Spanned<String>,
+    pub(crate) card: Spanned<String>,
+}

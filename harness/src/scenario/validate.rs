@@ -1,0 +1,562 @@
+//! Stage two of reading a scenario: checking what the raw file means (dates, references, cards,
+//! error codes, amounts) and producing a [`Scenario`] that the runner can trust.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use toml::Spanned;
+
+use super::diagnostic::{Problems, ScenarioError};
+use super::raw::{RawCatalog, RawScenario, RawStep};
+use crate::model::{Catalog, Currency, Overage, Plan, Terms};
+use crate::payments::TestCard;
+
+/// The only format version this harness reads.
+pub const VERSION: i64 = 1;
+
+/// The error codes a step may expect.
+pub const ERROR_CODES: &[&str] = &[
+    "invalid_quantity",
+    "period_closed",
+    "no_active_subscription",
+    "already_subscribed",
+    "plan_product_mismatch",
+    "same_plan",
+    "plan_change_limit",
+    "card_required",
+];
+
+const CARDS: &str =
+    "ok, declined, insufficient_funds, expired, fail_times:N, timeout, or a test card number";
+
+/// A checked scenario: every reference resolved, every date valid and in order.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// What it shows, for people.
+    pub description: Option<String>,
+    /// The clock starts at 00:00 of this day.
+    pub start: NaiveDate,
+    /// After the last step the clock runs to 00:00 of this day.
+    pub until: NaiveDate,
+    /// The catalog: inline, or `scenarios/catalog.toml`.
+    pub catalog: Catalog,
+    /// Organizations, by key.
+    pub orgs: Vec<OrgDef>,
+    /// Tenants, by key.
+    pub tenants: Vec<TenantDef>,
+    /// The steps, in file order.
+    pub steps: Vec<Step>,
+}
+
+/// An organization of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgDef {
+    /// Its key in the file.
+    pub key: String,
+    /// Its name (default: the key).
+    pub name: Option<String>,
+    /// Its card, if any.
+    pub card: Option<TestCard>,
+}
+
+/// A tenant of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantDef {
+    /// Its key in the file, also its name.
+    pub key: String,
+    /// Index into [`Scenario::orgs`].
+    pub org: usize,
+    /// Its product.
+    pub product: String,
+}
+
+/// One step: what happens on a day, and the error it must give, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// 1-based position among the steps.
+    pub number: usize,
+    /// The day.
+    pub on: NaiveDate,
+    /// What happens.
+    pub action: Action,
+    /// The error code the step must give.
+    pub expect_error: Option<String>,
+}
+
+/// What a step does. Tenant and org fields index [`Scenario::tenants`] and [`Scenario::orgs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Subscribe a tenant to a plan.
+    Subscribe {
+        /// The tenant.
+        tenant: usize,
+        /// The plan's key.
+        plan: String,
+    },
+    /// Change a tenant's plan.
+    ChangePlan {
+        /// The tenant.
+        tenant: usize,
+        /// The plan's key.
+        plan: String,
+    },
+    /// Cancel a tenant's subscription.
+    Cancel {
+        /// The tenant.
+        tenant: usize,
+    },
+    /// Record usage on the step's day.
+    Usage {
+        /// The tenant.
+        tenant: usize,
+        /// The metric.
+        metric: String,
+        /// The quantity, as written (the platform refuses one below 1).
+        quantity: i64,
+    },
+    /// Register a new card for an organization.
+    SetCard {
+        /// The organization.
+        org: usize,
+        /// The card.
+        card: TestCard,
+    },
+}
+
+fn span<T>(s: &Spanned<T>) -> Range<usize> {
+    s.span()
+}
+
+fn date(problems: &mut Problems<'_>, value: &Spanned<String>, what: &str) -> Option<NaiveDate> {
+    match NaiveDate::parse_from_str(value.get_ref(), "%Y-%m-%d") {
+        Ok(day) => Some(day),
+        Err(_) => {
+            problems.add(
+                span(value),
+                format!("{what} {:?} is not a date", value.get_ref()),
+                "expected YYYY-MM-DD",
+                Some("write dates as \"2026-10-01\"".into()),
+            );
+            None
+        }
+    }
+}
+
+fn decimal(problems: &mut Problems<'_>, value: &Spanned<String>, what: &str) -> Option<Decimal> {
+    match value.get_ref().parse::<Decimal>() {
+        Ok(d) if d >= Decimal::ZERO => Some(d),
+        _ => {
+            problems.add(
+                span(value),
+                format!("{what} {:?} is not a non-negative decimal", value.get_ref()),
+                "expected a decimal string",
+                Some("write amounts as strings, e.g. \"99000\" or \"19.99\"".into()),
+            );
+            None
+        }
+    }
+}
+
+fn currency(problems: &mut Problems<'_>, value: &Spanned<String>) -> Option<Currency> {
+    match value.get_ref().parse() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problems.add(
+                span(value),
+                e,
+                "unknown currency",
+                Some("use KRW or USD".into()),
+            );
+            None
+        }
+    }
+}
+
+/// Checks a raw catalog and builds it.
+pub(crate) fn catalog(problems: &mut Problems<'_>, raw: &RawCatalog) -> Catalog {
+    let mut catalog = Catalog::new(Vec::new());
+    if let Some(c) = &raw.currency {
+        catalog.currency = currency(problems, c).unwrap_or(catalog.currency);
+    }
+    if let Some(t) = &raw.tax_rate {
+        match decimal(problems, t, "tax_rate") {
+            Some(rate) if rate < Decimal::ONE => catalog.tax_rate = rate,
+            Some(_) => problems.add(
+                span(t),
+                "tax_rate must be below 1",
+                "a rate, e.g. \"0.1\" for 10%",
+                None,
+            ),
+            None => {}
+        }
+    }
+    if let Some(tz) = &raw.time_zone {
+        match tz.get_ref().parse::<chrono_tz::Tz>() {
+            Ok(zone) => catalog.time_zone = zone,
+            Err(_) => problems.add(
+                span(tz),
+                format!("unknown time zone {:?}", tz.get_ref()),
+                "not an IANA time zone",
+                Some("e.g. \"Asia/Seoul\"".into()),
+            ),
+        }
+    }
+    if let Some(day) = &raw.charge_day {
+        match u32::try_from(*day.get_ref()) {
+            Ok(d) if (2..=28).contains(&d) => catalog.charge_day = d,
+            _ => problems.add(
+                span(day),
+                "charge_day must be from 2 to 28",
+                "out of range",
+                None,
+            ),
+        }
+    }
+    let mut keys: HashMap<String, Range<usize>> = HashMap::new();
+    for plan in &raw.plan {
+        let p = plan.get_ref();
+        if keys.insert(p.key.get_ref().clone(), span(&p.key)).is_some() {
+            problems.add(
+                span(&p.key),
+                format!("plan {:?} is defined twice", p.key.get_ref()),
+                "second definition",
+                Some("plan keys are unique across the catalog".into()),
+            );
+        }
+        let base_fee = decimal(problems, &p.base_fee, "base_fee").unwrap_or_default();
+        let plan_currency = p
+            .currency
+            .as_ref()
+            .and_then(|c| currency(problems, c))
+            .unwrap_or(catalog.currency);
+        let mut included = BTreeMap::new();
+        for (metric, units) in &p.included {
+            match u64::try_from(*units.get_ref()) {
+                Ok(u) => {
+                    included.insert(metric.clone(), u);
+                }
+                Err(_) => problems.add(
+                    span(units),
+                    format!("included {metric} must not be negative"),
+                    "negative",
+                    None,
+                ),
+            }
+        }
+        let mut overage = BTreeMap::new();
+        for (metric, o) in &p.overage {
+            let o = o.get_ref();
+            let block = match u64::try_from(*o.block.get_ref()) {
+                Ok(b) if b > 0 => b,
+                _ => {
+                    problems.add(
+                        span(&o.block),
+                        "an overage block must be at least 1 unit",
+                        "not a positive block",
+                        None,
+                    );
+                    1
+                }
+            };
+            let price = decimal(problems, &o.price, "price").unwrap_or_default();
+            overage.insert(metric.clone(), Overage { block, price });
+        }
+        let mut limits = BTreeMap::new();
+        for (option, value) in &p.limits {
+            if *value.get_ref() < 0 {
+                problems.add(
+                    span(value),
+                    format!("limit {option} must not be negative"),
+                    "negative",
+                    None,
+                );
+            }
+            limits.insert(option.clone(), *value.get_ref());
+        }
+        catalog.plans.push(Plan {
+            key: p.key.get_ref().clone(),
+            product: p.product.get_ref().clone(),
+            currency: plan_currency,
+            terms: Terms {
+                base_fee,
+                included,
+                overage,
+            },
+            limits,
+        });
+    }
+    catalog
+}
+
+/// The index of `key` among `known`; a problem naming the known ones when it is not there.
+fn lookup(
+    problems: &mut Problems<'_>,
+    key: &Spanned<String>,
+    what: &str,
+    known: &[&str],
+) -> Option<usize> {
+    let found = known.iter().position(|k| k == key.get_ref());
+    if found.is_none() {
+        problems.add(
+            span(key),
+            format!("unknown {what} {:?}", key.get_ref()),
+            format!("no {what} has this key"),
+            Some(one_of(known)),
+        );
+    }
+    found
+}
+
+/// A test card by name or number; a problem listing the cards when it is neither.
+fn card(problems: &mut Problems<'_>, value: &Spanned<String>) -> Option<TestCard> {
+    let card = value.get_ref().parse::<TestCard>().ok();
+    if card.is_none() {
+        problems.add(
+            span(value),
+            format!("unknown card {:?}", value.get_ref()),
+            "unknown card",
+            Some(format!("cards: {CARDS}")),
+        );
+    }
+    card
+}
+
+fn one_of(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none are defined".into()
+    } else {
+        format!("known: {}", names.join(", "))
+    }
+}
+
+/// Checks a raw scenario against its catalog (`default_catalog` when it has none inline).
+pub(crate) fn scenario(
+    path: &str,
+    source: &str,
+    raw: RawScenario,
+    default_catalog: Option<&Catalog>,
+) -> Result<Scenario, ScenarioError> {
+    let mut problems = Problems::new(path, source);
+    if *raw.version.get_ref() != VERSION {
+        problems.add(
+            span(&raw.version),
+            format!("unsupported scenario version {}", raw.version.get_ref()),
+            "unsupported",
+            Some(format!("this harness reads version {VERSION}")),
+        );
+    }
+    if raw.name.get_ref().trim().is_empty() {
+        problems.add(
+            span(&raw.name),
+            "the scenario has an empty name",
+            "empty",
+            None,
+        );
+    }
+    let start = date(&mut problems, &raw.start, "start");
+    let until = date(&mut problems, &raw.until, "until");
+    if let (Some(s), Some(u)) = (start, until)
+        && u <= s
+    {
+        problems.add(
+            span(&raw.until),
+            format!("until {u} is not after start {s}"),
+            "must be later than start",
+            None,
+        );
+    }
+    let catalog = match (&raw.catalog, default_catalog) {
+        (Some(inline), _) => catalog(&mut problems, inline.get_ref()),
+        (None, Some(default)) => default.clone(),
+        (None, None) => {
+            problems.add(
+                span(&raw.name),
+                "the scenario has no [catalog] and there is no scenarios/catalog.toml",
+                "no catalog",
+                Some("add a [catalog] table with [[catalog.plan]] entries".into()),
+            );
+            Catalog::new(Vec::new())
+        }
+    };
+    let plans: Vec<&str> = catalog.plans.iter().map(|p| p.key.as_str()).collect();
+    let mut products: Vec<&str> = catalog.plans.iter().map(|p| p.product.as_str()).collect();
+    products.dedup();
+
+    let mut orgs: Vec<OrgDef> = Vec::new();
+    for org in &raw.org {
+        let o = org.get_ref();
+        if orgs.iter().any(|x| &x.key == o.key.get_ref()) {
+            problems.add(
+                span(&o.key),
+                format!("org {:?} is defined twice", o.key.get_ref()),
+                "second definition",
+                None,
+            );
+        }
+        let card = o.card.as_ref().and_then(|c| card(&mut problems, c));
+        orgs.push(OrgDef {
+            key: o.key.get_ref().clone(),
+            name: o.name.clone(),
+            card,
+        });
+    }
+    let org_keys: Vec<&str> = orgs.iter().map(|o| o.key.as_str()).collect();
+    let mut tenants: Vec<TenantDef> = Vec::new();
+    for tenant in &raw.tenant {
+        let t = tenant.get_ref();
+        if tenants.iter().any(|x| &x.key == t.key.get_ref()) {
+            problems.add(
+                span(&t.key),
+                format!("tenant {:?} is defined twice", t.key.get_ref()),
+                "second definition",
+                None,
+            );
+        }
+        let org = lookup(&mut problems, &t.org, "org", &org_keys);
+        if !products.contains(&t.product.get_ref().as_str()) {
+            problems.add(
+                span(&t.product),
+                format!("unknown product {:?}", t.product.get_ref()),
+                "no plan of the catalog belongs to it",
+                Some(one_of(&products)),
+            );
+        }
+        tenants.push(TenantDef {
+            key: t.key.get_ref().clone(),
+            org: org.unwrap_or(0),
+            product: t.product.get_ref().clone(),
+        });
+    }
+    let tenant_keys: Vec<&str> = tenants.iter().map(|t| t.key.as_str()).collect();
+
+    let mut steps = Vec::new();
+    let mut previous: Option<(NaiveDate, usize)> = None;
+    for (i, step) in raw.step.iter().enumerate() {
+        let number = i + 1;
+        let s: &RawStep = step.get_ref();
+        let on = date(&mut problems, &s.on, "on");
+        if let Some(on) = on {
+            if let Some((before, n)) = previous
+                && on < before
+            {
+                problems.add(
+                    span(&s.on),
+                    format!("step {number} is on {on}, before step {n} on {before}"),
+                    "dates out of order",
+                    Some("steps run in file order: sort them by date".into()),
+                );
+            }
+            if let (Some(start), Some(until)) = (start, until)
+                && (on < start || on > until)
+            {
+                problems.add(
+                    span(&s.on),
+                    format!("step {number} on {on} is outside {start} to {until}"),
+                    "outside the scenario",
+                    Some("move start or until, or the step".into()),
+                );
+            }
+            previous = Some((on, number));
+        }
+        let tenant = |problems: &mut Problems<'_>, key: &Spanned<String>| {
+            lookup(problems, key, "tenant", &tenant_keys).unwrap_or(0)
+        };
+        let plan = |problems: &mut Problems<'_>, key: &Spanned<String>| {
+            lookup(problems, key, "plan", &plans);
+            key.get_ref().clone()
+        };
+        let mut actions = Vec::new();
+        if let Some(a) = &s.subscribe {
+            let a = a.get_ref();
+            actions.push(Action::Subscribe {
+                tenant: tenant(&mut problems, &a.tenant),
+                plan: plan(&mut problems, &a.plan),
+            });
+        }
+        if let Some(a) = &s.change_plan {
+            let a = a.get_ref();
+            actions.push(Action::ChangePlan {
+                tenant: tenant(&mut problems, &a.tenant),
+                plan: plan(&mut problems, &a.plan),
+            });
+        }
+        if let Some(a) = &s.cancel {
+            actions.push(Action::Cancel {
+                tenant: tenant(&mut problems, &a.get_ref().tenant),
+            });
+        }
+        if let Some(a) = &s.usage {
+            let a = a.get_ref();
+            actions.push(Action::Usage {
+                tenant: tenant(&mut problems, &a.tenant),
+                metric: a.metric.get_ref().clone(),
+                quantity: *a.quantity.get_ref(),
+            });
+        }
+        if let Some(a) = &s.set_card {
+            let a = a.get_ref();
+            let org = lookup(&mut problems, &a.org, "org", &org_keys);
+            if let Some(card) = card(&mut problems, &a.card) {
+                actions.push(Action::SetCard {
+                    org: org.unwrap_or(0),
+                    card,
+                });
+            }
+        }
+        if let Some(code) = &s.expect_error
+            && !ERROR_CODES.contains(&code.get_ref().as_str())
+        {
+            problems.add(
+                span(code),
+                format!("unknown error code {:?}", code.get_ref()),
+                "not an error the platform gives",
+                Some(format!("codes: {}", ERROR_CODES.join(", "))),
+            );
+        }
+        let actions_len = [
+            s.subscribe.is_some(),
+            s.change_plan.is_some(),
+            s.cancel.is_some(),
+            s.usage.is_some(),
+            s.set_card.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if actions_len != 1 {
+            problems.add(
+                span(step),
+                format!("step {number} has {actions_len} actions"),
+                "a step does exactly one thing",
+                Some("give it one of subscribe, change_plan, cancel, usage, set_card".into()),
+            );
+        }
+        if let (Some(on), Some(action)) = (on, actions.into_iter().next())
+            && actions_len == 1
+        {
+            steps.push(Step {
+                number,
+                on,
+                action,
+                expect_error: s.expect_error.as_ref().map(|c| c.get_ref().clone()),
+            });
+        }
+    }
+    let ok = problems.is_empty();
+    problems.finish()?;
+    debug_assert!(ok);
+    Ok(Scenario {
+        name: raw.name.into_inner(),
+        description: raw.description,
+        start: start.expect("checked"),
+        until: until.expect("checked"),
+        catalog,
+        orgs,
+        tenants,
+        steps,
+    })
+}
