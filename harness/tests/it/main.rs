@@ -4,6 +4,8 @@ mod build;
 mod databases;
 mod payments;
 mod platform;
+mod scenario_errors;
+mod scenarios;
 mod schema;
 mod support;
 

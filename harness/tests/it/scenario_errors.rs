@@ -1,0 +1,218 @@
+//! Malformed scenario files: each gives a precise diagnostic (file, line, column, the span and a
+//! hint), snapshotted as a terminal shows it.
+
+use billing_harness::scenario;
+
+const VALID: &str = r#"version = 1
+name = "valid"
+start = "2026-10-01"
+until = "2026-11-10"
+
+[[org]]
+key = "acme"
+card = "ok"
+
+[[tenant]]
+key = "acme-analytics"
+org = "acme"
+product = "analytics"
+
+[[step]]
+on = "2026-10-10"
+subscribe = { tenant = "acme-analytics", plan = "pro" }
+
+[[step]]
+on = "2026-10-20"
+change_plan = { tenant = "acme-analytics", plan = "business" }
+"#;
+
+/// The malformed files: each is the valid one with one edit (`from` replaced by `to`).
+const CASES: &[(&str, &str, &str)] = &[
+    (
+        "unknown_plan",
+        r#"plan = "business""#,
+        r#"plan = "enterprise""#,
+    ),
+    (
+        "unknown_tenant",
+        r#"{ tenant = "acme-analytics", plan = "pro" }"#,
+        r#"{ tenant = "globex", plan = "pro" }"#,
+    ),
+    (
+        "unknown_org_of_tenant",
+        "org = \"acme\"\nproduct",
+        "org = \"initech\"\nproduct",
+    ),
+    (
+        "unknown_product",
+        r#"product = "analytics""#,
+        r#"product = "warehouse""#,
+    ),
+    (
+        "bad_start_date",
+        r#"start = "2026-10-01""#,
+        r#"start = "2026-13-01""#,
+    ),
+    (
+        "bad_until_date",
+        r#"until = "2026-11-10""#,
+        r#"until = "next month""#,
+    ),
+    (
+        "bad_step_date",
+        r#"on = "2026-10-10""#,
+        r#"on = "10/10/2026""#,
+    ),
+    (
+        "until_before_start",
+        r#"until = "2026-11-10""#,
+        r#"until = "2026-09-30""#,
+    ),
+    (
+        "dates_out_of_order",
+        r#"on = "2026-10-20""#,
+        r#"on = "2026-10-05""#,
+    ),
+    (
+        "step_before_start",
+        r#"on = "2026-10-10""#,
+        r#"on = "2026-09-10""#,
+    ),
+    (
+        "step_after_until",
+        r#"on = "2026-10-20""#,
+        r#"on = "2026-12-20""#,
+    ),
+    (
+        "unknown_top_level_field",
+        "name = \"valid\"",
+        "name = \"valid\"\nowner = \"qa\"",
+    ),
+    (
+        "unknown_step_field",
+        r#"on = "2026-10-10""#,
+        "on = \"2026-10-10\"\nwhen = \"later\"",
+    ),
+    (
+        "unknown_action_field",
+        r#"plan = "business" }"#,
+        r#"plan = "business", prorate = false }"#,
+    ),
+    ("misspelled_action", "change_plan = {", "chnage_plan = {"),
+    ("wrong_type_version", "version = 1", "version = \"one\""),
+    (
+        "wrong_type_quantity",
+        r#"subscribe = { tenant = "acme-analytics", plan = "pro" }"#,
+        r#"usage = { tenant = "acme-analytics", metric = "api_calls", quantity = "many" }"#,
+    ),
+    ("unsupported_version", "version = 1", "version = 2"),
+    ("missing_name", "name = \"valid\"\n", ""),
+    ("missing_until", "until = \"2026-11-10\"\n", ""),
+    ("missing_step_date", "on = \"2026-10-20\"\n", ""),
+    ("unknown_card", r#"card = "ok""#, r#"card = "visa""#),
+    (
+        "bad_fail_times",
+        r#"card = "ok""#,
+        r#"card = "fail_times:x""#,
+    ),
+    (
+        "unknown_error_code",
+        r#"plan = "business" }"#,
+        "plan = \"business\" }\nexpect_error = \"too_expensive\"",
+    ),
+    (
+        "two_actions_in_a_step",
+        r#"subscribe = { tenant = "acme-analytics", plan = "pro" }"#,
+        "subscribe = { tenant = \"acme-analytics\", plan = \"pro\" }\ncancel = { tenant = \"acme-analytics\" }",
+    ),
+    (
+        "no_action_in_a_step",
+        "subscribe = { tenant = \"acme-analytics\", plan = \"pro\" }\n",
+        "",
+    ),
+    (
+        "duplicate_tenant",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[tenant]]\nkey = \"acme-analytics\"\norg = \"acme\"\nproduct = \"analytics\"\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "duplicate_org",
+        "[[tenant]]",
+        "[[org]]\nkey = \"acme\"\n\n[[tenant]]",
+    ),
+    (
+        "set_card_unknown_org",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"set_card = { org = "umbrella", card = "ok" }"#,
+    ),
+    ("not_toml", "[[org]]", "[[org]"),
+    ("empty_name", "name = \"valid\"", "name = \"  \""),
+    (
+        "inline_catalog_bad_fee",
+        "[[org]]",
+        "[catalog]\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"ninety\"\n\n[[catalog.plan]]\nkey = \"business\"\nproduct = \"analytics\"\nbase_fee = \"290000\"\n\n[[org]]",
+    ),
+    (
+        "inline_catalog_bad_currency",
+        "[[org]]",
+        "[catalog]\ncurrency = \"EUR\"\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"1\"\n[[catalog.plan]]\nkey = \"business\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
+    ),
+    (
+        "inline_catalog_zero_block",
+        "[[org]]",
+        "[catalog]\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"1\"\noverage = { api_calls = { block = 0, price = \"5\" } }\n[[catalog.plan]]\nkey = \"business\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
+    ),
+    (
+        "inline_catalog_duplicate_plan",
+        "[[org]]",
+        "[catalog]\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"1\"\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
+    ),
+];
+
+fn catalog() -> billing_harness::model::Catalog {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/catalog.toml");
+    scenario::parse_catalog(
+        "scenarios/catalog.toml",
+        &std::fs::read_to_string(path).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_valid_file_parses() {
+    let s = scenario::parse("valid.toml", VALID, Some(&catalog())).unwrap();
+    assert_eq!((s.orgs.len(), s.tenants.len(), s.steps.len()), (1, 1, 2));
+}
+
+#[test]
+fn every_malformed_file_gets_a_precise_diagnostic() {
+    assert!(CASES.len() >= 30);
+    let catalog = catalog();
+    let mut rendered = String::new();
+    for (name, from, to) in CASES {
+        assert!(
+            VALID.contains(from),
+            "case {name}: {from:?} is not in the valid file"
+        );
+        let source = VALID.replacen(from, to, 1);
+        let path = format!("{name}.toml");
+        let err = scenario::parse(&path, &source, Some(&catalog))
+            .err()
+            .unwrap_or_else(|| panic!("case {name} parsed"));
+        let problem = &err.problems()[0];
+        assert!(problem.line() >= 1 && problem.column() >= 1, "{name}");
+        rendered.push_str(&format!(
+            "==== {name} (line {}, column {})\n{}\n",
+            problem.line(),
+            problem.column(),
+            err.render()
+        ));
+    }
+    insta::with_settings!({
+        snapshot_path => "../../../snapshots/scenario_errors",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!("malformed", rendered);
+    });
+}
