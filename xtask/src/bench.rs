@@ -274,3 +274,31 @@ pub(crate) fn build(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
         )
     })
 }
+
+#[derive(Serialize)]
+struct ScenariosReport {
+    scenarios: usize,
+    seconds: f64,
+}
+
+/// Runs every scenario under `scenarios/` once, each on its own database, and times the lot.
+pub(crate) fn scenarios(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+    let json = json?;
+    let runtime = crate::runtime()?;
+    let files = crate::scenario::files()?;
+    let catalog = crate::scenario::dir().join("catalog.toml");
+    let t = Instant::now();
+    for path in &files {
+        let scenario = billing_harness::scenario::load(path, Some(&catalog))
+            .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+        let outcome = runtime.block_on(crate::scenario::play(&scenario))?;
+        anyhow::ensure!(outcome.holds, "{} does not hold", path.display());
+    }
+    let report = ScenariosReport {
+        scenarios: files.len(),
+        seconds: (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    };
+    emit(json, &report, |r| {
+        format!("ran {} scenarios in {:.2} s", r.scenarios, r.seconds)
+    })
+}

@@ -3,6 +3,7 @@
 mod bench;
 mod db;
 mod fixtures;
+mod scenario;
 
 use std::process::ExitCode;
 
@@ -13,9 +14,15 @@ commands:
   db up                start a throwaway migrated database, print its URL, keep it until Ctrl-C
   db clean             drop databases kept by failed tests and let idle servers stop
   doctor               say which PostgreSQL backends work here, and why the others do not
+  scenario list        the scenario files under scenarios/
+  scenario run NAME|FILE|--all [--format text|json]
+                       play scenarios on throwaway databases; exit 1 if one fails, 2 if invalid
+  scenario new NAME    write a commented starting point to scenarios/NAME.toml
   bench db [--json]    time template clones against create-plus-migrate, and the cold start
   bench billing [--json]
                        close one month of 10,000 subscriptions with 1,000,000 usage events
+  bench scenarios [--json]
+                       run every scenario once and time the lot
   bench build [--json] create 1,000 subscribed tenants with 100 usage events each via the builders
 ";
 
@@ -26,9 +33,13 @@ fn main() -> ExitCode {
         ["db", "up"] => db::up(),
         ["db", "clean"] => db::clean(),
         ["doctor"] => db::doctor(),
+        ["scenario", "list"] => scenario::list(),
+        ["scenario", "run", rest @ ..] => scenario::run(rest),
+        ["scenario", "new", name] => scenario::new(name),
         ["bench", "db", rest @ ..] => bench::db(json_flag(rest)),
         ["bench", "billing", rest @ ..] => bench::billing(json_flag(rest)),
         ["bench", "build", rest @ ..] => bench::build(json_flag(rest)),
+        ["bench", "scenarios", rest @ ..] => bench::scenarios(json_flag(rest)),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -273,3 +273,168 @@ fn doctor_reports_every_backend() {
     );
     assert!(output.status.success(), "{stdout}");
 }
+
+/// Writes a scenario file into a temporary folder and returns its path.
+fn scenario_file(name: &str, body: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bh-scenario-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const HOLDS: &str = r#"version = 1
+name = "holds"
+start = "2026-10-01"
+until = "2026-11-06"
+
+[[org]]
+key = "acme"
+card = "ok"
+
+[[tenant]]
+key = "t"
+org = "acme"
+product = "analytics"
+
+[[step]]
+on = "2026-10-10"
+subscribe = { tenant = "t", plan = "pro" }
+
+[[step]]
+on = "2026-10-10"
+subscribe = { tenant = "t", plan = "pro" }
+expect_error = "already_subscribed"
+"#;
+
+#[test]
+fn scenario_run_prints_one_json_document_of_the_documented_shape_and_exits_0() {
+    let state = state_dir("scenario-json");
+    let path = scenario_file("holds", HOLDS);
+    let output = xtask(&state)
+        .args([
+            "scenario",
+            "run",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    for field in ["invoices", "payments", "subscriptions", "errors"] {
+        assert!(json[field].is_array(), "{field}");
+    }
+    let invoice = &json["invoices"][0];
+    for field in [
+        "tenant", "period", "status", "currency", "lines", "subtotal", "tax", "total",
+    ] {
+        assert!(invoice.get(field).is_some(), "invoice.{field}");
+    }
+    assert_eq!(invoice["period"], "2026-10");
+    assert_eq!(invoice["total"], "70258");
+    assert_eq!(invoice["lines"][0]["kind"], "base");
+    assert_eq!(invoice["lines"][0]["plan"], "pro");
+    assert_eq!(invoice["lines"][0]["amount"], "70258");
+    assert_eq!(
+        keys(&json["payments"][0]),
+        ["on", "outcome", "period", "tenant"]
+    );
+    assert_eq!(json["payments"][0]["on"], "2026-11-05");
+    assert_eq!(json["payments"][0]["outcome"], "succeeded");
+    assert_eq!(
+        keys(&json["subscriptions"][0]),
+        ["plan", "status", "tenant"]
+    );
+    assert_eq!(
+        json["errors"],
+        serde_json::json!([{ "step": 2, "code": "already_subscribed" }])
+    );
+}
+
+#[test]
+fn a_scenario_that_does_not_hold_exits_1_and_says_which_step() {
+    let state = state_dir("scenario-fails");
+    let path = scenario_file("fails", &HOLDS.replace("already_subscribed", "same_plan"));
+    let output = xtask(&state)
+        .args(["scenario", "run", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("step 2 on 2026-10-10: expected same_plan, got already_subscribed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_invalid_scenario_exits_2_with_file_line_and_column_and_writes_nothing() {
+    let state = state_dir("scenario-invalid");
+    let path = scenario_file(
+        "invalid",
+        &HOLDS.replace("plan = \"pro\" }\n\n", "plan = \"platinum\" }\n\n"),
+    );
+    let output = xtask(&state)
+        .args(["scenario", "run", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(stderr.contains("unknown plan \"platinum\""), "{stderr}");
+    assert!(stderr.contains("invalid.toml:17:36"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !state.join("local").exists(),
+        "no database was started for an invalid file"
+    );
+}
+
+#[test]
+fn scenario_new_writes_a_file_that_runs_and_never_overwrites() {
+    // A folder of its own, so that no other test sees the new file.
+    let scenarios = std::env::temp_dir().join(format!("bh-scenarios-new-{}", std::process::id()));
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/catalog.toml");
+    std::fs::copy(workspace, scenarios.join("catalog.toml")).unwrap();
+    let name = "upgrade-case";
+    let path = scenarios.join(format!("{name}.toml"));
+    let state = state_dir("scenario-new");
+    let cli = |args: &[&str]| {
+        xtask(&state)
+            .env("HARNESS_SCENARIOS_DIR", &scenarios)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let first = cli(&["scenario", "new", name]);
+    let written = std::fs::read_to_string(&path);
+    let again = cli(&["scenario", "new", name]);
+    let run = cli(&["scenario", "run", name]);
+    let _ = std::fs::remove_dir_all(&scenarios);
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(first.status.success());
+    assert!(written.unwrap().contains("version = 1"));
+    assert_eq!(again.status.code(), Some(1), "a second `new` refuses");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+}

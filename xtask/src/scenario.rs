@@ -1,0 +1,246 @@
+//! `cargo xtask scenario ...`: list, run and create the QA team's scenario files.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use billing_harness::TestEnv;
+use billing_harness::scenario::{self, Outcome, Scenario};
+
+/// The scenarios folder: `HARNESS_SCENARIOS_DIR`, else the workspace's `scenarios/`.
+pub(crate) fn dir() -> PathBuf {
+    match std::env::var_os("HARNESS_SCENARIOS_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios"),
+    }
+}
+
+/// Every scenario file, sorted by name (not `catalog.toml`).
+pub(crate) fn files() -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
+        .context("read scenarios/")?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "toml")
+                && p.file_name().is_some_and(|n| n != "catalog.toml")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A name (`fail-times-2`) or a path to a file.
+fn resolve(target: &str) -> anyhow::Result<PathBuf> {
+    let path = Path::new(target);
+    if path.is_file() {
+        return Ok(path.to_owned());
+    }
+    let named = dir().join(format!("{}.toml", target.trim_end_matches(".toml")));
+    if named.is_file() {
+        return Ok(named);
+    }
+    anyhow::bail!(
+        "no scenario {target:?}: not a file, and no scenarios/{target}.toml (`cargo xtask scenario list` shows them)"
+    )
+}
+
+/// Reads a scenario, printing its diagnostic on failure.
+fn load(path: &Path) -> Result<Scenario, ExitCode> {
+    scenario::load(path, Some(&dir().join("catalog.toml"))).map_err(|e| {
+        eprintln!("{:?}", miette::Report::new(e));
+        ExitCode::from(2)
+    })
+}
+
+/// Plays one scenario on a throwaway database.
+pub(crate) async fn play(scenario: &Scenario) -> anyhow::Result<Outcome> {
+    let env = TestEnv::builder()
+        .start_at(scenario.start_instant())
+        .seed(1)
+        .build()
+        .await?;
+    Ok(scenario::run(scenario, &env).await?)
+}
+
+/// `scenario list`.
+pub(crate) fn list() -> anyhow::Result<ExitCode> {
+    for path in files()? {
+        let stem = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        match scenario::load(&path, Some(&dir().join("catalog.toml"))) {
+            Ok(s) => println!("{stem:<34} {}", s.name),
+            Err(e) => println!("{stem:<34} INVALID: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scenario run NAME|FILE|--all [--format text|json]`.
+pub(crate) fn run(args: &[&str]) -> anyhow::Result<ExitCode> {
+    let (targets, json) = parse_run_args(args)?;
+    let runtime = crate::runtime()?;
+    if targets.is_empty() {
+        return run_all(&runtime, json);
+    }
+    let path = resolve(targets[0])?;
+    let scenario = match load(&path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let outcome = runtime.block_on(play(&scenario))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", outcome.to_text());
+    }
+    Ok(if outcome.holds {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--all` or one target, and the format.
+fn parse_run_args<'a>(args: &[&'a str]) -> anyhow::Result<(Vec<&'a str>, bool)> {
+    let mut targets = Vec::new();
+    let mut all = false;
+    let mut json = false;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match *arg {
+            "--all" => all = true,
+            "--format" => match rest.next().copied() {
+                Some("json") => json = true,
+                Some("text") => json = false,
+                other => anyhow::bail!("--format takes text or json, not {other:?}"),
+            },
+            flag if flag.starts_with("--") => anyhow::bail!("unknown option {flag}"),
+            target => targets.push(target),
+        }
+    }
+    match (all, targets.len()) {
+        (true, 0) | (false, 1) => Ok((targets, json)),
+        _ => anyhow::bail!("give one scenario name or file, or --all"),
+    }
+}
+
+fn run_all(runtime: &tokio::runtime::Runtime, json: bool) -> anyhow::Result<ExitCode> {
+    let files = files()?;
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    if std::io::stderr().is_terminal() {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .expect("a valid template"),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut worst = ExitCode::SUCCESS;
+    for path in &files {
+        let stem = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        bar.set_message(stem.clone());
+        let scenario = match load(path) {
+            Ok(s) => s,
+            Err(code) => {
+                rows.push((stem, "INVALID".to_owned(), 0.0));
+                worst = code;
+                bar.inc(1);
+                continue;
+            }
+        };
+        let t = Instant::now();
+        let outcome = runtime.block_on(play(&scenario))?;
+        let verdict = if outcome.holds { "holds" } else { "FAILS" };
+        if !outcome.holds {
+            worst = ExitCode::FAILURE;
+            bar.suspend(|| eprint!("{}", outcome.to_text()));
+        }
+        rows.push((stem, verdict.to_owned(), t.elapsed().as_secs_f64()));
+        outcomes.push(outcome);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "scenarios": outcomes }))?
+        );
+    } else {
+        println!("{:<34} {:<8} {:>8}", "scenario", "result", "seconds");
+        for (stem, verdict, secs) in &rows {
+            println!("{stem:<34} {verdict:<8} {secs:>8.2}");
+        }
+        let held = rows.iter().filter(|r| r.1 == "holds").count();
+        println!(
+            "\n{held} of {} scenarios hold ({:.1} s)",
+            rows.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(worst)
+}
+
+/// `scenario new NAME`: a commented starting point in `scenarios/NAME.toml`.
+pub(crate) fn new(name: &str) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "scenario names use letters, digits, - and _ (got {name:?})"
+    );
+    let path = dir().join(format!("{name}.toml"));
+    anyhow::ensure!(
+        !path.exists(),
+        "{} exists already; nothing was written",
+        path.display()
+    );
+    std::fs::write(&path, template(name)).with_context(|| format!("write {}", path.display()))?;
+    eprintln!(
+        "wrote {}; run it with `cargo xtask scenario run {name}`",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn template(name: &str) -> String {
+    format!(
+        r#"version = 1
+name = "{name}"
+start = "2026-10-01"   # the clock starts at 00:00 (Asia/Seoul) on this day
+until = "2026-11-10"   # after the last step the clock runs to 00:00 of this day (close on the 1st, charge on the 5th)
+
+# Plans come from scenarios/catalog.toml unless this file has a [catalog] table.
+
+[[org]]
+key = "acme"
+card = "ok"            # ok | declined | insufficient_funds | expired | fail_times:N | timeout; omit for no card
+
+[[tenant]]
+key = "acme-analytics"
+org = "acme"
+product = "analytics"
+
+[[step]]
+on = "2026-10-10"
+subscribe = {{ tenant = "acme-analytics", plan = "pro" }}
+
+# Other steps: change_plan = {{ tenant, plan }}, cancel = {{ tenant }},
+# usage = {{ tenant, metric, quantity }}, set_card = {{ org, card }}.
+# A step that must fail names its error: expect_error = "plan_change_limit".
+"#
+    )
+}
