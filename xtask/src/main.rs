@@ -18,6 +18,8 @@ commands:
   scenario run NAME|FILE|--all [--format text|json]
                        play scenarios on throwaway databases; exit 1 if one fails, 2 if invalid
   scenario new NAME    write a commented starting point to scenarios/NAME.toml
+  scenario report NAME|FILE [--out FILE]
+                       write an HTML page: the timeline and the invoices
   bench db [--json]    time template clones against create-plus-migrate, and the cold start
   bench billing [--json]
                        close one month of 10,000 subscriptions with 1,000,000 usage events
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         ["scenario", "list"] => scenario::list(),
         ["scenario", "run", rest @ ..] => scenario::run(rest),
         ["scenario", "new", name] => scenario::new(name),
+        ["scenario", "report", rest @ ..] => scenario::report(rest),
         ["bench", "db", rest @ ..] => bench::db(json_flag(rest)),
         ["bench", "billing", rest @ ..] => bench::billing(json_flag(rest)),
         ["bench", "build", rest @ ..] => bench::build(json_flag(rest)),

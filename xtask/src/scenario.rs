@@ -244,3 +244,44 @@ subscribe = {{ tenant = "acme-analytics", plan = "pro" }}
 "#
     )
 }
+
+/// `scenario report NAME|FILE [--out FILE]`: plays the scenario and writes one self-contained
+/// HTML page (default `target/scenario-reports/NAME.html`).
+pub(crate) fn report(args: &[&str]) -> anyhow::Result<ExitCode> {
+    let (target, out) = match args {
+        [target] => (*target, None),
+        [target, "--out", out] => (*target, Some(PathBuf::from(out))),
+        _ => anyhow::bail!("usage: cargo xtask scenario report NAME|FILE [--out FILE]"),
+    };
+    let path = resolve(target)?;
+    let scenario = match load(&path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let stem = path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let out = out.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/scenario-reports")
+            .join(format!("{stem}.html"))
+    });
+    let page = crate::runtime()?.block_on(async {
+        let env = TestEnv::builder()
+            .start_at(scenario.start_instant())
+            .seed(1)
+            .build()
+            .await?;
+        let outcome = scenario::run(&scenario, &env).await?;
+        let lanes = scenario::report::lanes(&scenario, &env).await?;
+        anyhow::Ok(scenario::report::html(&scenario, &outcome, &lanes))
+    })?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::write(&out, page).with_context(|| format!("write {}", out.display()))?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -438,3 +438,82 @@ fn scenario_new_writes_a_file_that_runs_and_never_overwrites() {
         String::from_utf8_lossy(&run.stdout)
     );
 }
+
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let chromium = ["chromium", "chromium-browser"]
+        .iter()
+        .find(|c| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {c}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect(
+            "the report test needs Chromium: install Debian's package `chromium` (.ci/run does)",
+        );
+    let state = state_dir("report");
+    let out = std::env::temp_dir().join(format!("bh-report-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let html = out.join("report.html");
+    let png = out.join("report.png");
+    let report = xtask(&state)
+        .args([
+            "scenario",
+            "report",
+            "card-replaced-between-attempts",
+            "--out",
+            html.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<svg") && page.contains("2026-10") && page.contains("99000"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("src=") && !page.contains("<link"),
+        "self-contained: no external resources"
+    );
+    let profile = out.join("profile");
+    let shot = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1200,800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let image = std::fs::read(&png).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    assert_eq!(&image[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let width = u32::from_be_bytes(image[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(image[20..24].try_into().unwrap());
+    assert_eq!((width, height), (1200, 800));
+    // A blank page compresses to a few kilobytes; text, bars and tables take far more.
+    assert!(
+        image.len() > 20_000,
+        "the screenshot looks empty ({} bytes)",
+        image.len()
+    );
+}

@@ -38,6 +38,7 @@
 
 mod diagnostic;
 mod raw;
+pub mod report;
 mod run;
 mod validate;
 
