@@ -56,9 +56,10 @@ pub struct JobRun {
     pub effects: usize,
 }
 
-/// The wall clock, read once when a clock starts without an explicit instant. Nothing else in
-/// the workspace may read wall time (clippy's `disallowed-methods`).
-pub(crate) fn wall_now() -> DateTime<Utc> {
+/// The wall clock, to the second: read when a clock starts without an explicit instant, and by
+/// tools that must know the present (seeding a QA database). Nothing else in the workspace may
+/// read wall time (clippy's `disallowed-methods`).
+pub fn wall_now() -> DateTime<Utc> {
     #[expect(
         clippy::disallowed_methods,
         reason = "the clock is the one reader of wall time"

@@ -61,3 +61,17 @@ pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// `db mark --env NAME --database-url URL`: lets the harness write to a database it did not
+/// create (installs the clock and the schema if missing, and records the marker).
+pub(crate) fn mark(args: &[&str]) -> anyhow::Result<ExitCode> {
+    let (env, url) = match args {
+        ["--env", env, "--database-url", url] | ["--database-url", url, "--env", env] => {
+            (*env, *url)
+        }
+        _ => anyhow::bail!("usage: cargo xtask db mark --env qa --database-url URL"),
+    };
+    crate::runtime()?.block_on(env::mark(url, env))?;
+    eprintln!("marked the database for {env}: `cargo xtask scenario seed` may write to it now");
+    Ok(ExitCode::SUCCESS)
+}

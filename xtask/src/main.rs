@@ -13,11 +13,15 @@ usage: cargo xtask <command>
 commands:
   db up                start a throwaway migrated database, print its URL, keep it until Ctrl-C
   db clean             drop databases kept by failed tests and let idle servers stop
+  db mark --env qa --database-url URL
+                       let the harness write to a database it did not create
   doctor               say which PostgreSQL backends work here, and why the others do not
   scenario list        the scenario files under scenarios/
   scenario run NAME|FILE|--all [--format text|json]
                        play scenarios on throwaway databases; exit 1 if one fails, 2 if invalid
   scenario new NAME    write a commented starting point to scenarios/NAME.toml
+  scenario seed NAME|FILE --database-url URL [--anchor last-month|this-month|months-ago:N]
+                       write a scenario into a marked QA database, up to now, tagged with a run id
   scenario report NAME|FILE [--out FILE]
                        write an HTML page: the timeline and the invoices
   bench db [--json]    time template clones against create-plus-migrate, and the cold start
@@ -34,11 +38,13 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["db", "up"] => db::up(),
         ["db", "clean"] => db::clean(),
+        ["db", "mark", rest @ ..] => db::mark(rest),
         ["doctor"] => db::doctor(),
         ["scenario", "list"] => scenario::list(),
         ["scenario", "run", rest @ ..] => scenario::run(rest),
         ["scenario", "new", name] => scenario::new(name),
         ["scenario", "report", rest @ ..] => scenario::report(rest),
+        ["scenario", "seed", rest @ ..] => scenario::seed(rest),
         ["bench", "db", rest @ ..] => bench::db(json_flag(rest)),
         ["bench", "billing", rest @ ..] => bench::billing(json_flag(rest)),
         ["bench", "build", rest @ ..] => bench::build(json_flag(rest)),

@@ -285,3 +285,159 @@ pub(crate) fn report(args: &[&str]) -> anyhow::Result<ExitCode> {
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }
+
+/// `scenario seed NAME|FILE --database-url URL [--anchor last-month|this-month|months-ago:N]`:
+/// writes the scenario into a marked QA database, shifted so that its first month is the anchor
+/// month, up to the present moment, every row tagged with a run id.
+pub(crate) fn seed(args: &[&str]) -> anyhow::Result<ExitCode> {
+    let mut target = None;
+    let mut url = None;
+    let mut anchor = "last-month";
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match *arg {
+            "--database-url" => url = rest.next().copied(),
+            "--anchor" => anchor = rest.next().copied().context("--anchor needs a value")?,
+            flag if flag.starts_with("--") => anyhow::bail!("unknown option {flag}"),
+            name => target = Some(name),
+        }
+    }
+    let (Some(target), Some(url)) = (target, url) else {
+        anyhow::bail!(
+            "usage: cargo xtask scenario seed NAME|FILE --database-url URL [--anchor last-month]"
+        );
+    };
+    let back = match anchor {
+        "this-month" => 0,
+        "last-month" => 1,
+        other => other
+            .strip_prefix("months-ago:")
+            .and_then(|n| n.parse::<u32>().ok())
+            .with_context(|| {
+                format!("--anchor {other:?}: use last-month, this-month or months-ago:N")
+            })?,
+    };
+    let path = resolve(target)?;
+    let scenario = match load(&path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let runtime = crate::runtime()?;
+    let marked = runtime.block_on(billing_harness::env::marker(url))?;
+    let Some(marked) = marked else {
+        eprintln!(
+            "error: refusing to write: the database has no harness marker, so the harness did not create it and nobody marked it for tests\n  fix: cargo xtask db mark --env qa --database-url '{url}'"
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    let now = billing_harness::clock::wall_now();
+    let tz = scenario.catalog.time_zone;
+    let today = now.with_timezone(&tz).date_naive();
+    let mut month = billing_harness::model::Month::of(today);
+    for _ in 0..back {
+        month = month.prev();
+    }
+    let start = billing_harness::model::Month::of(scenario.start);
+    let months = (month.year() - start.year()) * 12 + month.month() as i32 - start.month() as i32;
+    let shifted = scenario.shifted(months);
+    let run_id = format!("run-{:08x}", rand_id());
+    let outcome = runtime.block_on(async {
+        let env = TestEnv::builder()
+            .start_at(shifted.start_instant())
+            .seed(1)
+            .attach(url)
+            .await?;
+        let before = max_ids(env.pool()).await?;
+        let options = scenario::RunOptions {
+            tenant_suffix: Some(format!("-{run_id}")),
+            stop_at: Some(now),
+        };
+        let outcome = scenario::run_with(&shifted, &env, &options).await?;
+        tag(env.pool(), &run_id, &shifted.name, anchor, &before, now).await?;
+        anyhow::Ok(outcome)
+    })?;
+    println!(
+        "seeded {:?} into the {marked} database as {run_id}",
+        shifted.name
+    );
+    println!(
+        "  shifted by {months} month(s): {} to {}",
+        shifted.start, shifted.until
+    );
+    println!(
+        "  applied {} step(s); {} error(s) as expected",
+        shifted.steps.len()
+            - outcome
+                .later
+                .iter()
+                .filter(|l| l.starts_with("step"))
+                .count(),
+        outcome.errors.len()
+    );
+    if outcome.later.is_empty() {
+        println!("  nothing left for later");
+    } else {
+        println!("  left for later (dated after now):");
+        for item in &outcome.later {
+            println!("    {item}");
+        }
+    }
+    Ok(if outcome.holds {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn rand_id() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::process::id()) as u32
+}
+
+/// The highest id of every table with a bigint `id`, before a seed.
+async fn max_ids(pool: &sqlx::PgPool) -> anyhow::Result<Vec<(String, i64)>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select table_name::text from information_schema.columns where table_schema = 'public' \
+         and column_name = 'id' and data_type = 'bigint' order by 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for table in tables {
+        let max: i64 = sqlx::query_scalar(&format!("select coalesce(max(id), 0) from {table}"))
+            .fetch_one(pool)
+            .await?;
+        out.push((table, max));
+    }
+    Ok(out)
+}
+
+/// Records the run and every row it created (ids above the ones seen before it).
+async fn tag(
+    pool: &sqlx::PgPool,
+    run_id: &str,
+    name: &str,
+    anchor: &str,
+    before: &[(String, i64)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("insert into harness_runs (id, scenario, seed, anchor, created_at) values ($1, $2, 1, null, $3)")
+        .bind(run_id)
+        .bind(format!("{name} (anchor {anchor})"))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    for (table, max) in before {
+        sqlx::query(&format!(
+            "insert into harness_run_rows (run_id, table_name, row_id) select $1, $2, id from {table} where id > $3"
+        ))
+        .bind(run_id)
+        .bind(table)
+        .bind(max)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

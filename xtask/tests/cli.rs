@@ -517,3 +517,105 @@ fn the_html_report_renders_in_headless_chromium() {
         image.len()
     );
 }
+
+#[tokio::test]
+async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_tagged() {
+    // A database the harness did not create, on the test run's server.
+    let env = billing_harness::TestEnv::start().await;
+    let qa = format!("qa_seed_{}", std::process::id());
+    sqlx::query(&format!("create database {qa}"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let url = format!("{}/{qa}", env.url().rsplit_once('/').unwrap().0);
+    let state = state_dir("seed");
+    let cli = |args: &[&str]| {
+        let mut cmd = xtask(&state);
+        // The same server as this test: the url backend, never a cluster of its own.
+        cmd.env("HARNESS_POSTGRES", "url")
+            .env("HARNESS_DATABASE_URL", &url);
+        cmd.args(args).output().unwrap()
+    };
+    let seed = [
+        "scenario",
+        "seed",
+        "fail-times-2",
+        "--database-url",
+        url.as_str(),
+        "--anchor",
+        "months-ago:3",
+    ];
+    let refused = cli(&seed);
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("select count(*) from pg_tables where schemaname = 'public'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let marked = cli(&["db", "mark", "--env", "qa", "--database-url", &url]);
+    let seeded = cli(&seed);
+    let again = cli(&seed);
+    let current = cli(&[
+        "scenario",
+        "seed",
+        "fail-times-2",
+        "--database-url",
+        url.as_str(),
+        "--anchor",
+        "this-month",
+    ]);
+    let runs: Vec<String> = sqlx::query_scalar(
+        "select r.id from harness_runs r order by (select min(row_id) from harness_run_rows w \
+         where w.run_id = r.id and w.table_name = 'tenants')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let tagged: i64 = sqlx::query_scalar(
+        "select count(*) from harness_run_rows r where r.run_id = $1 and r.table_name in ('subscriptions', 'invoices', 'payments')",
+    )
+    .bind(&runs[0])
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let tenants: i64 = sqlx::query_scalar("select count(*) from tenants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    sqlx::query(&format!("drop database {qa} with (force)"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cargo xtask db mark --env qa"), "{stderr}");
+    assert_eq!(tables, 0, "a refused seed changes nothing");
+    assert!(
+        marked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&marked.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&seeded.stdout);
+    assert!(
+        seeded.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    assert!(stdout.contains("shifted by"), "{stdout}");
+    assert!(
+        again.status.success(),
+        "seeding twice works: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // Anchored in this month, the close at the start of next month has not happened yet.
+    let later = String::from_utf8_lossy(&current.stdout);
+    assert!(
+        later.contains("left for later") && later.contains("job Close"),
+        "{later}"
+    );
+    assert_eq!((runs.len(), tenants), (3, 3));
+    // Three months back: the subscription, its invoice and the three attempts all happened.
+    assert_eq!(tagged, 1 + 1 + 3);
+}

@@ -15,13 +15,16 @@ mod error;
 pub(crate) mod http;
 mod instance;
 mod local;
+mod mark;
 mod os;
 mod server;
 mod template;
 mod test_env;
 
 pub use config::{BackendChoice, Config, MigrationSource};
+pub(crate) use endpoint::redact as endpoint_redact;
 pub use error::EnvError;
+pub use mark::{mark, marker};
 pub use server::{Backend, BackendStatus, doctor};
 pub use test_env::{TestEnv, TestEnvBuilder};
 

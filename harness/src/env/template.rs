@@ -14,7 +14,7 @@ use super::endpoint::Endpoint;
 pub(crate) static BUNDLED: Migrator = sqlx::migrate!("./migrations");
 
 /// The test clock's table and `harness_now()`, installed before any migration.
-const CLOCK_SQL: &str = include_str!("clock.sql");
+pub(crate) const CLOCK_SQL: &str = include_str!("clock.sql");
 
 /// A set of migrations and the name of the template built from it.
 #[derive(Debug)]

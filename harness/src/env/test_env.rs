@@ -62,8 +62,17 @@ pub struct TestEnv {
     /// `None` only while dropping: the connections close before the database is dropped.
     open: Option<Open>,
     world: World,
-    lease: Lease,
+    target: Target,
     broker: &'static Broker,
+}
+
+/// Whose database a [`TestEnv`] uses.
+#[derive(Debug)]
+enum Target {
+    /// A clone the broker made for this test: dropped (or kept) at the end.
+    Leased(Lease),
+    /// An existing database (`TestEnv::attach`): never dropped.
+    Attached { name: String, url: String },
 }
 
 #[derive(Debug)]
@@ -137,6 +146,7 @@ impl TestEnvBuilder {
         let broker = Broker::global()?;
         let source = self
             .migrations
+            .clone()
             .unwrap_or_else(|| broker.config().migrations.clone());
         let lease = broker.acquire(&source, CloneStrategy::FileCopy).await?;
         let opened = async {
@@ -145,50 +155,14 @@ impl TestEnvBuilder {
                 .connect_with(lease.connect_options())
                 .await
                 .map_err(EnvError::db(format!("connect to {}", lease.name)))?;
-            let gateway = MockGateway::new();
-            let (used, server): (Arc<dyn Gateway>, _) = if self.gateway_over_http {
-                let server = GatewayServer::start(gateway.clone())
-                    .await
-                    .map_err(EnvError::io("serve the mock gateway on 127.0.0.1"))?;
-                (Arc::new(HttpGateway::new(server.url())), Some(server))
-            } else {
-                (gateway.clone(), None)
-            };
-            let today = match self.today {
-                Some(day) => Some(day),
-                None => env_var("HARNESS_TODAY")?,
-            };
-            let tz = chrono_tz::Asia::Seoul;
-            let start = match (self.start, today) {
-                (Some(start), _) => start,
-                (None, Some(day)) => crate::build::Day::new(day, tz).midnight(),
-                (None, None) => clock::wall_now(),
-            };
-            let today = today.unwrap_or_else(|| start.with_timezone(&tz).date_naive());
-            let seed = match self.seed {
-                Some(seed) => seed,
-                None => env_var("HARNESS_SEED")?.unwrap_or_else(rand::random),
-            };
-            let world = World::new(seed, self.locale, today);
-            let clock = Clock::attach(pool.clone(), start, used)
-                .await
-                .map_err(EnvError::db(format!("set the clock of {}", lease.name)))?;
-            Ok::<_, EnvError>((
-                Open {
-                    pool,
-                    clock,
-                    gateway,
-                    _gateway_server: server,
-                },
-                world,
-            ))
+            self.open(pool, &lease.name).await
         }
         .await;
         match opened {
             Ok((open, world)) => Ok(TestEnv {
                 open: Some(open),
                 world,
-                lease,
+                target: Target::Leased(lease),
                 broker,
             }),
             Err(e) => {
@@ -196,6 +170,82 @@ impl TestEnvBuilder {
                 Err(e)
             }
         }
+    }
+
+    /// Opens the harness's view of an existing database (a QA database marked with `cargo
+    /// xtask db mark`): the clock, the gateway mock and the builders, with nothing dropped at
+    /// the end. The clock row of the database is set to the clock's start.
+    ///
+    /// # Errors
+    /// The URL is invalid or the database cannot be reached.
+    pub async fn attach(self, url: &str) -> Result<TestEnv, EnvError> {
+        let broker = Broker::global()?;
+        let options: sqlx::postgres::PgConnectOptions =
+            url.parse()
+                .map_err(|e: sqlx::Error| EnvError::BadVariable {
+                    var: "--database-url",
+                    value: crate::env::endpoint_redact(url),
+                    reason: e.to_string(),
+                })?;
+        let name = options.get_database().unwrap_or("postgres").to_owned();
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(EnvError::db(format!(
+                "connect to {}",
+                crate::env::endpoint_redact(url)
+            )))?;
+        let (open, world) = self.open(pool, &name).await?;
+        Ok(TestEnv {
+            open: Some(open),
+            world,
+            target: Target::Attached {
+                name,
+                url: crate::env::endpoint_redact(url),
+            },
+            broker,
+        })
+    }
+
+    async fn open(self, pool: PgPool, name: &str) -> Result<(Open, World), EnvError> {
+        let gateway = MockGateway::new();
+        let (used, server): (Arc<dyn Gateway>, _) = if self.gateway_over_http {
+            let server = GatewayServer::start(gateway.clone())
+                .await
+                .map_err(EnvError::io("serve the mock gateway on 127.0.0.1"))?;
+            (Arc::new(HttpGateway::new(server.url())), Some(server))
+        } else {
+            (gateway.clone(), None)
+        };
+        let today = match self.today {
+            Some(day) => Some(day),
+            None => env_var("HARNESS_TODAY")?,
+        };
+        let tz = chrono_tz::Asia::Seoul;
+        let start = match (self.start, today) {
+            (Some(start), _) => start,
+            (None, Some(day)) => crate::build::Day::new(day, tz).midnight(),
+            (None, None) => clock::wall_now(),
+        };
+        let today = today.unwrap_or_else(|| start.with_timezone(&tz).date_naive());
+        let seed = match self.seed {
+            Some(seed) => seed,
+            None => env_var("HARNESS_SEED")?.unwrap_or_else(rand::random),
+        };
+        let world = World::new(seed, self.locale, today);
+        let clock = Clock::attach(pool.clone(), start, used)
+            .await
+            .map_err(EnvError::db(format!("set the clock of {}", name)))?;
+        Ok((
+            Open {
+                pool,
+                clock,
+                gateway,
+                _gateway_server: server,
+            },
+            world,
+        ))
     }
 }
 
@@ -242,8 +292,8 @@ impl TestEnv {
         let seed = self.world.fakes.seed();
         format!(
             "billing-harness: kept database {} of the failed test; open it with:\n  {}\n  (`cargo xtask db clean` removes kept databases)\n  fake data seed: {seed} (HARNESS_SEED={seed} replays it)",
-            self.lease.name,
-            self.lease.psql_command(),
+            self.database_name(),
+            self.psql_command(),
         )
     }
 
@@ -263,22 +313,34 @@ impl TestEnv {
 
     /// The database's name (`bh_...`).
     pub fn database_name(&self) -> &str {
-        &self.lease.name
+        match &self.target {
+            Target::Leased(lease) => &lease.name,
+            Target::Attached { name, .. } => name,
+        }
     }
 
     /// The database's URL, for other programs (a product under test, say).
     pub fn url(&self) -> String {
-        self.lease.url()
+        match &self.target {
+            Target::Leased(lease) => lease.url(),
+            Target::Attached { url, .. } => url.clone(),
+        }
     }
 
     /// A ready-to-paste `psql` command that opens this database.
     pub fn psql_command(&self) -> String {
-        self.lease.psql_command()
+        match &self.target {
+            Target::Leased(lease) => lease.psql_command(),
+            Target::Attached { url, .. } => format!("psql '{url}'"),
+        }
     }
 
     /// The backend serving this database.
     pub fn backend(&self) -> Backend {
-        self.lease.backend
+        match &self.target {
+            Target::Leased(lease) => lease.backend,
+            Target::Attached { .. } => Backend::Url,
+        }
     }
 }
 
@@ -294,11 +356,10 @@ impl Drop for TestEnv {
         }
         // Dropping the last pool handle closes its idle connections at once.
         drop(self.open.take());
-        if let Err(e) = self.broker.release_blocking(&self.lease, keep) {
-            eprintln!(
-                "billing-harness: could not release {}: {e}",
-                self.lease.name
-            );
+        if let Target::Leased(lease) = &self.target
+            && let Err(e) = self.broker.release_blocking(lease, keep)
+        {
+            eprintln!("billing-harness: could not release {}: {e}", lease.name);
         }
     }
 }

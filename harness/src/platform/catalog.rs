@@ -38,17 +38,22 @@ pub async fn install(
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let plan_id: i64 = sqlx::query_scalar(
+        // A plan already installed keeps its terms: installing again only adds what is new.
+        let plan_id: Option<i64> = sqlx::query_scalar(
             "insert into plans (product_id, key, name, currency, base_fee, created_at) \
-             select id, $2, $2, $3, $4, $5 from products where key = $1 returning id",
+             select id, $2, $2, $3, $4, $5 from products where key = $1 \
+             on conflict (key) do nothing returning id",
         )
         .bind(&plan.product)
         .bind(&plan.key)
         .bind(plan.currency.code())
         .bind(plan.terms.base_fee)
         .bind(at)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(plan_id) = plan_id else {
+            continue;
+        };
         for (option, value) in &plan.limits {
             sqlx::query("insert into plan_limits (plan_id, option_key, value) values ($1, $2, $3)")
                 .bind(plan_id)

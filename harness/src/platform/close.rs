@@ -19,7 +19,8 @@ pub struct CloseReport {
     pub month: Month,
     /// Invoices finalised (zero-total ones are paid at once).
     pub invoices: usize,
-    /// Whether the month had been closed before (then nothing was done).
+    /// Whether the month had been closed before: then only subscriptions not yet invoiced for
+    /// it (written into the past of a shared database by a later seed) are invoiced.
     pub already_closed: bool,
 }
 
@@ -116,8 +117,8 @@ const BILLABLE: &str = "select b.id from billings b \
        and not exists (select 1 from invoices i where i.subscription_id = b.subscription_id and i.period = $1)";
 
 /// Finalises `month` on the database behind `pool`: one invoice per subscription with a
-/// service day in it, `paid` at once when its total is zero. Closing a month twice does nothing
-/// the second time.
+/// service day in it, `paid` at once when its total is zero. Closing a month again invoices only
+/// what it has not invoiced yet: never two invoices for one subscription and month.
 ///
 /// # Errors
 /// The database failed; nothing was written.
@@ -137,13 +138,7 @@ pub async fn close_month(
     .bind(at)
     .fetch_optional(&mut *tx)
     .await?;
-    if fresh.is_none() {
-        return Ok(CloseReport {
-            month,
-            invoices: 0,
-            already_closed: true,
-        });
-    }
+    let already_closed = fresh.is_none();
     let settings = settings(&mut tx).await?;
 
     let periods: Vec<PeriodRow> = sqlx::query_as(&format!(
@@ -346,7 +341,7 @@ pub async fn close_month(
     .bind(&lines.amount)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("update month_closes set invoices = $2 where month = $1")
+    sqlx::query("update month_closes set invoices = invoices + $2 where month = $1")
         .bind(first)
         .bind(invoice_ids.len() as i32)
         .execute(&mut *tx)
@@ -355,7 +350,7 @@ pub async fn close_month(
     Ok(CloseReport {
         month,
         invoices: invoice_ids.len(),
-        already_closed: false,
+        already_closed,
     })
 }
 

@@ -47,7 +47,7 @@ use std::path::Path;
 pub use diagnostic::{Problem, ScenarioError};
 pub use run::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription,
-    OutcomeSync, RunError, run,
+    OutcomeSync, RunError, RunOptions, run, run_with,
 };
 pub use validate::{Action, ERROR_CODES, OrgDef, Scenario, Step, TenantDef, VERSION};
 

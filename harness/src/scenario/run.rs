@@ -30,6 +30,19 @@ pub struct Outcome {
     pub errors: Vec<OutcomeError>,
     /// The sync events queued for products, in order.
     pub sync: Vec<OutcomeSync>,
+    /// Steps and jobs not applied because they fall after [`RunOptions::stop_at`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub later: Vec<String>,
+}
+
+/// How a scenario is played: by default entirely, on a throwaway database.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Appended to tenant names, so that a scenario can be seeded into one database many times.
+    pub tenant_suffix: Option<String>,
+    /// Nothing dated after this instant is applied (the present, when seeding a QA database);
+    /// what is left is listed in [`Outcome::later`].
+    pub stop_at: Option<DateTime<Utc>>,
 }
 
 /// An invoice in an [`Outcome`].
@@ -143,6 +156,18 @@ impl Scenario {
 /// # Errors
 /// Setting up or the database failed; a scenario that does not hold is an `Ok` outcome.
 pub async fn run(scenario: &Scenario, env: &TestEnv) -> Result<Outcome, RunError> {
+    run_with(scenario, env, &RunOptions::default()).await
+}
+
+/// [`run`] with options: a partial run up to an instant, tenant names made unique.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    scenario: &Scenario,
+    env: &TestEnv,
+    options: &RunOptions,
+) -> Result<Outcome, RunError> {
     let tz = scenario.catalog.time_zone;
     let p = env.platform();
     let clock = env.clock();
@@ -164,14 +189,27 @@ pub async fn run(scenario: &Scenario, env: &TestEnv) -> Result<Outcome, RunError
             .tenant()
             .org(&orgs[def.org])
             .product(def.product.clone())
-            .name(def.key.clone())
+            .name(format!(
+                "{}{}",
+                def.key,
+                options.tenant_suffix.as_deref().unwrap_or("")
+            ))
             .create()
             .await?;
         tenants.push(tenant.id());
     }
     let mut failures = Vec::new();
     let mut errors = Vec::new();
+    let mut later = Vec::new();
+    let stop_at = options.stop_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
     for step in &scenario.steps {
+        if Day::new(step.on, tz).midnight() > stop_at {
+            later.push(format!(
+                "step {} on {}: {:?}",
+                step.number, step.on, step.action
+            ));
+            continue;
+        }
         clock.advance_to(Day::new(step.on, tz)).await?;
         let at = clock.now();
         let result = match &step.action {
@@ -222,8 +260,27 @@ pub async fn run(scenario: &Scenario, env: &TestEnv) -> Result<Outcome, RunError
             _ => {}
         }
     }
-    clock.advance_to(Day::new(scenario.until, tz)).await?;
-    collect(scenario, env, &tenants, failures, errors).await
+    let end = Day::new(scenario.until, tz).midnight();
+    clock.advance_to(end.min(stop_at)).await?;
+    if end > stop_at {
+        let settings = p.settings().await?;
+        let mut day = settings.day_of(stop_at);
+        loop {
+            day = day.succ_opt().expect("a next day");
+            let at = settings.midnight(day);
+            if at > end {
+                break;
+            }
+            for job in crate::clock::jobs_due(at, &settings) {
+                if job != crate::clock::Job::Retry {
+                    later.push(format!("job {job:?} at 00:00 on {day}"));
+                }
+            }
+        }
+    }
+    let mut outcome = collect(scenario, env, &tenants, failures, errors).await?;
+    outcome.later = later;
+    Ok(outcome)
 }
 
 async fn collect(
@@ -309,6 +366,7 @@ async fn collect(
         subscriptions,
         errors,
         sync,
+        later: Vec::new(),
     })
 }
 

@@ -560,3 +560,25 @@ pub(crate) fn scenario(
         steps,
     })
 }
+
+impl Scenario {
+    /// The same scenario `months` months later (earlier when negative): every date moves by
+    /// whole months, a day past the end of its new month becoming that month's last day.
+    pub fn shifted(&self, months: i32) -> Scenario {
+        let shift = |day: NaiveDate| {
+            let moved = if months >= 0 {
+                day.checked_add_months(chrono::Months::new(months.unsigned_abs()))
+            } else {
+                day.checked_sub_months(chrono::Months::new(months.unsigned_abs()))
+            };
+            moved.unwrap_or(day)
+        };
+        let mut shifted = self.clone();
+        shifted.start = shift(self.start);
+        shifted.until = shift(self.until);
+        for step in &mut shifted.steps {
+            step.on = shift(step.on);
+        }
+        shifted
+    }
+}
