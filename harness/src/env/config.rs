@@ -79,7 +79,8 @@ pub struct Config {
     /// process that shares it shares one server.
     pub state_dir: PathBuf,
     /// `HARNESS_LINGER_SECS`: how long a throwaway server stays up after its last user is done,
-    /// so that the next test process reuses it (default 5).
+    /// so that the next test process reuses it (default 30: long enough to bridge the gaps left
+    /// by test binaries and nextest processes that use no database).
     pub linger: Duration,
     /// `HARNESS_POOL_SIZE`: connections per test database (default 4). The connection budget
     /// divides the server's `max_connections` by it.
