@@ -100,7 +100,7 @@ impl Config {
         let backend = BackendChoice::parse(&var("HARNESS_POSTGRES").unwrap_or_default())?;
         let linger = match var("HARNESS_LINGER_SECS") {
             Some(v) => Duration::from_secs(parse_number("HARNESS_LINGER_SECS", &v, 0..=3600)?),
-            None => Duration::from_secs(5),
+            None => Duration::from_secs(30),
         };
         let pool_size = match var("HARNESS_POOL_SIZE") {
             Some(v) => parse_number("HARNESS_POOL_SIZE", &v, 1..=64)? as u32,
