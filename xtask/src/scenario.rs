@@ -55,14 +55,20 @@ fn load(path: &Path) -> Result<Scenario, ExitCode> {
     })
 }
 
-/// Plays one scenario on a throwaway database.
-pub(crate) async fn play(scenario: &Scenario) -> anyhow::Result<Outcome> {
+/// Plays one scenario on a throwaway database, which it returns for a closer look.
+pub(crate) async fn play_on(scenario: &Scenario) -> anyhow::Result<(TestEnv, Outcome)> {
     let env = TestEnv::builder()
         .start_at(scenario.start_instant())
         .seed(1)
         .build()
         .await?;
-    Ok(scenario::run(scenario, &env).await?)
+    let outcome = scenario::run(scenario, &env).await?;
+    Ok((env, outcome))
+}
+
+/// Plays one scenario on a throwaway database.
+pub(crate) async fn play(scenario: &Scenario) -> anyhow::Result<Outcome> {
+    Ok(play_on(scenario).await?.1)
 }
 
 /// `scenario list`.
@@ -269,12 +275,7 @@ pub(crate) fn report(args: &[&str]) -> anyhow::Result<ExitCode> {
             .join(format!("{stem}.html"))
     });
     let page = crate::runtime()?.block_on(async {
-        let env = TestEnv::builder()
-            .start_at(scenario.start_instant())
-            .seed(1)
-            .build()
-            .await?;
-        let outcome = scenario::run(&scenario, &env).await?;
+        let (env, outcome) = play_on(&scenario).await?;
         let lanes = scenario::report::lanes(&scenario, &env).await?;
         anyhow::Ok(scenario::report::html(&scenario, &outcome, &lanes))
     })?;

@@ -110,10 +110,6 @@ impl<'s> Problems<'s> {
         });
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.found.is_empty()
-    }
-
     /// The error, if any problem was found.
     pub(crate) fn finish(mut self) -> Result<(), ScenarioError> {
         if self.found.is_empty() {
