@@ -1,48 +1,36 @@
-//! The test clock: the one place that may read wall time, the instant that platform code and the
-//! database (`harness_now()`) both follow, and the schedule of the platform's jobs.
+//! The test clock: the one place that may read wall time, and the instant that platform code and
+//! the database (`harness_now()`) both follow.
 //!
-//! Advancing the clock runs every job due on the way, in time order, before anything that
-//! happens at the new instant. Jobs fall at 00:00 in the billing time zone: on the 1st the
-//! close of the month before; the charge, retries and product sync join the same schedule.
+//! The clock keeps and moves time. It knows no job itself: whoever wires it (the platform, in a
+//! [`crate::TestEnv`]) gives it [`Jobs`], a calendar that says what falls due and a runner for
+//! each job. Advancing the clock stops at every instant a job is due on the way, in time order,
+//! and runs it there before anything that happens at the new instant.
 
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, Datelike, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::model::Month;
-use crate::payments::{self, Gateway};
-use crate::platform::{self, Platform, Settings};
+use crate::calendar::{Calendar, Job};
 
-/// A scheduled job of the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "job", content = "month", rename_all = "snake_case")]
-pub enum Job {
-    /// Finalise the month: runs at 00:00 on the 1st of the next one.
-    Close(Month),
-    /// Charge every finalised invoice: runs at 00:00 on the charge day (the 5th by default).
-    Charge,
-    /// Retry every past-due invoice with attempts left: runs at 00:00 every day.
-    Retry,
-}
+/// A boxed future, as [`Jobs`] returns them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The jobs due at `instant`, in the order they run. Only midnights (billing time zone) have
-/// jobs.
-pub fn jobs_due(instant: DateTime<Utc>, settings: &Settings) -> Vec<Job> {
-    let day = settings.day_of(instant);
-    if settings.midnight(day) != instant {
-        return Vec::new();
-    }
-    let mut jobs = Vec::new();
-    if day.day() == 1 {
-        jobs.push(Job::Close(Month::of(day).prev()));
-    }
-    if day.day() == settings.charge_day {
-        jobs.push(Job::Charge);
-    }
-    jobs.push(Job::Retry);
-    jobs
+/// What a job that failed returns.
+pub type JobError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The scheduled work the clock runs as it moves: registered by the platform.
+pub trait Jobs: Send + Sync + fmt::Debug {
+    /// The calendar in force; `None` when nothing is scheduled (no catalog installed yet).
+    fn calendar(&self) -> BoxFuture<'_, Result<Option<Calendar>, JobError>>;
+
+    /// Runs `job` with the clock at `at`; returns how many things it did (invoices finalised,
+    /// attempts made).
+    fn run(&self, job: Job, at: DateTime<Utc>) -> BoxFuture<'_, Result<usize, JobError>>;
 }
 
 /// A job that ran, and when.
@@ -75,7 +63,7 @@ pub struct Clock {
     /// The last instant a job did something (finalised, charged): the clock never rewinds past it.
     last_effect: Mutex<Option<DateTime<Utc>>>,
     pool: PgPool,
-    gateway: Arc<dyn Gateway>,
+    jobs: Option<Arc<dyn Jobs>>,
 }
 
 /// Why the clock could not move.
@@ -90,34 +78,60 @@ pub enum ClockError {
         /// When a job last acted.
         acted: DateTime<Utc>,
     },
-    /// A job or the clock's write failed.
-    #[error("database error while moving the clock: {0}")]
+    /// A job failed; the clock stays at the instant it ran.
+    #[error("the {job} job at {at} failed")]
+    Job {
+        /// The job.
+        job: Job,
+        /// When it ran.
+        at: DateTime<Utc>,
+        /// Why it failed.
+        #[source]
+        source: JobError,
+    },
+    /// The calendar could not be read.
+    #[error("could not read the calendar")]
+    Calendar(#[source] JobError),
+    /// Writing the clock to the database failed.
+    #[error("could not write the clock to the database")]
     Database(#[from] sqlx::Error),
 }
 
+/// Reads a mutex whose data cannot be left half-written (plain copies), even after a panic.
+fn read<T: Copy>(m: &Mutex<T>) -> T {
+    *m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_cell<T>(m: &Mutex<T>, value: T) {
+    *m.lock().unwrap_or_else(PoisonError::into_inner) = value;
+}
+
 impl Clock {
-    /// A clock at `start` for the database behind `pool`, written to its `harness_clock`; its
-    /// charge and retry jobs go through `gateway`.
+    /// A clock at `start` for the database behind `pool`, written to its `harness_clock`. It runs
+    /// no job until given some with [`Clock::with_jobs`].
     ///
     /// # Errors
     /// The database refused the write (no `harness_clock` table, say).
-    pub async fn attach(
-        pool: PgPool,
-        start: DateTime<Utc>,
-        gateway: Arc<dyn Gateway>,
-    ) -> Result<Clock, sqlx::Error> {
+    pub async fn attach(pool: PgPool, start: DateTime<Utc>) -> Result<Clock, sqlx::Error> {
         write(&pool, start).await?;
         Ok(Clock {
             now: Mutex::new(start),
             last_effect: Mutex::new(None),
             pool,
-            gateway,
+            jobs: None,
         })
+    }
+
+    /// The clock with `jobs` to run as it moves.
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: Arc<dyn Jobs>) -> Clock {
+        self.jobs = Some(jobs);
+        self
     }
 
     /// The clock's instant.
     pub fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().expect("clock lock")
+        read(&self.now)
     }
 
     /// Moves the clock to `instant`, forwards or backwards, in memory and in the database,
@@ -127,7 +141,7 @@ impl Clock {
     /// The database refused the write.
     pub async fn set(&self, instant: DateTime<Utc>) -> Result<(), sqlx::Error> {
         write(&self.pool, instant).await?;
-        *self.now.lock().expect("clock lock") = instant;
+        write_cell(&self.now, instant);
         Ok(())
     }
 
@@ -136,7 +150,7 @@ impl Clock {
     ///
     /// # Errors
     /// A job or the database failed; the clock stays at the failing job's instant.
-    pub async fn advance(&self, by: TimeDelta) -> Result<Vec<JobRun>, sqlx::Error> {
+    pub async fn advance(&self, by: TimeDelta) -> Result<Vec<JobRun>, ClockError> {
         self.advance_to(self.now() + by).await
     }
 
@@ -145,17 +159,16 @@ impl Clock {
     /// before anything happened there).
     ///
     /// # Errors
-    /// [`ClockError::Rewind`] when a job acted after `target`, or a database error.
+    /// [`ClockError::Rewind`] when a job acted after `target`, or a job or database error.
     pub async fn travel_to(
         &self,
         target: impl Into<DateTime<Utc>>,
     ) -> Result<Vec<JobRun>, ClockError> {
         let target = target.into();
         if target >= self.now() {
-            return Ok(self.advance_to(target).await?);
+            return self.advance_to(target).await;
         }
-        let last_effect = *self.last_effect.lock().expect("clock lock");
-        if let Some(acted) = last_effect
+        if let Some(acted) = read(&self.last_effect)
             && acted > target
         {
             return Err(ClockError::Rewind { to: target, acted });
@@ -173,50 +186,34 @@ impl Clock {
     pub async fn advance_to(
         &self,
         target: impl Into<DateTime<Utc>>,
-    ) -> Result<Vec<JobRun>, sqlx::Error> {
+    ) -> Result<Vec<JobRun>, ClockError> {
         let target = target.into();
         if target <= self.now() {
             return Ok(Vec::new());
         }
-        let settings = self.platform().settings().await?;
         let mut runs = Vec::new();
-        let mut now = self.now();
-        loop {
-            let next = settings.midnight(settings.day_of(now).succ_opt().expect("a next day"));
-            if next > target {
-                break;
-            }
-            self.set(next).await?;
-            for job in jobs_due(next, &settings) {
-                let effects = self.run(job, next).await?;
-                if effects > 0 {
-                    *self.last_effect.lock().expect("clock lock") = Some(next);
+        if let Some(jobs) = &self.jobs
+            && let Some(calendar) = jobs.calendar().await.map_err(ClockError::Calendar)?
+        {
+            for (at, due) in calendar.due_between(self.now(), target) {
+                self.set(at).await?;
+                for job in due {
+                    let effects = jobs.run(job, at).await.map_err(|source| ClockError::Job {
+                        job,
+                        at,
+                        source,
+                    })?;
+                    if effects > 0 {
+                        write_cell(&self.last_effect, Some(at));
+                    }
+                    runs.push(JobRun { at, job, effects });
                 }
-                runs.push(JobRun {
-                    at: next,
-                    job,
-                    effects,
-                });
             }
-            now = next;
         }
         if target > self.now() {
             self.set(target).await?;
         }
         Ok(runs)
-    }
-
-    fn platform(&self) -> Platform {
-        Platform::new(self.pool.clone())
-    }
-
-    async fn run(&self, job: Job, at: DateTime<Utc>) -> Result<usize, sqlx::Error> {
-        let gateway = self.gateway.as_ref();
-        Ok(match job {
-            Job::Close(month) => platform::close_month(&self.pool, month, at).await?.invoices,
-            Job::Charge => payments::charge_due(&self.pool, gateway, at).await?.len(),
-            Job::Retry => payments::retry_due(&self.pool, gateway, at).await?.len(),
-        })
     }
 }
 

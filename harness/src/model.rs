@@ -7,9 +7,96 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+pub use crate::calendar::Month;
+
+/// Maps a type with `as_str` and `FromStr` to a text column (sqlx, PostgreSQL).
+macro_rules! text_column {
+    ($name:ident) => {
+        impl sqlx::Type<sqlx::Postgres> for $name {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+                Ok(text.trim_end().parse::<$name>()?)
+            }
+        }
+    };
+}
+
+/// Maps an enum to the text the database stores for it, in one place: `as_str`, `Display`,
+/// `FromStr`, serde (as that text) and the sqlx column mapping.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            /// The text stored in the database and shown to people.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "unknown {} {other:?} (expected one of: {})",
+                        stringify!($name),
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        text_column!($name);
+    };
+}
 
 /// A currency of the platform, with its number of minor units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -25,6 +112,11 @@ pub enum Currency {
 impl Currency {
     /// The ISO 4217 code, as stored in the database.
     pub fn code(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The ISO 4217 code (the text column mapping's name for [`Currency::code`]).
+    pub fn as_str(self) -> &'static str {
         match self {
             Currency::Krw => "KRW",
             Currency::Usd => "USD",
@@ -55,6 +147,8 @@ impl Currency {
     }
 }
 
+text_column!(Currency);
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
@@ -73,113 +167,53 @@ impl FromStr for Currency {
     }
 }
 
-/// A calendar month, the billing period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Month {
-    year: i32,
-    month: u32,
-}
-
-impl Month {
-    /// The month `month` (1 to 12) of `year`; `None` for a month out of range.
-    pub fn new(year: i32, month: u32) -> Option<Month> {
-        NaiveDate::from_ymd_opt(year, month, 1).map(|_| Month { year, month })
+text_enum!(
+    /// A subscription's state (`subscriptions.status`).
+    SubscriptionStatus {
+        /// In service and paid up.
+        Active = "active",
+        /// In service, with an unpaid invoice being retried.
+        PastDue = "past_due",
+        /// Ended: by request, by failed payment or by a contract's end.
+        Cancelled = "cancelled",
     }
+);
 
-    /// The month that contains `day`.
-    pub fn of(day: NaiveDate) -> Month {
-        Month {
-            year: day.year(),
-            month: day.month(),
-        }
+text_enum!(
+    /// Why a subscription was cancelled (`subscriptions.cancel_reason`).
+    CancelReason {
+        /// The customer cancelled.
+        Requested = "requested",
+        /// The last charge attempt failed.
+        PaymentFailed = "payment_failed",
+        /// A sales contract's term ended.
+        ContractEnded = "contract_ended",
     }
+);
 
-    /// Its year.
-    pub fn year(self) -> i32 {
-        self.year
+text_enum!(
+    /// An invoice's state (`invoices.status`).
+    InvoiceStatus {
+        /// Closed and waiting for the charge day.
+        Finalized = "finalized",
+        /// Paid (a zero total is paid at the close).
+        Paid = "paid",
+        /// A charge failed; retries are due.
+        PastDue = "past_due",
+        /// Every attempt failed.
+        Uncollectible = "uncollectible",
     }
+);
 
-    /// Its month number, 1 to 12.
-    pub fn month(self) -> u32 {
-        self.month
+text_enum!(
+    /// A charge attempt's outcome (`payments.outcome`).
+    PaymentOutcome {
+        /// The gateway captured the amount.
+        Succeeded = "succeeded",
+        /// The gateway declined, timed out, or there was no card.
+        Failed = "failed",
     }
-
-    /// Its first day.
-    pub fn first_day(self) -> NaiveDate {
-        NaiveDate::from_ymd_opt(self.year, self.month, 1).expect("months are valid")
-    }
-
-    /// The first day of the next month: the end (exclusive) of this one.
-    pub fn end(self) -> NaiveDate {
-        self.next().first_day()
-    }
-
-    /// How many days it has: 28 to 31.
-    pub fn days(self) -> u32 {
-        (self.end() - self.first_day()).num_days() as u32
-    }
-
-    /// The month after.
-    pub fn next(self) -> Month {
-        if self.month == 12 {
-            Month {
-                year: self.year + 1,
-                month: 1,
-            }
-        } else {
-            Month {
-                year: self.year,
-                month: self.month + 1,
-            }
-        }
-    }
-
-    /// The month before.
-    pub fn prev(self) -> Month {
-        if self.month == 1 {
-            Month {
-                year: self.year - 1,
-                month: 12,
-            }
-        } else {
-            Month {
-                year: self.year,
-                month: self.month - 1,
-            }
-        }
-    }
-
-    /// Whether `day` falls in it.
-    pub fn contains(self, day: NaiveDate) -> bool {
-        Month::of(day) == self
-    }
-}
-
-impl fmt::Display for Month {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}", self.year, self.month)
-    }
-}
-
-impl FromStr for Month {
-    type Err = String;
-
-    /// Parses `YYYY-MM`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not a month (expected YYYY-MM)");
-        let (y, m) = s.split_once('-').ok_or_else(bad)?;
-        if y.len() != 4 || m.len() != 2 {
-            return Err(bad());
-        }
-        Month::new(y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?).ok_or_else(bad)
-    }
-}
-
-impl Serialize for Month {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+);
 
 /// Overage pricing of one metric: `price` for every started `block` of units.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,12 +304,20 @@ impl Catalog {
     /// A catalog with the default settings and these plans.
     pub fn new(plans: Vec<Plan>) -> Catalog {
         Catalog {
-            time_zone: chrono_tz::Asia::Seoul,
+            time_zone: crate::calendar::DEFAULT_TIME_ZONE,
             currency: Currency::Krw,
             tax_rate: Decimal::ZERO,
-            charge_day: 5,
+            charge_day: crate::calendar::Calendar::platform().charge_day(),
             plans,
         }
+    }
+
+    /// The calendar its settings make.
+    ///
+    /// # Errors
+    /// A charge day outside 2 to 28.
+    pub fn calendar(&self) -> Result<crate::calendar::Calendar, crate::calendar::CalendarError> {
+        crate::calendar::Calendar::new(self.time_zone, self.charge_day)
     }
 
     /// The plan with this key.

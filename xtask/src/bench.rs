@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use billing_harness::env::Config;
-use billing_harness::env::internals::{self, Broker, CloneStrategy};
+use billing_harness::env::{self as harness_env, Broker, CloneStrategy};
 use serde::Serialize;
 
 /// Prints a bench's report: exactly one JSON document with `--json`, else `text` for people.
@@ -106,7 +106,7 @@ pub(crate) fn db(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
         })?
     };
     // The broker is gone, so nobody uses the bench's server: stop it now rather than linger.
-    let _ = internals::stop_unused(&state);
+    let _ = harness_env::stop_unused(&state);
     let _ = std::fs::remove_dir_all(&state);
     emit(json, &report, |r| {
         format!(

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use billing_harness::TestEnv;
-use billing_harness::env::{self, Config, internals::Broker};
+use billing_harness::env::{self, Config};
 
 /// Starts a migrated database and keeps it until Ctrl-C.
 pub(crate) fn up() -> anyhow::Result<ExitCode> {
@@ -25,15 +25,15 @@ pub(crate) fn up() -> anyhow::Result<ExitCode> {
 
 /// Drops kept databases and stops idle throwaway servers.
 pub(crate) fn clean() -> anyhow::Result<ExitCode> {
-    let broker = Broker::global()?;
-    let dropped = crate::runtime()?.block_on(broker.drop_kept(None))?;
+    let config = Config::from_env()?;
+    let dropped = crate::runtime()?.block_on(env::drop_kept(None))?;
     for name in &dropped {
         eprintln!("dropped kept database {name}");
     }
     eprintln!(
         "{} kept database(s) dropped; an idle throwaway server stops {} s after its last user",
         dropped.len(),
-        broker.config().linger.as_secs()
+        config.linger.as_secs()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
+use super::rules;
 use crate::model::{Currency, Month, Terms};
 
 /// One plan period of a subscription: the days `[from, until)` on one plan's terms. The start or
@@ -129,7 +129,7 @@ impl Invoice {
 /// The invoice of `input.month` (see [`super::rules`] for the rules and worked examples).
 pub fn invoice(input: &InvoiceInput) -> Invoice {
     let month = input.month;
-    let days_in_month = Decimal::from(month.days());
+    let days_in_month = month.days();
     let currency = input.currency;
     let mut periods: Vec<(&PlanPeriod, NaiveDate, NaiveDate)> = input
         .periods
@@ -144,8 +144,7 @@ pub fn invoice(input: &InvoiceInput) -> Invoice {
 
     let mut lines = Vec::new();
     for (period, from, until) in periods {
-        let days = (until - from).num_days() as u32;
-        let share = |whole: Decimal| whole * Decimal::from(days) / days_in_month;
+        let days = u32::try_from((until - from).num_days()).unwrap_or(0);
         lines.push(Line {
             kind: LineKind::Base,
             plan: period.plan.clone(),
@@ -156,7 +155,7 @@ pub fn invoice(input: &InvoiceInput) -> Invoice {
             used: None,
             included: None,
             overage: None,
-            amount: currency.floor(share(period.terms.base_fee)),
+            amount: rules::prorate(period.terms.base_fee, days, days_in_month, currency),
         });
         let mut used: BTreeMap<&str, u64> = BTreeMap::new();
         for u in input
@@ -169,15 +168,11 @@ pub fn invoice(input: &InvoiceInput) -> Invoice {
         for (metric, price) in &period.terms.overage {
             let used = used.get(metric.as_str()).copied().unwrap_or(0);
             let quota = period.terms.included.get(metric).copied().unwrap_or(0);
-            let included = share(Decimal::from(quota))
-                .floor()
-                .to_u64()
-                .unwrap_or(u64::MAX);
-            let over = used.saturating_sub(included);
+            let included = rules::prorated_quota(quota, days, days_in_month);
+            let over = rules::overage(used, included);
             if over == 0 {
                 continue;
             }
-            let blocks = over.div_ceil(price.block.max(1));
             lines.push(Line {
                 kind: LineKind::Overage,
                 plan: period.plan.clone(),
@@ -188,12 +183,12 @@ pub fn invoice(input: &InvoiceInput) -> Invoice {
                 used: Some(used),
                 included: Some(included),
                 overage: Some(over),
-                amount: currency.floor(Decimal::from(blocks) * price.price),
+                amount: rules::overage_amount(over, price, currency),
             });
         }
     }
     let subtotal = currency.exact(lines.iter().map(|l| l.amount).sum());
-    let tax = currency.floor(subtotal * input.tax_rate);
+    let tax = rules::tax(subtotal, input.tax_rate, currency);
     Invoice {
         month,
         currency,

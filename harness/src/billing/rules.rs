@@ -334,15 +334,114 @@
 //!
 //! ## Which day is it? The time zone
 //!
-//! Convert instants to Seoul calendar days before billing: 16:00 UTC on October 31 is already
+//! Convert instants to Seoul calendar days before billing, with
+//! [`calendar::local_day`](crate::calendar::local_day): 16:00 UTC on October 31 is already
 //! November 1 in Seoul.
 //!
 //! ```
+//! use billing_harness::calendar::local_day;
 //! use chrono::{NaiveDate, TimeZone, Utc};
 //!
 //! let at = Utc.with_ymd_and_hms(2025, 10, 31, 16, 0, 0).unwrap();
-//! let day = at.with_timezone(&chrono_tz::Asia::Seoul).date_naive();
-//! assert_eq!(day, NaiveDate::from_ymd_opt(2025, 11, 1).unwrap());
+//! assert_eq!(local_day(chrono_tz::Asia::Seoul, at), NaiveDate::from_ymd_opt(2025, 11, 1).unwrap());
 //! ```
 //!
+//! # The rules as functions
+//!
+//! Each arithmetic rule above is one named function here, which [`invoice`](super::invoice)
+//! calls: [`prorate`] (rule 4), [`prorated_quota`], [`overage`] and [`overage_amount`] (rule 5),
+//! and [`tax`] (rule 6).
+//!
 //! [`NaiveDate`]: chrono::NaiveDate
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::model::{Currency, Overage};
+
+/// Rule 4: `floor(amount × days / days_in_month)` to the currency's minor unit.
+///
+/// ```
+/// use billing_harness::billing::rules::prorate;
+/// use billing_harness::model::Currency;
+/// use rust_decimal::Decimal;
+///
+/// // pro at 99,000 KRW from October 10: 22 of 31 days.
+/// assert_eq!(prorate(Decimal::from(99_000), 22, 31, Currency::Krw), Decimal::from(70_258));
+/// // A whole month is billed exactly.
+/// assert_eq!(prorate(Decimal::from(99_000), 31, 31, Currency::Krw), Decimal::from(99_000));
+/// // 9.99 USD for 10 of 30 days: 3.33.
+/// assert_eq!(prorate("9.99".parse().unwrap(), 10, 30, Currency::Usd).to_string(), "3.33");
+/// ```
+pub fn prorate(amount: Decimal, days: u32, days_in_month: u32, currency: Currency) -> Decimal {
+    currency.floor(share(amount, days, days_in_month))
+}
+
+/// Rule 5: the included quota of a period of `days` of `days_in_month`, in whole units rounded
+/// down.
+///
+/// ```
+/// use billing_harness::billing::rules::prorated_quota;
+///
+/// // 100,000 calls a month, 22 of 31 days: floor(70,967.7…) = 70,967.
+/// assert_eq!(prorated_quota(100_000, 22, 31), 70_967);
+/// assert_eq!(prorated_quota(100_000, 31, 31), 100_000);
+/// assert_eq!(prorated_quota(100_000, 0, 31), 0);
+/// ```
+pub fn prorated_quota(quota: u64, days: u32, days_in_month: u32) -> u64 {
+    share(Decimal::from(quota), days, days_in_month)
+        .floor()
+        .to_u64()
+        .unwrap_or(u64::MAX)
+}
+
+/// Rule 5: units used above the included quota, zero when within it.
+///
+/// ```
+/// use billing_harness::billing::rules::overage;
+///
+/// assert_eq!(overage(120_000, 100_000), 20_000);
+/// assert_eq!(overage(100_000, 100_000), 0); // exactly at the quota: no overage
+/// assert_eq!(overage(5, 100_000), 0);
+/// ```
+pub fn overage(used: u64, included: u64) -> u64 {
+    used.saturating_sub(included)
+}
+
+/// Rule 5: `ceil(overage / block) × price`, floored to the currency's minor unit: a started
+/// block is a whole block.
+///
+/// ```
+/// use billing_harness::billing::rules::overage_amount;
+/// use billing_harness::model::{Currency, Overage};
+/// use rust_decimal::Decimal;
+///
+/// let price = Overage { block: 1_000, price: Decimal::from(500) };
+/// assert_eq!(overage_amount(20_000, &price, Currency::Krw), Decimal::from(10_000)); // 20 blocks
+/// assert_eq!(overage_amount(20_001, &price, Currency::Krw), Decimal::from(10_500)); // 21 blocks
+/// assert_eq!(overage_amount(1, &price, Currency::Krw), Decimal::from(500));         // 1 block
+/// assert_eq!(overage_amount(0, &price, Currency::Krw), Decimal::ZERO);
+/// ```
+pub fn overage_amount(overage: u64, price: &Overage, currency: Currency) -> Decimal {
+    let blocks = overage.div_ceil(price.block.max(1));
+    currency.floor(Decimal::from(blocks) * price.price)
+}
+
+/// Rule 6: `floor(subtotal × tax_rate)` to the currency's minor unit.
+///
+/// ```
+/// use billing_harness::billing::rules::tax;
+/// use billing_harness::model::Currency;
+/// use rust_decimal::Decimal;
+///
+/// assert_eq!(tax(Decimal::from(70_258), "0.1".parse().unwrap(), Currency::Krw), Decimal::from(7_025));
+/// assert_eq!(tax("19.99".parse().unwrap(), "0.1".parse().unwrap(), Currency::Usd).to_string(), "1.99");
+/// ```
+pub fn tax(subtotal: Decimal, tax_rate: Decimal, currency: Currency) -> Decimal {
+    currency.floor(subtotal * tax_rate)
+}
+
+/// `whole × days / days_in_month`, unrounded.
+fn share(whole: Decimal, days: u32, days_in_month: u32) -> Decimal {
+    whole * Decimal::from(days) / Decimal::from(days_in_month.max(1))
+}

@@ -118,7 +118,7 @@ impl Endpoint {
 }
 
 /// The URL with its password replaced by `***`, for error messages.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];

@@ -1,15 +1,16 @@
 //! Throwaway PostgreSQL for tests: the only module that starts processes, opens sockets or
-//! administers a server.
+//! administers a server. It knows databases only, nothing of the billing domain.
 //!
 //! A process gets a server from one backend (`url`, `local` or `container`, see [`Config`]),
 //! builds one migrated template per set of migrations, and hands each test a clone of it
-//! ([`TestEnv`]). Processes that share a state directory share the server; the template, the
+//! ([`Database`]). Processes that share a state directory share the server; the template, the
 //! reaping of what crashed runs left, and the connection budget are coordinated through advisory
-//! locks in the server itself.
+//! locks in the server itself ([`Broker`]).
 
 mod broker;
 mod config;
 mod container;
+mod database;
 mod endpoint;
 mod error;
 pub(crate) mod http;
@@ -19,32 +20,36 @@ mod mark;
 mod os;
 mod server;
 mod template;
-mod test_env;
 
+pub use broker::{Broker, CloneStrategy, Lease};
 pub use config::{BackendChoice, Config, MigrationSource};
-pub(crate) use endpoint::redact as endpoint_redact;
+pub use database::{Database, DatabaseBuilder};
+pub use endpoint::redact as redact_url;
 pub use error::EnvError;
 pub use mark::{mark, marker};
 pub use server::{Backend, BackendStatus, doctor};
-pub use test_env::{TestEnv, TestEnvBuilder};
 
-/// Lower-level pieces for the workspace's own tools (`cargo xtask`): a broker of one's own, clone
-/// strategies and raw leases. Not a stable API.
-pub mod internals {
-    pub use super::broker::{Broker, CloneStrategy, Lease};
+/// Drops the databases kept for failed tests on the configured server (the one `HARNESS_*`
+/// selects): all of them, or only the one named `only`. An idle throwaway server then stops once
+/// its linger time has passed. Returns the names dropped.
+///
+/// # Errors
+/// The configuration is invalid, or the server cannot be reached.
+pub async fn drop_kept(only: Option<&str>) -> Result<Vec<String>, EnvError> {
+    Broker::global()?.drop_kept(only).await
+}
 
-    /// Stops the throwaway server under `state_dir` now if no process uses it, forgetting kept
-    /// databases. Returns which backends' servers were stopped.
-    ///
-    /// # Errors
-    /// A lock file could not be opened.
-    pub fn stop_unused(state_dir: &std::path::Path) -> Result<Vec<&'static str>, super::EnvError> {
-        let mut stopped = Vec::new();
-        for backend in ["local", "container"] {
-            if super::instance::stop_if_unused(&state_dir.join(backend))? {
-                stopped.push(backend);
-            }
+/// Stops the throwaway server under `state_dir` now if no process uses it, forgetting kept
+/// databases. Returns which backends' servers were stopped.
+///
+/// # Errors
+/// A lock file could not be opened.
+pub fn stop_unused(state_dir: &std::path::Path) -> Result<Vec<&'static str>, EnvError> {
+    let mut stopped = Vec::new();
+    for backend in ["local", "container"] {
+        if instance::stop_if_unused(&state_dir.join(backend))? {
+            stopped.push(backend);
         }
-        Ok(stopped)
     }
+    Ok(stopped)
 }

@@ -1,23 +1,15 @@
-//! Payments and dunning: the payment-gateway interface, a scripted mock of it (in-process and
-//! over HTTP), and the charge and retry jobs that the clock runs after the monthly close.
+//! The payment gateway, as the platform sees it: the interface it charges through, the test
+//! cards, and a scripted mock of the gateway (in process and over HTTP).
 //!
-//! The rules: at 00:00 on the charge day (the 5th by default) every `finalized` invoice with a
-//! total above zero is charged to its organization's current card. A success marks it `paid`
-//! and renews the subscription; a failure makes both `past_due` and schedules a retry at 00:00 on
-//! each of the next three days. When the third retry fails the invoice is `uncollectible` and the
-//! subscription is cancelled from that day. Every subscription status change queues a sync event
-//! in the same transaction.
+//! This module knows no platform: charging invoices, retries and dunning are platform operations
+//! (`platform::charge_due`, `platform::retry_due`) that use a [`Gateway`].
 
 mod card;
-mod charge;
 mod gateway;
 mod http;
 mod mock;
-mod timeline;
 
 pub use card::TestCard;
-pub use charge::{Attempt, charge_due, retry_due};
 pub use gateway::{Approval, BoxFuture, ChargeRequest, Gateway, GatewayError};
 pub use http::{GatewayServer, HttpGateway};
 pub use mock::{Capture, JournalEntry, MockGateway};
-pub use timeline::{Timeline, timeline};

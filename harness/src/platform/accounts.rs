@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Datelike, Utc};
 
-use super::Platform;
+use super::{DomainError, Platform};
 use crate::model::{CardId, OrgId, TenantId, UserId};
 use crate::payments::{MockGateway, TestCard};
 
@@ -41,7 +41,8 @@ impl Platform {
         .bind(org)
         .execute(&mut *tx)
         .await?;
-        let expires = chrono::NaiveDate::from_ymd_opt(at.year() + 3, 1, 1).expect("valid date");
+        let expires = chrono::NaiveDate::from_ymd_opt(at.year() + 3, 1, 1)
+            .expect("January 1st exists in every year a clock can reach");
         let id = sqlx::query_scalar(
             "insert into cards (organization_id, billing_key, brand, number_last4, expires_on, status, \
              registered_at, test_script) \
@@ -127,27 +128,33 @@ impl Platform {
         .await
     }
 
-    /// Opens the organization's billing account (its "user pricing info").
+    /// Opens the organization's billing account (its "user pricing info") on the catalog's
+    /// currency, charge day and tax rate.
     ///
     /// # Errors
-    /// The database refused the row (one already exists, say).
+    /// [`DomainError::NoCatalog`] before a catalog is installed, or the database refused the row
+    /// (one already exists, say).
     pub async fn open_billing_account(
         &self,
         org: OrgId,
         email: &str,
         at: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let settings = super::settings(&mut conn).await?;
         sqlx::query(
             "insert into billing_accounts (organization_id, billing_email, currency, billing_day, tax_rate, created_at) \
-             select $1, $2, coalesce(s.currency, 'KRW'), coalesce(s.charge_day, 5), coalesce(s.tax_rate, 0), $3 \
-             from (select 1) one left join platform_settings s on true",
+             values ($1, $2, $3, $4, $5, $6)",
         )
         .bind(org)
         .bind(email)
+        .bind(settings.currency)
+        .bind(i16::try_from(settings.calendar.charge_day()).unwrap_or(i16::MAX))
+        .bind(settings.tax_rate)
         .bind(at)
-        .execute(&self.pool)
-        .await
-        .map(drop)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     /// Invites `email` into `org` on behalf of `by`; the invitation expires after seven days.

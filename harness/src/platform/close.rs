@@ -1,16 +1,16 @@
-//! The monthly close: set-based reads of every billable plan period and its usage, the pure
-//! [`crate::billing::invoice`] per subscription, and bulk inserts of invoices and lines.
+//! The monthly close, the I/O half: set-based reads of every billable plan period, its terms and
+//! its usage, the pure [`super::assemble`] of the invoices, and bulk inserts of invoices and
+//! lines.
 
-use std::collections::{BTreeMap, HashMap};
-
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::{Platform, settings};
-use crate::billing::{self, Invoice, InvoiceInput, Line, LineKind, PlanPeriod, Usage};
-use crate::model::{Currency, InvoiceId, Month, Overage, TenantId, Terms};
+use super::assemble::{self, Closing, DetailRow, PeriodRow, UsedRow};
+use super::{DomainError, Platform, settings};
+use crate::billing::{Invoice, Line, LineKind};
+use crate::model::{Currency, InvoiceId, InvoiceStatus, Month, Overage, TenantId};
 
 /// What one close did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,41 +33,31 @@ pub struct StoredInvoice {
     /// When the close finalised it (redact it in snapshots).
     pub finalized_at: DateTime<Utc>,
     /// `finalized`, `paid`, `past_due` or `uncollectible`.
-    pub status: String,
+    pub status: InvoiceStatus,
     /// The month, lines and amounts.
     #[serde(flatten)]
     pub invoice: Invoice,
 }
 
-#[derive(sqlx::FromRow)]
-struct PeriodRow {
-    billing_id: i64,
-    subscription_id: i64,
-    tenant_id: i64,
-    plan_id: i64,
-    plan_key: String,
-    currency: String,
-    base_fee: Decimal,
-    starts_on: NaiveDate,
-    ends_on: Option<NaiveDate>,
-}
-
-#[derive(sqlx::FromRow)]
-struct DetailRow {
-    billing_id: i64,
-    metric: String,
-    included: i64,
-    overage_block: Option<i64>,
-    overage_price: Option<Decimal>,
-}
+type PeriodTuple = (
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    Currency,
+    Decimal,
+    NaiveDate,
+    Option<NaiveDate>,
+);
 
 #[derive(sqlx::FromRow)]
 struct HeadRow {
     id: i64,
     finalized_at: DateTime<Utc>,
     period: NaiveDate,
-    status: String,
-    currency: String,
+    status: InvoiceStatus,
+    currency: Currency,
     subtotal: Decimal,
     tax: Decimal,
     total: Decimal,
@@ -121,12 +111,12 @@ const BILLABLE: &str = "select b.id from billings b \
 /// what it has not invoiced yet: never two invoices for one subscription and month.
 ///
 /// # Errors
-/// The database failed; nothing was written.
+/// No catalog is installed, or the database failed; nothing was written.
 pub async fn close_month(
     pool: &PgPool,
     month: Month,
     at: DateTime<Utc>,
-) -> Result<CloseReport, sqlx::Error> {
+) -> Result<CloseReport, DomainError> {
     let mut tx = pool.begin().await?;
     let first = month.first_day();
     let end = month.end();
@@ -141,9 +131,9 @@ pub async fn close_month(
     let already_closed = fresh.is_none();
     let settings = settings(&mut tx).await?;
 
-    let periods: Vec<PeriodRow> = sqlx::query_as(&format!(
-        "select b.id as billing_id, b.subscription_id, s.tenant_id, c.plan_id, p.key as plan_key, \
-                b.currency::text as currency, b.base_fee, b.starts_on, b.ends_on \
+    let periods: Vec<PeriodTuple> = sqlx::query_as(&format!(
+        "select b.id, b.subscription_id, s.tenant_id, c.plan_id, p.key, \
+                b.currency, b.base_fee, b.starts_on, b.ends_on \
          from billings b join subscriptions s on s.id = b.subscription_id \
          join contracts c on c.id = b.contract_id join plans p on p.id = c.plan_id \
          where b.id in ({BILLABLE})"
@@ -152,9 +142,9 @@ pub async fn close_month(
     .bind(end)
     .fetch_all(&mut *tx)
     .await?;
-    let details: Vec<DetailRow> = sqlx::query_as(&format!(
+    let details: Vec<(i64, String, i64, Option<i64>, Option<Decimal>)> = sqlx::query_as(&format!(
         "select billing_id, metric, included, overage_block, overage_price from billing_details \
-         where billing_id in ({BILLABLE})"
+             where billing_id in ({BILLABLE})"
     ))
     .bind(first)
     .bind(end)
@@ -173,155 +163,147 @@ pub async fn close_month(
     .fetch_all(&mut *tx)
     .await?;
 
-    let mut terms: HashMap<i64, Terms> = HashMap::new();
-    for DetailRow {
-        billing_id: billing,
-        metric,
-        included,
-        overage_block: block,
-        overage_price: price,
-    } in details
-    {
-        let t = terms.entry(billing).or_insert_with(|| Terms {
-            base_fee: Decimal::ZERO,
-            included: BTreeMap::new(),
-            overage: BTreeMap::new(),
-        });
-        t.included.insert(metric.clone(), included.max(0) as u64);
-        if let (Some(block), Some(price)) = (block, price) {
-            t.overage.insert(
-                metric,
-                Overage {
-                    block: block as u64,
-                    price,
+    let closings = assemble::assemble(
+        month,
+        settings.tax_rate,
+        periods
+            .into_iter()
+            .map(
+                |(
+                    billing,
+                    subscription,
+                    tenant,
+                    plan_id,
+                    plan,
+                    currency,
+                    base_fee,
+                    starts_on,
+                    ends_on,
+                )| {
+                    PeriodRow {
+                        billing,
+                        subscription,
+                        tenant,
+                        plan_id,
+                        plan,
+                        currency,
+                        base_fee,
+                        starts_on,
+                        ends_on,
+                    }
                 },
-            );
-        }
-    }
-    let mut used: HashMap<i64, Vec<(String, u64)>> = HashMap::new();
-    for (billing, metric, quantity) in usage {
-        used.entry(billing)
-            .or_default()
-            .push((metric, quantity.max(0) as u64));
-    }
-
-    struct Draft {
-        tenant: i64,
-        currency: Currency,
-        periods: Vec<PlanPeriod>,
-        usage: Vec<Usage>,
-        plan_ids: HashMap<String, i64>,
-    }
-    let mut drafts: BTreeMap<i64, Draft> = BTreeMap::new();
-    for row in periods {
-        let currency: Currency = row.currency.parse().unwrap_or(Currency::Krw);
-        let draft = drafts.entry(row.subscription_id).or_insert_with(|| Draft {
-            tenant: row.tenant_id,
-            currency,
-            periods: Vec::new(),
-            usage: Vec::new(),
-            plan_ids: HashMap::new(),
-        });
-        let mut period_terms = terms.remove(&row.billing_id).unwrap_or(Terms {
-            base_fee: Decimal::ZERO,
-            included: BTreeMap::new(),
-            overage: BTreeMap::new(),
-        });
-        period_terms.base_fee = row.base_fee;
-        // Usage is already summed per period: date it on the period's first day in the month.
-        let day = row.starts_on.max(first);
-        for (metric, quantity) in used.remove(&row.billing_id).unwrap_or_default() {
-            draft.usage.push(Usage {
-                day,
+            )
+            .collect(),
+        details
+            .into_iter()
+            .map(|(billing, metric, included, block, price)| DetailRow {
+                billing,
                 metric,
-                quantity,
-            });
-        }
-        draft.plan_ids.insert(row.plan_key.clone(), row.plan_id);
-        draft.periods.push(PlanPeriod {
-            plan: row.plan_key,
-            from: row.starts_on,
-            until: row.ends_on,
-            terms: period_terms,
-        });
-    }
+                included: unsigned(included),
+                overage: block.zip(price).map(|(block, price)| Overage {
+                    block: unsigned(block),
+                    price,
+                }),
+            })
+            .collect(),
+        usage
+            .into_iter()
+            .map(|(billing, metric, quantity)| UsedRow {
+                billing,
+                metric,
+                quantity: unsigned(quantity),
+            })
+            .collect(),
+    );
+    let count = store(
+        &mut tx,
+        month,
+        settings.calendar.charge_date(month),
+        at,
+        &closings,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CloseReport {
+        month,
+        invoices: count,
+        already_closed,
+    })
+}
 
-    let due_on = month
-        .next()
-        .first_day()
-        .with_day0(settings.charge_day.saturating_sub(1))
-        .unwrap_or(month.end());
+/// A count or quantity the schema keeps non-negative.
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Inserts the invoices and their lines in two statements; returns how many invoices.
+async fn store(
+    tx: &mut sqlx::PgConnection,
+    month: Month,
+    due_on: NaiveDate,
+    at: DateTime<Utc>,
+    closings: &[Closing],
+) -> Result<usize, sqlx::Error> {
+    let first = month.first_day();
     let mut inv = InvoiceColumns::default();
     let mut lines = LineColumns::default();
-    for (subscription, draft) in &drafts {
-        let invoice = billing::invoice(&InvoiceInput {
-            month,
-            currency: draft.currency,
-            tax_rate: settings.tax_rate,
-            periods: draft.periods.clone(),
-            usage: draft.usage.clone(),
-        });
-        if !invoice.has_service() {
-            continue;
-        }
-        let index = inv.subscription.len() as i32;
-        inv.subscription.push(*subscription);
-        inv.tenant.push(draft.tenant);
-        inv.status.push(
-            if invoice.total.is_zero() {
-                "paid"
-            } else {
-                "finalized"
-            }
-            .to_owned(),
-        );
-        inv.currency.push(draft.currency.code().to_owned());
+    for (index, closing) in closings.iter().enumerate() {
+        let invoice = &closing.invoice;
+        inv.subscription.push(closing.subscription);
+        inv.tenant.push(closing.tenant);
+        inv.status.push(closing.status);
+        inv.currency.push(invoice.currency);
         inv.subtotal.push(invoice.subtotal);
         inv.tax.push(invoice.tax);
         inv.total.push(invoice.total);
         for (position, line) in invoice.lines.iter().enumerate() {
             lines.invoice.push(index);
-            lines.position.push(position as i32 + 1);
-            lines.kind.push(line.kind.as_str().to_owned());
-            lines.plan.push(draft.plan_ids[&line.plan]);
+            lines
+                .position
+                .push(i32::try_from(position + 1).unwrap_or(i32::MAX));
+            lines.kind.push(line.kind.as_str());
+            lines.plan.push(
+                closing
+                    .plan_ids
+                    .get(&line.plan)
+                    .copied()
+                    .unwrap_or_default(),
+            );
             lines.metric.push(line.metric.clone());
             lines.from.push(line.from);
             lines.until.push(line.until);
-            lines.days.push(line.days as i32);
-            lines.quantity.push(line.used.map(|u| u as i64));
-            lines.included.push(line.included.map(|u| u as i64));
+            lines
+                .days
+                .push(i32::try_from(line.days).unwrap_or(i32::MAX));
+            lines.quantity.push(line.used.map(signed));
+            lines.included.push(line.included.map(signed));
             lines.amount.push(line.amount);
             debug_assert!(line.kind == LineKind::Base || line.metric.is_some());
         }
     }
 
-    let ids: Vec<(i64, i32)> = sqlx::query_as(
+    let invoice_ids: Vec<i64> = sqlx::query_scalar(
         "insert into invoices (subscription_id, tenant_id, period, status, currency, subtotal, tax, \
                                total, due_on, finalized_at, paid_at) \
          select s, t, $1, st, c, sub, tax, tot, $2, $3, case when st = 'paid' then $3 end \
          from unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[]) \
               with ordinality as x(s, t, st, c, sub, tax, tot, n) \
-         order by n returning id, 0",
+         order by n returning id",
     )
     .bind(first)
     .bind(due_on)
     .bind(at)
     .bind(&inv.subscription)
     .bind(&inv.tenant)
-    .bind(&inv.status)
-    .bind(&inv.currency)
+    .bind(inv.status.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    .bind(inv.currency.iter().map(|c| c.code()).collect::<Vec<_>>())
     .bind(&inv.subtotal)
     .bind(&inv.tax)
     .bind(&inv.total)
     .fetch_all(&mut *tx)
     .await?;
     // `returning` keeps the insertion order of `order by n`; map line indexes to ids.
-    let invoice_ids: Vec<i64> = ids.into_iter().map(|(id, _)| id).collect();
-    let line_invoice: Vec<i64> = lines
-        .invoice
-        .iter()
-        .map(|&i| invoice_ids[i as usize])
-        .collect();
+    let line_invoice: Vec<i64> = lines.invoice.iter().map(|&i| invoice_ids[i]).collect();
     sqlx::query(
         "insert into invoice_lines (invoice_id, position, kind, plan_id, metric, period_from, \
                                     period_until, days, quantity, included, amount) \
@@ -343,23 +325,23 @@ pub async fn close_month(
     .await?;
     sqlx::query("update month_closes set invoices = invoices + $2 where month = $1")
         .bind(first)
-        .bind(invoice_ids.len() as i32)
+        .bind(i32::try_from(invoice_ids.len()).unwrap_or(i32::MAX))
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-    Ok(CloseReport {
-        month,
-        invoices: invoice_ids.len(),
-        already_closed,
-    })
+    Ok(invoice_ids.len())
+}
+
+/// A quantity as the schema's `bigint`.
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[derive(Default)]
 struct InvoiceColumns {
     subscription: Vec<i64>,
     tenant: Vec<i64>,
-    status: Vec<String>,
-    currency: Vec<String>,
+    status: Vec<InvoiceStatus>,
+    currency: Vec<Currency>,
     subtotal: Vec<Decimal>,
     tax: Vec<Decimal>,
     total: Vec<Decimal>,
@@ -367,9 +349,9 @@ struct InvoiceColumns {
 
 #[derive(Default)]
 struct LineColumns {
-    invoice: Vec<i32>,
+    invoice: Vec<usize>,
     position: Vec<i32>,
-    kind: Vec<String>,
+    kind: Vec<&'static str>,
     plan: Vec<i64>,
     metric: Vec<Option<String>>,
     from: Vec<NaiveDate>,
@@ -387,7 +369,7 @@ impl Platform {
     /// The database failed.
     pub async fn invoices(&self, tenant: TenantId) -> Result<Vec<StoredInvoice>, sqlx::Error> {
         let heads: Vec<HeadRow> = sqlx::query_as(
-            "select id, finalized_at, period, status, currency::text as currency, subtotal, tax, total \
+            "select id, finalized_at, period, status, currency, subtotal, tax, total \
              from invoices \
              where tenant_id = $1 order by period, id",
         )
@@ -417,7 +399,6 @@ impl Platform {
                     tax,
                     total,
                 } = head;
-                let currency: Currency = currency.parse().unwrap_or(Currency::Krw);
                 StoredInvoice {
                     id: InvoiceId(id),
                     finalized_at,

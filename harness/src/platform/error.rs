@@ -50,26 +50,58 @@ pub enum DomainError {
     /// No tenant with this id.
     #[error("no tenant {0}")]
     UnknownTenant(i64),
+    /// No catalog is installed: no settings, nothing to bill.
+    #[error("no catalog is installed (install one before billing)")]
+    NoCatalog,
+    /// A stored setting the platform cannot use.
+    #[error("invalid platform settings: {0}")]
+    Settings(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
 
-impl DomainError {
-    /// The stable code of the rule, as scenario files name it (`plan_change_limit`, ...).
-    pub fn code(&self) -> &'static str {
-        match self {
-            DomainError::InvalidQuantity(_) => "invalid_quantity",
-            DomainError::PeriodClosed(_) => "period_closed",
-            DomainError::NoActiveSubscription => "no_active_subscription",
-            DomainError::AlreadySubscribed => "already_subscribed",
-            DomainError::PlanProductMismatch { .. } => "plan_product_mismatch",
-            DomainError::SamePlan(_) => "same_plan",
-            DomainError::PlanChangeLimit { .. } => "plan_change_limit",
-            DomainError::CardRequired => "card_required",
-            DomainError::UnknownPlan(_) => "unknown_plan",
-            DomainError::UnknownTenant(_) => "unknown_tenant",
-            DomainError::Database(_) => "database",
+/// `code()` and the list of rule codes, from one table: a rule's code is written once.
+macro_rules! codes {
+    (rules { $($rule:ident => $rcode:literal,)+ } other { $($other:ident => $ocode:literal,)+ }) => {
+        impl DomainError {
+            /// The codes of the rules an operation can refuse for, in the order they are checked:
+            /// what a scenario step may expect (`expect_error`).
+            pub const RULE_CODES: &[&str] = &[$($rcode),+];
+
+            /// The stable code of the rule, as scenario files name it (`plan_change_limit`, ...).
+            pub fn code(&self) -> &'static str {
+                match self {
+                    $(DomainError::$rule { .. } => $rcode,)+
+                    $(DomainError::$other { .. } => $ocode,)+
+                }
+            }
+
+            /// Whether the error is a rule's refusal (see [`DomainError::RULE_CODES`]) rather
+            /// than a bad reference, a missing catalog or a database failure.
+            pub fn is_rule(&self) -> bool {
+                matches!(self, $(DomainError::$rule { .. })|+)
+            }
         }
+    };
+}
+
+codes! {
+    rules {
+        InvalidQuantity => "invalid_quantity",
+        PeriodClosed => "period_closed",
+        NoActiveSubscription => "no_active_subscription",
+        AlreadySubscribed => "already_subscribed",
+        PlanProductMismatch => "plan_product_mismatch",
+        SamePlan => "same_plan",
+        PlanChangeLimit => "plan_change_limit",
+        CardRequired => "card_required",
+    }
+    other {
+        UnknownPlan => "unknown_plan",
+        UnknownTenant => "unknown_tenant",
+        NoCatalog => "no_catalog",
+        Settings => "settings",
+        Database => "database",
     }
 }

@@ -4,25 +4,31 @@
 //! The pure arithmetic lives in [`crate::billing`]; this module stores and reads what it needs.
 
 mod accounts;
+mod assemble;
 mod catalog;
+mod charge;
 mod close;
 mod error;
+mod jobs;
 mod subscriptions;
+mod timeline;
 mod usage;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 
 pub use accounts::NewUser;
 pub use catalog::install;
+pub use charge::{Attempt, charge_due, retry_due};
 pub use close::{CloseReport, StoredInvoice, close_month};
 pub use error::DomainError;
-pub(crate) use subscriptions::{end_subscription, queue_subscription_sync};
+pub use jobs::PlatformJobs;
+pub use timeline::{Timeline, TimelineAttempt, TimelineInvoice, TimelineSubscription, timeline};
 pub use usage::UsageRecord;
 
-use crate::model::{Catalog, Month};
+use crate::calendar::Calendar;
+use crate::model::{Catalog, Currency, Month};
 
 /// The platform over one database. Cheap to clone; every operation takes the instant it happens
 /// at (usually the test clock's now).
@@ -57,74 +63,65 @@ impl Platform {
     /// Finalises `month`: one invoice per subscription with a service day in it.
     ///
     /// # Errors
-    /// The database failed.
+    /// No catalog is installed, or the database failed.
     pub async fn close_month(
         &self,
         month: Month,
         at: DateTime<Utc>,
-    ) -> Result<CloseReport, sqlx::Error> {
+    ) -> Result<CloseReport, DomainError> {
         close::close_month(&self.pool, month, at).await
     }
 
     /// The billing settings in force.
     ///
     /// # Errors
-    /// The database failed.
-    pub async fn settings(&self) -> Result<Settings, sqlx::Error> {
+    /// [`DomainError::NoCatalog`] when no catalog is installed, a stored setting the platform
+    /// cannot read, or a database error.
+    pub async fn settings(&self) -> Result<Settings, DomainError> {
         settings(&mut *self.pool.acquire().await?).await
     }
+
+    /// A tenant's payment timeline (see [`timeline`]).
+    ///
+    /// # Errors
+    /// No catalog is installed, or the database failed.
+    pub async fn timeline(&self, tenant: crate::model::TenantId) -> Result<Timeline, DomainError> {
+        timeline(&self.pool, tenant).await
+    }
 }
 
-/// Catalog-wide billing settings as stored (defaults when no catalog was installed).
+/// Catalog-wide billing settings as stored by [`install`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
-    /// The billing time zone.
-    pub time_zone: Tz,
+    /// Time zone, charge day and retries.
+    pub calendar: Calendar,
     /// Tax on each invoice's subtotal.
     pub tax_rate: Decimal,
-    /// The charge day of the month.
-    pub charge_day: u32,
+    /// The default currency of billing accounts.
+    pub currency: Currency,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            time_zone: chrono_tz::Asia::Seoul,
-            tax_rate: Decimal::ZERO,
-            charge_day: 5,
-        }
-    }
+/// Reads the settings row; a database without one has no catalog, and nothing to bill.
+pub(crate) async fn settings(conn: &mut PgConnection) -> Result<Settings, DomainError> {
+    stored_settings(conn).await?.ok_or(DomainError::NoCatalog)
 }
 
-impl Settings {
-    /// The calendar day of `at` in the billing time zone.
-    pub fn day_of(&self, at: DateTime<Utc>) -> NaiveDate {
-        at.with_timezone(&self.time_zone).date_naive()
-    }
-
-    /// 00:00 of `day` in the billing time zone.
-    pub fn midnight(&self, day: NaiveDate) -> DateTime<Utc> {
-        let local = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-        self.time_zone
-            .from_local_datetime(&local)
-            .earliest()
-            .unwrap_or_else(|| self.time_zone.from_utc_datetime(&local))
-            .with_timezone(&Utc)
-    }
-}
-
-/// Reads the settings row, or the defaults.
-pub(crate) async fn settings(conn: &mut PgConnection) -> Result<Settings, sqlx::Error> {
-    let row: Option<(String, Decimal, i16)> =
-        sqlx::query_as("select time_zone, tax_rate, charge_day from platform_settings")
+/// Reads the settings row, `None` when no catalog is installed.
+pub(crate) async fn stored_settings(
+    conn: &mut PgConnection,
+) -> Result<Option<Settings>, DomainError> {
+    let row: Option<(String, Decimal, i16, Currency)> =
+        sqlx::query_as("select time_zone, tax_rate, charge_day, currency from platform_settings")
             .fetch_optional(conn)
             .await?;
-    Ok(match row {
-        None => Settings::default(),
-        Some((tz, tax_rate, charge_day)) => Settings {
-            time_zone: tz.parse().unwrap_or(chrono_tz::Asia::Seoul),
-            tax_rate,
-            charge_day: charge_day as u32,
-        },
-    })
+    let Some((time_zone, tax_rate, charge_day, currency)) = row else {
+        return Ok(None);
+    };
+    let calendar = Calendar::parse(&time_zone, u32::try_from(charge_day).unwrap_or(0))
+        .map_err(|e| DomainError::Settings(e.to_string()))?;
+    Ok(Some(Settings {
+        calendar,
+        tax_rate,
+        currency,
+    }))
 }

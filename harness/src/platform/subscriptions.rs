@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use super::{DomainError, Platform, settings};
-use crate::model::{Month, SubscriptionId, TenantId};
+use crate::model::{CancelReason, Month, SubscriptionId, SubscriptionStatus, TenantId};
 
 struct TenantRow {
     org: i64,
@@ -177,18 +177,19 @@ pub(crate) async fn end_subscription(
     conn: &mut PgConnection,
     subscription: i64,
     day: NaiveDate,
-    reason: &str,
+    reason: CancelReason,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     close_period(&mut *conn, subscription, day).await?;
     sqlx::query(
-        "update subscriptions set status = 'cancelled', cancelled_on = greatest($2, started_on), \
+        "update subscriptions set status = $5, cancelled_on = greatest($2, started_on), \
          cancel_reason = $3, updated_at = $4 where id = $1",
     )
     .bind(subscription)
     .bind(day)
     .bind(reason)
     .bind(at)
+    .bind(SubscriptionStatus::Cancelled)
     .execute(&mut *conn)
     .await?;
     queue_subscription_sync(conn, subscription, at).await
@@ -237,8 +238,8 @@ impl Platform {
         .fetch_optional(&mut *tx)
         .await?;
         let row = row.ok_or(DomainError::UnknownTenant(tenant_id.0))?;
-        let settings = settings(&mut tx).await?;
-        let day = settings.day_of(at);
+        let calendar = settings(&mut tx).await?.calendar;
+        let day = calendar.local_day(at);
         let tenant = TenantRow {
             org: row.org,
             product_id: row.product_id,
@@ -269,7 +270,7 @@ impl Platform {
         let id: i64 = sqlx::query_scalar(
             "insert into subscriptions (tenant_id, plan_id, status, started_on, current_period_start, \
              current_period_end, created_at, updated_at) \
-             values ($1, $2, 'active', $3, $4, $5, $6, $6) returning id",
+             values ($1, $2, $7, $3, $4, $5, $6, $6) returning id",
         )
         .bind(tenant_id)
         .bind(plan.id)
@@ -277,6 +278,7 @@ impl Platform {
         .bind(month.first_day())
         .bind(month.end())
         .bind(at)
+        .bind(SubscriptionStatus::Active)
         .fetch_one(&mut *tx)
         .await?;
         open_period(&mut tx, id, plan.id, day, at).await?;
@@ -299,8 +301,8 @@ impl Platform {
         at: DateTime<Utc>,
     ) -> Result<(), DomainError> {
         let mut tx = self.pool.begin().await?;
-        let settings = settings(&mut tx).await?;
-        let day = settings.day_of(at);
+        let calendar = settings(&mut tx).await?.calendar;
+        let day = calendar.local_day(at);
         let tenant = tenant(&mut tx, tenant_id).await?;
         let plan = plan(&mut tx, plan_key).await?;
         let (subscription, current_plan, last_change) = live_subscription(&mut tx, tenant_id)
@@ -310,9 +312,9 @@ impl Platform {
         if plan.id == current_plan {
             return Err(DomainError::SamePlan(plan_key.to_owned()));
         }
-        if last_change.is_some_and(|last| settings.day_of(last) == day) {
+        if last_change.is_some_and(|last| calendar.local_day(last) == day) {
             return Err(DomainError::PlanChangeLimit {
-                next_allowed: settings.midnight(day.succ_opt().expect("a next day")),
+                next_allowed: calendar.next_day_start(at),
             });
         }
         check_card(&mut tx, &plan, tenant.org).await?;
@@ -339,13 +341,12 @@ impl Platform {
     /// `no_active_subscription`, or an unknown reference.
     pub async fn cancel(&self, tenant_id: TenantId, at: DateTime<Utc>) -> Result<(), DomainError> {
         let mut tx = self.pool.begin().await?;
-        let settings = settings(&mut tx).await?;
-        let day = settings.day_of(at);
+        let day = settings(&mut tx).await?.calendar.local_day(at);
         tenant(&mut tx, tenant_id).await?;
         let (subscription, _, _) = live_subscription(&mut tx, tenant_id)
             .await?
             .ok_or(DomainError::NoActiveSubscription)?;
-        end_subscription(&mut tx, subscription, day, "requested", at).await?;
+        end_subscription(&mut tx, subscription, day, CancelReason::Requested, at).await?;
         tx.commit().await?;
         Ok(())
     }

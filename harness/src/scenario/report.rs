@@ -145,7 +145,7 @@ pub fn html(scenario: &Scenario, outcome: &Outcome, lanes: &[Lane]) -> String {
             }
         }
         for payment in outcome.payments.iter().filter(|p| p.tenant == lane.tenant) {
-            let colour = if payment.outcome == "succeeded" {
+            let colour = if payment.outcome == crate::model::PaymentOutcome::Succeeded {
                 "#2ca02c"
             } else {
                 "#d62728"

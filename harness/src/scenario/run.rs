@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::validate::{Action, Scenario};
 use crate::TestEnv;
-use crate::build::{BuildError, Day, Org};
-use crate::model::TenantId;
-use crate::payments::timeline;
+use crate::builders::{BuildError, Day, Org};
+use crate::calendar::Job;
+use crate::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus, TenantId};
+use crate::platform::timeline;
 
 /// What a scenario run produced: the JSON of `cargo xtask scenario run --format json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,7 +54,7 @@ pub struct OutcomeInvoice {
     /// `YYYY-MM`.
     pub period: String,
     /// `finalized`, `paid`, `past_due` or `uncollectible`.
-    pub status: String,
+    pub status: InvoiceStatus,
     /// `KRW` or `USD`.
     pub currency: String,
     /// Base and overage lines.
@@ -96,7 +97,7 @@ pub struct OutcomePayment {
     /// The day of the attempt, `YYYY-MM-DD`.
     pub on: NaiveDate,
     /// `succeeded` or `failed`.
-    pub outcome: String,
+    pub outcome: PaymentOutcome,
 }
 
 /// A tenant's last subscription in an [`Outcome`].
@@ -107,7 +108,7 @@ pub struct OutcomeSubscription {
     /// Its plan.
     pub plan: String,
     /// `active`, `past_due` or `cancelled`.
-    pub status: String,
+    pub status: SubscriptionStatus,
 }
 
 /// A step that returned an error.
@@ -139,6 +140,12 @@ pub enum RunError {
     /// Setting the scene failed.
     #[error("could not set up the scenario: {0}")]
     Setup(#[from] BuildError),
+    /// The platform failed (no catalog, or its database).
+    #[error(transparent)]
+    Platform(#[from] crate::platform::DomainError),
+    /// The clock could not move.
+    #[error(transparent)]
+    Clock(#[from] crate::clock::ClockError),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -263,16 +270,11 @@ pub async fn run_with(
     let end = Day::new(scenario.until, tz).midnight();
     clock.advance_to(end.min(stop_at)).await?;
     if end > stop_at {
-        let settings = p.settings().await?;
-        let mut day = settings.day_of(stop_at);
-        loop {
-            day = day.succ_opt().expect("a next day");
-            let at = settings.midnight(day);
-            if at > end {
-                break;
-            }
-            for job in crate::clock::jobs_due(at, &settings) {
-                if job != crate::clock::Job::Retry {
+        let calendar = p.settings().await?.calendar;
+        for (at, jobs) in calendar.due_between(stop_at, end) {
+            let day = calendar.local_day(at);
+            for job in jobs {
+                if job != Job::Retry {
                     later.push(format!("job {job:?} at 00:00 on {day}"));
                 }
             }
@@ -323,7 +325,7 @@ async fn collect(
             tenant: def.key.clone(),
             period: a.period.to_string(),
             on: a.on,
-            outcome: a.outcome.clone(),
+            outcome: a.outcome,
         }));
         if let Some(s) = t.subscription {
             subscriptions.push(OutcomeSubscription {

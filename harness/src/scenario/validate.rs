@@ -16,17 +16,8 @@ use crate::payments::TestCard;
 /// The only format version this harness reads.
 pub const VERSION: i64 = 1;
 
-/// The error codes a step may expect.
-pub const ERROR_CODES: &[&str] = &[
-    "invalid_quantity",
-    "period_closed",
-    "no_active_subscription",
-    "already_subscribed",
-    "plan_product_mismatch",
-    "same_plan",
-    "plan_change_limit",
-    "card_required",
-];
+/// The error codes a step may expect: the platform's rule codes.
+pub const ERROR_CODES: &[&str] = crate::platform::DomainError::RULE_CODES;
 
 const CARDS: &str =
     "ok, declined, insufficient_funds, expired, fail_times:N, timeout, or a test card number";

@@ -1,7 +1,6 @@
 //! Throwaway databases: isolation, clock, keep-on-failure and drop-on-success.
 
 use billing_harness::TestEnv;
-use billing_harness::env::internals::Broker;
 use chrono::{TimeZone, Utc};
 use rstest::rstest;
 
@@ -117,11 +116,7 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
     let name = failed.downcast::<String>().unwrap();
     let comment = database_exists(&observer, &name).await;
     // Clean up before asserting, so that this test leaves nothing behind either way.
-    let dropped = Broker::global()
-        .unwrap()
-        .drop_kept(Some(&name))
-        .await
-        .unwrap();
+    let dropped = billing_harness::env::drop_kept(Some(&name)).await.unwrap();
     assert_eq!(
         comment.as_deref(),
         Some("billing-harness: kept: failed test it::pretend_failure")

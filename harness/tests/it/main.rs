@@ -1,6 +1,6 @@
 //! The harness's one integration-test binary: every test here talks to a real PostgreSQL.
 
-mod build;
+mod builders;
 mod databases;
 mod payments;
 mod platform;

@@ -3,7 +3,8 @@
 
 use billing_harness::TestEnv;
 use billing_harness::model::TenantId;
-use billing_harness::payments::{TestCard, Timeline, timeline};
+use billing_harness::payments::TestCard;
+use billing_harness::platform::{Timeline, timeline};
 use chrono::TimeDelta;
 
 use crate::support::{day, dec, seoul, world_with};
@@ -17,7 +18,7 @@ async fn october(
 }
 
 async fn october_in(
-    builder: billing_harness::env::TestEnvBuilder,
+    builder: billing_harness::TestEnvBuilder,
     card: TestCard,
     until: chrono::DateTime<chrono::Utc>,
 ) -> (TestEnv, TenantId, Timeline) {
@@ -67,7 +68,7 @@ fn status(t: &Timeline) -> (&str, Option<chrono::NaiveDate>) {
 async fn an_ok_card_is_charged_on_the_5th_and_the_subscription_renews() {
     let (env, _, t) = october(TestCard::Ok, seoul(2026, 11, 10)).await;
     assert_eq!(attempts(&t), vec![("2026-10".into(), 5, 1, "succeeded")]);
-    assert_eq!(t.invoices[0].status, "paid");
+    assert_eq!(t.invoices[0].status.as_str(), "paid");
     assert_eq!(status(&t), ("active", None));
     let ledger = env.gateway().ledger();
     assert_eq!(ledger.len(), 1);
@@ -338,7 +339,7 @@ proptest::proptest! {
             proptest::prop_assert!(n <= 4, "{} attempts on {}", n, invoice.period);
         }
         let last = t.invoices.last().unwrap().period;
-        let paid = t.attempts.iter().any(|a| a.period == last && a.outcome == "succeeded");
+        let paid = t.attempts.iter().any(|a| a.period == last && a.outcome.as_str() == "succeeded");
         proptest::prop_assert_eq!(status(&t).0 == "active", paid, "{:?}", t);
     }
 }

@@ -1,7 +1,7 @@
 //! The platform's operations against real PostgreSQL: every rule's error code, nothing written on
 //! refusal, and invoices from the monthly close that match the hand-computed reference.
 
-use billing_harness::clock::Job;
+use billing_harness::calendar::Job;
 use billing_harness::model::Month;
 use chrono::TimeDelta;
 use rstest::rstest;

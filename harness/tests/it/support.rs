@@ -110,7 +110,7 @@ pub(crate) async fn fingerprint(env: &TestEnv) -> String {
 }
 
 /// Snapshots a payment timeline under `snapshots/payments/`.
-pub(crate) fn assert_timeline(name: &str, timeline: &billing_harness::payments::Timeline) {
+pub(crate) fn assert_timeline(name: &str, timeline: &billing_harness::platform::Timeline) {
     insta::with_settings!({
         snapshot_path => "../../../snapshots/payments",
         prepend_module_to_snapshot => false,

@@ -6,8 +6,10 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::model::{Month, TenantId};
-use crate::platform;
+use super::{DomainError, settings};
+use crate::model::{
+    CancelReason, Currency, InvoiceStatus, Month, PaymentOutcome, SubscriptionStatus, TenantId,
+};
 
 /// What happened to a tenant's money.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,7 +31,7 @@ pub struct TimelineInvoice {
     #[serde(with = "rust_decimal::serde::str")]
     pub total: Decimal,
     /// Its status now.
-    pub status: String,
+    pub status: InvoiceStatus,
 }
 
 /// A charge attempt in a timeline.
@@ -42,7 +44,7 @@ pub struct TimelineAttempt {
     /// 1 to 4.
     pub attempt: i16,
     /// `succeeded` or `failed`.
-    pub outcome: String,
+    pub outcome: PaymentOutcome,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_code: Option<String>,
@@ -57,13 +59,13 @@ pub struct TimelineSubscription {
     /// Its plan.
     pub plan: String,
     /// `active`, `past_due` or `cancelled`.
-    pub status: String,
+    pub status: SubscriptionStatus,
     /// The first day no longer served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancelled_on: Option<NaiveDate>,
     /// Why it was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<CancelReason>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -71,7 +73,7 @@ struct AttemptRow {
     period: NaiveDate,
     attempted_at: chrono::DateTime<chrono::Utc>,
     attempt: i16,
-    outcome: String,
+    outcome: PaymentOutcome,
     failure_code: Option<String>,
     card: Option<String>,
 }
@@ -80,10 +82,10 @@ struct AttemptRow {
 ///
 /// # Errors
 /// The database failed.
-pub async fn timeline(pool: &PgPool, tenant: TenantId) -> Result<Timeline, sqlx::Error> {
-    let settings = platform::settings(&mut *pool.acquire().await?).await?;
-    let invoices: Vec<(NaiveDate, Decimal, String, String)> = sqlx::query_as(
-        "select period, total, status, currency::text from invoices where tenant_id = $1 order by period, id",
+pub async fn timeline(pool: &PgPool, tenant: TenantId) -> Result<Timeline, DomainError> {
+    let calendar = settings(&mut *pool.acquire().await?).await?.calendar;
+    let invoices: Vec<(NaiveDate, Decimal, InvoiceStatus, Currency)> = sqlx::query_as(
+        "select period, total, status, currency from invoices where tenant_id = $1 order by period, id",
     )
     .bind(tenant)
     .fetch_all(pool)
@@ -98,24 +100,25 @@ pub async fn timeline(pool: &PgPool, tenant: TenantId) -> Result<Timeline, sqlx:
         .bind(tenant)
         .fetch_all(pool)
         .await?;
-    let subscription: Option<(String, String, Option<NaiveDate>, Option<String>)> = sqlx::query_as(
+    type SubscriptionRow = (
+        String,
+        SubscriptionStatus,
+        Option<NaiveDate>,
+        Option<CancelReason>,
+    );
+    let subscription: Option<SubscriptionRow> = sqlx::query_as(
         "select p.key, s.status, s.cancelled_on, s.cancel_reason from subscriptions s \
          join plans p on p.id = s.plan_id where s.tenant_id = $1 order by s.id desc limit 1",
     )
     .bind(tenant)
     .fetch_optional(pool)
     .await?;
-    let exact = |amount: Decimal, currency: &str| {
-        currency
-            .parse::<crate::model::Currency>()
-            .map_or(amount, |c| c.exact(amount))
-    };
     Ok(Timeline {
         invoices: invoices
             .into_iter()
             .map(|(period, total, status, currency)| TimelineInvoice {
                 period: Month::of(period),
-                total: exact(total, &currency),
+                total: currency.exact(total),
                 status,
             })
             .collect(),
@@ -123,7 +126,7 @@ pub async fn timeline(pool: &PgPool, tenant: TenantId) -> Result<Timeline, sqlx:
             .into_iter()
             .map(|a| TimelineAttempt {
                 period: Month::of(a.period),
-                on: settings.day_of(a.attempted_at),
+                on: calendar.local_day(a.attempted_at),
                 attempt: a.attempt,
                 outcome: a.outcome,
                 failure_code: a.failure_code,

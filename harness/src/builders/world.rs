@@ -24,11 +24,11 @@ pub(crate) struct World {
 }
 
 impl World {
-    pub(crate) fn new(seed: u64, locale: Locale, today: NaiveDate) -> World {
+    pub(crate) fn new(seed: u64, locale: Locale, today: NaiveDate, tz: Tz) -> World {
         World {
             fakes: Fakes::new(seed, locale),
             today,
-            tz: chrono_tz::Asia::Seoul,
+            tz,
             default_org: Mutex::new(None),
             catalog_ready: std::sync::atomic::AtomicBool::new(false),
             plan_products: std::sync::Mutex::new(std::collections::HashMap::new()),

@@ -1,8 +1,9 @@
 //! Dates relative to the test's "today", in the billing time zone: `env.months_ago(1).day(10)`.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use crate::calendar;
 use crate::model::Month;
 
 /// A calendar day in the billing time zone. Converts to its 00:00 there, the instant at which
@@ -26,12 +27,7 @@ impl Day {
 
     /// 00:00 of the day in its time zone.
     pub fn midnight(self) -> DateTime<Utc> {
-        let local = self.date.and_hms_opt(0, 0, 0).expect("midnight exists");
-        self.tz
-            .from_local_datetime(&local)
-            .earliest()
-            .unwrap_or_else(|| self.tz.from_utc_datetime(&local))
-            .with_timezone(&Utc)
+        calendar::start_of_day(self.tz, self.date)
     }
 
     /// The day `n` days later (earlier when negative).
@@ -120,7 +116,7 @@ impl From<MonthOf> for Month {
 /// The day of `at` in `tz`.
 pub(crate) fn day_of(at: DateTime<Utc>, tz: Tz) -> Day {
     Day {
-        date: at.with_timezone(&tz).date_naive(),
+        date: calendar::local_day(tz, at),
         tz,
     }
 }

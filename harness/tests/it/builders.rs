@@ -152,7 +152,7 @@ async fn traits_compose_at_the_call_site() {
     let env = env().await;
     let late = env.tenant().plan("pro").past_due().create().await.unwrap();
     let timeline = late.timeline().await.unwrap();
-    assert_eq!(timeline.subscription.unwrap().status, "past_due");
+    assert_eq!(timeline.subscription.unwrap().status.as_str(), "past_due");
     assert_eq!(
         timeline.attempts[0].failure_code.as_deref(),
         Some("declined")

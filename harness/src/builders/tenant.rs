@@ -12,7 +12,8 @@ use super::org::{Org, OrgBuilder, OrgSpec, member};
 use super::{BuildError, next_sequence};
 use crate::TestEnv;
 use crate::model::{Month, OrgId, TenantId};
-use crate::payments::{TestCard, Timeline};
+use crate::payments::TestCard;
+use crate::platform::Timeline;
 use crate::platform::{StoredInvoice, UsageRecord};
 
 /// Type state of a [`TenantBuilder`] without a plan: it can create a tenant, but not a
@@ -303,7 +304,7 @@ impl<'e> TenantBuilder<'e, WithPlan> {
                 .await?;
         }
         if self.plan.past_due {
-            let charge_day = env.platform().settings().await?.charge_day;
+            let charge_day = env.platform().settings().await?.calendar.charge_day();
             let charge = env.this_month().day(charge_day);
             if env.clock().now() < charge.midnight() {
                 env.clock().travel_to(charge).await?;
@@ -400,7 +401,7 @@ impl<'e> Tenant<'e> {
     /// # Errors
     /// The database failed.
     pub async fn timeline(&self) -> Result<Timeline, BuildError> {
-        Ok(crate::payments::timeline(self.env.pool(), self.id).await?)
+        Ok(crate::platform::timeline(self.env.pool(), self.id).await?)
     }
 
     fn op(&self, kind: OpKind) -> Op<'e> {

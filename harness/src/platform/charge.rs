@@ -1,17 +1,25 @@
-//! The charge and retry jobs: one attempt per due invoice, through the gateway, each written in
-//! one transaction with the invoice's and the subscription's new status.
+//! Charging and dunning, platform operations over a gateway: the charge job on the charge day,
+//! the daily retries, and what each attempt does to the invoice and the subscription (paid and
+//! renewed, past due, or uncollectible and cancelled), each written in one transaction.
+//!
+//! The rules: at the start of the charge day (the 5th by default) every `finalized` invoice with
+//! a total above zero is charged to its organization's current card. A success marks it `paid`
+//! and renews the subscription; a failure makes both `past_due` and schedules a retry at the
+//! start of each of the next three days. When the third retry fails the invoice is
+//! `uncollectible` and the subscription is cancelled from that day. Every subscription status
+//! change queues a sync event in the same transaction.
 
 use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::gateway::{Approval, ChargeRequest, Gateway, GatewayError};
-use crate::model::{Currency, InvoiceId, Month};
-use crate::platform::{self, Settings};
-
-/// Attempts per invoice: the charge and three daily retries.
-pub(crate) const MAX_ATTEMPTS: i16 = 4;
+use super::subscriptions::{end_subscription, queue_subscription_sync};
+use super::{DomainError, Settings, settings};
+use crate::model::{
+    CancelReason, Currency, InvoiceId, InvoiceStatus, Month, PaymentOutcome, SubscriptionStatus,
+};
+use crate::payments::{Approval, ChargeRequest, Gateway, GatewayError};
 
 /// One charge attempt and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,7 +29,7 @@ pub struct Attempt {
     /// 1 for the charge, 2 to 4 for the retries.
     pub attempt: i16,
     /// `succeeded` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: PaymentOutcome,
     /// Why it failed.
     pub failure_code: Option<String>,
 }
@@ -32,12 +40,12 @@ struct Due {
     subscription_id: i64,
     organization_id: i64,
     period: chrono::NaiveDate,
-    currency: String,
+    currency: Currency,
     total: Decimal,
     attempts: i64,
 }
 
-const DUE: &str = "select i.id, i.subscription_id, t.organization_id, i.period, i.currency::text as currency, \
+const DUE: &str = "select i.id, i.subscription_id, t.organization_id, i.period, i.currency, \
             i.total, (select count(*) from payments p where p.invoice_id = i.id) as attempts \
      from invoices i join tenants t on t.id = i.tenant_id";
 
@@ -50,10 +58,10 @@ pub async fn charge_due(
     pool: &PgPool,
     gateway: &dyn Gateway,
     at: DateTime<Utc>,
-) -> Result<Vec<Attempt>, sqlx::Error> {
-    let settings = platform::settings(&mut *pool.acquire().await?).await?;
-    let today = settings.day_of(at);
-    if today.day() != settings.charge_day {
+) -> Result<Vec<Attempt>, DomainError> {
+    let settings = settings(&mut *pool.acquire().await?).await?;
+    let today = settings.calendar.local_day(at);
+    if today.day() != settings.calendar.charge_day() {
         return Ok(Vec::new());
     }
     let due: Vec<Due> = sqlx::query_as(&format!(
@@ -74,16 +82,17 @@ pub async fn retry_due(
     pool: &PgPool,
     gateway: &dyn Gateway,
     at: DateTime<Utc>,
-) -> Result<Vec<Attempt>, sqlx::Error> {
-    let settings = platform::settings(&mut *pool.acquire().await?).await?;
+) -> Result<Vec<Attempt>, DomainError> {
+    let settings = settings(&mut *pool.acquire().await?).await?;
+    let calendar = settings.calendar;
     let due: Vec<Due> = sqlx::query_as(&format!(
         "{DUE} where i.status = 'past_due' \
            and (select count(*) from payments p where p.invoice_id = i.id) < $1 \
            and not exists (select 1 from payments p where p.invoice_id = i.id and p.attempted_at >= $2) \
          order by i.id"
     ))
-    .bind(i64::from(MAX_ATTEMPTS))
-    .bind(settings.midnight(settings.day_of(at)))
+    .bind(i64::from(calendar.attempts()))
+    .bind(calendar.start_of_day(calendar.local_day(at)))
     .fetch_all(pool)
     .await?;
     attempt_all(pool, gateway, &settings, due, at).await
@@ -95,7 +104,7 @@ async fn attempt_all(
     settings: &Settings,
     due: Vec<Due>,
     at: DateTime<Utc>,
-) -> Result<Vec<Attempt>, sqlx::Error> {
+) -> Result<Vec<Attempt>, DomainError> {
     let mut attempts = Vec::with_capacity(due.len());
     for invoice in due {
         attempts.push(attempt(pool, gateway, settings, invoice, at).await?);
@@ -122,7 +131,8 @@ async fn attempt(
     invoice: Due,
     at: DateTime<Utc>,
 ) -> Result<Attempt, sqlx::Error> {
-    let number = invoice.attempts as i16 + 1;
+    let number = i16::try_from(invoice.attempts + 1).unwrap_or(i16::MAX);
+    let last_attempt = i16::try_from(settings.calendar.attempts()).unwrap_or(i16::MAX);
     let key = format!("inv{}-a{number}", invoice.id);
     let card: Option<(i64, String)> = sqlx::query_as(
         "select id, billing_key from cards where organization_id = $1 and status = 'active'",
@@ -130,7 +140,7 @@ async fn attempt(
     .bind(invoice.organization_id)
     .fetch_optional(pool)
     .await?;
-    let currency: Currency = invoice.currency.parse().unwrap_or(Currency::Krw);
+    let currency = invoice.currency;
     let result = match &card {
         None => Err(GatewayError::Declined {
             request_id: String::new(),
@@ -147,7 +157,12 @@ async fn attempt(
             charge(gateway, &request).await
         }
     };
-    let today = settings.day_of(at);
+    let today = settings.calendar.local_day(at);
+    let outcome = if result.is_ok() {
+        PaymentOutcome::Succeeded
+    } else {
+        PaymentOutcome::Failed
+    };
     let mut tx = pool.begin().await?;
     let (request_id, approval, failure) = match &result {
         Ok(a) => (
@@ -171,11 +186,7 @@ async fn attempt(
     .bind(card.as_ref().map(|(id, _)| *id))
     .bind(number)
     .bind(at)
-    .bind(if result.is_ok() {
-        "succeeded"
-    } else {
-        "failed"
-    })
+    .bind(outcome)
     .bind(invoice.total)
     .bind(&request_id)
     .bind(&key)
@@ -183,59 +194,62 @@ async fn attempt(
     .bind(&failure)
     .execute(&mut *tx)
     .await?;
-    let subscription_status: String =
+    let subscription_status: SubscriptionStatus =
         sqlx::query_scalar("select status from subscriptions where id = $1 for update")
             .bind(invoice.subscription_id)
             .fetch_one(&mut *tx)
             .await?;
-    let cancelled = subscription_status == "cancelled";
+    let cancelled = subscription_status == SubscriptionStatus::Cancelled;
     if result.is_ok() {
-        sqlx::query("update invoices set status = 'paid', paid_at = $2 where id = $1")
+        sqlx::query("update invoices set status = $3, paid_at = $2 where id = $1")
             .bind(invoice.id)
             .bind(at)
+            .bind(InvoiceStatus::Paid)
             .execute(&mut *tx)
             .await?;
         if !cancelled {
             // Renewal: active again, and the current period moves on to this month.
             let month = Month::of(today);
             sqlx::query(
-                "update subscriptions set status = 'active', current_period_start = $2, \
+                "update subscriptions set status = $5, current_period_start = $2, \
                  current_period_end = $3, updated_at = $4 where id = $1",
             )
             .bind(invoice.subscription_id)
             .bind(month.first_day())
             .bind(month.end())
             .bind(at)
+            .bind(SubscriptionStatus::Active)
             .execute(&mut *tx)
             .await?;
-            platform::queue_subscription_sync(&mut tx, invoice.subscription_id, at).await?;
+            queue_subscription_sync(&mut tx, invoice.subscription_id, at).await?;
         }
-    } else if number < MAX_ATTEMPTS {
-        sqlx::query("update invoices set status = 'past_due' where id = $1")
+    } else if number < last_attempt {
+        sqlx::query("update invoices set status = $2 where id = $1")
             .bind(invoice.id)
+            .bind(InvoiceStatus::PastDue)
             .execute(&mut *tx)
             .await?;
-        if subscription_status == "active" {
-            sqlx::query(
-                "update subscriptions set status = 'past_due', updated_at = $2 where id = $1",
-            )
-            .bind(invoice.subscription_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            platform::queue_subscription_sync(&mut tx, invoice.subscription_id, at).await?;
+        if subscription_status == SubscriptionStatus::Active {
+            sqlx::query("update subscriptions set status = $3, updated_at = $2 where id = $1")
+                .bind(invoice.subscription_id)
+                .bind(at)
+                .bind(SubscriptionStatus::PastDue)
+                .execute(&mut *tx)
+                .await?;
+            queue_subscription_sync(&mut tx, invoice.subscription_id, at).await?;
         }
     } else {
-        sqlx::query("update invoices set status = 'uncollectible' where id = $1")
+        sqlx::query("update invoices set status = $2 where id = $1")
             .bind(invoice.id)
+            .bind(InvoiceStatus::Uncollectible)
             .execute(&mut *tx)
             .await?;
         if !cancelled {
-            platform::end_subscription(
+            end_subscription(
                 &mut tx,
                 invoice.subscription_id,
                 today,
-                "payment_failed",
+                CancelReason::PaymentFailed,
                 at,
             )
             .await?;
@@ -245,11 +259,7 @@ async fn attempt(
     Ok(Attempt {
         invoice: InvoiceId(invoice.id),
         attempt: number,
-        outcome: if result.is_ok() {
-            "succeeded"
-        } else {
-            "failed"
-        },
+        outcome,
         failure_code: failure,
     })
 }

@@ -1,19 +1,20 @@
-//! `TestEnv`: what a test gets: its own freshly cloned, migrated database and a clock.
+//! `TestEnv`: what a test gets, and the one place that wires the parts together: its own
+//! database (from [`crate::env`]), the test clock with the platform's jobs registered, the mock
+//! payment gateway, and the builders' per-test state.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
-use super::EnvError;
-use super::broker::{Broker, CloneStrategy, Lease};
-use super::config::MigrationSource;
-use super::server::Backend;
-use crate::build::{Locale, World};
+use crate::builders::{Locale, World};
+use crate::calendar::{self, DEFAULT_TIME_ZONE};
 use crate::clock::{self, Clock};
+use crate::env::{Backend, Database, EnvError};
 use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
+use crate::platform::{Platform, PlatformJobs};
 
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
 /// test clock.
@@ -59,25 +60,14 @@ use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
 /// ```
 #[derive(Debug)]
 pub struct TestEnv {
-    /// `None` only while dropping: the connections close before the database is dropped.
-    open: Option<Open>,
+    /// Declared before `db`: the clock's and the gateway's handles go before the database drops.
+    open: Open,
     world: World,
-    target: Target,
-    broker: &'static Broker,
-}
-
-/// Whose database a [`TestEnv`] uses.
-#[derive(Debug)]
-enum Target {
-    /// A clone the broker made for this test: dropped (or kept) at the end.
-    Leased(Lease),
-    /// An existing database (`TestEnv::attach`): never dropped.
-    Attached { name: String, url: String },
+    db: Database,
 }
 
 #[derive(Debug)]
 struct Open {
-    pool: PgPool,
     clock: Clock,
     gateway: Arc<MockGateway>,
     _gateway_server: Option<GatewayServer>,
@@ -87,7 +77,8 @@ struct Open {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct TestEnvBuilder {
-    migrations: Option<MigrationSource>,
+    migrations: Option<PathBuf>,
+    time_zone: Option<Tz>,
     start: Option<DateTime<Utc>>,
     today: Option<NaiveDate>,
     seed: Option<u64>,
@@ -100,7 +91,15 @@ impl TestEnvBuilder {
     /// schema (default: `HARNESS_MIGRATIONS`, else the bundled schema). The template is keyed by
     /// the folder's content, so editing a migration builds a new one.
     pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.migrations = Some(MigrationSource::Dir(dir.into()));
+        self.migrations = Some(dir.into());
+        self
+    }
+
+    /// The time zone whose calendar days `today`, `months_ago` and the builders' days are in
+    /// (default: the platform's, [`calendar::DEFAULT_TIME_ZONE`]). Install a catalog in the same
+    /// zone.
+    pub fn time_zone(mut self, time_zone: Tz) -> Self {
+        self.time_zone = Some(time_zone);
         self
     }
 
@@ -111,7 +110,8 @@ impl TestEnvBuilder {
     }
 
     /// Relative dates (`months_ago`, `last_month`) count from this day, and the clock starts at
-    /// its 00:00 in Seoul (default: `HARNESS_TODAY` if set, else the day the clock starts on).
+    /// its start in the time zone (default: `HARNESS_TODAY` if set, else the day the clock starts
+    /// on).
     pub fn today(mut self, day: NaiveDate) -> Self {
         self.today = Some(day);
         self
@@ -143,33 +143,12 @@ impl TestEnvBuilder {
     /// See [`EnvError`]: misconfiguration, no backend, a server that fails to start, failing
     /// migrations.
     pub async fn build(self) -> Result<TestEnv, EnvError> {
-        let broker = Broker::global()?;
-        let source = self
-            .migrations
-            .clone()
-            .unwrap_or_else(|| broker.config().migrations.clone());
-        let lease = broker.acquire(&source, CloneStrategy::FileCopy).await?;
-        let opened = async {
-            let pool = PgPoolOptions::new()
-                .max_connections(broker.config().pool_size)
-                .connect_with(lease.connect_options())
-                .await
-                .map_err(EnvError::db(format!("connect to {}", lease.name)))?;
-            self.open(pool, &lease.name).await
+        let mut db = Database::builder();
+        if let Some(dir) = &self.migrations {
+            db = db.migrations(dir.clone());
         }
-        .await;
-        match opened {
-            Ok((open, world)) => Ok(TestEnv {
-                open: Some(open),
-                world,
-                target: Target::Leased(lease),
-                broker,
-            }),
-            Err(e) => {
-                let _ = broker.release(&lease, None).await;
-                Err(e)
-            }
-        }
+        let db = db.build().await?;
+        self.open(db).await
     }
 
     /// Opens the harness's view of an existing database (a QA database marked with `cargo
@@ -179,36 +158,11 @@ impl TestEnvBuilder {
     /// # Errors
     /// The URL is invalid or the database cannot be reached.
     pub async fn attach(self, url: &str) -> Result<TestEnv, EnvError> {
-        let broker = Broker::global()?;
-        let options: sqlx::postgres::PgConnectOptions =
-            url.parse()
-                .map_err(|e: sqlx::Error| EnvError::BadVariable {
-                    var: "--database-url",
-                    value: crate::env::endpoint_redact(url),
-                    reason: e.to_string(),
-                })?;
-        let name = options.get_database().unwrap_or("postgres").to_owned();
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(EnvError::db(format!(
-                "connect to {}",
-                crate::env::endpoint_redact(url)
-            )))?;
-        let (open, world) = self.open(pool, &name).await?;
-        Ok(TestEnv {
-            open: Some(open),
-            world,
-            target: Target::Attached {
-                name,
-                url: crate::env::endpoint_redact(url),
-            },
-            broker,
-        })
+        let db = Database::builder().attach(url).await?;
+        self.open(db).await
     }
 
-    async fn open(self, pool: PgPool, name: &str) -> Result<(Open, World), EnvError> {
+    async fn open(self, db: Database) -> Result<TestEnv, EnvError> {
         let gateway = MockGateway::new();
         let (used, server): (Arc<dyn Gateway>, _) = if self.gateway_over_http {
             let server = GatewayServer::start(gateway.clone())
@@ -222,30 +176,32 @@ impl TestEnvBuilder {
             Some(day) => Some(day),
             None => env_var("HARNESS_TODAY")?,
         };
-        let tz = chrono_tz::Asia::Seoul;
+        let tz = self.time_zone.unwrap_or(DEFAULT_TIME_ZONE);
         let start = match (self.start, today) {
             (Some(start), _) => start,
-            (None, Some(day)) => crate::build::Day::new(day, tz).midnight(),
+            (None, Some(day)) => calendar::start_of_day(tz, day),
             (None, None) => clock::wall_now(),
         };
-        let today = today.unwrap_or_else(|| start.with_timezone(&tz).date_naive());
+        let today = today.unwrap_or_else(|| calendar::local_day(tz, start));
         let seed = match self.seed {
             Some(seed) => seed,
             None => env_var("HARNESS_SEED")?.unwrap_or_else(rand::random),
         };
-        let world = World::new(seed, self.locale, today);
-        let clock = Clock::attach(pool.clone(), start, used)
+        let world = World::new(seed, self.locale, today, tz);
+        let pool = db.pool().clone();
+        let clock = Clock::attach(pool.clone(), start)
             .await
-            .map_err(EnvError::db(format!("set the clock of {}", name)))?;
-        Ok((
-            Open {
-                pool,
+            .map_err(EnvError::db(format!("set the clock of {}", db.name())))?
+            .with_jobs(Arc::new(PlatformJobs::new(pool, used)));
+        Ok(TestEnv {
+            open: Open {
                 clock,
                 gateway,
                 _gateway_server: server,
             },
             world,
-        ))
+            db,
+        })
     }
 }
 
@@ -274,26 +230,31 @@ impl TestEnv {
 
     /// A pool of connections to this test's database.
     pub fn pool(&self) -> &PgPool {
-        &self.open().pool
+        self.db.pool()
     }
 
-    /// The test clock; `harness_now()` in this database follows it.
+    /// The test's database: its name, URL and `psql` command.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The test clock; `harness_now()` in this database follows it, and moving it forward runs
+    /// the platform's jobs due on the way.
     pub fn clock(&self) -> &Clock {
-        &self.open().clock
+        &self.open.clock
     }
 
     /// The mock payment gateway this test's charges go through: its ledger and journal.
     pub fn gateway(&self) -> &MockGateway {
-        &self.open().gateway
+        &self.open.gateway
     }
 
     /// What a failed test prints: where its kept database is and how to replay its data.
     pub fn failure_note(&self) -> String {
         let seed = self.world.fakes.seed();
         format!(
-            "billing-harness: kept database {} of the failed test; open it with:\n  {}\n  (`cargo xtask db clean` removes kept databases)\n  fake data seed: {seed} (HARNESS_SEED={seed} replays it)",
-            self.database_name(),
-            self.psql_command(),
+            "{}\n  fake data seed: {seed} (HARNESS_SEED={seed} replays it)",
+            self.db.failure_note()
         )
     }
 
@@ -301,65 +262,40 @@ impl TestEnv {
         &self.world
     }
 
-    fn open(&self) -> &Open {
-        self.open.as_ref().expect("a TestEnv is open until dropped")
-    }
-
     /// The platform over this database; operations take their instant from the caller, usually
     /// `env.clock().now()`.
-    pub fn platform(&self) -> crate::platform::Platform {
-        crate::platform::Platform::new(self.pool().clone())
+    pub fn platform(&self) -> Platform {
+        Platform::new(self.pool().clone())
     }
 
     /// The database's name (`bh_...`).
     pub fn database_name(&self) -> &str {
-        match &self.target {
-            Target::Leased(lease) => &lease.name,
-            Target::Attached { name, .. } => name,
-        }
+        self.db.name()
     }
 
     /// The database's URL, for other programs (a product under test, say).
     pub fn url(&self) -> String {
-        match &self.target {
-            Target::Leased(lease) => lease.url(),
-            Target::Attached { url, .. } => url.clone(),
-        }
+        self.db.url()
     }
 
     /// A ready-to-paste `psql` command that opens this database.
     pub fn psql_command(&self) -> String {
-        match &self.target {
-            Target::Leased(lease) => lease.psql_command(),
-            Target::Attached { url, .. } => format!("psql '{url}'"),
-        }
+        self.db.psql_command()
     }
 
     /// The backend serving this database.
     pub fn backend(&self) -> Backend {
-        match &self.target {
-            Target::Leased(lease) => lease.backend,
-            Target::Attached { .. } => Backend::Url,
-        }
+        self.db.backend()
     }
 }
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        let failed = std::thread::panicking();
-        let keep = failed.then(|| {
-            let thread = std::thread::current();
-            format!("failed test {}", thread.name().unwrap_or("(unnamed)"))
-        });
-        if failed {
-            eprintln!("{}", self.failure_note());
-        }
-        // Dropping the last pool handle closes its idle connections at once.
-        drop(self.open.take());
-        if let Target::Leased(lease) = &self.target
-            && let Err(e) = self.broker.release_blocking(lease, keep)
-        {
-            eprintln!("billing-harness: could not release {}: {e}", lease.name);
+        if std::thread::panicking() {
+            let seed = self.world.fakes.seed();
+            eprintln!(
+                "billing-harness: fake data seed of the failed test: {seed} (HARNESS_SEED={seed} replays it)"
+            );
         }
     }
 }

@@ -1,0 +1,411 @@
+//! The platform's calendar: its time zone, charge day and retry days, and the one definition of
+//! "which local day is this instant", "when does a local day start" and "which jobs fall due".
+//!
+//! Pure: no clock, no database. The platform reads it from its settings, the builders and
+//! scenarios turn dates into instants with it, and the test clock asks it where to stop.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// The platform's time zone when a catalog names none: billing days are calendar days in Seoul.
+pub const DEFAULT_TIME_ZONE: Tz = chrono_tz::Asia::Seoul;
+
+/// The calendar day (in `time_zone`) that `at` falls on.
+///
+/// ```
+/// use billing_harness::calendar::local_day;
+/// use chrono::{NaiveDate, TimeZone, Utc};
+///
+/// // 16:00 UTC on October 31 is already 01:00 on November 1 in Seoul.
+/// let at = Utc.with_ymd_and_hms(2025, 10, 31, 16, 0, 0).unwrap();
+/// assert_eq!(local_day(chrono_tz::Asia::Seoul, at), NaiveDate::from_ymd_opt(2025, 11, 1).unwrap());
+/// ```
+pub fn local_day(time_zone: Tz, at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&time_zone).date_naive()
+}
+
+/// The instant `day` starts in `time_zone`: its 00:00, or the first instant after a gap when a
+/// daylight-saving change skips midnight.
+///
+/// ```
+/// use billing_harness::calendar::start_of_day;
+/// use chrono::{NaiveDate, TimeZone, Utc};
+///
+/// let day = NaiveDate::from_ymd_opt(2025, 11, 1).unwrap();
+/// assert_eq!(
+///     start_of_day(chrono_tz::Asia::Seoul, day),
+///     Utc.with_ymd_and_hms(2025, 10, 31, 15, 0, 0).unwrap(),
+/// );
+/// ```
+pub fn start_of_day(time_zone: Tz, day: NaiveDate) -> DateTime<Utc> {
+    let midnight = day.and_time(chrono::NaiveTime::MIN);
+    time_zone
+        .from_local_datetime(&midnight)
+        .earliest()
+        // Midnight does not exist that day (a daylight-saving gap at 00:00, in zones that have
+        // one): read it as UTC rather than fail, as the platform does.
+        .unwrap_or_else(|| time_zone.from_utc_datetime(&midnight))
+        .with_timezone(&Utc)
+}
+
+/// A scheduled job of the platform, as the calendar names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(tag = "job", content = "month", rename_all = "snake_case")]
+pub enum Job {
+    /// Finalise a month: due at the start of the 1st of the next one.
+    Close(Month),
+    /// Charge every finalised invoice: due at the start of the charge day.
+    Charge,
+    /// Retry every past-due invoice with attempts left: due at the start of every day.
+    Retry,
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Job::Close(month) => write!(f, "close of {month}"),
+            Job::Charge => f.write_str("charge"),
+            Job::Retry => f.write_str("retries"),
+        }
+    }
+}
+
+/// Why a calendar could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CalendarError {
+    /// The charge day must exist in every month and fall after the close on the 1st.
+    #[error("charge day {0} is outside 2 to 28")]
+    ChargeDay(u32),
+    /// Not an IANA time zone name.
+    #[error("unknown time zone {0:?} (expected an IANA name such as \"Asia/Seoul\")")]
+    TimeZone(String),
+}
+
+/// The platform's calendar: where days begin, and which jobs fall due on which day.
+///
+/// ```
+/// use billing_harness::calendar::{Calendar, Job};
+/// use billing_harness::model::Month;
+///
+/// let cal = Calendar::platform();
+/// let first = cal.start_of_day("2026-11-01".parse().unwrap());
+/// assert_eq!(cal.jobs_due(first), [Job::Close(Month::new(2026, 10).unwrap()), Job::Retry]);
+/// let fifth = cal.start_of_day("2026-11-05".parse().unwrap());
+/// assert_eq!(cal.jobs_due(fifth), [Job::Charge, Job::Retry]);
+/// // Only the start of a day has jobs.
+/// assert!(cal.jobs_due(fifth + chrono::TimeDelta::hours(1)).is_empty());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Calendar {
+    time_zone: Tz,
+    charge_day: u32,
+    retries: u32,
+}
+
+impl Calendar {
+    /// Daily retries after a failed charge before the subscription is cancelled.
+    pub const RETRIES: u32 = 3;
+
+    /// A calendar in `time_zone` that charges on `charge_day` of the month (2 to 28) and retries
+    /// a failed charge on each of the [`Calendar::RETRIES`] days after.
+    ///
+    /// # Errors
+    /// [`CalendarError::ChargeDay`] for a day outside 2 to 28.
+    pub fn new(time_zone: Tz, charge_day: u32) -> Result<Calendar, CalendarError> {
+        if !(2..=28).contains(&charge_day) {
+            return Err(CalendarError::ChargeDay(charge_day));
+        }
+        Ok(Calendar {
+            time_zone,
+            charge_day,
+            retries: Self::RETRIES,
+        })
+    }
+
+    /// [`Calendar::new`] from a time zone's name, as stored in the settings.
+    ///
+    /// # Errors
+    /// An unknown time zone or a charge day outside 2 to 28.
+    pub fn parse(time_zone: &str, charge_day: u32) -> Result<Calendar, CalendarError> {
+        let tz = time_zone
+            .parse()
+            .map_err(|_| CalendarError::TimeZone(time_zone.to_owned()))?;
+        Calendar::new(tz, charge_day)
+    }
+
+    /// The platform's documented calendar: Asia/Seoul, charged on the 5th, three daily retries.
+    pub fn platform() -> Calendar {
+        Calendar {
+            time_zone: DEFAULT_TIME_ZONE,
+            charge_day: 5,
+            retries: Self::RETRIES,
+        }
+    }
+
+    /// The time zone whose calendar days are billed.
+    pub fn time_zone(&self) -> Tz {
+        self.time_zone
+    }
+
+    /// The day of the month finalised invoices are charged.
+    pub fn charge_day(&self) -> u32 {
+        self.charge_day
+    }
+
+    /// Daily retries after a failed charge.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// Charge attempts per invoice: the charge and its retries.
+    pub fn attempts(&self) -> u32 {
+        self.retries + 1
+    }
+
+    /// The local day of `at` (see [`local_day`]).
+    pub fn local_day(&self, at: DateTime<Utc>) -> NaiveDate {
+        local_day(self.time_zone, at)
+    }
+
+    /// The instant `day` starts (see [`start_of_day`]).
+    pub fn start_of_day(&self, day: NaiveDate) -> DateTime<Utc> {
+        start_of_day(self.time_zone, day)
+    }
+
+    /// The start of the local day after the one `at` falls on: the next instant a job can be due.
+    pub fn next_day_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let day = self.local_day(at);
+        // Dates end in the year 262143; a clock never gets there.
+        self.start_of_day(day.succ_opt().unwrap_or(day))
+    }
+
+    /// The day `month`'s invoices are charged on: the charge day of the month after.
+    pub fn charge_date(&self, month: Month) -> NaiveDate {
+        let next = month.next().first_day();
+        next.with_day(self.charge_day).unwrap_or(next)
+    }
+
+    /// The jobs due at `at`, in the order they run: at the start of a day, the close of the
+    /// previous month on the 1st, the charge on the charge day, and the retries every day.
+    /// Other instants have none.
+    pub fn jobs_due(&self, at: DateTime<Utc>) -> Vec<Job> {
+        let day = self.local_day(at);
+        if self.start_of_day(day) != at {
+            return Vec::new();
+        }
+        let mut jobs = Vec::new();
+        if day.day() == 1 {
+            jobs.push(Job::Close(Month::of(day).prev()));
+        }
+        if day.day() == self.charge_day {
+            jobs.push(Job::Charge);
+        }
+        jobs.push(Job::Retry);
+        jobs
+    }
+
+    /// Every instant in `(after, until]` at which jobs are due, with those jobs, in time order.
+    pub fn due_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, Vec<Job>)> {
+        let mut due = Vec::new();
+        let mut at = self.next_day_start(after);
+        while at <= until {
+            due.push((at, self.jobs_due(at)));
+            let next = self.next_day_start(at);
+            if next <= at {
+                break;
+            }
+            at = next;
+        }
+        due
+    }
+}
+
+/// A calendar month, the billing period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Month {
+    year: i32,
+    month: u32,
+}
+
+impl Month {
+    /// The month `month` (1 to 12) of `year`; `None` for a month out of range.
+    pub fn new(year: i32, month: u32) -> Option<Month> {
+        NaiveDate::from_ymd_opt(year, month, 1).map(|_| Month { year, month })
+    }
+
+    /// The month that contains `day`.
+    pub fn of(day: NaiveDate) -> Month {
+        Month {
+            year: day.year(),
+            month: day.month(),
+        }
+    }
+
+    /// Its year.
+    pub fn year(self) -> i32 {
+        self.year
+    }
+
+    /// Its month number, 1 to 12.
+    pub fn month(self) -> u32 {
+        self.month
+    }
+
+    /// Its first day.
+    pub fn first_day(self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(self.year, self.month, 1)
+            .expect("a Month is only made from a valid year and month")
+    }
+
+    /// The first day of the next month: the end (exclusive) of this one.
+    pub fn end(self) -> NaiveDate {
+        self.next().first_day()
+    }
+
+    /// How many days it has: 28 to 31.
+    pub fn days(self) -> u32 {
+        self.end()
+            .signed_duration_since(self.first_day())
+            .num_days()
+            .unsigned_abs() as u32
+    }
+
+    /// The month after.
+    pub fn next(self) -> Month {
+        if self.month == 12 {
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
+        }
+    }
+
+    /// The month before.
+    pub fn prev(self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
+    /// Whether `day` falls in it.
+    pub fn contains(self, day: NaiveDate) -> bool {
+        Month::of(day) == self
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+impl FromStr for Month {
+    type Err = String;
+
+    /// Parses `YYYY-MM`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a month (expected YYYY-MM)");
+        let (y, m) = s.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        Month::new(y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?).ok_or_else(bad)
+    }
+}
+
+impl Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("a test date")
+    }
+
+    #[test]
+    fn a_local_day_starts_at_midnight_in_its_zone() {
+        let cal = Calendar::platform();
+        let start = cal.start_of_day(day("2026-03-01"));
+        assert_eq!(start.to_rfc3339(), "2026-02-28T15:00:00+00:00");
+        assert_eq!(cal.local_day(start), day("2026-03-01"));
+        assert_eq!(
+            cal.local_day(start - chrono::TimeDelta::seconds(1)),
+            day("2026-02-28")
+        );
+    }
+
+    #[test]
+    fn due_between_lists_every_day_start_in_the_half_open_range() {
+        let cal = Calendar::platform();
+        let from = cal.start_of_day(day("2026-10-31"));
+        let until = cal.start_of_day(day("2026-11-05"));
+        let due = cal.due_between(from, until);
+        let days: Vec<NaiveDate> = due.iter().map(|(at, _)| cal.local_day(*at)).collect();
+        assert_eq!(
+            days,
+            [
+                "2026-11-01",
+                "2026-11-02",
+                "2026-11-03",
+                "2026-11-04",
+                "2026-11-05"
+            ]
+            .map(day)
+        );
+        assert_eq!(
+            due[0].1[0],
+            Job::Close(Month::new(2026, 10).expect("a month"))
+        );
+        assert_eq!(due[4].1, [Job::Charge, Job::Retry]);
+    }
+
+    #[test]
+    fn the_charge_day_is_checked() {
+        assert_eq!(
+            Calendar::new(DEFAULT_TIME_ZONE, 1),
+            Err(CalendarError::ChargeDay(1))
+        );
+        assert_eq!(
+            Calendar::new(DEFAULT_TIME_ZONE, 29),
+            Err(CalendarError::ChargeDay(29))
+        );
+        assert!(Calendar::new(DEFAULT_TIME_ZONE, 28).is_ok());
+        assert!(Calendar::parse("Mars/Olympus", 5).is_err());
+    }
+
+    #[test]
+    fn jobs_are_named_for_people() {
+        let month = Month::new(2026, 11).expect("a month");
+        assert_eq!(Job::Close(month).to_string(), "close of 2026-11");
+        assert_eq!(Job::Charge.to_string(), "charge");
+    }
+}
