@@ -29,3 +29,8 @@ mod test_env;
 
 pub use env::EnvError;
 pub use test_env::{TestEnv, TestEnvBuilder};
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}

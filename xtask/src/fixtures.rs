@@ -2,16 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use billing_harness::calendar::Calendar;
 use billing_harness::model::{Catalog, Currency, Overage, Plan, Terms};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
-/// 00:00 of a day in Seoul.
+/// The start of a day in the platform's calendar (Asia/Seoul).
 pub(crate) fn seoul(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Seoul
-        .with_ymd_and_hms(y, m, d, 0, 0, 0)
-        .single()
-        .expect("a valid day")
-        .with_timezone(&Utc)
+    let day = NaiveDate::from_ymd_opt(y, m, d).expect("the benchmarks name valid days");
+    Calendar::platform().start_of_day(day)
 }
 
 /// Two plans of the analytics product, as in the scenario format's example.

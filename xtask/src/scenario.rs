@@ -332,8 +332,7 @@ pub(crate) fn seed(args: &[&str]) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let now = billing_harness::clock::wall_now();
-    let tz = scenario.catalog.time_zone;
-    let today = now.with_timezone(&tz).date_naive();
+    let today = billing_harness::calendar::local_day(scenario.catalog.time_zone, now);
     let mut month = billing_harness::model::Month::of(today);
     for _ in 0..back {
         month = month.prev();

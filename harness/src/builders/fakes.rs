@@ -137,6 +137,14 @@ impl Fakes {
         }
     }
 
+    /// The generator; a panic elsewhere cannot leave it half-written, so a poisoned lock is
+    /// still usable.
+    fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
+        self.rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The seed: set `HARNESS_SEED` to it to draw the same values again.
     pub fn seed(&self) -> u64 {
         self.seed
@@ -149,7 +157,7 @@ impl Fakes {
 
     /// A person; `n` (a sequence number) makes the e-mail address unique.
     pub fn person(&self, n: i64) -> Person {
-        let mut rng = self.rng.lock().expect("fake data lock");
+        let mut rng = self.rng();
         match self.locale {
             Locale::English => {
                 let first: String = FirstName(EN).fake_with_rng(&mut *rng);
@@ -192,7 +200,7 @@ impl Fakes {
 
     /// A company name.
     pub fn company(&self) -> String {
-        let mut rng = self.rng.lock().expect("fake data lock");
+        let mut rng = self.rng();
         match self.locale {
             Locale::English => {
                 let last: String = LastName(EN).fake_with_rng(&mut *rng);
@@ -209,7 +217,7 @@ impl Fakes {
 
     /// A random token, e.g. for invitations.
     pub fn token(&self) -> String {
-        let mut rng = self.rng.lock().expect("fake data lock");
+        let mut rng = self.rng();
         format!("{:016x}", rng.random::<u64>())
     }
 }

@@ -104,7 +104,7 @@ pub(crate) async fn plan_product(env: &TestEnv, plan: &str) -> Result<Option<Str
         .world()
         .plan_products
         .lock()
-        .expect("plan cache")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(plan)
     {
         return Ok(Some(product.clone()));
@@ -119,7 +119,7 @@ pub(crate) async fn plan_product(env: &TestEnv, plan: &str) -> Result<Option<Str
         env.world()
             .plan_products
             .lock()
-            .expect("plan cache")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(plan.to_owned(), product.clone());
     }
     Ok(product)

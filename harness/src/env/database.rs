@@ -16,7 +16,7 @@ use super::server::Backend;
 /// A database for one test: a fresh clone of the migrated template, or an attached one.
 ///
 /// ```no_run
-/// # async fn f() -> Result<(), billing_harness::EnvError> {
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 /// let db = billing_harness::env::Database::new().await?;
 /// let n: i64 = sqlx::query_scalar("select count(*) from tenants").fetch_one(db.pool()).await?;
 /// # Ok(()) }

@@ -10,7 +10,7 @@ use crate::billing::{self, Invoice, InvoiceInput, PlanPeriod, Usage};
 use crate::model::{Currency, InvoiceStatus, Month, Overage, Terms};
 
 /// A billing (plan period) of a subscription with at least one day in the month.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub(crate) struct PeriodRow {
     pub(crate) billing: i64,
     pub(crate) subscription: i64,

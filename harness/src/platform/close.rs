@@ -39,18 +39,6 @@ pub struct StoredInvoice {
     pub invoice: Invoice,
 }
 
-type PeriodTuple = (
-    i64,
-    i64,
-    i64,
-    i64,
-    String,
-    Currency,
-    Decimal,
-    NaiveDate,
-    Option<NaiveDate>,
-);
-
 #[derive(sqlx::FromRow)]
 struct HeadRow {
     id: i64,
@@ -100,6 +88,9 @@ struct LineRow {
     amount: Decimal,
 }
 
+/// A billing detail as read: billing, metric, included, overage block and price.
+type DetailTuple = (i64, String, i64, Option<i64>, Option<Decimal>);
+
 /// The billings (plan periods) with at least one day in the month, of subscriptions not yet
 /// invoiced for it. `$1` is the month's first day, `$2` the next month's.
 const BILLABLE: &str = "select b.id from billings b \
@@ -131,9 +122,9 @@ pub async fn close_month(
     let already_closed = fresh.is_none();
     let settings = settings(&mut tx).await?;
 
-    let periods: Vec<PeriodTuple> = sqlx::query_as(&format!(
-        "select b.id, b.subscription_id, s.tenant_id, c.plan_id, p.key, \
-                b.currency, b.base_fee, b.starts_on, b.ends_on \
+    let periods: Vec<PeriodRow> = sqlx::query_as(&format!(
+        "select b.id as billing, b.subscription_id as subscription, s.tenant_id as tenant, \
+                c.plan_id, p.key as plan, b.currency, b.base_fee, b.starts_on, b.ends_on \
          from billings b join subscriptions s on s.id = b.subscription_id \
          join contracts c on c.id = b.contract_id join plans p on p.id = c.plan_id \
          where b.id in ({BILLABLE})"
@@ -142,7 +133,7 @@ pub async fn close_month(
     .bind(end)
     .fetch_all(&mut *tx)
     .await?;
-    let details: Vec<(i64, String, i64, Option<i64>, Option<Decimal>)> = sqlx::query_as(&format!(
+    let details: Vec<DetailTuple> = sqlx::query_as(&format!(
         "select billing_id, metric, included, overage_block, overage_price from billing_details \
              where billing_id in ({BILLABLE})"
     ))
@@ -166,34 +157,7 @@ pub async fn close_month(
     let closings = assemble::assemble(
         month,
         settings.tax_rate,
-        periods
-            .into_iter()
-            .map(
-                |(
-                    billing,
-                    subscription,
-                    tenant,
-                    plan_id,
-                    plan,
-                    currency,
-                    base_fee,
-                    starts_on,
-                    ends_on,
-                )| {
-                    PeriodRow {
-                        billing,
-                        subscription,
-                        tenant,
-                        plan_id,
-                        plan,
-                        currency,
-                        base_fee,
-                        starts_on,
-                        ends_on,
-                    }
-                },
-            )
-            .collect(),
+        periods,
         details
             .into_iter()
             .map(|(billing, metric, included, block, price)| DetailRow {
