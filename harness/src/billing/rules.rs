@@ -83,7 +83,23 @@
 //!
 //! The tax rate is the catalog's (`0.1` for 10%, `0` by default).
 //!
-//! ## 7. Order of the lines
+//! ## 7. Late usage and the close
+//!
+//! Usage for month M that the platform **accepts** is billed in M's invoice; usage for M that
+//! arrives after M's close is **refused** with `period_closed`. Never accepted and then lost:
+//! the close and the usage write wait for each other, so every usage call is on one side of the
+//! close or the other, however close to midnight it comes.
+//!
+//! Worked example: a tenant on a metered plan sends 39 usage reports for October 31st at 00:00
+//! on November 1st, while the October close runs at that same instant. Say 25 of them are
+//! accepted, 14,000 units in all, and 14 are refused with `period_closed`. The October invoice
+//! then bills exactly those 14,000 units; the 14 refused reports are the sender's to re-file,
+//! and no report is both accepted and missing from the invoice.
+//!
+//! The one way accepted usage goes unbilled is the rule of section 5: a cancellation effective
+//! from the usage's own day (the cancel day is not billed).
+//!
+//! ## 8. Order of the lines
 //!
 //! Lines are ordered by period start; within a period the base line comes first, then the
 //! overage lines in metric name order.

@@ -35,6 +35,12 @@ impl Platform {
         at: DateTime<Utc>,
     ) -> Result<CardId, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // One registration per organization at a time: the replaced card and the new one are
+        // decided under the organization's row lock.
+        sqlx::query("select id from organizations where id = $1 for update")
+            .bind(org)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "update cards set status = 'replaced' where organization_id = $1 and status = 'active'",
         )

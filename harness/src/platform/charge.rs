@@ -42,11 +42,12 @@ struct Due {
     period: chrono::NaiveDate,
     currency: Currency,
     total: Decimal,
+    status: InvoiceStatus,
     attempts: i64,
 }
 
 const DUE: &str = "select i.id, i.subscription_id, t.organization_id, i.period, i.currency, \
-            i.total, (select count(*) from payments p where p.invoice_id = i.id) as attempts \
+            i.total, i.status, (select count(*) from payments p where p.invoice_id = i.id) as attempts \
      from invoices i join tenants t on t.id = i.tenant_id";
 
 /// The charge job: on the charge day, attempts every `finalized` invoice with a total above
@@ -107,7 +108,10 @@ async fn attempt_all(
 ) -> Result<Vec<Attempt>, DomainError> {
     let mut attempts = Vec::with_capacity(due.len());
     for invoice in due {
-        attempts.push(attempt(pool, gateway, settings, invoice, at).await?);
+        // `None`: another job (a task or process running the same job) took this invoice.
+        if let Some(attempt) = attempt(pool, gateway, settings, invoice, at).await? {
+            attempts.push(attempt);
+        }
     }
     Ok(attempts)
 }
@@ -124,21 +128,48 @@ async fn charge(gateway: &dyn Gateway, request: &ChargeRequest) -> Result<Approv
     }
 }
 
+/// One attempt at `invoice`, in one transaction that holds the invoice's row from the check to
+/// the commit, so that jobs running at once (tasks or processes) attempt it once: a job that
+/// finds the row taken, or already attempted since it listed it, skips it (`None`).
 async fn attempt(
     pool: &PgPool,
     gateway: &dyn Gateway,
     settings: &Settings,
     invoice: Due,
     at: DateTime<Utc>,
-) -> Result<Attempt, sqlx::Error> {
+) -> Result<Option<Attempt>, sqlx::Error> {
     let number = i16::try_from(invoice.attempts + 1).unwrap_or(i16::MAX);
     let last_attempt = i16::try_from(settings.calendar.attempts()).unwrap_or(i16::MAX);
     let key = format!("inv{}-a{number}", invoice.id);
+    let mut tx = pool.begin().await?;
+    let still_due: Option<i64> = sqlx::query_scalar(
+        "select i.id from invoices i where i.id = $1 and i.status = $2 \
+           and (select count(*) from payments p where p.invoice_id = i.id) = $3 \
+         for update skip locked",
+    )
+    .bind(invoice.id)
+    .bind(invoice.status)
+    .bind(invoice.attempts)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if still_due.is_none() {
+        return Ok(None);
+    }
+    // The attempt may end or renew the subscription: like every operation that changes one, it
+    // holds the tenant's row, so usage being recorded for the tenant sees the change or
+    // finishes before it.
+    sqlx::query(
+        "select t.id from tenants t join invoices i on i.tenant_id = t.id where i.id = $1 \
+         for update of t",
+    )
+    .bind(invoice.id)
+    .execute(&mut *tx)
+    .await?;
     let card: Option<(i64, String)> = sqlx::query_as(
         "select id, billing_key from cards where organization_id = $1 and status = 'active'",
     )
     .bind(invoice.organization_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let currency = invoice.currency;
     let result = match &card {
@@ -163,7 +194,6 @@ async fn attempt(
     } else {
         PaymentOutcome::Failed
     };
-    let mut tx = pool.begin().await?;
     let (request_id, approval, failure) = match &result {
         Ok(a) => (
             Some(a.request_id.clone()),
@@ -177,10 +207,11 @@ async fn attempt(
         ),
         Err(e) => (None, None, Some(e.code().to_owned())),
     };
-    sqlx::query(
+    let written: Option<i64> = sqlx::query_scalar(
         "insert into payments (invoice_id, card_id, attempt, attempted_at, outcome, amount, \
                                gateway_request_id, idempotency_key, approval_number, failure_code) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         on conflict do nothing returning id",
     )
     .bind(invoice.id)
     .bind(card.as_ref().map(|(id, _)| *id))
@@ -192,8 +223,13 @@ async fn attempt(
     .bind(&key)
     .bind(&approval)
     .bind(&failure)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    if written.is_none() {
+        // Another job wrote this attempt between our check and our insert; the gateway saw the
+        // same idempotency key, so nothing was captured twice.
+        return Ok(None);
+    }
     let subscription_status: SubscriptionStatus =
         sqlx::query_scalar("select status from subscriptions where id = $1 for update")
             .bind(invoice.subscription_id)
@@ -256,10 +292,10 @@ async fn attempt(
         }
     }
     tx.commit().await?;
-    Ok(Attempt {
+    Ok(Some(Attempt {
         invoice: InvoiceId(invoice.id),
         attempt: number,
         outcome,
         failure_code: failure,
-    })
+    }))
 }

@@ -109,6 +109,7 @@ pub async fn close_month(
     at: DateTime<Utc>,
 ) -> Result<CloseReport, DomainError> {
     let mut tx = pool.begin().await?;
+    super::month_lock(&mut tx, month, false).await?;
     let first = month.first_day();
     let end = month.end();
     let fresh: Option<NaiveDate> = sqlx::query_scalar(

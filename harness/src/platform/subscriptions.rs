@@ -34,6 +34,18 @@ struct PlanRow {
     base_fee: Decimal,
 }
 
+/// Locks the tenant's row until the end of the transaction, in a statement of its own, so that
+/// the reads after it see what a concurrent subscribe, change or cancel of the same tenant
+/// committed: operations on one tenant run one after the other, and their rules (one live
+/// subscription, one change a day) hold under concurrency.
+async fn lock_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<(), DomainError> {
+    let found: Option<i64> = sqlx::query_scalar("select id from tenants where id = $1 for update")
+        .bind(tenant)
+        .fetch_optional(conn)
+        .await?;
+    found.map(drop).ok_or(DomainError::UnknownTenant(tenant.0))
+}
+
 async fn tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<TenantRow, DomainError> {
     let row: Option<(i64, i64, String)> = sqlx::query_as(
         "select t.organization_id, t.product_id, p.key from tenants t \
@@ -220,6 +232,7 @@ impl Platform {
         at: DateTime<Utc>,
     ) -> Result<SubscriptionId, DomainError> {
         let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant_id).await?;
         // Everything the rules need, in one round trip: subscribing is the builders' hot path.
         let row: Option<SubscribeContext> = sqlx::query_as(
             "select t.organization_id as org, t.product_id, tp.key as product, \
@@ -301,6 +314,7 @@ impl Platform {
         at: DateTime<Utc>,
     ) -> Result<(), DomainError> {
         let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant_id).await?;
         let calendar = settings(&mut tx).await?.calendar;
         let day = calendar.local_day(at);
         let tenant = tenant(&mut tx, tenant_id).await?;
@@ -341,8 +355,8 @@ impl Platform {
     /// `no_active_subscription`, or an unknown reference.
     pub async fn cancel(&self, tenant_id: TenantId, at: DateTime<Utc>) -> Result<(), DomainError> {
         let mut tx = self.pool.begin().await?;
+        lock_tenant(&mut tx, tenant_id).await?;
         let day = settings(&mut tx).await?.calendar.local_day(at);
-        tenant(&mut tx, tenant_id).await?;
         let (subscription, _, _) = live_subscription(&mut tx, tenant_id)
             .await?
             .ok_or(DomainError::NoActiveSubscription)?;

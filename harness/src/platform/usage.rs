@@ -64,6 +64,19 @@ impl Platform {
             return Err(DomainError::InvalidQuantity(bad.quantity));
         }
         let mut tx = self.pool.begin().await?;
+        let mut locked: Vec<Month> = records.iter().map(|r| Month::of(r.day)).collect();
+        locked.sort();
+        locked.dedup();
+        // Before reading whether a month is closed: see `month_lock`.
+        for month in locked {
+            super::month_lock(&mut tx, month, true).await?;
+        }
+        // Shared with other usage, exclusive with a plan change or cancel of the same tenant
+        // (they lock its row for update): the subscription read below stays true until commit.
+        sqlx::query("select id from tenants where id = $1 for share")
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
         let months: Vec<NaiveDate> = records
             .iter()
             .map(|r| Month::of(r.day).first_day())

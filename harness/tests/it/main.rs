@@ -2,6 +2,7 @@
 
 mod architecture;
 mod builders;
+mod concurrency;
 mod databases;
 mod payments;
 mod platform;
