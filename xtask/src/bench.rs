@@ -302,3 +302,121 @@ pub(crate) fn scenarios(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> 
         format!("ran {} scenarios in {:.2} s", r.scenarios, r.seconds)
     })
 }
+
+#[derive(Serialize)]
+struct LoadReport {
+    /// Operations completed per second, keyed by the number of concurrent clients.
+    ops_per_second: std::collections::BTreeMap<String, f64>,
+    /// Rows breaking the platform's invariants, summed over every level.
+    invariant_violations: usize,
+    /// How long each level runs.
+    seconds_per_level: f64,
+    /// Operations that failed with anything but a rule's refusal.
+    raw_errors: usize,
+}
+
+/// Operations per second against one database at 1, 4, 16 and 64 concurrent clients, each on
+/// its own tenant (usage mostly, some plan changes), with the invariant check after each level.
+pub(crate) fn load(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+    use billing_harness::TestEnv;
+    use billing_harness::platform::{DomainError, Platform, invariant_violations};
+    use sqlx::postgres::PgPoolOptions;
+    const LEVELS: [usize; 4] = [1, 4, 16, 64];
+    const PER_LEVEL: Duration = Duration::from_millis(1500);
+    let json = json?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let start = crate::fixtures::seoul(2026, 10, 1);
+        let env = TestEnv::builder().start_at(start).build().await?;
+        // A pool of its own, as wide as the widest level: the test pool is sized for tests.
+        let pool = PgPoolOptions::new()
+            .max_connections(64)
+            .connect(&env.url())
+            .await?;
+        let p = Platform::new(pool.clone());
+        p.install_catalog(&crate::fixtures::catalog(), start)
+            .await?;
+        let org = p.create_org("load", start).await?;
+        p.register_card(org, billing_harness::payments::TestCard::Ok, start)
+            .await?;
+        let mut tenants = Vec::new();
+        for n in 0..64 {
+            let t = p
+                .create_tenant(org, "analytics", &format!("load-{n}"), start)
+                .await?;
+            p.subscribe(t, "pro", start).await?;
+            tenants.push(t);
+        }
+        let mut ops_per_second = std::collections::BTreeMap::new();
+        let mut violations = 0;
+        let mut raw_errors = 0;
+        for (level, clients) in LEVELS.into_iter().enumerate() {
+            let at = start + chrono::TimeDelta::days(1 + level as i64);
+            env.clock().set(at).await?;
+            let day = billing_harness::calendar::Calendar::platform().local_day(at);
+            let began = Instant::now();
+            let tasks: Vec<_> = (0..clients)
+                .map(|client| {
+                    let p = p.clone();
+                    let tenant = tenants[client];
+                    tokio::spawn(async move {
+                        let (mut ops, mut raw) = (0_u64, 0_u64);
+                        while began.elapsed() < PER_LEVEL {
+                            let result = if ops % 8 == 7 {
+                                let plan = if ops % 16 == 7 { "business" } else { "pro" };
+                                p.change_plan(tenant, plan, at).await
+                            } else {
+                                p.record_usage(tenant, "api_calls", 100, day, at).await
+                            };
+                            if let Err(e) = result
+                                && !DomainError::RULE_CODES.contains(&e.code())
+                            {
+                                raw += 1;
+                            }
+                            ops += 1;
+                        }
+                        (ops, raw)
+                    })
+                })
+                .collect();
+            let mut ops = 0;
+            for task in tasks {
+                let (n, raw) = task.await?;
+                ops += n;
+                raw_errors += raw as usize;
+            }
+            let seconds = began.elapsed().as_secs_f64();
+            ops_per_second.insert(
+                clients.to_string(),
+                (ops as f64 / seconds * 10.0).round() / 10.0,
+            );
+            violations += invariant_violations(&pool).await?.len();
+        }
+        anyhow::Ok(LoadReport {
+            ops_per_second,
+            invariant_violations: violations,
+            seconds_per_level: PER_LEVEL.as_secs_f64(),
+            raw_errors,
+        })
+    })?;
+    emit(json, &report, |r| {
+        let mut out = format!(
+            "operations per second against one database ({} s a level)\n",
+            r.seconds_per_level
+        );
+        for clients in LEVELS {
+            let key = clients.to_string();
+            out.push_str(&format!(
+                "  {clients:>3} clients  {:>9.1} ops/s\n",
+                r.ops_per_second.get(&key).copied().unwrap_or_default()
+            ));
+        }
+        out.push_str(&format!(
+            "invariant violations: {}; errors other than a rule's refusal: {}",
+            r.invariant_violations, r.raw_errors
+        ));
+        out
+    })
+}

@@ -30,6 +30,7 @@ commands:
   bench scenarios [--json]
                        run every scenario once and time the lot
   bench build [--json] create 1,000 subscribed tenants with 100 usage events each via the builders
+  bench load [--json]  operations per second at 1, 4, 16 and 64 concurrent clients, invariants after each
 ";
 
 fn main() -> ExitCode {
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         ["bench", "billing", rest @ ..] => bench::billing(json_flag(rest)),
         ["bench", "build", rest @ ..] => bench::build(json_flag(rest)),
         ["bench", "scenarios", rest @ ..] => bench::scenarios(json_flag(rest)),
+        ["bench", "load", rest @ ..] => bench::load(json_flag(rest)),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

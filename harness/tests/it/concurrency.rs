@@ -9,7 +9,9 @@ use billing_harness::TestEnv;
 use billing_harness::calendar::Job;
 use billing_harness::model::{Catalog, Currency, Month, Overage, Plan, TenantId, Terms};
 use billing_harness::payments::TestCard;
-use billing_harness::platform::{DomainError, Platform, charge_due, close_month, retry_due};
+use billing_harness::platform::{
+    DomainError, Platform, charge_due, close_month, invariant_violations, retry_due,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -313,71 +315,10 @@ async fn stress(seed: u64) {
     );
 }
 
-/// Every row that breaks an invariant, as `invariant: row`.
+/// Every row that breaks an invariant, as `invariant: row`: the platform's, and one capture per
+/// idempotency key at the gateway.
 async fn violations(env: &TestEnv) -> Vec<String> {
-    let checks = [
-        (
-            "at most one live subscription per tenant",
-            "select tenant_id::text from subscriptions where status <> 'cancelled' \
-             group by tenant_id having count(*) > 1",
-        ),
-        (
-            "at most one plan change per tenant and day",
-            "select s.tenant_id || ' on ' || c.starts_on from contracts c \
-             join subscriptions s on s.id = c.subscription_id \
-             group by s.tenant_id, s.id, s.started_on, c.starts_on \
-             having count(*) - (case when c.starts_on = s.started_on then 1 else 0 end) > 1",
-        ),
-        (
-            "one invoice per subscription and month",
-            "select subscription_id || ' ' || period from invoices \
-             group by subscription_id, period having count(*) > 1",
-        ),
-        (
-            "every accepted usage event of a closed month billed exactly once",
-            "with used as (select u.subscription_id, date_trunc('month', u.occurred_on)::date as period, \
-                                  sum(u.quantity) as used \
-                           from usage_events u \
-                           where exists (select 1 from billings b where b.subscription_id = u.subscription_id \
-                                         and u.occurred_on >= b.starts_on \
-                                         and (b.ends_on is null or u.occurred_on < b.ends_on)) \
-                           group by 1, 2), \
-                  billed as (select i.subscription_id, i.period, coalesce(sum(l.quantity), 0) as billed \
-                             from invoices i left join invoice_lines l on l.invoice_id = i.id and l.kind = 'overage' \
-                             group by 1, 2) \
-             select 'subscription ' || u.subscription_id || ' ' || u.period || ': used ' || u.used \
-                    || ', billed ' || coalesce(b.billed::text, 'no invoice') \
-             from used u join month_closes m on m.month = u.period \
-             left join billed b on b.subscription_id = u.subscription_id and b.period = u.period \
-             where b.billed is distinct from u.used",
-        ),
-        (
-            // The one way accepted usage goes unbilled, by the rules: a later cancel effective
-            // from the usage's own day (the cancel day is not billed).
-            "usage outside every plan period only on its subscription's cancel day",
-            "select 'usage ' || u.id || ' on ' || u.occurred_on from usage_events u \
-             join subscriptions s on s.id = u.subscription_id \
-             where not exists (select 1 from billings b where b.subscription_id = u.subscription_id \
-                               and u.occurred_on >= b.starts_on \
-                               and (b.ends_on is null or u.occurred_on < b.ends_on)) \
-               and s.cancelled_on is distinct from u.occurred_on",
-        ),
-        (
-            "at most one successful payment per invoice",
-            "select invoice_id::text from payments where outcome = 'succeeded' \
-             group by invoice_id having count(*) > 1",
-        ),
-        (
-            "at most one attempt per invoice and day",
-            "select invoice_id || ' on ' || (attempted_at at time zone 'Asia/Seoul')::date from payments \
-             group by invoice_id, (attempted_at at time zone 'Asia/Seoul')::date having count(*) > 1",
-        ),
-    ];
-    let mut found = Vec::new();
-    for (invariant, sql) in checks {
-        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(env.pool()).await.unwrap();
-        found.extend(rows.into_iter().map(|r| format!("{invariant}: {r}")));
-    }
+    let mut found = invariant_violations(env.pool()).await.unwrap();
     let ledger = env.gateway().ledger();
     let mut keys: Vec<&str> = ledger.iter().map(|c| c.idempotency_key.as_str()).collect();
     keys.sort_unstable();
