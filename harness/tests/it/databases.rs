@@ -170,3 +170,48 @@ async fn a_backend_repos_own_migrations_get_their_own_template() {
         "a custom template holds only its own schema"
     );
 }
+
+/// Sixty-four `TestEnv`s started at once in one process (more than the connection budget holds
+/// at a time, so some wait for a slot): each sees only its own rows, and every database is gone
+/// once they are dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_test_envs_at_once_stay_isolated_and_leak_nothing() {
+    let observer = TestEnv::start().await;
+    let tasks: Vec<_> = (0..64)
+        .map(|n| {
+            tokio::spawn(async move {
+                let env = TestEnv::new()
+                    .await
+                    .expect("a database, after a wait for a slot");
+                let key = format!("product-{n}");
+                sqlx::query(
+                    "insert into products (key, name, created_at) values ($1, $1, harness_now())",
+                )
+                .bind(&key)
+                .execute(env.pool())
+                .await
+                .unwrap();
+                let keys: Vec<String> = sqlx::query_scalar("select key from products")
+                    .fetch_all(env.pool())
+                    .await
+                    .unwrap();
+                assert_eq!(keys, vec![key]);
+                env.database_name().to_owned()
+            })
+        })
+        .collect();
+    let mut names = Vec::new();
+    for task in tasks {
+        names.push(task.await.unwrap());
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 64, "64 distinct databases");
+    let left: Vec<String> =
+        sqlx::query_scalar("select datname::text from pg_database where datname = any($1)")
+            .bind(&names)
+            .fetch_all(observer.pool())
+            .await
+            .unwrap();
+    assert!(left.is_empty(), "databases left behind: {left:?}");
+}
