@@ -215,3 +215,70 @@ async fn sixty_four_test_envs_at_once_stay_isolated_and_leak_nothing() {
             .unwrap();
     assert!(left.is_empty(), "databases left behind: {left:?}");
 }
+
+/// Run as a child of [`eight_processes_at_once_stay_isolated`] (it sets
+/// `HARNESS_ISOLATION_CHILD`): eight `TestEnv`s at once, each seeing only its own row. Alone it
+/// does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_child_process() {
+    let Ok(child) = std::env::var("HARNESS_ISOLATION_CHILD") else {
+        return;
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let key = format!("p{child}-{n}");
+            tokio::spawn(async move {
+                let env = TestEnv::start().await;
+                sqlx::query(
+                    "insert into products (key, name, created_at) values ($1, $1, harness_now())",
+                )
+                .bind(&key)
+                .execute(env.pool())
+                .await
+                .unwrap();
+                let keys: Vec<String> = sqlx::query_scalar("select key from products")
+                    .fetch_all(env.pool())
+                    .await
+                    .unwrap();
+                assert_eq!(keys, vec![key]);
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Eight test processes at once on one server (as nextest runs them), eight databases each:
+/// every one isolated, every process passing.
+#[test]
+fn eight_processes_at_once_stay_isolated() {
+    if std::env::var_os("HARNESS_ISOLATION_CHILD").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|n| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "databases::isolation_child_process",
+                    "--nocapture",
+                ])
+                .env("HARNESS_ISOLATION_CHILD", n.to_string())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (n, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "process {n} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
