@@ -91,7 +91,7 @@ pub enum ClockError {
         acted: DateTime<Utc>,
     },
     /// A job or the clock's write failed.
-    #[error("database error while moving the clock: {0}")]
+    #[error("database error while moving the clock")]
     Database(#[from] sqlx::Error),
 }
 

@@ -24,6 +24,7 @@ mod test_env;
 pub use config::{BackendChoice, Config, MigrationSource};
 pub(crate) use endpoint::redact as endpoint_redact;
 pub use error::EnvError;
+pub(crate) use error::with_causes;
 pub use mark::{mark, marker};
 pub use server::{Backend, BackendStatus, doctor};
 pub use test_env::{TestEnv, TestEnvBuilder};

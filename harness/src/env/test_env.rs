@@ -268,7 +268,10 @@ impl TestEnv {
     pub async fn start() -> TestEnv {
         match Self::new().await {
             Ok(env) => env,
-            Err(e) => panic!("billing-harness: failed to get a test database: {e}"),
+            Err(e) => panic!(
+                "billing-harness: failed to get a test database: {}",
+                super::error::with_causes(&e)
+            ),
         }
     }
 
@@ -359,7 +362,11 @@ impl Drop for TestEnv {
         if let Target::Leased(lease) = &self.target
             && let Err(e) = self.broker.release_blocking(lease, keep)
         {
-            eprintln!("billing-harness: could not release {}: {e}", lease.name);
+            eprintln!(
+                "billing-harness: could not release {}: {}",
+                lease.name,
+                super::error::with_causes(&e)
+            );
         }
     }
 }

@@ -51,7 +51,7 @@ pub enum DomainError {
     #[error("no tenant {0}")]
     UnknownTenant(i64),
     /// The database failed.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
 }
 

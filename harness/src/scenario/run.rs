@@ -137,10 +137,10 @@ pub struct OutcomeSync {
 #[non_exhaustive]
 pub enum RunError {
     /// Setting the scene failed.
-    #[error("could not set up the scenario: {0}")]
+    #[error("could not set up the scenario")]
     Setup(#[from] BuildError),
     /// The database failed.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
 }
 
@@ -252,10 +252,11 @@ pub async fn run_with(
                 step.number, step.on
             )),
             (None, Some(_), Err(e)) => failures.push(format!(
-                "step {} on {}: unexpected error {}: {e}",
+                "step {} on {}: unexpected error {}: {}",
                 step.number,
                 step.on,
-                e.code()
+                e.code(),
+                crate::env::with_causes(e)
             )),
             _ => {}
         }
