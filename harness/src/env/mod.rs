@@ -23,6 +23,7 @@ mod test_env;
 
 pub use config::{BackendChoice, Config, MigrationSource};
 pub(crate) use endpoint::redact as endpoint_redact;
+pub use endpoint::redact as redact_url;
 pub use error::EnvError;
 pub(crate) use error::with_causes;
 pub use mark::{mark, marker};
