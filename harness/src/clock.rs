@@ -27,6 +27,17 @@ pub enum Job {
     Retry,
 }
 
+impl std::fmt::Display for Job {
+    /// For people: `close of 2026-11`, `charge`, `retries`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Close(month) => write!(f, "close of {month}"),
+            Job::Charge => f.write_str("charge"),
+            Job::Retry => f.write_str("retries"),
+        }
+    }
+}
+
 /// The jobs due at `instant`, in the order they run. Only midnights (billing time zone) have
 /// jobs.
 pub fn jobs_due(instant: DateTime<Utc>, settings: &Settings) -> Vec<Job> {

@@ -612,7 +612,7 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
     // Anchored in this month, the close at the start of next month has not happened yet.
     let later = String::from_utf8_lossy(&current.stdout);
     assert!(
-        later.contains("left for later") && later.contains("job Close"),
+        later.contains("left for later") && later.contains("close of "),
         "{later}"
     );
     assert_eq!((runs.len(), tenants), (3, 3));

@@ -49,7 +49,9 @@ pub use run::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription,
     OutcomeSync, RunError, RunOptions, run, run_with,
 };
-pub use validate::{Action, ERROR_CODES, OrgDef, Scenario, Step, TenantDef, VERSION};
+pub use validate::{
+    Action, ActionDisplay, ERROR_CODES, OrgDef, Scenario, Step, TenantDef, VERSION,
+};
 
 use crate::model::Catalog;
 

@@ -205,8 +205,10 @@ pub async fn run_with(
     for step in &scenario.steps {
         if Day::new(step.on, tz).midnight() > stop_at {
             later.push(format!(
-                "step {} on {}: {:?}",
-                step.number, step.on, step.action
+                "step {} on {}: {}",
+                step.number,
+                step.on,
+                step.action.display(scenario)
             ));
             continue;
         }
@@ -274,7 +276,7 @@ pub async fn run_with(
             }
             for job in crate::clock::jobs_due(at, &settings) {
                 if job != crate::clock::Job::Retry {
-                    later.push(format!("job {job:?} at 00:00 on {day}"));
+                    later.push(format!("{job} at 00:00 on {day}"));
                 }
             }
         }
