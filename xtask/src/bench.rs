@@ -65,7 +65,7 @@ pub(crate) fn db(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
     let config = config.with_state_dir(&state);
     let source = config.migrations.clone();
     let report = {
-        let broker = Broker::start(config);
+        let broker = Broker::start(config)?;
         let runtime = crate::runtime()?;
         runtime.block_on(async {
             let started = Instant::now();

@@ -86,8 +86,11 @@ impl Endpoint {
     /// Driver options for `database` on this server.
     pub(crate) fn options(&self, database: &str) -> PgConnectOptions {
         let url = format!("{}/{}{}", self.url_base, database, self.url_query);
-        let mut options = PgConnectOptions::from_str(&url)
-            .expect("endpoint URLs are validated when the endpoint is made");
+        let mut options = PgConnectOptions::from_str(&url).expect(
+            "cannot fail: url_base and url_query come from a URL that parsed when the \
+                 endpoint was made (from_url) or from a fixed pattern (throwaway), and database \
+                 names are the harness's own or that URL's",
+        );
         if let Some(password) = &self.password {
             options = options.password(password);
         }

@@ -305,7 +305,9 @@ impl TestEnv {
     }
 
     fn open(&self) -> &Open {
-        self.open.as_ref().expect("a TestEnv is open until dropped")
+        self.open
+            .as_ref()
+            .expect("cannot fail: `open` is taken only in drop, after the last use")
     }
 
     /// The platform over this database; operations take their instant from the caller, usually

@@ -107,7 +107,9 @@ fn read(path: &Path) -> Result<String, ScenarioError> {
         let shown = path.display().to_string();
         let mut problems = diagnostic::Problems::new(&shown, "");
         problems.add(0..0, format!("cannot read {shown}: {e}"), "", None);
-        problems.finish().expect_err("one problem was added")
+        problems
+            .finish()
+            .expect_err("cannot fail: one problem was just added")
     })
 }
 
@@ -126,6 +128,6 @@ fn from_toml<T: serde::de::DeserializeOwned>(path: &str, source: &str) -> Result
             None
         };
         problems.add(span, message, "here", help);
-        problems.finish().expect_err("one problem was added")
+        problems.finish().expect_err("cannot fail: one problem was just added")
     })
 }

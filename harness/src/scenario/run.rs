@@ -269,7 +269,9 @@ pub async fn run_with(
         let settings = p.settings().await?;
         let mut day = settings.day_of(stop_at);
         loop {
-            day = day.succ_opt().expect("a next day");
+            day = day
+                .succ_opt()
+                .expect("cannot fail: the day is before the scenario's end, a YYYY-MM-DD date");
             let at = settings.midnight(day);
             if at > end {
                 break;

@@ -604,8 +604,8 @@ pub(crate) fn scenario(
     Ok(Scenario {
         name: raw.name.into_inner(),
         description: raw.description,
-        start: start.expect("checked"),
-        until: until.expect("checked"),
+        start: start.expect("cannot fail: a start that is not a date added a problem above"),
+        until: until.expect("cannot fail: an until that is not a date added a problem above"),
         catalog,
         orgs,
         tenants,
