@@ -619,3 +619,113 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
     // Three months back: the subscription, its invoice and the three attempts all happened.
     assert_eq!(tagged, 1 + 1 + 3);
 }
+
+/// Every command and subcommand, as typed after `cargo xtask`.
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["db"],
+    &["db", "up"],
+    &["db", "clean"],
+    &["db", "mark"],
+    &["doctor"],
+    &["scenario"],
+    &["scenario", "list"],
+    &["scenario", "run"],
+    &["scenario", "new"],
+    &["scenario", "seed"],
+    &["scenario", "report"],
+    &["bench"],
+    &["bench", "db"],
+    &["bench", "billing"],
+    &["bench", "build"],
+    &["bench", "scenarios"],
+];
+
+#[test]
+fn every_command_and_subcommand_answers_help() {
+    let state = state_dir("help");
+    for command in COMMANDS {
+        let output = xtask(&state).args(*command).arg("--help").output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let shown = format!("cargo xtask {}", command.join(" "));
+        assert_eq!(output.status.code(), Some(0), "{shown} --help: {stdout}");
+        assert!(
+            stdout.contains("Usage:") && stdout.contains(shown.trim_end()),
+            "{shown} --help: {stdout}"
+        );
+    }
+    // Doc comments are the help text, flags included.
+    let seed = xtask(&state)
+        .args(["scenario", "seed", "--help"])
+        .output()
+        .unwrap();
+    let seed = String::from_utf8_lossy(&seed.stdout);
+    for flag in ["--database-url <URL>", "--anchor <MONTH>", "months-ago:N"] {
+        assert!(seed.contains(flag), "{seed}");
+    }
+    assert!(!state.join("local").exists(), "help starts no database");
+}
+
+#[test]
+fn a_bad_argument_exits_2_and_names_it() {
+    let state = state_dir("bad-args");
+    let cases: &[(&[&str], &str)] = &[
+        (&["scenario", "run", "--all", "--bogus"], "--bogus"),
+        (&["bench", "db", "--jsn"], "--jsn"),
+        (
+            &[
+                "db",
+                "mark",
+                "--env",
+                "qa",
+                "--database-url",
+                "x",
+                "--force",
+            ],
+            "--force",
+        ),
+        (&["doctor", "--verbose"], "--verbose"),
+        (&["scenario", "run", "holds", "--format", "xml"], "--format"),
+        (
+            &[
+                "scenario",
+                "seed",
+                "x",
+                "--database-url",
+                "u",
+                "--anchor",
+                "soon",
+            ],
+            "--anchor",
+        ),
+        (&["scenario", "run"], "--all"),
+        (&["db", "mark", "--env", "qa"], "--database-url"),
+        (&["scenario", "frobnicate"], "frobnicate"),
+    ];
+    for (args, named) in cases {
+        let output = xtask(&state).args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{args:?} should name {named}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    // A URL typed in the wrong place is echoed without its password.
+    let output = xtask(&state)
+        .args([
+            "db",
+            "mark",
+            "--env",
+            "qa",
+            "postgres://qa:Hunter2Secret@db/app",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("postgres://qa:***@db/app"), "{stderr}");
+    assert!(!stderr.contains("Hunter2Secret"), "{stderr}");
+}
