@@ -85,7 +85,8 @@ pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("HARNESS_POSTGRES={} fails: {e}", config.backend);
+            let why = crate::errors::inline(&anyhow::Error::from(e));
+            println!("HARNESS_POSTGRES={} fails: {why}", config.backend);
             Ok(ExitCode::FAILURE)
         }
     }

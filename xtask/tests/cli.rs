@@ -729,3 +729,66 @@ fn a_bad_argument_exits_2_and_names_it() {
     assert!(stderr.contains("postgres://qa:***@db/app"), "{stderr}");
     assert!(!stderr.contains("Hunter2Secret"), "{stderr}");
 }
+
+/// A database on this test run's server that the harness did not create; dropped by the caller.
+async fn foreign_database(env: &billing_harness::TestEnv, name: &str) -> String {
+    let name = format!("{name}_{}", std::process::id());
+    sqlx::query(&format!("create database {name}"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+    format!("{}/{name}", env.url().rsplit_once('/').unwrap().0)
+}
+
+async fn drop_database(env: &billing_harness::TestEnv, url: &str) {
+    let name = url.rsplit_once('/').unwrap().1;
+    sqlx::query(&format!("drop database {name} with (force)"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+}
+
+/// Runs xtask against the server of `url` (the url backend: no cluster of its own).
+fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
+    xtask(state)
+        .env("HARNESS_POSTGRES", "url")
+        .env("HARNESS_DATABASE_URL", url)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_error_chain_says_each_cause_once() {
+    // A database that has the platform's tables but not the migrations' record of them (a
+    // restored dump, say): marking it runs the first migration into existing tables.
+    let env = billing_harness::TestEnv::start().await;
+    let url = foreign_database(&env, "qa_chain").await;
+    let state = state_dir("error-chain");
+    let mark = ["db", "mark", "--env", "qa", "--database-url", url.as_str()];
+    let first = cli_on(&state, &url, &mark);
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("drop table _sqlx_migrations")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let second = cli_on(&state, &url, &mark);
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("already exists").count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: could not migrate"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() >= 2 && lines[1..].iter().all(|l| l.starts_with("  caused by: ")),
+        "{stderr}"
+    );
+    assert!(lines.last().unwrap().contains("already exists"), "{stderr}");
+}
