@@ -759,6 +759,74 @@ fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test]
+async fn seed_never_prints_the_password_of_the_database_url() {
+    const PASSWORD: &str = "Sup3rSecretPassw0rd";
+    let env = billing_harness::TestEnv::start().await;
+    let url = foreign_database(&env, "qa_password").await;
+    // The local server trusts local connections, so the password is carried but not checked.
+    let (user, host) = url.split_once('@').unwrap();
+    let user = match user.rsplit_once(':') {
+        Some((user, password)) if !password.starts_with("//") => user,
+        _ => user,
+    };
+    let with_password = format!("{user}:{PASSWORD}@{host}");
+    let missing = format!("{}_missing", with_password);
+    let state = state_dir("seed-password");
+    let outputs = [
+        // Unmarked: refused, with the fix to paste.
+        cli_on(
+            &state,
+            &url,
+            &[
+                "scenario",
+                "seed",
+                "fail-times-2",
+                "--database-url",
+                &with_password,
+            ],
+        ),
+        // A database that does not exist: an error chain about the URL.
+        cli_on(
+            &state,
+            &url,
+            &[
+                "scenario",
+                "seed",
+                "fail-times-2",
+                "--database-url",
+                &missing,
+            ],
+        ),
+        cli_on(
+            &state,
+            &url,
+            &["db", "mark", "--env", "qa", "--database-url", &missing],
+        ),
+    ];
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
+    for output in &outputs {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stdout.contains(PASSWORD), "{stdout}");
+        assert!(!stderr.contains(PASSWORD), "{stderr}");
+        assert!(!output.status.success(), "{stderr}");
+    }
+    let refused = String::from_utf8_lossy(&outputs[0].stderr);
+    assert_eq!(outputs[0].status.code(), Some(1), "{refused}");
+    assert!(
+        refused.contains("fix: cargo xtask db mark --env qa --database-url 'postgres://")
+            && refused.contains(":***@"),
+        "{refused}"
+    );
+    let missing = String::from_utf8_lossy(&outputs[1].stderr);
+    assert!(
+        missing.contains(":***@"),
+        "the error names the URL: {missing}"
+    );
+}
+
+#[tokio::test]
 async fn an_error_chain_says_each_cause_once() {
     // A database that has the platform's tables but not the migrations' record of them (a
     // restored dump, say): marking it runs the first migration into existing tables.
