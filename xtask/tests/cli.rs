@@ -1,7 +1,7 @@
 //! `cargo xtask` as a user runs it: a crashed holder is reaped by the next run, and a
 //! misconfigured machine gets one clear error, never a panic.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -439,19 +439,74 @@ fn scenario_new_writes_a_file_that_runs_and_never_overwrites() {
     );
 }
 
+/// What a test that needs a browser does here.
+#[derive(Debug, PartialEq, Eq)]
+enum Browser {
+    /// Run it with this Chromium.
+    Run(&'static str),
+    /// Skip it (not in CI, no Chromium); the line says how to enable it.
+    Skip(String),
+    /// Fail it (in CI, no Chromium): CI must run every test.
+    Fail(String),
+}
+
+/// Decides from `CI` (its value, if set) and the Chromium found, if any.
+fn browser(ci: Option<&str>, chromium: Option<&'static str>) -> Browser {
+    let in_ci = ci.is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+    match (chromium, in_ci) {
+        (Some(chromium), _) => Browser::Run(chromium),
+        (None, true) => Browser::Fail(
+            "CI is set, and the report test needs Chromium: install Debian's package `chromium` \
+             (apt-get install chromium); .ci/run does"
+                .to_owned(),
+        ),
+        (None, false) => Browser::Skip(
+            "skipped the_html_report_renders_in_headless_chromium: no Chromium here; \
+             to run it, install Debian's package `chromium` (apt-get install chromium)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// The Chromium on the PATH, if any.
+fn find_chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn without_chromium_the_report_test_skips_outside_ci_and_fails_in_ci() {
+    assert_eq!(
+        browser(Some("true"), Some("chromium")),
+        Browser::Run("chromium")
+    );
+    assert_eq!(browser(None, Some("chromium")), Browser::Run("chromium"));
+    let Browser::Skip(why) = browser(None, None) else {
+        panic!("outside CI a missing Chromium skips");
+    };
+    assert!(!why.contains('\n') && why.contains("install Debian's package `chromium`"));
+    assert!(matches!(browser(Some("false"), None), Browser::Skip(_)));
+    let Browser::Fail(why) = browser(Some("true"), None) else {
+        panic!("in CI a missing Chromium fails");
+    };
+    assert!(why.contains("chromium"), "{why}");
+}
+
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
-    let chromium = ["chromium", "chromium-browser"]
-        .iter()
-        .find(|c| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {c}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect(
-            "the report test needs Chromium: install Debian's package `chromium` (.ci/run does)",
-        );
+    let chromium = match browser(std::env::var("CI").ok().as_deref(), find_chromium()) {
+        Browser::Run(chromium) => chromium,
+        Browser::Skip(why) => {
+            // Past the test harness's capture, so that a person running the tests sees it.
+            let _ = writeln!(std::io::stderr(), "{why}");
+            return;
+        }
+        Browser::Fail(why) => panic!("{why}"),
+    };
     let state = state_dir("report");
     let out = std::env::temp_dir().join(format!("bh-report-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
