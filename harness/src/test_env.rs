@@ -224,7 +224,10 @@ impl TestEnv {
     pub async fn start() -> TestEnv {
         match Self::new().await {
             Ok(env) => env,
-            Err(e) => panic!("billing-harness: failed to get a test database: {e}"),
+            Err(e) => panic!(
+                "billing-harness: failed to get a test database: {}",
+                crate::env::with_causes(&e)
+            ),
         }
     }
 

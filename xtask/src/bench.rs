@@ -7,6 +7,41 @@ use billing_harness::env::Config;
 use billing_harness::env::{self as harness_env, Broker, CloneStrategy};
 use serde::Serialize;
 
+/// `cargo xtask bench ...`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Time template clones against create-plus-migrate, and the cold start.
+    Db(Args),
+    /// Close one month of 10,000 subscriptions with 1,000,000 usage events.
+    Billing(Args),
+    /// Create 1,000 subscribed tenants with 100 usage events each via the builders.
+    Build(Args),
+    /// Run every scenario once and time the lot.
+    Scenarios(Args),
+    /// Operations per second at 1, 4, 16 and 64 concurrent clients, with the platform's
+    /// invariants checked after each level.
+    Load(Args),
+}
+
+/// What every bench takes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Print exactly one JSON document on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs one bench.
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Db(args) => db(args.json),
+        Command::Billing(args) => billing(args.json),
+        Command::Build(args) => build(args.json),
+        Command::Scenarios(args) => scenarios(args.json),
+        Command::Load(args) => load(args.json),
+    }
+}
+
 /// Prints a bench's report: exactly one JSON document with `--json`, else `text` for people.
 fn emit<T: Serialize>(
     json: bool,
@@ -55,8 +90,7 @@ struct DbReport {
 }
 
 /// Times, on one fresh server: the cold start, template clones and create-plus-migrate.
-pub(crate) fn db(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
-    let json = json?;
+fn db(json: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     // A state directory of its own: the cold start really starts a server.
     let state = config
@@ -65,7 +99,7 @@ pub(crate) fn db(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
     let config = config.with_state_dir(&state);
     let source = config.migrations.clone();
     let report = {
-        let broker = Broker::start(config);
+        let broker = Broker::start(config)?;
         let runtime = crate::runtime()?;
         runtime.block_on(async {
             let started = Instant::now();
@@ -139,10 +173,9 @@ struct BillingReport {
 
 /// Seeds 10,000 subscriptions with 100 usage events each (set-based SQL, not timed), then times
 /// the close of their month.
-pub(crate) fn billing(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+fn billing(json: bool) -> anyhow::Result<ExitCode> {
     use billing_harness::TestEnv;
     use billing_harness::model::Month;
-    let json = json?;
     let runtime = crate::runtime()?;
     let report = runtime.block_on(async {
         let start = crate::fixtures::seoul(2026, 10, 1);
@@ -225,11 +258,10 @@ struct BuildReport {
 }
 
 /// Creates 1,000 subscribed tenants with 100 usage events each through the builders.
-pub(crate) fn build(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+fn build(json: bool) -> anyhow::Result<ExitCode> {
     use billing_harness::TestEnv;
     const TENANTS: usize = 1_000;
     const EVENTS: i64 = 100;
-    let json = json?;
     let runtime = crate::runtime()?;
     let report = runtime.block_on(async {
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).expect("a date");
@@ -282,8 +314,7 @@ struct ScenariosReport {
 }
 
 /// Runs every scenario under `scenarios/` once, each on its own database, and times the lot.
-pub(crate) fn scenarios(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
-    let json = json?;
+fn scenarios(json: bool) -> anyhow::Result<ExitCode> {
     let runtime = crate::runtime()?;
     let files = crate::scenario::files()?;
     let catalog = crate::scenario::dir().join("catalog.toml");
@@ -317,13 +348,12 @@ struct LoadReport {
 
 /// Operations per second against one database at 1, 4, 16 and 64 concurrent clients, each on
 /// its own tenant (usage mostly, some plan changes), with the invariant check after each level.
-pub(crate) fn load(json: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+fn load(json: bool) -> anyhow::Result<ExitCode> {
     use billing_harness::TestEnv;
     use billing_harness::platform::{DomainError, Platform, invariant_violations};
     use sqlx::postgres::PgPoolOptions;
     const LEVELS: [usize; 4] = [1, 4, 16, 64];
     const PER_LEVEL: Duration = Duration::from_millis(1500);
-    let json = json?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

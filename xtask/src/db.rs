@@ -1,12 +1,41 @@
-//! `db up`, `db clean` and `doctor`: throwaway databases for people, and what works here.
+//! `db up`, `db clean`, `db mark` and `doctor`: throwaway databases for people, marking a QA
+//! database, and what works here.
 
 use std::process::ExitCode;
 
 use billing_harness::TestEnv;
 use billing_harness::env::{self, Config};
 
+/// `cargo xtask db ...`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Start a throwaway migrated database, print its URL, keep it until Ctrl-C.
+    Up,
+    /// Drop databases kept by failed tests and let idle servers stop.
+    Clean,
+    /// Let the harness write to a database it did not create (a shared QA database): installs
+    /// the clock and the schema if missing and records a marker. Marking twice is harmless.
+    Mark {
+        /// The environment the database serves, recorded in the marker (e.g. `qa`).
+        #[arg(long, value_name = "NAME")]
+        env: String,
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+    },
+}
+
+/// Runs one `db` command.
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Up => up(),
+        Command::Clean => clean(),
+        Command::Mark { env, database_url } => mark(&env, &database_url),
+    }
+}
+
 /// Starts a migrated database and keeps it until Ctrl-C.
-pub(crate) fn up() -> anyhow::Result<ExitCode> {
+fn up() -> anyhow::Result<ExitCode> {
     crate::runtime()?.block_on(async {
         let env = TestEnv::new().await?;
         eprintln!(
@@ -24,7 +53,7 @@ pub(crate) fn up() -> anyhow::Result<ExitCode> {
 }
 
 /// Drops kept databases and stops idle throwaway servers.
-pub(crate) fn clean() -> anyhow::Result<ExitCode> {
+fn clean() -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     let dropped = crate::runtime()?.block_on(env::drop_kept(None))?;
     for name in &dropped {
@@ -56,7 +85,8 @@ pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("HARNESS_POSTGRES={} fails: {e}", config.backend);
+            let why = crate::errors::inline(&anyhow::Error::from(e));
+            println!("HARNESS_POSTGRES={} fails: {why}", config.backend);
             Ok(ExitCode::FAILURE)
         }
     }
@@ -64,13 +94,7 @@ pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
 
 /// `db mark --env NAME --database-url URL`: lets the harness write to a database it did not
 /// create (installs the clock and the schema if missing, and records the marker).
-pub(crate) fn mark(args: &[&str]) -> anyhow::Result<ExitCode> {
-    let (env, url) = match args {
-        ["--env", env, "--database-url", url] | ["--database-url", url, "--env", env] => {
-            (*env, *url)
-        }
-        _ => anyhow::bail!("usage: cargo xtask db mark --env qa --database-url URL"),
-    };
+fn mark(env: &str, url: &str) -> anyhow::Result<ExitCode> {
     crate::runtime()?.block_on(env::mark(url, env))?;
     eprintln!("marked the database for {env}: `cargo xtask scenario seed` may write to it now");
     Ok(ExitCode::SUCCESS)

@@ -2,78 +2,61 @@
 
 mod bench;
 mod db;
+mod errors;
 mod fixtures;
 mod scenario;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: cargo xtask <command>
+use clap::{Parser, Subcommand};
 
-commands:
-  db up                start a throwaway migrated database, print its URL, keep it until Ctrl-C
-  db clean             drop databases kept by failed tests and let idle servers stop
-  db mark --env qa --database-url URL
-                       let the harness write to a database it did not create
-  doctor               say which PostgreSQL backends work here, and why the others do not
-  scenario list        the scenario files under scenarios/
-  scenario run NAME|FILE|--all [--format text|json]
-                       play scenarios on throwaway databases; exit 1 if one fails, 2 if invalid
-  scenario new NAME    write a commented starting point to scenarios/NAME.toml
-  scenario seed NAME|FILE --database-url URL [--anchor last-month|this-month|months-ago:N]
-                       write a scenario into a marked QA database, up to now, tagged with a run id
-  scenario report NAME|FILE [--out FILE]
-                       write an HTML page: the timeline and the invoices
-  bench db [--json]    time template clones against create-plus-migrate, and the cold start
-  bench billing [--json]
-                       close one month of 10,000 subscriptions with 1,000,000 usage events
-  bench scenarios [--json]
-                       run every scenario once and time the lot
-  bench build [--json] create 1,000 subscribed tenants with 100 usage events each via the builders
-  bench load [--json]  operations per second at 1, 4, 16 and 64 concurrent clients, invariants after each
-";
+/// The workspace's commands for people and CI: throwaway databases, diagnosis, scenarios and
+/// benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Throwaway databases for people, and marking a database the harness did not create.
+    #[command(subcommand)]
+    Db(db::Command),
+    /// Say which PostgreSQL backends work here, and why the others do not.
+    Doctor,
+    /// List, run, create, seed and report the QA team's scenario files.
+    #[command(subcommand)]
+    Scenario(scenario::Command),
+    /// Measure the workspace's speed goals.
+    #[command(subcommand)]
+    Bench(bench::Command),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match args.as_slice() {
-        ["db", "up"] => db::up(),
-        ["db", "clean"] => db::clean(),
-        ["db", "mark", rest @ ..] => db::mark(rest),
-        ["doctor"] => db::doctor(),
-        ["scenario", "list"] => scenario::list(),
-        ["scenario", "run", rest @ ..] => scenario::run(rest),
-        ["scenario", "new", name] => scenario::new(name),
-        ["scenario", "report", rest @ ..] => scenario::report(rest),
-        ["scenario", "seed", rest @ ..] => scenario::seed(rest),
-        ["bench", "db", rest @ ..] => bench::db(json_flag(rest)),
-        ["bench", "billing", rest @ ..] => bench::billing(json_flag(rest)),
-        ["bench", "build", rest @ ..] => bench::build(json_flag(rest)),
-        ["bench", "scenarios", rest @ ..] => bench::scenarios(json_flag(rest)),
-        ["bench", "load", rest @ ..] => bench::load(json_flag(rest)),
-        ["help" | "--help" | "-h"] | [] => {
-            print!("{USAGE}");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return errors::usage_error(&e),
+    };
+    let result = match cli.command {
+        Some(Command::Db(command)) => db::run(command),
+        Some(Command::Doctor) => db::doctor(),
+        Some(Command::Scenario(command)) => scenario::run(command),
+        Some(Command::Bench(command)) => bench::run(command),
+        None => {
+            // No command: the overview, as `--help` gives it.
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            print!("{}", cli.render_help());
             return ExitCode::SUCCESS;
-        }
-        _ => {
-            eprint!("error: unknown command `{}`\n\n{USAGE}", args.join(" "));
-            return ExitCode::from(2);
         }
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprint!("{}", errors::error_chain(&e));
             ExitCode::FAILURE
         }
-    }
-}
-
-fn json_flag(rest: &[&str]) -> Result<bool, anyhow::Error> {
-    match rest {
-        [] => Ok(false),
-        ["--json"] => Ok(true),
-        other => anyhow::bail!("unexpected arguments `{}` (only --json)", other.join(" ")),
     }
 }
 
@@ -82,4 +65,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

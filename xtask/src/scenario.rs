@@ -9,6 +9,103 @@ use anyhow::Context;
 use billing_harness::TestEnv;
 use billing_harness::scenario::{self, Outcome, Scenario};
 
+/// `cargo xtask scenario ...`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// The scenario files under scenarios/, with their names.
+    List,
+    /// Play scenarios on throwaway databases; exit 1 if one does not hold, 2 if a file is
+    /// invalid.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["target", "all"])))]
+    Run {
+        /// A scenario's name (as `scenario list` shows it) or a path to a scenario file.
+        target: Option<String>,
+        /// Run every scenario under scenarios/.
+        #[arg(long)]
+        all: bool,
+        /// `text` for people, `json` for one JSON document on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write a commented starting point to scenarios/NAME.toml (never overwrites).
+    New {
+        /// The new scenario's name: letters, digits, - and _.
+        name: String,
+    },
+    /// Write a scenario into a marked QA database (see `db mark`), shifted to an anchor month
+    /// and applied up to now, every row tagged with a run id.
+    Seed {
+        /// A scenario's name or a path to a scenario file.
+        target: String,
+        /// The marked database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+        /// The month the scenario's first month moves to: last-month, this-month or
+        /// months-ago:N.
+        #[arg(long, value_name = "MONTH", default_value = "last-month")]
+        anchor: Anchor,
+    },
+    /// Play a scenario and write one self-contained HTML page: the timeline and the invoices.
+    Report {
+        /// A scenario's name or a path to a scenario file.
+        target: String,
+        /// Where to write the page (default: target/scenario-reports/NAME.html).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// How `scenario run` prints its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Tables for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// The month a seeded scenario starts in, counted back from this one; as written on the
+/// command line, which the run's record keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    text: String,
+    months_back: u32,
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Anchor, String> {
+        let months_back = match text {
+            "this-month" => 0,
+            "last-month" => 1,
+            other => other
+                .strip_prefix("months-ago:")
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or("use last-month, this-month or months-ago:N")?,
+        };
+        Ok(Anchor {
+            text: text.to_owned(),
+            months_back,
+        })
+    }
+}
+
+/// Runs one `scenario` command.
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::List => list(),
+        Command::Run { target, format, .. } => run_scenarios(target.as_deref(), format),
+        Command::New { name } => new(&name),
+        Command::Seed {
+            target,
+            database_url,
+            anchor,
+        } => seed(&target, &database_url, &anchor),
+        Command::Report { target, out } => report(&target, out),
+    }
+}
+
 /// The scenarios folder: `HARNESS_SCENARIOS_DIR`, else the workspace's `scenarios/`.
 pub(crate) fn dir() -> PathBuf {
     match std::env::var_os("HARNESS_SCENARIOS_DIR") {
@@ -72,7 +169,7 @@ pub(crate) async fn play(scenario: &Scenario) -> anyhow::Result<Outcome> {
 }
 
 /// `scenario list`.
-pub(crate) fn list() -> anyhow::Result<ExitCode> {
+fn list() -> anyhow::Result<ExitCode> {
     for path in files()? {
         let stem = path
             .file_stem()
@@ -87,14 +184,14 @@ pub(crate) fn list() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `scenario run NAME|FILE|--all [--format text|json]`.
-pub(crate) fn run(args: &[&str]) -> anyhow::Result<ExitCode> {
-    let (targets, json) = parse_run_args(args)?;
+/// `scenario run NAME|FILE|--all [--format text|json]`; no target means `--all`.
+fn run_scenarios(target: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
+    let json = format == Format::Json;
     let runtime = crate::runtime()?;
-    if targets.is_empty() {
+    let Some(target) = target else {
         return run_all(&runtime, json);
-    }
-    let path = resolve(targets[0])?;
+    };
+    let path = resolve(target)?;
     let scenario = match load(&path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -110,30 +207,6 @@ pub(crate) fn run(args: &[&str]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// `--all` or one target, and the format.
-fn parse_run_args<'a>(args: &[&'a str]) -> anyhow::Result<(Vec<&'a str>, bool)> {
-    let mut targets = Vec::new();
-    let mut all = false;
-    let mut json = false;
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match *arg {
-            "--all" => all = true,
-            "--format" => match rest.next().copied() {
-                Some("json") => json = true,
-                Some("text") => json = false,
-                other => anyhow::bail!("--format takes text or json, not {other:?}"),
-            },
-            flag if flag.starts_with("--") => anyhow::bail!("unknown option {flag}"),
-            target => targets.push(target),
-        }
-    }
-    match (all, targets.len()) {
-        (true, 0) | (false, 1) => Ok((targets, json)),
-        _ => anyhow::bail!("give one scenario name or file, or --all"),
-    }
 }
 
 fn run_all(runtime: &tokio::runtime::Runtime, json: bool) -> anyhow::Result<ExitCode> {
@@ -200,7 +273,7 @@ fn run_all(runtime: &tokio::runtime::Runtime, json: bool) -> anyhow::Result<Exit
 }
 
 /// `scenario new NAME`: a commented starting point in `scenarios/NAME.toml`.
-pub(crate) fn new(name: &str) -> anyhow::Result<ExitCode> {
+fn new(name: &str) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         !name.is_empty()
             && name
@@ -253,12 +326,7 @@ subscribe = {{ tenant = "acme-analytics", plan = "pro" }}
 
 /// `scenario report NAME|FILE [--out FILE]`: plays the scenario and writes one self-contained
 /// HTML page (default `target/scenario-reports/NAME.html`).
-pub(crate) fn report(args: &[&str]) -> anyhow::Result<ExitCode> {
-    let (target, out) = match args {
-        [target] => (*target, None),
-        [target, "--out", out] => (*target, Some(PathBuf::from(out))),
-        _ => anyhow::bail!("usage: cargo xtask scenario report NAME|FILE [--out FILE]"),
-    };
+fn report(target: &str, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let path = resolve(target)?;
     let scenario = match load(&path) {
         Ok(s) => s,
@@ -290,34 +358,7 @@ pub(crate) fn report(args: &[&str]) -> anyhow::Result<ExitCode> {
 /// `scenario seed NAME|FILE --database-url URL [--anchor last-month|this-month|months-ago:N]`:
 /// writes the scenario into a marked QA database, shifted so that its first month is the anchor
 /// month, up to the present moment, every row tagged with a run id.
-pub(crate) fn seed(args: &[&str]) -> anyhow::Result<ExitCode> {
-    let mut target = None;
-    let mut url = None;
-    let mut anchor = "last-month";
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match *arg {
-            "--database-url" => url = rest.next().copied(),
-            "--anchor" => anchor = rest.next().copied().context("--anchor needs a value")?,
-            flag if flag.starts_with("--") => anyhow::bail!("unknown option {flag}"),
-            name => target = Some(name),
-        }
-    }
-    let (Some(target), Some(url)) = (target, url) else {
-        anyhow::bail!(
-            "usage: cargo xtask scenario seed NAME|FILE --database-url URL [--anchor last-month]"
-        );
-    };
-    let back = match anchor {
-        "this-month" => 0,
-        "last-month" => 1,
-        other => other
-            .strip_prefix("months-ago:")
-            .and_then(|n| n.parse::<u32>().ok())
-            .with_context(|| {
-                format!("--anchor {other:?}: use last-month, this-month or months-ago:N")
-            })?,
-    };
+fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
     let path = resolve(target)?;
     let scenario = match load(&path) {
         Ok(s) => s,
@@ -326,15 +367,21 @@ pub(crate) fn seed(args: &[&str]) -> anyhow::Result<ExitCode> {
     let runtime = crate::runtime()?;
     let marked = runtime.block_on(billing_harness::env::marker(url))?;
     let Some(marked) = marked else {
+        let shown = billing_harness::env::redact_url(url);
+        let note = if shown == url {
+            ""
+        } else {
+            "\n       (with the password in place of ***)"
+        };
         eprintln!(
-            "error: refusing to write: the database has no harness marker, so the harness did not create it and nobody marked it for tests\n  fix: cargo xtask db mark --env qa --database-url '{url}'"
+            "error: refusing to write: the database has no harness marker, so the harness did not create it and nobody marked it for tests\n  fix: cargo xtask db mark --env qa --database-url '{shown}'{note}"
         );
         return Ok(ExitCode::FAILURE);
     };
     let now = billing_harness::clock::wall_now();
     let today = billing_harness::calendar::local_day(scenario.catalog.time_zone, now);
     let mut month = billing_harness::model::Month::of(today);
-    for _ in 0..back {
+    for _ in 0..anchor.months_back {
         month = month.prev();
     }
     let start = billing_harness::model::Month::of(scenario.start);
@@ -353,7 +400,15 @@ pub(crate) fn seed(args: &[&str]) -> anyhow::Result<ExitCode> {
             stop_at: Some(now),
         };
         let outcome = scenario::run_with(&shifted, &env, &options).await?;
-        tag(env.pool(), &run_id, &shifted.name, anchor, &before, now).await?;
+        tag(
+            env.pool(),
+            &run_id,
+            &shifted.name,
+            &anchor.text,
+            &before,
+            now,
+        )
+        .await?;
         anyhow::Ok(outcome)
     })?;
     println!(

@@ -1,7 +1,7 @@
 //! `cargo xtask` as a user runs it: a crashed holder is reaped by the next run, and a
 //! misconfigured machine gets one clear error, never a panic.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -439,19 +439,74 @@ fn scenario_new_writes_a_file_that_runs_and_never_overwrites() {
     );
 }
 
+/// What a test that needs a browser does here.
+#[derive(Debug, PartialEq, Eq)]
+enum Browser {
+    /// Run it with this Chromium.
+    Run(&'static str),
+    /// Skip it (not in CI, no Chromium); the line says how to enable it.
+    Skip(String),
+    /// Fail it (in CI, no Chromium): CI must run every test.
+    Fail(String),
+}
+
+/// Decides from `CI` (its value, if set) and the Chromium found, if any.
+fn browser(ci: Option<&str>, chromium: Option<&'static str>) -> Browser {
+    let in_ci = ci.is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+    match (chromium, in_ci) {
+        (Some(chromium), _) => Browser::Run(chromium),
+        (None, true) => Browser::Fail(
+            "CI is set, and the report test needs Chromium: install Debian's package `chromium` \
+             (apt-get install chromium); .ci/run does"
+                .to_owned(),
+        ),
+        (None, false) => Browser::Skip(
+            "skipped the_html_report_renders_in_headless_chromium: no Chromium here; \
+             to run it, install Debian's package `chromium` (apt-get install chromium)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// The Chromium on the PATH, if any.
+fn find_chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn without_chromium_the_report_test_skips_outside_ci_and_fails_in_ci() {
+    assert_eq!(
+        browser(Some("true"), Some("chromium")),
+        Browser::Run("chromium")
+    );
+    assert_eq!(browser(None, Some("chromium")), Browser::Run("chromium"));
+    let Browser::Skip(why) = browser(None, None) else {
+        panic!("outside CI a missing Chromium skips");
+    };
+    assert!(!why.contains('\n') && why.contains("install Debian's package `chromium`"));
+    assert!(matches!(browser(Some("false"), None), Browser::Skip(_)));
+    let Browser::Fail(why) = browser(Some("true"), None) else {
+        panic!("in CI a missing Chromium fails");
+    };
+    assert!(why.contains("chromium"), "{why}");
+}
+
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
-    let chromium = ["chromium", "chromium-browser"]
-        .iter()
-        .find(|c| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {c}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect(
-            "the report test needs Chromium: install Debian's package `chromium` (.ci/run does)",
-        );
+    let chromium = match browser(std::env::var("CI").ok().as_deref(), find_chromium()) {
+        Browser::Run(chromium) => chromium,
+        Browser::Skip(why) => {
+            // Past the test harness's capture, so that a person running the tests sees it.
+            let _ = writeln!(std::io::stderr(), "{why}");
+            return;
+        }
+        Browser::Fail(why) => panic!("{why}"),
+    };
     let state = state_dir("report");
     let out = std::env::temp_dir().join(format!("bh-report-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
@@ -612,10 +667,251 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
     // Anchored in this month, the close at the start of next month has not happened yet.
     let later = String::from_utf8_lossy(&current.stdout);
     assert!(
-        later.contains("left for later") && later.contains("job Close"),
+        later.contains("left for later") && later.contains("close of "),
         "{later}"
     );
     assert_eq!((runs.len(), tenants), (3, 3));
     // Three months back: the subscription, its invoice and the three attempts all happened.
     assert_eq!(tagged, 1 + 1 + 3);
+}
+
+/// Every command and subcommand, as typed after `cargo xtask`.
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["db"],
+    &["db", "up"],
+    &["db", "clean"],
+    &["db", "mark"],
+    &["doctor"],
+    &["scenario"],
+    &["scenario", "list"],
+    &["scenario", "run"],
+    &["scenario", "new"],
+    &["scenario", "seed"],
+    &["scenario", "report"],
+    &["bench"],
+    &["bench", "db"],
+    &["bench", "billing"],
+    &["bench", "build"],
+    &["bench", "scenarios"],
+];
+
+#[test]
+fn every_command_and_subcommand_answers_help() {
+    let state = state_dir("help");
+    for command in COMMANDS {
+        let output = xtask(&state).args(*command).arg("--help").output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let shown = format!("cargo xtask {}", command.join(" "));
+        assert_eq!(output.status.code(), Some(0), "{shown} --help: {stdout}");
+        assert!(
+            stdout.contains("Usage:") && stdout.contains(shown.trim_end()),
+            "{shown} --help: {stdout}"
+        );
+    }
+    // Doc comments are the help text, flags included.
+    let seed = xtask(&state)
+        .args(["scenario", "seed", "--help"])
+        .output()
+        .unwrap();
+    let seed = String::from_utf8_lossy(&seed.stdout);
+    for flag in ["--database-url <URL>", "--anchor <MONTH>", "months-ago:N"] {
+        assert!(seed.contains(flag), "{seed}");
+    }
+    assert!(!state.join("local").exists(), "help starts no database");
+}
+
+#[test]
+fn a_bad_argument_exits_2_and_names_it() {
+    let state = state_dir("bad-args");
+    let cases: &[(&[&str], &str)] = &[
+        (&["scenario", "run", "--all", "--bogus"], "--bogus"),
+        (&["bench", "db", "--jsn"], "--jsn"),
+        (
+            &[
+                "db",
+                "mark",
+                "--env",
+                "qa",
+                "--database-url",
+                "x",
+                "--force",
+            ],
+            "--force",
+        ),
+        (&["doctor", "--verbose"], "--verbose"),
+        (&["scenario", "run", "holds", "--format", "xml"], "--format"),
+        (
+            &[
+                "scenario",
+                "seed",
+                "x",
+                "--database-url",
+                "u",
+                "--anchor",
+                "soon",
+            ],
+            "--anchor",
+        ),
+        (&["scenario", "run"], "--all"),
+        (&["db", "mark", "--env", "qa"], "--database-url"),
+        (&["scenario", "frobnicate"], "frobnicate"),
+    ];
+    for (args, named) in cases {
+        let output = xtask(&state).args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{args:?} should name {named}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    // A URL typed in the wrong place is echoed without its password.
+    let output = xtask(&state)
+        .args([
+            "db",
+            "mark",
+            "--env",
+            "qa",
+            "postgres://qa:Hunter2Secret@db/app",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("postgres://qa:***@db/app"), "{stderr}");
+    assert!(!stderr.contains("Hunter2Secret"), "{stderr}");
+}
+
+/// A database on this test run's server that the harness did not create; dropped by the caller.
+async fn foreign_database(env: &billing_harness::TestEnv, name: &str) -> String {
+    let name = format!("{name}_{}", std::process::id());
+    sqlx::query(&format!("create database {name}"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+    format!("{}/{name}", env.url().rsplit_once('/').unwrap().0)
+}
+
+async fn drop_database(env: &billing_harness::TestEnv, url: &str) {
+    let name = url.rsplit_once('/').unwrap().1;
+    sqlx::query(&format!("drop database {name} with (force)"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+}
+
+/// Runs xtask against the server of `url` (the url backend: no cluster of its own).
+fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
+    xtask(state)
+        .env("HARNESS_POSTGRES", "url")
+        .env("HARNESS_DATABASE_URL", url)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn seed_never_prints_the_password_of_the_database_url() {
+    const PASSWORD: &str = "Sup3rSecretPassw0rd";
+    let env = billing_harness::TestEnv::start().await;
+    let url = foreign_database(&env, "qa_password").await;
+    // The local server trusts local connections, so the password is carried but not checked.
+    let (user, host) = url.split_once('@').unwrap();
+    let user = match user.rsplit_once(':') {
+        Some((user, password)) if !password.starts_with("//") => user,
+        _ => user,
+    };
+    let with_password = format!("{user}:{PASSWORD}@{host}");
+    let missing = format!("{}_missing", with_password);
+    let state = state_dir("seed-password");
+    let outputs = [
+        // Unmarked: refused, with the fix to paste.
+        cli_on(
+            &state,
+            &url,
+            &[
+                "scenario",
+                "seed",
+                "fail-times-2",
+                "--database-url",
+                &with_password,
+            ],
+        ),
+        // A database that does not exist: an error chain about the URL.
+        cli_on(
+            &state,
+            &url,
+            &[
+                "scenario",
+                "seed",
+                "fail-times-2",
+                "--database-url",
+                &missing,
+            ],
+        ),
+        cli_on(
+            &state,
+            &url,
+            &["db", "mark", "--env", "qa", "--database-url", &missing],
+        ),
+    ];
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
+    for output in &outputs {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stdout.contains(PASSWORD), "{stdout}");
+        assert!(!stderr.contains(PASSWORD), "{stderr}");
+        assert!(!output.status.success(), "{stderr}");
+    }
+    let refused = String::from_utf8_lossy(&outputs[0].stderr);
+    assert_eq!(outputs[0].status.code(), Some(1), "{refused}");
+    assert!(
+        refused.contains("fix: cargo xtask db mark --env qa --database-url 'postgres://")
+            && refused.contains(":***@"),
+        "{refused}"
+    );
+    let missing = String::from_utf8_lossy(&outputs[1].stderr);
+    assert!(
+        missing.contains(":***@"),
+        "the error names the URL: {missing}"
+    );
+}
+
+#[tokio::test]
+async fn an_error_chain_says_each_cause_once() {
+    // A database that has the platform's tables but not the migrations' record of them (a
+    // restored dump, say): marking it runs the first migration into existing tables.
+    let env = billing_harness::TestEnv::start().await;
+    let url = foreign_database(&env, "qa_chain").await;
+    let state = state_dir("error-chain");
+    let mark = ["db", "mark", "--env", "qa", "--database-url", url.as_str()];
+    let first = cli_on(&state, &url, &mark);
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("drop table _sqlx_migrations")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let second = cli_on(&state, &url, &mark);
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("already exists").count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: could not migrate"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() >= 2 && lines[1..].iter().all(|l| l.starts_with("  caused by: ")),
+        "{stderr}"
+    );
+    assert!(lines.last().unwrap().contains("already exists"), "{stderr}");
 }

@@ -14,7 +14,7 @@ pub enum BuildError {
     #[error(transparent)]
     Clock(#[from] ClockError),
     /// The database failed.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
 }
 

@@ -111,33 +111,45 @@ impl Broker {
     pub fn global() -> Result<&'static Broker, EnvError> {
         static GLOBAL: OnceLock<Result<Broker, EnvError>> = OnceLock::new();
         GLOBAL
-            .get_or_init(|| Config::from_env().map(Broker::start))
+            .get_or_init(|| Config::from_env().and_then(Broker::start))
             .as_ref()
             .map_err(Clone::clone)
     }
 
     /// Starts a broker with its own thread for `config`. Nothing connects until the first
     /// request.
-    pub fn start(config: Config) -> Broker {
+    ///
+    /// # Errors
+    /// The operating system refused the thread or the runtime's I/O driver (out of threads or
+    /// file descriptors).
+    pub fn start(config: Config) -> Result<Broker, EnvError> {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("billing-harness-broker".into())
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
+                let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .expect("a current-thread runtime builds");
-                let _ = handle_tx.send(runtime.handle().clone());
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(runtime.handle().clone()));
                 runtime.block_on(async {
                     let _ = stop_rx.await;
                 });
             })
-            .expect("the broker thread starts");
-        let handle = handle_rx
-            .recv()
-            .expect("the broker thread sends its handle");
-        Broker {
+            .map_err(EnvError::io("start the broker thread"))?;
+        let handle = match handle_rx.recv() {
+            Ok(built) => built.map_err(EnvError::io("start the broker's runtime"))?,
+            // The thread ended without a word: it cannot serve requests.
+            Err(_) => return Err(EnvError::BrokerGone),
+        };
+        Ok(Broker {
             handle,
             state: Arc::new(State {
                 config,
@@ -146,7 +158,7 @@ impl Broker {
                 session: tokio::sync::OnceCell::new(),
             }),
             _stop: stop_tx,
-        }
+        })
     }
 
     /// The configuration this broker serves.
@@ -477,13 +489,7 @@ impl Session {
         const WAIT: Duration = Duration::from_secs(120);
         let start = Instant::now();
         loop {
-            let held: Vec<i32> = self
-                .held_slots
-                .lock()
-                .expect("slot set lock")
-                .iter()
-                .map(|&s| s as i32)
-                .collect();
+            let held: Vec<i32> = self.held_slots().iter().map(|&s| s as i32).collect();
             let offset = rand::random::<u32>() % self.slots;
             // `offset 0` keeps the planner from evaluating the lock call before the filter.
             let found: Option<i32> = {
@@ -502,10 +508,7 @@ impl Session {
                 .map_err(EnvError::db("take a connection slot"))?
             };
             if let Some(slot) = found {
-                self.held_slots
-                    .lock()
-                    .expect("slot set lock")
-                    .insert(slot as u32);
+                self.held_slots().insert(slot as u32);
                 return Ok(slot as u32);
             }
             if start.elapsed() > WAIT {
@@ -526,7 +529,15 @@ impl Session {
             .bind(slot as i32)
             .execute(&mut *control)
             .await;
-        self.held_slots.lock().expect("slot set lock").remove(&slot);
+        self.held_slots().remove(&slot);
+    }
+
+    /// The slots this process holds. A panic elsewhere cannot leave the set half-changed (each
+    /// use is one insert, remove or read), so a poisoned lock is still good to use.
+    fn held_slots(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
+        self.held_slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -190,7 +190,11 @@ impl Drop for Database {
         if let Target::Leased(lease) = &self.target
             && let Err(e) = self.broker.release_blocking(lease, keep)
         {
-            eprintln!("billing-harness: could not release {}: {e}", lease.name);
+            eprintln!(
+                "billing-harness: could not release {}: {}",
+                lease.name,
+                super::error::with_causes(&e)
+            );
         }
     }
 }

@@ -86,8 +86,11 @@ impl Endpoint {
     /// Driver options for `database` on this server.
     pub(crate) fn options(&self, database: &str) -> PgConnectOptions {
         let url = format!("{}/{}{}", self.url_base, database, self.url_query);
-        let mut options = PgConnectOptions::from_str(&url)
-            .expect("endpoint URLs are validated when the endpoint is made");
+        let mut options = PgConnectOptions::from_str(&url).expect(
+            "cannot fail: url_base and url_query come from a URL that parsed when the \
+                 endpoint was made (from_url) or from a fixed pattern (throwaway), and database \
+                 names are the harness's own or that URL's",
+        );
         if let Some(password) = &self.password {
             options = options.password(password);
         }
@@ -108,7 +111,12 @@ impl Endpoint {
             (Some(password), true) => self.url_base.replacen('@', &format!(":{password}@"), 1),
             _ => self.url_base.clone(),
         };
-        format!("{base}/{database}{}", self.url_query)
+        let url = format!("{base}/{database}{}", self.url_query);
+        if self.print_password {
+            url
+        } else {
+            redact(&url)
+        }
     }
 
     /// A ready-to-paste `psql` command for `database`.
@@ -117,18 +125,52 @@ impl Endpoint {
     }
 }
 
-/// The URL with its password replaced by `***`, for error messages.
+/// `url` with its password replaced by `***`, for anything a person or a log may see: the
+/// password of the user information (`postgres://qa:***@db/app`) and a `password` query
+/// parameter (`?password=***`). Text without a password comes back unchanged, and a URL too
+/// malformed to parse is still redacted (nothing after `://` and before the last `@` is shown
+/// past the user name).
+///
+/// ```
+/// use billing_harness::env::redact_url;
+///
+/// assert_eq!(
+///     redact_url("postgres://qa:s3cret@db.internal:5432/app"),
+///     "postgres://qa:***@db.internal:5432/app"
+/// );
+/// assert_eq!(
+///     redact_url("postgres://qa@db/app?sslmode=disable&password=s3cret"),
+///     "postgres://qa@db/app?sslmode=disable&password=***"
+/// );
+/// assert_eq!(redact_url("postgres://qa@db/app"), "postgres://qa@db/app");
+/// ```
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
+    let Some(scheme) = url.find("://") else {
+        return url.to_owned();
+    };
+    let (head, rest) = url.split_at(scheme + 3);
+    let (userinfo, after) = match rest.rfind('@') {
+        Some(at) => rest.split_at(at),
+        None => ("", rest),
+    };
+    let userinfo = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => userinfo.to_owned(),
+    };
+    let after = match after.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
         }
-        _ => url.to_owned(),
-    }
+        None => after.to_owned(),
+    };
+    format!("{head}{userinfo}{after}")
 }
 
 #[cfg(test)]
@@ -146,6 +188,17 @@ mod tests {
             "postgres://qa@db.internal:6432/bh_x?sslmode=disable"
         );
         assert_eq!(e.password.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn a_password_in_the_query_is_hidden_too() {
+        let e = Endpoint::from_url("postgres://qa@db:6432/postgres?password=s3cret").unwrap();
+        assert_eq!(e.url("bh_x"), "postgres://qa@db:6432/bh_x?password=***");
+        assert_eq!(
+            redact("postgres://qa:pa:ss@w@db/x?a=1&PASSWORD=s3cret"),
+            "postgres://qa:***@db/x?a=1&PASSWORD=***"
+        );
+        assert_eq!(redact("not a url: s3cret"), "not a url: s3cret");
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::sync::Arc;
 /// Why the harness could not provide a database.
 ///
 /// Every message is a lowercase fragment that reads after "failed to get a test database:", and
-/// the variants that stem from the machine's set-up name the fix.
+/// the variants that stem from the machine's set-up name the fix. A variant with a cause states
+/// only its own part and returns the cause from [`std::error::Error::source`]: print the whole
+/// chain (anyhow's `{:#}`, or a walk over `source()`) to show both.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnvError {
@@ -46,7 +48,7 @@ pub enum EnvError {
         reason: String,
     },
     /// Talking to PostgreSQL failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Database {
         /// What the harness was doing.
         action: String,
@@ -55,7 +57,7 @@ pub enum EnvError {
         source: Arc<sqlx::Error>,
     },
     /// Running the migrations into the template failed.
-    #[error("could not migrate the template from {origin}: {source}")]
+    #[error("could not migrate the template from {origin}")]
     Migrate {
         /// Where the migrations came from.
         origin: String,
@@ -64,7 +66,7 @@ pub enum EnvError {
         source: Arc<sqlx::migrate::MigrateError>,
     },
     /// A file or process operation in the state directory failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Io {
         /// What the harness was doing, with the path.
         action: String,
@@ -105,4 +107,20 @@ impl EnvError {
             source: Arc::new(source),
         }
     }
+}
+
+/// `error` and its causes on one line, `a: b: c`, each cause added only if the text so far does
+/// not already contain it (drivers' errors repeat their own source in their message).
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let own = e.to_string();
+        if !text.contains(&own) {
+            text.push_str(": ");
+            text.push_str(&own);
+        }
+        cause = e.source();
+    }
+    text
 }

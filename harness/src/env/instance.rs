@@ -81,8 +81,11 @@ pub(crate) async fn join(
             let _ = std::fs::remove_file(dir.join("instance.json"));
             let generation = format!("{:016x}", rand::random::<u64>());
             let instance = launcher.launch(dir, &generation).await?;
-            let json = serde_json::to_vec_pretty(&instance).expect("instances serialize");
-            if let Err(e) = std::fs::write(dir.join("instance.json"), json) {
+            // A path that is not UTF-8 does not serialize: refused like a failed write.
+            let written = serde_json::to_vec_pretty(&instance)
+                .map_err(std::io::Error::other)
+                .and_then(|json| std::fs::write(dir.join("instance.json"), json));
+            if let Err(e) = written {
                 run_stop(&instance.stop);
                 return Err(EnvError::io(format!(
                     "write {}/instance.json",

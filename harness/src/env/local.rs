@@ -170,7 +170,7 @@ impl Launch for LocalLauncher {
                 .arg(&log)
                 .args(["-W", "-s"]);
             if let Err(e) = os::run(start, "pg_ctl start") {
-                last_error = e.to_string();
+                last_error = super::error::with_causes(&e);
                 continue;
             }
             let endpoint = Endpoint::throwaway(port, "postgres", None, Some(socket.clone()));

@@ -26,6 +26,7 @@ pub use config::{BackendChoice, Config, MigrationSource};
 pub use database::{Database, DatabaseBuilder};
 pub use endpoint::redact as redact_url;
 pub use error::EnvError;
+pub(crate) use error::with_causes;
 pub use mark::{mark, marker};
 pub use server::{Backend, BackendStatus, doctor};
 

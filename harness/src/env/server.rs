@@ -59,7 +59,7 @@ pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
                         "HARNESS_DATABASE_URL is not set; container: {docker}; local: {}",
                         match local {
                             EnvError::Unavailable { reason, .. } => reason,
-                            other => other.to_string(),
+                            other => super::error::with_causes(&other),
                         }
                     ),
                 }),
@@ -156,7 +156,7 @@ pub async fn doctor(config: &Config) -> (Vec<BackendStatus>, Result<Backend, Env
         .map_err(|reason| format!("{reason}; start Docker or set DOCKER_HOST"));
     let local = Binaries::find(config.pg_bin.as_deref())
         .map(|b| format!("{} in {}", b.version, b.dir.display()))
-        .map_err(|e| e.to_string());
+        .map_err(|e| super::error::with_causes(&e));
     let statuses = vec![
         BackendStatus {
             backend: Backend::Url,

@@ -92,7 +92,10 @@ impl HttpGateway {
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
-                .expect("an HTTP client without TLS builds"),
+                .expect(
+                    "cannot fail: reqwest is built without TLS, so a client with only a timeout \
+                     has nothing to load that could be missing",
+                ),
         }
     }
 }

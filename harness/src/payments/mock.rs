@@ -2,7 +2,7 @@
 //! approval numbers, a ledger of captures) and follows each test card's script.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -70,23 +70,25 @@ impl MockGateway {
         format!("bk.{card}.{unique}")
     }
 
+    /// The mock's books. Nothing that can panic runs while they are held (map and list
+    /// updates), so a lock poisoned by a panicking test thread still guards whole books.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Every capture so far, in order.
     pub fn ledger(&self) -> Vec<Capture> {
-        self.state.lock().expect("mock gateway lock").ledger.clone()
+        self.state().ledger.clone()
     }
 
     /// Every request so far, in order.
     pub fn journal(&self) -> Vec<JournalEntry> {
-        self.state
-            .lock()
-            .expect("mock gateway lock")
-            .journal
-            .clone()
+        self.state().journal.clone()
     }
 
     /// Charges synchronously: the whole behaviour of the mock.
     pub(crate) fn charge_now(&self, request: &ChargeRequest) -> Result<Approval, GatewayError> {
-        let mut state = self.state.lock().expect("mock gateway lock");
+        let mut state = self.state();
         let key = request.idempotency_key.clone();
         if let Some(previous) = state.outcomes.get(&key).cloned() {
             let reply = previous.map(|a| Approval {
@@ -167,7 +169,7 @@ impl MockGateway {
 
     /// Looks up an idempotency key synchronously.
     pub(crate) fn find_now(&self, idempotency_key: &str) -> Option<Approval> {
-        let mut state = self.state.lock().expect("mock gateway lock");
+        let mut state = self.state();
         let found = match state.outcomes.get(idempotency_key) {
             Some(Ok(approval)) => Some(Approval {
                 replayed: true,

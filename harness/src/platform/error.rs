@@ -57,7 +57,7 @@ pub enum DomainError {
     #[error("invalid platform settings: {0}")]
     Settings(String),
     /// The database failed.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
 }
 

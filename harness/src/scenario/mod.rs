@@ -49,7 +49,9 @@ pub use run::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription,
     OutcomeSync, RunError, RunOptions, run, run_with,
 };
-pub use validate::{Action, ERROR_CODES, OrgDef, Scenario, Step, TenantDef, VERSION};
+pub use validate::{
+    Action, ActionDisplay, ERROR_CODES, OrgDef, Scenario, Step, TenantDef, VERSION,
+};
 
 use crate::model::Catalog;
 
@@ -105,7 +107,9 @@ fn read(path: &Path) -> Result<String, ScenarioError> {
         let shown = path.display().to_string();
         let mut problems = diagnostic::Problems::new(&shown, "");
         problems.add(0..0, format!("cannot read {shown}: {e}"), "", None);
-        problems.finish().expect_err("one problem was added")
+        problems
+            .finish()
+            .expect_err("cannot fail: one problem was just added")
     })
 }
 
@@ -124,6 +128,6 @@ fn from_toml<T: serde::de::DeserializeOwned>(path: &str, source: &str) -> Result
             None
         };
         problems.add(span, message, "here", help);
-        problems.finish().expect_err("one problem was added")
+        problems.finish().expect_err("cannot fail: one problem was just added")
     })
 }

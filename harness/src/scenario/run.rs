@@ -138,7 +138,7 @@ pub struct OutcomeSync {
 #[non_exhaustive]
 pub enum RunError {
     /// Setting the scene failed.
-    #[error("could not set up the scenario: {0}")]
+    #[error("could not set up the scenario")]
     Setup(#[from] BuildError),
     /// The platform failed (no catalog, or its database).
     #[error(transparent)]
@@ -147,7 +147,7 @@ pub enum RunError {
     #[error(transparent)]
     Clock(#[from] crate::clock::ClockError),
     /// The database failed.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
 }
 
@@ -212,8 +212,10 @@ pub async fn run_with(
     for step in &scenario.steps {
         if Day::new(step.on, tz).midnight() > stop_at {
             later.push(format!(
-                "step {} on {}: {:?}",
-                step.number, step.on, step.action
+                "step {} on {}: {}",
+                step.number,
+                step.on,
+                step.action.display(scenario)
             ));
             continue;
         }
@@ -259,10 +261,11 @@ pub async fn run_with(
                 step.number, step.on
             )),
             (None, Some(_), Err(e)) => failures.push(format!(
-                "step {} on {}: unexpected error {}: {e}",
+                "step {} on {}: unexpected error {}: {}",
                 step.number,
                 step.on,
-                e.code()
+                e.code(),
+                crate::env::with_causes(e)
             )),
             _ => {}
         }
@@ -275,7 +278,7 @@ pub async fn run_with(
             let day = calendar.local_day(at);
             for job in jobs {
                 if job != Job::Retry {
-                    later.push(format!("job {job:?} at 00:00 on {day}"));
+                    later.push(format!("{job} at 00:00 on {day}"));
                 }
             }
         }

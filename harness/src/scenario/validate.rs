@@ -2,6 +2,7 @@
 //! error codes, amounts) and producing a [`Scenario`] that the runner can trust.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::ops::Range;
 
 use chrono::NaiveDate;
@@ -116,6 +117,59 @@ pub enum Action {
         /// The card.
         card: TestCard,
     },
+}
+
+impl Action {
+    /// The action for people, with the keys of `scenario` (the scenario it belongs to, whose
+    /// tenants and orgs its indices point into): `subscribe acme-analytics to pro`,
+    /// `change acme-analytics to plan business`, `cancel acme-analytics`,
+    /// `record 120000 api_calls for acme-analytics`, `register card declined for acme`.
+    pub fn display<'a>(&'a self, scenario: &'a Scenario) -> ActionDisplay<'a> {
+        ActionDisplay {
+            action: self,
+            scenario,
+        }
+    }
+}
+
+/// An [`Action`] written for people with its scenario's keys; made by [`Action::display`].
+#[derive(Debug, Clone, Copy)]
+pub struct ActionDisplay<'a> {
+    action: &'a Action,
+    scenario: &'a Scenario,
+}
+
+impl fmt::Display for ActionDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // An index from another scenario has no key here: say so rather than panic.
+        let tenant = |i: usize| {
+            self.scenario
+                .tenants
+                .get(i)
+                .map_or_else(|| format!("tenant #{i}"), |t| t.key.clone())
+        };
+        let org = |i: usize| {
+            self.scenario
+                .orgs
+                .get(i)
+                .map_or_else(|| format!("org #{i}"), |o| o.key.clone())
+        };
+        match self.action {
+            Action::Subscribe { tenant: t, plan } => {
+                write!(f, "subscribe {} to {plan}", tenant(*t))
+            }
+            Action::ChangePlan { tenant: t, plan } => {
+                write!(f, "change {} to plan {plan}", tenant(*t))
+            }
+            Action::Cancel { tenant: t } => write!(f, "cancel {}", tenant(*t)),
+            Action::Usage {
+                tenant: t,
+                metric,
+                quantity,
+            } => write!(f, "record {quantity} {metric} for {}", tenant(*t)),
+            Action::SetCard { org: o, card } => write!(f, "register card {card} for {}", org(*o)),
+        }
+    }
 }
 
 fn span<T>(s: &Spanned<T>) -> Range<usize> {
@@ -541,8 +595,8 @@ pub(crate) fn scenario(
     Ok(Scenario {
         name: raw.name.into_inner(),
         description: raw.description,
-        start: start.expect("checked"),
-        until: until.expect("checked"),
+        start: start.expect("cannot fail: a start that is not a date added a problem above"),
+        until: until.expect("cannot fail: an until that is not a date added a problem above"),
         catalog,
         orgs,
         tenants,
@@ -569,5 +623,70 @@ impl Scenario {
             step.on = shift(step.on);
         }
         shifted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::Job;
+    use crate::model::Month;
+
+    #[test]
+    fn actions_and_jobs_read_as_words_with_the_scenarios_keys() {
+        let scenario = Scenario {
+            name: "words".into(),
+            description: None,
+            start: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            until: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            catalog: Catalog::new(Vec::new()),
+            orgs: vec![OrgDef {
+                key: "acme".into(),
+                name: Some("Acme Inc.".into()),
+                card: None,
+            }],
+            tenants: vec![TenantDef {
+                key: "acme-analytics".into(),
+                org: 0,
+                product: "analytics".into(),
+            }],
+            steps: Vec::new(),
+        };
+        let text = |action: Action| action.display(&scenario).to_string();
+        assert_eq!(
+            text(Action::Subscribe {
+                tenant: 0,
+                plan: "pro".into()
+            }),
+            "subscribe acme-analytics to pro"
+        );
+        assert_eq!(
+            text(Action::ChangePlan {
+                tenant: 0,
+                plan: "business".into()
+            }),
+            "change acme-analytics to plan business"
+        );
+        assert_eq!(text(Action::Cancel { tenant: 0 }), "cancel acme-analytics");
+        assert_eq!(
+            text(Action::Usage {
+                tenant: 0,
+                metric: "api_calls".into(),
+                quantity: 120_000
+            }),
+            "record 120000 api_calls for acme-analytics"
+        );
+        assert_eq!(
+            text(Action::SetCard {
+                org: 0,
+                card: TestCard::FailTimes(2)
+            }),
+            "register card fail_times:2 for acme"
+        );
+        assert_eq!(text(Action::Cancel { tenant: 7 }), "cancel tenant #7");
+        let month = Month::new(2026, 11).unwrap();
+        assert_eq!(Job::Close(month).to_string(), "close of 2026-11");
+        assert_eq!(Job::Charge.to_string(), "charge");
+        assert_eq!(Job::Retry.to_string(), "retries");
     }
 }
