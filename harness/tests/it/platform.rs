@@ -1,7 +1,7 @@
 //! The platform's operations against real PostgreSQL: every rule's error code, nothing written on
 //! refusal, and invoices from the monthly close that match the hand-computed reference.
 
-use billing_harness::calendar::Job;
+use billing_harness::calendar::{Calendar, Job};
 use billing_harness::model::Month;
 use chrono::TimeDelta;
 use rstest::rstest;
@@ -54,7 +54,7 @@ async fn an_upgrade_on_the_20th_bills_both_plans_and_the_overage_of_each_period(
         tenant,
         "api_calls",
         33_259,
-        clock.now().date_naive().succ_opt().unwrap(),
+        Calendar::platform().local_day(clock.now()),
         clock.now(),
     )
     .await
@@ -140,7 +140,7 @@ async fn refused(case: &str) -> String {
     let p = env.platform();
     let clock = env.clock();
     let now = clock.now();
-    let today = now.with_timezone(&chrono_tz::Asia::Seoul).date_naive();
+    let today = Calendar::platform().local_day(now);
     match case {
         "no_active_subscription" | "invalid_quantity" => {}
         "period_closed" => {

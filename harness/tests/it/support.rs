@@ -3,18 +3,15 @@
 use std::collections::BTreeMap;
 
 use billing_harness::TestEnv;
+use billing_harness::calendar::Calendar;
 use billing_harness::model::{Catalog, Currency, Overage, Plan, TenantId, Terms};
 use billing_harness::payments::TestCard;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use chrono_tz::Asia::Seoul;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-/// 00:00 of a day in Seoul.
+/// The start of a day in the platform's calendar (Asia/Seoul).
 pub(crate) fn seoul(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    Seoul
-        .with_ymd_and_hms(y, m, d, 0, 0, 0)
-        .unwrap()
-        .with_timezone(&Utc)
+    Calendar::platform().start_of_day(day(y, m, d))
 }
 
 pub(crate) fn day(y: i32, m: u32, d: u32) -> NaiveDate {
