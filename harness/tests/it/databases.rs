@@ -30,18 +30,7 @@ async fn each_test_sees_only_its_own_rows(
     )]
     n: u32,
 ) {
-    let env = env.await;
-    let key = format!("product-{n}");
-    sqlx::query("insert into products (key, name, created_at) values ($1, $1, harness_now())")
-        .bind(&key)
-        .execute(env.pool())
-        .await
-        .unwrap();
-    let keys: Vec<String> = sqlx::query_scalar("select key from products")
-        .fetch_all(env.pool())
-        .await
-        .unwrap();
-    assert_eq!(keys, vec![key]);
+    writes_and_sees_only(&env.await, &format!("product-{n}")).await;
 }
 
 #[tokio::test]
@@ -171,6 +160,20 @@ async fn a_backend_repos_own_migrations_get_their_own_template() {
     );
 }
 
+/// Writes a product keyed `key` and checks that it is the only one the database holds.
+async fn writes_and_sees_only(env: &TestEnv, key: &str) {
+    sqlx::query("insert into products (key, name, created_at) values ($1, $1, harness_now())")
+        .bind(key)
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let keys: Vec<String> = sqlx::query_scalar("select key from products")
+        .fetch_all(env.pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, vec![key.to_owned()]);
+}
+
 /// Sixty-four `TestEnv`s started at once in one process (more than the connection budget holds
 /// at a time, so some wait for a slot): each sees only its own rows, and every database is gone
 /// once they are dropped.
@@ -184,18 +187,7 @@ async fn sixty_four_test_envs_at_once_stay_isolated_and_leak_nothing() {
                     .await
                     .expect("a database, after a wait for a slot");
                 let key = format!("product-{n}");
-                sqlx::query(
-                    "insert into products (key, name, created_at) values ($1, $1, harness_now())",
-                )
-                .bind(&key)
-                .execute(env.pool())
-                .await
-                .unwrap();
-                let keys: Vec<String> = sqlx::query_scalar("select key from products")
-                    .fetch_all(env.pool())
-                    .await
-                    .unwrap();
-                assert_eq!(keys, vec![key]);
+                writes_and_sees_only(&env, &key).await;
                 env.database_name().to_owned()
             })
         })
@@ -229,18 +221,7 @@ async fn isolation_child_process() {
             let key = format!("p{child}-{n}");
             tokio::spawn(async move {
                 let env = TestEnv::start().await;
-                sqlx::query(
-                    "insert into products (key, name, created_at) values ($1, $1, harness_now())",
-                )
-                .bind(&key)
-                .execute(env.pool())
-                .await
-                .unwrap();
-                let keys: Vec<String> = sqlx::query_scalar("select key from products")
-                    .fetch_all(env.pool())
-                    .await
-                    .unwrap();
-                assert_eq!(keys, vec![key]);
+                writes_and_sees_only(&env, &key).await;
             })
         })
         .collect();
