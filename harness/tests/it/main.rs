@@ -2,8 +2,10 @@
 
 mod build;
 mod databases;
+mod payment_rules;
 mod payments;
 mod platform;
+mod rules;
 mod scenario_errors;
 mod scenarios;
 mod schema;
