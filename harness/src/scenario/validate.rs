@@ -505,7 +505,9 @@ pub(crate) fn scenario(
                             span(written),
                             format!("usage of {day} is reported on {on}, before it happened"),
                             "after the step's day",
-                            Some("usage is reported on or after its day: move `on` or `day`".into()),
+                            Some(
+                                "usage is reported on or after its day: move `on` or `day`".into(),
+                            ),
                         );
                     }
                     day
