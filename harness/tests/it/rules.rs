@@ -72,6 +72,17 @@ pub(crate) async fn invoice_of(tenant: &Tenant<'_>, y: i32, m: u32) -> StoredInv
         .unwrap_or_else(|| panic!("no invoice for {y}-{m:02}"))
 }
 
+/// The code of a refused operation; panics naming `rule` when it was accepted.
+pub(crate) fn refused<T: std::fmt::Debug>(
+    result: Result<T, DomainError>,
+    rule: &str,
+) -> &'static str {
+    match result {
+        Ok(accepted) => panic!("{rule}: it was accepted ({accepted:?})"),
+        Err(e) => e.code(),
+    }
+}
+
 /// A subscribed tenant of the default organization (card `ok`), subscribed at the clock's now.
 async fn subscribed<'e>(env: &'e TestEnv, plan: &str) -> Tenant<'e> {
     env.tenant().plan(plan).create().await.unwrap()
@@ -322,6 +333,17 @@ async fn the_cancel_day_is_not_billed() {
         .unwrap();
     env.clock().advance_to(midnight(2026, 12, 1)).await.unwrap();
     let rule = "rule: a cancellation is effective from its day, which is not billed";
+    let cancelled_on = second
+        .timeline()
+        .await
+        .unwrap()
+        .subscription
+        .and_then(|s| s.cancelled_on);
+    assert_eq!(
+        cancelled_on,
+        Some(crate::support::day(2026, 10, 2)),
+        "{rule}: the subscription's first day not served is the cancel day"
+    );
     // Cancelled on the 2nd: the 1st only, floor(99,000 / 31) = 3,193.
     assert_eq!(
         show(&invoice_of(&second, 2026, 10).await)[0],
@@ -498,36 +520,42 @@ async fn tax_is_floored_to_the_currency_minor_unit() {
 
 #[tokio::test]
 async fn a_zero_total_invoice_is_paid_at_once_and_never_charged() {
-    let env = env_at(midnight(2026, 10, 1)).await;
+    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
     let free = subscribed(&env, "free").await;
+    // tiny costs 1 KRW a month: held all October its total is 1, the least above zero.
+    let one_won = subscribed(&env, "tiny").await;
     env.clock()
-        .advance_to(midnight(2026, 10, 31))
+        .advance_to(midnight(2026, 10, 10))
         .await
         .unwrap();
-    // The smallest total above zero: pro for the 31st only, floor(99,000 / 31) = 3,193.
-    let paying = subscribed(&env, "pro").await;
+    // From the 10th it is floor(1 × 22 / 31) = floor(0.709…) = 0: a paid plan, a zero total.
+    let floored = subscribed(&env, "tiny").await;
     env.clock().advance_to(midnight(2026, 11, 1)).await.unwrap();
     let status = |i: StoredInvoice| (i.status, i.invoice.total);
+    for (t, plan) in [(&free, "free"), (&floored, "tiny from the 10th")] {
+        assert_eq!(
+            status(invoice_of(t, 2026, 10).await),
+            ("paid".to_owned(), dec("0")),
+            "rule: a zero-total invoice is paid at the close ({plan})"
+        );
+    }
     assert_eq!(
-        status(invoice_of(&free, 2026, 10).await),
-        ("paid".to_owned(), dec("0")),
-        "rule: a zero-total invoice is paid at the close"
-    );
-    assert_eq!(
-        status(invoice_of(&paying, 2026, 10).await),
-        ("finalized".to_owned(), dec("3193")),
-        "rule: an invoice above zero waits for the charge"
+        status(invoice_of(&one_won, 2026, 10).await),
+        ("finalized".to_owned(), dec("1")),
+        "rule: an invoice of 1 KRW waits for the charge"
     );
     env.clock().advance_to(midnight(2026, 11, 6)).await.unwrap();
-    assert!(
-        free.timeline().await.unwrap().attempts.is_empty(),
-        "rule: a zero-total invoice is never charged"
-    );
+    for t in [&free, &floored] {
+        assert!(
+            t.timeline().await.unwrap().attempts.is_empty(),
+            "rule: a zero-total invoice is never charged"
+        );
+    }
     let captured: Vec<_> = env.gateway().ledger().iter().map(|c| c.amount).collect();
     assert_eq!(
         captured,
-        [dec("3193")],
-        "rule: only the invoice above zero is charged"
+        [dec("1")],
+        "rule: the invoice of 1 KRW is charged, and only it"
     );
 }
 
@@ -624,15 +652,11 @@ async fn usage_on_the_cancel_day_is_not_billed_and_usage_after_the_cancellation_
     p.cancel(t.id(), env.clock().now()).await.unwrap();
     // After the cancellation, usage for the cancel day and after it is refused.
     for d in [16, 17] {
-        let refused = p
+        let rule = format!("rule: usage on or after the cancel day is refused (October {d})");
+        let usage = p
             .record_usage(t.id(), "api_calls", 5, day(d), env.clock().now())
-            .await
-            .unwrap_err();
-        assert_eq!(
-            refused.code(),
-            "no_active_subscription",
-            "rule: usage on or after the cancel day is refused (October {d})"
-        );
+            .await;
+        assert_eq!(refused(usage, &rule), "no_active_subscription", "{rule}");
     }
     env.clock().advance_to(midnight(2026, 11, 1)).await.unwrap();
     // floor(99,000 × 15 / 31) = 47,903, plus 500; the 1,000,000 calls of the 16th count
@@ -667,15 +691,11 @@ async fn usage_for_a_closed_month_is_refused_with_period_closed() {
         .await
         .unwrap();
     env.clock().advance_to(midnight(2026, 11, 1)).await.unwrap();
-    let refused = p
+    let rule = "rule: usage for a closed month is refused";
+    let late = p
         .record_usage(t.id(), "api_calls", 5, oct_31, env.clock().now())
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused.code(),
-        "period_closed",
-        "rule: usage for a closed month is refused"
-    );
+        .await;
+    assert_eq!(refused(late, rule), "period_closed", "{rule}");
     p.record_usage(t.id(), "api_calls", 5, nov_1, env.clock().now())
         .await
         .unwrap_or_else(|e| panic!("rule: usage for the open month is accepted, got {e}"));
