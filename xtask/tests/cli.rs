@@ -349,14 +349,36 @@ fn scenario_run_prints_one_json_document_of_the_documented_shape_and_exits_0() {
     assert_eq!(invoice["lines"][0]["plan"], "pro");
     assert_eq!(invoice["lines"][0]["amount"], "70258");
     assert_eq!(
+        keys(&invoice["lines"][0]),
+        ["amount", "days", "from", "kind", "plan", "until"]
+    );
+    assert_eq!(invoice["lines"][0]["from"], "2026-10-10");
+    assert_eq!(invoice["lines"][0]["until"], "2026-11-01");
+    assert_eq!(invoice["lines"][0]["days"], 22);
+    assert_eq!(
         keys(&json["payments"][0]),
-        ["on", "outcome", "period", "tenant"]
+        [
+            "amount",
+            "attempt",
+            "failure_code",
+            "on",
+            "outcome",
+            "period",
+            "tenant"
+        ]
     );
     assert_eq!(json["payments"][0]["on"], "2026-11-05");
+    assert_eq!(json["payments"][0]["attempt"], 1);
+    assert_eq!(json["payments"][0]["amount"], "70258");
     assert_eq!(json["payments"][0]["outcome"], "succeeded");
+    assert!(json["payments"][0]["failure_code"].is_null());
     assert_eq!(
         keys(&json["subscriptions"][0]),
-        ["plan", "status", "tenant"]
+        ["changes", "plan", "status", "tenant"]
+    );
+    assert_eq!(
+        json["subscriptions"][0]["changes"],
+        serde_json::json!([{ "on": "2026-10-10", "status": "active" }])
     );
     assert_eq!(
         json["errors"],

@@ -43,6 +43,9 @@ pub struct TimelineAttempt {
     pub on: NaiveDate,
     /// 1 to 4.
     pub attempt: i16,
+    /// The amount asked of the card, in the invoice's currency.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
     /// `succeeded` or `failed`.
     pub outcome: PaymentOutcome,
     /// Why it failed.
@@ -73,6 +76,8 @@ struct AttemptRow {
     period: NaiveDate,
     attempted_at: chrono::DateTime<chrono::Utc>,
     attempt: i16,
+    amount: Decimal,
+    currency: Currency,
     outcome: PaymentOutcome,
     failure_code: Option<String>,
     card: Option<String>,
@@ -92,7 +97,8 @@ pub async fn timeline(pool: &PgPool, tenant: TenantId) -> Result<Timeline, Domai
     .await?;
     let attempts: Vec<AttemptRow> =
         sqlx::query_as(
-            "select i.period, p.attempted_at, p.attempt, p.outcome, p.failure_code, \
+            "select i.period, p.attempted_at, p.attempt, p.amount, i.currency::text as currency, \
+                    p.outcome, p.failure_code, \
                     c.number_last4::text as card \
              from payments p join invoices i on i.id = p.invoice_id left join cards c on c.id = p.card_id \
              where i.tenant_id = $1 order by p.attempted_at, p.id",
@@ -128,6 +134,7 @@ pub async fn timeline(pool: &PgPool, tenant: TenantId) -> Result<Timeline, Domai
                 period: Month::of(a.period),
                 on: calendar.local_day(a.attempted_at),
                 attempt: a.attempt,
+                amount: a.currency.exact(a.amount),
                 outcome: a.outcome,
                 failure_code: a.failure_code,
                 card: a.card,

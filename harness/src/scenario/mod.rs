@@ -34,7 +34,8 @@
 //!
 //! Without a `[catalog]` table the scenario uses `scenarios/catalog.toml`. Step kinds:
 //! `subscribe`, `change_plan` (`tenant`, `plan`), `cancel` (`tenant`), `usage` (`tenant`,
-//! `metric`, `quantity`), `set_card` (`org`, `card`).
+//! `metric`, `quantity`, and optionally `day`: the day the units were used when it is before
+//! the step's `on`, i.e. usage reported late), `set_card` (`org`, `card`).
 
 mod diagnostic;
 mod raw;
@@ -46,8 +47,8 @@ use std::path::Path;
 
 pub use diagnostic::{Problem, ScenarioError};
 pub use run::{
-    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription,
-    OutcomeSync, RunError, RunOptions, run, run_with,
+    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeStatusChange,
+    OutcomeSubscription, OutcomeSync, RunError, RunOptions, run, run_with,
 };
 pub use validate::{
     Action, ActionDisplay, ERROR_CODES, OrgDef, Scenario, Step, TenantDef, VERSION,

@@ -120,6 +120,8 @@ pub(crate) struct RawUsage {
     pub(crate) tenant: Spanned<String>,
     pub(crate) metric: Spanned<String>,
     pub(crate) quantity: Spanned<i64>,
+    #[serde(default)]
+    pub(crate) day: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

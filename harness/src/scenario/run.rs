@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::validate::{Action, Scenario};
 use crate::TestEnv;
 use crate::builders::{BuildError, Day, Org};
-use crate::calendar::Job;
+use crate::calendar::{Calendar, Job};
 use crate::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus, TenantId};
 use crate::platform::timeline;
 
@@ -70,7 +70,7 @@ pub struct OutcomeInvoice {
     pub total: Decimal,
 }
 
-/// An invoice line in an [`Outcome`].
+/// An invoice line in an [`Outcome`]: every quantity its amount was computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutcomeLine {
     /// `base` or `overage`.
@@ -80,8 +80,21 @@ pub struct OutcomeLine {
     /// The metric of an overage line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
+    /// First day of the plan period within the month, `YYYY-MM-DD`.
+    pub from: NaiveDate,
+    /// First day after the plan period within the month (`[from, until)`), `YYYY-MM-DD`.
+    pub until: NaiveDate,
     /// Days of the plan period in the month.
     pub days: u32,
+    /// Overage lines: units used in the plan period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<u64>,
+    /// Overage lines: the period's prorated included quota, in whole units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub included: Option<u64>,
+    /// Overage lines: units above the quota (`used − included`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overage: Option<u64>,
     /// The amount.
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
@@ -94,10 +107,18 @@ pub struct OutcomePayment {
     pub tenant: String,
     /// The invoice's month, `YYYY-MM`.
     pub period: String,
-    /// The day of the attempt, `YYYY-MM-DD`.
+    /// The day of the attempt, `YYYY-MM-DD` (billing time zone).
     pub on: NaiveDate,
+    /// 1 for the charge on the charge day, 2 to 4 for the daily retries.
+    pub attempt: i16,
+    /// The amount asked of the card: the invoice's total, tax included.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
     /// `succeeded` or `failed`.
     pub outcome: PaymentOutcome,
+    /// Why it failed (`declined`, `insufficient_funds`, `expired_card`, `no_card`, ...); `null`
+    /// when it succeeded, always present.
+    pub failure_code: Option<String>,
 }
 
 /// A tenant's last subscription in an [`Outcome`].
@@ -109,6 +130,19 @@ pub struct OutcomeSubscription {
     pub plan: String,
     /// `active`, `past_due` or `cancelled`.
     pub status: SubscriptionStatus,
+    /// Every change of its status, oldest first, starting with `active` on the day it started.
+    pub changes: Vec<OutcomeStatusChange>,
+}
+
+/// A change of a subscription's status in an [`Outcome`], read from the sync events the platform
+/// queues in the same transaction as each change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeStatusChange {
+    /// The day it took effect, `YYYY-MM-DD` (billing time zone): the day the event was queued,
+    /// or for `cancelled` the subscription's `cancelled_on`, its first day not served.
+    pub on: NaiveDate,
+    /// The status from that day: `active`, `past_due` or `cancelled`.
+    pub status: String,
 }
 
 /// A step that returned an error.
@@ -231,8 +265,9 @@ pub async fn run_with(
                 tenant,
                 metric,
                 quantity,
+                day,
             } => {
-                p.record_usage(tenants[*tenant], metric, *quantity, step.on, at)
+                p.record_usage(tenants[*tenant], metric, *quantity, *day, at)
                     .await
             }
             Action::SetCard { org, card } => p
@@ -296,6 +331,7 @@ async fn collect(
     errors: Vec<OutcomeError>,
 ) -> Result<Outcome, RunError> {
     let p = env.platform();
+    let calendar = p.settings().await?.calendar;
     let mut invoices = Vec::new();
     let mut payments = Vec::new();
     let mut subscriptions = Vec::new();
@@ -314,7 +350,12 @@ async fn collect(
                         kind: l.kind.as_str().to_owned(),
                         plan: l.plan,
                         metric: l.metric,
+                        from: l.from,
+                        until: l.until,
                         days: l.days,
+                        used: l.used,
+                        included: l.included,
+                        overage: l.overage,
                         amount: l.amount,
                     })
                     .collect(),
@@ -328,13 +369,17 @@ async fn collect(
             tenant: def.key.clone(),
             period: a.period.to_string(),
             on: a.on,
+            attempt: a.attempt,
+            amount: a.amount,
             outcome: a.outcome,
+            failure_code: a.failure_code.clone(),
         }));
         if let Some(s) = t.subscription {
             subscriptions.push(OutcomeSubscription {
                 tenant: def.key.clone(),
                 plan: s.plan,
                 status: s.status,
+                changes: status_changes(env, *id, &calendar).await?,
             });
         }
     }
@@ -375,6 +420,39 @@ async fn collect(
     })
 }
 
+/// The status changes of `tenant`'s last subscription, from the subscription events of the sync
+/// outbox: each status change of the platform queues one in its own transaction, with the
+/// subscription's status and `cancelled_on` after the change.
+async fn status_changes(
+    env: &TestEnv,
+    tenant: TenantId,
+    calendar: &Calendar,
+) -> Result<Vec<OutcomeStatusChange>, sqlx::Error> {
+    let events: Vec<(DateTime<Utc>, Option<String>, Option<NaiveDate>)> = sqlx::query_as(
+        "select o.created_at, o.payload->>'status', (o.payload->>'cancelled_on')::date \
+         from sync_outbox o \
+         where o.entity = 'subscription' \
+           and o.entity_id = (select max(s.id) from subscriptions s where s.tenant_id = $1) \
+         order by o.id",
+    )
+    .bind(tenant)
+    .fetch_all(env.pool())
+    .await?;
+    let mut changes: Vec<OutcomeStatusChange> = Vec::new();
+    for (created_at, status, cancelled_on) in events {
+        let Some(status) = status else { continue };
+        if changes.last().is_some_and(|c| c.status == status) {
+            continue;
+        }
+        let on = match cancelled_on {
+            Some(day) if status == "cancelled" => day,
+            _ => calendar.local_day(created_at),
+        };
+        changes.push(OutcomeStatusChange { on, status });
+    }
+    Ok(changes)
+}
+
 impl Outcome {
     /// The invoices as text tables, for people at a terminal.
     pub fn to_text(&self) -> String {
@@ -413,14 +491,33 @@ impl Outcome {
             out.push_str("\npayments\n");
             for p in &self.payments {
                 out.push_str(&format!(
-                    "  {} {} {} {}\n",
-                    p.on, p.tenant, p.period, p.outcome
+                    "  {} {} {} attempt {} {} {}{}\n",
+                    p.on,
+                    p.tenant,
+                    p.period,
+                    p.attempt,
+                    p.amount,
+                    p.outcome,
+                    p.failure_code
+                        .as_deref()
+                        .map_or_else(String::new, |c| format!(" ({c})"))
                 ));
             }
         }
         out.push_str("\nsubscriptions\n");
         for s in &self.subscriptions {
-            out.push_str(&format!("  {} {} {}\n", s.tenant, s.plan, s.status));
+            let changes: Vec<String> = s
+                .changes
+                .iter()
+                .map(|c| format!("{} {}", c.on, c.status))
+                .collect();
+            out.push_str(&format!(
+                "  {} {} {} ({})\n",
+                s.tenant,
+                s.plan,
+                s.status,
+                changes.join(", ")
+            ));
         }
         out
     }

@@ -101,7 +101,7 @@ pub enum Action {
         /// The tenant.
         tenant: usize,
     },
-    /// Record usage on the step's day.
+    /// Record usage, reported on the step's day.
     Usage {
         /// The tenant.
         tenant: usize,
@@ -109,6 +109,9 @@ pub enum Action {
         metric: String,
         /// The quantity, as written (the platform refuses one below 1).
         quantity: i64,
+        /// The day the units were used: the step's day unless the file names an earlier one
+        /// (usage reported late, e.g. for a month already closed).
+        day: NaiveDate,
     },
     /// Register a new card for an organization.
     SetCard {
@@ -166,7 +169,8 @@ impl fmt::Display for ActionDisplay<'_> {
                 tenant: t,
                 metric,
                 quantity,
-            } => write!(f, "record {quantity} {metric} for {}", tenant(*t)),
+                day,
+            } => write!(f, "record {quantity} {metric} for {} on {day}", tenant(*t)),
             Action::SetCard { org: o, card } => write!(f, "register card {card} for {}", org(*o)),
         }
     }
@@ -536,10 +540,30 @@ pub(crate) fn scenario(
         }
         if let Some(a) = &s.usage {
             let a = a.get_ref();
+            let day = match &a.day {
+                None => on,
+                Some(written) => {
+                    let day = date(&mut problems, written, "day");
+                    if let (Some(day), Some(on)) = (day, on)
+                        && day > on
+                    {
+                        problems.add(
+                            span(written),
+                            format!("usage of {day} is reported on {on}, before it happened"),
+                            "after the step's day",
+                            Some(
+                                "usage is reported on or after its day: move `on` or `day`".into(),
+                            ),
+                        );
+                    }
+                    day
+                }
+            };
             actions.push(Action::Usage {
                 tenant: tenant(&mut problems, &a.tenant),
                 metric: a.metric.get_ref().clone(),
                 quantity: *a.quantity.get_ref(),
+                day: day.unwrap_or(NaiveDate::MIN),
             });
         }
         if let Some(a) = &s.set_card {
@@ -621,6 +645,9 @@ impl Scenario {
         shifted.until = shift(self.until);
         for step in &mut shifted.steps {
             step.on = shift(step.on);
+            if let Action::Usage { day, .. } = &mut step.action {
+                *day = shift(*day);
+            }
         }
         shifted
     }
@@ -672,9 +699,10 @@ mod tests {
             text(Action::Usage {
                 tenant: 0,
                 metric: "api_calls".into(),
-                quantity: 120_000
+                quantity: 120_000,
+                day: "2026-10-25".parse().expect("a date"),
             }),
-            "record 120000 api_calls for acme-analytics"
+            "record 120000 api_calls for acme-analytics on 2026-10-25"
         );
         assert_eq!(
             text(Action::SetCard {

@@ -29,6 +29,11 @@ change_plan = { tenant = "acme-analytics", plan = "business" }
 /// The malformed files: each is the valid one with one edit (`from` replaced by `to`).
 const CASES: &[(&str, &str, &str)] = &[
     (
+        "usage_day_after_its_step",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"usage = { tenant = "acme-analytics", metric = "api_calls", quantity = 5, day = "2026-10-21" }"#,
+    ),
+    (
         "unknown_plan",
         r#"plan = "business""#,
         r#"plan = "enterprise""#,
