@@ -7,6 +7,7 @@ mod platform;
 mod scenario_errors;
 mod scenarios;
 mod schema;
+mod story;
 mod support;
 
 use billing_harness::TestEnv;

@@ -1,0 +1,156 @@
+//! A reference fed from the story, not from the database (issue 20, item 2).
+//!
+//! The monthly close is already checked against the pure `billing::invoice`, but fed from the rows
+//! the close itself read, so a wrong query feeds both sides alike. Here a model computes, from a
+//! story's steps alone, every invoice line, every charge attempt and every subscription state
+//! (see [`model`]); the same story is played on a fresh database through the platform and the
+//! clock (see [`play`]); the two [`record::Record`]s must be equal.
+//!
+//! A failing property prints the shrunk story as a scenario file (see [`scenario_file`]), writes
+//! it under `$CARGO_TARGET_DIR/story-failures/`, and prints the `cargo xtask scenario run`
+//! command that replays it.
+
+mod generate;
+mod model;
+mod play;
+mod record;
+mod scenario_file;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
+
+use model::Story;
+use record::Record;
+
+/// 256 cases, or `PROPTEST_CASES`.
+fn config() -> Config {
+    let mut config = Config::with_cases(256);
+    if let Some(cases) = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        config.cases = cases;
+    }
+    // Failing seeds are kept beside the failure files, out of the source tree.
+    let seeds = scenario_file::target_dir().join("story-failures/seeds.txt");
+    let seeds: &'static str = Box::leak(seeds.display().to_string().into_boxed_str());
+    config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(seeds)));
+    config.max_shrink_iters = 2048;
+    config
+}
+
+/// What the generated stories reached, printed after the run so that a reader can see the
+/// boundaries were hit.
+#[derive(Debug, Default)]
+struct Reach {
+    stories: usize,
+    days: i64,
+    counts: BTreeMap<String, usize>,
+}
+
+impl Reach {
+    fn add(&mut self, key: impl Into<String>) {
+        *self.counts.entry(key.into()).or_default() += 1;
+    }
+
+    fn note(&mut self, story: &Story, expected: &Record) {
+        self.stories += 1;
+        self.days += (story.until - story.start).num_days();
+        let c = &story.catalog;
+        self.add(format!("catalog {} tax {}", c.currency, c.tax_rate));
+        self.add(format!("start day {}", chrono::Datelike::day(&story.start)));
+        for step in &story.steps {
+            self.add(format!("time {}", step.time.label()));
+            if story.start.format("%Y-%m").to_string() == "2028-02"
+                || step.day.format("%Y-%m").to_string() == "2028-02"
+            {
+                self.add("steps in 2028-02");
+            }
+        }
+        for code in expected.steps.iter().flatten() {
+            self.add(format!("refusal {code}"));
+        }
+        for i in &expected.invoices {
+            self.add(format!("invoice {}", i.status));
+            self.add(format!("invoice days in month {}", i.invoice.month.days()));
+            for l in &i.invoice.lines {
+                self.add(format!("line {}", l.kind.as_str()));
+            }
+        }
+        for p in &expected.payments {
+            self.add(format!(
+                "attempt {} {}",
+                p.attempt,
+                p.failure_code.as_deref().unwrap_or("succeeded")
+            ));
+        }
+        for s in &expected.subscriptions {
+            self.add(format!(
+                "final {} {}",
+                s.status,
+                s.cancel_reason.as_deref().unwrap_or("")
+            ));
+        }
+    }
+}
+
+/// Every story, played on the platform, ends exactly as the model says: step outcomes, invoices
+/// line by line, attempts, captures, subscriptions, plan periods and state history.
+#[test]
+fn every_story_ends_on_the_platform_as_its_model_expects() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let default_catalog = scenario_file::default_catalog();
+    let mut runner = TestRunner::new(config());
+    let cases = runner.config().cases;
+    let reach = RefCell::new(Reach::default());
+    let started = Instant::now();
+    let result = runner.run(&generate::story(default_catalog.clone()), |story| {
+        let expected = model::expect(&story);
+        reach.borrow_mut().note(&story, &expected.record);
+        if !expected.reference.is_empty() {
+            return Err(TestCaseError::fail(expected.reference.join("\n")));
+        }
+        let actual = runtime
+            .block_on(play::play(&story))
+            .map_err(TestCaseError::fail)?;
+        if actual != expected.record {
+            return Err(TestCaseError::fail(record::diff(
+                &story,
+                &expected.record,
+                &actual,
+            )));
+        }
+        Ok(())
+    });
+    let elapsed = started.elapsed();
+    let reach = reach.into_inner();
+    eprintln!(
+        "story property: {} stories ({cases} cases, {} days on the clock on average) in {:.1} s",
+        reach.stories,
+        reach.days / i64::try_from(reach.stories.max(1)).unwrap_or(1),
+        elapsed.as_secs_f64()
+    );
+    for (key, n) in &reach.counts {
+        eprintln!("  {key:<40} {n}");
+    }
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(reason, story)) => {
+            let expected = model::expect(&story);
+            let toml = scenario_file::render(&story, &expected.record, &default_catalog);
+            let path = scenario_file::write("story-failures", &toml);
+            panic!(
+                "{reason}\n\nThe shrunk story as a scenario file, written to {path}; replay it with\n  \
+                 cargo xtask scenario run {path} --format json\n\n{toml}",
+                path = path.display()
+            );
+        }
+        Err(TestError::Abort(reason)) => panic!("the story property aborted: {reason}"),
+    }
+}
