@@ -20,9 +20,14 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use billing_harness::TestEnv;
+use billing_harness::scenario::{
+    self, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription,
+};
+use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
 
-use model::Story;
+use model::{Action, Story};
 use record::Record;
 
 /// 256 cases, or `PROPTEST_CASES`.
@@ -152,5 +157,131 @@ fn every_story_ends_on_the_platform_as_its_model_expects() {
             );
         }
         Err(TestError::Abort(reason)) => panic!("the story property aborted: {reason}"),
+    }
+}
+
+/// The file a story is written to replays through the scenario runner (what `cargo xtask
+/// scenario run FILE` does) with the outcome the model expects.
+#[test]
+fn a_story_written_as_a_scenario_file_replays_as_its_model_expects() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let default_catalog = scenario_file::default_catalog();
+    let strategy = generate::story(default_catalog.clone());
+    let mut runner = TestRunner::deterministic();
+    let mut replayed = 0;
+    while replayed < 8 {
+        let story = strategy.new_tree(&mut runner).expect("a story").current();
+        // Stories that bill and charge something say more about the replay.
+        let expected = model::expect(&story);
+        if expected.record.invoices.is_empty() && replayed > 0 {
+            continue;
+        }
+        replayed += 1;
+        let toml = scenario_file::render(&story, &expected.record, &default_catalog);
+        let path = scenario_file::write("story-replays", &toml);
+        let catalog_file = scenario_file::default_catalog_path();
+        let scenario = scenario::load(&path, Some(catalog_file.as_path()))
+            .unwrap_or_else(|e| panic!("{}\n{toml}", e.render()));
+        let outcome = runtime.block_on(async {
+            let env = TestEnv::builder()
+                .start_at(scenario.start_instant())
+                .seed(1)
+                .build()
+                .await
+                .expect("a test database");
+            scenario::run(&scenario, &env).await.expect("a run")
+        });
+        let context = format!("{}\n{toml}", path.display());
+        assert!(outcome.holds, "{}\n{context}", outcome.to_text());
+        let want = outcome_of(&story, &expected.record);
+        assert_eq!(outcome.invoices, want.invoices, "{context}");
+        assert_eq!(outcome.payments, want.payments, "{context}");
+        assert_eq!(outcome.subscriptions, want.subscriptions, "{context}");
+        let codes =
+            |errors: &[OutcomeError]| errors.iter().map(|e| e.code.clone()).collect::<Vec<_>>();
+        assert_eq!(codes(&outcome.errors), codes(&want.errors), "{context}");
+    }
+}
+
+/// The parts of a scenario run's outcome the model predicts.
+struct Want {
+    invoices: Vec<OutcomeInvoice>,
+    payments: Vec<OutcomePayment>,
+    subscriptions: Vec<OutcomeSubscription>,
+    errors: Vec<OutcomeError>,
+}
+
+fn outcome_of(story: &Story, expected: &Record) -> Want {
+    let invoices = expected
+        .invoices
+        .iter()
+        .map(|i| OutcomeInvoice {
+            tenant: format!("t{}", i.tenant),
+            period: i.invoice.month.to_string(),
+            status: i.status.clone(),
+            currency: i.invoice.currency.to_string(),
+            lines: i
+                .invoice
+                .lines
+                .iter()
+                .map(|l| OutcomeLine {
+                    kind: l.kind.as_str().to_owned(),
+                    plan: l.plan.clone(),
+                    metric: l.metric.clone(),
+                    days: l.days,
+                    amount: l.amount,
+                })
+                .collect(),
+            subtotal: i.invoice.subtotal,
+            tax: i.invoice.tax,
+            total: i.invoice.total,
+        })
+        .collect();
+    // The runner lists payments tenant by tenant, then sorts them by day and tenant.
+    let mut payments: Vec<OutcomePayment> = (0..story.tenants.len())
+        .flat_map(|t| expected.payments.iter().filter(move |p| p.tenant == t))
+        .map(|p| OutcomePayment {
+            tenant: format!("t{}", p.tenant),
+            period: p.period.to_string(),
+            on: model::day_of(p.at),
+            outcome: p.outcome.clone(),
+        })
+        .collect();
+    payments.sort_by(|a, b| (a.on, &a.tenant).cmp(&(b.on, &b.tenant)));
+    let subscriptions = (0..story.tenants.len())
+        .filter_map(|t| {
+            expected
+                .subscriptions
+                .iter()
+                .rev()
+                .find(|s| s.tenant == t)
+                .map(|s| OutcomeSubscription {
+                    tenant: format!("t{t}"),
+                    plan: s.plan.clone(),
+                    status: s.status.clone(),
+                })
+        })
+        .collect();
+    let errors = story
+        .steps
+        .iter()
+        .zip(&expected.steps)
+        .filter(|(step, _)| !matches!(step.action, Action::LateUsage { .. }))
+        .enumerate()
+        .filter_map(|(i, (_, code))| {
+            code.as_ref().map(|code| OutcomeError {
+                step: i + 1,
+                code: code.clone(),
+            })
+        })
+        .collect();
+    Want {
+        invoices,
+        payments,
+        subscriptions,
+        errors,
     }
 }
