@@ -16,7 +16,7 @@ mod play;
 mod record;
 mod scenario_file;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -114,24 +114,27 @@ fn every_story_ends_on_the_platform_as_its_model_expects() {
     let mut runner = TestRunner::new(config());
     let cases = runner.config().cases;
     let reach = RefCell::new(Reach::default());
+    // Stories played so far, and the number of the first one that failed.
+    let played = Cell::new(0usize);
+    let first_failure = Cell::new(None::<usize>);
     let started = Instant::now();
     let result = runner.run(&generate::story(default_catalog.clone()), |story| {
+        played.set(played.get() + 1);
         let expected = model::expect(&story);
         reach.borrow_mut().note(&story, &expected.record);
-        if !expected.reference.is_empty() {
-            return Err(TestCaseError::fail(expected.reference.join("\n")));
+        let verdict = if expected.reference.is_empty() {
+            match runtime.block_on(play::play(&story)) {
+                Ok(actual) if actual == expected.record => Ok(()),
+                Ok(actual) => Err(record::diff(&story, &expected.record, &actual)),
+                Err(e) => Err(e),
+            }
+        } else {
+            Err(expected.reference.join("\n"))
+        };
+        if verdict.is_err() && first_failure.get().is_none() {
+            first_failure.set(Some(played.get()));
         }
-        let actual = runtime
-            .block_on(play::play(&story))
-            .map_err(TestCaseError::fail)?;
-        if actual != expected.record {
-            return Err(TestCaseError::fail(record::diff(
-                &story,
-                &expected.record,
-                &actual,
-            )));
-        }
-        Ok(())
+        verdict.map_err(TestCaseError::fail)
     });
     let elapsed = started.elapsed();
     let reach = reach.into_inner();
@@ -150,9 +153,12 @@ fn every_story_ends_on_the_platform_as_its_model_expects() {
             let expected = model::expect(&story);
             let toml = scenario_file::render(&story, &expected.record, &default_catalog);
             let path = scenario_file::write("story-failures", &toml);
+            let first = first_failure.get().unwrap_or(0);
             panic!(
-                "{reason}\n\nThe shrunk story as a scenario file, written to {path}; replay it with\n  \
+                "story {first} of {cases} failed; shrunk in {} more runs to:\n{reason}\n\n\
+                 The shrunk story as a scenario file, written to {path}; replay it with\n  \
                  cargo xtask scenario run {path} --format json\n\n{toml}",
+                played.get() - first,
                 path = path.display()
             );
         }
