@@ -17,7 +17,10 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Asia::Seoul;
 use rust_decimal::Decimal;
 
-use super::record::{HistoryRec, InvoiceRec, PaymentRec, PeriodRec, Record, SubscriptionRec};
+use super::record::{
+    HistoryRec, InvoiceRec, PaymentRec, PeriodRec, Record, SubscriptionRec, diff_lines,
+    invoice_text,
+};
 
 /// When in its (Seoul) day a step happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -668,10 +671,27 @@ impl<'s> Sim<'s> {
                 .all(|a| a.scale() == digits)
         });
         if reference != model || !scales_ok {
-            self.reference.push(format!(
-                "billing::invoice disagrees with the story's own arithmetic for sub{sub} (t{}) in {month}:\n  model:     {model:?}\n  reference: {reference:?}",
-                self.subs[sub].tenant
-            ));
+            let tenant = self.subs[sub].tenant;
+            let text = |invoice: &Option<Invoice>| {
+                invoice.as_ref().map_or_else(
+                    || vec![format!("t{tenant} {month}: no invoice")],
+                    |i| invoice_text(tenant, "", i),
+                )
+            };
+            let mut message = format!(
+                "billing::invoice disagrees with the story's own arithmetic for sub{sub} (t{tenant}) \
+                 in {month} (- model, + billing::invoice):\n"
+            );
+            for line in diff_lines(&text(&model), &text(&reference)) {
+                message.push_str(&line);
+                message.push('\n');
+            }
+            if !scales_ok {
+                message.push_str(&format!(
+                    "billing::invoice writes amounts without exactly {digits} decimals: {reference:?}\n"
+                ));
+            }
+            self.reference.push(message);
         }
         model
     }

@@ -22,21 +22,45 @@ pub(crate) async fn play(story: &Story) -> Result<Record, String> {
         .build()
         .await
         .map_err(|e| format!("no test database: {e}"))?;
-    run(story, &env)
-        .await
-        .map_err(|e| format!("database error while playing the story: {e}"))
+    // A platform bug can stop the clock (a day computed in UTC makes the next Seoul midnight
+    // "now" again): a story that does not end in time fails instead of hanging the run.
+    match tokio::time::timeout(TIME_LIMIT, run(story, &env)).await {
+        Ok(Ok(record)) => Ok(record),
+        Ok(Err((during, e))) => Err(format!("database error {during}: {e}")),
+        Err(_) => Err(format!(
+            "the story did not end within {} s on the platform (the clock stopped?)",
+            TIME_LIMIT.as_secs()
+        )),
+    }
 }
 
-async fn run(story: &Story, env: &TestEnv) -> Result<Record, sqlx::Error> {
+/// Far more than a story takes (well under a second, a few seconds on a loaded machine).
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A database error, and what was being played when it happened.
+type Failed = (String, sqlx::Error);
+
+fn during(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Failed {
+    let what = what.into();
+    move |e| (what, e)
+}
+
+async fn run(story: &Story, env: &TestEnv) -> Result<Record, Failed> {
     let p = env.platform();
     let clock = env.clock();
     let start = clock.now();
-    p.install_catalog(&story.catalog, start).await?;
+    let setup = || during("while setting up the catalog, orgs and tenants");
+    p.install_catalog(&story.catalog, start)
+        .await
+        .map_err(setup())?;
     let mut orgs = Vec::new();
     for (i, card) in story.orgs.iter().enumerate() {
-        let org = p.create_org(&format!("org{i}"), start).await?;
+        let org = p
+            .create_org(&format!("org{i}"), start)
+            .await
+            .map_err(setup())?;
         if let Some(card) = card {
-            p.register_card(org, *card, start).await?;
+            p.register_card(org, *card, start).await.map_err(setup())?;
         }
         orgs.push(org);
     }
@@ -44,12 +68,17 @@ async fn run(story: &Story, env: &TestEnv) -> Result<Record, sqlx::Error> {
     for (i, t) in story.tenants.iter().enumerate() {
         tenants.push(
             p.create_tenant(orgs[t.org], &t.product, &format!("t{i}"), start)
-                .await?,
+                .await
+                .map_err(setup())?,
         );
     }
     let mut steps = Vec::new();
-    for step in &story.steps {
-        clock.advance_to(step.at()).await?;
+    for (n, step) in story.steps.iter().enumerate() {
+        clock.advance_to(step.at()).await.map_err(during(format!(
+            "in the jobs the clock ran on its way to step {} ({})",
+            n + 1,
+            step.describe()
+        )))?;
         let at = clock.now();
         let result: Result<(), DomainError> = match &step.action {
             Action::Subscribe { tenant, plan } => {
@@ -78,8 +107,16 @@ async fn run(story: &Story, env: &TestEnv) -> Result<Record, sqlx::Error> {
         };
         steps.push(result.err().map(|e| e.code().to_owned()));
     }
-    clock.advance_to(story.end_at()).await?;
-    read(env, &tenants, steps).await
+    clock
+        .advance_to(story.end_at())
+        .await
+        .map_err(during(format!(
+            "in the jobs the clock ran on its way to the end, {} 00:00",
+            story.until
+        )))?;
+    read(env, &tenants, steps)
+        .await
+        .map_err(during("while reading back what the platform wrote"))
 }
 
 type SubscriptionRow = (

@@ -130,6 +130,31 @@ fn line_text(tenant: usize, month: Month, currency: Currency, line: &Line) -> St
     }
 }
 
+/// An invoice as a head line (`head` says its status and due day, if known) and one line per
+/// invoice line.
+pub(crate) fn invoice_text(tenant: usize, head: &str, invoice: &Invoice) -> Vec<String> {
+    let i = invoice;
+    let head = if head.is_empty() {
+        String::new()
+    } else {
+        format!(" {head}")
+    };
+    let mut out = vec![format!(
+        "t{tenant} {}{head} {}: subtotal {} tax {} total {}",
+        i.month,
+        i.currency,
+        money(i.subtotal, i.currency),
+        money(i.tax, i.currency),
+        money(i.total, i.currency)
+    )];
+    out.extend(
+        i.lines
+            .iter()
+            .map(|l| line_text(tenant, i.month, i.currency, l)),
+    );
+    out
+}
+
 impl Record {
     /// The record as titled sections of one line per fact.
     pub(crate) fn sections(&self, story: &Story) -> Vec<(&'static str, Vec<String>)> {
@@ -149,23 +174,8 @@ impl Record {
             .collect();
         let mut invoices = Vec::new();
         for rec in &self.invoices {
-            let i = &rec.invoice;
-            invoices.push(format!(
-                "t{} {} {} {} due {}: subtotal {} tax {} total {}",
-                rec.tenant,
-                i.month,
-                rec.status,
-                i.currency,
-                rec.due_on,
-                money(i.subtotal, i.currency),
-                money(i.tax, i.currency),
-                money(i.total, i.currency)
-            ));
-            invoices.extend(
-                i.lines
-                    .iter()
-                    .map(|l| line_text(rec.tenant, i.month, i.currency, l)),
-            );
+            let head = format!("{} due {}", rec.status, rec.due_on);
+            invoices.extend(invoice_text(rec.tenant, &head, &rec.invoice));
         }
         let currency = story.catalog.currency;
         let payments = self
@@ -273,7 +283,7 @@ pub(crate) fn diff(story: &Story, expected: &Record, actual: &Record) -> String 
 }
 
 /// A longest-common-subsequence line diff; sections are a few dozen lines at most.
-fn diff_lines(want: &[String], got: &[String]) -> Vec<String> {
+pub(crate) fn diff_lines(want: &[String], got: &[String]) -> Vec<String> {
     let (n, m) = (want.len(), got.len());
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
