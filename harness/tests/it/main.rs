@@ -11,6 +11,7 @@ mod rules;
 mod scenario_errors;
 mod scenarios;
 mod schema;
+mod story;
 mod support;
 
 use billing_harness::TestEnv;
