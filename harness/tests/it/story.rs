@@ -21,18 +21,18 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use billing_harness::TestEnv;
-use billing_harness::scenario::{
-    self, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription,
-};
+use billing_harness::scenario::{self, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
 
 use model::{Action, Story};
 use record::Record;
 
-/// 256 cases, or `PROPTEST_CASES`.
+/// `PROPTEST_CASES` cases (`.ci/run` asks for 256), else 24: each case is a fresh database
+/// and a story of up to three months, so 256 of them would double the suite's time on every
+/// `cargo test`.
 fn config() -> Config {
-    let mut config = Config::with_cases(256);
+    let mut config = Config::with_cases(24);
     if let Some(cases) = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.trim().parse().ok())
@@ -207,7 +207,13 @@ fn a_story_written_as_a_scenario_file_replays_as_its_model_expects() {
         let want = outcome_of(&story, &expected.record);
         assert_eq!(outcome.invoices, want.invoices, "{context}");
         assert_eq!(outcome.payments, want.payments, "{context}");
-        assert_eq!(outcome.subscriptions, want.subscriptions, "{context}");
+        // The model keeps each subscription's end state, not its history of changes.
+        let ends: Vec<(String, String, String)> = outcome
+            .subscriptions
+            .iter()
+            .map(|s| (s.tenant.clone(), s.plan.clone(), s.status.to_string()))
+            .collect();
+        assert_eq!(ends, want.subscriptions, "{context}");
         let codes =
             |errors: &[OutcomeError]| errors.iter().map(|e| e.code.clone()).collect::<Vec<_>>();
         assert_eq!(codes(&outcome.errors), codes(&want.errors), "{context}");
@@ -218,7 +224,8 @@ fn a_story_written_as_a_scenario_file_replays_as_its_model_expects() {
 struct Want {
     invoices: Vec<OutcomeInvoice>,
     payments: Vec<OutcomePayment>,
-    subscriptions: Vec<OutcomeSubscription>,
+    /// Tenant, plan and status of each tenant's last subscription.
+    subscriptions: Vec<(String, String, String)>,
     errors: Vec<OutcomeError>,
 }
 
@@ -229,7 +236,10 @@ fn outcome_of(story: &Story, expected: &Record) -> Want {
         .map(|i| OutcomeInvoice {
             tenant: format!("t{}", i.tenant),
             period: i.invoice.month.to_string(),
-            status: i.status.clone(),
+            status: i
+                .status
+                .parse()
+                .expect("the model writes the platform's status words"),
             currency: i.invoice.currency.to_string(),
             lines: i
                 .invoice
@@ -239,7 +249,12 @@ fn outcome_of(story: &Story, expected: &Record) -> Want {
                     kind: l.kind.as_str().to_owned(),
                     plan: l.plan.clone(),
                     metric: l.metric.clone(),
+                    from: l.from,
+                    until: l.until,
                     days: l.days,
+                    used: l.used,
+                    included: l.included,
+                    overage: l.overage,
                     amount: l.amount,
                 })
                 .collect(),
@@ -255,7 +270,13 @@ fn outcome_of(story: &Story, expected: &Record) -> Want {
             tenant: format!("t{}", p.tenant),
             period: p.period.to_string(),
             on: model::day_of(p.at),
-            outcome: p.outcome.clone(),
+            attempt: p.attempt,
+            amount: p.amount,
+            outcome: p
+                .outcome
+                .parse()
+                .expect("the model writes the platform's outcome words"),
+            failure_code: p.failure_code.clone(),
         })
         .collect();
     payments.sort_by(|a, b| (a.on, &a.tenant).cmp(&(b.on, &b.tenant)));
@@ -266,11 +287,7 @@ fn outcome_of(story: &Story, expected: &Record) -> Want {
                 .iter()
                 .rev()
                 .find(|s| s.tenant == t)
-                .map(|s| OutcomeSubscription {
-                    tenant: format!("t{t}"),
-                    plan: s.plan.clone(),
-                    status: s.status.clone(),
-                })
+                .map(|s| (format!("t{t}"), s.plan.clone(), s.status.clone()))
         })
         .collect();
     let errors = story

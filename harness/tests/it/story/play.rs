@@ -38,11 +38,11 @@ pub(crate) async fn play(story: &Story) -> Result<Record, String> {
 const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A database error, and what was being played when it happened.
-type Failed = (String, sqlx::Error);
+type Failed = (String, String);
 
-fn during(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Failed {
+fn during<E: std::fmt::Display>(what: impl Into<String>) -> impl FnOnce(E) -> Failed {
     let what = what.into();
-    move |e| (what, e)
+    move |e| (what, e.to_string())
 }
 
 async fn run(story: &Story, env: &TestEnv) -> Result<Record, Failed> {
@@ -184,7 +184,7 @@ async fn read(
             }
             invoices.push(InvoiceRec {
                 tenant,
-                status: stored.status,
+                status: stored.status.to_string(),
                 due_on,
                 invoice,
             });
