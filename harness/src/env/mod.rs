@@ -21,17 +21,19 @@ mod server;
 mod template;
 mod test_env;
 
-pub use config::{BackendChoice, Config, MigrationSource};
+pub use config::{BackendChoice, Config, Footprint, MigrationSource};
 pub(crate) use endpoint::redact as endpoint_redact;
 pub use error::EnvError;
 pub use mark::{mark, marker};
-pub use server::{Backend, BackendStatus, doctor};
+pub use server::{
+    Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,
+};
 pub use test_env::{TestEnv, TestEnvBuilder};
 
 /// Lower-level pieces for the workspace's own tools (`cargo xtask`): a broker of one's own, clone
 /// strategies and raw leases. Not a stable API.
 pub mod internals {
-    pub use super::broker::{Broker, CloneStrategy, Lease};
+    pub use super::broker::{Broker, CloneStrategy, Lease, Released};
 
     /// Stops the throwaway server under `state_dir` now if no process uses it, forgetting kept
     /// databases. Returns which backends' servers were stopped.

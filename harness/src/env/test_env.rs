@@ -351,15 +351,27 @@ impl Drop for TestEnv {
             let thread = std::thread::current();
             format!("failed test {}", thread.name().unwrap_or("(unnamed)"))
         });
-        if failed {
-            eprintln!("{}", self.failure_note());
-        }
         // Dropping the last pool handle closes its idle connections at once.
         drop(self.open.take());
-        if let Target::Leased(lease) = &self.target
-            && let Err(e) = self.broker.release_blocking(lease, keep)
-        {
-            eprintln!("billing-harness: could not release {}: {e}", lease.name);
+        let released = match &self.target {
+            Target::Leased(lease) => self
+                .broker
+                .release_blocking(lease, keep)
+                .inspect_err(|e| {
+                    eprintln!("billing-harness: could not release {}: {e}", lease.name)
+                })
+                .ok(),
+            Target::Attached { .. } => None,
+        };
+        if failed {
+            let seed = self.world.fakes.seed();
+            match released.and_then(|r| r.over_cap_note(self.database_name(), seed)) {
+                Some(note) => eprintln!("{note}"),
+                None => eprintln!("{}", self.failure_note()),
+            }
+            if let Some(warning) = self.broker.space_warning() {
+                eprintln!("{warning}");
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod build;
 mod databases;
+mod keep_cap;
 mod payments;
 mod platform;
 mod scenario_errors;
