@@ -67,10 +67,12 @@ fn clean() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints which backends are available and which one `auto` picks.
+/// Prints which backends are available and which one `auto` picks, the state folder with its
+/// room and the footprint a local server needs there, and the databases kept for failed tests.
 pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
-    let (statuses, chosen) = crate::runtime()?.block_on(env::doctor(&config));
+    let runtime = crate::runtime()?;
+    let (statuses, chosen) = runtime.block_on(env::doctor(&config));
     println!("backend     status");
     for s in &statuses {
         match &s.status {
@@ -78,7 +80,49 @@ pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
             Err(why) => println!("{:<11} not available: {why}", s.backend.to_string()),
         }
     }
-    println!("state dir   {}", config.state_dir.display());
+    let space = env::space_report(&config);
+    println!(
+        "state dir   {} ({})",
+        space.state_dir.display(),
+        space.choice
+    );
+    match (space.free, space.size) {
+        (Some(free), Some(size)) => println!(
+            "free        {} of {}{}",
+            bytes(free),
+            bytes(size),
+            if free < space.footprint.bytes() {
+                "; too little for a local server: set HARNESS_STATE_DIR to a folder with more room"
+            } else {
+                ""
+            }
+        ),
+        _ => println!("free        unknown (`df` could not tell)"),
+    }
+    println!("footprint   {} for a local server", space.footprint);
+    println!("in use      {} in the state dir now", bytes(space.in_use));
+    let kept = if chosen.is_ok() {
+        runtime.block_on(env::kept_databases(&config))
+    } else {
+        Ok(None)
+    };
+    match kept {
+        Ok(None) => println!("kept        no server runs, so none"),
+        Ok(Some(kept)) if kept.is_empty() => println!("kept        none"),
+        Ok(Some(kept)) => {
+            let total: u64 = kept.iter().map(|k| k.bytes).sum();
+            println!(
+                "kept        {} database(s), {} (limit HARNESS_KEEP_FAILED={}; `cargo xtask db clean` drops them)",
+                kept.len(),
+                bytes(total),
+                config.keep_failed
+            );
+            for k in &kept {
+                println!("  {}  {}  {}", k.name, bytes(k.bytes), k.reason);
+            }
+        }
+        Err(e) => println!("kept        could not list them: {e}"),
+    }
     match chosen {
         Ok(backend) => {
             println!("HARNESS_POSTGRES={} uses: {backend}", config.backend);
@@ -89,6 +133,18 @@ pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
             println!("HARNESS_POSTGRES={} fails: {why}", config.backend);
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// Bytes for people, in powers of 1024 like `df -h`.
+fn bytes(n: u64) -> String {
+    let mb = n as f64 / (1024.0 * 1024.0);
+    if mb >= 1024.0 {
+        format!("{:.1} GB", mb / 1024.0)
+    } else if mb >= 1.0 {
+        format!("{mb:.0} MB")
+    } else {
+        format!("{:.0} kB", n as f64 / 1024.0)
     }
 }
 

@@ -69,11 +69,8 @@ async fn databases(url: &str) -> Vec<String> {
 }
 
 fn state_dir(name: &str) -> PathBuf {
-    let base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
+    // Where the harness itself would go: /dev/shm only when it has room for a server.
+    let base = billing_harness::env::Config::default_state_base();
     let dir = base.join(format!("bh-xtask-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
@@ -105,14 +102,15 @@ async fn a_holder_killed_with_sigkill_is_reaped_by_the_next_run_and_the_server_s
     let next_db = next_url.rsplit_once('/').unwrap().1.to_owned();
     assert_eq!(databases(&next_url).await, vec![next_db]);
 
-    // Ctrl-C ends the last user; after the linger time the watchdog removes the cluster.
+    // Ctrl-C ends the last user; after the linger time the watchdog removes the cluster and
+    // the folder with its events.log, so that is read first.
+    let events = std::fs::read_to_string(state.join("local").join("events.log")).unwrap();
     let status = interrupt(next);
     assert!(status.success(), "db up exited with {status}");
     let cluster = state.join("local").join("cluster");
     let gone = wait_until(Duration::from_secs(15), || {
         !cluster.exists() && !state.join("local").join("instance.json").exists()
     });
-    let events = std::fs::read_to_string(state.join("local").join("events.log")).unwrap();
     let _ = std::fs::remove_dir_all(&state);
     assert!(gone, "the cluster outlived its last user");
     let starts = events.lines().filter(|l| l.starts_with("start ")).count();
@@ -165,8 +163,8 @@ fn a_cluster_whose_server_died_is_replaced_at_the_next_start() {
     }
     let _ = { holder }.kill();
     let (next, url) = db_up(&state);
-    let status = interrupt(next);
     let events = std::fs::read_to_string(state.join("local").join("events.log")).unwrap();
+    let status = interrupt(next);
     let stopped = wait_until(Duration::from_secs(15), || {
         !state.join("local").join("cluster").exists()
     });

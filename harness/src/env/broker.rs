@@ -12,6 +12,9 @@
 //!   then find it ready.
 //! - `SLOT(i)`: the connection budget. `max_connections` divided by the pool size gives the slots;
 //!   every live test database holds one, and a process that finds none free waits.
+//! - `KEEP`: held while a failed test's database is counted against the keep cap
+//!   (`HARNESS_KEEP_FAILED`) and marked as kept, so that processes failing at once keep no more
+//!   than the cap between them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +35,7 @@ const LOCK_SETUP: i32 = 0x6268_0001;
 const LOCK_PROCESS: i32 = 0x6268_0002;
 const LOCK_TEMPLATE: i32 = 0x6268_0003;
 const LOCK_SLOT: i32 = 0x6268_0004;
+const LOCK_KEEP: i32 = 0x6268_0005;
 
 /// The comment that marks a database kept for a failed test; the reaper leaves those alone.
 pub(crate) const KEPT_COMMENT: &str = "billing-harness: kept";
@@ -44,6 +48,40 @@ pub enum CloneStrategy {
     FileCopy,
     /// `STRATEGY WAL_LOG` (PostgreSQL 15+'s own default): copies block by block through the WAL.
     WalLog,
+}
+
+/// What became of a released database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Released {
+    /// Dropped: nobody asked to keep it.
+    Dropped,
+    /// Kept for a person to inspect (a failed test's database).
+    Kept,
+    /// Asked to be kept, but dropped: the server keeps `kept` databases already, and the cap
+    /// (`HARNESS_KEEP_FAILED`) is `cap`.
+    DroppedOverCap {
+        /// Databases kept on the server when this one was released.
+        kept: u32,
+        /// The cap.
+        cap: u32,
+        /// How many failed tests' databases this process has dropped over the cap so far,
+        /// this one included.
+        dropped: u64,
+    },
+}
+
+impl Released {
+    /// For a failed test's database dropped over the cap: the note that replaces "kept database
+    /// ..., open it with", naming the cap and how many this process dropped.
+    pub(crate) fn over_cap_note(&self, name: &str) -> Option<String> {
+        let Released::DroppedOverCap { kept, cap, dropped } = *self else {
+            return None;
+        };
+        Some(format!(
+            "billing-harness: dropped database {name} of the failed test instead of keeping it: the server keeps {kept} already, the cap (HARNESS_KEEP_FAILED={cap}); {dropped} dropped over the cap by this test process so far\n  (`cargo xtask doctor` lists the kept databases, `cargo xtask db clean` drops them)"
+        ))
+    }
 }
 
 /// A database the broker made for one user.
@@ -90,6 +128,8 @@ struct State {
     config: Config,
     token: u32,
     seq: AtomicU64,
+    /// Failed tests' databases dropped over the keep cap by this process.
+    dropped_over_cap: AtomicU64,
     session: tokio::sync::OnceCell<Result<Arc<Session>, EnvError>>,
 }
 
@@ -155,6 +195,7 @@ impl Broker {
                 config,
                 token: rand::random::<u32>() & 0x7fff_ffff,
                 seq: AtomicU64::new(0),
+                dropped_over_cap: AtomicU64::new(0),
                 session: tokio::sync::OnceCell::new(),
             }),
             _stop: stop_tx,
@@ -249,11 +290,12 @@ impl Broker {
     }
 
     /// Drops the lease's database, or keeps it (with `keep` as the reason) for a person to
-    /// inspect, and frees its slot.
+    /// inspect unless the server keeps as many as `HARNESS_KEEP_FAILED` already, and frees its
+    /// slot.
     ///
     /// # Errors
     /// The drop or comment failed.
-    pub async fn release(&self, lease: &Lease, keep: Option<String>) -> Result<(), EnvError> {
+    pub async fn release(&self, lease: &Lease, keep: Option<String>) -> Result<Released, EnvError> {
         let state = self.state.clone();
         let lease = lease.clone();
         self.handle
@@ -268,7 +310,7 @@ impl Broker {
         &self,
         lease: &Lease,
         keep: Option<String>,
-    ) -> Result<(), EnvError> {
+    ) -> Result<Released, EnvError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let state = self.state.clone();
         let lease = lease.clone();
@@ -276,6 +318,24 @@ impl Broker {
             let _ = tx.send(state.release(&lease, keep).await);
         });
         rx.recv().map_err(|_| EnvError::BrokerGone)?
+    }
+
+    /// When the state folder of this process's throwaway server has room for fewer than two more
+    /// databases: a line saying so, for the note of a failed test (its failure may come from the
+    /// lack of space rather than from the code under test).
+    pub(crate) fn space_warning(&self) -> Option<String> {
+        let folder = super::error::space_folder()?;
+        let space = super::os::space(&folder)?;
+        if space.free >= 2 * super::config::Footprint::DATABASE_BYTES {
+            return None;
+        }
+        Some(format!(
+            "billing-harness: the state folder {} has {} free of {}, less than the {} the harness needs: the failure may come from the lack of space; set HARNESS_STATE_DIR to a folder with more room",
+            folder.display(),
+            super::os::human_bytes(space.free),
+            super::os::human_bytes(space.size),
+            super::os::human_bytes(self.state.config.footprint().bytes()),
+        ))
     }
 
     /// Whether this process started the server (a cold start) rather than joining one.
@@ -343,31 +403,86 @@ impl State {
             .clone()
     }
 
-    async fn release(&self, lease: &Lease, keep: Option<String>) -> Result<(), EnvError> {
+    async fn release(&self, lease: &Lease, keep: Option<String>) -> Result<Released, EnvError> {
         let session = self.session().await?;
         let result = {
             let mut control = session.control.lock().await;
             match &keep {
                 Some(reason) => {
-                    let comment = format!("{KEPT_COMMENT}: {reason}").replace('\'', "''");
-                    if let Some(membership) = &session.server.membership {
-                        membership.keep(&lease.name);
+                    let cap = self.config.keep_failed;
+                    match keep_within_cap(&mut control, &lease.name, reason, cap).await {
+                        Ok(None) => {
+                            if let Some(membership) = &session.server.membership {
+                                membership.keep(&lease.name);
+                            }
+                            Ok(Released::Kept)
+                        }
+                        Ok(Some(kept)) => {
+                            drop_database(&mut control, &lease.name).await.map(|()| {
+                                Released::DroppedOverCap {
+                                    kept,
+                                    cap,
+                                    dropped: self.dropped_over_cap.fetch_add(1, Ordering::Relaxed)
+                                        + 1,
+                                }
+                            })
+                        }
+                        Err(e) => Err(e),
                     }
-                    control
-                        .execute(
-                            format!("comment on database {} is '{comment}'", ident(&lease.name))
-                                .as_str(),
-                        )
-                        .await
-                        .map(drop)
-                        .map_err(EnvError::db(format!("mark {} as kept", lease.name)))
                 }
-                None => drop_database(&mut control, &lease.name).await,
+                None => drop_database(&mut control, &lease.name)
+                    .await
+                    .map(|()| Released::Dropped),
             }
         };
         session.release_slot(lease.slot).await;
         result
     }
+}
+
+/// Marks `name` as kept with `reason` unless the server keeps `cap` databases already; returns
+/// `None` when kept, or how many are kept when not. Counting and marking happen under the `KEEP`
+/// lock, so that processes failing at once stay within the cap between them.
+async fn keep_within_cap(
+    control: &mut PgConnection,
+    name: &str,
+    reason: &str,
+    cap: u32,
+) -> Result<Option<u32>, EnvError> {
+    sqlx::query("select pg_advisory_lock($1, 0)")
+        .bind(LOCK_KEEP)
+        .execute(&mut *control)
+        .await
+        .map_err(EnvError::db("take the keep lock"))?;
+    let decided = async {
+        let kept: i64 = sqlx::query_scalar(
+            "select count(*) from pg_database where datname like 'bh\\_%' \
+             and shobj_description(oid, 'pg_database') like $1 || '%'",
+        )
+        .bind(KEPT_COMMENT)
+        .fetch_one(&mut *control)
+        .await
+        .map_err(EnvError::db("count the kept databases"))?;
+        let kept = u32::try_from(kept).unwrap_or(u32::MAX);
+        if kept >= cap {
+            return Ok(Some(kept));
+        }
+        let comment = format!("{KEPT_COMMENT}: {reason}").replace('\'', "''");
+        control
+            .execute(format!("comment on database {} is '{comment}'", ident(name)).as_str())
+            .await
+            .map_err(EnvError::db(format!("mark {name} as kept")))?;
+        Ok(None)
+    }
+    .await;
+    let unlocked = sqlx::query("select pg_advisory_unlock($1, 0)")
+        .bind(LOCK_KEEP)
+        .execute(&mut *control)
+        .await
+        .map_err(EnvError::db("release the keep lock"));
+    let decided = decided?;
+    unlocked?;
+    Ok(decided)
 }
 
 impl Session {

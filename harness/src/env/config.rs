@@ -1,9 +1,11 @@
 //! Settings of the `env` module, read from `HARNESS_*` environment variables or set in code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::time::Duration;
 
 use super::EnvError;
+use super::os::{self, human_bytes};
 
 /// Which PostgreSQL server the harness uses (`HARNESS_POSTGRES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +76,10 @@ pub struct Config {
     /// `HARNESS_PG_BIN`: the folder holding `initdb`, `pg_ctl` and `postgres` for the `local`
     /// backend (default: found on `PATH`, else the newest `/usr/lib/postgresql/*/bin`).
     pub pg_bin: Option<PathBuf>,
-    /// `HARNESS_STATE_DIR`: where clusters, locks and logs live (default
-    /// `/dev/shm/billing-harness-$UID`, or under `$TMPDIR` where there is no `/dev/shm`). Every
-    /// process that shares it shares one server.
+    /// `HARNESS_STATE_DIR`: where clusters, locks and logs live, used as given. By default
+    /// `/dev/shm/billing-harness-$UID` when `/dev/shm` has room for the local server's
+    /// [`Footprint`], else `$TMPDIR/billing-harness-$UID` (`/tmp` without `TMPDIR`), with one line
+    /// on standard error saying why. Every process that shares it shares one server.
     pub state_dir: PathBuf,
     /// `HARNESS_LINGER_SECS`: how long a throwaway server stays up after its last user is done,
     /// so that the next test process reuses it (default 30: long enough to bridge the gaps left
@@ -88,6 +91,62 @@ pub struct Config {
     /// `HARNESS_MIGRATIONS`: a folder of sqlx migrations to build the template from instead of
     /// the bundled schema.
     pub migrations: MigrationSource,
+    /// `HARNESS_KEEP_FAILED`: how many databases of failed tests a server keeps at once (default
+    /// 3, 0 keeps none). A failed test past the cap has its database dropped, and its note says
+    /// so; `cargo xtask db clean` makes room again.
+    pub keep_failed: u32,
+    /// How the state directory was chosen, for `cargo xtask doctor`.
+    state_dir_choice: String,
+}
+
+/// What the `local` backend's throwaway server needs in its state directory, measured with
+/// `du` on the bundled schema (see the README's "CI" section): the cluster, one template, the
+/// clones the test threads use at once, and the databases kept for failed tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Clones alive at once: two per test thread (`available_parallelism`), since a test may hold
+    /// an observer database too.
+    pub live_clones: u32,
+    /// Databases kept for failed tests (`HARNESS_KEEP_FAILED`).
+    pub kept: u32,
+}
+
+impl Footprint {
+    /// The cluster without any harness database: three stock databases of 7.3 MB, the WAL in
+    /// 1 MB segments between `min_wal_size` and `max_wal_size`, and the dynamic shared memory
+    /// files: 26 MB after a start, 40 MB at most.
+    pub const CLUSTER_BYTES: u64 = 40 << 20;
+    /// One template of the bundled schema, or one clone of it: 8.8 MB.
+    pub const DATABASE_BYTES: u64 = 9 << 20;
+
+    /// The footprint of a run on this machine with `keep_failed` kept databases.
+    pub fn for_this_machine(keep_failed: u32) -> Footprint {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        Footprint {
+            live_clones: 2 * threads.max(1),
+            kept: keep_failed,
+        }
+    }
+
+    /// The total in bytes.
+    pub fn bytes(&self) -> u64 {
+        Self::CLUSTER_BYTES + Self::DATABASE_BYTES * u64::from(1 + self.live_clones + self.kept)
+    }
+}
+
+impl std::fmt::Display for Footprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (cluster {}, a template and {} databases of {} each: {} live clones, {} kept)",
+            human_bytes(self.bytes()),
+            human_bytes(Self::CLUSTER_BYTES),
+            1 + self.live_clones + self.kept,
+            human_bytes(Self::DATABASE_BYTES),
+            self.live_clones,
+            self.kept,
+        )
+    }
 }
 
 impl Config {
@@ -110,17 +169,32 @@ impl Config {
             Some(dir) => MigrationSource::Dir(PathBuf::from(dir)),
             None => MigrationSource::Bundled,
         };
+        let keep_failed = match var("HARNESS_KEEP_FAILED") {
+            Some(v) => parse_number("HARNESS_KEEP_FAILED", &v, 0..=1000)? as u32,
+            None => 3,
+        };
+        let (state_dir, state_dir_choice) = match var("HARNESS_STATE_DIR") {
+            Some(dir) => (PathBuf::from(dir), "set by HARNESS_STATE_DIR".to_owned()),
+            None => {
+                let choice = default_state_dir(Footprint::for_this_machine(keep_failed));
+                if let Some(line) = &choice.announce {
+                    static ONCE: Once = Once::new();
+                    ONCE.call_once(|| eprintln!("billing-harness: {line}"));
+                }
+                (choice.dir, choice.reason)
+            }
+        };
         Ok(Self {
             backend,
             database_url: var("HARNESS_DATABASE_URL"),
             image: var("HARNESS_POSTGRES_IMAGE").unwrap_or_else(|| "postgres:16-alpine".into()),
             pg_bin: var("HARNESS_PG_BIN").map(PathBuf::from),
-            state_dir: var("HARNESS_STATE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(default_state_dir),
+            state_dir,
             linger,
             pool_size,
             migrations,
+            keep_failed,
+            state_dir_choice,
         })
     }
 
@@ -128,7 +202,27 @@ impl Config {
     #[must_use]
     pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state_dir = dir.into();
+        self.state_dir_choice = "set in code".into();
         self
+    }
+
+    /// How the state directory was chosen: set by `HARNESS_STATE_DIR`, or why `/dev/shm` or the
+    /// temporary folder.
+    pub fn state_dir_choice(&self) -> &str {
+        &self.state_dir_choice
+    }
+
+    /// The folder where state directories go when `HARNESS_STATE_DIR` is not set: `/dev/shm`
+    /// when it has room for a local server's [`Footprint`], else the temporary folder. Tools and
+    /// tests that start servers of their own put their state directories there too.
+    pub fn default_state_base() -> PathBuf {
+        let dir = default_state_dir(Footprint::for_this_machine(3)).dir;
+        dir.parent().map_or_else(std::env::temp_dir, Path::to_owned)
+    }
+
+    /// What the local server needs in the state directory on this machine.
+    pub fn footprint(&self) -> Footprint {
+        Footprint::for_this_machine(self.keep_failed)
     }
 
     /// The same configuration with another backend.
@@ -167,17 +261,84 @@ fn parse_number(
         })
 }
 
-/// `/dev/shm` when it is there: creating files on a memory file system is what makes a clone
-/// fast (measured here: 500 files in 7 ms on tmpfs, 430 ms on the ext4 root).
-fn default_state_dir() -> PathBuf {
-    let shm = std::path::Path::new("/dev/shm");
-    let base = if shm.is_dir() && !std::fs::metadata(shm).is_ok_and(|m| m.permissions().readonly())
-    {
-        shm.to_owned()
-    } else {
-        std::env::temp_dir()
+/// Where the state directory goes when `HARNESS_STATE_DIR` is not set, and why.
+struct StateDirChoice {
+    dir: PathBuf,
+    reason: String,
+    /// A line for standard error when the choice is not the fast one.
+    announce: Option<String>,
+}
+
+/// `/dev/shm` when it has room for `footprint`: creating files on a memory file system is what
+/// makes a clone fast (measured here: 500 files in 7 ms on tmpfs, 430 ms on the ext4 root).
+/// Otherwise the temporary folder, since a container's 64 MB `/dev/shm` fills up half-way through
+/// a suite. A folder whose server runs already is kept, so every process of a run agrees.
+fn default_state_dir(footprint: Footprint) -> StateDirChoice {
+    let name = format!("billing-harness-{}", os::current_uid());
+    let shm = Path::new("/dev/shm");
+    let tmp = std::env::temp_dir().join(&name);
+    let running = |dir: &Path| {
+        ["local", "container"]
+            .iter()
+            .any(|backend| dir.join(backend).join("instance.json").exists())
     };
-    base.join(format!("billing-harness-{}", super::os::current_uid()))
+    let writable =
+        shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly());
+    if !writable {
+        return StateDirChoice {
+            dir: tmp,
+            reason: "the temporary folder: there is no writable /dev/shm".into(),
+            announce: None,
+        };
+    }
+    let in_shm = shm.join(&name);
+    if running(&in_shm) {
+        return StateDirChoice {
+            dir: in_shm,
+            reason: "/dev/shm: a server runs there already".into(),
+            announce: None,
+        };
+    }
+    if running(&tmp) {
+        return StateDirChoice {
+            dir: tmp,
+            reason: "the temporary folder: a server runs there already".into(),
+            announce: None,
+        };
+    }
+    let needed = footprint.bytes();
+    match os::space(shm) {
+        Some(space) if space.free < needed => {
+            let why = format!(
+                "/dev/shm has {} free of {}, less than the {} a local server needs",
+                human_bytes(space.free),
+                human_bytes(space.size),
+                human_bytes(needed)
+            );
+            StateDirChoice {
+                announce: Some(format!(
+                    "{why}: its state goes to {} instead (HARNESS_STATE_DIR chooses another folder)",
+                    tmp.display()
+                )),
+                dir: tmp,
+                reason: format!("the temporary folder: {why}"),
+            }
+        }
+        Some(space) => StateDirChoice {
+            dir: in_shm,
+            reason: format!(
+                "/dev/shm: it has {} free, room for the {} a local server needs",
+                human_bytes(space.free),
+                human_bytes(needed)
+            ),
+            announce: None,
+        },
+        None => StateDirChoice {
+            dir: in_shm,
+            reason: "/dev/shm (`df` could not tell its free space)".into(),
+            announce: None,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +354,19 @@ mod tests {
             err,
             "HARNESS_POSTGRES=\"docker\" is not valid: expected one of auto, url, local, container"
         );
+    }
+
+    #[test]
+    fn the_footprint_counts_the_cluster_a_template_live_clones_and_kept_databases() {
+        let footprint = Footprint {
+            live_clones: 4,
+            kept: 3,
+        };
+        assert_eq!(
+            footprint.bytes(),
+            Footprint::CLUSTER_BYTES + 8 * Footprint::DATABASE_BYTES
+        );
+        assert!(footprint.to_string().contains("4 live clones, 3 kept"));
     }
 
     #[test]

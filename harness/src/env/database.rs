@@ -182,19 +182,30 @@ impl Drop for Database {
             let thread = std::thread::current();
             format!("failed test {}", thread.name().unwrap_or("(unnamed)"))
         });
-        if failed && matches!(self.target, Target::Leased(_)) {
-            eprintln!("{}", self.failure_note());
-        }
         // Dropping the last pool handle closes its idle connections at once.
         drop(self.pool.take());
-        if let Target::Leased(lease) = &self.target
-            && let Err(e) = self.broker.release_blocking(lease, keep)
-        {
-            eprintln!(
-                "billing-harness: could not release {}: {}",
-                lease.name,
-                super::error::with_causes(&e)
-            );
+        let Target::Leased(lease) = &self.target else {
+            return;
+        };
+        let released = self
+            .broker
+            .release_blocking(lease, keep)
+            .inspect_err(|e| {
+                eprintln!(
+                    "billing-harness: could not release {}: {}",
+                    lease.name,
+                    super::error::with_causes(e)
+                );
+            })
+            .ok();
+        if failed {
+            match released.and_then(|r| r.over_cap_note(&lease.name)) {
+                Some(note) => eprintln!("{note}"),
+                None => eprintln!("{}", self.failure_note()),
+            }
+            if let Some(warning) = self.broker.space_warning() {
+                eprintln!("{warning}");
+            }
         }
     }
 }

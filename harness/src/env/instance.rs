@@ -9,7 +9,12 @@
 //! - `kept/`: one empty file per database kept for a failed test; while any is there the instance
 //!   stays up so the printed `psql` command keeps working (`cargo xtask db clean` empties it);
 //! - `watchdog.pid`: the watchdog, a small `sh` loop that stops the instance once nobody has held
-//!   `users.lock` for the linger time.
+//!   `users.lock` for the linger time, and then removes this folder (and the state directory too
+//!   when it is the default `billing-harness-$UID` one and nothing else is in it), so that a run
+//!   leaves nothing behind but the databases it kept.
+//!
+//! The folder is removed while its `setup.lock` is held; [`FileLock`] takes a lock only on the
+//! file that is still at its path, so a process that waited on a removed lock tries again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,7 +57,9 @@ pub(crate) struct Membership {
 impl Membership {
     /// Marks a database as kept for a failed test, so the instance outlives the run.
     pub(crate) fn keep(&self, database: &str) {
-        let _ = std::fs::write(self.dir.join("kept").join(database), b"");
+        let kept = self.dir.join("kept");
+        let _ = std::fs::create_dir_all(&kept);
+        let _ = std::fs::write(kept.join(database), b"");
     }
 
     /// Forgets that a database was kept.
@@ -68,9 +75,9 @@ pub(crate) async fn join(
     linger: Duration,
     launcher: &impl Launch,
 ) -> Result<Membership, EnvError> {
+    let _setup = FileLock::exclusive(&dir.join("setup.lock"))?;
     std::fs::create_dir_all(dir.join("kept"))
         .map_err(EnvError::io(format!("create {}", dir.display())))?;
-    let _setup = FileLock::exclusive(&dir.join("setup.lock"))?;
     let mut started = false;
     let instance = match read(dir) {
         Some(instance) if answers(&instance.endpoint).await => instance,
@@ -130,7 +137,7 @@ pub(crate) fn read(dir: &Path) -> Option<Instance> {
 }
 
 /// Stops the instance under `dir` now if nobody uses it, whatever the linger time; kept databases
-/// are forgotten. Returns whether one was stopped.
+/// are forgotten and the folder is removed. Returns whether one was stopped.
 pub(crate) fn stop_if_unused(dir: &Path) -> Result<bool, EnvError> {
     if !dir.exists() {
         return Ok(false);
@@ -143,9 +150,23 @@ pub(crate) fn stop_if_unused(dir: &Path) -> Result<bool, EnvError> {
         return Ok(false);
     };
     run_stop(&instance.stop);
-    let _ = std::fs::remove_file(dir.join("instance.json"));
-    clear_kept(dir);
+    remove_folder(dir);
     Ok(true)
+}
+
+/// Removes a stopped instance's folder, and the state directory above it when that is the
+/// default one (`billing-harness-$UID`) and nothing else is left in it. The watchdog does the same
+/// in `sh`. Must run under `setup.lock`.
+fn remove_folder(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    if let Some(state) = dir.parent()
+        && state
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("billing-harness-"))
+    {
+        // Fails, as it should, while the other backend's folder is there.
+        let _ = std::fs::remove_dir(state);
+    }
 }
 
 /// Forgets every kept-database marker under `dir`.
@@ -226,7 +247,9 @@ while grep -q "$gen" "$dir/instance.json" 2>/dev/null; do
     flock -x 9
     if unused; then
       sh -c "$BH_STOP"
-      rm -f "$dir/instance.json"
+      rm -rf "$dir"
+      state=$(dirname "$dir")
+      case $(basename "$state") in billing-harness-*) rmdir "$state" 2>/dev/null;; esac
       exit 0
     fi
     exec 9>&-

@@ -1,5 +1,10 @@
 //! The `local` backend: a throwaway cluster from the machine's `initdb` and `postgres`, tuned for
-//! tests (no fsync), on a unix socket and a free port on 127.0.0.1.
+//! tests (no fsync) and for a small footprint (1 MB WAL segments, little WAL kept), on a unix
+//! socket and a free port on 127.0.0.1.
+//!
+//! Its shared memory never outlives it: the main segment is anonymous memory (`shared_memory_type
+//! = mmap`), and dynamic segments are files in the data folder (`dynamic_shared_memory_type =
+//! mmap`), not `/dev/shm/PostgreSQL.*` files that an immediate shutdown would leave behind.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -89,22 +94,58 @@ impl LocalLauncher {
     }
 }
 
-/// Settings that trade durability for speed: a test cluster is thrown away anyway.
+/// Settings that trade durability for speed (a test cluster is thrown away anyway) and keep the
+/// cluster small: WAL only as much as crash recovery needs (`wal_level = minimal`), in 1 MB
+/// segments, removed rather than recycled; shared memory that lives and dies with the data folder.
 const SETTINGS: &str = "
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 200
-shared_buffers = 128MB
-max_wal_size = 2GB
+wal_level = minimal
+max_wal_senders = 0
+min_wal_size = 2MB
+max_wal_size = 16MB
+wal_recycle = off
+wal_init_zero = off
 checkpoint_timeout = 1h
 checkpoint_flush_after = 0
 bgwriter_flush_after = 0
 wal_writer_flush_after = 0
+shared_memory_type = mmap
+dynamic_shared_memory_type = mmap
+huge_pages = off
 listen_addresses = '127.0.0.1'
 timezone = 'UTC'
 log_min_messages = warning
 ";
+
+/// `shared_buffers` sized to the room in the state folder: a quarter of its free space, from 16 MB
+/// to 128 MB. On tmpfs the buffers and the files take the same memory, and a test database is a
+/// few megabytes.
+fn shared_buffers(dir: &Path) -> u64 {
+    const MB: u64 = 1 << 20;
+    let free = os::space(dir).map_or(128 * MB, |s| s.free);
+    (free / 4).clamp(16 * MB, 128 * MB) / MB
+}
+
+/// An error of a step of the start that failed for lack of space, in words; other errors as
+/// they are.
+fn space_or(error: EnvError, step: &str) -> EnvError {
+    match &error {
+        EnvError::Start { reason, .. } if super::error::mentions_no_space(reason) => {
+            let line = reason
+                .lines()
+                .rev()
+                .find(|l| super::error::mentions_no_space(l))
+                .unwrap_or(reason)
+                .trim()
+                .to_owned();
+            EnvError::out_of_space(step, line)
+        }
+        _ => error,
+    }
+}
 
 impl Launch for LocalLauncher {
     async fn launch(&self, dir: &Path, generation: &str) -> Result<Instance, EnvError> {
@@ -142,18 +183,22 @@ impl Launch for LocalLauncher {
                     "--locale=C",
                     "--no-sync",
                     "--no-instructions",
+                    // 1 MB instead of 16 MB: the cluster's WAL is most of its size otherwise.
+                    "--wal-segsize=1",
                 ]);
                 cmd
             },
             "initdb",
         )
+        .map_err(|e| space_or(e, "create a cluster with initdb"))
         .inspect_err(|_| instance::run_stop(&stop))?;
+        let shared_buffers = shared_buffers(dir);
 
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = os::free_port()?;
             let conf = format!(
-                "{SETTINGS}port = {port}\nunix_socket_directories = '{}'\n",
+                "{SETTINGS}shared_buffers = {shared_buffers}MB\nport = {port}\nunix_socket_directories = '{}'\n",
                 socket.display()
             );
             std::fs::write(data.join("postgresql.auto.conf"), conf)
@@ -206,10 +251,13 @@ impl Launch for LocalLauncher {
             }
         }
         instance::run_stop(&stop);
-        Err(EnvError::Start {
-            what: format!("a local cluster with {}", self.binaries.version),
-            reason: last_error,
-        })
+        Err(space_or(
+            EnvError::Start {
+                what: format!("a local cluster with {}", self.binaries.version),
+                reason: last_error,
+            },
+            "start the local cluster",
+        ))
     }
 }
 

@@ -21,14 +21,16 @@ mod os;
 mod server;
 mod template;
 
-pub use broker::{Broker, CloneStrategy, Lease};
-pub use config::{BackendChoice, Config, MigrationSource};
+pub use broker::{Broker, CloneStrategy, Lease, Released};
+pub use config::{BackendChoice, Config, Footprint, MigrationSource};
 pub use database::{Database, DatabaseBuilder};
 pub use endpoint::redact as redact_url;
 pub use error::EnvError;
 pub(crate) use error::with_causes;
 pub use mark::{mark, marker};
-pub use server::{Backend, BackendStatus, doctor};
+pub use server::{
+    Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,
+};
 
 /// Drops the databases kept for failed tests on the configured server (the one `HARNESS_*`
 /// selects): all of them, or only the one named `only`. An idle throwaway server then stops once

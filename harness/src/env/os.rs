@@ -1,4 +1,5 @@
-//! Small operating-system helpers: who we are, which user runs the server, free ports, file locks.
+//! Small operating-system helpers: who we are, which user runs the server, free ports, file locks,
+//! and how much room a folder has.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt;
@@ -114,13 +115,28 @@ pub(crate) fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// An advisory lock on a file, held until dropped (or until the process dies).
+///
+/// A stopped instance's folder is removed under its `setup.lock`, so a lock is only taken once
+/// the file locked is still the one at `path`: a process that waited on the removed file tries
+/// again on the new one (and creates the folder if needed).
 #[derive(Debug)]
 pub(crate) struct FileLock {
     file: File,
 }
 
+/// How a [`FileLock`] is taken.
+#[derive(Clone, Copy)]
+enum Mode {
+    Exclusive,
+    Shared,
+}
+
 impl FileLock {
     fn open(path: &Path) -> Result<File, EnvError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(EnvError::io(format!("create {}", dir.display())))?;
+        }
         OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -129,30 +145,49 @@ impl FileLock {
             .map_err(EnvError::io(format!("open lock file {}", path.display())))
     }
 
+    /// Whether `file` is still the file at `path` (not removed or replaced while we waited).
+    fn still_there(file: &File, path: &Path) -> bool {
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
+            _ => false,
+        }
+    }
+
+    fn take(path: &Path, mode: Mode) -> Result<FileLock, EnvError> {
+        loop {
+            let file = Self::open(path)?;
+            match mode {
+                Mode::Exclusive => file.lock(),
+                Mode::Shared => file.lock_shared(),
+            }
+            .map_err(EnvError::io(format!("lock {}", path.display())))?;
+            if Self::still_there(&file, path) {
+                return Ok(FileLock { file });
+            }
+        }
+    }
+
     /// Waits for the exclusive lock on `path`.
     pub(crate) fn exclusive(path: &Path) -> Result<FileLock, EnvError> {
-        let file = Self::open(path)?;
-        file.lock()
-            .map_err(EnvError::io(format!("lock {}", path.display())))?;
-        Ok(FileLock { file })
+        Self::take(path, Mode::Exclusive)
     }
 
     /// Waits for a shared lock on `path`.
     pub(crate) fn shared(path: &Path) -> Result<FileLock, EnvError> {
-        let file = Self::open(path)?;
-        file.lock_shared()
-            .map_err(EnvError::io(format!("lock {}", path.display())))?;
-        Ok(FileLock { file })
+        Self::take(path, Mode::Shared)
     }
 
     /// Takes the exclusive lock on `path` only if nobody holds any lock on it.
     pub(crate) fn try_exclusive(path: &Path) -> Result<Option<FileLock>, EnvError> {
-        let file = Self::open(path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(FileLock { file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(EnvError::io(format!("lock {}", path.display()))(e))
+        loop {
+            let file = Self::open(path)?;
+            match file.try_lock() {
+                Ok(()) if Self::still_there(&file, path) => return Ok(Some(FileLock { file })),
+                Ok(()) => continue,
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(EnvError::io(format!("lock {}", path.display()))(e));
+                }
             }
         }
     }
@@ -162,5 +197,121 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // Closing the file releases the lock as well; unlocking first makes the order explicit.
         let _ = self.file.unlock();
+    }
+}
+
+/// The size of a file system and the room left on it for an unprivileged user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Space {
+    /// Total size in bytes.
+    pub(crate) size: u64,
+    /// Bytes available to unprivileged users.
+    pub(crate) free: u64,
+}
+
+/// The file system holding `path` (or its nearest existing ancestor), from POSIX `df -Pk`; `None`
+/// when `df` is missing or says something unexpected.
+pub(crate) fn space(path: &Path) -> Option<Space> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let output = Command::new("df")
+        .arg("-Pk")
+        .arg(existing)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    parse_df(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// Reads the size and available columns of `df -Pk` (1024-byte blocks).
+fn parse_df(text: &str) -> Option<Space> {
+    let line = text.lines().nth(1)?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // Filesystem, 1024-blocks, Used, Available, Capacity, Mounted on (which may hold spaces).
+    let size: u64 = fields.get(1)?.parse().ok()?;
+    let free: u64 = fields.get(3)?.parse().ok()?;
+    Some(Space {
+        size: size * 1024,
+        free: free * 1024,
+    })
+}
+
+/// Bytes that the files under `path` occupy on disk (sparse files count what they use).
+pub(crate) fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let own = meta.blocks() * 512;
+    if !meta.is_dir() {
+        return own;
+    }
+    own + std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| disk_usage(&entry.path()))
+        .sum::<u64>()
+}
+
+/// `bytes` for people: `812 kB`, `48 MB`, `1.5 GB` (powers of 1024, as `df -h` and tmpfs's
+/// `size=64m` count).
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const KB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KB * KB {
+        format!("{:.0} kB", b / KB)
+    } else if b < KB * KB * KB {
+        format!("{:.0} MB", b / (KB * KB))
+    } else {
+        format!("{:.1} GB", b / (KB * KB * KB))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn df_output_is_read_in_kilobytes() {
+        let text = "Filesystem     1024-blocks  Used Available Capacity Mounted on\n\
+                    tmpfs                65536  1024     64512       2% /dev/shm\n";
+        assert_eq!(
+            parse_df(text),
+            Some(Space {
+                size: 64 * 1024 * 1024,
+                free: 63 * 1024 * 1024
+            })
+        );
+        assert_eq!(parse_df("garbage"), None);
+    }
+
+    #[test]
+    fn sizes_read_like_df_h() {
+        assert_eq!(human_bytes(800 * 1024), "800 kB");
+        assert_eq!(human_bytes(48 * 1024 * 1024), "48 MB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GB");
+    }
+
+    #[test]
+    fn a_lock_file_removed_while_waiting_is_taken_again_at_its_path() {
+        let dir = std::env::temp_dir().join(format!("bh-lock-test-{}", std::process::id()));
+        let path = dir.join("setup.lock");
+        let first = FileLock::exclusive(&path).unwrap();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                FileLock::exclusive(&path).map(|lock| lock.file.metadata().unwrap().ino())
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::fs::remove_dir_all(&dir).unwrap();
+        drop(first);
+        let locked = waiter.join().unwrap().unwrap();
+        let at_path = std::fs::metadata(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(locked, at_path.ino());
     }
 }

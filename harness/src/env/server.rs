@@ -1,9 +1,13 @@
 //! Choosing a backend and getting a server from it: `url`, `local`, `container` or `auto`.
 
 use std::fmt;
+use std::path::PathBuf;
+
+use sqlx::Connection;
 
 use super::EnvError;
-use super::config::{BackendChoice, Config};
+use super::broker::KEPT_COMMENT;
+use super::config::{BackendChoice, Config, Footprint};
 use super::container::{self, ContainerLauncher};
 use super::endpoint::{Endpoint, redact};
 use super::instance::{self, Membership};
@@ -97,6 +101,7 @@ pub(crate) async fn connect(config: &Config) -> Result<Server, EnvError> {
         }
         Backend::Local => {
             let launcher = LocalLauncher::new(config.pg_bin.as_deref())?;
+            super::error::set_space_folder(&config.state_dir, config.footprint().bytes());
             shared(config, backend, &launcher).await
         }
         Backend::Container => {
@@ -172,4 +177,93 @@ pub async fn doctor(config: &Config) -> (Vec<BackendStatus>, Result<Backend, Env
         },
     ];
     (statuses, resolve(config))
+}
+
+/// The state directory, how it was chosen, and its room, for `cargo xtask doctor`.
+#[derive(Debug, Clone)]
+pub struct SpaceReport {
+    /// The state directory (`HARNESS_STATE_DIR` or the default).
+    pub state_dir: PathBuf,
+    /// How it was chosen, and why.
+    pub choice: String,
+    /// The size of its file system in bytes, when `df` could tell.
+    pub size: Option<u64>,
+    /// The bytes free there, when `df` could tell.
+    pub free: Option<u64>,
+    /// What a local server needs there on this machine.
+    pub footprint: Footprint,
+    /// What the state directory holds now, in bytes (0 when it does not exist).
+    pub in_use: u64,
+}
+
+/// Measures the state directory of `config` without starting anything.
+pub fn space_report(config: &Config) -> SpaceReport {
+    let space = super::os::space(&config.state_dir);
+    SpaceReport {
+        state_dir: config.state_dir.clone(),
+        choice: config.state_dir_choice().to_owned(),
+        size: space.map(|s| s.size),
+        free: space.map(|s| s.free),
+        footprint: config.footprint(),
+        in_use: super::os::disk_usage(&config.state_dir),
+    }
+}
+
+/// A database kept for a failed test.
+#[derive(Debug, Clone)]
+pub struct KeptDatabase {
+    /// Its name (`bh_...`).
+    pub name: String,
+    /// Its size in bytes (`pg_database_size`).
+    pub bytes: u64,
+    /// Why it was kept (`failed test <name>`).
+    pub reason: String,
+}
+
+/// The databases kept for failed tests on the server `config` uses, if that server runs: `None`
+/// when no throwaway server runs (nothing is started to find out).
+///
+/// # Errors
+/// The server runs but could not be queried.
+pub async fn kept_databases(config: &Config) -> Result<Option<Vec<KeptDatabase>>, EnvError> {
+    let endpoint = match resolve(config)? {
+        Backend::Url => match &config.database_url {
+            Some(url) => Endpoint::from_url(url)?,
+            None => return Ok(None),
+        },
+        backend => match instance::read(&config.state_dir.join(backend.to_string())) {
+            Some(instance) => instance.endpoint,
+            None => return Ok(None),
+        },
+    };
+    if !instance::answers(&endpoint).await {
+        return Ok(None);
+    }
+    let mut conn = sqlx::PgConnection::connect_with(&endpoint.admin_options())
+        .await
+        .map_err(EnvError::db("connect to the server to list kept databases"))?;
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "select datname::text, pg_database_size(oid), shobj_description(oid, 'pg_database') \
+         from pg_database where datname like 'bh\\_%' \
+         and shobj_description(oid, 'pg_database') like $1 || '%' order by datname",
+    )
+    .bind(KEPT_COMMENT)
+    .fetch_all(&mut conn)
+    .await
+    .map_err(EnvError::db("list the kept databases"))?;
+    let _ = conn.close().await;
+    Ok(Some(
+        rows.into_iter()
+            .map(|(name, bytes, comment)| KeptDatabase {
+                name,
+                bytes: u64::try_from(bytes).unwrap_or(0),
+                reason: comment
+                    .strip_prefix(KEPT_COMMENT)
+                    .unwrap_or(&comment)
+                    .trim_start_matches(':')
+                    .trim()
+                    .to_owned(),
+            })
+            .collect(),
+    ))
 }

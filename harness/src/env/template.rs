@@ -38,12 +38,11 @@ impl Migrations {
                         reason: "not a folder of sqlx migrations".into(),
                     });
                 }
-                Loaded::Owned(Migrator::new(dir.as_path()).await.map_err(|e| {
-                    EnvError::Migrate {
-                        origin: dir.display().to_string(),
-                        source: std::sync::Arc::new(e),
-                    }
-                })?)
+                Loaded::Owned(
+                    Migrator::new(dir.as_path())
+                        .await
+                        .map_err(EnvError::migrate(dir.display().to_string()))?,
+                )
             }
         };
         let mut digest = Sha256::new();
@@ -101,10 +100,7 @@ impl Migrations {
                 .get()
                 .run(&pool)
                 .await
-                .map_err(|e| EnvError::Migrate {
-                    origin: self.origin(),
-                    source: std::sync::Arc::new(e),
-                })
+                .map_err(EnvError::migrate(self.origin()))
         }
         .await;
         pool.close().await;

@@ -4,6 +4,7 @@ mod architecture;
 mod builders;
 mod concurrency;
 mod databases;
+mod keep_cap;
 mod payment_rules;
 mod payments;
 mod platform;
