@@ -3,6 +3,7 @@
 mod bench;
 mod db;
 mod fixtures;
+mod mutants;
 mod scenario;
 
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ commands:
   bench scenarios [--json]
                        run every scenario once and time the lot
   bench build [--json] create 1,000 subscribed tenants with 100 usage events each via the builders
+  mutants [--kind rust|sql|both] [--file PATH] [--shard K/N] [--list] [--timeout SECS]
+                       mutation testing (cargo-mutants and SQL) of billing, platform and payments;
+                       exit 1 if a survivor is not in mutants-accepted.toml
 ";
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         ["bench", "billing", rest @ ..] => bench::billing(json_flag(rest)),
         ["bench", "build", rest @ ..] => bench::build(json_flag(rest)),
         ["bench", "scenarios", rest @ ..] => bench::scenarios(json_flag(rest)),
+        ["mutants", rest @ ..] => mutants::parse_args(rest).and_then(|args| mutants::run(&args)),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
