@@ -49,50 +49,72 @@ const LIB_AND_IT: &[&str] = &["--lib", "--test=it"];
 pub(crate) const TARGETS: &[Target] = &[
     Target {
         path: "harness/src/billing/",
-        build: LIB,
-        tests: "test(/^billing::/)",
+        // The rules' unit tests first (a 5 s build); the close and the scenarios, which store
+        // what the rules compute, only for what they miss.
+        tiers: &[
+            Tests {
+                build: LIB,
+                filter: "test(/^billing::/)",
+            },
+            Tests {
+                build: IT,
+                filter: "test(/^(platform|scenarios)::/)",
+            },
+        ],
         rust_goal: 100,
         sql_goal: 100,
     },
     Target {
         path: "harness/src/platform/close.rs",
-        build: IT,
-        tests: "test(/^(platform|scenarios|payments)::/)",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(platform|scenarios|payments)::/)",
+        }],
         rust_goal: 90,
         sql_goal: 100,
     },
     Target {
         path: "harness/src/platform/usage.rs",
-        build: IT,
-        tests: "test(/^(platform|scenarios|build)::/)",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(platform|scenarios|build)::/)",
+        }],
         rust_goal: 90,
         sql_goal: 100,
     },
     Target {
         path: "harness/src/platform/subscriptions.rs",
-        build: IT,
-        tests: "test(/^(platform|scenarios|payments|build)::/)",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(platform|scenarios|payments|build)::/)",
+        }],
         rust_goal: 90,
         sql_goal: 100,
     },
     Target {
         path: "harness/src/payments/charge.rs",
-        build: IT,
-        tests: "test(/^(payments|scenarios)::/)",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(payments|scenarios)::/)",
+        }],
         rust_goal: 90,
         sql_goal: 100,
     },
     Target {
         path: "harness/src/platform/",
-        build: IT,
-        tests: "test(/^(platform|scenarios|payments|build)::/)",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(platform|scenarios|payments|build)::/)",
+        }],
         rust_goal: 90,
         sql_goal: 90,
     },
     Target {
         path: "harness/src/payments/",
-        build: LIB_AND_IT,
-        tests: "test(/^(payments|scenarios)::/)",
+        tiers: &[Tests {
+            build: LIB_AND_IT,
+            filter: "test(/^(payments|scenarios)::/)",
+        }],
         rust_goal: 90,
         sql_goal: 90,
     },
@@ -107,14 +129,21 @@ pub(crate) struct Target {
     /// A file, or a directory ending in `/` (its `.rs` files, recursively), relative to the
     /// workspace root.
     pub(crate) path: &'static str,
-    /// The test targets of the package to build and run (`--lib`, `--test=it`).
-    pub(crate) build: &'static [&'static str],
-    /// The nextest filterset of the tests that cover the files.
-    pub(crate) tests: &'static str,
+    /// The covering tests, fastest first: a mutant that survives one tier meets the next.
+    pub(crate) tiers: &'static [Tests],
     /// Share of Rust mutants to catch, in percent (accepted survivors count as caught).
     pub(crate) rust_goal: u32,
     /// Share of SQL mutants to catch, in percent.
     pub(crate) sql_goal: u32,
+}
+
+/// Tests to run against a mutant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tests {
+    /// The test targets of the package to build and run (`--lib`, `--test=it`).
+    pub(crate) build: &'static [&'static str],
+    /// The nextest filterset of the tests.
+    pub(crate) filter: &'static str,
 }
 
 /// Which kinds of mutant to run.
@@ -267,6 +296,8 @@ struct Outcome {
     line: usize,
     /// The change, without location.
     change: String,
+    /// cargo-mutants' name of the mutant (file, line, column and change), empty for SQL.
+    name: String,
     /// How it ended.
     status: Status,
     /// Build and test time.
@@ -463,32 +494,10 @@ impl Run<'_> {
                 "mutants: {} SQL mutant(s) in {} (tests: {})",
                 chosen.len(),
                 t.path,
-                t.tests
+                tiers_text(t)
             );
-            let baseline_log = logs.join(format!("baseline-{target}.log"));
-            let _ = std::fs::remove_file(&baseline_log);
-            let (built, build_time) = self.nextest(t, true, &baseline_log, None).await?;
-            anyhow::ensure!(
-                built == Ended::Exited(Some(0)),
-                "the unmutated tree does not build; see {}",
-                baseline_log.display()
-            );
-            let (tested, test_time) = self.nextest(t, false, &baseline_log, None).await?;
-            anyhow::ensure!(
-                tested == Ended::Exited(Some(0)),
-                "the covering tests fail on the unmutated tree; see {}",
-                baseline_log.display()
-            );
-            let timeout = self
-                .args
-                .timeout
-                .unwrap_or(Duration::from_secs(60).max(test_time * 3));
-            eprintln!(
-                "mutants: baseline built in {:.0} s, tested in {:.0} s; test timeout {} s",
-                build_time.as_secs_f64(),
-                test_time.as_secs_f64(),
-                timeout.as_secs()
-            );
+            // Each tier's test timeout, from its run on the unmutated tree when first needed.
+            let mut timeouts: Vec<Option<Duration>> = vec![None; t.tiers.len()];
             for (n, (file, mutant)) in chosen.iter().enumerate() {
                 let original = self.backup.hold(file)?.to_owned();
                 let log = logs.join(format!(
@@ -497,10 +506,28 @@ impl Run<'_> {
                     mutant.line
                 ));
                 let _ = std::fs::remove_file(&log);
-                std::fs::write(self.root.join(file), sql::apply(&original, mutant))?;
-                let result = self.sql_one(t, &log, timeout).await;
-                self.backup.restore(file)?;
-                let (status, took) = result?;
+                let mut status = Status::Survived;
+                let mut took = Duration::ZERO;
+                for (tier, tests) in t.tiers.iter().enumerate() {
+                    let timeout = match timeouts[tier] {
+                        Some(timeout) => timeout,
+                        None => {
+                            self.backup.restore(file)?;
+                            let timeout = self.baseline(tests, &logs, target, tier).await?;
+                            timeouts[tier] = Some(timeout);
+                            timeout
+                        }
+                    };
+                    std::fs::write(self.root.join(file), sql::apply(&original, mutant))?;
+                    let result = self.sql_one(tests, &log, timeout).await;
+                    self.backup.restore(file)?;
+                    let (tier_status, tier_took) = result?;
+                    took += tier_took;
+                    status = tier_status;
+                    if status != Status::Survived {
+                        break;
+                    }
+                }
                 eprintln!(
                     "  {:<9} {}:{}: {}  ({:.0} s)",
                     status_label(status),
@@ -515,6 +542,7 @@ impl Run<'_> {
                     file: slashed(file),
                     line: mutant.line,
                     change: mutant.description.clone(),
+                    name: String::new(),
                     status,
                     took,
                 });
@@ -523,18 +551,55 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Builds and runs `tests` on the unmutated tree, which must pass; returns the test timeout
+    /// for mutants (`--timeout`, or three times the run, at least 60 s).
+    async fn baseline(
+        &mut self,
+        tests: &Tests,
+        logs: &Path,
+        target: usize,
+        tier: usize,
+    ) -> anyhow::Result<Duration> {
+        let log = logs.join(format!("baseline-{target}-{tier}.log"));
+        let _ = std::fs::remove_file(&log);
+        let (built, build_time) = self.nextest(tests, true, &log, None).await?;
+        anyhow::ensure!(
+            built == Ended::Exited(Some(0)),
+            "the unmutated tree does not build; see {}",
+            log.display()
+        );
+        let (tested, test_time) = self.nextest(tests, false, &log, None).await?;
+        anyhow::ensure!(
+            tested == Ended::Exited(Some(0)),
+            "the covering tests fail on the unmutated tree; see {}",
+            log.display()
+        );
+        let timeout = self
+            .args
+            .timeout
+            .unwrap_or(Duration::from_secs(60).max(test_time * 3));
+        eprintln!(
+            "mutants: baseline of `{}` built in {:.0} s, tested in {:.0} s; test timeout {} s",
+            tests.filter,
+            build_time.as_secs_f64(),
+            test_time.as_secs_f64(),
+            timeout.as_secs()
+        );
+        Ok(timeout)
+    }
+
     /// Builds, then tests, the mutant now written into the tree.
     async fn sql_one(
         &mut self,
-        target: &Target,
+        tests: &Tests,
         log: &Path,
         timeout: Duration,
     ) -> anyhow::Result<(Status, Duration)> {
-        let (built, build_time) = self.nextest(target, true, log, None).await?;
+        let (built, build_time) = self.nextest(tests, true, log, None).await?;
         if built != Ended::Exited(Some(0)) {
             return Ok((Status::Unviable, build_time));
         }
-        let (tested, test_time) = self.nextest(target, false, log, Some(timeout)).await?;
+        let (tested, test_time) = self.nextest(tests, false, log, Some(timeout)).await?;
         let status = match tested {
             Ended::Exited(Some(0)) => Status::Survived,
             Ended::TimedOut => Status::Timeout,
@@ -543,10 +608,10 @@ impl Run<'_> {
         Ok((status, build_time + test_time))
     }
 
-    /// `cargo nextest run` of the target's tests (`--no-run` when `build_only`), failing fast.
+    /// `cargo nextest run` of `tests` (`--no-run` when `build_only`), failing fast.
     async fn nextest(
         &mut self,
-        target: &Target,
+        tests: &Tests,
         build_only: bool,
         log: &Path,
         timeout: Option<Duration>,
@@ -556,7 +621,7 @@ impl Run<'_> {
             "run".into(),
             format!("--package={PACKAGE}"),
         ];
-        args.extend(target.build.iter().map(|s| (*s).to_owned()));
+        args.extend(tests.build.iter().map(|s| (*s).to_owned()));
         if build_only {
             args.push("--no-run".into());
         } else {
@@ -564,7 +629,7 @@ impl Run<'_> {
                 "--fail-fast".into(),
                 "--no-tests=fail".into(),
                 "-E".into(),
-                target.tests.into(),
+                tests.filter.into(),
             ]);
         }
         process::run(
@@ -579,97 +644,169 @@ impl Run<'_> {
         .await
     }
 
-    /// The Rust mutants: one cargo-mutants run per target over its files, in place.
+    /// The Rust mutants: per target, one cargo-mutants run in place over its files with the
+    /// first tier of tests, then one per further tier over the survivors of the one before.
     async fn rust(&mut self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<()> {
         ensure_cargo_mutants()?;
         for (&target, files) in plan {
             let t = &TARGETS[target];
-            let output = self.state.join(format!("rust-{target}"));
-            std::fs::create_dir_all(&output)?;
-            let _ = std::fs::remove_dir_all(output.join("mutants.out"));
-            let mut args: Vec<String> = vec![
+            let mut common: Vec<String> = vec![
                 "mutants".into(),
                 "--in-place".into(),
                 "--test-tool=nextest".into(),
                 "--no-shuffle".into(),
                 "--colors=never".into(),
-                format!("--output={}", output.display()),
             ];
             for file in files {
-                args.push(format!("--file={}", slashed(file)));
+                common.push(format!("--file={}", slashed(file)));
                 // cargo-mutants restores after each mutant; this guard covers its being killed.
                 self.backup.hold(file)?;
             }
-            args.extend(cargo_mutants_test_args(t));
-            if let Some((k, n)) = self.args.shard {
-                args.push(format!("--shard={k}/{n}"));
-            }
             if let Some(timeout) = self.args.timeout {
-                args.push(format!("--timeout={}", timeout.as_secs()));
+                common.push(format!("--timeout={}", timeout.as_secs()));
+            }
+            let mut first = common.clone();
+            first.extend(cargo_mutants_test_args(&t.tiers[0]));
+            if let Some((k, n)) = self.args.shard {
+                first.push(format!("--shard={k}/{n}"));
             }
             if self.args.list {
-                args.push("--list".into());
-                let log = output.join("list.txt");
-                let _ = std::fs::remove_file(&log);
-                let (ended, _) = process::run(
-                    self.signals,
-                    &cargo(),
-                    &args,
-                    self.root,
-                    Some(&log),
-                    None,
-                    TEST_ENV,
-                )
-                .await?;
-                let listing = std::fs::read_to_string(&log).unwrap_or_default();
-                anyhow::ensure!(
-                    ended == Ended::Exited(Some(0)),
-                    "cargo mutants --list failed: {listing}"
-                );
-                for line in listing.lines() {
-                    println!("{line}  [rust]");
-                }
+                self.rust_list(target, first).await?;
                 continue;
             }
-            eprintln!("mutants: cargo {} (tests: {})", args.join(" "), t.tests);
-            let (ended, _) = process::run(
-                self.signals,
-                &cargo(),
-                &args,
-                self.root,
-                None,
-                None,
-                TEST_ENV,
-            )
-            .await?;
-            self.backup.restore_all()?;
-            // 0: all caught; 2: some missed; 3: some timed out. Anything else is no result.
-            anyhow::ensure!(
-                matches!(ended, Ended::Exited(Some(0 | 2 | 3))),
-                "cargo mutants ended with {ended:?}; see {}",
-                output.join("mutants.out").display()
-            );
-            let json = std::fs::read_to_string(output.join("mutants.out/outcomes.json"))
-                .context("reading cargo-mutants' outcomes.json")?;
-            self.outcomes.extend(parse_outcomes(&json, target)?);
+            let mut outcomes = self.cargo_mutants(target, 0, first).await?;
+            for (tier, tests) in t.tiers.iter().enumerate().skip(1) {
+                let survivors: Vec<String> = outcomes
+                    .iter()
+                    .filter(|o| o.status == Status::Survived)
+                    .map(|o| o.name.clone())
+                    .collect();
+                if survivors.is_empty() {
+                    break;
+                }
+                let mut args = common.clone();
+                args.extend(cargo_mutants_test_args(tests));
+                // The survivors only, by their exact names (the shard is already applied).
+                args.extend(
+                    survivors
+                        .iter()
+                        .map(|name| format!("--re=^{}$", regex_escape(name))),
+                );
+                for again in self.cargo_mutants(target, tier, args).await? {
+                    if let Some(o) = outcomes.iter_mut().find(|o| o.name == again.name) {
+                        o.status = again.status;
+                        o.took += again.took;
+                    }
+                }
+            }
+            self.outcomes.extend(outcomes);
+        }
+        Ok(())
+    }
+
+    /// Runs cargo-mutants with `args` for tier `tier` of `target` and reads its outcomes.
+    async fn cargo_mutants(
+        &mut self,
+        target: usize,
+        tier: usize,
+        mut args: Vec<String>,
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let output = self.state.join(format!("rust-{target}-{tier}"));
+        std::fs::create_dir_all(&output)?;
+        let _ = std::fs::remove_dir_all(output.join("mutants.out"));
+        args.push(format!("--output={}", output.display()));
+        eprintln!("mutants: cargo {}", args.join(" "));
+        let (ended, _) = process::run(
+            self.signals,
+            &cargo(),
+            &args,
+            self.root,
+            None,
+            None,
+            TEST_ENV,
+        )
+        .await?;
+        self.backup.restore_all()?;
+        // 0: all caught; 2: some missed; 3: some timed out. Anything else is no result.
+        anyhow::ensure!(
+            matches!(ended, Ended::Exited(Some(0 | 2 | 3))),
+            "cargo mutants ended with {ended:?}; see {}",
+            output.join("mutants.out").display()
+        );
+        let json = std::fs::read_to_string(output.join("mutants.out/outcomes.json"))
+            .context("reading cargo-mutants' outcomes.json")?;
+        parse_outcomes(&json, target)
+    }
+
+    /// Prints what cargo-mutants would run for `target`.
+    async fn rust_list(&mut self, target: usize, mut args: Vec<String>) -> anyhow::Result<()> {
+        args.push("--list".into());
+        let output = self.state.join(format!("rust-{target}-0"));
+        std::fs::create_dir_all(&output)?;
+        let log = output.join("list.txt");
+        let _ = std::fs::remove_file(&log);
+        let (ended, _) = process::run(
+            self.signals,
+            &cargo(),
+            &args,
+            self.root,
+            Some(&log),
+            None,
+            TEST_ENV,
+        )
+        .await?;
+        let listing = std::fs::read_to_string(&log).unwrap_or_default();
+        anyhow::ensure!(
+            ended == Ended::Exited(Some(0)),
+            "cargo mutants --list failed: {listing}"
+        );
+        for line in listing.lines() {
+            println!("{line}  [rust]");
         }
         Ok(())
     }
 }
 
+/// `text` with the regular-expression metacharacters escaped.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The tiers of `target` as text, for the progress lines.
+fn tiers_text(target: &Target) -> String {
+    target
+        .tiers
+        .iter()
+        .map(|t| format!("{} {}", t.build.join(" "), t.filter))
+        .collect::<Vec<_>>()
+        .join(", then ")
+}
+
 /// What every test run gets: insta never writes or accepts snapshots while a mutant is in the
-/// tree (as cargo-mutants does for its own runs).
-const TEST_ENV: &[(&str, &str)] = &[("INSTA_UPDATE", "no"), ("INSTA_FORCE_PASS", "0")];
+/// tree (as cargo-mutants does for its own runs), and proptest writes no
+/// `proptest-regressions/` file for a failure a mutant caused.
+const TEST_ENV: &[(&str, &str)] = &[
+    ("INSTA_UPDATE", "no"),
+    ("INSTA_FORCE_PASS", "0"),
+    ("PROPTEST_DISABLE_FAILURE_PERSISTENCE", "1"),
+];
 
 /// The cargo binary that runs us (`$CARGO` under `cargo xtask`).
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-/// The cargo-mutants options that build only the target's test targets and run only its
+/// The cargo-mutants options that build only the test targets of `tests` and run only its
 /// tests, failing fast (the workspace's nextest profile does not).
-fn cargo_mutants_test_args(target: &Target) -> Vec<String> {
-    let mut args: Vec<String> = target
+fn cargo_mutants_test_args(tests: &Tests) -> Vec<String> {
+    let mut args: Vec<String> = tests
         .build
         .iter()
         .map(|b| format!("--cargo-arg={b}"))
@@ -678,7 +815,7 @@ fn cargo_mutants_test_args(target: &Target) -> Vec<String> {
         "--cargo-test-arg=--fail-fast".to_owned(),
         "--cargo-test-arg=--no-tests=fail".to_owned(),
         "--cargo-test-arg=-E".to_owned(),
-        format!("--cargo-test-arg={}", target.tests),
+        format!("--cargo-test-arg={}", tests.filter),
     ]);
     args
 }
@@ -756,6 +893,7 @@ fn parse_outcomes(json: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
             file,
             line,
             change,
+            name: name.to_owned(),
             status,
             took,
         });
@@ -949,6 +1087,14 @@ mod tests {
             .collect();
         assert_eq!(picked, [vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]);
         assert!((0..10).all(|i| in_shard(None, i)));
+    }
+
+    #[test]
+    fn escaped_names_match_only_themselves() {
+        assert_eq!(
+            regex_escape("a.rs:1:2: replace > with >= in f -> (u8)"),
+            "a\\.rs:1:2: replace > with >= in f \\-> \\(u8\\)"
+        );
     }
 
     #[test]
