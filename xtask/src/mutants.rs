@@ -1,0 +1,1115 @@
+//! `cargo xtask mutants`: mutation testing of the billing, platform and payments code, two kinds.
+//!
+//! Rust mutants come from cargo-mutants (pinned, installed when missing), SQL mutants from the
+//! project's own mutator ([`sql`]) over the queries in the same files. Each target in
+//! [`TARGETS`] names the tests that cover it; every mutant builds only those test targets and
+//! runs only those tests under nextest, failing fast. Survivors are listed with file, line and
+//! change; one not in `mutants-accepted.toml` makes the command fail.
+
+mod accepted;
+mod guard;
+mod process;
+mod schema;
+mod sql;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use accepted::Accepted;
+use guard::Backup;
+use process::{Ended, Interrupted, Signals};
+use schema::Schema;
+
+/// The cargo-mutants release the command installs and expects.
+pub(crate) const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+
+/// The package whose code is mutated and whose tests run.
+const PACKAGE: &str = "billing-harness";
+
+/// Where the migrations declaring the tables (and so the column siblings) are.
+const MIGRATIONS: &str = "harness/migrations";
+
+/// The command's own files (backup, logs, cargo-mutants output), under the workspace root.
+const STATE_DIR: &str = "target/xtask-mutants";
+
+/// Build the library's unit tests only.
+const LIB: &[&str] = &["--lib"];
+/// Build the integration-test binary only.
+const IT: &[&str] = &["--test=it"];
+/// Build both.
+const LIB_AND_IT: &[&str] = &["--lib", "--test=it"];
+
+/// The code under mutation and the tests that cover it. A file belongs to the first target
+/// whose path matches it, so specific files come before their directory. Moving a file is a
+/// change of its line here.
+pub(crate) const TARGETS: &[Target] = &[
+    Target {
+        path: "harness/src/billing/",
+        // The rules' unit tests first (a 5 s build); the close and the scenarios, which store
+        // what the rules compute, only for what they miss.
+        tiers: &[
+            Tests {
+                build: LIB,
+                filter: "test(/^billing::/)",
+            },
+            Tests {
+                build: IT,
+                filter: "test(/^(platform|scenarios|rules|payment_rules)::/)",
+            },
+        ],
+        rust_goal: 100,
+        sql_goal: 100,
+    },
+    Target {
+        path: "harness/src/platform/close.rs",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(platform|scenarios|payments|rules|payment_rules|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 100,
+    },
+    Target {
+        path: "harness/src/platform/usage.rs",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(platform|scenarios|builders|rules|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 100,
+    },
+    Target {
+        path: "harness/src/platform/subscriptions.rs",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 100,
+    },
+    Target {
+        path: "harness/src/platform/charge.rs",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(payments|payment_rules|scenarios|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 100,
+    },
+    Target {
+        path: "harness/src/platform/",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
+        path: "harness/src/payments/",
+        tiers: &[Tests {
+            build: LIB_AND_IT,
+            filter: "test(/^(payments|payment_rules|scenarios|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+];
+
+/// Files under a target directory that are never mutated: test modules.
+const NOT_MUTATED: &[&str] = &["tests.rs"];
+
+/// A group of files under mutation and the tests that cover them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    /// A file, or a directory ending in `/` (its `.rs` files, recursively), relative to the
+    /// workspace root.
+    pub(crate) path: &'static str,
+    /// The covering tests, fastest first: a mutant that survives one tier meets the next.
+    pub(crate) tiers: &'static [Tests],
+    /// Share of Rust mutants to catch, in percent (accepted survivors count as caught).
+    pub(crate) rust_goal: u32,
+    /// Share of SQL mutants to catch, in percent.
+    pub(crate) sql_goal: u32,
+}
+
+/// Tests to run against a mutant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tests {
+    /// The test targets of the package to build and run (`--lib`, `--test=it`).
+    pub(crate) build: &'static [&'static str],
+    /// The nextest filterset of the tests.
+    pub(crate) filter: &'static str,
+}
+
+/// Which kinds of mutant to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kinds {
+    /// cargo-mutants only.
+    Rust,
+    /// The SQL mutator only.
+    Sql,
+    /// Both, Rust first.
+    Both,
+}
+
+impl Kinds {
+    /// Whether the Rust mutants run.
+    fn rust(self) -> bool {
+        self != Kinds::Sql
+    }
+
+    /// Whether the SQL mutants run.
+    fn sql(self) -> bool {
+        self != Kinds::Rust
+    }
+}
+
+/// The command's options.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MutantsArgs {
+    /// Run shard `k` of `n` (0-based, as cargo-mutants counts), the same split on every machine.
+    pub(crate) shard: Option<(u32, u32)>,
+    /// Only this file (or directory), relative to the workspace root.
+    pub(crate) file: Option<PathBuf>,
+    /// Which kinds of mutant.
+    pub(crate) kinds: Kinds,
+    /// List the mutants and run nothing.
+    pub(crate) list: bool,
+    /// Fixed test timeout per mutant, instead of one derived from the unmutated run.
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Default for MutantsArgs {
+    fn default() -> Self {
+        MutantsArgs {
+            shard: None,
+            file: None,
+            kinds: Kinds::Both,
+            list: false,
+            timeout: None,
+        }
+    }
+}
+
+/// The usage line of the command.
+pub(crate) const USAGE: &str =
+    "mutants [--kind rust|sql|both] [--file PATH] [--shard K/N] [--list] [--timeout SECS]";
+
+/// Reads the arguments after `mutants`.
+///
+/// # Errors
+/// An unknown option or a malformed value.
+pub(crate) fn parse_args(rest: &[&str]) -> anyhow::Result<MutantsArgs> {
+    let mut args = MutantsArgs::default();
+    let mut rest = rest.iter().flat_map(|a| match a.split_once('=') {
+        Some((k, v)) if k.starts_with("--") => vec![k, v],
+        _ => vec![*a],
+    });
+    while let Some(arg) = rest.next() {
+        let mut value = || {
+            rest.next()
+                .with_context(|| format!("{arg} needs a value (usage: cargo xtask {USAGE})"))
+        };
+        match arg {
+            "--kind" => {
+                args.kinds = match value()? {
+                    "rust" => Kinds::Rust,
+                    "sql" => Kinds::Sql,
+                    "both" => Kinds::Both,
+                    other => bail!("--kind takes rust, sql or both, not `{other}`"),
+                }
+            }
+            "--file" => args.file = Some(PathBuf::from(value()?.trim_end_matches('/'))),
+            "--shard" => {
+                let v = value()?;
+                let parsed = v
+                    .split_once('/')
+                    .and_then(|(k, n)| Some((k.parse().ok()?, n.parse().ok()?)))
+                    .filter(|&(k, n): &(u32, u32)| n > 0 && k < n);
+                args.shard = Some(parsed.with_context(|| {
+                    format!("--shard takes K/N with 0 <= K < N (like 0/4), not `{v}`")
+                })?);
+            }
+            "--timeout" => {
+                let v = value()?;
+                let secs: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .with_context(|| format!("--timeout takes whole seconds, not `{v}`"))?;
+                args.timeout = Some(Duration::from_secs(secs));
+            }
+            "--list" | "--dry-run" => args.list = true,
+            other => bail!("unexpected argument `{other}` (usage: cargo xtask {USAGE})"),
+        }
+    }
+    Ok(args)
+}
+
+/// How one mutant ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// A test failed.
+    Caught,
+    /// The tests ran past the timeout: counted as caught.
+    Timeout,
+    /// It did not build.
+    Unviable,
+    /// Every test passed.
+    Survived,
+}
+
+/// Which mutator made a mutant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// cargo-mutants.
+    Rust,
+    /// The SQL mutator.
+    Sql,
+}
+
+impl Kind {
+    /// Its label in the survivor list.
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Rust => "rust",
+            Kind::Sql => "sql",
+        }
+    }
+}
+
+/// One tested mutant.
+#[derive(Debug, Clone)]
+struct Outcome {
+    /// Its mutator.
+    kind: Kind,
+    /// The target it belongs to (index into [`TARGETS`]).
+    target: usize,
+    /// The file, relative to the workspace root, with `/`.
+    file: String,
+    /// The line of the change.
+    line: usize,
+    /// The change, without location.
+    change: String,
+    /// cargo-mutants' name of the mutant (file, line, column and change), empty for SQL.
+    name: String,
+    /// How it ended.
+    status: Status,
+    /// Build and test time.
+    took: Duration,
+}
+
+/// Runs (or lists) the mutants; exit 1 when a survivor is not accepted.
+///
+/// # Errors
+/// A setup step failed (install, baseline, a file), or the run was interrupted (its files are
+/// restored first).
+pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent directory")?
+        .to_owned();
+    let accepted = Accepted::load(&root.join(accepted::FILE))?;
+    let plan = plan(&root, args.file.as_deref())?;
+    let state = root.join(STATE_DIR);
+    std::fs::create_dir_all(&state)?;
+    let (backup, restored) = Backup::start(&root, &state.join("backup"))?;
+    for file in &restored {
+        eprintln!(
+            "mutants: restored {} from a previous run's backup",
+            file.display()
+        );
+    }
+    let started = Instant::now();
+    let result = crate::runtime()?.block_on(async {
+        let mut signals = Signals::listen()?;
+        let mut run = Run {
+            root: &root,
+            state: &state,
+            args,
+            backup,
+            signals: &mut signals,
+            outcomes: Vec::new(),
+        };
+        if args.kinds.rust() {
+            run.rust(&plan).await?;
+        }
+        if args.kinds.sql() {
+            run.sql(&plan).await?;
+        }
+        run.backup.finish()?;
+        anyhow::Ok(run.outcomes)
+    });
+    let outcomes = match result {
+        Ok(outcomes) => outcomes,
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!("mutants: interrupted; the mutated files are restored");
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(e),
+    };
+    if args.list {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(report(&outcomes, &accepted, started.elapsed()))
+}
+
+/// Every file under mutation, grouped by target (index into [`TARGETS`]), in path order;
+/// only those under `only` when given.
+fn plan(root: &Path, only: Option<&Path>) -> anyhow::Result<BTreeMap<usize, Vec<PathBuf>>> {
+    let mut files = Vec::new();
+    for target in TARGETS {
+        let path = root.join(target.path);
+        if target.path.ends_with('/') {
+            anyhow::ensure!(
+                path.is_dir(),
+                "{} does not exist: update TARGETS in xtask/src/mutants.rs",
+                target.path
+            );
+            collect_rs(&path, &mut files)?;
+        } else {
+            anyhow::ensure!(
+                path.is_file(),
+                "{} does not exist: update TARGETS in xtask/src/mutants.rs",
+                target.path
+            );
+            files.push(path);
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut plan: BTreeMap<usize, Vec<PathBuf>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(root)?.to_owned();
+        if only.is_some_and(|only| !relative.starts_with(only)) {
+            continue;
+        }
+        let Some(target) = target_of(&relative) else {
+            continue;
+        };
+        plan.entry(target).or_default().push(relative);
+    }
+    if plan.is_empty() {
+        bail!(
+            "no file under mutation matches `{}`; the targets are: {}",
+            only.map(|p| p.display().to_string()).unwrap_or_default(),
+            TARGETS
+                .iter()
+                .map(|t| t.path)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(plan)
+}
+
+/// The first target that `file` (relative, with `/`) belongs to.
+fn target_of(file: &Path) -> Option<usize> {
+    let name = file.file_name()?.to_str()?;
+    if NOT_MUTATED.contains(&name) {
+        return None;
+    }
+    TARGETS.iter().position(|t| {
+        if t.path.ends_with('/') {
+            file.starts_with(t.path.trim_end_matches('/'))
+        } else {
+            file == Path::new(t.path)
+        }
+    })
+}
+
+/// Adds the `.rs` files under `dir` to `out`.
+fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_rs(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `file` with `/` separators.
+fn slashed(file: &Path) -> String {
+    file.to_string_lossy().replace('\\', "/")
+}
+
+/// Whether mutant number `index` of a stable list is in the shard.
+fn in_shard(shard: Option<(u32, u32)>, index: usize) -> bool {
+    shard.is_none_or(|(k, n)| index % n as usize == k as usize)
+}
+
+/// The state of one run of the command.
+struct Run<'a> {
+    /// The workspace root.
+    root: &'a Path,
+    /// `target/xtask-mutants`.
+    state: &'a Path,
+    /// The options.
+    args: &'a MutantsArgs,
+    /// The original text of every file mutated so far.
+    backup: Backup,
+    /// Ctrl-C and SIGTERM.
+    signals: &'a mut Signals,
+    /// What ran.
+    outcomes: Vec<Outcome>,
+}
+
+impl Run<'_> {
+    /// The SQL mutants of the planned files: a baseline per target, then each mutant in turn.
+    async fn sql(&mut self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<()> {
+        let schema = Schema::from_migrations(&self.root.join(MIGRATIONS))?;
+        let logs = self.state.join("sql-logs");
+        std::fs::create_dir_all(&logs)?;
+        let mut index = 0;
+        for (&target, files) in plan {
+            let mut chosen = Vec::new();
+            for file in files {
+                let source = std::fs::read_to_string(self.root.join(file))?;
+                for mutant in sql::mutants(&source, &schema) {
+                    if in_shard(self.args.shard, index) {
+                        chosen.push((file.clone(), mutant));
+                    }
+                    index += 1;
+                }
+            }
+            if chosen.is_empty() {
+                continue;
+            }
+            if self.args.list {
+                for (file, m) in &chosen {
+                    println!("{}:{}: [sql] {}", slashed(file), m.line, m.description);
+                }
+                continue;
+            }
+            let t = &TARGETS[target];
+            eprintln!(
+                "mutants: {} SQL mutant(s) in {} (tests: {})",
+                chosen.len(),
+                t.path,
+                tiers_text(t)
+            );
+            // Each tier's test timeout, from its run on the unmutated tree when first needed.
+            let mut timeouts: Vec<Option<Duration>> = vec![None; t.tiers.len()];
+            for (n, (file, mutant)) in chosen.iter().enumerate() {
+                let original = self.backup.hold(file)?.to_owned();
+                let log = logs.join(format!(
+                    "{}-{}-{n}.log",
+                    file.file_stem().unwrap_or_default().to_string_lossy(),
+                    mutant.line
+                ));
+                let _ = std::fs::remove_file(&log);
+                let mut status = Status::Survived;
+                let mut took = Duration::ZERO;
+                for (tier, tests) in t.tiers.iter().enumerate() {
+                    let timeout = match timeouts[tier] {
+                        Some(timeout) => timeout,
+                        None => {
+                            self.backup.restore(file)?;
+                            let timeout = self.baseline(tests, &logs, target, tier).await?;
+                            timeouts[tier] = Some(timeout);
+                            timeout
+                        }
+                    };
+                    std::fs::write(self.root.join(file), sql::apply(&original, mutant))?;
+                    let result = self.sql_one(tests, &log, timeout).await;
+                    self.backup.restore(file)?;
+                    let (tier_status, tier_took) = result?;
+                    took += tier_took;
+                    status = tier_status;
+                    if status != Status::Survived {
+                        break;
+                    }
+                }
+                eprintln!(
+                    "  {:<9} {}:{}: {}  ({:.0} s)",
+                    status_label(status),
+                    slashed(file),
+                    mutant.line,
+                    mutant.description,
+                    took.as_secs_f64()
+                );
+                self.outcomes.push(Outcome {
+                    kind: Kind::Sql,
+                    target,
+                    file: slashed(file),
+                    line: mutant.line,
+                    change: mutant.description.clone(),
+                    name: String::new(),
+                    status,
+                    took,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds and runs `tests` on the unmutated tree, which must pass; returns the test timeout
+    /// for mutants (`--timeout`, or three times the run, at least 60 s).
+    async fn baseline(
+        &mut self,
+        tests: &Tests,
+        logs: &Path,
+        target: usize,
+        tier: usize,
+    ) -> anyhow::Result<Duration> {
+        let log = logs.join(format!("baseline-{target}-{tier}.log"));
+        let _ = std::fs::remove_file(&log);
+        let (built, build_time) = self.nextest(tests, true, &log, None).await?;
+        anyhow::ensure!(
+            built == Ended::Exited(Some(0)),
+            "the unmutated tree does not build; see {}",
+            log.display()
+        );
+        let (tested, test_time) = self.nextest(tests, false, &log, None).await?;
+        anyhow::ensure!(
+            tested == Ended::Exited(Some(0)),
+            "the covering tests fail on the unmutated tree; see {}",
+            log.display()
+        );
+        let timeout = self
+            .args
+            .timeout
+            .unwrap_or(Duration::from_secs(60).max(test_time * 3));
+        eprintln!(
+            "mutants: baseline of `{}` built in {:.0} s, tested in {:.0} s; test timeout {} s",
+            tests.filter,
+            build_time.as_secs_f64(),
+            test_time.as_secs_f64(),
+            timeout.as_secs()
+        );
+        Ok(timeout)
+    }
+
+    /// Builds, then tests, the mutant now written into the tree.
+    async fn sql_one(
+        &mut self,
+        tests: &Tests,
+        log: &Path,
+        timeout: Duration,
+    ) -> anyhow::Result<(Status, Duration)> {
+        let (built, build_time) = self.nextest(tests, true, log, None).await?;
+        if built != Ended::Exited(Some(0)) {
+            return Ok((Status::Unviable, build_time));
+        }
+        let (tested, test_time) = self.nextest(tests, false, log, Some(timeout)).await?;
+        let status = match tested {
+            Ended::Exited(Some(0)) => Status::Survived,
+            Ended::TimedOut => Status::Timeout,
+            Ended::Exited(_) => Status::Caught,
+        };
+        Ok((status, build_time + test_time))
+    }
+
+    /// `cargo nextest run` of `tests` (`--no-run` when `build_only`), failing fast.
+    async fn nextest(
+        &mut self,
+        tests: &Tests,
+        build_only: bool,
+        log: &Path,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<(Ended, Duration)> {
+        let mut args: Vec<String> = vec![
+            "nextest".into(),
+            "run".into(),
+            format!("--package={PACKAGE}"),
+        ];
+        args.extend(tests.build.iter().map(|s| (*s).to_owned()));
+        if build_only {
+            args.push("--no-run".into());
+        } else {
+            args.extend([
+                "--fail-fast".into(),
+                "--no-tests=fail".into(),
+                "-E".into(),
+                tests.filter.into(),
+            ]);
+        }
+        process::run(
+            self.signals,
+            &cargo(),
+            &args,
+            self.root,
+            Some(log),
+            timeout,
+            TEST_ENV,
+        )
+        .await
+    }
+
+    /// The Rust mutants: per target, one cargo-mutants run in place over its files with the
+    /// first tier of tests, then one per further tier over the survivors of the one before.
+    async fn rust(&mut self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<()> {
+        ensure_cargo_mutants()?;
+        for (&target, files) in plan {
+            let t = &TARGETS[target];
+            let mut common: Vec<String> = vec![
+                "mutants".into(),
+                "--in-place".into(),
+                "--test-tool=nextest".into(),
+                "--no-shuffle".into(),
+                "--colors=never".into(),
+            ];
+            for file in files {
+                common.push(format!("--file={}", slashed(file)));
+                // cargo-mutants restores after each mutant; this guard covers its being killed.
+                self.backup.hold(file)?;
+            }
+            if let Some(timeout) = self.args.timeout {
+                common.push(format!("--timeout={}", timeout.as_secs()));
+            }
+            let mut first = common.clone();
+            first.extend(cargo_mutants_test_args(&t.tiers[0]));
+            if let Some((k, n)) = self.args.shard {
+                first.push(format!("--shard={k}/{n}"));
+            }
+            if self.args.list {
+                self.rust_list(target, first).await?;
+                continue;
+            }
+            let mut outcomes = self.cargo_mutants(target, 0, first).await?;
+            for (tier, tests) in t.tiers.iter().enumerate().skip(1) {
+                let survivors: Vec<String> = outcomes
+                    .iter()
+                    .filter(|o| o.status == Status::Survived)
+                    .map(|o| o.name.clone())
+                    .collect();
+                if survivors.is_empty() {
+                    break;
+                }
+                let mut args = common.clone();
+                args.extend(cargo_mutants_test_args(tests));
+                // The survivors only, by their exact names (the shard is already applied).
+                args.extend(
+                    survivors
+                        .iter()
+                        .map(|name| format!("--re=^{}$", regex_escape(name))),
+                );
+                for again in self.cargo_mutants(target, tier, args).await? {
+                    if let Some(o) = outcomes.iter_mut().find(|o| o.name == again.name) {
+                        o.status = again.status;
+                        o.took += again.took;
+                    }
+                }
+            }
+            self.outcomes.extend(outcomes);
+        }
+        Ok(())
+    }
+
+    /// Runs cargo-mutants with `args` for tier `tier` of `target` and reads its outcomes.
+    async fn cargo_mutants(
+        &mut self,
+        target: usize,
+        tier: usize,
+        mut args: Vec<String>,
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let output = self.state.join(format!("rust-{target}-{tier}"));
+        std::fs::create_dir_all(&output)?;
+        let _ = std::fs::remove_dir_all(output.join("mutants.out"));
+        args.push(format!("--output={}", output.display()));
+        eprintln!("mutants: cargo {}", args.join(" "));
+        let (ended, _) = process::run(
+            self.signals,
+            &cargo(),
+            &args,
+            self.root,
+            None,
+            None,
+            TEST_ENV,
+        )
+        .await?;
+        self.backup.restore_all()?;
+        // 0: all caught; 2: some missed; 3: some timed out. Anything else is no result.
+        anyhow::ensure!(
+            matches!(ended, Ended::Exited(Some(0 | 2 | 3))),
+            "cargo mutants ended with {ended:?}; see {}",
+            output.join("mutants.out").display()
+        );
+        let json = std::fs::read_to_string(output.join("mutants.out/outcomes.json"))
+            .context("reading cargo-mutants' outcomes.json")?;
+        parse_outcomes(&json, target)
+    }
+
+    /// Prints what cargo-mutants would run for `target`.
+    async fn rust_list(&mut self, target: usize, mut args: Vec<String>) -> anyhow::Result<()> {
+        args.push("--list".into());
+        let output = self.state.join(format!("rust-{target}-0"));
+        std::fs::create_dir_all(&output)?;
+        let log = output.join("list.txt");
+        let _ = std::fs::remove_file(&log);
+        let (ended, _) = process::run(
+            self.signals,
+            &cargo(),
+            &args,
+            self.root,
+            Some(&log),
+            None,
+            TEST_ENV,
+        )
+        .await?;
+        let listing = std::fs::read_to_string(&log).unwrap_or_default();
+        anyhow::ensure!(
+            ended == Ended::Exited(Some(0)),
+            "cargo mutants --list failed: {listing}"
+        );
+        for line in listing.lines() {
+            println!("{line}  [rust]");
+        }
+        Ok(())
+    }
+}
+
+/// `text` with the regular-expression metacharacters escaped.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The tiers of `target` as text, for the progress lines.
+fn tiers_text(target: &Target) -> String {
+    target
+        .tiers
+        .iter()
+        .map(|t| format!("{} {}", t.build.join(" "), t.filter))
+        .collect::<Vec<_>>()
+        .join(", then ")
+}
+
+/// What every test run gets: insta never writes or accepts snapshots while a mutant is in the
+/// tree (as cargo-mutants does for its own runs), and proptest writes no
+/// `proptest-regressions/` file for a failure a mutant caused.
+const TEST_ENV: &[(&str, &str)] = &[
+    ("INSTA_UPDATE", "no"),
+    ("INSTA_FORCE_PASS", "0"),
+    ("PROPTEST_DISABLE_FAILURE_PERSISTENCE", "1"),
+];
+
+/// The cargo binary that runs us (`$CARGO` under `cargo xtask`).
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// The cargo-mutants options that build only the test targets of `tests` and run only its
+/// tests, failing fast (the workspace's nextest profile does not).
+fn cargo_mutants_test_args(tests: &Tests) -> Vec<String> {
+    let mut args: Vec<String> = tests
+        .build
+        .iter()
+        .map(|b| format!("--cargo-arg={b}"))
+        .collect();
+    args.extend([
+        "--cargo-test-arg=--fail-fast".to_owned(),
+        "--cargo-test-arg=--no-tests=fail".to_owned(),
+        "--cargo-test-arg=-E".to_owned(),
+        format!("--cargo-test-arg={}", tests.filter),
+    ]);
+    args
+}
+
+/// Installs cargo-mutants [`CARGO_MUTANTS_VERSION`] unless that version is installed.
+fn ensure_cargo_mutants() -> anyhow::Result<()> {
+    let installed = std::process::Command::new(cargo())
+        .args(["mutants", "--version"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if installed.as_deref() == Some(&format!("cargo-mutants {CARGO_MUTANTS_VERSION}")) {
+        return Ok(());
+    }
+    eprintln!("mutants: installing cargo-mutants {CARGO_MUTANTS_VERSION}");
+    let status = std::process::Command::new(cargo())
+        .args([
+            "install",
+            "--locked",
+            "cargo-mutants",
+            "--version",
+            CARGO_MUTANTS_VERSION,
+        ])
+        // Build it in cargo's temporary directory, not in the workspace's target.
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .context("running cargo install")?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo install cargo-mutants {CARGO_MUTANTS_VERSION} failed"
+    );
+    Ok(())
+}
+
+/// The mutants of cargo-mutants' `outcomes.json` (the baseline skipped).
+fn parse_outcomes(json: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
+    let value: serde_json::Value = serde_json::from_str(json)?;
+    let mut out = Vec::new();
+    for outcome in value["outcomes"]
+        .as_array()
+        .context("outcomes.json has no outcomes")?
+    {
+        let Some(mutant) = outcome["scenario"].get("Mutant") else {
+            continue;
+        };
+        let file = mutant["file"].as_str().unwrap_or_default().to_owned();
+        let line = mutant["span"]["start"]["line"].as_u64().unwrap_or(0) as usize;
+        let column = mutant["span"]["start"]["column"].as_u64().unwrap_or(0);
+        let name = mutant["name"].as_str().unwrap_or_default();
+        let change = name
+            .strip_prefix(&format!("{file}:{line}:{column}: "))
+            .unwrap_or(name)
+            .to_owned();
+        let status = match outcome["summary"].as_str().unwrap_or_default() {
+            "CaughtMutant" => Status::Caught,
+            "MissedMutant" => Status::Survived,
+            "Unviable" => Status::Unviable,
+            "Timeout" => Status::Timeout,
+            other => bail!("cargo-mutants reported `{other}` for {name}"),
+        };
+        let took = outcome["phase_results"]
+            .as_array()
+            .map(|phases| {
+                phases
+                    .iter()
+                    .filter_map(|p| p["duration"].as_f64())
+                    .map(Duration::from_secs_f64)
+                    .sum()
+            })
+            .unwrap_or_default();
+        out.push(Outcome {
+            kind: Kind::Rust,
+            target,
+            file,
+            line,
+            change,
+            name: name.to_owned(),
+            status,
+            took,
+        });
+    }
+    Ok(out)
+}
+
+/// Its word in the progress and survivor lists.
+fn status_label(status: Status) -> &'static str {
+    match status {
+        Status::Caught => "caught",
+        Status::Timeout => "timeout",
+        Status::Unviable => "unviable",
+        Status::Survived => "SURVIVED",
+    }
+}
+
+/// Prints the per-target rates, the survivors and the closing line; exit 1 when a survivor is
+/// not accepted.
+fn report(outcomes: &[Outcome], accepted: &Accepted, elapsed: Duration) -> ExitCode {
+    let mut survivors = Vec::new();
+    let mut excused = Vec::new();
+    for o in outcomes.iter().filter(|o| o.status == Status::Survived) {
+        match accepted.find(&o.file, &o.change) {
+            Some(entry) => excused.push((o, &entry.reason)),
+            None => survivors.push(o),
+        }
+    }
+    let mut groups: BTreeMap<(usize, Kind), Vec<&Outcome>> = BTreeMap::new();
+    for o in outcomes {
+        groups.entry((o.target, o.kind)).or_default().push(o);
+    }
+    println!(
+        "target                                   kind  ran  caught  unviable  accepted  survived  rate  goal"
+    );
+    for ((target, kind), group) in &groups {
+        let t = &TARGETS[*target];
+        let count = |s: Status| group.iter().filter(|o| o.status == s).count();
+        let caught = count(Status::Caught) + count(Status::Timeout);
+        let unviable = count(Status::Unviable);
+        let excused_here = group
+            .iter()
+            .filter(|o| o.status == Status::Survived && accepted.find(&o.file, &o.change).is_some())
+            .count();
+        let survived = count(Status::Survived) - excused_here;
+        let viable = group.len() - unviable;
+        let rate = if viable == 0 {
+            100.0
+        } else {
+            100.0 * (caught + excused_here) as f64 / viable as f64
+        };
+        let goal = match kind {
+            Kind::Rust => t.rust_goal,
+            Kind::Sql => t.sql_goal,
+        };
+        println!(
+            "{:<40} {:<4} {:>4} {:>7} {:>9} {:>9} {:>9} {:>4.0}% {:>4}%{}",
+            t.path,
+            kind.label(),
+            group.len(),
+            caught,
+            unviable,
+            excused_here,
+            survived,
+            rate,
+            goal,
+            if rate + 1e-9 < f64::from(goal) {
+                "  below goal"
+            } else {
+                ""
+            }
+        );
+    }
+    if !excused.is_empty() {
+        println!("\naccepted survivors ({}):", accepted::FILE);
+        for (o, reason) in &excused {
+            println!(
+                "  {}:{}: [{}] {}\n      because {reason}",
+                o.file,
+                o.line,
+                o.kind.label(),
+                o.change
+            );
+        }
+    }
+    if !survivors.is_empty() {
+        println!(
+            "\nsurvivors (a test should fail, or the mutant is equivalent and goes into {}):",
+            accepted::FILE
+        );
+        for o in &survivors {
+            println!("  {}:{}: [{}] {}", o.file, o.line, o.kind.label(), o.change);
+        }
+    }
+    let timed: Vec<Duration> = outcomes.iter().map(|o| o.took).collect();
+    if !timed.is_empty() {
+        let total: Duration = timed.iter().sum();
+        println!(
+            "\ntime: {:.0} s in all, {:.1} s a mutant on average (build and tests)",
+            elapsed.as_secs_f64(),
+            total.as_secs_f64() / timed.len() as f64
+        );
+    }
+    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
+    println!(
+        "mutants: {} ran, {} caught, {} unviable, {} accepted, {} survived",
+        outcomes.len(),
+        count(Status::Caught) + count(Status::Timeout),
+        count(Status::Unviable),
+        excused.len(),
+        survivors.len()
+    );
+    if survivors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_options() {
+        let args = parse_args(&[
+            "--kind",
+            "sql",
+            "--file=harness/src/platform/close.rs",
+            "--shard",
+            "1/4",
+            "--timeout",
+            "90",
+            "--list",
+        ])
+        .unwrap();
+        assert_eq!(
+            args,
+            MutantsArgs {
+                shard: Some((1, 4)),
+                file: Some(PathBuf::from("harness/src/platform/close.rs")),
+                kinds: Kinds::Sql,
+                list: true,
+                timeout: Some(Duration::from_secs(90)),
+            }
+        );
+        assert_eq!(parse_args(&[]).unwrap(), MutantsArgs::default());
+        for bad in [
+            &["--shard", "4/4"][..],
+            &["--shard", "1"],
+            &["--kind", "go"],
+            &["--timeout", "0"],
+            &["--file"],
+            &["--frobnicate"],
+        ] {
+            assert!(parse_args(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn files_belong_to_the_first_matching_target() {
+        let of = |p: &str| target_of(Path::new(p)).map(|t| TARGETS[t].path);
+        assert_eq!(
+            of("harness/src/platform/close.rs"),
+            Some("harness/src/platform/close.rs")
+        );
+        assert_eq!(
+            of("harness/src/platform/accounts.rs"),
+            Some("harness/src/platform/")
+        );
+        assert_eq!(
+            of("harness/src/billing/rules.rs"),
+            Some("harness/src/billing/")
+        );
+        assert_eq!(of("harness/src/billing/tests.rs"), None);
+        assert_eq!(of("harness/src/clock.rs"), None);
+    }
+
+    #[test]
+    fn every_target_exists_in_the_workspace() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let planned = plan(root, None).unwrap();
+        assert_eq!(planned.len(), TARGETS.len(), "each target has files");
+        assert!(plan(root, Some(Path::new("harness/src/clock.rs"))).is_err());
+    }
+
+    #[test]
+    fn shards_split_a_list_without_overlap() {
+        let picked: Vec<Vec<usize>> = (0..3)
+            .map(|k| (0..10).filter(|&i| in_shard(Some((k, 3)), i)).collect())
+            .collect();
+        assert_eq!(picked, [vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]);
+        assert!((0..10).all(|i| in_shard(None, i)));
+    }
+
+    #[test]
+    fn escaped_names_match_only_themselves() {
+        assert_eq!(
+            regex_escape("a.rs:1:2: replace > with >= in f -> (u8)"),
+            "a\\.rs:1:2: replace > with >= in f \\-> \\(u8\\)"
+        );
+    }
+
+    #[test]
+    fn reads_cargo_mutants_outcomes() {
+        let json = r#"{"outcomes": [
+            {"scenario": "Baseline", "summary": "Success", "phase_results": []},
+            {"scenario": {"Mutant": {"name": "harness/src/billing/rules.rs:42:9: replace < with <= in prorate",
+              "file": "harness/src/billing/rules.rs", "span": {"start": {"line": 42, "column": 9}}}},
+             "summary": "MissedMutant", "phase_results": [{"duration": 1.5}, {"duration": 2.0}]}
+        ]}"#;
+        let outcomes = parse_outcomes(json, 0).unwrap();
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(outcomes[0].change, "replace < with <= in prorate");
+        assert_eq!(outcomes[0].line, 42);
+        assert_eq!(outcomes[0].status, Status::Survived);
+        assert_eq!(outcomes[0].took, Duration::from_secs_f64(3.5));
+    }
+}
