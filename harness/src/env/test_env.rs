@@ -365,7 +365,7 @@ impl Drop for TestEnv {
         };
         if failed {
             let seed = self.world.fakes.seed();
-            match released.and_then(|r| r.over_cap_note(self.database_name(), seed)) {
+            match released.and_then(|r| r.dropped_note(self.database_name(), seed)) {
                 Some(note) => eprintln!("{note}"),
                 None => eprintln!("{}", self.failure_note()),
             }
