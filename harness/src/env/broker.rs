@@ -37,6 +37,10 @@ const LOCK_TEMPLATE: i32 = 0x6268_0003;
 const LOCK_SLOT: i32 = 0x6268_0004;
 const LOCK_KEEP: i32 = 0x6268_0005;
 
+/// Room kept free in a local server's state folder beyond the next clone: for the WAL and the
+/// temporary files of the tests running meanwhile. A server that cannot write its WAL crashes.
+const ROOM_RESERVE: u64 = 4 << 20;
+
 /// The comment that marks a database kept for a failed test; the reaper leaves those alone.
 pub(crate) const KEPT_COMMENT: &str = "billing-harness: kept";
 
@@ -69,17 +73,36 @@ pub enum Released {
         /// this one included.
         dropped: u64,
     },
+    /// Asked to be kept, but dropped: the state folder of the throwaway server had too little
+    /// room left for the next test's database.
+    DroppedForSpace {
+        /// Bytes free in the state folder when it was released.
+        free: u64,
+        /// The size of that folder's file system.
+        size: u64,
+    },
 }
 
 impl Released {
-    /// For a failed test's database dropped over the cap: the note that replaces "kept database
-    /// ..., open it with", naming the cap and how many this process dropped.
-    pub(crate) fn over_cap_note(&self, name: &str) -> Option<String> {
-        let Released::DroppedOverCap { kept, cap, dropped } = *self else {
-            return None;
+    /// For a failed test's database that was dropped all the same: the note that replaces
+    /// "kept database ..., open it with", saying why.
+    pub(crate) fn dropped_note(&self, name: &str) -> Option<String> {
+        let why = match *self {
+            Released::DroppedOverCap { kept, cap, dropped } => format!(
+                "the server keeps {kept} already, the cap (HARNESS_KEEP_FAILED={cap}); {dropped} dropped over the cap by this test process so far\n  (`cargo xtask doctor` lists the kept databases, `cargo xtask db clean` drops them)"
+            ),
+            Released::DroppedForSpace { free, size } => format!(
+                "the state folder{} has {} free of {}, too little for the next test's database\n  (set HARNESS_STATE_DIR to a folder with more room)",
+                super::error::space_folder()
+                    .map(|f| format!(" {}", f.display()))
+                    .unwrap_or_default(),
+                super::os::human_bytes(free),
+                super::os::human_bytes(size),
+            ),
+            Released::Dropped | Released::Kept => return None,
         };
         Some(format!(
-            "billing-harness: dropped database {name} of the failed test instead of keeping it: the server keeps {kept} already, the cap (HARNESS_KEEP_FAILED={cap}); {dropped} dropped over the cap by this test process so far\n  (`cargo xtask doctor` lists the kept databases, `cargo xtask db clean` drops them)"
+            "billing-harness: dropped database {name} of the failed test instead of keeping it: {why}"
         ))
     }
 }
@@ -407,8 +430,20 @@ impl State {
         let session = self.session().await?;
         let result = {
             let mut control = session.control.lock().await;
-            match &keep {
-                Some(reason) => {
+            let too_full = match &keep {
+                Some(_) => session.too_full_to_keep(&mut control, lease).await,
+                None => None,
+            };
+            match (&keep, too_full) {
+                (Some(_), Some(space)) => {
+                    drop_database(&mut control, &lease.name).await.map(|()| {
+                        Released::DroppedForSpace {
+                            free: space.free,
+                            size: space.size,
+                        }
+                    })
+                }
+                (Some(reason), None) => {
                     let cap = self.config.keep_failed;
                     match keep_within_cap(&mut control, &lease.name, reason, cap).await {
                         Ok(None) => {
@@ -430,7 +465,7 @@ impl State {
                         Err(e) => Err(e),
                     }
                 }
-                None => drop_database(&mut control, &lease.name)
+                (None, _) => drop_database(&mut control, &lease.name)
                     .await
                     .map(|()| Released::Dropped),
             }
@@ -554,6 +589,23 @@ impl Session {
             return Ok(found.clone());
         }
         let migrations = Migrations::load(source).await?;
+        let built_already: bool = {
+            let mut control = self.control.lock().await;
+            sqlx::query_scalar(
+                "select exists (select from pg_database where datname = $1 and datistemplate)",
+            )
+            .bind(migrations.template_name())
+            .fetch_one(&mut *control)
+            .await
+            .map_err(EnvError::db("look for the template"))?
+        };
+        if !built_already {
+            self.wait_for_room(
+                format!("create the template {}", migrations.template_name()),
+                "template0",
+            )
+            .await?;
+        }
         let mut control = self.control.lock().await;
         setup_lock(&mut control, true).await?;
         let built = build_template(&mut control, &self.server.endpoint, &migrations).await;
@@ -581,6 +633,11 @@ impl Session {
         migrations: &Migrations,
         strategy: CloneStrategy,
     ) -> Result<(), EnvError> {
+        self.wait_for_room(
+            format!("clone the template into {name}"),
+            &migrations.template_name(),
+        )
+        .await?;
         let strategy = match (self.version >= 150_000, strategy) {
             (false, _) => "",
             (true, CloneStrategy::FileCopy) => " strategy file_copy",
@@ -597,6 +654,76 @@ impl Session {
             .await
             .map(drop)
             .map_err(EnvError::db(format!("clone the template into {name}")))
+    }
+
+    /// On a local server whose state folder could not hold one more database like `lease`'s (and
+    /// the WAL's reserve): the folder's room. A failed test's database is then dropped rather
+    /// than kept, so that the tests still to run get theirs.
+    async fn too_full_to_keep(
+        &self,
+        control: &mut PgConnection,
+        lease: &Lease,
+    ) -> Option<super::os::Space> {
+        let membership = self
+            .server
+            .membership
+            .as_ref()
+            .filter(|_| self.server.backend == Backend::Local)?;
+        let size: i64 = sqlx::query_scalar("select pg_database_size($1)")
+            .bind(&lease.name)
+            .fetch_one(&mut *control)
+            .await
+            .ok()?;
+        let space = super::os::space(&membership.dir)?;
+        (space.free < u64::try_from(size).unwrap_or(0) + ROOM_RESERVE).then_some(space)
+    }
+
+    /// On a local server, waits up to 10 s until the state folder has room for one more database
+    /// the size of `like` (the template to clone, or `template0`) plus a reserve for the WAL. A
+    /// database that fills the folder makes the server's next WAL write fail, and a server that
+    /// cannot write its WAL crashes, failing every test of the run; waiting instead lets the tests
+    /// that end meanwhile free room.
+    async fn wait_for_room(&self, action: String, like: &str) -> Result<(), EnvError> {
+        const WAIT: Duration = Duration::from_secs(10);
+        let Some(membership) = self
+            .server
+            .membership
+            .as_ref()
+            .filter(|_| self.server.backend == Backend::Local)
+        else {
+            return Ok(());
+        };
+        let size: i64 = {
+            let mut control = self.control.lock().await;
+            sqlx::query_scalar("select pg_database_size($1)")
+                .bind(like)
+                .fetch_one(&mut *control)
+                .await
+                .map_err(EnvError::db(format!("measure {like}")))?
+        };
+        let size = u64::try_from(size).unwrap_or(0);
+        let start = Instant::now();
+        loop {
+            let Some(space) = super::os::space(&membership.dir) else {
+                return Ok(());
+            };
+            if space.free >= size + ROOM_RESERVE {
+                return Ok(());
+            }
+            if start.elapsed() > WAIT {
+                return Err(EnvError::out_of_space(
+                    action,
+                    format!(
+                        "a new database needs {} plus {} kept free for the WAL, and {} stayed free for {} s while other tests ran",
+                        super::os::human_bytes(size),
+                        super::os::human_bytes(ROOM_RESERVE),
+                        super::os::human_bytes(space.free),
+                        WAIT.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Takes a free connection slot, waiting up to two minutes for one.

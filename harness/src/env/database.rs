@@ -199,7 +199,7 @@ impl Drop for Database {
             })
             .ok();
         if failed {
-            match released.and_then(|r| r.over_cap_note(&lease.name)) {
+            match released.and_then(|r| r.dropped_note(&lease.name)) {
                 Some(note) => eprintln!("{note}"),
                 None => eprintln!("{}", self.failure_note()),
             }

@@ -97,6 +97,8 @@ impl LocalLauncher {
 /// Settings that trade durability for speed (a test cluster is thrown away anyway) and keep the
 /// cluster small: WAL only as much as crash recovery needs (`wal_level = minimal`), in 1 MB
 /// segments, removed rather than recycled; shared memory that lives and dies with the data folder.
+/// New WAL segments are still written full of zeros (`wal_init_zero`), so that a full folder fails
+/// when a segment is made, not with a server crash half-way through a segment.
 const SETTINGS: &str = "
 fsync = off
 synchronous_commit = off
@@ -105,9 +107,8 @@ max_connections = 200
 wal_level = minimal
 max_wal_senders = 0
 min_wal_size = 2MB
-max_wal_size = 16MB
+max_wal_size = 8MB
 wal_recycle = off
-wal_init_zero = off
 checkpoint_timeout = 1h
 checkpoint_flush_after = 0
 bgwriter_flush_after = 0
