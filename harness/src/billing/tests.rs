@@ -956,3 +956,27 @@ proptest! {
         prop_assert!(inv.lines.windows(2).all(|w| w[0].from <= w[1].from));
     }
 }
+
+/// A subscription whose periods have no day in the month has no service there (the close then
+/// writes no invoice); one day of service is enough to have it, even on a free plan.
+#[test]
+fn service_in_a_month_needs_at_least_one_day_of_a_period() {
+    let ended = invoice(&input(
+        "2026-10",
+        Currency::Krw,
+        "0",
+        vec![period("pro", "2026-09-01", "2026-10-01", pro())],
+        vec![usage("2026-10-05", "api_calls", 50_000)],
+    ));
+    assert!(!ended.has_service(), "{ended:?}");
+    assert!(ended.lines.is_empty());
+    let last_day = invoice(&input(
+        "2026-10",
+        Currency::Krw,
+        "0",
+        vec![period("free", "2026-10-31", "", fee("0"))],
+        vec![],
+    ));
+    assert!(last_day.has_service(), "{last_day:?}");
+    assert_eq!(last_day.lines[0].days, 1);
+}
