@@ -1,11 +1,14 @@
 //! `cargo xtask` as a user runs it: a crashed holder is reaped by the next run, and a
 //! misconfigured machine gets one clear error, never a panic.
 
+mod common;
+
+use common::wait_until;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::Connection;
 
@@ -69,22 +72,7 @@ async fn databases(url: &str) -> Vec<String> {
 }
 
 fn state_dir(name: &str) -> PathBuf {
-    // Where the harness itself would go: /dev/shm only when it has room for a server.
-    let base = billing_harness::env::Config::default_state_base();
-    let dir = base.join(format!("bh-xtask-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
+    common::state_dir("bh-xtask-test", name)
 }
 
 #[tokio::test]

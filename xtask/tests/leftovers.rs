@@ -6,12 +6,15 @@
 //! time, so the counts compare only the segments nobody maps (leaked ones) and that appeared during
 //! the test.
 
+mod common;
+
+use common::wait_until;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::Connection;
 
@@ -49,24 +52,7 @@ fn db_up(state: &Path) -> (Child, String) {
 /// A state directory named like the default one (`billing-harness-*`), which the watchdog removes
 /// when its server stops.
 fn state_dir(name: &str) -> PathBuf {
-    let base = billing_harness::env::Config::default_state_base();
-    let dir = base.join(format!(
-        "billing-harness-leftovers-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
+    common::state_dir("billing-harness-leftovers", name)
 }
 
 /// The names of PostgreSQL's dynamic shared-memory segments in `/dev/shm`.
