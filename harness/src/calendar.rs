@@ -64,6 +64,9 @@ pub enum Job {
     Charge,
     /// Retry every past-due invoice with attempts left: due at the start of every day.
     Retry,
+    /// Deliver the product sync rows that are due: not on the calendar, but whenever a row's
+    /// time comes (see [`crate::clock::Jobs::next_due`]).
+    Sync,
 }
 
 impl fmt::Display for Job {
@@ -72,6 +75,7 @@ impl fmt::Display for Job {
             Job::Close(month) => write!(f, "close of {month}"),
             Job::Charge => f.write_str("charge"),
             Job::Retry => f.write_str("retries"),
+            Job::Sync => f.write_str("product sync"),
         }
     }
 }

@@ -31,6 +31,17 @@ pub trait Jobs: Send + Sync + fmt::Debug {
     /// Runs `job` with the clock at `at`; returns how many things it did (invoices finalised,
     /// attempts made).
     fn run(&self, job: Job, at: DateTime<Utc>) -> BoxFuture<'_, Result<usize, JobError>>;
+
+    /// Work that is not on the calendar ([`Job::Sync`]): the first instant from `after` to
+    /// `until` at which it is due (work already due counts as due at `after`). Default: none.
+    fn next_due(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, JobError>> {
+        let _ = (after, until);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A job that ran, and when.
@@ -192,21 +203,37 @@ impl Clock {
             return Ok(Vec::new());
         }
         let mut runs = Vec::new();
-        if let Some(jobs) = &self.jobs
-            && let Some(calendar) = jobs.calendar().await.map_err(ClockError::Calendar)?
-        {
-            for (at, due) in calendar.due_between(self.now(), target) {
-                self.set(at).await?;
-                for job in due {
-                    let effects = jobs.run(job, at).await.map_err(|source| ClockError::Job {
-                        job,
-                        at,
-                        source,
-                    })?;
-                    if effects > 0 {
-                        write_cell(&self.last_effect, Some(at));
+        if let Some(jobs) = &self.jobs {
+            let calendar = jobs.calendar().await.map_err(ClockError::Calendar)?;
+            let stops = calendar.map_or_else(Vec::new, |c| c.due_between(self.now(), target));
+            let mut stops = stops.into_iter().peekable();
+            // The instant of a sync run that found nothing to claim (another dispatcher holds
+            // the rows): not run again there, so that the clock never spins.
+            let mut idle_at = None;
+            loop {
+                // Work off the calendar (a sync row's turn) that falls before the next calendar
+                // stop runs first, at its own instant.
+                let horizon = stops.peek().map_or(target, |(at, _)| *at);
+                let pending = jobs
+                    .next_due(self.now(), horizon)
+                    .await
+                    .map_err(ClockError::Calendar)?;
+                if let Some(at) = pending
+                    && idle_at != Some(at)
+                    && stops.peek().is_none_or(|(stop, _)| at < *stop)
+                {
+                    if self
+                        .run_job(jobs.as_ref(), Job::Sync, at, &mut runs)
+                        .await?
+                        == 0
+                    {
+                        idle_at = Some(at);
                     }
-                    runs.push(JobRun { at, job, effects });
+                    continue;
+                }
+                let Some((at, due)) = stops.next() else { break };
+                for job in due {
+                    self.run_job(jobs.as_ref(), job, at, &mut runs).await?;
                 }
             }
         }
@@ -214,6 +241,55 @@ impl Clock {
             self.set(target).await?;
         }
         Ok(runs)
+    }
+
+    /// Runs the work that is due at the clock's instant and not on the calendar (product sync),
+    /// without moving; returns what ran.
+    ///
+    /// # Errors
+    /// A job or the database failed.
+    pub async fn settle(&self) -> Result<Vec<JobRun>, ClockError> {
+        let mut runs = Vec::new();
+        if let Some(jobs) = &self.jobs {
+            let now = self.now();
+            while jobs
+                .next_due(now, now)
+                .await
+                .map_err(ClockError::Calendar)?
+                .is_some()
+            {
+                if self
+                    .run_job(jobs.as_ref(), Job::Sync, now, &mut runs)
+                    .await?
+                    == 0
+                {
+                    break;
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    async fn run_job(
+        &self,
+        jobs: &dyn Jobs,
+        job: Job,
+        at: DateTime<Utc>,
+        runs: &mut Vec<JobRun>,
+    ) -> Result<usize, ClockError> {
+        if at > self.now() {
+            self.set(at).await?;
+        }
+        let effects =
+            jobs.run(job, at)
+                .await
+                .map_err(|source| ClockError::Job { job, at, source })?;
+        // A delivery to a product does not pin the clock: scenes set in the past stay possible.
+        if effects > 0 && job != Job::Sync {
+            write_cell(&self.last_effect, Some(at));
+        }
+        runs.push(JobRun { at, job, effects });
+        Ok(effects)
     }
 }
 

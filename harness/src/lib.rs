@@ -11,6 +11,7 @@
 //! - [`model`] and [`calendar`]: plain data of the domain and the platform's calendar; no I/O.
 //! - [`billing`]: the billing rules as pure functions, the expected value of any billing code.
 //! - [`payments`]: the payment gateway interface and its mock; knows no platform.
+//! - [`products`]: the product sync API, its client, and a product mock; knows no platform.
 //! - [`platform`]: the executable reference of the platform's operations and jobs.
 //! - [`clock`]: the test clock, which runs the jobs the platform registers.
 //! - [`builders`]: test data in typed chains; [`scenario`]: QA's TOML scenarios.
@@ -24,11 +25,12 @@ pub mod model;
 pub mod payments;
 pub mod platform;
 pub mod prelude;
+pub mod products;
 pub mod scenario;
 mod test_env;
 
 pub use env::EnvError;
-pub use test_env::{TestEnv, TestEnvBuilder};
+pub use test_env::{Convergence, SyncError, TestEnv, TestEnvBuilder};
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

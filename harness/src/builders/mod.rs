@@ -31,6 +31,7 @@ mod error;
 mod fakes;
 mod org;
 mod tenant;
+mod user;
 mod world;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,7 @@ pub use error::BuildError;
 pub use fakes::{Fakes, KoKr, Locale, Person};
 pub use org::{Org, OrgBuilder, OrgSpec};
 pub use tenant::{NoPlan, Op, Tenant, TenantBuilder, TenantSpec, UsagePattern, WithPlan};
+pub use user::{User, UserBuilder, UserSpec};
 pub(crate) use world::World;
 
 use crate::TestEnv;
@@ -141,6 +143,11 @@ impl TestEnv {
     /// An organization builder.
     pub fn org(&self) -> OrgBuilder<'_> {
         OrgBuilder::new(self)
+    }
+
+    /// A user builder: on their own by default, or `.org(&org)`.
+    pub fn user(&self) -> UserBuilder<'_> {
+        UserBuilder::new(self)
     }
 
     /// The day relative dates count from: `HARNESS_TODAY`, the builder's `today`, or the day the

@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 
-use super::fakes::Person;
 use super::{BuildError, next_sequence};
 use crate::TestEnv;
 use crate::model::{OrgId, UserId};
@@ -140,29 +139,4 @@ impl<'e> OrgBuilder<'e> {
 
 fn person_locale(env: &TestEnv) -> String {
     env.world().fakes.locale().tag().to_owned()
-}
-
-/// A member for a tenant's product: signed up in `org`.
-pub(crate) async fn member(env: &TestEnv, org: OrgId) -> Result<UserId, BuildError> {
-    let n = next_sequence(env).await?;
-    let Person {
-        name,
-        email,
-        phone,
-        locale,
-    } = env.world().fakes.person(n);
-    Ok(env
-        .platform()
-        .create_user(
-            org,
-            &NewUser {
-                name,
-                email,
-                phone: Some(phone),
-                role: "member".into(),
-                locale: locale.to_owned(),
-            },
-            env.clock().now(),
-        )
-        .await?)
 }

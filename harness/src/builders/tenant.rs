@@ -8,7 +8,8 @@ use std::pin::Pin;
 use serde::Serialize;
 
 use super::dates::{Day, day_of};
-use super::org::{Org, OrgBuilder, OrgSpec, member};
+use super::org::{Org, OrgBuilder, OrgSpec};
+use super::user::member;
 use super::{BuildError, next_sequence};
 use crate::TestEnv;
 use crate::model::{Month, OrgId, TenantId};
@@ -227,7 +228,7 @@ impl<'e, P> TenantBuilder<'e, P> {
             .create_tenant(org.id, &product, &name, env.clock().now())
             .await?;
         for _ in 0..self.users {
-            let user = member(env, org.id).await?;
+            let user = member(env, &org).await?;
             env.platform()
                 .add_product_user(id, user, "member", env.clock().now())
                 .await?;
@@ -343,6 +344,16 @@ impl<'e> Tenant<'e> {
         self.op(OpKind::Cancel)
     }
 
+    /// Replaces its spec (deployment sizing, a JSON object); add `.on(day)` for another day.
+    pub fn set_spec(&self, spec: serde_json::Value) -> Op<'e> {
+        self.op(OpKind::Spec(spec))
+    }
+
+    /// Deletes it (its live subscription is cancelled that day); add `.on(day)` for another day.
+    pub fn delete(&self) -> Op<'e> {
+        self.op(OpKind::Delete)
+    }
+
     /// Records usage today; add `.on(day)` for another day.
     pub fn usage(&self, metric: impl Into<String>, quantity: i64) -> Op<'e> {
         self.op(OpKind::Usage(metric.into(), quantity))
@@ -419,6 +430,8 @@ enum OpKind {
     ChangePlan(String),
     Cancel,
     Usage(String, i64),
+    Spec(serde_json::Value),
+    Delete,
 }
 
 /// One operation on a tenant; `.await` it, after `.on(day)` if it happens on another day.
@@ -462,6 +475,8 @@ impl<'e> IntoFuture for Op<'e> {
             match self.kind {
                 OpKind::ChangePlan(plan) => p.change_plan(self.tenant, &plan, at).await?,
                 OpKind::Cancel => p.cancel(self.tenant, at).await?,
+                OpKind::Spec(spec) => p.set_tenant_spec(self.tenant, &spec, at).await?,
+                OpKind::Delete => p.delete_tenant(self.tenant, at).await?,
                 OpKind::Usage(metric, quantity) => {
                     let day = self.on.unwrap_or_else(|| day_of(at, env.world().tz));
                     p.record_usage(self.tenant, &metric, quantity, day.date(), at)

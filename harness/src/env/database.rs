@@ -157,6 +157,11 @@ impl Database {
         }
     }
 
+    /// Whether this is a throwaway clone (dropped after the test), not an attached database.
+    pub fn is_owned(&self) -> bool {
+        matches!(self.target, Target::Leased(_))
+    }
+
     /// The backend serving the database.
     pub fn backend(&self) -> Backend {
         match &self.target {

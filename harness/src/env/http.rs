@@ -33,3 +33,56 @@ pub(crate) async fn serve(router: axum::Router) -> std::io::Result<Served> {
     });
     Ok(Served { url, _stop: stop })
 }
+
+/// A way for a handler of [`serve_resettable`] to reset its own connection: a product mock's
+/// `reset` and `reply_lost` faults.
+#[derive(Debug, Clone)]
+pub(crate) struct ResetConnection(std::sync::Arc<tokio::sync::Notify>);
+
+impl ResetConnection {
+    /// Resets the connection (RST, no answer); the handler's answer is never sent.
+    pub(crate) fn reset(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Like [`serve`], but each connection's handlers get a [`ResetConnection`] extension that drops
+/// the connection on the spot, with a TCP reset.
+///
+/// # Errors
+/// The port could not be bound.
+pub(crate) async fn serve_resettable(router: axum::Router) -> std::io::Result<Served> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
+            };
+            // Closing with a zero linger sends RST: the client sees a reset, not a clean close.
+            let _ = stream.set_zero_linger();
+            let _ = stream.set_nodelay(true);
+            let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+            let service = router
+                .clone()
+                .layer(axum::Extension(ResetConnection(notify.clone())));
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+                tokio::select! {
+                    _ = connection => {}
+                    () = notify.notified() => {}
+                }
+            });
+        }
+    });
+    Ok(Served { url, _stop: stop })
+}

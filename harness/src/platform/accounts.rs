@@ -1,10 +1,12 @@
-//! Organizations, cards and tenants: the parents every subscription needs.
+//! Organizations, users, cards and tenants: the parents every subscription needs. Every change a
+//! product must know of queues its sync rows in the same transaction.
 
 use chrono::{DateTime, Datelike, Utc};
 
-use super::{DomainError, Platform};
+use super::{DomainError, Platform, sync};
 use crate::model::{CardId, OrgId, TenantId, UserId};
 use crate::payments::{MockGateway, TestCard};
+use crate::products::api::Entity;
 
 impl Platform {
     /// Signs up an organization.
@@ -69,7 +71,8 @@ impl Platform {
 }
 
 impl Platform {
-    /// Creates a tenant: one deployment of `product` for `org`.
+    /// Creates a tenant: one deployment of `product` for `org`, and queues its sync: the users
+    /// of `org`, then the tenant.
     ///
     /// # Errors
     /// The database failed (no such product, say).
@@ -80,7 +83,8 @@ impl Platform {
         name: &str,
         at: DateTime<Utc>,
     ) -> Result<TenantId, sqlx::Error> {
-        sqlx::query_scalar(
+        let mut tx = self.pool.begin().await?;
+        let id: TenantId = sqlx::query_scalar(
             "insert into tenants (organization_id, product_id, name, slug, status, created_at) \
              select $1, id, $3, $3, 'active', $4 from products where key = $2 returning id",
         )
@@ -88,8 +92,84 @@ impl Platform {
         .bind(product)
         .bind(name)
         .bind(at)
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(&mut *tx)
+        .await?;
+        sync::queue_tenant(&mut tx, id.0, at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Replaces a tenant's spec (its deployment sizing, a JSON object) and queues the change.
+    ///
+    /// # Errors
+    /// [`DomainError::UnknownTenant`] for a tenant that does not exist or is deleted, or a
+    /// database error (a spec that is not an object, say).
+    pub async fn set_tenant_spec(
+        &self,
+        tenant: TenantId,
+        spec: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("update tenants set spec = $2 where id = $1 and status <> 'deleted'")
+                .bind(tenant)
+                .bind(spec)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(DomainError::UnknownTenant(tenant.0));
+        }
+        sync::queue_change(&mut tx, Entity::Tenant, tenant.0, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a tenant: cancels its live subscription from the day of `at`, marks it deleted,
+    /// and queues the deletion for its product (the tenant, then the users no other tenant keeps
+    /// there).
+    ///
+    /// # Errors
+    /// [`DomainError::UnknownTenant`] for a tenant that does not exist or is already deleted.
+    pub async fn delete_tenant(
+        &self,
+        tenant: TenantId,
+        at: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        let mut tx = self.pool.begin().await?;
+        let found: Option<String> =
+            sqlx::query_scalar("select status from tenants where id = $1 for update")
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if found.is_none_or(|status| status == "deleted") {
+            return Err(DomainError::UnknownTenant(tenant.0));
+        }
+        let day = super::settings(&mut tx).await?.calendar.local_day(at);
+        let live: Option<i64> = sqlx::query_scalar(
+            "select id from subscriptions where tenant_id = $1 and status <> 'cancelled'",
+        )
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(subscription) = live {
+            super::subscriptions::end_subscription(
+                &mut tx,
+                subscription,
+                day,
+                crate::model::CancelReason::Requested,
+                at,
+            )
+            .await?;
+        }
+        sqlx::query("update tenants set status = 'deleted', deleted_at = $2 where id = $1")
+            .bind(tenant)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sync::queue_tenant_removal(&mut tx, tenant.0, at).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -119,7 +199,8 @@ impl Platform {
         user: &NewUser,
         at: DateTime<Utc>,
     ) -> Result<UserId, sqlx::Error> {
-        sqlx::query_scalar(
+        let mut tx = self.pool.begin().await?;
+        let id: UserId = sqlx::query_scalar(
             "insert into users (organization_id, email, name, phone, role, locale, created_at) \
              values ($1, $2, $3, $4, $5, $6, $7) returning id",
         )
@@ -130,8 +211,61 @@ impl Platform {
         .bind(&user.role)
         .bind(&user.locale)
         .bind(at)
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(&mut *tx)
+        .await?;
+        sync::queue_change(&mut tx, Entity::User, id.0, at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Changes a user's profile (name, locale) and queues it for the products of its
+    /// organization's tenants.
+    ///
+    /// # Errors
+    /// [`DomainError::UnknownUser`] for a user who does not exist or left, or a database error.
+    pub async fn update_user(
+        &self,
+        user: UserId,
+        name: &str,
+        locale: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "update users set name = $2, locale = $3 where id = $1 and deleted_at is null",
+        )
+        .bind(user)
+        .bind(name)
+        .bind(locale)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DomainError::UnknownUser(user.0));
+        }
+        sync::queue_change(&mut tx, Entity::User, user.0, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A user leaves its organization (the account ends: a user belongs to one organization),
+    /// and the products of the organization's tenants are told to forget it.
+    ///
+    /// # Errors
+    /// [`DomainError::UnknownUser`] for a user who does not exist or already left.
+    pub async fn leave_org(&self, user: UserId, at: DateTime<Utc>) -> Result<(), DomainError> {
+        let mut tx = self.pool.begin().await?;
+        let org: Option<i64> = sqlx::query_scalar(
+            "update users set deleted_at = $2 where id = $1 and deleted_at is null \
+             returning organization_id",
+        )
+        .bind(user)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let org = org.ok_or(DomainError::UnknownUser(user.0))?;
+        sync::queue_user_removal(&mut tx, user.0, org, at).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Opens the organization's billing account (its "user pricing info") on the catalog's

@@ -14,12 +14,14 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::subscriptions::{end_subscription, queue_subscription_sync};
+use super::subscriptions::end_subscription;
+use super::sync::queue_change;
 use super::{DomainError, Settings, settings};
 use crate::model::{
     CancelReason, Currency, InvoiceId, InvoiceStatus, Month, PaymentOutcome, SubscriptionStatus,
 };
 use crate::payments::{Approval, ChargeRequest, Gateway, GatewayError};
+use crate::products::api::Entity;
 
 /// One charge attempt and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -257,7 +259,7 @@ async fn attempt(
             .bind(SubscriptionStatus::Active)
             .execute(&mut *tx)
             .await?;
-            queue_subscription_sync(&mut tx, invoice.subscription_id, at).await?;
+            queue_change(&mut tx, Entity::Subscription, invoice.subscription_id, at).await?;
         }
     } else if number < last_attempt {
         sqlx::query("update invoices set status = $2 where id = $1")
@@ -272,7 +274,7 @@ async fn attempt(
                 .bind(SubscriptionStatus::PastDue)
                 .execute(&mut *tx)
                 .await?;
-            queue_subscription_sync(&mut tx, invoice.subscription_id, at).await?;
+            queue_change(&mut tx, Entity::Subscription, invoice.subscription_id, at).await?;
         }
     } else {
         sqlx::query("update invoices set status = $2 where id = $1")

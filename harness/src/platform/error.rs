@@ -56,6 +56,21 @@ pub enum DomainError {
     /// A stored setting the platform cannot use.
     #[error("invalid platform settings: {0}")]
     Settings(String),
+    /// No such product in the catalog.
+    #[error("no product {0:?} in the catalog")]
+    UnknownProduct(String),
+    /// No such user.
+    #[error("no user {0}")]
+    UnknownUser(i64),
+    /// A product's state could not be read back for reconciliation.
+    #[error("could not read the state of product {product}")]
+    ProductUnreachable {
+        /// The product's key.
+        product: String,
+        /// Why.
+        #[source]
+        source: crate::products::DeliveryError,
+    },
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -100,6 +115,9 @@ codes! {
     other {
         UnknownPlan => "unknown_plan",
         UnknownTenant => "unknown_tenant",
+        UnknownUser => "unknown_user",
+        UnknownProduct => "unknown_product",
+        ProductUnreachable => "product_unreachable",
         NoCatalog => "no_catalog",
         Settings => "settings",
         Database => "database",

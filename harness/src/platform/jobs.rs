@@ -1,26 +1,57 @@
 //! The platform's scheduled jobs, registered with the test clock: the close on the 1st, the
-//! charge on the charge day and the daily retries, each run through the platform's operations.
+//! charge on the charge day and the daily retries, each run through the platform's operations;
+//! and the product sync, due whenever an outbox row's time comes.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::sync::{self, SyncPolicy};
 use super::{charge_due, close_month, retry_due, stored_settings};
 use crate::calendar::{Calendar, Job};
 use crate::clock::{BoxFuture, JobError, Jobs};
 use crate::payments::Gateway;
+use crate::products::SyncClient;
 
-/// The platform's jobs over one database, charging through one gateway.
+/// The platform's jobs over one database, charging through one gateway and syncing products
+/// with one client.
 #[derive(Debug, Clone)]
 pub struct PlatformJobs {
     pool: sqlx::PgPool,
     gateway: Arc<dyn Gateway>,
+    sync: SyncClient,
+    policy: SyncPolicy,
 }
 
 impl PlatformJobs {
-    /// The jobs of the platform behind `pool`, whose charges go through `gateway`.
+    /// The jobs of the platform behind `pool`, whose charges go through `gateway`; product sync
+    /// follows the default [`SyncPolicy`].
     pub fn new(pool: sqlx::PgPool, gateway: Arc<dyn Gateway>) -> PlatformJobs {
-        PlatformJobs { pool, gateway }
+        let policy = SyncPolicy::default();
+        PlatformJobs {
+            pool,
+            gateway,
+            sync: SyncClient::new(policy.timeout),
+            policy,
+        }
+    }
+
+    /// The same jobs with product sync under `policy`.
+    #[must_use]
+    pub fn with_sync_policy(mut self, policy: SyncPolicy) -> PlatformJobs {
+        self.sync = SyncClient::new(policy.timeout);
+        self.policy = policy;
+        self
+    }
+
+    /// The client product sync goes through.
+    pub fn sync_client(&self) -> &SyncClient {
+        &self.sync
+    }
+
+    /// The policy product sync follows.
+    pub fn sync_policy(&self) -> &SyncPolicy {
+        &self.policy
     }
 }
 
@@ -39,7 +70,19 @@ impl Jobs for PlatformJobs {
                 Job::Close(month) => close_month(&self.pool, month, at).await?.invoices,
                 Job::Charge => charge_due(&self.pool, gateway, at).await?.len(),
                 Job::Retry => retry_due(&self.pool, gateway, at).await?.len(),
+                Job::Sync => {
+                    let report = sync::dispatch(&self.pool, &self.sync, &self.policy, at).await?;
+                    report.delivered + report.failed
+                }
             })
         })
+    }
+
+    fn next_due(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, JobError>> {
+        Box::pin(async move { Ok(sync::next_due(&self.pool, after, until).await?) })
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod invariants;
 mod jobs;
 mod subscriptions;
+pub mod sync;
 mod timeline;
 mod usage;
 
@@ -26,6 +27,7 @@ pub use close::{CloseReport, StoredInvoice, close_month};
 pub use error::DomainError;
 pub use invariants::invariant_violations;
 pub use jobs::PlatformJobs;
+pub use sync::{Drift, DriftKind, OutboxRow, Reconciliation, SyncPolicy, SyncReport};
 pub use timeline::{Timeline, TimelineAttempt, TimelineInvoice, TimelineSubscription, timeline};
 pub use usage::UsageRecord;
 

@@ -7,6 +7,7 @@ use sqlx::PgConnection;
 
 use super::{DomainError, Platform, settings};
 use crate::model::{CancelReason, Month, SubscriptionId, SubscriptionStatus, TenantId};
+use crate::products::api::Entity;
 
 struct TenantRow {
     org: i64,
@@ -161,28 +162,6 @@ async fn close_period(
     .map(drop)
 }
 
-/// Writes the subscription's state to the sync outbox, for its product (in the same
-/// transaction as the change).
-pub(crate) async fn queue_subscription_sync(
-    conn: &mut PgConnection,
-    subscription: i64,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into sync_outbox (product_id, tenant_id, entity, operation, entity_id, payload, created_at, available_at) \
-         select t.product_id, t.id, 'subscription', 'upsert', s.id, \
-                jsonb_build_object('tenant_id', t.id, 'plan', p.key, 'status', s.status, \
-                                   'started_on', s.started_on, 'cancelled_on', s.cancelled_on), $2, $2 \
-         from subscriptions s join tenants t on t.id = s.tenant_id join plans p on p.id = s.plan_id \
-         where s.id = $1",
-    )
-    .bind(subscription)
-    .bind(at)
-    .execute(conn)
-    .await
-    .map(drop)
-}
-
 /// Cancels a subscription from `day` (not billed): ends its plan period, records why, and
 /// queues the sync event.
 pub(crate) async fn end_subscription(
@@ -204,7 +183,7 @@ pub(crate) async fn end_subscription(
     .bind(SubscriptionStatus::Cancelled)
     .execute(&mut *conn)
     .await?;
-    queue_subscription_sync(conn, subscription, at).await
+    super::sync::queue_change(conn, Entity::Subscription, subscription, at).await
 }
 
 async fn live_subscription(
@@ -295,7 +274,7 @@ impl Platform {
         .fetch_one(&mut *tx)
         .await?;
         open_period(&mut tx, id, plan.id, day, at).await?;
-        queue_subscription_sync(&mut tx, id, at).await?;
+        super::sync::queue_change(&mut tx, Entity::Subscription, id, at).await?;
         tx.commit().await?;
         Ok(SubscriptionId(id))
     }
@@ -342,7 +321,7 @@ impl Platform {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        queue_subscription_sync(&mut tx, subscription, at).await?;
+        super::sync::queue_change(&mut tx, Entity::Subscription, subscription, at).await?;
         tx.commit().await?;
         Ok(())
     }

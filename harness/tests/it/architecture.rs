@@ -43,6 +43,7 @@ fn env_knows_no_domain() {
             "crate::builders",
             "crate::platform",
             "crate::payments",
+            "crate::products",
             "crate::scenario",
             "crate::billing",
             "crate::TestEnv",
@@ -64,6 +65,26 @@ fn the_gateway_knows_no_platform() {
     assert!(
         found.is_empty(),
         "payments/ must not use the platform:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn products_know_no_platform() {
+    let found = mentions(
+        "products",
+        &[
+            "crate::platform",
+            "crate::clock",
+            "crate::builders",
+            "crate::payments",
+            "crate::TestEnv",
+            "sqlx",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "products/ must not use the platform or a database:\n{}",
         found.join("\n")
     );
 }
@@ -108,12 +129,7 @@ fn billing_model_and_calendar_do_no_io() {
 fn local_days_are_computed_in_the_calendar_only() {
     let mut found = Vec::new();
     for dir in [
-        "builders",
-        "platform",
-        "scenario",
-        "clock.rs",
-        "test_env.rs",
-        "payments",
+        "builders", "platform", "scenario", "clock.rs", "test_env", "products", "payments",
     ] {
         found.extend(mentions(
             dir,

@@ -9,8 +9,9 @@ use billing_harness::TestEnv;
 use billing_harness::calendar::Job;
 use billing_harness::model::{Catalog, Currency, Month, Overage, Plan, TenantId, Terms};
 use billing_harness::payments::TestCard;
+use billing_harness::platform::sync::dispatch;
 use billing_harness::platform::{
-    DomainError, Platform, charge_due, close_month, invariant_violations, retry_due,
+    DomainError, Platform, SyncPolicy, charge_due, close_month, invariant_violations, retry_due,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
@@ -221,6 +222,9 @@ async fn stress(seed: u64) {
         .await
         .unwrap();
     let env = Arc::new(env);
+    // Product sync runs from both workers too: each row must reach the product once.
+    let product = env.product("analytics").await.unwrap();
+    let sync = billing_harness::products::SyncClient::new(std::time::Duration::from_secs(5));
     let mut raw = Vec::new();
     let mut at = start;
     let mut round = 0_u64;
@@ -271,15 +275,20 @@ async fn stress(seed: u64) {
         let workers: Vec<_> = (0..2)
             .map(|_| {
                 let env = env.clone();
+                let sync = sync.clone();
                 tokio::spawn(async move {
                     let mut errors = Vec::new();
-                    for job in calendar.jobs_due(at) {
+                    for job in calendar.jobs_due(at).into_iter().chain([Job::Sync]) {
                         let done = match job {
                             Job::Close(month) => close_month(env.pool(), month, at).await.map(drop),
                             Job::Charge => {
                                 charge_due(env.pool(), env.gateway(), at).await.map(drop)
                             }
                             Job::Retry => retry_due(env.pool(), env.gateway(), at).await.map(drop),
+                            Job::Sync => {
+                                let policy = SyncPolicy::default();
+                                dispatch(env.pool(), &sync, &policy, at).await.map(drop)
+                            }
                         };
                         if let Err(e) = done {
                             errors.push(format!("{job} job: {e}"));
@@ -307,7 +316,27 @@ async fn stress(seed: u64) {
         "seed {seed}: errors that are not a rule's refusal:\n{}",
         raw.join("\n")
     );
-    let violations = violations(&env).await;
+    let mut violations = violations(&env).await;
+    let mut keys: Vec<String> = product
+        .journal()
+        .into_iter()
+        .filter_map(|r| r.idempotency_key)
+        .collect();
+    let sent = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.len() != sent {
+        violations.push(format!(
+            "each sync row delivered by one dispatcher: {sent} requests for {} rows",
+            keys.len()
+        ));
+    }
+    let converged = env.converge().await.unwrap();
+    if !converged.is_converged() {
+        violations.push(format!(
+            "the product converges with the platform:\n{converged}"
+        ));
+    }
     assert!(
         violations.is_empty(),
         "seed {seed} (HARNESS_STRESS_SEED={seed} HARNESS_STRESS_RUNS=1 replays it) broke:\n{}",

@@ -14,6 +14,8 @@ mod scenarios;
 mod schema;
 mod story;
 mod support;
+mod sync;
+mod sync_property;
 
 use billing_harness::TestEnv;
 use rstest::fixture;

@@ -1,6 +1,10 @@
 //! `TestEnv`: what a test gets, and the one place that wires the parts together: its own
 //! database (from [`crate::env`]), the test clock with the platform's jobs registered, the mock
-//! payment gateway, and the builders' per-test state.
+//! payment gateway, a mock per product, and the builders' per-test state.
+
+mod products;
+
+pub use products::{Convergence, SyncError};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +18,8 @@ use crate::calendar::{self, DEFAULT_TIME_ZONE};
 use crate::clock::{self, Clock};
 use crate::env::{Backend, Database, EnvError};
 use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
-use crate::platform::{Platform, PlatformJobs};
+use crate::platform::{Platform, PlatformJobs, SyncPolicy};
+use products::{EnvJobs, ProductMocks};
 
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
 /// test clock.
@@ -71,6 +76,8 @@ struct Open {
     clock: Clock,
     gateway: Arc<MockGateway>,
     _gateway_server: Option<GatewayServer>,
+    jobs: PlatformJobs,
+    mocks: Arc<ProductMocks>,
 }
 
 /// Options for a [`TestEnv`]; every setter documents its default.
@@ -84,6 +91,7 @@ pub struct TestEnvBuilder {
     seed: Option<u64>,
     locale: Locale,
     gateway_over_http: bool,
+    sync_policy: Option<SyncPolicy>,
 }
 
 impl TestEnvBuilder {
@@ -134,6 +142,13 @@ impl TestEnvBuilder {
     /// process (default: in process). Either way [`TestEnv::gateway`] is the same mock.
     pub fn gateway_over_http(mut self) -> Self {
         self.gateway_over_http = true;
+        self
+    }
+
+    /// Product sync retries and gives up under `policy` (default: [`SyncPolicy::default`], with
+    /// the jitter seeded by the fake-data seed).
+    pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
+        self.sync_policy = Some(policy);
         self
     }
 
@@ -189,15 +204,27 @@ impl TestEnvBuilder {
         };
         let world = World::new(seed, self.locale, today, tz);
         let pool = db.pool().clone();
+        let policy = self.sync_policy.unwrap_or(SyncPolicy {
+            seed,
+            ..SyncPolicy::default()
+        });
+        let jobs = PlatformJobs::new(pool.clone(), used).with_sync_policy(policy);
+        let mocks = Arc::new(ProductMocks::new(policy.timeout, db.is_owned()));
         let clock = Clock::attach(pool.clone(), start)
             .await
             .map_err(EnvError::db(format!("set the clock of {}", db.name())))?
-            .with_jobs(Arc::new(PlatformJobs::new(pool, used)));
+            .with_jobs(Arc::new(EnvJobs {
+                platform: jobs.clone(),
+                mocks: mocks.clone(),
+                pool,
+            }));
         Ok(TestEnv {
             open: Open {
                 clock,
                 gateway,
                 _gateway_server: server,
+                jobs,
+                mocks,
             },
             world,
             db,

@@ -1,0 +1,158 @@
+//! The faults a product mock can put on a write: scripted for the next requests, or drawn from a
+//! seeded probability, so that a failing run replays exactly.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// What goes wrong with one write to a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// `500 Internal Server Error`; nothing applied.
+    Status500,
+    /// `503 Service Unavailable`; nothing applied.
+    Status503,
+    /// Applied and answered, after a delay shorter than the client's limit.
+    Delay,
+    /// Held past the client's limit; nothing applied.
+    Timeout,
+    /// The connection is reset before anything is applied.
+    Reset,
+    /// Applied, then the connection is reset: the reply is lost.
+    ReplyLost,
+    /// Applied, and delivered a second time (the network duplicated it).
+    Duplicate,
+}
+
+impl Fault {
+    /// Every fault, in the order of their names in scenario files.
+    pub const ALL: [Fault; 7] = [
+        Fault::Status500,
+        Fault::Status503,
+        Fault::Delay,
+        Fault::Timeout,
+        Fault::Reset,
+        Fault::ReplyLost,
+        Fault::Duplicate,
+    ];
+
+    /// Its name in scenario files and reports: `status_500`, `reply_lost`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Status500 => "status_500",
+            Fault::Status503 => "status_503",
+            Fault::Delay => "delay",
+            Fault::Timeout => "timeout",
+            Fault::Reset => "reset",
+            Fault::ReplyLost => "reply_lost",
+            Fault::Duplicate => "duplicate",
+        }
+    }
+
+    /// The fault named `name`.
+    pub fn parse(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Fault {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Which faults come next: a script first, then draws at a rate from a seeded stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FaultPlan {
+    script: VecDeque<Fault>,
+    rate: f64,
+    stream: u64,
+}
+
+impl FaultPlan {
+    /// Appends `fault` for the next `times` writes after those already scripted.
+    pub(crate) fn script(&mut self, fault: Fault, times: u32) {
+        self.script
+            .extend(std::iter::repeat_n(fault, times as usize));
+    }
+
+    /// Draws a fault for each unscripted write with probability `rate`, from `seed`.
+    pub(crate) fn draw(&mut self, rate: f64, seed: u64) {
+        self.rate = rate.clamp(0.0, 1.0);
+        self.stream = seed;
+    }
+
+    /// The fault for the next write, if any.
+    pub(crate) fn next(&mut self) -> Option<Fault> {
+        if let Some(fault) = self.script.pop_front() {
+            return Some(fault);
+        }
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let roll = splitmix(&mut self.stream);
+        // 53 random bits as a fraction in [0, 1).
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "53 bits fit an f64's mantissa exactly"
+        )]
+        let unit = (roll >> 11) as f64 / (1u64 << 53) as f64;
+        if unit >= self.rate {
+            return None;
+        }
+        let pick = splitmix(&mut self.stream) % Fault::ALL.len() as u64;
+        Fault::ALL.get(usize::try_from(pick).unwrap_or(0)).copied()
+    }
+}
+
+/// One step of SplitMix64: a small, fast, seeded stream, the same on every machine.
+pub(crate) fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for f in Fault::ALL {
+            assert_eq!(Fault::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Fault::parse("status_404"), None);
+    }
+
+    #[test]
+    fn the_script_comes_first_then_draws_at_the_rate() {
+        let mut plan = FaultPlan::default();
+        plan.script(Fault::Reset, 2);
+        plan.script(Fault::Delay, 1);
+        assert_eq!(plan.next(), Some(Fault::Reset));
+        assert_eq!(plan.next(), Some(Fault::Reset));
+        assert_eq!(plan.next(), Some(Fault::Delay));
+        assert_eq!(plan.next(), None);
+        plan.draw(0.3, 7);
+        let drawn = (0..10_000).filter(|_| plan.next().is_some()).count();
+        assert!((2_700..3_300).contains(&drawn), "{drawn} of 10000 at 0.3");
+        let mut again = FaultPlan::default();
+        again.draw(0.3, 7);
+        let mut other = FaultPlan::default();
+        other.draw(0.3, 7);
+        let a: Vec<_> = (0..50).map(|_| again.next()).collect();
+        let b: Vec<_> = (0..50).map(|_| other.next()).collect();
+        assert_eq!(a, b, "the same seed draws the same faults");
+        plan.draw(1.0, 1);
+        assert!((0..100).all(|_| plan.next().is_some()));
+    }
+}

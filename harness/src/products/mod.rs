@@ -1,0 +1,18 @@
+//! Products, as the platform syncs them: the versioned sync API ([`api`]), the client the
+//! platform sends writes with, and a stateful mock of a product, in process or over HTTP, with
+//! faults, a journal and drift.
+//!
+//! This module knows no platform: what to send and when (the outbox, the dispatcher, the
+//! reconciler) is `platform::sync`.
+
+pub mod api;
+mod client;
+mod fault;
+mod mock;
+mod server;
+
+pub use client::{DeliveryError, SyncClient};
+pub use fault::Fault;
+pub(crate) use fault::splitmix;
+pub use mock::{ProductMock, ProductRequest};
+pub use server::ProductServer;

@@ -1,0 +1,213 @@
+//! Product sync: the outbox of every entity, the ordered dispatcher on the test clock, the product
+//! mocks with their faults, the reconciler and convergence, against real HTTP servers.
+
+use std::sync::Arc;
+
+use billing_harness::TestEnv;
+use billing_harness::platform::SyncPolicy;
+use billing_harness::products::{Fault, ProductMock, ProductRequest};
+use chrono::{NaiveDate, TimeDelta};
+use serde::Serialize;
+
+async fn env_on(today: &str, seed: u64) -> TestEnv {
+    TestEnv::builder()
+        .today(today.parse::<NaiveDate>().unwrap())
+        .seed(seed)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A journal entry as a snapshot shows it: ids redacted, timestamps absent.
+#[derive(Serialize)]
+struct Shown {
+    method: String,
+    route: String,
+    body: Option<serde_json::Value>,
+    fault: Option<Fault>,
+    status: Option<u16>,
+    applied: bool,
+    replay: bool,
+}
+
+fn shown(journal: &[ProductRequest]) -> Vec<Shown> {
+    journal
+        .iter()
+        .map(|r| Shown {
+            method: r.method.clone(),
+            route: r.route.clone(),
+            body: r.body.clone().map(redact_ids),
+            fault: r.fault,
+            status: r.status,
+            applied: r.applied,
+            replay: r.replay,
+        })
+        .collect()
+}
+
+fn redact_ids(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = body.as_object_mut() {
+        for (k, v) in map.iter_mut() {
+            if k == "id" || k.ends_with("_id") {
+                *v = serde_json::Value::String("[id]".into());
+            }
+        }
+    }
+    body
+}
+
+async fn analytics(env: &TestEnv) -> Arc<ProductMock> {
+    env.product("analytics").await.unwrap()
+}
+
+#[tokio::test]
+async fn subscribe_syncs_user_then_tenant_then_subscription() {
+    let env = env_on("2026-11-24", 7).await;
+    let t = env
+        .tenant()
+        .plan("pro")
+        .subscribed_on(env.this_month().day(10))
+        .create()
+        .await
+        .unwrap();
+    let converged = env.assert_converged().await;
+    assert!(converged.repaired.is_empty(), "nothing needed repair");
+    let mock = analytics(&env).await;
+    let journal = mock.journal();
+    let routes: Vec<(&str, &str)> = journal
+        .iter()
+        .map(|r| (r.method.as_str(), r.route.as_str()))
+        .collect();
+    assert_eq!(
+        routes[..3],
+        [
+            ("PUT", "/v1/users/{user}"),
+            ("PUT", "/v1/tenants/{tenant}"),
+            ("PUT", "/v1/tenants/{tenant}/subscription"),
+        ],
+        "user, then tenant, then subscription; then the reconciler's read-back"
+    );
+    assert_eq!(routes[3], ("GET", "/v1/state"));
+    let held = mock.tenant(t.id().0).expect("the product has the tenant");
+    let sub = held.subscription.expect("and its subscription");
+    assert_eq!((sub.plan.as_str(), sub.status.as_str()), ("pro", "active"));
+    assert_eq!(sub.limits.get("seats"), Some(&10));
+    insta::with_settings!({
+        snapshot_path => "../../../snapshots/sync",
+        prepend_module_to_snapshot => false,
+    }, {
+        insta::assert_yaml_snapshot!("subscribe_sync_journal", shown(&journal));
+    });
+}
+
+#[tokio::test]
+async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
+    let env = TestEnv::builder()
+        .today("2026-11-24".parse().unwrap())
+        .seed(1)
+        .sync_policy(SyncPolicy {
+            max_attempts: 3,
+            ..SyncPolicy::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let a = env.tenant().plan("pro").create().await.unwrap();
+    let mock = analytics(&env).await;
+    mock.reject_tenant(a.id().0, 422);
+    env.sync_to_idle().await.unwrap();
+    let b = env.tenant().plan("pro").create().await.unwrap();
+    env.sync_to_idle().await.unwrap();
+
+    assert!(
+        mock.tenant(b.id().0).is_some(),
+        "the other tenant went through"
+    );
+    assert!(
+        mock.tenant(a.id().0).is_none(),
+        "the poisoned tenant did not"
+    );
+    let dead = billing_harness::platform::sync::dead_letters(env.pool())
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "only the head row dies: {dead:?}");
+    assert_eq!((dead[0].entity.as_str(), dead[0].attempts), ("tenant", 3));
+    let held_back = billing_harness::platform::sync::undelivered(env.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        held_back
+            .iter()
+            .filter(|r| r.tenant_id == Some(a.id().0))
+            .map(|r| r.entity.as_str())
+            .collect::<Vec<_>>(),
+        ["tenant", "subscription"],
+        "the subscription waits behind its dead tenant row"
+    );
+    let report = env.converge().await.unwrap();
+    assert!(!report.is_converged());
+    assert!(report.to_string().contains("dead letters"), "{report}");
+
+    mock.accept_tenant(a.id().0);
+    assert_eq!(env.requeue(None).await.unwrap(), 1);
+    env.assert_converged().await;
+    let sub = mock.tenant(a.id().0).unwrap().subscription.unwrap();
+    assert_eq!(sub.plan, "pro");
+}
+
+#[tokio::test]
+async fn drift_in_a_product_is_found_and_repaired() {
+    let env = env_on("2026-11-24", 2).await;
+    let t = env.tenant().plan("pro").create().await.unwrap();
+    env.assert_converged().await;
+    let mock = analytics(&env).await;
+    let what = mock.drift(t.id().0).unwrap();
+    assert!(what.contains("plan pro -> drifted"), "{what}");
+    let found = billing_harness::platform::sync::reconcile(
+        env.pool(),
+        &billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2)),
+        false,
+        env.clock().now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.drift.len(), 1);
+    let line = found.drift[0].to_string();
+    assert_eq!(
+        line,
+        format!(
+            "analytics: the subscription of tenant {} differs: plan is \"drifted\" in the product, \"pro\" on the platform;",
+            t.id().0
+        )
+    );
+    let converged = env.assert_converged().await;
+    assert_eq!(converged.repaired.len(), 1, "repaired once");
+    assert_eq!(
+        mock.tenant(t.id().0).unwrap().subscription.unwrap().plan,
+        "pro"
+    );
+}
+
+#[tokio::test]
+async fn faults_are_retried_with_backoff_on_the_test_clock() {
+    let env = env_on("2026-11-24", 3).await;
+    let mock = analytics(&env).await;
+    mock.fail_next(Fault::Status503, 2);
+    let start = env.clock().now();
+    env.tenant().plan("pro").create().await.unwrap();
+    env.assert_converged().await;
+    let journal = mock.journal();
+    assert_eq!(journal[0].status, Some(503));
+    assert_eq!(journal[1].status, Some(503));
+    assert_eq!(journal[2].status, Some(200));
+    assert_eq!(
+        journal[0].idempotency_key, journal[2].idempotency_key,
+        "a retry sends the same key"
+    );
+    let waited = env.clock().now() - start;
+    // 2 s then 4 s, each with up to half again of jitter.
+    assert!(
+        waited >= TimeDelta::seconds(6) && waited < TimeDelta::seconds(9),
+        "{waited}"
+    );
+}
