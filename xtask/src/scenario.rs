@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use billing_harness::TestEnv;
+use billing_harness::scenario::report::{self, IndexRow, Lang, PageOptions};
 use billing_harness::scenario::{self, Outcome, Scenario};
 
 /// `cargo xtask scenario ...`.
@@ -26,6 +27,12 @@ pub(crate) enum Command {
         /// `text` for people, `json` for one JSON document on stdout.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Also write an HTML page per scenario and an index.html of the run into DIR.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// The language of the pages: en or ko (default: from LANG, ko_KR.UTF-8 gives ko).
+        #[arg(long, value_name = "en|ko")]
+        lang: Option<Lang>,
     },
     /// Write a commented starting point to scenarios/NAME.toml (never overwrites).
     New {
@@ -52,6 +59,9 @@ pub(crate) enum Command {
         /// Where to write the page (default: target/scenario-reports/NAME.html).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// The language of the page: en or ko (default: from LANG, ko_KR.UTF-8 gives ko).
+        #[arg(long, value_name = "en|ko")]
+        lang: Option<Lang>,
     },
 }
 
@@ -95,15 +105,30 @@ impl std::str::FromStr for Anchor {
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::List => list(),
-        Command::Run { target, format, .. } => run_scenarios(target.as_deref(), format),
+        Command::Run {
+            target,
+            format,
+            report,
+            lang,
+            ..
+        } => run_scenarios(
+            target.as_deref(),
+            format,
+            report.as_deref().map(|dir| (dir, language(lang))),
+        ),
         Command::New { name } => new(&name),
         Command::Seed {
             target,
             database_url,
             anchor,
         } => seed(&target, &database_url, &anchor),
-        Command::Report { target, out } => report(&target, out),
+        Command::Report { target, out, lang } => report_one(&target, out, language(lang)),
     }
+}
+
+/// The language of the pages: `--lang`, else the one `LANG` names.
+fn language(lang: Option<Lang>) -> Lang {
+    lang.unwrap_or_else(|| Lang::from_locale(std::env::var("LANG").ok().as_deref()))
 }
 
 /// The scenarios folder: `HARNESS_SCENARIOS_DIR`, else the workspace's `scenarios/`.
@@ -163,6 +188,34 @@ pub(crate) async fn play_on(scenario: &Scenario) -> anyhow::Result<(TestEnv, Out
     Ok((env, outcome))
 }
 
+/// Plays one scenario on a throwaway database and writes its page.
+async fn play_and_page(scenario: &Scenario, lang: Lang) -> anyhow::Result<(Outcome, String)> {
+    let (env, outcome) = play_on(scenario).await?;
+    let facts = report::facts(scenario, &env).await?;
+    let options = PageOptions {
+        lang,
+        ..PageOptions::default()
+    };
+    let page = report::html(scenario, &outcome, &facts, &options);
+    Ok((outcome, page))
+}
+
+/// Writes `text` to `path`, creating its folder.
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}
+
+/// Writes the index page of a run into `dir`.
+fn write_index(dir: &Path, rows: &[IndexRow<'_>], lang: Lang) -> anyhow::Result<()> {
+    let path = dir.join("index.html");
+    write_file(&path, &report::index(rows, lang))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
 /// Plays one scenario on a throwaway database.
 pub(crate) async fn play(scenario: &Scenario) -> anyhow::Result<Outcome> {
     Ok(play_on(scenario).await?.1)
@@ -184,19 +237,40 @@ fn list() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `scenario run NAME|FILE|--all [--format text|json]`; no target means `--all`.
-fn run_scenarios(target: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
+/// `scenario run NAME|FILE|--all [--format text|json] [--report DIR [--lang en|ko]]`; no
+/// target means `--all`.
+fn run_scenarios(
+    target: Option<&str>,
+    format: Format,
+    report: Option<(&Path, Lang)>,
+) -> anyhow::Result<ExitCode> {
     let json = format == Format::Json;
     let runtime = crate::runtime()?;
     let Some(target) = target else {
-        return run_all(&runtime, json);
+        return run_all(&runtime, json, report);
     };
     let path = resolve(target)?;
     let scenario = match load(&path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let outcome = runtime.block_on(play(&scenario))?;
+    let outcome = match report {
+        None => runtime.block_on(play(&scenario))?,
+        Some((dir, lang)) => {
+            let (outcome, page) = runtime.block_on(play_and_page(&scenario, lang))?;
+            let stem = stem(&path);
+            write_file(&dir.join(format!("{stem}.html")), &page)?;
+            write_index(
+                dir,
+                &[IndexRow {
+                    stem: &stem,
+                    outcome: Some(&outcome),
+                }],
+                lang,
+            )?;
+            outcome
+        }
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
@@ -209,7 +283,19 @@ fn run_scenarios(target: Option<&str>, format: Format) -> anyhow::Result<ExitCod
     })
 }
 
-fn run_all(runtime: &tokio::runtime::Runtime, json: bool) -> anyhow::Result<ExitCode> {
+/// A scenario file's name without `.toml`.
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn run_all(
+    runtime: &tokio::runtime::Runtime,
+    json: bool,
+    report: Option<(&Path, Lang)>,
+) -> anyhow::Result<ExitCode> {
     let files = files()?;
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     if std::io::stderr().is_terminal() {
@@ -223,17 +309,15 @@ fn run_all(runtime: &tokio::runtime::Runtime, json: bool) -> anyhow::Result<Exit
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut outcomes = Vec::new();
+    let mut pages: Vec<(String, Option<usize>)> = Vec::new();
     let mut worst = ExitCode::SUCCESS;
     for path in &files {
-        let stem = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let stem = stem(path);
         bar.set_message(stem.clone());
         let scenario = match load(path) {
             Ok(s) => s,
             Err(code) => {
+                pages.push((stem.clone(), None));
                 rows.push((stem, "INVALID".to_owned(), 0.0));
                 worst = code;
                 bar.inc(1);
@@ -241,7 +325,15 @@ fn run_all(runtime: &tokio::runtime::Runtime, json: bool) -> anyhow::Result<Exit
             }
         };
         let t = Instant::now();
-        let outcome = runtime.block_on(play(&scenario))?;
+        let outcome = match report {
+            None => runtime.block_on(play(&scenario))?,
+            Some((dir, lang)) => {
+                let (outcome, page) = runtime.block_on(play_and_page(&scenario, lang))?;
+                write_file(&dir.join(format!("{stem}.html")), &page)?;
+                outcome
+            }
+        };
+        pages.push((stem.clone(), Some(outcomes.len())));
         let verdict = if outcome.holds { "holds" } else { "FAILS" };
         if !outcome.holds {
             worst = ExitCode::FAILURE;
@@ -252,6 +344,16 @@ fn run_all(runtime: &tokio::runtime::Runtime, json: bool) -> anyhow::Result<Exit
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if let Some((dir, lang)) = report {
+        let index: Vec<IndexRow<'_>> = pages
+            .iter()
+            .map(|(stem, at)| IndexRow {
+                stem,
+                outcome: at.map(|i| &outcomes[i]),
+            })
+            .collect();
+        write_index(dir, &index, lang)?;
+    }
     if json {
         println!(
             "{}",
@@ -324,33 +426,22 @@ subscribe = {{ tenant = "acme-analytics", plan = "pro" }}
     )
 }
 
-/// `scenario report NAME|FILE [--out FILE]`: plays the scenario and writes one self-contained
-/// HTML page (default `target/scenario-reports/NAME.html`).
-fn report(target: &str, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// `scenario report NAME|FILE [--out FILE] [--lang en|ko]`: plays the scenario and writes one
+/// self-contained HTML page (default `target/scenario-reports/NAME.html`).
+fn report_one(target: &str, out: Option<PathBuf>, lang: Lang) -> anyhow::Result<ExitCode> {
     let path = resolve(target)?;
     let scenario = match load(&path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let stem = path
-        .file_stem()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
+    let stem = stem(&path);
     let out = out.unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../target/scenario-reports")
             .join(format!("{stem}.html"))
     });
-    let page = crate::runtime()?.block_on(async {
-        let (env, outcome) = play_on(&scenario).await?;
-        let lanes = scenario::report::lanes(&scenario, &env).await?;
-        anyhow::Ok(scenario::report::html(&scenario, &outcome, &lanes))
-    })?;
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    std::fs::write(&out, page).with_context(|| format!("write {}", out.display()))?;
+    let (_, page) = crate::runtime()?.block_on(play_and_page(&scenario, lang))?;
+    write_file(&out, &page)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }

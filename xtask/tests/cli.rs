@@ -504,47 +504,111 @@ fn without_chromium_the_report_test_skips_outside_ci_and_fails_in_ci() {
     assert!(why.contains("chromium"), "{why}");
 }
 
-#[test]
-fn the_html_report_renders_in_headless_chromium() {
-    let chromium = match browser(std::env::var("CI").ok().as_deref(), find_chromium()) {
-        Browser::Run(chromium) => chromium,
-        Browser::Skip(why) => {
-            // Past the test harness's capture, so that a person running the tests sees it.
-            let _ = writeln!(std::io::stderr(), "{why}");
-            return;
-        }
-        Browser::Fail(why) => panic!("{why}"),
+/// Screenshots differ from their reference only by anti-aliasing: at most this share of the
+/// pixels may differ, each by more than [`PIXEL_TOLERANCE`] in a channel.
+const CHANGED_SHARE: f64 = 0.005;
+/// How far a channel may move before its pixel counts as changed.
+const PIXEL_TOLERANCE: u8 = 48;
+
+/// A PNG's size and RGBA pixels.
+fn decode(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    let mut decoder = png::Decoder::new(bytes);
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buffer).map_err(|e| e.to_string())?;
+    let pixels = &buffer[..frame.buffer_size()];
+    let rgba = match frame.color_type {
+        png::ColorType::Rgba => pixels.to_vec(),
+        png::ColorType::Rgb => pixels
+            .chunks(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        png::ColorType::Grayscale => pixels.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+        png::ColorType::GrayscaleAlpha => pixels
+            .chunks(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        png::ColorType::Indexed => return Err("an indexed PNG after expansion".to_owned()),
     };
-    let state = state_dir("report");
-    let out = std::env::temp_dir().join(format!("bh-report-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let html = out.join("report.html");
-    let png = out.join("report.png");
-    let report = xtask(&state)
-        .args([
-            "scenario",
-            "report",
-            "card-replaced-between-attempts",
-            "--out",
-            html.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
-    let page = std::fs::read_to_string(&html).unwrap();
-    assert!(
-        page.contains("<svg") && page.contains("2026-10") && page.contains("99000"),
-        "{page}"
-    );
-    assert!(
-        !page.contains("src=") && !page.contains("<link"),
-        "self-contained: no external resources"
-    );
-    let profile = out.join("profile");
+    Ok((frame.width, frame.height, rgba))
+}
+
+/// Whether `actual` matches `reference` within the tolerance; if not, why.
+fn compare(actual: &[u8], reference: &[u8]) -> Result<(), String> {
+    let (aw, ah, a) = decode(actual)?;
+    let (rw, rh, r) = decode(reference)?;
+    if (aw, ah) != (rw, rh) {
+        return Err(format!("the size is {aw}x{ah}, the reference's {rw}x{rh}"));
+    }
+    let changed = a
+        .chunks(4)
+        .zip(r.chunks(4))
+        .filter(|(p, q)| {
+            p.iter()
+                .zip(*q)
+                .any(|(x, y)| x.abs_diff(*y) > PIXEL_TOLERANCE)
+        })
+        .count();
+    let share = changed as f64 / f64::from(aw * ah);
+    if share > CHANGED_SHARE {
+        return Err(format!(
+            "{changed} pixels ({:.2}%) differ, more than {:.2}%",
+            share * 100.0,
+            CHANGED_SHARE * 100.0
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn screenshots_compare_within_the_tolerance() {
+    let mut blank = png_bytes(20, 10, |_, _| [255, 255, 255, 255]);
+    assert_eq!(compare(&blank, &blank), Ok(()));
+    // 0.5% of 200 pixels is one: one changed pixel passes, two fail.
+    let one = png_bytes(20, 10, |x, y| {
+        if (x, y) == (3, 3) {
+            [0, 0, 0, 255]
+        } else {
+            [255; 4]
+        }
+    });
+    assert_eq!(compare(&one, &blank), Ok(()));
+    let two = png_bytes(20, 10, |x, y| {
+        if y == 3 && x < 2 {
+            [0, 0, 0, 255]
+        } else {
+            [255; 4]
+        }
+    });
+    let why = compare(&two, &blank).unwrap_err();
+    assert!(why.contains("2 pixels"), "{why}");
+    // A faint change (anti-aliasing) is not a change.
+    let faint = png_bytes(20, 10, |_, _| [240, 240, 240, 255]);
+    assert_eq!(compare(&faint, &blank), Ok(()));
+    blank = png_bytes(10, 10, |_, _| [255; 4]);
+    assert!(compare(&one, &blank).unwrap_err().contains("size"));
+}
+
+/// A PNG of `width`×`height` whose pixel at (x, y) is `pixel(x, y)`.
+fn png_bytes(width: u32, height: u32, pixel: impl Fn(u32, u32) -> [u8; 4]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    let data: Vec<u8> = (0..height)
+        .flat_map(|y| (0..width).map(move |x| (x, y)))
+        .flat_map(|(x, y)| pixel(x, y))
+        .collect();
+    writer.write_image_data(&data).unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+/// Renders `html` in headless Chromium at 1280×1000 and returns the PNG.
+fn screenshot(chromium: &str, html: &Path, work: &Path) -> Vec<u8> {
+    let png = html.with_extension("png");
     let shot = Command::new(chromium)
         .args([
             "--headless",
@@ -554,31 +618,154 @@ fn the_html_report_renders_in_headless_chromium() {
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
-            "--window-size=1200,800",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--window-size=1280,1000",
         ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            work.join("profile").display()
+        ))
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", html.display()))
         .output()
         .unwrap();
-    let image = std::fs::read(&png).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&out);
-    let _ = std::fs::remove_dir_all(&state);
     assert!(
         shot.status.success(),
         "{}",
         String::from_utf8_lossy(&shot.stderr)
     );
-    assert_eq!(&image[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
-    let width = u32::from_be_bytes(image[16..20].try_into().unwrap());
-    let height = u32::from_be_bytes(image[20..24].try_into().unwrap());
-    assert_eq!((width, height), (1200, 800));
-    // A blank page compresses to a few kilobytes; text, bars and tables take far more.
+    std::fs::read(&png).unwrap()
+}
+
+/// Compares a screenshot with its reference under snapshots/report/. A missing reference is
+/// written (and fails in CI); `UPDATE_REPORT_SCREENSHOTS=1` rewrites it. On a mismatch the
+/// screenshot is kept under target/report-screenshots/ for a look.
+fn check_screenshot(name: &str, actual: &[u8], in_ci: bool) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots/report");
+    let reference = dir.join(format!("{name}.png"));
+    let update = std::env::var("UPDATE_REPORT_SCREENSHOTS").is_ok_and(|v| v == "1");
+    if update || !reference.exists() {
+        assert!(
+            update || !in_ci,
+            "no reference screenshot {}: run the test outside CI once to write it, and commit it",
+            reference.display()
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&reference, actual).unwrap();
+        let _ = writeln!(
+            std::io::stderr(),
+            "wrote the reference screenshot {}",
+            reference.display()
+        );
+        return;
+    }
+    if let Err(why) = compare(actual, &std::fs::read(&reference).unwrap()) {
+        let kept = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/report-screenshots")
+            .join(format!("{name}.png"));
+        std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+        std::fs::write(&kept, actual).unwrap();
+        panic!(
+            "the {name} page no longer looks like {}: {why}; the screenshot is {} \
+             (if the change is meant, rerun with UPDATE_REPORT_SCREENSHOTS=1 and commit it)",
+            reference.display(),
+            kept.display()
+        );
+    }
+}
+
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let ci = std::env::var("CI").ok();
+    let chromium = match browser(ci.as_deref(), find_chromium()) {
+        Browser::Run(chromium) => chromium,
+        Browser::Skip(why) => {
+            // Past the test harness's capture, so that a person running the tests sees it.
+            let _ = writeln!(std::io::stderr(), "{why}");
+            return;
+        }
+        Browser::Fail(why) => panic!("{why}"),
+    };
+    let in_ci = !matches!(browser(ci.as_deref(), None), Browser::Skip(_));
+    let state = state_dir("report");
+    let out = std::env::temp_dir().join(format!("bh-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    // The whole run: a page per scenario and the index.
+    let run = xtask(&state)
+        .args(["scenario", "run", "--all", "--lang", "en", "--report"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(
-        image.len() > 20_000,
-        "the screenshot looks empty ({} bytes)",
-        image.len()
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
     );
+    let index = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut stems: Vec<String> = std::fs::read_dir(&scenarios)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .filter(|s| s != "catalog")
+        .collect();
+    stems.sort();
+    assert!(stems.len() > 20);
+    for stem in &stems {
+        assert!(
+            index.contains(&format!(r#"<a href="{stem}.html">"#)),
+            "the index lists {stem}"
+        );
+        assert!(out.join(format!("{stem}.html")).is_file(), "{stem}'s page");
+    }
+    assert!(
+        index.contains(&format!("{0} of {0} scenarios hold.", stems.len())),
+        "{index}"
+    );
+    // The same page in Korean.
+    let korean = out.join("declined-dunning.ko.html");
+    let report = xtask(&state)
+        .args([
+            "scenario",
+            "report",
+            "declined-dunning",
+            "--lang",
+            "ko",
+            "--out",
+        ])
+        .arg(&korean)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let english = out.join("declined-dunning.html");
+    let page = std::fs::read_to_string(&english).unwrap();
+    assert!(page.contains("<svg") && page.contains("₩99,000"), "{page}");
+    assert!(
+        !page.contains("src=") && !page.contains("<link") && !page.contains("<script"),
+        "self-contained: no external resources"
+    );
+    let shots = [
+        ("declined-dunning.en", screenshot(chromium, &english, &out)),
+        ("declined-dunning.ko", screenshot(chromium, &korean, &out)),
+        (
+            "index.en",
+            screenshot(chromium, &out.join("index.html"), &out),
+        ),
+    ];
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&state);
+    for (name, shot) in &shots {
+        // A blank page compresses to a few kilobytes; text, bars and tables take far more.
+        assert!(shot.len() > 20_000, "the {name} screenshot looks empty");
+        check_screenshot(name, shot, in_ci);
+    }
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod keep_cap;
 mod payment_rules;
 mod payments;
 mod platform;
+mod report;
 mod rules;
 mod scenario_errors;
 mod scenarios;

@@ -4,6 +4,17 @@
 use billing_harness::TestEnv;
 use billing_harness::scenario;
 
+/// A fresh database whose clock starts where `scenario` starts, with the seed every scenario
+/// run uses.
+pub(crate) async fn scenario_env(scenario: &scenario::Scenario) -> TestEnv {
+    TestEnv::builder()
+        .start_at(scenario.start_instant())
+        .seed(1)
+        .build()
+        .await
+        .unwrap()
+}
+
 #[test]
 fn every_scenario_holds_and_matches_its_snapshot() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -16,12 +27,7 @@ fn every_scenario_holds_and_matches_its_snapshot() {
         }
         let scenario = scenario::load(path, None).unwrap_or_else(|e| panic!("{}", e.render()));
         let outcome = runtime.block_on(async {
-            let env = TestEnv::builder()
-                .start_at(scenario.start_instant())
-                .seed(1)
-                .build()
-                .await
-                .unwrap();
+            let env = scenario_env(&scenario).await;
             scenario::run(&scenario, &env).await.unwrap()
         });
         assert!(outcome.holds, "{}", outcome.to_text());
