@@ -251,6 +251,114 @@ pub struct Plan {
     pub limits: BTreeMap<String, i64>,
 }
 
+/// The terms of a sales-led contract, over a catalog plan (its base): every term left out comes
+/// from the base plan, never from an earlier contract.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractTerms {
+    /// The catalog plan it is made from (default: the plan the tenant is on, or the base of its
+    /// contract).
+    pub plan: Option<String>,
+    /// Monthly base fee (default: the base plan's).
+    pub base_fee: Option<Decimal>,
+    /// Included units per metric, replacing the base plan's for the metrics named.
+    pub included: BTreeMap<String, u64>,
+    /// Overage pricing per metric, replacing the base plan's for the metrics named.
+    pub overage: BTreeMap<String, Overage>,
+    /// Limits (the contract details), replacing or adding to the base plan's.
+    pub limits: BTreeMap<String, i64>,
+    /// The tenant's new spec (deployment sizing), a JSON object; `None` leaves it.
+    pub spec: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The first day the contract no longer covers (its subscription is cancelled then).
+    pub term_ends_on: Option<chrono::NaiveDate>,
+}
+
+/// Why contract terms cannot apply over their base plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TermsError {
+    /// A metric the base plan does not meter.
+    #[error("metric {metric:?} is not metered by plan {plan} (it meters {known})")]
+    UnknownMetric {
+        /// The metric named.
+        metric: String,
+        /// The base plan.
+        plan: String,
+        /// The metrics it meters.
+        known: String,
+    },
+    /// A negative amount.
+    #[error("{what} must not be negative, got {value}")]
+    Negative {
+        /// Which term.
+        what: String,
+        /// Its value.
+        value: String,
+    },
+    /// An overage block of 0 units.
+    #[error("the overage block of {0} must be at least 1 unit")]
+    ZeroBlock(String),
+}
+
+impl ContractTerms {
+    /// The custom plan these terms make over `base`, keyed `key`: the base plan's terms with
+    /// each given term in place of its own.
+    ///
+    /// # Errors
+    /// A metric the base does not meter, a negative fee, price or limit, a block of 0.
+    pub fn over(&self, base: &Plan, key: &str) -> Result<Plan, TermsError> {
+        let known: Vec<&String> = base
+            .terms
+            .included
+            .keys()
+            .chain(base.terms.overage.keys())
+            .collect();
+        for metric in self.included.keys().chain(self.overage.keys()) {
+            if !known.contains(&metric) {
+                return Err(TermsError::UnknownMetric {
+                    metric: metric.clone(),
+                    plan: base.key.clone(),
+                    known: known
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        let negative = |what: String, value: &dyn fmt::Display| TermsError::Negative {
+            what,
+            value: value.to_string(),
+        };
+        if let Some(fee) = self.base_fee
+            && fee.is_sign_negative()
+        {
+            return Err(negative("the base fee".into(), &fee));
+        }
+        for (metric, o) in &self.overage {
+            if o.block == 0 {
+                return Err(TermsError::ZeroBlock(metric.clone()));
+            }
+            if o.price.is_sign_negative() {
+                return Err(negative(format!("the overage price of {metric}"), &o.price));
+            }
+        }
+        for (name, value) in &self.limits {
+            if *value < 0 {
+                return Err(negative(format!("the limit {name}"), value));
+            }
+        }
+        let mut plan = base.clone();
+        plan.key = key.to_owned();
+        if let Some(fee) = self.base_fee {
+            plan.terms.base_fee = fee;
+        }
+        plan.terms.included.extend(self.included.clone());
+        plan.terms.overage.extend(self.overage.clone());
+        plan.limits.extend(self.limits.clone());
+        Ok(plan)
+    }
+}
+
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*

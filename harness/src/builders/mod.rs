@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod contract;
 mod dates;
 mod error;
 mod fakes;
@@ -38,6 +39,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
+pub use contract::ContractBuilder;
 pub use dates::{Day, MonthOf};
 pub use error::BuildError;
 pub use fakes::{Fakes, KoKr, Locale, Person};

@@ -344,6 +344,11 @@ impl<'e> Tenant<'e> {
         self.op(OpKind::Cancel)
     }
 
+    /// A sales contract for it: custom fee, quotas, overage, limits, spec; `.await` to apply it.
+    pub fn contract(&self) -> super::ContractBuilder<'e> {
+        super::ContractBuilder::new(self.env, self.id)
+    }
+
     /// Replaces its spec (deployment sizing, a JSON object); add `.on(day)` for another day.
     pub fn set_spec(&self, spec: serde_json::Value) -> Op<'e> {
         self.op(OpKind::Spec(spec))

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::model::Catalog;
+use crate::model::{Catalog, Plan};
 
 /// Installs `catalog`: the settings row, one product per product key, and every plan with its
 /// limits and metrics. Installing again updates the settings and adds what is new.
@@ -54,34 +54,99 @@ pub async fn install(
         let Some(plan_id) = plan_id else {
             continue;
         };
-        for (option, value) in &plan.limits {
-            sqlx::query("insert into plan_limits (plan_id, option_key, value) values ($1, $2, $3)")
-                .bind(plan_id)
-                .bind(option)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let metrics = plan
-            .terms
-            .included
-            .keys()
-            .chain(plan.terms.overage.keys())
-            .collect::<std::collections::BTreeSet<_>>();
-        for metric in metrics {
-            let overage = plan.terms.overage.get(metric);
-            sqlx::query(
-                "insert into plan_metrics (plan_id, metric, included, overage_block, overage_price) \
-                 values ($1, $2, $3, $4, $5)",
-            )
-            .bind(plan_id)
-            .bind(metric)
-            .bind(plan.terms.included.get(metric).copied().unwrap_or(0) as i64)
-            .bind(overage.map(|o| o.block as i64))
-            .bind(overage.map(|o| o.price))
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_terms(&mut tx, plan_id, plan).await?;
     }
     tx.commit().await
+}
+
+/// Writes a plan's limits and metrics (included quota, overage block and price): a catalog
+/// plan's at install, a contract's custom plan when it is applied.
+pub(crate) async fn insert_terms(
+    conn: &mut sqlx::PgConnection,
+    plan_id: i64,
+    plan: &Plan,
+) -> Result<(), sqlx::Error> {
+    for (option, value) in &plan.limits {
+        sqlx::query("insert into plan_limits (plan_id, option_key, value) values ($1, $2, $3)")
+            .bind(plan_id)
+            .bind(option)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let metrics = plan
+        .terms
+        .included
+        .keys()
+        .chain(plan.terms.overage.keys())
+        .collect::<std::collections::BTreeSet<_>>();
+    for metric in metrics {
+        let overage = plan.terms.overage.get(metric);
+        sqlx::query(
+            "insert into plan_metrics (plan_id, metric, included, overage_block, overage_price) \
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(plan_id)
+        .bind(metric)
+        .bind(plan.terms.included.get(metric).copied().unwrap_or(0) as i64)
+        .bind(overage.map(|o| o.block as i64))
+        .bind(overage.map(|o| o.price))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Reads plan `id` back as a [`Plan`]: its key, product, currency, fee, metrics and limits.
+pub(crate) async fn read_plan(conn: &mut sqlx::PgConnection, id: i64) -> Result<Plan, sqlx::Error> {
+    let (key, product, currency, base_fee): (
+        String,
+        String,
+        crate::model::Currency,
+        rust_decimal::Decimal,
+    ) = sqlx::query_as(
+        "select pl.key, p.key, pl.currency, pl.base_fee from plans pl \
+             join products p on p.id = pl.product_id where pl.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let metrics: Vec<(String, i64, Option<i64>, Option<rust_decimal::Decimal>)> = sqlx::query_as(
+        "select metric, included, overage_block, overage_price from plan_metrics \
+         where plan_id = $1 order by metric",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let limits: Vec<(String, i64)> =
+        sqlx::query_as("select option_key, value from plan_limits where plan_id = $1")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut terms = crate::model::Terms {
+        base_fee,
+        included: std::collections::BTreeMap::new(),
+        overage: std::collections::BTreeMap::new(),
+    };
+    for (metric, included, block, price) in metrics {
+        terms
+            .included
+            .insert(metric.clone(), u64::try_from(included).unwrap_or(0));
+        if let (Some(block), Some(price)) = (block, price) {
+            terms.overage.insert(
+                metric,
+                crate::model::Overage {
+                    block: u64::try_from(block).unwrap_or(1),
+                    price,
+                },
+            );
+        }
+    }
+    Ok(Plan {
+        key,
+        product,
+        currency,
+        terms,
+        limits: limits.into_iter().collect(),
+    })
 }

@@ -56,6 +56,10 @@ pub enum DomainError {
     /// A stored setting the platform cannot use.
     #[error("invalid platform settings: {0}")]
     Settings(String),
+    /// Contract terms that cannot apply (an unknown metric, a negative price, a block of 0, a
+    /// term that ends before it starts).
+    #[error("invalid contract terms: {0}")]
+    InvalidTerms(String),
     /// No such product in the catalog.
     #[error("no product {0:?} in the catalog")]
     UnknownProduct(String),
@@ -116,6 +120,7 @@ codes! {
         UnknownPlan => "unknown_plan",
         UnknownTenant => "unknown_tenant",
         UnknownUser => "unknown_user",
+        InvalidTerms => "invalid_terms",
         UnknownProduct => "unknown_product",
         ProductUnreachable => "product_unreachable",
         NoCatalog => "no_catalog",

@@ -69,7 +69,11 @@ impl Jobs for PlatformJobs {
             Ok(match job {
                 Job::Close(month) => close_month(&self.pool, month, at).await?.invoices,
                 Job::Charge => charge_due(&self.pool, gateway, at).await?.len(),
-                Job::Retry => retry_due(&self.pool, gateway, at).await?.len(),
+                // The daily run: contracts whose term is over end first, then the retries.
+                Job::Retry => {
+                    super::end_contract_terms(&self.pool, at).await?
+                        + retry_due(&self.pool, gateway, at).await?.len()
+                }
                 Job::Sync => {
                     let report = sync::dispatch(&self.pool, &self.sync, &self.policy, at).await?;
                     report.delivered + report.failed

@@ -9,10 +9,10 @@ use super::{DomainError, Platform, settings};
 use crate::model::{CancelReason, Month, SubscriptionId, SubscriptionStatus, TenantId};
 use crate::products::api::Entity;
 
-struct TenantRow {
-    org: i64,
-    product_id: i64,
-    product: String,
+pub(super) struct TenantRow {
+    pub(super) org: i64,
+    pub(super) product_id: i64,
+    pub(super) product: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -28,18 +28,21 @@ struct SubscribeContext {
     has_card: bool,
 }
 
-struct PlanRow {
-    id: i64,
-    product_id: i64,
-    product: String,
-    base_fee: Decimal,
+pub(super) struct PlanRow {
+    pub(super) id: i64,
+    pub(super) product_id: i64,
+    pub(super) product: String,
+    pub(super) base_fee: Decimal,
 }
 
 /// Locks the tenant's row until the end of the transaction, in a statement of its own, so that
 /// the reads after it see what a concurrent subscribe, change or cancel of the same tenant
 /// committed: operations on one tenant run one after the other, and their rules (one live
 /// subscription, one change a day) hold under concurrency.
-async fn lock_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<(), DomainError> {
+pub(super) async fn lock_tenant(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<(), DomainError> {
     let found: Option<i64> = sqlx::query_scalar("select id from tenants where id = $1 for update")
         .bind(tenant)
         .fetch_optional(conn)
@@ -47,7 +50,10 @@ async fn lock_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<(), Do
     found.map(drop).ok_or(DomainError::UnknownTenant(tenant.0))
 }
 
-async fn tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<TenantRow, DomainError> {
+pub(super) async fn tenant(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<TenantRow, DomainError> {
     let row: Option<(i64, i64, String)> = sqlx::query_as(
         "select t.organization_id, t.product_id, p.key from tenants t \
          join products p on p.id = t.product_id where t.id = $1",
@@ -63,10 +69,10 @@ async fn tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<TenantRow, 
     })
 }
 
-async fn plan(conn: &mut PgConnection, key: &str) -> Result<PlanRow, DomainError> {
+pub(super) async fn plan(conn: &mut PgConnection, key: &str) -> Result<PlanRow, DomainError> {
     let row: Option<(i64, i64, String, Decimal)> = sqlx::query_as(
         "select pl.id, pl.product_id, p.key, pl.base_fee from plans pl \
-         join products p on p.id = pl.product_id where pl.key = $1",
+         join products p on p.id = pl.product_id where pl.key = $1 and not pl.is_custom",
     )
     .bind(key)
     .fetch_optional(conn)
@@ -81,7 +87,11 @@ async fn plan(conn: &mut PgConnection, key: &str) -> Result<PlanRow, DomainError
     })
 }
 
-fn check_product(plan: &PlanRow, key: &str, tenant: &TenantRow) -> Result<(), DomainError> {
+pub(super) fn check_product(
+    plan: &PlanRow,
+    key: &str,
+    tenant: &TenantRow,
+) -> Result<(), DomainError> {
     if plan.product_id == tenant.product_id {
         Ok(())
     } else {
@@ -93,7 +103,11 @@ fn check_product(plan: &PlanRow, key: &str, tenant: &TenantRow) -> Result<(), Do
     }
 }
 
-async fn check_card(conn: &mut PgConnection, plan: &PlanRow, org: i64) -> Result<(), DomainError> {
+pub(super) async fn check_card(
+    conn: &mut PgConnection,
+    plan: &PlanRow,
+    org: i64,
+) -> Result<(), DomainError> {
     if plan.base_fee <= Decimal::ZERO {
         return Ok(());
     }
@@ -112,7 +126,7 @@ async fn check_card(conn: &mut PgConnection, plan: &PlanRow, org: i64) -> Result
 
 /// Opens a plan period from `day`: a contract with the plan's limits and a billing with its
 /// prices, both copied so that later catalog changes do not rewrite history.
-async fn open_period(
+pub(super) async fn open_period(
     conn: &mut PgConnection,
     subscription: i64,
     plan: i64,
@@ -123,7 +137,8 @@ async fn open_period(
     sqlx::query(
         "with contract as ( \
            insert into contracts (subscription_id, plan_id, kind, starts_on, created_at) \
-           values ($1, $2, 'plan', $3, $4) returning id), \
+           select $1, $2, case when is_custom then 'custom' else 'plan' end, $3, $4 \
+           from plans where id = $2 returning id), \
          details as ( \
            insert into contract_details (contract_id, option_key, value) \
            select contract.id, option_key, value from contract, plan_limits where plan_id = $2), \
@@ -145,7 +160,7 @@ async fn open_period(
 }
 
 /// Ends the open plan period on `day` (exclusive).
-async fn close_period(
+pub(super) async fn close_period(
     conn: &mut PgConnection,
     subscription: i64,
     day: NaiveDate,
@@ -186,7 +201,58 @@ pub(crate) async fn end_subscription(
     super::sync::queue_change(conn, Entity::Subscription, subscription, at).await
 }
 
-async fn live_subscription(
+/// Starts a subscription of `tenant` to `plan` from `day`: the subscription, its first plan period
+/// and its sync row.
+pub(super) async fn start_subscription(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    plan: i64,
+    day: NaiveDate,
+    at: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let month = Month::of(day);
+    let id: i64 = sqlx::query_scalar(
+        "insert into subscriptions (tenant_id, plan_id, status, started_on, current_period_start, \
+         current_period_end, created_at, updated_at) \
+         values ($1, $2, $7, $3, $4, $5, $6, $6) returning id",
+    )
+    .bind(tenant)
+    .bind(plan)
+    .bind(day)
+    .bind(month.first_day())
+    .bind(month.end())
+    .bind(at)
+    .bind(SubscriptionStatus::Active)
+    .fetch_one(&mut *conn)
+    .await?;
+    open_period(&mut *conn, id, plan, day, at).await?;
+    super::sync::queue_change(conn, Entity::Subscription, id, at).await?;
+    Ok(id)
+}
+
+/// Moves the live `subscription` to `plan` from `day`: ends the open plan period, opens the new
+/// one, records the change (for the once-a-day rule) and queues the sync row.
+pub(super) async fn move_subscription(
+    conn: &mut PgConnection,
+    subscription: i64,
+    plan: i64,
+    day: NaiveDate,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    close_period(&mut *conn, subscription, day).await?;
+    open_period(&mut *conn, subscription, plan, day, at).await?;
+    sqlx::query(
+        "update subscriptions set plan_id = $2, last_plan_change_at = $3, updated_at = $3 where id = $1",
+    )
+    .bind(subscription)
+    .bind(plan)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    super::sync::queue_change(conn, Entity::Subscription, subscription, at).await
+}
+
+pub(super) async fn live_subscription(
     conn: &mut PgConnection,
     tenant: TenantId,
 ) -> Result<Option<(i64, i64, Option<DateTime<Utc>>)>, sqlx::Error> {
@@ -222,7 +288,8 @@ impl Platform {
                     exists (select 1 from cards c \
                             where c.organization_id = t.organization_id and c.status = 'active') as has_card \
              from tenants t join products tp on tp.id = t.product_id \
-             left join plans pl on pl.key = $2 left join products pp on pp.id = pl.product_id \
+             left join plans pl on pl.key = $2 and not pl.is_custom \
+             left join products pp on pp.id = pl.product_id \
              where t.id = $1",
         )
         .bind(tenant_id)
@@ -258,23 +325,7 @@ impl Platform {
         if plan.base_fee > Decimal::ZERO && !row.has_card {
             return Err(DomainError::CardRequired);
         }
-        let month = Month::of(day);
-        let id: i64 = sqlx::query_scalar(
-            "insert into subscriptions (tenant_id, plan_id, status, started_on, current_period_start, \
-             current_period_end, created_at, updated_at) \
-             values ($1, $2, $7, $3, $4, $5, $6, $6) returning id",
-        )
-        .bind(tenant_id)
-        .bind(plan.id)
-        .bind(day)
-        .bind(month.first_day())
-        .bind(month.end())
-        .bind(at)
-        .bind(SubscriptionStatus::Active)
-        .fetch_one(&mut *tx)
-        .await?;
-        open_period(&mut tx, id, plan.id, day, at).await?;
-        super::sync::queue_change(&mut tx, Entity::Subscription, id, at).await?;
+        let id = start_subscription(&mut tx, tenant_id, plan.id, day, at).await?;
         tx.commit().await?;
         Ok(SubscriptionId(id))
     }
@@ -311,17 +362,7 @@ impl Platform {
             });
         }
         check_card(&mut tx, &plan, tenant.org).await?;
-        close_period(&mut tx, subscription, day).await?;
-        open_period(&mut tx, subscription, plan.id, day, at).await?;
-        sqlx::query(
-            "update subscriptions set plan_id = $2, last_plan_change_at = $3, updated_at = $3 where id = $1",
-        )
-        .bind(subscription)
-        .bind(plan.id)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        super::sync::queue_change(&mut tx, Entity::Subscription, subscription, at).await?;
+        move_subscription(&mut tx, subscription, plan.id, day, at).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -3,7 +3,7 @@
 use billing_harness::prelude::*;
 use chrono::NaiveDate;
 
-use crate::support::{day, dec, fingerprint};
+use crate::support::{day, dec, fingerprint, pro_since_last_month};
 
 fn today() -> NaiveDate {
     day(2026, 11, 24)
@@ -245,13 +245,7 @@ async fn the_same_seed_creates_identical_data() {
 #[tokio::test]
 async fn bulk_usage_patterns_record_one_batch() {
     let env = env().await;
-    let t = env
-        .tenant()
-        .plan("pro")
-        .subscribed_on(env.last_month().day(1))
-        .create()
-        .await
-        .unwrap();
+    let t = pro_since_last_month(&env).await;
     let (from, until) = (env.last_month().day(1), env.last_month().day(4));
     t.usage_pattern("api_calls")
         .hourly(10)

@@ -3,6 +3,7 @@
 mod architecture;
 mod builders;
 mod concurrency;
+mod contracts;
 mod databases;
 mod keep_cap;
 mod payment_rules;

@@ -116,3 +116,13 @@ pub(crate) fn assert_timeline(name: &str, timeline: &billing_harness::platform::
         insta::assert_yaml_snapshot!(name, timeline);
     });
 }
+
+/// A tenant on `pro` since the 1st of last month, through the builders.
+pub(crate) async fn pro_since_last_month(env: &TestEnv) -> billing_harness::builders::Tenant<'_> {
+    env.tenant()
+        .plan("pro")
+        .subscribed_on(env.last_month().day(1))
+        .create()
+        .await
+        .unwrap()
+}
