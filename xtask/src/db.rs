@@ -155,3 +155,25 @@ fn mark(env: &str, url: &str) -> anyhow::Result<ExitCode> {
     eprintln!("marked the database for {env}: `cargo xtask scenario seed` may write to it now");
     Ok(ExitCode::SUCCESS)
 }
+
+/// The environment named by the harness marker of the database at `url`; without a marker,
+/// says so on stderr with the command that marks it (the password never shown) and returns
+/// `None`. Every command that writes to a database the harness did not create asks this first.
+pub(crate) fn marked(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+) -> anyhow::Result<Option<String>> {
+    if let Some(env) = runtime.block_on(env::marker(url))? {
+        return Ok(Some(env));
+    }
+    let shown = env::redact_url(url);
+    let note = if shown == url {
+        ""
+    } else {
+        "\n       (with the password in place of ***)"
+    };
+    eprintln!(
+        "error: refusing to write: the database has no harness marker, so the harness did not create it and nobody marked it for tests\n  fix: cargo xtask db mark --env qa --database-url '{shown}'{note}"
+    );
+    Ok(None)
+}

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the workspace's commands for people and CI (databases, diagnosis, benchmarks).
 
 mod bench;
+mod contract;
 mod db;
 mod errors;
 mod fixtures;
@@ -30,6 +31,9 @@ enum Command {
     /// List, run, create, seed and report the QA team's scenario files.
     #[command(subcommand)]
     Scenario(scenario::Command),
+    /// Apply a sales contract file to a marked QA database (`--dry-run` shows it only).
+    #[command(subcommand)]
+    Contract(contract::Command),
     /// Measure the workspace's speed goals.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Some(Command::Db(command)) => db::run(command),
         Some(Command::Doctor) => db::doctor(),
         Some(Command::Scenario(command)) => scenario::run(command),
+        Some(Command::Contract(command)) => contract::run(command),
         Some(Command::Bench(command)) => bench::run(command),
         Some(Command::Mutants(opts)) => {
             let args = opts.args();

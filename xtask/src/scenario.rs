@@ -456,17 +456,7 @@ fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let runtime = crate::runtime()?;
-    let marked = runtime.block_on(billing_harness::env::marker(url))?;
-    let Some(marked) = marked else {
-        let shown = billing_harness::env::redact_url(url);
-        let note = if shown == url {
-            ""
-        } else {
-            "\n       (with the password in place of ***)"
-        };
-        eprintln!(
-            "error: refusing to write: the database has no harness marker, so the harness did not create it and nobody marked it for tests\n  fix: cargo xtask db mark --env qa --database-url '{shown}'{note}"
-        );
+    let Some(marked) = crate::db::marked(&runtime, url)? else {
         return Ok(ExitCode::FAILURE);
     };
     let now = billing_harness::clock::wall_now();

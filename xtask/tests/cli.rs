@@ -884,6 +884,8 @@ const COMMANDS: &[&[&str]] = &[
     &["scenario", "new"],
     &["scenario", "seed"],
     &["scenario", "report"],
+    &["contract"],
+    &["contract", "apply"],
     &["bench"],
     &["bench", "db"],
     &["bench", "billing"],

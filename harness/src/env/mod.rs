@@ -56,3 +56,32 @@ pub fn stop_unused(state_dir: &std::path::Path) -> Result<Vec<&'static str>, Env
     }
     Ok(stopped)
 }
+
+/// Every row the current transaction on `conn` wrote or changed, per table of the `public`
+/// schema, as JSON objects (read from each row's `xmin`): what a transaction will commit, shown
+/// before it does. Tables without such rows are left out.
+///
+/// # Errors
+/// The database failed.
+pub async fn rows_written(
+    conn: &mut sqlx::PgConnection,
+) -> Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>, sqlx::Error> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select tablename::text from pg_tables where schemaname = 'public' order by 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut written = std::collections::BTreeMap::new();
+    for table in tables {
+        let rows: Vec<serde_json::Value> = sqlx::query_scalar(&format!(
+            "select to_jsonb(t) from public.\"{table}\" t \
+             where t.xmin = pg_current_xact_id()::xid order by 1::text"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        if !rows.is_empty() {
+            written.insert(table, rows);
+        }
+    }
+    Ok(written)
+}

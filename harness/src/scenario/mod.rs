@@ -37,6 +37,7 @@
 //! `metric`, `quantity`, and optionally `day`: the day the units were used when it is before
 //! the step's `on`, i.e. usage reported late), `set_card` (`org`, `card`).
 
+mod contract;
 mod diagnostic;
 mod raw;
 pub mod report;
@@ -45,6 +46,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
 pub use run::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeStatusChange,
