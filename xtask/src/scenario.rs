@@ -179,11 +179,7 @@ fn load(path: &Path) -> Result<Scenario, ExitCode> {
 
 /// Plays one scenario on a throwaway database, which it returns for a closer look.
 pub(crate) async fn play_on(scenario: &Scenario) -> anyhow::Result<(TestEnv, Outcome)> {
-    let env = TestEnv::builder()
-        .start_at(scenario.start_instant())
-        .seed(1)
-        .build()
-        .await?;
+    let env = scenario.test_env().build().await?;
     let outcome = scenario::run(scenario, &env).await?;
     Ok((env, outcome))
 }
@@ -480,11 +476,7 @@ fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
     let shifted = scenario.shifted(months);
     let run_id = format!("run-{:08x}", rand_id());
     let outcome = runtime.block_on(async {
-        let env = TestEnv::builder()
-            .start_at(shifted.start_instant())
-            .seed(1)
-            .attach(url)
-            .await?;
+        let env = shifted.test_env().attach(url).await?;
         let before = max_ids(env.pool()).await?;
         let options = scenario::RunOptions {
             tenant_suffix: Some(format!("-{run_id}")),
