@@ -36,6 +36,24 @@ fn every_scenario_holds_and_matches_its_snapshot() {
             (outcome, journals)
         });
         assert!(outcome.holds, "{}", outcome.to_text());
+        if path
+            .file_stem()
+            .is_some_and(|s| s.to_string_lossy().starts_with("sync-"))
+        {
+            assert!(
+                outcome
+                    .products
+                    .iter()
+                    .any(|p| p.faults_applied > 0 || !p.repaired.is_empty()),
+                "a sync- scenario puts faults on a product or makes it drift:\n{}",
+                outcome.to_text()
+            );
+        }
+        assert!(
+            outcome.products.iter().all(|p| p.converged) && !outcome.products.is_empty(),
+            "{}",
+            outcome.to_text()
+        );
         insta::with_settings!({
             snapshot_path => "../../../snapshots/scenarios",
             prepend_module_to_snapshot => false,
