@@ -179,11 +179,7 @@ fn load(path: &Path) -> Result<Scenario, ExitCode> {
 
 /// Plays one scenario on a throwaway database, which it returns for a closer look.
 pub(crate) async fn play_on(scenario: &Scenario) -> anyhow::Result<(TestEnv, Outcome)> {
-    let env = TestEnv::builder()
-        .start_at(scenario.start_instant())
-        .seed(1)
-        .build()
-        .await?;
+    let env = scenario.test_env().build().await?;
     let outcome = scenario::run(scenario, &env).await?;
     Ok((env, outcome))
 }
@@ -230,8 +226,8 @@ fn list() -> anyhow::Result<ExitCode> {
             .to_string_lossy()
             .into_owned();
         match scenario::load(&path, Some(&dir().join("catalog.toml"))) {
-            Ok(s) => println!("{stem:<34} {}", s.name),
-            Err(e) => println!("{stem:<34} INVALID: {e}"),
+            Ok(s) => println!("{stem:<36} {}", s.name),
+            Err(e) => println!("{stem:<36} INVALID: {e}"),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -360,9 +356,11 @@ fn run_all(
             serde_json::to_string_pretty(&serde_json::json!({ "scenarios": outcomes }))?
         );
     } else {
-        println!("{:<34} {:<8} {:>8}", "scenario", "result", "seconds");
+        // The widest name sets the column, so a long scenario name cannot push its row out.
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(34);
+        println!("{:<width$} {:<8} {:>8}", "scenario", "result", "seconds");
         for (stem, verdict, secs) in &rows {
-            println!("{stem:<34} {verdict:<8} {secs:>8.2}");
+            println!("{stem:<width$} {verdict:<8} {secs:>8.2}");
         }
         let held = rows.iter().filter(|r| r.1 == "holds").count();
         println!(
@@ -420,8 +418,16 @@ on = "2026-10-10"
 subscribe = {{ tenant = "acme-analytics", plan = "pro" }}
 
 # Other steps: change_plan = {{ tenant, plan }}, cancel = {{ tenant }},
-# usage = {{ tenant, metric, quantity }}, set_card = {{ org, card }}.
+# usage = {{ tenant, metric, quantity }}, set_card = {{ org, card }},
+# product_fault = {{ product, fault, times }}, product_drift = {{ product, tenant }}.
 # A step that must fail names its error: expect_error = "plan_change_limit".
+#
+# Every product gets a fault-free mock; a [[product]] table changes that:
+# [[product]]
+# key = "analytics"
+# strict = true
+# faults = [{{ fault = "status_500", times = 2 }}]   # status_500 status_503 delay timeout reset reply_lost duplicate
+# At until, product sync runs to idle; a product that differs from the platform fails the run.
 "#
     )
 }
@@ -470,11 +476,7 @@ fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
     let shifted = scenario.shifted(months);
     let run_id = format!("run-{:08x}", rand_id());
     let outcome = runtime.block_on(async {
-        let env = TestEnv::builder()
-            .start_at(shifted.start_instant())
-            .seed(1)
-            .attach(url)
-            .await?;
+        let env = shifted.test_env().attach(url).await?;
         let before = max_ids(env.pool()).await?;
         let options = scenario::RunOptions {
             tenant_suffix: Some(format!("-{run_id}")),

@@ -499,30 +499,39 @@ pub enum DriftKind {
     },
 }
 
-impl fmt::Display for Drift {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Drift {
+    /// The drift in words, each entity named by `name(entity, id)` (a subscription by its
+    /// tenant's name): `analytics: the subscription of tenant acme differs: plan is "drifted" in
+    /// the product, "pro" on the platform;`. [`fmt::Display`] names them by id.
+    pub fn describe(&self, name: impl Fn(Entity, i64) -> String) -> String {
         let what = match self.entity {
-            Entity::Subscription => format!("the subscription of tenant {}", self.id),
-            e => format!("{e} {}", self.id),
+            Entity::Subscription => {
+                format!("the subscription of {}", name(Entity::Tenant, self.id))
+            }
+            e => name(e, self.id),
         };
         match &self.kind {
-            DriftKind::Missing => write!(f, "{}: {what} is missing in the product", self.product),
-            DriftKind::Extra => write!(
-                f,
+            DriftKind::Missing => format!("{}: {what} is missing in the product", self.product),
+            DriftKind::Extra => format!(
                 "{}: {what} is in the product but not on the platform",
                 self.product
             ),
             DriftKind::Differs { fields } => {
-                write!(f, "{}: {what} differs:", self.product)?;
+                let mut out = format!("{}: {what} differs:", self.product);
                 for (field, platform, product) in fields {
-                    write!(
-                        f,
+                    out.push_str(&format!(
                         " {field} is {product} in the product, {platform} on the platform;"
-                    )?;
+                    ));
                 }
-                Ok(())
+                out
             }
         }
+    }
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(|entity, id| format!("{entity} {id}")))
     }
 }
 

@@ -8,11 +8,13 @@
 pub mod api;
 mod client;
 mod fault;
+mod journal;
 mod mock;
 mod server;
 
 pub use client::{DeliveryError, SyncClient};
 pub use fault::Fault;
 pub(crate) use fault::splitmix;
+pub use journal::{RedactedRequest, redacted};
 pub use mock::{ProductMock, ProductRequest};
 pub use server::ProductServer;

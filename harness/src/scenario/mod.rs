@@ -35,7 +35,27 @@
 //! Without a `[catalog]` table the scenario uses `scenarios/catalog.toml`. Step kinds:
 //! `subscribe`, `change_plan` (`tenant`, `plan`), `cancel` (`tenant`), `usage` (`tenant`,
 //! `metric`, `quantity`, and optionally `day`: the day the units were used when it is before
-//! the step's `on`, i.e. usage reported late), `set_card` (`org`, `card`).
+//! the step's `on`, i.e. usage reported late), `set_card` (`org`, `card`), `product_fault`
+//! (`product`, `fault`, `times`: the fault on that product's next `times` writes from the
+//! step's day on) and `product_drift` (`product`, `tenant`: the product changes its own copy of
+//! one of its tenants behind the platform's back; the reconciler must find and repair it).
+//!
+//! Every product of the catalog gets a mock of the product sync API (`crate::products`). A
+//! `[[product]]` table sets one up:
+//!
+//! ```toml
+//! [[product]]
+//! key = "analytics"             # a product of the catalog
+//! strict = true                 # a request outside the API fails the run (default false)
+//! fault_rate = 0.3              # a fault drawn for each unscripted write with this probability
+//! fault_seed = 7                # the draws' seed (default 1)
+//! faults = [{ fault = "status_500", times = 2 }, { fault = "reply_lost", times = 1 }]
+//! ```
+//!
+//! Faults: `status_500`, `status_503`, `delay`, `timeout`, `reset`, `reply_lost`, `duplicate`
+//! (see `crate::products::Fault`). At `until` the runner runs product sync to idle and
+//! reconciles ([`crate::TestEnv::converge`]); a product that does not converge fails the run
+//! with its drift report.
 
 mod contract;
 mod diagnostic;
@@ -49,11 +69,13 @@ use std::path::Path;
 pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
 pub use run::{
-    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeStatusChange,
-    OutcomeSubscription, OutcomeSync, RunError, RunOptions, run, run_with,
+    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
+    OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
+    OutcomeStatusChange, OutcomeSubscription, RunError, RunOptions, run, run_with,
 };
 pub use validate::{
-    Action, ActionDisplay, ERROR_CODES, OrgDef, Scenario, Step, TenantDef, VERSION,
+    Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, Scenario, ScriptedFault,
+    Step, TenantDef, VERSION,
 };
 
 use crate::model::Catalog;

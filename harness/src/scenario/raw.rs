@@ -23,7 +23,32 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub(crate) tenant: Vec<Spanned<RawTenant>>,
     #[serde(default)]
+    pub(crate) product: Vec<Spanned<RawProduct>>,
+    #[serde(default)]
     pub(crate) step: Vec<Spanned<RawStep>>,
+}
+
+/// A `[[product]]` table: how one product's mock behaves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProduct {
+    pub(crate) key: Spanned<String>,
+    #[serde(default)]
+    pub(crate) strict: Option<bool>,
+    #[serde(default)]
+    pub(crate) fault_rate: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub(crate) fault_seed: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) faults: Vec<Spanned<RawFault>>,
+}
+
+/// A scripted fault: `{ fault = "status_500", times = 2 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFault {
+    pub(crate) fault: Spanned<String>,
+    pub(crate) times: Spanned<i64>,
 }
 
 /// A catalog: inline in a scenario, or the whole of `scenarios/catalog.toml`.
@@ -98,6 +123,10 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub(crate) set_card: Option<Spanned<RawSetCard>>,
     #[serde(default)]
+    pub(crate) product_fault: Option<Spanned<RawProductFault>>,
+    #[serde(default)]
+    pub(crate) product_drift: Option<Spanned<RawProductDrift>>,
+    #[serde(default)]
     pub(crate) expect_error: Option<Spanned<String>>,
 }
 
@@ -129,4 +158,19 @@ pub(crate) struct RawUsage {
 pub(crate) struct RawSetCard {
     pub(crate) org: Spanned<String>,
     pub(crate) card: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProductFault {
+    pub(crate) product: Spanned<String>,
+    pub(crate) fault: Spanned<String>,
+    pub(crate) times: Spanned<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProductDrift {
+    pub(crate) product: Spanned<String>,
+    pub(crate) tenant: Spanned<String>,
 }

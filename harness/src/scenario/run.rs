@@ -1,16 +1,25 @@
 //! The scenario runner: plays a [`Scenario`] on a test database through the builders and the
 //! platform, with the clock running every job on the way, and reports what happened.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::validate::{Action, Scenario};
-use crate::TestEnv;
 use crate::builders::{BuildError, Day, Org};
 use crate::calendar::{Calendar, Job};
 use crate::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus, TenantId};
-use crate::platform::timeline;
+use crate::platform::{SyncPolicy, timeline};
+use crate::products::ProductMock;
+use crate::products::api::Entity;
+use crate::test_env::{Convergence, SyncError};
+use crate::{TestEnv, TestEnvBuilder};
+
+/// The seed of every scenario run: fake data and the dispatcher's jitter.
+const SEED: u64 = 1;
 
 /// What a scenario run produced: the JSON of `cargo xtask scenario run --format json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,8 +38,10 @@ pub struct Outcome {
     pub subscriptions: Vec<OutcomeSubscription>,
     /// Every step that returned an error.
     pub errors: Vec<OutcomeError>,
-    /// The sync events queued for products, in order.
-    pub sync: Vec<OutcomeSync>,
+    /// Each product of the catalog after sync ran to idle at `until`: whether it converged with
+    /// the platform, what its mock saw, and what it holds. Empty on a database without product
+    /// mocks (an attached QA database) or for a run stopped before `until`.
+    pub products: Vec<OutcomeProduct>,
     /// Steps and jobs not applied because they fall after [`RunOptions::stop_at`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub later: Vec<String>,
@@ -154,17 +165,68 @@ pub struct OutcomeError {
     pub code: String,
 }
 
-/// A sync event queued for a product.
+/// A product at the end of a run: convergence, its mock's figures, and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeSync {
-    /// The tenant's key.
+pub struct OutcomeProduct {
+    /// The product's key in the catalog.
+    pub key: String,
+    /// Whether it holds what the platform says, with nothing undelivered, no dead letter and
+    /// (for a strict mock) no violation. A run with a product that did not converge fails.
+    pub converged: bool,
+    /// The drift left after repair, one line per entity, tenants named by their keys.
+    pub drift: Vec<String>,
+    /// The drift the reconciler found and repaired through the outbox on the way.
+    pub repaired: Vec<String>,
+    /// What its strict mock objected to (recorded for a lenient mock too).
+    pub violations: Vec<String>,
+    /// Requests its mock received: writes, replays and read-backs.
+    pub requests: usize,
+    /// Faults its mock put on writes, scripted or drawn.
+    pub faults_applied: u64,
+    /// Outbox rows to it given up on.
+    pub dead_letters: usize,
+    /// What it holds at the end.
+    pub state: OutcomeProductState,
+}
+
+/// What a product holds, without raw ids: users by e-mail, tenants by their keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutcomeProductState {
+    /// Its users, in the order they were created.
+    pub users: Vec<OutcomeProductUser>,
+    /// Its tenants, in the order they were created.
+    pub tenants: Vec<OutcomeProductTenant>,
+    /// Its subscriptions, one per tenant that has one; a cancelled one stays, cancelled.
+    pub subscriptions: Vec<OutcomeProductSubscription>,
+}
+
+/// A user a product holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeProductUser {
+    /// E-mail address (the login).
+    pub email: String,
+    /// `owner`, `admin` or `member` in its organization.
+    pub role: String,
+}
+
+/// A tenant a product holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeProductTenant {
+    /// The tenant's key in the scenario (its name when it is not one of the scenario's).
+    pub key: String,
+    /// `provisioning`, `active` or `suspended`.
+    pub status: String,
+}
+
+/// A subscription a product holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeProductSubscription {
+    /// The tenant's key in the scenario.
     pub tenant: String,
-    /// `user`, `tenant` or `subscription`.
-    pub entity: String,
-    /// `upsert` or `delete`.
-    pub operation: String,
-    /// The subscription's plan and status at the time.
-    pub state: String,
+    /// The plan's key.
+    pub plan: String,
+    /// `active`, `past_due` or `cancelled`, the platform's words.
+    pub status: String,
 }
 
 /// Why a scenario could not be run at all (not whether it holds).
@@ -183,12 +245,29 @@ pub enum RunError {
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// Product sync could not be run to idle at `until`.
+    #[error("could not run product sync to idle")]
+    Sync(#[from] SyncError),
 }
 
 impl Scenario {
     /// 00:00 of the start day in the catalog's time zone: where the clock starts.
     pub fn start_instant(&self) -> DateTime<Utc> {
         Day::new(self.start, self.catalog.time_zone).midnight()
+    }
+
+    /// The test environment every run of this scenario uses: the clock at
+    /// [`Scenario::start_instant`], the same seed, and a dispatcher that delivers one row at a
+    /// time (in outbox order), so that each product's journal is the same on every run.
+    pub fn test_env(&self) -> TestEnvBuilder {
+        TestEnv::builder()
+            .start_at(self.start_instant())
+            .seed(SEED)
+            .sync_policy(SyncPolicy {
+                seed: SEED,
+                batch: 1,
+                ..SyncPolicy::default()
+            })
     }
 }
 
@@ -213,6 +292,7 @@ pub async fn run_with(
     let p = env.platform();
     let clock = env.clock();
     p.install_catalog(&scenario.catalog, clock.now()).await?;
+    let mocks = configure_products(scenario, env).await?;
     let mut orgs: Vec<Org> = Vec::new();
     for def in &scenario.orgs {
         let builder = env
@@ -256,6 +336,23 @@ pub async fn run_with(
         clock.advance_to(Day::new(step.on, tz)).await?;
         let at = clock.now();
         let result = match &step.action {
+            Action::ProductFault { product, fault } => {
+                if let Some(mock) = mocks.get(product) {
+                    mock.fail_next(fault.fault, fault.times);
+                }
+                Ok(())
+            }
+            Action::ProductDrift { product, tenant } => {
+                let drifted = mocks.get(product).map(|m| m.drift(tenants[*tenant].0));
+                if drifted == Some(None) {
+                    failures.push(format!(
+                        "step {} on {}: product {product} has no tenant {} to drift yet \
+                         (its writes arrive when the clock moves: drift on a later day)",
+                        step.number, step.on, scenario.tenants[*tenant].key
+                    ));
+                }
+                Ok(())
+            }
             Action::Subscribe { tenant, plan } => {
                 p.subscribe(tenants[*tenant], plan, at).await.map(drop)
             }
@@ -318,9 +415,177 @@ pub async fn run_with(
             }
         }
     }
+    // Convergence is checked at `until`, and only against the harness's own mocks.
+    let convergence = if end <= stop_at && !mocks.is_empty() {
+        Some(env.converge().await?)
+    } else {
+        None
+    };
     let mut outcome = collect(scenario, env, &tenants, failures, errors).await?;
+    if let Some(convergence) = convergence {
+        let names = Names::read(scenario, env, &tenants).await?;
+        for mock in mocks.values() {
+            let product = product_outcome(mock, &convergence, &names);
+            if !product.converged {
+                outcome.failures.push(not_converged(&product));
+            }
+            outcome.products.push(product);
+        }
+        outcome.holds = outcome.failures.is_empty();
+    }
     outcome.later = later;
     Ok(outcome)
+}
+
+/// Sets up the mock of every product with a `[[product]]` table, and returns every product's
+/// mock by key: none on a database without mocks.
+async fn configure_products(
+    scenario: &Scenario,
+    env: &TestEnv,
+) -> Result<BTreeMap<String, Arc<ProductMock>>, RunError> {
+    let mocks: BTreeMap<String, Arc<ProductMock>> = env
+        .products()
+        .await?
+        .into_iter()
+        .map(|m| (m.key().to_owned(), m))
+        .collect();
+    for def in &scenario.products {
+        let Some(mock) = mocks.get(&def.key) else {
+            continue;
+        };
+        mock.set_strict(def.strict);
+        if let Some(drawn) = def.drawn {
+            mock.fault_rate(drawn.rate, drawn.seed);
+        }
+        for f in &def.faults {
+            mock.fail_next(f.fault, f.times);
+        }
+    }
+    Ok(mocks)
+}
+
+/// How a run names what it made: tenants by their keys, users by e-mail.
+struct Names {
+    tenants: BTreeMap<i64, String>,
+    users: BTreeMap<i64, String>,
+}
+
+impl Names {
+    async fn read(
+        scenario: &Scenario,
+        env: &TestEnv,
+        tenants: &[TenantId],
+    ) -> Result<Names, sqlx::Error> {
+        let users: Vec<(i64, String)> = sqlx::query_as("select id, email from users")
+            .fetch_all(env.pool())
+            .await?;
+        Ok(Names {
+            tenants: tenants
+                .iter()
+                .zip(&scenario.tenants)
+                .map(|(id, def)| (id.0, def.key.clone()))
+                .collect(),
+            users: users.into_iter().collect(),
+        })
+    }
+
+    fn tenant(&self, id: i64) -> Option<&str> {
+        self.tenants.get(&id).map(String::as_str)
+    }
+
+    /// `tenant acme-analytics`, `user jo@example.com`; the id when the run did not make it.
+    fn entity(&self, entity: Entity, id: i64) -> String {
+        let name = match entity {
+            Entity::User => self.users.get(&id),
+            Entity::Tenant | Entity::Subscription => self.tenants.get(&id),
+        };
+        name.map_or_else(|| format!("{entity} {id}"), |n| format!("{entity} {n}"))
+    }
+}
+
+/// A product at the end of a run, from its mock and the convergence of every product.
+fn product_outcome(mock: &ProductMock, c: &Convergence, names: &Names) -> OutcomeProduct {
+    let key = mock.key();
+    let describe = |d: &crate::platform::Drift| d.describe(|e, id| names.entity(e, id));
+    let drift: Vec<String> = c
+        .reconciliation
+        .drift
+        .iter()
+        .filter(|d| d.product == key)
+        .map(describe)
+        .collect();
+    let repaired = c
+        .repaired
+        .iter()
+        .filter(|d| d.product == key)
+        .map(describe)
+        .collect();
+    let violations = mock.violations();
+    let dead_letters = c.dead_letters.iter().filter(|r| r.product == key).count();
+    let busy = c.reconciliation.busy.iter().any(|b| b == key);
+    let held = mock.read_state();
+    let tenant_key = |id: i64, name: &str| names.tenant(id).unwrap_or(name).to_owned();
+    let state = OutcomeProductState {
+        users: held
+            .users
+            .iter()
+            .map(|u| OutcomeProductUser {
+                email: u.email.clone(),
+                role: u.role.clone(),
+            })
+            .collect(),
+        tenants: held
+            .tenants
+            .iter()
+            .map(|t| OutcomeProductTenant {
+                key: tenant_key(t.id, &t.name),
+                status: t.status.clone(),
+            })
+            .collect(),
+        subscriptions: held
+            .subscriptions
+            .iter()
+            .map(|s| OutcomeProductSubscription {
+                tenant: tenant_key(s.tenant_id, &format!("tenant {}", s.tenant_id)),
+                plan: s.plan.clone(),
+                status: s.status.clone(),
+            })
+            .collect(),
+    };
+    OutcomeProduct {
+        key: key.to_owned(),
+        converged: drift.is_empty()
+            && !busy
+            && dead_letters == 0
+            && (violations.is_empty() || !mock.is_strict()),
+        drift,
+        repaired,
+        violations,
+        requests: mock.requests(),
+        faults_applied: mock.faults_applied(),
+        dead_letters,
+        state,
+    }
+}
+
+/// The failure of a run whose `product` did not converge: its drift report and what else held
+/// it back.
+fn not_converged(product: &OutcomeProduct) -> String {
+    let mut out = format!("product {} did not converge with the platform", product.key);
+    if !product.drift.is_empty() {
+        out.push_str(":\n");
+        out.push_str(&product.drift.join("\n"));
+    }
+    if product.dead_letters > 0 {
+        out.push_str(&format!(
+            "\n{} dead letter(s): rows given up on hold back their tenant",
+            product.dead_letters
+        ));
+    }
+    for v in &product.violations {
+        out.push_str(&format!("\nstrict mock: {v}"));
+    }
+    out
 }
 
 async fn collect(
@@ -384,29 +649,6 @@ async fn collect(
         }
     }
     payments.sort_by(|a, b| (a.on, &a.tenant).cmp(&(b.on, &b.tenant)));
-    let sync: Vec<(i64, String, String, serde_json::Value)> =
-        sqlx::query_as("select tenant_id, entity, operation, payload from sync_outbox order by id")
-            .fetch_all(env.pool())
-            .await?;
-    let key_of = |id: i64| {
-        tenants
-            .iter()
-            .position(|t| t.0 == id)
-            .map_or_else(|| id.to_string(), |i| scenario.tenants[i].key.clone())
-    };
-    let sync = sync
-        .into_iter()
-        .map(|(tenant, entity, operation, payload)| OutcomeSync {
-            tenant: key_of(tenant),
-            entity,
-            operation,
-            state: format!(
-                "{} {}",
-                payload["plan"].as_str().unwrap_or("-"),
-                payload["status"].as_str().unwrap_or("-")
-            ),
-        })
-        .collect();
     Ok(Outcome {
         scenario: scenario.name.clone(),
         holds: failures.is_empty(),
@@ -415,7 +657,7 @@ async fn collect(
         payments,
         subscriptions,
         errors,
-        sync,
+        products: Vec::new(),
         later: Vec::new(),
     })
 }
@@ -518,6 +760,41 @@ impl Outcome {
                 s.status,
                 changes.join(", ")
             ));
+        }
+        if !self.products.is_empty() {
+            out.push_str("\nproducts\n");
+        }
+        for p in &self.products {
+            out.push_str(&format!(
+                "  {} {}: {} requests, {} faults, {} dead letters; holds {} users, {} tenants",
+                p.key,
+                if p.converged {
+                    "converged"
+                } else {
+                    "DID NOT CONVERGE"
+                },
+                p.requests,
+                p.faults_applied,
+                p.dead_letters,
+                p.state.users.len(),
+                p.state.tenants.len(),
+            ));
+            let subscriptions: Vec<String> = p
+                .state
+                .subscriptions
+                .iter()
+                .map(|s| format!("{} {} {}", s.tenant, s.plan, s.status))
+                .collect();
+            if !subscriptions.is_empty() {
+                out.push_str(&format!(" ({})", subscriptions.join(", ")));
+            }
+            out.push('\n');
+            for line in &p.repaired {
+                out.push_str(&format!("    repaired: {line}\n"));
+            }
+            for line in &p.drift {
+                out.push_str(&format!("    drift: {line}\n"));
+            }
         }
         out
     }

@@ -10,9 +10,10 @@ use rust_decimal::Decimal;
 use toml::Spanned;
 
 use super::diagnostic::{Problems, ScenarioError};
-use super::raw::{RawCatalog, RawScenario, RawStep};
+use super::raw::{RawCatalog, RawProduct, RawScenario, RawStep};
 use crate::model::{Catalog, Currency, Overage, Plan, Terms};
 use crate::payments::TestCard;
+use crate::products::Fault;
 
 /// The only format version this harness reads.
 pub const VERSION: i64 = 1;
@@ -40,8 +41,42 @@ pub struct Scenario {
     pub orgs: Vec<OrgDef>,
     /// Tenants, by key.
     pub tenants: Vec<TenantDef>,
+    /// How product mocks behave, from the `[[product]]` tables; a product without one gets a
+    /// fault-free, lenient mock.
+    pub products: Vec<ProductDef>,
     /// The steps, in file order.
     pub steps: Vec<Step>,
+}
+
+/// A `[[product]]` table: how the mock of one product of the catalog behaves from the start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductDef {
+    /// The product's key in the catalog.
+    pub key: String,
+    /// Strict mode: a request outside the API is a violation, and the run does not converge.
+    pub strict: bool,
+    /// Faults drawn for each unscripted write, if any.
+    pub drawn: Option<DrawnFaults>,
+    /// Faults put on the first writes, in order.
+    pub faults: Vec<ScriptedFault>,
+}
+
+/// Faults drawn at a rate from a seeded stream (`fault_rate`, `fault_seed`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DrawnFaults {
+    /// The probability of a fault on each write, from 0 to 1.
+    pub rate: f64,
+    /// The stream's seed (default 1).
+    pub seed: u64,
+}
+
+/// A fault put on the next `times` writes (`{ fault = "status_500", times = 2 }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptedFault {
+    /// The fault.
+    pub fault: Fault,
+    /// How many writes in a row get it, at least 1.
+    pub times: u32,
 }
 
 /// An organization of a scenario.
@@ -120,13 +155,28 @@ pub enum Action {
         /// The card.
         card: TestCard,
     },
+    /// Put a fault on a product's next writes, after those already scripted.
+    ProductFault {
+        /// The product's key.
+        product: String,
+        /// The fault and how many writes get it.
+        fault: ScriptedFault,
+    },
+    /// Change a product's copy of a tenant behind the platform's back (drift).
+    ProductDrift {
+        /// The product's key.
+        product: String,
+        /// The tenant, one of that product.
+        tenant: usize,
+    },
 }
 
 impl Action {
     /// The action for people, with the keys of `scenario` (the scenario it belongs to, whose
     /// tenants and orgs its indices point into): `subscribe acme-analytics to pro`,
     /// `change acme-analytics to plan business`, `cancel acme-analytics`,
-    /// `record 120000 api_calls for acme-analytics`, `register card declined for acme`.
+    /// `record 120000 api_calls for acme-analytics`, `register card declined for acme`,
+    /// `put status_500 on the next 2 writes to analytics`, `drift acme-analytics in analytics`.
     pub fn display<'a>(&'a self, scenario: &'a Scenario) -> ActionDisplay<'a> {
         ActionDisplay {
             action: self,
@@ -172,6 +222,19 @@ impl fmt::Display for ActionDisplay<'_> {
                 day,
             } => write!(f, "record {quantity} {metric} for {} on {day}", tenant(*t)),
             Action::SetCard { org: o, card } => write!(f, "register card {card} for {}", org(*o)),
+            Action::ProductFault { product, fault } => write!(
+                f,
+                "put {} on the next {} to {product}",
+                fault.fault,
+                if fault.times == 1 {
+                    "write".to_owned()
+                } else {
+                    format!("{} writes", fault.times)
+                }
+            ),
+            Action::ProductDrift { product, tenant: t } => {
+                write!(f, "drift {} in {product}", tenant(*t))
+            }
         }
     }
 }
@@ -374,6 +437,104 @@ fn card(problems: &mut Problems<'_>, value: &Spanned<String>) -> Option<TestCard
     card
 }
 
+/// A fault by name; a problem listing the faults when it is none.
+fn fault(problems: &mut Problems<'_>, name: &Spanned<String>) -> Option<Fault> {
+    let fault = Fault::parse(name.get_ref());
+    if fault.is_none() {
+        let names: Vec<&str> = Fault::ALL.iter().map(|f| f.as_str()).collect();
+        problems.add(
+            span(name),
+            format!("unknown fault {:?}", name.get_ref()),
+            "not a fault the product mock knows",
+            Some(format!("faults: {}", names.join(", "))),
+        );
+    }
+    fault
+}
+
+/// A count of writes, at least 1.
+fn times(problems: &mut Problems<'_>, times: &Spanned<i64>) -> Option<u32> {
+    match u32::try_from(*times.get_ref()) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            problems.add(
+                span(times),
+                format!("times must be at least 1, not {}", times.get_ref()),
+                "not a positive count",
+                Some("the number of writes in a row that get the fault".into()),
+            );
+            None
+        }
+    }
+}
+
+/// A scripted fault: its name and count.
+fn scripted(
+    problems: &mut Problems<'_>,
+    name: &Spanned<String>,
+    count: &Spanned<i64>,
+) -> Option<ScriptedFault> {
+    let fault = fault(problems, name);
+    let times = times(problems, count);
+    Some(ScriptedFault {
+        fault: fault?,
+        times: times?,
+    })
+}
+
+/// Checks a `[[product]]` table against the catalog's products.
+fn product(problems: &mut Problems<'_>, raw: &RawProduct, known: &[&str]) -> ProductDef {
+    lookup(problems, &raw.key, "product", known);
+    let rate = raw.fault_rate.as_ref().and_then(|rate| {
+        let r = *rate.get_ref();
+        if (0.0..=1.0).contains(&r) {
+            Some(r)
+        } else {
+            problems.add(
+                span(rate),
+                format!("fault_rate {r} is outside 0 to 1"),
+                "not a probability",
+                Some("the share of writes that get a drawn fault, e.g. 0.3".into()),
+            );
+            None
+        }
+    });
+    let seed = raw.fault_seed.as_ref().and_then(|seed| {
+        let s = u64::try_from(*seed.get_ref()).ok();
+        if s.is_none() {
+            problems.add(
+                span(seed),
+                "fault_seed must not be negative",
+                "negative",
+                None,
+            );
+        }
+        s
+    });
+    if let (Some(seed), None) = (&raw.fault_seed, &raw.fault_rate) {
+        problems.add(
+            span(seed),
+            "fault_seed without fault_rate draws nothing",
+            "no rate to draw at",
+            Some("add fault_rate = 0.3 (say), or remove fault_seed".into()),
+        );
+    }
+    let faults = raw
+        .faults
+        .iter()
+        .filter_map(|f| scripted(problems, &f.get_ref().fault, &f.get_ref().times))
+        .collect();
+    ProductDef {
+        key: raw.key.get_ref().clone(),
+        strict: raw.strict.unwrap_or(false),
+        drawn: rate.map(|rate| DrawnFaults {
+            rate,
+            seed: seed.unwrap_or(1),
+        }),
+        faults,
+    }
+}
+
 fn one_of(names: &[&str]) -> String {
     if names.is_empty() {
         "none are defined".into()
@@ -481,6 +642,19 @@ pub(crate) fn scenario(
         });
     }
     let tenant_keys: Vec<&str> = tenants.iter().map(|t| t.key.as_str()).collect();
+    let mut product_defs: Vec<ProductDef> = Vec::new();
+    for raw_product in &raw.product {
+        let def = product(&mut problems, raw_product.get_ref(), &products);
+        if product_defs.iter().any(|p| p.key == def.key) {
+            problems.add(
+                span(&raw_product.get_ref().key),
+                format!("product {:?} has two [[product]] tables", def.key),
+                "second table",
+                Some("put everything about a product's mock in one table".into()),
+            );
+        }
+        product_defs.push(def);
+    }
 
     let mut steps = Vec::new();
     let mut previous: Option<(NaiveDate, usize)> = None;
@@ -576,6 +750,43 @@ pub(crate) fn scenario(
                 });
             }
         }
+        if let Some(a) = &s.product_fault {
+            let a = a.get_ref();
+            lookup(&mut problems, &a.product, "product", &products);
+            if let Some(fault) = scripted(&mut problems, &a.fault, &a.times) {
+                actions.push(Action::ProductFault {
+                    product: a.product.get_ref().clone(),
+                    fault,
+                });
+            }
+        }
+        if let Some(a) = &s.product_drift {
+            let a = a.get_ref();
+            let product = lookup(&mut problems, &a.product, "product", &products);
+            let t = lookup(&mut problems, &a.tenant, "tenant", &tenant_keys);
+            if let (Some(_), Some(t)) = (product, t)
+                && tenants[t].product != *a.product.get_ref()
+            {
+                problems.add(
+                    span(&a.tenant),
+                    format!(
+                        "tenant {:?} is a tenant of product {}, not {}",
+                        a.tenant.get_ref(),
+                        tenants[t].product,
+                        a.product.get_ref()
+                    ),
+                    "of another product",
+                    Some(format!(
+                        "a product drifts only on its own tenants: product = {:?}, or another tenant",
+                        tenants[t].product
+                    )),
+                );
+            }
+            actions.push(Action::ProductDrift {
+                product: a.product.get_ref().clone(),
+                tenant: t.unwrap_or(0),
+            });
+        }
         if let Some(code) = &s.expect_error
             && !ERROR_CODES.contains(&code.get_ref().as_str())
         {
@@ -592,6 +803,8 @@ pub(crate) fn scenario(
             s.cancel.is_some(),
             s.usage.is_some(),
             s.set_card.is_some(),
+            s.product_fault.is_some(),
+            s.product_drift.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -601,7 +814,11 @@ pub(crate) fn scenario(
                 span(step),
                 format!("step {number} has {actions_len} actions"),
                 "a step does exactly one thing",
-                Some("give it one of subscribe, change_plan, cancel, usage, set_card".into()),
+                Some(
+                    "give it one of subscribe, change_plan, cancel, usage, set_card, \
+                     product_fault, product_drift"
+                        .into(),
+                ),
             );
         }
         if let (Some(on), Some(action)) = (on, actions.into_iter().next())
@@ -624,6 +841,7 @@ pub(crate) fn scenario(
         catalog,
         orgs,
         tenants,
+        products: product_defs,
         steps,
     })
 }
@@ -677,6 +895,7 @@ mod tests {
                 org: 0,
                 product: "analytics".into(),
             }],
+            products: Vec::new(),
             steps: Vec::new(),
         };
         let text = |action: Action| action.display(&scenario).to_string();

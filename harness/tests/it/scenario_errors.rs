@@ -172,6 +172,71 @@ const CASES: &[(&str, &str, &str)] = &[
         "[[org]]",
         "[catalog]\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"1\"\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
     ),
+    (
+        "product_table_unknown_product",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"warehouse\"\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_table_unknown_fault",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\nfaults = [{ fault = \"status_404\", times = 1 }]\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_table_times_zero",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\nfaults = [{ fault = \"reset\", times = 0 }]\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_table_rate_above_one",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\nfault_rate = 1.5\nfault_seed = 7\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_table_rate_below_zero",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\nfault_rate = -0.1\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_table_seed_without_rate",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\nfault_seed = 7\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_table_unknown_field",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\nretries = 3\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_table_twice",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\n\n[[product]]\nkey = \"analytics\"\nstrict = true\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_fault_unknown_product",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"product_fault = { product = "warehouse", fault = "status_500", times = 1 }"#,
+    ),
+    (
+        "product_fault_unknown_fault",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"product_fault = { product = "analytics", fault = "explode", times = 1 }"#,
+    ),
+    (
+        "product_fault_times_zero",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"product_fault = { product = "analytics", fault = "timeout", times = 0 }"#,
+    ),
+    (
+        "product_drift_on_a_tenant_of_another_product",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"product_drift = { product = "crm", tenant = "acme-analytics" }"#,
+    ),
+    (
+        "product_drift_unknown_tenant",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"product_drift = { product = "analytics", tenant = "globex" }"#,
+    ),
 ];
 
 fn catalog() -> billing_harness::model::Catalog {
@@ -190,8 +255,66 @@ fn the_valid_file_parses() {
 }
 
 #[test]
+fn product_tables_and_product_steps_parse_into_their_meaning() {
+    use billing_harness::products::Fault;
+    use billing_harness::scenario::{Action, DrawnFaults, ScriptedFault};
+    let source = VALID
+        .replacen(
+            "[[step]]",
+            "[[product]]\nkey = \"analytics\"\nstrict = true\nfault_rate = 0.25\n\
+             faults = [{ fault = \"reply_lost\", times = 2 }]\n\n[[step]]",
+            1,
+        )
+        .replace(
+            r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+            r#"product_fault = { product = "crm", fault = "duplicate", times = 3 }
+
+[[step]]
+on = "2026-10-21"
+product_drift = { product = "analytics", tenant = "acme-analytics" }"#,
+        );
+    let s = scenario::parse("products.toml", &source, Some(&catalog()))
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let p = &s.products[0];
+    assert_eq!((p.key.as_str(), p.strict), ("analytics", true));
+    assert_eq!(
+        p.drawn,
+        Some(DrawnFaults {
+            rate: 0.25,
+            seed: 1
+        })
+    );
+    assert_eq!(
+        p.faults,
+        [ScriptedFault {
+            fault: Fault::ReplyLost,
+            times: 2
+        }]
+    );
+    let fault = &s.steps[1].action;
+    assert_eq!(
+        fault.display(&s).to_string(),
+        "put duplicate on the next 3 writes to crm"
+    );
+    assert_eq!(
+        *fault,
+        Action::ProductFault {
+            product: "crm".into(),
+            fault: ScriptedFault {
+                fault: Fault::Duplicate,
+                times: 3
+            }
+        }
+    );
+    assert_eq!(
+        s.steps[2].action.display(&s).to_string(),
+        "drift acme-analytics in analytics"
+    );
+}
+
+#[test]
 fn every_malformed_file_gets_a_precise_diagnostic() {
-    assert!(CASES.len() >= 30);
+    assert!(CASES.len() >= 45);
     let catalog = catalog();
     let mut rendered = String::new();
     for (name, from, to) in CASES {

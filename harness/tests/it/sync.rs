@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use billing_harness::TestEnv;
 use billing_harness::platform::SyncPolicy;
-use billing_harness::products::{Fault, ProductMock, ProductRequest};
+use billing_harness::products::{Fault, ProductMock, redacted};
 use chrono::{NaiveDate, TimeDelta};
-use serde::Serialize;
 
 async fn env_on(today: &str, seed: u64) -> TestEnv {
     TestEnv::builder()
@@ -16,44 +15,6 @@ async fn env_on(today: &str, seed: u64) -> TestEnv {
         .build()
         .await
         .unwrap()
-}
-
-/// A journal entry as a snapshot shows it: ids redacted, timestamps absent.
-#[derive(Serialize)]
-struct Shown {
-    method: String,
-    route: String,
-    body: Option<serde_json::Value>,
-    fault: Option<Fault>,
-    status: Option<u16>,
-    applied: bool,
-    replay: bool,
-}
-
-fn shown(journal: &[ProductRequest]) -> Vec<Shown> {
-    journal
-        .iter()
-        .map(|r| Shown {
-            method: r.method.clone(),
-            route: r.route.clone(),
-            body: r.body.clone().map(redact_ids),
-            fault: r.fault,
-            status: r.status,
-            applied: r.applied,
-            replay: r.replay,
-        })
-        .collect()
-}
-
-fn redact_ids(mut body: serde_json::Value) -> serde_json::Value {
-    if let Some(map) = body.as_object_mut() {
-        for (k, v) in map.iter_mut() {
-            if k == "id" || k.ends_with("_id") {
-                *v = serde_json::Value::String("[id]".into());
-            }
-        }
-    }
-    body
 }
 
 async fn analytics(env: &TestEnv) -> Arc<ProductMock> {
@@ -96,7 +57,7 @@ async fn subscribe_syncs_user_then_tenant_then_subscription() {
         snapshot_path => "../../../snapshots/sync",
         prepend_module_to_snapshot => false,
     }, {
-        insta::assert_yaml_snapshot!("subscribe_sync_journal", shown(&journal));
+        insta::assert_yaml_snapshot!("subscribe_sync_journal", redacted(&journal));
     });
 }
 

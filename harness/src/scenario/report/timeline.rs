@@ -301,14 +301,17 @@ pub(crate) fn build(
     }
 }
 
-/// The tenant a step acts on: its own, or for a card the first tenant of the organization.
+/// The tenant a step acts on: its own, or for a card the first tenant of the organization;
+/// none for a fault put on a product.
 fn step_tenant<'a>(scenario: &'a Scenario, action: &Action) -> Option<&'a str> {
     let index = match action {
         Action::Subscribe { tenant, .. }
         | Action::ChangePlan { tenant, .. }
         | Action::Cancel { tenant }
-        | Action::Usage { tenant, .. } => *tenant,
+        | Action::Usage { tenant, .. }
+        | Action::ProductDrift { tenant, .. } => *tenant,
         Action::SetCard { org, .. } => scenario.tenants.iter().position(|t| t.org == *org)?,
+        Action::ProductFault { .. } => return None,
     };
     scenario.tenants.get(index).map(|t| t.key.as_str())
 }
