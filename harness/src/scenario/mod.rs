@@ -38,7 +38,12 @@
 //! the step's `on`, i.e. usage reported late), `set_card` (`org`, `card`), `product_fault`
 //! (`product`, `fault`, `times`: the fault on that product's next `times` writes from the
 //! step's day on) and `product_drift` (`product`, `tenant`: the product changes its own copy of
-//! one of its tenants behind the platform's back; the reconciler must find and repair it).
+//! one of its tenants behind the platform's back; the reconciler must find and repair it) and
+//! `contract` (`tenant`, and the terms over a catalog plan: `plan` (default: the tenant's plan,
+//! or its contract's base), `base_fee`, `included = { METRIC = N }`, `overage = { METRIC =
+//! { block = N, price = "..." } }`, `limits = { NAME = N }`, `spec = { ... }`, `ends_on`;
+//! a term left out is the base plan's; the contract starts on the step's day and follows the
+//! plan-change rules, so `expect_error = "plan_change_limit"` or `"card_required"` apply).
 //!
 //! Every product of the catalog gets a mock of the product sync API (`crate::products`). A
 //! `[[product]]` table sets one up:

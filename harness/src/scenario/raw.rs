@@ -127,6 +127,8 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub(crate) product_drift: Option<Spanned<RawProductDrift>>,
     #[serde(default)]
+    pub(crate) contract: Option<Spanned<super::contract::RawContract>>,
+    #[serde(default)]
     pub(crate) expect_error: Option<Spanned<String>>,
 }
 

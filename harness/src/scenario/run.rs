@@ -357,6 +357,10 @@ pub async fn run_with(
                 p.subscribe(tenants[*tenant], plan, at).await.map(drop)
             }
             Action::ChangePlan { tenant, plan } => p.change_plan(tenants[*tenant], plan, at).await,
+            Action::Contract { tenant, terms } => p
+                .apply_contract(tenants[*tenant], terms, at)
+                .await
+                .map(drop),
             Action::Cancel { tenant } => p.cancel(tenants[*tenant], at).await,
             Action::Usage {
                 tenant,
@@ -711,13 +715,21 @@ impl Outcome {
                 "\n{} {} ({}, {})\n",
                 i.tenant, i.period, i.status, i.currency
             ));
+            // The plan column fits its longest key (a contract's is long).
+            let w = i
+                .lines
+                .iter()
+                .map(|l| l.plan.len())
+                .max()
+                .unwrap_or(0)
+                .max(12);
             out.push_str(&format!(
-                "  {:<8} {:<12} {:<12} {:>5} {:>14}\n",
+                "  {:<8} {:<w$} {:<12} {:>5} {:>14}\n",
                 "kind", "plan", "metric", "days", "amount"
             ));
             for l in &i.lines {
                 out.push_str(&format!(
-                    "  {:<8} {:<12} {:<12} {:>5} {:>14}\n",
+                    "  {:<8} {:<w$} {:<12} {:>5} {:>14}\n",
                     l.kind,
                     l.plan,
                     l.metric.as_deref().unwrap_or(""),
@@ -725,9 +737,10 @@ impl Outcome {
                     l.amount
                 ));
             }
-            out.push_str(&format!("  {:<41} {:>14}\n", "subtotal", i.subtotal));
-            out.push_str(&format!("  {:<41} {:>14}\n", "tax", i.tax));
-            out.push_str(&format!("  {:<41} {:>14}\n", "total", i.total));
+            let label = 29 + w;
+            out.push_str(&format!("  {:<label$} {:>14}\n", "subtotal", i.subtotal));
+            out.push_str(&format!("  {:<label$} {:>14}\n", "tax", i.tax));
+            out.push_str(&format!("  {:<label$} {:>14}\n", "total", i.total));
         }
         if !self.payments.is_empty() {
             out.push_str("\npayments\n");

@@ -169,6 +169,13 @@ pub enum Action {
         /// The tenant, one of that product.
         tenant: usize,
     },
+    /// Apply a sales contract to a tenant from the step's day.
+    Contract {
+        /// The tenant.
+        tenant: usize,
+        /// The terms, over the base plan.
+        terms: crate::model::ContractTerms,
+    },
 }
 
 impl Action {
@@ -235,6 +242,12 @@ impl fmt::Display for ActionDisplay<'_> {
             Action::ProductDrift { product, tenant: t } => {
                 write!(f, "drift {} in {product}", tenant(*t))
             }
+            Action::Contract { tenant: t, terms } => write!(
+                f,
+                "apply a contract to {} over {}",
+                tenant(*t),
+                terms.plan.as_deref().unwrap_or("its plan")
+            ),
         }
     }
 }
@@ -405,6 +418,27 @@ pub(crate) fn catalog(problems: &mut Problems<'_>, raw: &RawCatalog) -> Catalog 
 }
 
 /// The index of `key` among `known`; a problem naming the known ones when it is not there.
+/// A plan that meters every metric some plan of `product` meters: what a contract over the
+/// tenant's plan (not known before the run) may price.
+fn product_metrics(catalog: &Catalog, product: &str) -> crate::model::Plan {
+    let mut all = crate::model::Plan {
+        key: format!("any plan of {product}"),
+        product: product.to_owned(),
+        currency: catalog.currency,
+        terms: crate::model::Terms {
+            base_fee: rust_decimal::Decimal::ZERO,
+            included: std::collections::BTreeMap::new(),
+            overage: std::collections::BTreeMap::new(),
+        },
+        limits: std::collections::BTreeMap::new(),
+    };
+    for plan in catalog.plans.iter().filter(|p| p.product == product) {
+        all.terms.included.extend(plan.terms.included.clone());
+        all.terms.overage.extend(plan.terms.overage.clone());
+    }
+    all
+}
+
 fn lookup(
     problems: &mut Problems<'_>,
     key: &Spanned<String>,
@@ -787,6 +821,32 @@ pub(crate) fn scenario(
                 tenant: t.unwrap_or(0),
             });
         }
+        if let Some(a) = &s.contract {
+            let a = a.get_ref();
+            let t = lookup(&mut problems, &a.tenant, "tenant", &tenant_keys);
+            if let Some(written) = &a.starts_on {
+                problems.add(
+                    span(written),
+                    "a contract step starts on the step's day",
+                    "starts_on in a step",
+                    Some("remove starts_on: the step's `on` is the contract's first day".into()),
+                );
+            }
+            // The base plan: the one named, else every plan of the tenant's product meters
+            // what the contract may price.
+            let base = match &a.plan {
+                Some(key) => {
+                    lookup(&mut problems, key, "plan", &plans);
+                    catalog.plan(key.get_ref()).cloned()
+                }
+                None => t.map(|t| product_metrics(&catalog, &tenants[t].product)),
+            };
+            let terms = super::contract::terms(&mut problems, a, base.as_ref(), on);
+            actions.push(Action::Contract {
+                tenant: t.unwrap_or(0),
+                terms,
+            });
+        }
         if let Some(code) = &s.expect_error
             && !ERROR_CODES.contains(&code.get_ref().as_str())
         {
@@ -805,6 +865,7 @@ pub(crate) fn scenario(
             s.set_card.is_some(),
             s.product_fault.is_some(),
             s.product_drift.is_some(),
+            s.contract.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -816,7 +877,7 @@ pub(crate) fn scenario(
                 "a step does exactly one thing",
                 Some(
                     "give it one of subscribe, change_plan, cancel, usage, set_card, \
-                     product_fault, product_drift"
+                     product_fault, product_drift, contract"
                         .into(),
                 ),
             );

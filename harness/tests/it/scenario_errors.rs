@@ -237,6 +237,46 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
         r#"product_drift = { product = "analytics", tenant = "globex" }"#,
     ),
+    (
+        "contract_unknown_metric",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "acme-analytics", plan = "pro", included = { storage_gb = 100 } }"#,
+    ),
+    (
+        "contract_negative_price",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "acme-analytics", overage = { api_calls = { block = 1000, price = "-10" } } }"#,
+    ),
+    (
+        "contract_block_of_zero",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "acme-analytics", overage = { api_calls = { block = 0, price = "10" } } }"#,
+    ),
+    (
+        "contract_negative_quota",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "acme-analytics", included = { api_calls = -1 } }"#,
+    ),
+    (
+        "contract_unknown_tenant",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "globex", base_fee = "100" }"#,
+    ),
+    (
+        "contract_unknown_base_plan",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "acme-analytics", plan = "enterprise" }"#,
+    ),
+    (
+        "contract_starts_on_in_a_step",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "acme-analytics", starts_on = "2026-10-01", base_fee = "100" }"#,
+    ),
+    (
+        "contract_term_ends_before_it_starts",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "acme-analytics", base_fee = "100", ends_on = "2026-10-20" }"#,
+    ),
 ];
 
 fn catalog() -> billing_harness::model::Catalog {

@@ -309,7 +309,8 @@ fn step_tenant<'a>(scenario: &'a Scenario, action: &Action) -> Option<&'a str> {
         | Action::ChangePlan { tenant, .. }
         | Action::Cancel { tenant }
         | Action::Usage { tenant, .. }
-        | Action::ProductDrift { tenant, .. } => *tenant,
+        | Action::ProductDrift { tenant, .. }
+        | Action::Contract { tenant, .. } => *tenant,
         Action::SetCard { org, .. } => scenario.tenants.iter().position(|t| t.org == *org)?,
         Action::ProductFault { .. } => return None,
     };
