@@ -889,6 +889,8 @@ const COMMANDS: &[&[&str]] = &[
     &["bench", "billing"],
     &["bench", "build"],
     &["bench", "scenarios"],
+    &["bench", "load"],
+    &["bench", "sync"],
 ];
 
 #[test]
