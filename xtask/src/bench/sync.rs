@@ -73,7 +73,7 @@ pub(super) struct SyncBenchReport {
     poll_seconds: i64,
     /// The share of writes faulted in the faulty run.
     fault_rate: f64,
-    /// The seed of the drawn faults.
+    /// The seed of the first product's drawn faults; each next product's is one more.
     fault_seed: u64,
     /// The faults the mocks drew in the faulty run, by name (every fault equally likely).
     faults: BTreeMap<String, u64>,
@@ -238,11 +238,11 @@ pub(super) fn text(r: &SyncBenchReport) -> String {
     format!(
         "product sync: {rows} outbox rows (users, tenants, subscriptions) of {tenants} tenants to \
          the {products} mocks over HTTP, {batch} rows a round\n\
-         \x20 fault-free   {ok:>7.0} deliveries/s  ({d1} delivered in {s1:.3} s, {n1} dispatcher runs, \
-         {f1} failed attempts)\n\
-         \x20 {pct:.0}% faults   {bad:>7.0} deliveries/s  ({d2} delivered in {s2:.3} s, {n2} dispatcher runs, \
-         {f2} failed attempts retried, {x2} dead-lettered)\n\
-         faults drawn with probability {rate} per write (seed {seed}), each of the {kinds} kinds equally \
+         \x20 fault-free   {ok:>7.0} deliveries/s  ({d1} delivered in {s1:.3} s; dispatcher runs: {n1}, \
+         failed attempts: {f1})\n\
+         \x20 {pct:.0}% faults   {bad:>7.0} deliveries/s  ({d2} delivered in {s2:.3} s; dispatcher runs: {n2}, \
+         failed attempts retried: {f2}, dead-lettered: {x2})\n\
+         faults drawn with probability {rate} per write (seed {seed} for the first product, one more for each next), each of the {kinds} kinds equally \
          likely: {mix}.\n\
          status_500, status_503, reset and timeout apply nothing; reply_lost applies but loses the \
          answer; delay and duplicate succeed. A timeout holds the request past the dispatcher's \
