@@ -1,5 +1,7 @@
 //! `cargo xtask bench <what> [--json]`: the workspace's speed goals, measured.
 
+mod sync;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,9 @@ pub(crate) enum Command {
     /// Operations per second at 1, 4, 16 and 64 concurrent clients, with the platform's
     /// invariants checked after each level.
     Load(Args),
+    /// Deliveries per second through the product-sync dispatcher to the product mocks over
+    /// HTTP, fault-free and with 30% of the writes faulted.
+    Sync(Args),
 }
 
 /// What every bench takes.
@@ -39,6 +44,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build(args.json),
         Command::Scenarios(args) => scenarios(args.json),
         Command::Load(args) => load(args.json),
+        Command::Sync(args) => emit(args.json, &sync::run()?, sync::text),
     }
 }
 

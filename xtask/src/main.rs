@@ -6,6 +6,7 @@ mod db;
 mod errors;
 mod fixtures;
 mod mutants;
+mod pact;
 mod scenario;
 
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ enum Command {
     /// Mutation testing of billing, platform and payments: cargo-mutants for the Rust code and a
     /// SQL mutator for the queries; exits 1 when a survivor is not in mutants-accepted.toml.
     Mutants(MutantsOpts),
+    /// Contracts for product teams: the sync API calls the scenarios made, as Pact V4 files.
+    #[command(subcommand)]
+    Pact(pact::Command),
 }
 
 /// The options of `cargo xtask mutants`.
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Some(Command::Scenario(command)) => scenario::run(command),
         Some(Command::Contract(command)) => contract::run(command),
         Some(Command::Bench(command)) => bench::run(command),
+        Some(Command::Pact(command)) => pact::run(command),
         Some(Command::Mutants(opts)) => {
             let args = opts.args();
             let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -155,7 +155,7 @@ pub(crate) fn files() -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// A name (`fail-times-2`) or a path to a file.
-fn resolve(target: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve(target: &str) -> anyhow::Result<PathBuf> {
     let path = Path::new(target);
     if path.is_file() {
         return Ok(path.to_owned());
@@ -170,7 +170,7 @@ fn resolve(target: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Reads a scenario, printing its diagnostic on failure.
-fn load(path: &Path) -> Result<Scenario, ExitCode> {
+pub(crate) fn load(path: &Path) -> Result<Scenario, ExitCode> {
     scenario::load(path, Some(&dir().join("catalog.toml"))).map_err(|e| {
         eprintln!("{:?}", miette::Report::new(e));
         ExitCode::from(2)
@@ -280,7 +280,7 @@ fn run_scenarios(
 }
 
 /// A scenario file's name without `.toml`.
-fn stem(path: &Path) -> String {
+pub(crate) fn stem(path: &Path) -> String {
     path.file_stem()
         .unwrap_or_default()
         .to_string_lossy()

@@ -373,6 +373,100 @@ fn scenario_run_prints_one_json_document_of_the_documented_shape_and_exits_0() {
 }
 
 #[test]
+fn pact_export_writes_one_pact_v4_file_per_product_that_received_writes() {
+    let state = state_dir("pact-export");
+    let path = scenario_file("pact", HOLDS);
+    let out = state.with_file_name(format!("bh-pacts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = xtask(&state)
+        .args(["pact", "export", "--out", out.to_str().unwrap()])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = out.join("platform-analytics.json");
+    assert!(
+        stdout.contains(&format!("wrote {}", file.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("crm: no writes observed"),
+        "a product without writes gets no file: {stdout}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let pact: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(pact["consumer"]["name"], "platform");
+    assert_eq!(pact["provider"]["name"], "analytics");
+    assert_eq!(pact["metadata"]["pactSpecification"]["version"], "4.0");
+    let interactions = pact["interactions"].as_array().unwrap();
+    let calls: Vec<(&str, &str)> = interactions
+        .iter()
+        .map(|i| {
+            assert_eq!(i["type"], "Synchronous/HTTP");
+            (
+                i["request"]["method"].as_str().unwrap(),
+                i["description"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (
+                "GET",
+                "GET /v1/state: read back everything the product holds"
+            ),
+            (
+                "PUT",
+                "PUT /v1/tenants/{tenant}: create or replace a tenant"
+            ),
+            (
+                "PUT",
+                "PUT /v1/tenants/{tenant}/subscription: set a tenant's subscription"
+            ),
+            ("PUT", "PUT /v1/users/{user}: create or replace a user"),
+        ],
+        "one interaction per route and body shape"
+    );
+    for put in &interactions[1..] {
+        let request = &put["request"];
+        assert!(
+            request["path"].as_str().unwrap().starts_with("/v1/"),
+            "{request}"
+        );
+        assert_eq!(request["headers"]["Content-Type"][0], "application/json");
+        assert!(
+            request["headers"]["Idempotency-Key"][0]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .is_ok(),
+            "{request}"
+        );
+        assert_eq!(request["body"]["contentType"], "application/json");
+        assert!(request["body"]["content"]["id"].is_number(), "{request}");
+        assert_eq!(
+            request["matchingRules"]["body"]["$.id"]["matchers"][0]["match"],
+            "type"
+        );
+        assert!(request["matchingRules"]["path"]["matchers"][0]["regex"].is_string());
+        assert_eq!(put["response"]["status"], 200);
+        assert_eq!(
+            put["response"]["body"]["content"],
+            serde_json::json!({ "applied": true })
+        );
+    }
+}
+
+#[test]
 fn a_scenario_that_does_not_hold_exits_1_and_says_which_step() {
     let state = state_dir("scenario-fails");
     let path = scenario_file("fails", &HOLDS.replace("already_subscribed", "same_plan"));
@@ -891,6 +985,10 @@ const COMMANDS: &[&[&str]] = &[
     &["bench", "billing"],
     &["bench", "build"],
     &["bench", "scenarios"],
+    &["bench", "load"],
+    &["bench", "sync"],
+    &["pact"],
+    &["pact", "export"],
 ];
 
 #[test]
@@ -953,6 +1051,7 @@ fn a_bad_argument_exits_2_and_names_it() {
         (&["scenario", "run"], "--all"),
         (&["db", "mark", "--env", "qa"], "--database-url"),
         (&["scenario", "frobnicate"], "frobnicate"),
+        (&["pact", "export", "--all", "holds"], "--all"),
     ];
     for (args, named) in cases {
         let output = xtask(&state).args(*args).output().unwrap();

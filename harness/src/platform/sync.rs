@@ -367,16 +367,24 @@ pub async fn dispatch(
     }
 }
 
-/// Sends every claimed row at once; each answer in the rows' order.
+/// How many deliveries are in flight at once: enough to keep a product busy, few enough that
+/// their connections stay open between rounds (HTTP keep-alive; the client keeps 64 idle per
+/// product) instead of being set up anew for each delivery.
+const LANES: usize = 64;
+
+/// Sends every claimed row, [`LANES`] at a time; each answer in the rows' order.
 async fn deliver_all(client: &SyncClient, rows: &[Claimed]) -> Vec<Result<u16, DeliveryError>> {
     let mut tasks = tokio::task::JoinSet::new();
+    let lanes = std::sync::Arc::new(tokio::sync::Semaphore::new(LANES));
     for (i, row) in rows.iter().enumerate() {
+        let lanes = lanes.clone();
         let client = client.clone();
         let url = row.sync_url.clone();
         let product = row.product.clone();
         let write = row.write();
         let key = row.id.to_string();
         tasks.spawn(async move {
+            let _lane = lanes.acquire_owned().await;
             let result = match (url, write) {
                 (Some(url), Some(write)) => client.send(&url, &write, &key).await,
                 (None, _) => Err(DeliveryError::Connection(format!(
