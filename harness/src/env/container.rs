@@ -21,16 +21,36 @@ pub(crate) struct ContainerLauncher {
 
 /// Whether a Docker engine answers here; `Err` says why not.
 pub(crate) fn docker_answers() -> Result<String, String> {
+    docker(&["version", "--format", "{{.Server.Version}}"], 100)
+}
+
+/// Whether `image` is on the engine, or can be pulled; `Err` says why not. A pull that cannot
+/// reach a registry fails fast (no such host), so a machine without one falls back at once.
+pub(crate) fn image_ready(image: &str) -> Result<String, String> {
+    if docker(&["image", "inspect", "--format", "{{.Id}}", image], 100).is_ok() {
+        return Ok(format!("image {image} is present"));
+    }
+    // Up to two minutes: a first pull of a PostgreSQL image over a slow link.
+    match docker(&["pull", "--quiet", image], 2400) {
+        Ok(_) => Ok(format!("image {image} was pulled")),
+        Err(reason) => Err(format!(
+            "image {image} is not on the engine and cannot be pulled ({reason}); build the local one with `cargo xtask images` and set HARNESS_POSTGRES_IMAGE"
+        )),
+    }
+}
+
+/// Runs `docker ARGS`, giving up after `ticks` × 50 ms; its stdout, or why it failed.
+fn docker(args: &[&str], ticks: u32) -> Result<String, String> {
     let mut child = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("the `docker` command could not run ({e})"))?;
     // A client without an engine usually fails at once, but a dead socket may hang: give up
-    // after a few seconds.
-    for _ in 0..100 {
+    // after a while.
+    for _ in 0..ticks {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             let output = child.wait_with_output().map_err(|e| e.to_string())?;
             let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
@@ -39,13 +59,22 @@ pub(crate) fn docker_answers() -> Result<String, String> {
             } else {
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                Err(format!("no Docker engine answers ({})", first.trim()))
+                Err(if args.first() == Some(&"version") {
+                    format!("no Docker engine answers ({})", first.trim())
+                } else {
+                    first.trim().to_owned()
+                })
             };
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    Err("no Docker engine answered within 5 s".into())
+    let _ = child.wait();
+    Err(format!(
+        "`docker {}` gave no answer within {} s",
+        args.join(" "),
+        ticks / 20
+    ))
 }
 
 impl Launch for ContainerLauncher {

@@ -52,7 +52,11 @@ pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
             if config.database_url.is_some() {
                 return Ok(Backend::Url);
             }
-            let docker = match container::docker_answers() {
+            // The container backend only when the engine answers and has the image (or pulls
+            // it): an engine without a registry must not take the run from local binaries.
+            let docker = match container::docker_answers()
+                .and_then(|_| container::image_ready(&config.image))
+            {
                 Ok(_) => return Ok(Backend::Container),
                 Err(reason) => reason,
             };
@@ -156,9 +160,12 @@ pub async fn doctor(config: &Config) -> (Vec<BackendStatus>, Result<Backend, Env
             Ok(_) => Err(format!("{} does not answer `select 1`", redact(url))),
         },
     };
-    let container = container::docker_answers()
-        .map(|v| format!("Docker engine {v}; image {}", config.image))
-        .map_err(|reason| format!("{reason}; start Docker or set DOCKER_HOST"));
+    let container = match container::docker_answers() {
+        Err(reason) => Err(format!("{reason}; start Docker or set DOCKER_HOST")),
+        Ok(version) => container::image_ready(&config.image)
+            .map(|image| format!("Docker engine {version}; {image}"))
+            .map_err(|reason| format!("Docker engine {version} answers, but {reason}")),
+    };
     let local = Binaries::find(config.pg_bin.as_deref())
         .map(|b| format!("{} in {}", b.version, b.dir.display()))
         .map_err(|e| super::error::with_causes(&e));
