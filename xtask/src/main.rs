@@ -5,6 +5,7 @@ mod contract;
 mod db;
 mod errors;
 mod fixtures;
+mod images;
 mod mutants;
 mod pact;
 mod scenario;
@@ -35,6 +36,9 @@ enum Command {
     /// Apply a sales contract file to a marked QA database (`--dry-run` shows it only).
     #[command(subcommand)]
     Contract(contract::Command),
+    /// Build the container images (PostgreSQL, the product mock) from this machine's files;
+    /// skips those the engine has, and prints their names.
+    Images,
     /// Measure the workspace's speed goals.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Some(Command::Doctor) => db::doctor(),
         Some(Command::Scenario(command)) => scenario::run(command),
         Some(Command::Contract(command)) => contract::run(command),
+        Some(Command::Images) => images::run(),
         Some(Command::Bench(command)) => bench::run(command),
         Some(Command::Pact(command)) => pact::run(command),
         Some(Command::Mutants(opts)) => {
@@ -117,6 +122,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The workspace's root folder.
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_owned)
 }
 
 /// A current-thread runtime for one command.
