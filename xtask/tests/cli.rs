@@ -899,6 +899,11 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
     let marked = cli(&["db", "mark", "--env", "qa", "--database-url", &url]);
     let seeded = cli(&seed);
     let again = cli(&seed);
+    let page = std::env::temp_dir().join(format!("bh-seed-{}.html", std::process::id()));
+    let today = billing_harness::calendar::local_day(
+        billing_harness::calendar::DEFAULT_TIME_ZONE,
+        billing_harness::clock::wall_now(),
+    );
     let current = cli(&[
         "scenario",
         "seed",
@@ -907,7 +912,13 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
         url.as_str(),
         "--anchor",
         "this-month",
+        "--report",
+        page.to_str().unwrap(),
+        "--lang",
+        "en",
     ]);
+    let html = std::fs::read_to_string(&page).unwrap_or_default();
+    let _ = std::fs::remove_file(&page);
     let runs: Vec<String> = sqlx::query_scalar(
         "select r.id from harness_runs r order by (select min(row_id) from harness_run_rows w \
          where w.run_id = r.id and w.table_name = 'tenants')",
@@ -959,6 +970,18 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
         later.contains("left for later") && later.contains("close of "),
         "{later}"
     );
+    // The page of a seed marks today on its timeline (a run that stopped at the present), and
+    // shows what was applied up to it: the subscription on its plan.
+    assert!(
+        later.contains("page with today"),
+        "{later}{}",
+        String::from_utf8_lossy(&current.stderr)
+    );
+    assert!(
+        html.contains(&format!("<title>today {today}</title>")) && html.contains(">today</text>"),
+        "no today line at {today}: {html}"
+    );
+    assert!(html.contains("pro · ₩99,000/month"), "{html}");
     assert_eq!((runs.len(), tenants), (3, 3));
     // Three months back: the subscription, its invoice and the three attempts all happened.
     assert_eq!(tagged, 1 + 1 + 3);
@@ -1010,7 +1033,12 @@ fn every_command_and_subcommand_answers_help() {
         .output()
         .unwrap();
     let seed = String::from_utf8_lossy(&seed.stdout);
-    for flag in ["--database-url <URL>", "--anchor <MONTH>", "months-ago:N"] {
+    for flag in [
+        "--database-url <URL>",
+        "--anchor <MONTH>",
+        "months-ago:N",
+        "--report <FILE>",
+    ] {
         assert!(seed.contains(flag), "{seed}");
     }
     assert!(!state.join("local").exists(), "help starts no database");
