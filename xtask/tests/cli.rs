@@ -769,6 +769,31 @@ fn check_screenshot(name: &str, actual: &[u8], in_ci: bool) {
     }
 }
 
+/// Runs `scenario run --all --lang en --report DIR` with `xtask`, which must succeed.
+fn report_all(mut xtask: Command, dir: &Path) {
+    let run = xtask
+        .args(["scenario", "run", "--all", "--lang", "en", "--report"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// The scenarios of the index screenshot: a fixed list, so that a new scenario file leaves the
+/// reference alone.
+const SCREENSHOT_INDEX: &[&str] = &[
+    "contract-from-the-15th",
+    "declined-dunning",
+    "overage-in-each-period",
+    "pro-upgraded-mid-month",
+    "sync-drift-repaired",
+    "usd-with-tax",
+];
+
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
     let ci = std::env::var("CI").ok();
@@ -787,16 +812,7 @@ fn the_html_report_renders_in_headless_chromium() {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     // The whole run: a page per scenario and the index.
-    let run = xtask(&state)
-        .args(["scenario", "run", "--all", "--lang", "en", "--report"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    report_all(xtask(&state), &out);
     let index = std::fs::read_to_string(out.join("index.html")).unwrap();
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut stems: Vec<String> = std::fs::read_dir(&scenarios)
@@ -845,12 +861,42 @@ fn the_html_report_renders_in_headless_chromium() {
         !page.contains("src=") && !page.contains("<link") && !page.contains("<script"),
         "self-contained: no external resources"
     );
+    // The index screenshot is of a run over a fixed list of bundled scenarios, so that adding a
+    // scenario file does not change it; the pages of a sync and a contract scenario come with it.
+    let fixed = out.join("fixed");
+    let chosen = out.join("scenarios");
+    std::fs::create_dir_all(&chosen).unwrap();
+    for stem in SCREENSHOT_INDEX.iter().chain(&["catalog"]) {
+        std::fs::copy(
+            scenarios.join(format!("{stem}.toml")),
+            chosen.join(format!("{stem}.toml")),
+        )
+        .unwrap();
+    }
+    let mut only = xtask(&state);
+    only.env("HARNESS_SCENARIOS_DIR", &chosen);
+    report_all(only, &fixed);
+    let sync = std::fs::read_to_string(fixed.join("sync-drift-repaired.html")).unwrap();
+    assert!(sync.contains("converged · 1 repaired"), "{sync}");
+    let contract = std::fs::read_to_string(fixed.join("contract-from-the-15th.html")).unwrap();
+    assert!(
+        contract.contains("contract over pro · ₩1,500,000/month"),
+        "{contract}"
+    );
     let shots = [
         ("declined-dunning.en", screenshot(chromium, &english, &out)),
         ("declined-dunning.ko", screenshot(chromium, &korean, &out)),
         (
             "index.en",
-            screenshot(chromium, &out.join("index.html"), &out),
+            screenshot(chromium, &fixed.join("index.html"), &out),
+        ),
+        (
+            "sync-drift-repaired.en",
+            screenshot(chromium, &fixed.join("sync-drift-repaired.html"), &out),
+        ),
+        (
+            "contract-from-the-15th.en",
+            screenshot(chromium, &fixed.join("contract-from-the-15th.html"), &out),
         ),
     ];
     let _ = std::fs::remove_dir_all(&out);

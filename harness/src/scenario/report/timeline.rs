@@ -449,12 +449,36 @@ fn contract_marks(
         .collect()
 }
 
-/// A lane per product that received a request or whose convergence was checked, by key.
+/// A lane per product that has something to show, by key: it received a write, a step put a
+/// fault or drift on it, or it did not converge or needed repairs. A product that was only read
+/// back at the end (it holds nothing of the scenario's tenants) gets none.
 fn product_lanes(scenario: &Scenario, outcome: &Outcome, facts: &[ProductFacts]) -> Vec<Lane> {
+    let named = |key: &str| {
+        scenario.steps.iter().any(|step| match &step.action {
+            Action::ProductFault { product, .. } | Action::ProductDrift { product, .. } => {
+                product == key
+            }
+            _ => false,
+        }) || scenario.products.iter().any(|p| p.key == key)
+    };
     let keys: BTreeSet<&str> = facts
         .iter()
+        .filter(|f| f.requests.iter().any(|r| r.method != "GET"))
         .map(|f| f.product.as_str())
-        .chain(outcome.products.iter().map(|p| p.key.as_str()))
+        .chain(
+            outcome
+                .products
+                .iter()
+                .filter(|p| !p.converged || !p.repaired.is_empty())
+                .map(|p| p.key.as_str()),
+        )
+        .chain(
+            facts
+                .iter()
+                .map(|f| f.product.as_str())
+                .chain(outcome.products.iter().map(|p| p.key.as_str()))
+                .filter(|key| named(key)),
+        )
         .collect();
     keys.into_iter()
         .map(|key| {
@@ -1101,7 +1125,9 @@ fn product_marks(w: &Words, s: &Scale, top: f64, lane: &ProductLane) -> Vec<Mark
         });
     }
     if let Some(end) = &lane.end {
-        let x = s.x(end.day) + DAY / 2.0;
+        // Right of the last day's column: the result of the run, after that day's requests.
+        let left = s.x(s.end()) + 2.0;
+        let x = left + 6.0;
         let (colour, result) = if end.converged {
             (p::SUCCEEDED, w.converged)
         } else {
@@ -1114,7 +1140,7 @@ fn product_marks(w: &Words, s: &Scale, top: f64, lane: &ProductLane) -> Vec<Mark
                 x - 6.0,
                 mid - 6.0,
             ),
-            x: s.x(end.day),
+            x: left,
             label: if end.converged {
                 fill(
                     w.converged_label,
