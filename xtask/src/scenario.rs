@@ -51,6 +51,12 @@ pub(crate) enum Command {
         /// months-ago:N.
         #[arg(long, value_name = "MONTH", default_value = "last-month")]
         anchor: Anchor,
+        /// Also write the seeded run's HTML page to FILE, with today marked on its timeline.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// The language of the page: en or ko (default: from LANG, ko_KR.UTF-8 gives ko).
+        #[arg(long, value_name = "en|ko")]
+        lang: Option<Lang>,
     },
     /// Play a scenario and write one self-contained HTML page: the timeline and the invoices.
     Report {
@@ -121,7 +127,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             target,
             database_url,
             anchor,
-        } => seed(&target, &database_url, &anchor),
+            report,
+            lang,
+        } => seed(
+            &target,
+            &database_url,
+            &anchor,
+            report.as_deref().map(|file| (file, language(lang))),
+        ),
         Command::Report { target, out, lang } => report_one(&target, out, language(lang)),
     }
 }
@@ -452,10 +465,16 @@ fn report_one(target: &str, out: Option<PathBuf>, lang: Lang) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// `scenario seed NAME|FILE --database-url URL [--anchor last-month|this-month|months-ago:N]`:
-/// writes the scenario into a marked QA database, shifted so that its first month is the anchor
-/// month, up to the present moment, every row tagged with a run id.
-fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
+/// `scenario seed NAME|FILE --database-url URL [--anchor last-month|this-month|months-ago:N]
+/// [--report FILE [--lang en|ko]]`: writes the scenario into a marked QA database, shifted so
+/// that its first month is the anchor month, up to the present moment, every row tagged with a
+/// run id; with `--report`, also the run's page with today marked.
+fn seed(
+    target: &str,
+    url: &str,
+    anchor: &Anchor,
+    report: Option<(&Path, Lang)>,
+) -> anyhow::Result<ExitCode> {
     let path = resolve(target)?;
     let scenario = match load(&path) {
         Ok(s) => s,
@@ -475,7 +494,7 @@ fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
     let months = (month.year() - start.year()) * 12 + month.month() as i32 - start.month() as i32;
     let shifted = scenario.shifted(months);
     let run_id = format!("run-{:08x}", rand_id());
-    let outcome = runtime.block_on(async {
+    let (outcome, page) = runtime.block_on(async {
         let env = shifted.test_env().attach(url).await?;
         let before = max_ids(env.pool()).await?;
         let options = scenario::RunOptions {
@@ -483,6 +502,17 @@ fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
             stop_at: Some(now),
         };
         let outcome = scenario::run_with(&shifted, &env, &options).await?;
+        let page = match report {
+            Some((_, lang)) => {
+                let facts = report::facts_with(&shifted, &env, &options).await?;
+                let options = PageOptions {
+                    lang,
+                    today: Some(today),
+                };
+                Some(report::html(&shifted, &outcome, &facts, &options))
+            }
+            None => None,
+        };
         tag(
             env.pool(),
             &run_id,
@@ -492,7 +522,7 @@ fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
             now,
         )
         .await?;
-        anyhow::Ok(outcome)
+        anyhow::Ok((outcome, page))
     })?;
     println!(
         "seeded {:?} into the {marked} database as {run_id}",
@@ -519,6 +549,10 @@ fn seed(target: &str, url: &str, anchor: &Anchor) -> anyhow::Result<ExitCode> {
         for item in &outcome.later {
             println!("    {item}");
         }
+    }
+    if let (Some((file, _)), Some(page)) = (report, page) {
+        write_file(file, &page)?;
+        println!("  page with today ({today}) marked: {}", file.display());
     }
     Ok(if outcome.holds {
         ExitCode::SUCCESS

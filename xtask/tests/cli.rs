@@ -769,6 +769,31 @@ fn check_screenshot(name: &str, actual: &[u8], in_ci: bool) {
     }
 }
 
+/// Runs `scenario run --all --lang en --report DIR` with `xtask`, which must succeed.
+fn report_all(mut xtask: Command, dir: &Path) {
+    let run = xtask
+        .args(["scenario", "run", "--all", "--lang", "en", "--report"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// The scenarios of the index screenshot: a fixed list, so that a new scenario file leaves the
+/// reference alone.
+const SCREENSHOT_INDEX: &[&str] = &[
+    "contract-from-the-15th",
+    "declined-dunning",
+    "overage-in-each-period",
+    "pro-upgraded-mid-month",
+    "sync-drift-repaired",
+    "usd-with-tax",
+];
+
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
     let ci = std::env::var("CI").ok();
@@ -787,16 +812,7 @@ fn the_html_report_renders_in_headless_chromium() {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     // The whole run: a page per scenario and the index.
-    let run = xtask(&state)
-        .args(["scenario", "run", "--all", "--lang", "en", "--report"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    report_all(xtask(&state), &out);
     let index = std::fs::read_to_string(out.join("index.html")).unwrap();
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut stems: Vec<String> = std::fs::read_dir(&scenarios)
@@ -845,12 +861,42 @@ fn the_html_report_renders_in_headless_chromium() {
         !page.contains("src=") && !page.contains("<link") && !page.contains("<script"),
         "self-contained: no external resources"
     );
+    // The index screenshot is of a run over a fixed list of bundled scenarios, so that adding a
+    // scenario file does not change it; the pages of a sync and a contract scenario come with it.
+    let fixed = out.join("fixed");
+    let chosen = out.join("scenarios");
+    std::fs::create_dir_all(&chosen).unwrap();
+    for stem in SCREENSHOT_INDEX.iter().chain(&["catalog"]) {
+        std::fs::copy(
+            scenarios.join(format!("{stem}.toml")),
+            chosen.join(format!("{stem}.toml")),
+        )
+        .unwrap();
+    }
+    let mut only = xtask(&state);
+    only.env("HARNESS_SCENARIOS_DIR", &chosen);
+    report_all(only, &fixed);
+    let sync = std::fs::read_to_string(fixed.join("sync-drift-repaired.html")).unwrap();
+    assert!(sync.contains("converged · 1 repaired"), "{sync}");
+    let contract = std::fs::read_to_string(fixed.join("contract-from-the-15th.html")).unwrap();
+    assert!(
+        contract.contains("contract over pro · ₩1,500,000/month"),
+        "{contract}"
+    );
     let shots = [
         ("declined-dunning.en", screenshot(chromium, &english, &out)),
         ("declined-dunning.ko", screenshot(chromium, &korean, &out)),
         (
             "index.en",
-            screenshot(chromium, &out.join("index.html"), &out),
+            screenshot(chromium, &fixed.join("index.html"), &out),
+        ),
+        (
+            "sync-drift-repaired.en",
+            screenshot(chromium, &fixed.join("sync-drift-repaired.html"), &out),
+        ),
+        (
+            "contract-from-the-15th.en",
+            screenshot(chromium, &fixed.join("contract-from-the-15th.html"), &out),
         ),
     ];
     let _ = std::fs::remove_dir_all(&out);
@@ -899,6 +945,11 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
     let marked = cli(&["db", "mark", "--env", "qa", "--database-url", &url]);
     let seeded = cli(&seed);
     let again = cli(&seed);
+    let page = std::env::temp_dir().join(format!("bh-seed-{}.html", std::process::id()));
+    let today = billing_harness::calendar::local_day(
+        billing_harness::calendar::DEFAULT_TIME_ZONE,
+        billing_harness::clock::wall_now(),
+    );
     let current = cli(&[
         "scenario",
         "seed",
@@ -907,7 +958,13 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
         url.as_str(),
         "--anchor",
         "this-month",
+        "--report",
+        page.to_str().unwrap(),
+        "--lang",
+        "en",
     ]);
+    let html = std::fs::read_to_string(&page).unwrap_or_default();
+    let _ = std::fs::remove_file(&page);
     let runs: Vec<String> = sqlx::query_scalar(
         "select r.id from harness_runs r order by (select min(row_id) from harness_run_rows w \
          where w.run_id = r.id and w.table_name = 'tenants')",
@@ -959,6 +1016,18 @@ async fn seed_refuses_an_unmarked_database_then_writes_up_to_now_with_every_row_
         later.contains("left for later") && later.contains("close of "),
         "{later}"
     );
+    // The page of a seed marks today on its timeline (a run that stopped at the present), and
+    // shows what was applied up to it: the subscription on its plan.
+    assert!(
+        later.contains("page with today"),
+        "{later}{}",
+        String::from_utf8_lossy(&current.stderr)
+    );
+    assert!(
+        html.contains(&format!("<title>today {today}</title>")) && html.contains(">today</text>"),
+        "no today line at {today}: {html}"
+    );
+    assert!(html.contains("pro · ₩99,000/month"), "{html}");
     assert_eq!((runs.len(), tenants), (3, 3));
     // Three months back: the subscription, its invoice and the three attempts all happened.
     assert_eq!(tagged, 1 + 1 + 3);
@@ -1010,7 +1079,12 @@ fn every_command_and_subcommand_answers_help() {
         .output()
         .unwrap();
     let seed = String::from_utf8_lossy(&seed.stdout);
-    for flag in ["--database-url <URL>", "--anchor <MONTH>", "months-ago:N"] {
+    for flag in [
+        "--database-url <URL>",
+        "--anchor <MONTH>",
+        "months-ago:N",
+        "--report <FILE>",
+    ] {
         assert!(seed.contains(flag), "{seed}");
     }
     assert!(!state.join("local").exists(), "help starts no database");

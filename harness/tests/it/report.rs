@@ -156,6 +156,85 @@ fn overage_shows_the_day_usage_crossed_the_quota_in_each_plan_period() {
 }
 
 #[test]
+fn a_sync_scenario_shows_each_products_requests_faults_drift_and_convergence_without_hovering() {
+    let (_, outcome, html) = page("sync-drift-repaired", Lang::En);
+    let labels = drawn_labels(&html);
+    assert_drawn(&labels, "products");
+    assert_drawn(&labels, "analytics");
+    assert_drawn(&labels, "10-20 drift");
+    assert_drawn(&labels, "converged · 1 repaired");
+    assert_eq!(outcome.products[0].repaired.len(), 1);
+    // The writes of the subscribe step arrive on its day.
+    assert!(
+        labels.iter().any(|l| l.starts_with("10-10 ✓ ")),
+        "no delivery on 10-10: {labels:?}"
+    );
+    assert!(
+        html.contains("PUT /v1/tenants/{tenant}/subscription 200"),
+        "{html}"
+    );
+
+    let (_, outcome, html) = page("sync-retried-up-to-the-last-attempt", Lang::En);
+    let labels = drawn_labels(&html);
+    assert_eq!(outcome.products[0].faults_applied, 5);
+    // The first write (the owner's user, queued when the tenant is made on the 1st) fails five
+    // times, then is applied.
+    assert_drawn(&labels, "10-01 ✗ status_503 ×5");
+    assert_drawn(&labels, "10-01 ✓ 2");
+    assert_drawn(&labels, "converged · 0 repaired");
+    assert!(
+        html.contains("PUT /v1/users/{user} 503 (status_503)"),
+        "each faulted request in the tooltip: {html}"
+    );
+
+    let (_, _, html) = page("sync-drift-repaired", Lang::Ko);
+    let labels = drawn_labels(&html);
+    assert_drawn(&labels, "제품");
+    assert_drawn(&labels, "10-20 불일치");
+    assert_drawn(&labels, "수렴 · 복구 1건");
+}
+
+#[test]
+fn a_contract_period_shows_its_own_fee_quota_and_rules() {
+    let (_, _, html) = page("contract-from-the-15th", Lang::En);
+    let labels = drawn_labels(&html);
+    assert_drawn(&labels, "contract over pro · ₩1,500,000/month");
+    assert_drawn(&labels, "10-15 contract over pro");
+    // floor(5,000,000 × 17 / 31), the contract's quota, not pro's.
+    assert_drawn(&labels, "quota 2,741,935");
+    assert!(
+        html.contains("contract over pro, 17 of 31 days of ₩1,500,000"),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "2,459 blocks of 1,000 over the prorated quota of 2,741,935, at ₩200 a block"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("base fee ₩1,500,000 a month, 5,000,000 api_calls included, ₩200 per 1,000 api_calls over, seats 200"),
+        "the contract's terms in its tooltip: {html}"
+    );
+
+    // A contract over the current plan keeps pro's quota and price where it names none.
+    let (_, _, html) = page("contract-after-a-catalog-plan", Lang::En);
+    let labels = drawn_labels(&html);
+    assert_drawn(&labels, "pro · ₩99,000/month");
+    assert_drawn(&labels, "contract over pro · ₩600,000/month");
+    assert_drawn(&labels, "quota 38,709");
+    assert!(
+        html.contains("contract over pro, 12 of 31 days of ₩600,000"),
+        "{html}"
+    );
+
+    let (_, _, html) = page("contract-from-the-15th", Lang::Ko);
+    let labels = drawn_labels(&html);
+    assert_drawn(&labels, "pro 기반 계약 · 월 ₩1,500,000");
+    assert_drawn(&labels, "10-15 pro 기반 계약");
+}
+
+#[test]
 fn korean_pages_say_every_label_in_korean() {
     let (scenario, _, html) = page("declined-dunning", Lang::Ko);
     assert!(html.contains(r#"<html lang="ko">"#));
@@ -178,9 +257,20 @@ fn korean_pages_say_every_label_in_korean() {
 
 #[test]
 fn pages_are_self_contained_and_the_same_for_the_same_run() {
-    let (_, _, first) = page("pro-upgraded-mid-month", Lang::En);
-    let (_, _, second) = page("pro-upgraded-mid-month", Lang::En);
-    assert_eq!(first, second, "deterministic");
+    for name in [
+        "pro-upgraded-mid-month",
+        "sync-drift-repaired",
+        "contract-from-the-15th",
+    ] {
+        let (_, _, first) = page(name, Lang::En);
+        let (_, _, second) = page(name, Lang::En);
+        assert_eq!(first, second, "{name}: deterministic");
+        self_contained(&first);
+    }
+}
+
+/// No script, link, image, font or address to fetch, and a print style.
+fn self_contained(first: &str) {
     for outside in [
         "<script",
         "<link",
@@ -207,6 +297,8 @@ fn every_page_passes_the_accessibility_check() {
         "declined-dunning",
         "pro-upgraded-mid-month",
         "overage-in-each-period",
+        "sync-drift-repaired",
+        "contract-from-the-15th",
     ] {
         for lang in Lang::ALL {
             let (_, outcome, html) = page(name, lang);
@@ -235,7 +327,7 @@ fn every_page_passes_the_accessibility_check() {
         assert!(index.contains(r#"<a href="declined-dunning.html">"#));
     }
     let index = report::index(&rows, Lang::En);
-    assert!(index.contains("3 of 4 scenarios hold."), "{index}");
+    assert!(index.contains("5 of 6 scenarios hold."), "{index}");
     assert!(index.contains("₩238,780"), "{index}");
     assert!(index.contains("invalid file"), "{index}");
 }

@@ -224,6 +224,64 @@ pub struct Words {
     pub col_totals: &'static str,
     /// The result of a file that could not be read.
     pub invalid: &'static str,
+    /// A contract's plan period label: `{base}`, `{fee}`.
+    pub contract_plan_label: &'static str,
+    /// A contract named in rules and tooltips: `{base}`.
+    pub contract_name: &'static str,
+    /// Lane label: contract steps.
+    pub lane_contracts: &'static str,
+    /// A contract step's label: `{day}`, `{base}`.
+    pub contract_label: &'static str,
+    /// A contract step's tooltip: `{step}`, `{date}`, `{base}`, `{terms}`.
+    pub contract_tip: &'static str,
+    /// A contract's fee in its tooltip: `{fee}`.
+    pub term_fee: &'static str,
+    /// A contract's quota of one metric: `{metric}`, `{count}`.
+    pub term_included: &'static str,
+    /// A contract's overage price of one metric: `{metric}`, `{price}`, `{block}`.
+    pub term_overage: &'static str,
+    /// A contract's limit: `{limit}`, `{value}`.
+    pub term_limit: &'static str,
+    /// A contract's term end: `{date}`.
+    pub term_ends: &'static str,
+    /// The heading of the product lanes.
+    pub products_heading: &'static str,
+    /// A day's answered requests to a product: `{day}`, `{count}`.
+    pub delivered_label: &'static str,
+    /// Their tooltip: `{date}`, `{product}`, `{count}`, `{requests}`.
+    pub delivered_tip: &'static str,
+    /// A day's faults and failed requests: `{day}`, `{faults}`.
+    pub fault_label: &'static str,
+    /// Their tooltip: `{date}`, `{product}`, `{count}`, `{requests}`.
+    pub fault_tip: &'static str,
+    /// A request that got no answer.
+    pub no_answer: &'static str,
+    /// A repeated idempotency key, answered without applying it.
+    pub replayed: &'static str,
+    /// A drift step's label: `{day}`.
+    pub drift_label: &'static str,
+    /// A drift step's tooltip: `{step}`, `{date}`, `{product}`, `{tenant}`.
+    pub drift_tip: &'static str,
+    /// The end of a product that converged: `{repaired}`.
+    pub converged_label: &'static str,
+    /// The end of a product that did not: `{drift}`.
+    pub not_converged_label: &'static str,
+    /// Its tooltip: `{product}`, `{date}`, `{result}`, `{requests}`, `{faults}`, `{dead}`, `{repaired}`, `{drift}`.
+    pub product_end_tip: &'static str,
+    /// A product that converged.
+    pub converged: &'static str,
+    /// A product that did not.
+    pub not_converged: &'static str,
+    /// Legend: requests a product answered.
+    pub legend_delivered: &'static str,
+    /// Legend: faults and failed requests.
+    pub legend_fault: &'static str,
+    /// Legend: a product drifting from the platform.
+    pub legend_drift: &'static str,
+    /// Legend: the convergence result.
+    pub legend_converged: &'static str,
+    /// Legend: a contract step.
+    pub legend_contract: &'static str,
 }
 
 /// English.
@@ -235,7 +293,7 @@ pub(crate) const EN: Words = Words {
     why_not: "Why it does not hold",
     timeline: "Timeline",
     timeline_title: "Timeline of {name}",
-    timeline_desc: "One column per day; for each tenant its plan periods, subscription state, usage against the prorated quota, invoices, payment attempts and expected errors.",
+    timeline_desc: "One column per day; for each tenant its plan periods, subscription state, usage against the prorated quota, invoices, payment attempts, expected errors and contracts; then for each product its requests, faults, drift and convergence.",
     legend: "How to read the timeline",
     legend_plan: "plan period, labelled with plan and monthly fee",
     legend_usage: "usage so far in the plan period, and the prorated quota (dashed line)",
@@ -309,6 +367,35 @@ pub(crate) const EN: Words = Words {
     col_invoices: "invoices",
     col_totals: "invoice totals",
     invalid: "invalid file",
+    contract_plan_label: "contract over {base} · {fee}/month",
+    contract_name: "contract over {base}",
+    lane_contracts: "contracts",
+    contract_label: "{day} contract over {base}",
+    contract_tip: "step {step} on {date}: contract over {base}; {terms}",
+    term_fee: "base fee {fee} a month",
+    term_included: "{count} {metric} included",
+    term_overage: "{price} per {block} {metric} over",
+    term_limit: "{limit} {value}",
+    term_ends: "ends on {date}",
+    products_heading: "products",
+    delivered_label: "{day} ✓ {count}",
+    delivered_tip: "{date}: {count} request(s) to {product} answered 2xx: {requests}",
+    fault_label: "{day} ✗ {faults}",
+    fault_tip: "{date}: {count} request(s) to {product} with a fault or no 2xx answer: {requests}",
+    no_answer: "no answer",
+    replayed: "replay",
+    drift_label: "{day} drift",
+    drift_tip: "step {step} on {date}: {product}'s copy of {tenant} changed behind the platform's back",
+    converged_label: "converged · {repaired} repaired",
+    not_converged_label: "not converged · {drift} differ",
+    product_end_tip: "{product} at {date}: {result}; {requests} requests, {faults} faults applied, {dead} dead letters; repaired: {repaired}; still differs: {drift}",
+    converged: "converged",
+    not_converged: "not converged",
+    legend_delivered: "requests a product answered (2xx), with their number",
+    legend_fault: "faults put on requests, and requests without a 2xx answer",
+    legend_drift: "a product changed behind the platform's back",
+    legend_converged: "the product's convergence at the end, with its repairs",
+    legend_contract: "contract signed (a custom plan over a catalog plan)",
 };
 
 /// Korean.
@@ -320,7 +407,7 @@ pub(crate) const KO: Words = Words {
     why_not: "실패 이유",
     timeline: "타임라인",
     timeline_title: "{name} 타임라인",
-    timeline_desc: "하루에 한 칸씩, 테넌트마다 요금제 기간, 구독 상태, 일할 한도 대비 사용량, 청구서, 결제 시도, 예상된 오류를 보여 줍니다.",
+    timeline_desc: "하루에 한 칸씩, 테넌트마다 요금제 기간, 구독 상태, 일할 한도 대비 사용량, 청구서, 결제 시도, 예상된 오류, 계약을, 그리고 제품마다 요청, 장애, 불일치, 수렴 결과를 보여 줍니다.",
     legend: "타임라인 읽는 법",
     legend_plan: "요금제 기간 (요금제와 월 기본료)",
     legend_usage: "요금제 기간 누적 사용량과 일할 한도 (점선)",
@@ -394,6 +481,35 @@ pub(crate) const KO: Words = Words {
     col_invoices: "청구서 수",
     col_totals: "청구서 합계",
     invalid: "잘못된 파일",
+    contract_plan_label: "{base} 기반 계약 · 월 {fee}",
+    contract_name: "{base} 기반 계약",
+    lane_contracts: "계약",
+    contract_label: "{day} {base} 기반 계약",
+    contract_tip: "{date} 단계 {step}: {base} 기반 계약; {terms}",
+    term_fee: "월 기본료 {fee}",
+    term_included: "{metric} {count} 포함",
+    term_overage: "{metric} 초과 {block}당 {price}",
+    term_limit: "{limit} {value}",
+    term_ends: "{date}에 종료",
+    products_heading: "제품",
+    delivered_label: "{day} ✓ {count}",
+    delivered_tip: "{date}: {product}에 보낸 요청 {count}건 2xx 응답: {requests}",
+    fault_label: "{day} ✗ {faults}",
+    fault_tip: "{date}: {product}에 보낸 요청 중 장애 또는 2xx 아닌 응답 {count}건: {requests}",
+    no_answer: "응답 없음",
+    replayed: "재전송",
+    drift_label: "{day} 불일치",
+    drift_tip: "{date} 단계 {step}: {product}가 플랫폼 모르게 {tenant}의 사본을 바꿈",
+    converged_label: "수렴 · 복구 {repaired}건",
+    not_converged_label: "수렴 안 됨 · 불일치 {drift}건",
+    product_end_tip: "{date}의 {product}: {result}; 요청 {requests}건, 적용된 장애 {faults}건, 포기한 전송 {dead}건; 복구: {repaired}; 남은 불일치: {drift}",
+    converged: "수렴",
+    not_converged: "수렴 안 됨",
+    legend_delivered: "제품이 응답한(2xx) 요청과 그 수",
+    legend_fault: "요청에 건 장애와 2xx 응답을 못 받은 요청",
+    legend_drift: "플랫폼 모르게 바뀐 제품",
+    legend_converged: "마지막의 제품 수렴 결과와 복구",
+    legend_contract: "계약 체결(카탈로그 요금제 기반 맞춤 요금제)",
 };
 
 /// `template` with each `{name}` replaced by its value from `values`; an unknown name stays.

@@ -8,11 +8,11 @@ use std::fmt::Write;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::facts::TenantFacts;
+use super::facts::{Facts, PlanPeriod};
 use super::lang::{Lang, Words, fill};
 use super::money::{count, money_in};
 use super::palette as p;
-use super::timeline::{self, invoice_status, state_name};
+use super::timeline::{self, invoice_status, plan_name, state_name};
 use crate::calendar::Month;
 use crate::scenario::validate::Scenario;
 use crate::scenario::{Outcome, OutcomeLine};
@@ -48,16 +48,13 @@ pub(crate) fn escape(s: &str) -> String {
 pub fn html(
     scenario: &Scenario,
     outcome: &Outcome,
-    facts: &[TenantFacts],
+    facts: &Facts,
     options: &PageOptions,
 ) -> String {
     let lang = options.lang;
     let w = lang.words();
-    let picture = timeline::svg(
-        &timeline::build(scenario, outcome, facts, options.today),
-        lang,
-        &scenario.name,
-    );
+    let timeline = timeline::build(scenario, outcome, facts, options.today);
+    let picture = timeline::svg(&timeline, lang, &scenario.name);
     let mut main = String::new();
     if !outcome.failures.is_empty() {
         let _ = write!(main, "<section><h2>{}</h2><ul>", escape(w.why_not));
@@ -71,7 +68,7 @@ pub fn html(
         r#"<section><h2>{}</h2><h3>{}</h3>{}<div class="scroll">{picture}</div></section>"#,
         escape(w.timeline),
         escape(w.legend),
-        legend(w)
+        legend(w, &timeline)
     );
     let _ = write!(main, "<section><h2>{}</h2>", escape(w.invoices));
     if outcome.invoices.is_empty() {
@@ -103,7 +100,7 @@ pub fn html(
                 main,
                 r#"<tr><th scope="row">{}</th><td>{}</td><td class="n">{}</td></tr>"#,
                 escape(kind),
-                escape(&rule(w, scenario, l, &i.currency)),
+                escape(&rule(w, period(facts, &i.tenant, l), l, &i.currency)),
                 escape(&money_in(l.amount, &i.currency))
             );
         }
@@ -281,17 +278,33 @@ pub fn index(rows: &[IndexRow<'_>], lang: Lang) -> String {
     )
 }
 
-/// A line's rule in words: "pro, 22 of 31 days of ₩99,000", or "api_calls: 33,258 used, 1 block
-/// of 1,000 over the prorated quota of 32,258, at ₩500 a block".
-fn rule(w: &Words, scenario: &Scenario, line: &OutcomeLine, currency: &str) -> String {
-    let plan = scenario.catalog.plan(&line.plan);
+/// The plan period an invoice line of `tenant` bills: its plan, covering the line's first day.
+fn period<'a>(facts: &'a Facts, tenant: &str, line: &OutcomeLine) -> Option<&'a PlanPeriod> {
+    facts
+        .tenants
+        .iter()
+        .find(|t| t.tenant == tenant)?
+        .periods
+        .iter()
+        .find(|p| p.plan == line.plan && p.covers(line.from))
+}
+
+/// A line's rule in words, from the terms its period was billed with (a contract's own): "pro,
+/// 22 of 31 days of ₩99,000", or "api_calls: 33,258 used, 1 block of 1,000 over the prorated
+/// quota of 32,258, at ₩500 a block".
+fn rule(w: &Words, period: Option<&PlanPeriod>, line: &OutcomeLine, currency: &str) -> String {
     let month_days = Month::of(line.from).days().to_string();
     if line.kind != "overage" {
-        let fee = plan.map_or_else(String::new, |p| money_in(p.terms.base_fee, currency));
+        let fee = period.map_or_else(String::new, |p| money_in(p.terms.base_fee, currency));
+        let plan = plan_name(
+            w,
+            &line.plan,
+            period.and_then(|p| p.contract_over.as_deref()),
+        );
         return fill(
             w.base_rule,
             &[
-                ("plan", &line.plan),
+                ("plan", &plan),
                 ("days", &line.days.to_string()),
                 ("month_days", &month_days),
                 ("fee", &fee),
@@ -299,7 +312,7 @@ fn rule(w: &Words, scenario: &Scenario, line: &OutcomeLine, currency: &str) -> S
         );
     }
     let metric = line.metric.as_deref().unwrap_or("");
-    let price = plan.and_then(|p| p.terms.overage.get(metric));
+    let price = period.and_then(|p| p.terms.overage.get(metric));
     let over = line.overage.unwrap_or(0);
     let (block, price) = price.map_or((1, Decimal::ZERO), |o| (o.block.max(1), o.price));
     let blocks = over.div_ceil(block);
@@ -338,8 +351,9 @@ fn header_row(columns: &[&str]) -> String {
     out
 }
 
-/// The legend: a swatch (decorative: the text says it) and a sentence per kind of mark.
-fn legend(w: &Words) -> String {
+/// The legend: a swatch (decorative: the text says it) and a sentence per kind of mark; the
+/// marks of contracts and products only when the timeline has them.
+fn legend(w: &Words, timeline: &timeline::Timeline) -> String {
     let swatch = |shape: String| {
         format!(
             r#"<svg width="30" height="16" viewBox="0 0 30 16" aria-hidden="true" focusable="false">{shape}</svg>"#
@@ -422,9 +436,56 @@ fn legend(w: &Words) -> String {
             )),
             w.legend_error.to_owned(),
         ),
+        (
+            swatch(format!(
+                r#"<path d="M9 1h12v14h-12z M12 6h6" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
+                p::CONTRACT,
+                p::INK
+            )),
+            w.legend_contract.to_owned(),
+        ),
+        (
+            swatch(format!(
+                r#"<circle cx="15" cy="8" r="5" fill="{}"/>"#,
+                p::SUCCEEDED
+            )),
+            w.legend_delivered.to_owned(),
+        ),
+        (
+            swatch(format!(
+                r#"<path d="M11 4l8 8m0 -8l-8 8" stroke="{}" stroke-width="2.5"/>"#,
+                p::FAILED
+            )),
+            w.legend_fault.to_owned(),
+        ),
+        (
+            swatch(format!(
+                r#"<path d="M12 0v16 M12 0h7l-2 3l2 3h-7z" stroke="{}" stroke-width="1.5" fill="{}"/>"#,
+                p::INK,
+                p::DRIFT
+            )),
+            w.legend_drift.to_owned(),
+        ),
+        (
+            swatch(format!(
+                r#"<rect x="9" y="2" width="12" height="12" rx="2" fill="{}"/>"#,
+                p::SUCCEEDED
+            )),
+            w.legend_converged.to_owned(),
+        ),
     ];
+    let contracts = timeline.tenants.iter().any(|t| {
+        t.lanes
+            .iter()
+            .any(|l| matches!(l, timeline::Lane::Contracts(_)))
+    });
+    let products = !timeline.products.is_empty();
     let mut out = String::from(r#"<ul class="legend">"#);
-    for (swatch, text) in items {
+    for (n, (swatch, text)) in items.into_iter().enumerate() {
+        // The first ten are every page's; then the contract's; then the products'.
+        if (n == 10 && !contracts) || (n > 10 && !products) {
+            continue;
+        }
         let _ = write!(out, "<li>{swatch}{}</li>", escape(&text));
     }
     out.push_str("</ul>");

@@ -65,3 +65,7 @@ pub(crate) const FAILED: &str = "#c62828";
 pub(crate) const ERROR: &str = "#6a1b9a";
 /// The today line.
 pub(crate) const TODAY: &str = "#c62828";
+/// A contract step (a document).
+pub(crate) const CONTRACT: &str = "#f7eab8";
+/// A drift step on a product (a flag).
+pub(crate) const DRIFT: &str = "#d9891a";

@@ -1,6 +1,7 @@
 //! The timeline picture of a scenario page: a day axis, then for each tenant a stack of lanes
 //! (plan periods, subscription state, usage per metric, invoices, payment attempts, expected
-//! errors), drawn as inline SVG.
+//! errors, contract steps), then for each product one lane (its requests by day, the faults on
+//! them, drift steps and the convergence at the end), drawn as inline SVG.
 //!
 //! [`build`] turns a run into plain data (one [`Lane`] per row); [`svg`] draws it. A new kind of
 //! lane (product sync, contracts, purge) is one more [`Lane`] variant, filled in [`build`], with
@@ -12,9 +13,9 @@ use std::fmt::Write;
 
 use chrono::{Datelike, NaiveDate};
 
-use super::facts::TenantFacts;
+use super::facts::{Facts, PlanPeriod, ProductFacts, TenantFacts};
 use super::lang::{Lang, Words, fill};
-use super::money::{count, money_in};
+use super::money::{count, money, money_in};
 use super::palette as p;
 use crate::billing::rules::prorated_quota;
 use crate::calendar::Month;
@@ -33,6 +34,8 @@ pub(crate) struct Timeline {
     pub(crate) today: Option<NaiveDate>,
     /// One block of lanes per tenant, in the scenario's order.
     pub(crate) tenants: Vec<TenantLanes>,
+    /// One [`Lane::Product`] per product that received a request or converged, by key.
+    pub(crate) products: Vec<Lane>,
 }
 
 /// One tenant's lanes.
@@ -64,12 +67,81 @@ pub(crate) enum Lane {
     Payments(Vec<PaymentMark>),
     /// Steps refused with their expected error.
     Errors(Vec<ErrorMark>),
+    /// Contract steps, on their day.
+    Contracts(Vec<ContractMark>),
+    /// One product: its requests by day, the faults on them, drift steps and the convergence
+    /// result at the end.
+    Product(ProductLane),
+}
+
+/// A contract step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContractMark {
+    pub(crate) day: NaiveDate,
+    pub(crate) step: usize,
+    /// The catalog plan it is made over.
+    pub(crate) base: String,
+    /// The monthly base fee, formatted; empty when unknown.
+    pub(crate) fee: String,
+    /// Included units per metric.
+    pub(crate) included: Vec<(String, u64)>,
+    /// Overage price per metric: (metric, block, price formatted).
+    pub(crate) overage: Vec<(String, u64, String)>,
+    /// Limits set by the contract.
+    pub(crate) limits: Vec<(String, i64)>,
+    pub(crate) term_ends_on: Option<NaiveDate>,
+}
+
+/// A product's lane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductLane {
+    pub(crate) product: String,
+    /// Days with requests, in order.
+    pub(crate) days: Vec<ProductDay>,
+    /// Drift steps on this product: (day, step, tenant).
+    pub(crate) drifts: Vec<(NaiveDate, usize, String)>,
+    /// The convergence at `until`, when it was checked.
+    pub(crate) end: Option<ProductEnd>,
+}
+
+/// The requests a product received on one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductDay {
+    pub(crate) day: NaiveDate,
+    /// Requests answered `2xx`, each as `PUT /v1/tenants/{tenant} 200`.
+    pub(crate) delivered: Vec<Request>,
+    /// Requests with a fault or without a `2xx` answer.
+    pub(crate) faulted: Vec<Request>,
+}
+
+/// One request as a tooltip lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub(crate) call: String,
+    /// The status answered; `None`: no answer.
+    pub(crate) status: Option<u16>,
+    pub(crate) fault: Option<String>,
+    pub(crate) replay: bool,
+}
+
+/// A product's convergence at `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductEnd {
+    pub(crate) day: NaiveDate,
+    pub(crate) converged: bool,
+    pub(crate) repaired: Vec<String>,
+    pub(crate) drift: Vec<String>,
+    pub(crate) requests: usize,
+    pub(crate) faults_applied: u64,
+    pub(crate) dead_letters: usize,
 }
 
 /// A plan period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlanMark {
     pub(crate) plan: String,
+    /// For a contract, the catalog plan it is made over.
+    pub(crate) contract_over: Option<String>,
     pub(crate) from: NaiveDate,
     pub(crate) until: Option<NaiveDate>,
     /// The monthly base fee, formatted.
@@ -98,10 +170,13 @@ pub(crate) struct StateMark {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UsageSegment {
     pub(crate) plan: String,
+    /// For a contract, the catalog plan it is made over.
+    pub(crate) contract_over: Option<String>,
     pub(crate) from: NaiveDate,
     /// Exclusive.
     pub(crate) until: NaiveDate,
-    /// The plan's monthly quota of the metric.
+    /// The period's monthly quota of the metric (its own terms: a contract's, not the
+    /// catalog's).
     pub(crate) included: u64,
     /// Days of the plan period in the month.
     pub(crate) days: u32,
@@ -149,7 +224,7 @@ pub(crate) struct ErrorMark {
 pub(crate) fn build(
     scenario: &Scenario,
     outcome: &Outcome,
-    facts: &[TenantFacts],
+    facts: &Facts,
     today: Option<NaiveDate>,
 ) -> Timeline {
     let currency = |invoice: Option<&OutcomeInvoice>, plan: &str| {
@@ -167,7 +242,7 @@ pub(crate) fn build(
     let mut tenants = Vec::new();
     for def in &scenario.tenants {
         let key = &def.key;
-        let fact = facts.iter().find(|f| &f.tenant == key);
+        let fact = facts.tenants.iter().find(|f| &f.tenant == key);
         let mut lanes = Vec::new();
         let periods = fact.map_or(&[][..], |f| &f.periods[..]);
         let plans: Vec<PlanMark> = periods
@@ -180,16 +255,12 @@ pub(crate) fn build(
                         plan_order.len() - 1
                     }
                 };
-                let fee = scenario
-                    .catalog
-                    .plan(&period.plan)
-                    .map(|p| super::money::money(p.terms.base_fee, p.currency))
-                    .unwrap_or_default();
                 PlanMark {
                     plan: period.plan.clone(),
+                    contract_over: period.contract_over.clone(),
                     from: period.from,
                     until: period.until,
-                    fee,
+                    fee: money_in(period.terms.base_fee, &period.currency),
                     colour,
                 }
             })
@@ -288,6 +359,10 @@ pub(crate) fn build(
         if !errors.is_empty() {
             lanes.push(Lane::Errors(errors));
         }
+        let contracts = contract_marks(scenario, key, fact);
+        if !contracts.is_empty() {
+            lanes.push(Lane::Contracts(contracts));
+        }
         tenants.push(TenantLanes {
             tenant: key.clone(),
             lanes,
@@ -298,6 +373,185 @@ pub(crate) fn build(
         last: scenario.until.max(scenario.start),
         today,
         tenants,
+        products: product_lanes(scenario, outcome, &facts.products),
+    }
+}
+
+/// The contract steps of `tenant`, with the terms the period they opened was billed with (or,
+/// for a step that opened none, the terms it named).
+fn contract_marks(
+    scenario: &Scenario,
+    tenant: &str,
+    fact: Option<&TenantFacts>,
+) -> Vec<ContractMark> {
+    scenario
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let Action::Contract { tenant: t, terms } = &step.action else {
+                return None;
+            };
+            (scenario.tenants.get(*t)?.key == tenant).then_some(())?;
+            let period: Option<&PlanPeriod> = fact.and_then(|f| {
+                f.periods
+                    .iter()
+                    .find(|p| p.from == step.on && p.contract_over.is_some())
+            });
+            let base = period
+                .and_then(|p| p.contract_over.clone())
+                .or_else(|| terms.plan.clone())
+                .unwrap_or_else(|| "?".to_owned());
+            let (fee, included, overage) = match period {
+                Some(p) => (
+                    money_in(p.terms.base_fee, &p.currency),
+                    p.terms
+                        .included
+                        .iter()
+                        .map(|(m, n)| (m.clone(), *n))
+                        .collect(),
+                    p.terms
+                        .overage
+                        .iter()
+                        .map(|(m, o)| (m.clone(), o.block, money_in(o.price, &p.currency)))
+                        .collect(),
+                ),
+                None => {
+                    let currency = scenario.catalog.currency;
+                    (
+                        terms
+                            .base_fee
+                            .map(|f| money(f, currency))
+                            .unwrap_or_default(),
+                        terms
+                            .included
+                            .iter()
+                            .map(|(m, n)| (m.clone(), *n))
+                            .collect(),
+                        terms
+                            .overage
+                            .iter()
+                            .map(|(m, o)| (m.clone(), o.block, money(o.price, currency)))
+                            .collect(),
+                    )
+                }
+            };
+            Some(ContractMark {
+                day: step.on,
+                step: step.number,
+                base,
+                fee,
+                included,
+                overage,
+                limits: terms.limits.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                term_ends_on: terms.term_ends_on,
+            })
+        })
+        .collect()
+}
+
+/// A lane per product that has something to show, by key: it received a write, a step put a
+/// fault or drift on it, or it did not converge or needed repairs. A product that was only read
+/// back at the end (it holds nothing of the scenario's tenants) gets none.
+fn product_lanes(scenario: &Scenario, outcome: &Outcome, facts: &[ProductFacts]) -> Vec<Lane> {
+    let named = |key: &str| {
+        scenario.steps.iter().any(|step| match &step.action {
+            Action::ProductFault { product, .. } | Action::ProductDrift { product, .. } => {
+                product == key
+            }
+            _ => false,
+        }) || scenario.products.iter().any(|p| p.key == key)
+    };
+    let keys: BTreeSet<&str> = facts
+        .iter()
+        .filter(|f| f.requests.iter().any(|r| r.method != "GET"))
+        .map(|f| f.product.as_str())
+        .chain(
+            outcome
+                .products
+                .iter()
+                .filter(|p| !p.converged || !p.repaired.is_empty())
+                .map(|p| p.key.as_str()),
+        )
+        .chain(
+            facts
+                .iter()
+                .map(|f| f.product.as_str())
+                .chain(outcome.products.iter().map(|p| p.key.as_str()))
+                .filter(|key| named(key)),
+        )
+        .collect();
+    keys.into_iter()
+        .map(|key| {
+            let mut days: Vec<ProductDay> = Vec::new();
+            for r in facts
+                .iter()
+                .filter(|f| f.product == key)
+                .flat_map(|f| &f.requests)
+            {
+                if days.last().is_none_or(|d| d.day != r.day) {
+                    days.push(ProductDay {
+                        day: r.day,
+                        delivered: Vec::new(),
+                        faulted: Vec::new(),
+                    });
+                }
+                let Some(day) = days.iter_mut().find(|d| d.day == r.day) else {
+                    continue;
+                };
+                let request = Request {
+                    call: format!("{} {}", r.method, r.route),
+                    status: r.status,
+                    fault: r.fault.clone(),
+                    replay: r.replay,
+                };
+                if r.fault.is_some() || !r.delivered() {
+                    day.faulted.push(request.clone());
+                }
+                if r.delivered() {
+                    day.delivered.push(request);
+                }
+            }
+            days.sort_by_key(|d| d.day);
+            let drifts = scenario
+                .steps
+                .iter()
+                .filter_map(|step| match &step.action {
+                    Action::ProductDrift { product, tenant } if product == key => Some((
+                        step.on,
+                        step.number,
+                        scenario.tenants.get(*tenant)?.key.clone(),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            let end = outcome
+                .products
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| ProductEnd {
+                    day: scenario.until,
+                    converged: p.converged,
+                    repaired: p.repaired.clone(),
+                    drift: p.drift.clone(),
+                    requests: p.requests,
+                    faults_applied: p.faults_applied,
+                    dead_letters: p.dead_letters,
+                });
+            Lane::Product(ProductLane {
+                product: key.to_owned(),
+                days,
+                drifts,
+                end,
+            })
+        })
+        .collect()
+}
+
+/// A plan period's name: its key, or for a contract "contract over pro".
+pub(crate) fn plan_name(w: &Words, plan: &str, contract_over: Option<&str>) -> String {
+    match contract_over {
+        Some(base) => fill(w.contract_name, &[("base", base)]),
+        None => plan.to_owned(),
     }
 }
 
@@ -322,11 +576,7 @@ fn step_tenant<'a>(scenario: &'a Scenario, action: &Action) -> Option<&'a str> {
 fn usage_segments(scenario: &Scenario, fact: &TenantFacts, metric: &str) -> Vec<UsageSegment> {
     let mut segments = Vec::new();
     for period in &fact.periods {
-        let included = scenario
-            .catalog
-            .plan(&period.plan)
-            .and_then(|p| p.terms.included.get(metric).copied())
-            .unwrap_or(0);
+        let included = period.terms.included.get(metric).copied().unwrap_or(0);
         let mut month = Month::of(period.from);
         loop {
             let from = period.from.max(month.first_day());
@@ -361,6 +611,7 @@ fn usage_segments(scenario: &Scenario, fact: &TenantFacts, metric: &str) -> Vec<
             }
             segments.push(UsageSegment {
                 plan: period.plan.clone(),
+                contract_over: period.contract_over.clone(),
                 from,
                 until,
                 included,
@@ -492,6 +743,8 @@ impl Lane {
             Lane::Invoices(_) => w.lane_invoices.to_owned(),
             Lane::Payments(_) => w.lane_payments.to_owned(),
             Lane::Errors(_) => w.lane_errors.to_owned(),
+            Lane::Contracts(_) => w.lane_contracts.to_owned(),
+            Lane::Product(lane) => lane.product.clone(),
         }
     }
 
@@ -520,11 +773,16 @@ impl Lane {
                             (x2 - x1).max(2.0)
                         ),
                         x: x1,
-                        label: fill(w.plan_label, &[("plan", &m.plan), ("fee", &m.fee)]),
+                        label: match &m.contract_over {
+                            Some(base) => {
+                                fill(w.contract_plan_label, &[("base", base), ("fee", &m.fee)])
+                            }
+                            None => fill(w.plan_label, &[("plan", &m.plan), ("fee", &m.fee)]),
+                        },
                         tip: fill(
                             w.plan_tip,
                             &[
-                                ("plan", &m.plan),
+                                ("plan", &plan_name(w, &m.plan, m.contract_over.as_deref())),
                                 ("from", &date(m.from)),
                                 ("until", &m.until.map_or(w.open.to_owned(), date)),
                                 ("fee", &m.fee),
@@ -663,8 +921,267 @@ impl Lane {
                     }
                 })
                 .collect(),
+            Lane::Contracts(contracts) => contracts
+                .iter()
+                .map(|m| {
+                    let cx = s.x(m.day) + DAY / 2.0;
+                    Mark {
+                        shape: format!(
+                            r#"<path d="M{:.1} {:.1}h12v14h-12z M{:.1} {:.1}h6" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
+                            cx - 6.0,
+                            top + 2.0,
+                            cx - 3.0,
+                            top + 7.0,
+                            p::CONTRACT,
+                            p::INK
+                        ),
+                        x: s.x(m.day),
+                        label: fill(w.contract_label, &[("day", &short(m.day)), ("base", &m.base)]),
+                        tip: fill(
+                            w.contract_tip,
+                            &[
+                                ("step", &m.step.to_string()),
+                                ("date", &date(m.day)),
+                                ("base", &m.base),
+                                ("terms", &contract_terms(w, m)),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::Product(lane) => product_marks(w, s, top, lane),
         }
     }
+}
+
+/// A contract's terms in words: fee, quotas, overage prices, limits and term.
+fn contract_terms(w: &Words, m: &ContractMark) -> String {
+    let mut parts = Vec::new();
+    if !m.fee.is_empty() {
+        parts.push(fill(w.term_fee, &[("fee", &m.fee)]));
+    }
+    for (metric, n) in &m.included {
+        parts.push(fill(
+            w.term_included,
+            &[("metric", metric), ("count", &count(*n))],
+        ));
+    }
+    for (metric, block, price) in &m.overage {
+        parts.push(fill(
+            w.term_overage,
+            &[
+                ("metric", metric),
+                ("block", &count(*block)),
+                ("price", price),
+            ],
+        ));
+    }
+    for (limit, value) in &m.limits {
+        parts.push(fill(
+            w.term_limit,
+            &[("limit", limit), ("value", &value.to_string())],
+        ));
+    }
+    if let Some(day) = m.term_ends_on {
+        parts.push(fill(w.term_ends, &[("date", &day.to_string())]));
+    }
+    parts.join(", ")
+}
+
+/// One request as a tooltip lists it: `PUT /v1/tenants/{tenant} 503 (status_503)`.
+fn request_text(w: &Words, r: &Request) -> String {
+    let mut out = format!(
+        "{} {}",
+        r.call,
+        r.status.map_or(w.no_answer.to_owned(), |s| s.to_string())
+    );
+    if let Some(fault) = &r.fault {
+        let _ = write!(out, " ({fault})");
+    }
+    if r.replay {
+        let _ = write!(out, " [{}]", w.replayed);
+    }
+    out
+}
+
+/// What went wrong on a day, by name with counts: `status_503 ×5, no answer`.
+fn fault_names(w: &Words, requests: &[Request]) -> String {
+    let mut names: Vec<(String, usize)> = Vec::new();
+    for r in requests {
+        let name = match (&r.fault, r.status) {
+            (Some(fault), _) => fault.clone(),
+            (None, Some(status)) => status.to_string(),
+            (None, None) => w.no_answer.to_owned(),
+        };
+        match names.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, times)) => *times += 1,
+            None => names.push((name, 1)),
+        }
+    }
+    names
+        .into_iter()
+        .map(|(name, times)| {
+            if times == 1 {
+                name
+            } else {
+                format!("{name} ×{times}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A product's marks: per day a dot with the number of answered requests and a cross naming the
+/// faults, a flag on each drift step, and at the end its convergence.
+fn product_marks(w: &Words, s: &Scale, top: f64, lane: &ProductLane) -> Vec<Mark> {
+    let mid = top + BAND / 2.0;
+    let date = |d: NaiveDate| d.to_string();
+    let list = |requests: &[Request]| {
+        requests
+            .iter()
+            .map(|r| request_text(w, r))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut marks = Vec::new();
+    for d in &lane.days {
+        let cx = s.x(d.day) + DAY / 2.0;
+        if !d.delivered.is_empty() {
+            marks.push(Mark {
+                // Above a cross on the same day, so that both show.
+                shape: format!(
+                    r#"<circle cx="{cx:.1}" cy="{:.1}" r="4.5" fill="{}"/>"#,
+                    top + 4.5,
+                    p::SUCCEEDED
+                ),
+                x: s.x(d.day),
+                label: fill(
+                    w.delivered_label,
+                    &[
+                        ("day", &short(d.day)),
+                        ("count", &d.delivered.len().to_string()),
+                    ],
+                ),
+                tip: fill(
+                    w.delivered_tip,
+                    &[
+                        ("date", &date(d.day)),
+                        ("product", &lane.product),
+                        ("count", &d.delivered.len().to_string()),
+                        ("requests", &list(&d.delivered)),
+                    ],
+                ),
+            });
+        }
+        if !d.faulted.is_empty() {
+            marks.push(Mark {
+                shape: format!(
+                    r#"<path d="M{:.1} {:.1}l7 7m0 -7l-7 7" stroke="{}" stroke-width="2.5"/>"#,
+                    cx - 3.5,
+                    top + 10.5,
+                    p::FAILED
+                ),
+                x: s.x(d.day),
+                label: fill(
+                    w.fault_label,
+                    &[
+                        ("day", &short(d.day)),
+                        ("faults", &fault_names(w, &d.faulted)),
+                    ],
+                ),
+                tip: fill(
+                    w.fault_tip,
+                    &[
+                        ("date", &date(d.day)),
+                        ("product", &lane.product),
+                        ("count", &d.faulted.len().to_string()),
+                        ("requests", &list(&d.faulted)),
+                    ],
+                ),
+            });
+        }
+    }
+    for (day, step, tenant) in &lane.drifts {
+        let x = s.x(*day) + DAY / 2.0;
+        marks.push(Mark {
+            shape: format!(
+                r#"<path d="M{x:.1} {:.1}v16 M{x:.1} {:.1}h7l-2 3l2 3h-7z" stroke="{}" stroke-width="1.5" fill="{}"/>"#,
+                top + 1.0,
+                top + 1.0,
+                p::INK,
+                p::DRIFT
+            ),
+            x: s.x(*day),
+            label: fill(w.drift_label, &[("day", &short(*day))]),
+            tip: fill(
+                w.drift_tip,
+                &[
+                    ("step", &step.to_string()),
+                    ("date", &date(*day)),
+                    ("product", &lane.product),
+                    ("tenant", tenant),
+                ],
+            ),
+        });
+    }
+    if let Some(end) = &lane.end {
+        // Right of the last day's column: the result of the run, after that day's requests.
+        let left = s.x(s.end()) + 2.0;
+        let x = left + 6.0;
+        let (colour, result) = if end.converged {
+            (p::SUCCEEDED, w.converged)
+        } else {
+            (p::FAILED, w.not_converged)
+        };
+        let none = || w.none.to_owned();
+        marks.push(Mark {
+            shape: format!(
+                r#"<rect x="{:.1}" y="{:.1}" width="12" height="12" rx="2" fill="{colour}"/>"#,
+                x - 6.0,
+                mid - 6.0,
+            ),
+            x: left,
+            label: if end.converged {
+                fill(
+                    w.converged_label,
+                    &[("repaired", &end.repaired.len().to_string())],
+                )
+            } else {
+                fill(
+                    w.not_converged_label,
+                    &[("drift", &end.drift.len().to_string())],
+                )
+            },
+            tip: fill(
+                w.product_end_tip,
+                &[
+                    ("product", &lane.product),
+                    ("date", &date(end.day)),
+                    ("result", result),
+                    ("requests", &end.requests.to_string()),
+                    ("faults", &end.faults_applied.to_string()),
+                    ("dead", &end.dead_letters.to_string()),
+                    (
+                        "repaired",
+                        &if end.repaired.is_empty() {
+                            none()
+                        } else {
+                            end.repaired.join("; ")
+                        },
+                    ),
+                    (
+                        "drift",
+                        &if end.drift.is_empty() {
+                            none()
+                        } else {
+                            end.drift.join("; ")
+                        },
+                    ),
+                ],
+            ),
+        });
+    }
+    marks
 }
 
 /// An invoice status in `w`.
@@ -741,7 +1258,7 @@ fn usage_marks(
         let quota_tip = fill(
             w.quota_tip,
             &[
-                ("plan", &g.plan),
+                ("plan", &plan_name(w, &g.plan, g.contract_over.as_deref())),
                 ("metric", metric),
                 ("included", &count(g.included)),
                 ("days", &g.days.to_string()),
@@ -831,19 +1348,32 @@ pub(crate) fn svg(t: &Timeline, lang: Lang, name: &str) -> String {
         first: t.first,
         last: t.last,
     };
-    let width = LEFT + DAY * s.days() as f64 + 24.0;
+    let blocks: Vec<(String, &[Lane])> = t
+        .tenants
+        .iter()
+        .map(|tenant| (tenant.tenant.clone(), &tenant.lanes[..]))
+        .chain((!t.products.is_empty()).then(|| (w.products_heading.to_owned(), &t.products[..])))
+        .collect();
+    // Wide enough for the days and for the labels that start near the end (the convergence).
+    let width = blocks
+        .iter()
+        .flat_map(|(_, lanes)| lanes.iter())
+        .flat_map(|lane| lane.marks(w, &s, 0.0))
+        .map(|m| m.x + 2.0 + text_width(&m.label) + 8.0)
+        .fold(LEFT + DAY * s.days() as f64 + 24.0, f64::max)
+        .ceil();
     let mut body = String::new();
     let mut y = AXIS + 6.0;
-    for tenant in &t.tenants {
+    for (heading, lanes) in blocks {
         let _ = write!(
             body,
             r#"<text x="8" y="{:.1}" font-weight="bold" font-size="13" fill="{}">{}</text>"#,
             y + 14.0,
             p::INK,
-            escape(&tenant.tenant)
+            escape(&heading)
         );
         y += 22.0;
-        for lane in &tenant.lanes {
+        for lane in lanes {
             let band = lane.band();
             let marks = lane.marks(w, &s, y + 4.0);
             let rows = place(
