@@ -1,12 +1,14 @@
 //! `cargo xtask`: the workspace's commands for people and CI (databases, diagnosis, benchmarks).
 
 mod bench;
+mod clock;
 mod contract;
 mod db;
 mod errors;
 mod fixtures;
 mod mutants;
 mod pact;
+mod purge;
 mod scenario;
 
 use std::process::ExitCode;
@@ -35,6 +37,12 @@ enum Command {
     /// Apply a sales contract file to a marked QA database (`--dry-run` shows it only).
     #[command(subcommand)]
     Contract(contract::Command),
+    /// Purge a user, an organization or a scenario run from a marked QA database
+    /// (`--dry-run` shows the plan only).
+    Purge(purge::PurgeOpts),
+    /// Show or move a marked QA database's clock, running the jobs due on the way.
+    #[command(subcommand)]
+    Clock(clock::Command),
     /// Measure the workspace's speed goals.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -96,6 +104,8 @@ fn main() -> ExitCode {
         Some(Command::Doctor) => db::doctor(),
         Some(Command::Scenario(command)) => scenario::run(command),
         Some(Command::Contract(command)) => contract::run(command),
+        Some(Command::Purge(opts)) => purge::run(opts),
+        Some(Command::Clock(command)) => clock::run(command),
         Some(Command::Bench(command)) => bench::run(command),
         Some(Command::Pact(command)) => pact::run(command),
         Some(Command::Mutants(opts)) => {

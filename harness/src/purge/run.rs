@@ -56,7 +56,8 @@ pub enum Scope {
     OwnerData,
     /// A whole organization: the target itself, or a user who was its last member.
     Organization,
-    /// The rows a scenario run created, except those rows outside the run still use.
+    /// A scenario run: the organizations it created and everything of them (the shared catalog
+    /// stays).
     Run,
     /// Nothing matches what was asked (already purged, say): a no-op, audited all the same.
     Nothing,
@@ -677,9 +678,10 @@ async fn roots(
     }
 }
 
-/// A run's roots: the run, and every row it created that no row outside the run uses (directly
-/// or through a row the run created): a catalog the run installed stays while another run or a
-/// person subscribes to it.
+/// A run's roots: the run and the organizations it created. Everything of those organizations
+/// goes with them, rows the jobs wrote later included (a charge after the seed is the run's
+/// customer's); the catalog a run installed is shared (another run, or a person, may subscribe to
+/// it) and stays, its run rows going with the run.
 async fn run_roots(
     conn: &mut PgConnection,
     schema: &Schema,
@@ -694,71 +696,16 @@ async fn run_roots(
     if found.rows_affected() == 0 {
         return Ok(false);
     }
-    sqlx::query(
-        "create temporary table purge_tagged (tbl text not null, rid tid not null, primary key (tbl, rid)) on commit drop",
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "create temporary table purge_keep (tbl text not null, rid tid not null, primary key (tbl, rid)) on commit drop",
-    )
-    .execute(&mut *conn)
-    .await?;
-    for table in &schema.with_id {
-        sqlx::query(&format!(
-            "insert into purge_tagged select $2, x.ctid from {table} x \
-             join harness_run_rows r on r.table_name = $2 and r.row_id = x.id where r.run_id = $1"
-        ))
+    if schema.has("organizations") {
+        sqlx::query(
+            "insert into purge_rows select 'organizations', o.ctid from organizations o \
+             join harness_run_rows r on r.table_name = 'organizations' and r.row_id = o.id \
+             where r.run_id = $1 on conflict do nothing",
+        )
         .bind(run)
-        .bind(table)
         .execute(&mut *conn)
         .await?;
     }
-    // Rows the run created that a row outside it references.
-    for fk in &schema.foreign_keys {
-        sqlx::query(&format!(
-            "insert into purge_keep select $1, p.ctid from {parent} p join {child} c on {on} \
-             where p.ctid in (select rid from purge_tagged where tbl = $1) \
-               and c.ctid not in (select rid from purge_tagged where tbl = $2) \
-             on conflict do nothing",
-            parent = fk.parent,
-            child = fk.child,
-            on = fk.on(),
-        ))
-        .bind(&fk.parent)
-        .bind(&fk.child)
-        .execute(&mut *conn)
-        .await?;
-    }
-    // And what those kept rows reference in turn.
-    loop {
-        let mut added = 0;
-        for fk in &schema.foreign_keys {
-            let done = sqlx::query(&format!(
-                "insert into purge_keep select $1, p.ctid from {parent} p join {child} c on {on} \
-                 where p.ctid in (select rid from purge_tagged where tbl = $1) \
-                   and c.ctid in (select rid from purge_keep where tbl = $2) \
-                 on conflict do nothing",
-                parent = fk.parent,
-                child = fk.child,
-                on = fk.on(),
-            ))
-            .bind(&fk.parent)
-            .bind(&fk.child)
-            .execute(&mut *conn)
-            .await?;
-            added += done.rows_affected();
-        }
-        if added == 0 {
-            break;
-        }
-    }
-    sqlx::query(
-        "insert into purge_rows select tbl, rid from purge_tagged \
-         except select tbl, rid from purge_keep on conflict do nothing",
-    )
-    .execute(&mut *conn)
-    .await?;
     Ok(true)
 }
 
