@@ -26,6 +26,7 @@ pub mod payments;
 pub mod platform;
 pub mod prelude;
 pub mod products;
+pub mod purge;
 pub mod scenario;
 mod test_env;
 

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the workspace's commands for people and CI (databases, diagnosis, benchmarks).
 
 mod bench;
+mod clock;
 mod contract;
 mod db;
 mod errors;
@@ -8,6 +9,7 @@ mod fixtures;
 mod images;
 mod mutants;
 mod pact;
+mod purge;
 mod scenario;
 
 use std::process::ExitCode;
@@ -39,6 +41,12 @@ enum Command {
     /// Build the container images (PostgreSQL, the product mock) from this machine's files;
     /// skips those the engine has, and prints their names.
     Images,
+    /// Purge a user, an organization or a scenario run from a marked QA database
+    /// (`--dry-run` shows the plan only).
+    Purge(purge::PurgeOpts),
+    /// Show or move a marked QA database's clock, running the jobs due on the way.
+    #[command(subcommand)]
+    Clock(clock::Command),
     /// Measure the workspace's speed goals.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -101,6 +109,8 @@ fn main() -> ExitCode {
         Some(Command::Scenario(command)) => scenario::run(command),
         Some(Command::Contract(command)) => contract::run(command),
         Some(Command::Images) => images::run(),
+        Some(Command::Purge(opts)) => purge::run(opts),
+        Some(Command::Clock(command)) => clock::run(command),
         Some(Command::Bench(command)) => bench::run(command),
         Some(Command::Pact(command)) => pact::run(command),
         Some(Command::Mutants(opts)) => {

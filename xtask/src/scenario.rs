@@ -484,7 +484,7 @@ fn seed(
     let Some(marked) = crate::db::marked(&runtime, url)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let now = billing_harness::clock::wall_now();
+    let now = seed_now(scenario.catalog.time_zone)?;
     let today = billing_harness::calendar::local_day(scenario.catalog.time_zone, now);
     let mut month = billing_harness::model::Month::of(today);
     for _ in 0..anchor.months_back {
@@ -559,6 +559,21 @@ fn seed(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The instant a seed runs up to: the wall clock, or noon of `HARNESS_TODAY` when it is set (so
+/// a test, or a QA engineer rehearsing a date, sees the same months on any day).
+fn seed_now(tz: chrono_tz::Tz) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match std::env::var("HARNESS_TODAY") {
+        Ok(day) if !day.trim().is_empty() => {
+            let day: chrono::NaiveDate = day
+                .trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("HARNESS_TODAY={day:?} is not a date: {e}"))?;
+            Ok(billing_harness::calendar::start_of_day(tz, day) + chrono::TimeDelta::hours(12))
+        }
+        _ => Ok(billing_harness::clock::wall_now()),
+    }
 }
 
 fn rand_id() -> u32 {

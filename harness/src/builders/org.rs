@@ -42,6 +42,7 @@ pub struct OrgBuilder<'e> {
     name: Option<String>,
     card: Option<TestCard>,
     invitations: u32,
+    owner_email: Option<String>,
 }
 
 impl<'e> OrgBuilder<'e> {
@@ -51,7 +52,14 @@ impl<'e> OrgBuilder<'e> {
             name: None,
             card: Some(TestCard::Ok),
             invitations: 0,
+            owner_email: None,
         }
+    }
+
+    /// The owner's e-mail address (default: a fake one, unique through the sequence).
+    pub fn owner_email(mut self, email: impl Into<String>) -> Self {
+        self.owner_email = Some(email.into());
+        self
     }
 
     /// The company name (default: a fake one in the test's locale).
@@ -94,7 +102,7 @@ impl<'e> OrgBuilder<'e> {
         OrgSpec {
             name,
             owner_name: owner.name,
-            owner_email: owner.email,
+            owner_email: self.owner_email.clone().unwrap_or(owner.email),
             owner_phone: owner.phone,
             card: self.card.map(|c| c.to_string()),
             invitations,

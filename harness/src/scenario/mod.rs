@@ -16,6 +16,8 @@
 //! [[org]]
 //! key = "acme"
 //! card = "ok"                 # ok | declined | insufficient_funds | expired | fail_times:N | timeout
+//! owner = "owner@acme.test"   # optional: the owner's e-mail address (default: a fake one)
+//! members = ["jo@acme.test"]  # optional: members signed up with it
 //!
 //! [[tenant]]
 //! key = "acme-analytics"
@@ -43,7 +45,10 @@
 //! or its contract's base), `base_fee`, `included = { METRIC = N }`, `overage = { METRIC =
 //! { block = N, price = "..." } }`, `limits = { NAME = N }`, `spec = { ... }`, `ends_on`;
 //! a term left out is the base plan's; the contract starts on the step's day and follows the
-//! plan-change rules, so `expect_error = "plan_change_limit"` or `"card_required"` apply).
+//! plan-change rules, so `expect_error = "plan_change_limit"` or `"card_required"` apply) and
+//! `purge` (`org = KEY`, or `user = EMAIL`, an owner's or member's address from an `[[org]]`:
+//! see [`crate::purge`]; the outcome lists what each purge deleted per table and the deletions
+//! the products were told of, under `purges`). Seeding adds `+RUN` to each address.
 //!
 //! Every product of the catalog gets a mock of the product sync API (`crate::products`). A
 //! `[[product]]` table sets one up:
@@ -76,11 +81,11 @@ pub use diagnostic::{Problem, ScenarioError};
 pub use run::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
     OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
-    OutcomeStatusChange, OutcomeSubscription, RunError, RunOptions, run, run_with,
+    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, RunError, RunOptions, run, run_with,
 };
 pub use validate::{
-    Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, Scenario, ScriptedFault,
-    Step, TenantDef, VERSION,
+    Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, PurgeStep, Scenario,
+    ScriptedFault, Step, TenantDef, VERSION,
 };
 
 use crate::model::Catalog;

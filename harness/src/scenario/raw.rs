@@ -98,6 +98,10 @@ pub(crate) struct RawOrg {
     pub(crate) name: Option<String>,
     #[serde(default)]
     pub(crate) card: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) owner: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) members: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,7 +133,19 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub(crate) contract: Option<Spanned<super::contract::RawContract>>,
     #[serde(default)]
+    pub(crate) purge: Option<Spanned<RawPurge>>,
+    #[serde(default)]
     pub(crate) expect_error: Option<Spanned<String>>,
+}
+
+/// `purge = { org = "acme" }` or `purge = { user = "jo@acme.test" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPurge {
+    #[serde(default)]
+    pub(crate) org: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) user: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,13 +8,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::validate::{Action, Scenario};
+use super::validate::{Action, PurgeStep, Scenario};
 use crate::builders::{BuildError, Day, Org};
 use crate::calendar::{Calendar, Job};
 use crate::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus, TenantId};
 use crate::platform::{SyncPolicy, timeline};
 use crate::products::ProductMock;
 use crate::products::api::Entity;
+use crate::purge::PurgeTarget;
 use crate::test_env::{Convergence, SyncError};
 use crate::{TestEnv, TestEnvBuilder};
 
@@ -45,6 +46,24 @@ pub struct Outcome {
     /// Steps and jobs not applied because they fall after [`RunOptions::stop_at`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub later: Vec<String>,
+    /// Every purge step: what it deleted, per table, and the deletions products were told of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub purges: Vec<OutcomePurge>,
+}
+
+/// A purge step in an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomePurge {
+    /// The step's number.
+    pub step: usize,
+    /// The step in words (`purge organization acme`).
+    pub purged: String,
+    /// How far it reached (`organization`, `owner_data`, `user_left`).
+    pub scope: crate::purge::Scope,
+    /// Rows deleted per table.
+    pub rows: BTreeMap<String, u64>,
+    /// Deletions queued for products: `product entity` and how many.
+    pub told: BTreeMap<String, usize>,
 }
 
 /// How a scenario is played: by default entirely, on a throwaway database.
@@ -248,6 +267,9 @@ pub enum RunError {
     /// Product sync could not be run to idle at `until`.
     #[error("could not run product sync to idle")]
     Sync(#[from] SyncError),
+    /// A purge step was refused.
+    #[error("a purge step was refused")]
+    Purge(#[from] crate::purge::PurgeError),
 }
 
 impl Scenario {
@@ -302,7 +324,19 @@ pub async fn run_with(
             Some(card) => builder.card(card),
             None => builder.without_card(),
         };
-        orgs.push(builder.create().await?);
+        let builder = match &def.owner {
+            Some(email) => builder.owner_email(suffixed(email, options)),
+            None => builder,
+        };
+        let org = builder.create().await?;
+        for email in &def.members {
+            env.user()
+                .org(&org)
+                .email(suffixed(email, options))
+                .create()
+                .await?;
+        }
+        orgs.push(org);
     }
     let mut tenants: Vec<TenantId> = Vec::new();
     for def in &scenario.tenants {
@@ -322,6 +356,7 @@ pub async fn run_with(
     let mut failures = Vec::new();
     let mut errors = Vec::new();
     let mut later = Vec::new();
+    let mut purges = Vec::new();
     let stop_at = options.stop_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
     for step in &scenario.steps {
         if Day::new(step.on, tz).midnight() > stop_at {
@@ -362,6 +397,27 @@ pub async fn run_with(
                 .await
                 .map(drop),
             Action::Cancel { tenant } => p.cancel(tenants[*tenant], at).await,
+            Action::Purge(target) => {
+                let target = match target {
+                    PurgeStep::Org(o) => PurgeTarget::Org(orgs[*o].id),
+                    PurgeStep::User(email) => PurgeTarget::Email(suffixed(email, options)),
+                };
+                let report = crate::purge::purge(env.pool(), &target, at).await?;
+                let mut told = BTreeMap::new();
+                for n in &report.plan.notices {
+                    *told
+                        .entry(format!("{} {}", n.product, n.entity))
+                        .or_insert(0) += 1;
+                }
+                purges.push(OutcomePurge {
+                    step: step.number,
+                    purged: step.action.display(scenario).to_string(),
+                    scope: report.plan.scope,
+                    rows: report.plan.rows,
+                    told,
+                });
+                Ok(())
+            }
             Action::Usage {
                 tenant,
                 metric,
@@ -438,7 +494,19 @@ pub async fn run_with(
         outcome.holds = outcome.failures.is_empty();
     }
     outcome.later = later;
+    outcome.purges = purges;
     Ok(outcome)
+}
+
+/// A scenario's e-mail address made unique for a seed (`jo@acme.test` becomes
+/// `jo+run-1a2b@acme.test`), as tenant names are; unchanged otherwise.
+fn suffixed(email: &str, options: &RunOptions) -> String {
+    match (&options.tenant_suffix, email.split_once('@')) {
+        (Some(suffix), Some((local, domain))) => {
+            format!("{local}+{}@{domain}", suffix.trim_start_matches('-'))
+        }
+        _ => email.to_owned(),
+    }
 }
 
 /// Sets up the mock of every product with a `[[product]]` table, and returns every product's
@@ -663,6 +731,7 @@ async fn collect(
         errors,
         products: Vec::new(),
         later: Vec::new(),
+        purges: Vec::new(),
     })
 }
 

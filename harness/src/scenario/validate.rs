@@ -88,6 +88,10 @@ pub struct OrgDef {
     pub name: Option<String>,
     /// Its card, if any.
     pub card: Option<TestCard>,
+    /// Its owner's e-mail address (default: a fake one).
+    pub owner: Option<String>,
+    /// The e-mail addresses of the members signed up with it.
+    pub members: Vec<String>,
 }
 
 /// A tenant of a scenario.
@@ -176,6 +180,17 @@ pub enum Action {
         /// The terms, over the base plan.
         terms: crate::model::ContractTerms,
     },
+    /// Purge an organization, or a user by e-mail address (see [`crate::purge`]).
+    Purge(PurgeStep),
+}
+
+/// What a `purge` step purges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeStep {
+    /// An organization, by its index.
+    Org(usize),
+    /// A user, by the e-mail address the file gave it.
+    User(String),
 }
 
 impl Action {
@@ -248,6 +263,8 @@ impl fmt::Display for ActionDisplay<'_> {
                 tenant(*t),
                 terms.plan.as_deref().unwrap_or("its plan")
             ),
+            Action::Purge(PurgeStep::Org(o)) => write!(f, "purge organization {}", org(*o)),
+            Action::Purge(PurgeStep::User(email)) => write!(f, "purge user {email}"),
         }
     }
 }
@@ -642,10 +659,27 @@ pub(crate) fn scenario(
             );
         }
         let card = o.card.as_ref().and_then(|c| card(&mut problems, c));
+        for email in o.owner.iter().chain(&o.members) {
+            let taken = orgs.iter().any(|x| {
+                x.owner.as_ref() == Some(email.get_ref()) || x.members.contains(email.get_ref())
+            });
+            if !email.get_ref().contains('@') || taken {
+                problems.add(
+                    span(email),
+                    format!("{:?} is not an e-mail address of its own", email.get_ref()),
+                    if taken { "used twice" } else { "no @" },
+                    Some(
+                        "give each owner and member a different address, like jo@acme.test".into(),
+                    ),
+                );
+            }
+        }
         orgs.push(OrgDef {
             key: o.key.get_ref().clone(),
             name: o.name.clone(),
             card,
+            owner: o.owner.as_ref().map(|e| e.get_ref().clone()),
+            members: o.members.iter().map(|e| e.get_ref().clone()).collect(),
         });
     }
     let org_keys: Vec<&str> = orgs.iter().map(|o| o.key.as_str()).collect();
@@ -847,6 +881,48 @@ pub(crate) fn scenario(
                 terms,
             });
         }
+        if let Some(a) = &s.purge {
+            let written = a.get_ref();
+            match (&written.org, &written.user) {
+                (Some(org), None) => {
+                    let o = lookup(&mut problems, org, "org", &org_keys);
+                    actions.push(Action::Purge(PurgeStep::Org(o.unwrap_or(0))));
+                }
+                (None, Some(user)) => {
+                    let emails: Vec<&str> = orgs
+                        .iter()
+                        .flat_map(|o| o.owner.iter().chain(&o.members))
+                        .map(String::as_str)
+                        .collect();
+                    if !emails.contains(&user.get_ref().as_str()) {
+                        problems.add(
+                            span(user),
+                            format!(
+                                "no owner or member has the e-mail address {:?}",
+                                user.get_ref()
+                            ),
+                            "unknown user",
+                            Some(if emails.is_empty() {
+                                "give an [[org]] an owner = \"EMAIL\" or members = [\"EMAIL\"]"
+                                    .into()
+                            } else {
+                                one_of(&emails)
+                            }),
+                        );
+                    }
+                    actions.push(Action::Purge(PurgeStep::User(user.get_ref().clone())));
+                }
+                _ => problems.add(
+                    span(a),
+                    "a purge names exactly one of org and user",
+                    "org or user",
+                    Some(
+                        "write purge = { org = \"acme\" } or purge = { user = \"jo@acme.test\" }"
+                            .into(),
+                    ),
+                ),
+            }
+        }
         if let Some(code) = &s.expect_error
             && !ERROR_CODES.contains(&code.get_ref().as_str())
         {
@@ -866,6 +942,7 @@ pub(crate) fn scenario(
             s.product_fault.is_some(),
             s.product_drift.is_some(),
             s.contract.is_some(),
+            s.purge.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -877,7 +954,7 @@ pub(crate) fn scenario(
                 "a step does exactly one thing",
                 Some(
                     "give it one of subscribe, change_plan, cancel, usage, set_card, \
-                     product_fault, product_drift, contract"
+                     product_fault, product_drift, contract, purge"
                         .into(),
                 ),
             );
@@ -950,6 +1027,8 @@ mod tests {
                 key: "acme".into(),
                 name: Some("Acme Inc.".into()),
                 card: None,
+                owner: None,
+                members: Vec::new(),
             }],
             tenants: vec![TenantDef {
                 key: "acme-analytics".into(),

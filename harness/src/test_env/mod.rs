@@ -17,8 +17,10 @@ use crate::builders::{Locale, World};
 use crate::calendar::{self, DEFAULT_TIME_ZONE};
 use crate::clock::{self, Clock};
 use crate::env::{Backend, Database, EnvError};
+use crate::model::OrgId;
 use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
 use crate::platform::{Platform, PlatformJobs, SyncPolicy};
+use crate::purge::{PurgeError, PurgeReport, PurgeTarget};
 use products::{EnvJobs, ProductMocks};
 
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
@@ -311,6 +313,33 @@ impl TestEnv {
     /// A ready-to-paste `psql` command that opens this database.
     pub fn psql_command(&self) -> String {
         self.db.psql_command()
+    }
+
+    /// Purges a user (by e-mail address, or [`crate::purge::PurgeTarget::User`] through
+    /// [`TestEnv::purge`]) at the clock's now: see [`crate::purge::purge`]. The deletions reach
+    /// the products when the clock next moves, or at [`TestEnv::converge`].
+    ///
+    /// # Errors
+    /// See [`PurgeError`]; nothing is written.
+    pub async fn purge_user(&self, email: &str) -> Result<PurgeReport, PurgeError> {
+        self.purge(&PurgeTarget::Email(email.to_owned())).await
+    }
+
+    /// Purges an organization and everything of it at the clock's now (see
+    /// [`TestEnv::purge_user`]).
+    ///
+    /// # Errors
+    /// See [`PurgeError`]; nothing is written.
+    pub async fn purge_org(&self, org: OrgId) -> Result<PurgeReport, PurgeError> {
+        self.purge(&PurgeTarget::Org(org)).await
+    }
+
+    /// Purges `target` at the clock's now.
+    ///
+    /// # Errors
+    /// See [`PurgeError`]; nothing is written.
+    pub async fn purge(&self, target: &PurgeTarget) -> Result<PurgeReport, PurgeError> {
+        crate::purge::purge(self.pool(), target, self.clock().now()).await
     }
 
     /// The backend serving this database.

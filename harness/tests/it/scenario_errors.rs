@@ -277,6 +277,26 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
         r#"contract = { tenant = "acme-analytics", base_fee = "100", ends_on = "2026-10-20" }"#,
     ),
+    (
+        "purge_unknown_org",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"purge = { org = "globex" }"#,
+    ),
+    (
+        "purge_unknown_user",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"purge = { user = "nobody@acme.test" }"#,
+    ),
+    (
+        "purge_org_and_user",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"purge = { org = "acme", user = "jo@acme.test" }"#,
+    ),
+    (
+        "org_owner_not_an_email",
+        r#"card = "ok""#,
+        "card = \"ok\"\nowner = \"jo\"",
+    ),
 ];
 
 fn catalog() -> billing_harness::model::Catalog {

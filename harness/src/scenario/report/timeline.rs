@@ -565,8 +565,10 @@ fn step_tenant<'a>(scenario: &'a Scenario, action: &Action) -> Option<&'a str> {
         | Action::Usage { tenant, .. }
         | Action::ProductDrift { tenant, .. }
         | Action::Contract { tenant, .. } => *tenant,
-        Action::SetCard { org, .. } => scenario.tenants.iter().position(|t| t.org == *org)?,
-        Action::ProductFault { .. } => return None,
+        Action::SetCard { org, .. } | Action::Purge(super::super::PurgeStep::Org(org)) => {
+            scenario.tenants.iter().position(|t| t.org == *org)?
+        }
+        Action::ProductFault { .. } | Action::Purge(_) => return None,
     };
     scenario.tenants.get(index).map(|t| t.key.as_str())
 }

@@ -1,0 +1,12 @@
+//! Purge: delete a user, an organization or everything a scenario run created, proven complete
+//! and harmless. A plan first (rows per table, the deletions products will be told), then its
+//! execution in the same transaction, checked from the database catalog before it commits, and
+//! an audit row that names no person.
+
+mod catalog;
+mod run;
+
+pub use run::{
+    Leftover, Notice, PurgeError, PurgePlan, PurgeReport, PurgeTarget, Scope, leftovers, plan,
+    purge,
+};

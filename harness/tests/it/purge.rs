@@ -1,0 +1,403 @@
+//! Purge: a rich user purged completely (the catalog walk finds nothing), everything else
+//! untouched table by table, products told, a second purge a no-op, a dry run that writes nothing;
+//! a table a later migration adds is covered or named.
+
+use std::collections::BTreeMap;
+
+use billing_harness::TestEnv;
+use billing_harness::builders::{Org, default_catalog};
+use billing_harness::model::UserId;
+use billing_harness::payments::TestCard;
+use billing_harness::purge::{self, PurgeError, PurgeTarget, Scope};
+use chrono::NaiveDate;
+use sqlx::PgPool;
+
+async fn env() -> TestEnv {
+    TestEnv::builder()
+        .today("2026-11-24".parse::<NaiveDate>().unwrap())
+        .seed(14)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Every table's row count.
+async fn counts(pool: &PgPool) -> BTreeMap<String, i64> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select table_name::text from information_schema.tables where table_schema = 'public' \
+         and table_type = 'BASE TABLE' order by 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let n: i64 = sqlx::query_scalar(&format!("select count(*) from {t}"))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        out.insert(t, n);
+    }
+    out
+}
+
+/// The rows of one organization, table by table, as JSON text: compared whole before and after.
+async fn rows_of_org(pool: &PgPool, org: i64) -> BTreeMap<&'static str, Vec<String>> {
+    let queries: [(&str, &str); 12] = [
+        (
+            "organizations",
+            "select to_jsonb(x)::text from organizations x where id = $1",
+        ),
+        (
+            "users",
+            "select to_jsonb(x)::text from users x where organization_id = $1",
+        ),
+        (
+            "cards",
+            "select to_jsonb(x)::text from cards x where organization_id = $1",
+        ),
+        (
+            "billing_accounts",
+            "select to_jsonb(x)::text from billing_accounts x where organization_id = $1",
+        ),
+        (
+            "invitations",
+            "select to_jsonb(x)::text from invitations x where organization_id = $1",
+        ),
+        (
+            "tenants",
+            "select to_jsonb(x)::text from tenants x where organization_id = $1",
+        ),
+        (
+            "product_users",
+            "select to_jsonb(x)::text from product_users x join tenants t on t.id = x.tenant_id where t.organization_id = $1",
+        ),
+        (
+            "subscriptions",
+            "select to_jsonb(x)::text from subscriptions x join tenants t on t.id = x.tenant_id where t.organization_id = $1",
+        ),
+        (
+            "usage_events",
+            "select to_jsonb(x)::text from usage_events x join tenants t on t.id = x.tenant_id where t.organization_id = $1",
+        ),
+        (
+            "invoices",
+            "select to_jsonb(x)::text from invoices x join tenants t on t.id = x.tenant_id where t.organization_id = $1",
+        ),
+        (
+            "payments",
+            "select to_jsonb(x)::text from payments x join invoices i on i.id = x.invoice_id join tenants t on t.id = i.tenant_id where t.organization_id = $1",
+        ),
+        (
+            "sync_outbox",
+            "select to_jsonb(x)::text from sync_outbox x join tenants t on t.id = x.tenant_id where t.organization_id = $1",
+        ),
+    ];
+    let mut out = BTreeMap::new();
+    for (table, sql) in queries {
+        let mut rows: Vec<String> = sqlx::query_scalar(sql)
+            .bind(org)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        rows.sort();
+        out.insert(table, rows);
+    }
+    out
+}
+
+async fn email_of(pool: &PgPool, user: UserId) -> String {
+    sqlx::query_scalar("select email from users where id = $1")
+        .bind(user)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The owner of an org with 2 tenants on 2 products, a member, 2 invitations, 2 cards, 3 months
+/// of invoices and payments and daily usage; and another organization with a tenant.
+async fn rich(env: &TestEnv) -> (Org, Org, UserId) {
+    env.platform()
+        .install_catalog(&default_catalog(), env.clock().now())
+        .await
+        .unwrap();
+    let org = env
+        .org()
+        .card(TestCard::Ok)
+        .invitations(2)
+        .create()
+        .await
+        .unwrap();
+    let start = env.months_ago(3).day(3);
+    env.tenant()
+        .org(&org)
+        .plan("pro")
+        .users(1)
+        .subscribed_on(start)
+        .daily_usage("api_calls", 4_000)
+        .create()
+        .await
+        .unwrap();
+    env.tenant()
+        .org(&org)
+        .plan("crm-basic")
+        .subscribed_on(start)
+        .create()
+        .await
+        .unwrap();
+    env.platform()
+        .register_card(org.id, TestCard::Ok, env.clock().now())
+        .await
+        .unwrap();
+    let other = env.org().card(TestCard::Ok).create().await.unwrap();
+    env.tenant()
+        .org(&other)
+        .plan("pro")
+        .users(1)
+        .subscribed_on(env.months_ago(2).day(1))
+        .create()
+        .await
+        .unwrap();
+    env.clock()
+        .advance_to(env.this_month().day(6))
+        .await
+        .unwrap();
+    let member: UserId =
+        sqlx::query_scalar("select id from users where organization_id = $1 and role <> 'owner'")
+            .bind(org.id)
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
+    (org, other, member)
+}
+
+#[tokio::test]
+async fn a_rich_user_is_purged_completely_and_nothing_else_moves() {
+    let env = env().await;
+    let (org, other, member) = rich(&env).await;
+    let pool = env.pool();
+    let paid: i64 = sqlx::query_scalar(
+        "select count(*) from payments p join invoices i on i.id = p.invoice_id \
+         join tenants t on t.id = i.tenant_id where t.organization_id = $1 and p.outcome = 'succeeded'",
+    )
+    .bind(org.id)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(paid >= 6, "3 months of 2 tenants paid, got {paid}");
+    env.assert_converged().await;
+    let email = email_of(pool, org.owner).await;
+    let target = PurgeTarget::Email(email.clone());
+
+    // A dry run writes nothing.
+    let before = counts(pool).await;
+    let plan = env.platform().purge_plan(&target).await.unwrap();
+    assert_eq!(counts(pool).await, before, "a dry run writes nothing");
+    assert_eq!(
+        plan.scope,
+        Scope::OwnerData,
+        "a member remains: the org stays"
+    );
+    for table in [
+        "payments",
+        "invoice_lines",
+        "invoices",
+        "usage_events",
+        "billing_details",
+        "billings",
+        "contract_details",
+        "contracts",
+        "subscriptions",
+        "product_users",
+        "tenants",
+        "cards",
+        "invitations",
+        "billing_accounts",
+        "users",
+    ] {
+        assert!(
+            plan.rows.get(table).copied().unwrap_or(0) > 0,
+            "{table} in the plan"
+        );
+    }
+    assert_eq!(plan.rows.get("cards"), Some(&2));
+    assert_eq!(plan.rows.get("tenants"), Some(&2));
+    assert_eq!(plan.rows.get("users"), Some(&1));
+    assert!(!plan.rows.contains_key("organizations"));
+    let told: Vec<&str> = plan.tenants_told.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(told, ["analytics", "crm"]);
+    let text = plan.render();
+    assert!(
+        !text.contains(&email),
+        "the plan names no e-mail address:\n{text}"
+    );
+
+    let other_before = rows_of_org(pool, other.id.0).await;
+    let member_before: String =
+        sqlx::query_scalar("select to_jsonb(u)::text from users u where id = $1")
+            .bind(member)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let report = env.purge_user(&email).await.unwrap();
+    assert_eq!(
+        report.plan, plan,
+        "the purge executes the plan the dry run showed"
+    );
+    let left = purge::leftovers(pool, &report.keys).await.unwrap();
+    assert!(
+        left.is_empty(),
+        "the catalog walk finds nothing left: {left:?}"
+    );
+    let after = counts(pool).await;
+    for (table, was) in &before {
+        let deleted = i64::try_from(plan.rows.get(table).copied().unwrap_or(0)).unwrap();
+        let added = match table.as_str() {
+            "sync_outbox" => i64::try_from(plan.notices.len()).unwrap(),
+            "purge_audit" => 1,
+            _ => 0,
+        };
+        assert_eq!(after[table], was - deleted + added, "{table}");
+    }
+    assert_eq!(
+        rows_of_org(pool, other.id.0).await,
+        other_before,
+        "another org untouched"
+    );
+    let member_after: String =
+        sqlx::query_scalar("select to_jsonb(u)::text from users u where id = $1")
+            .bind(member)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        member_after, member_before,
+        "the other member stays as they were"
+    );
+
+    // The audit row: counts, no e-mail address or name.
+    let (asked, rows): (String, serde_json::Value) =
+        sqlx::query_as("select asked, rows from purge_audit where id = $1")
+            .bind(report.audit_id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(asked.starts_with("user email sha256:"), "{asked}");
+    assert!(!asked.contains(&email));
+    assert_eq!(rows["tenants"], 2);
+
+    // The products receive the deletions and agree with the platform.
+    env.assert_converged().await;
+    let analytics = env.product("analytics").await.unwrap();
+    let crm = env.product("crm").await.unwrap();
+    let routes: Vec<String> = analytics
+        .journal()
+        .iter()
+        .chain(crm.journal().iter())
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.route.clone())
+        .collect();
+    assert!(
+        routes.contains(&"/v1/tenants/{tenant}".to_owned()),
+        "{routes:?}"
+    );
+    assert!(
+        routes.contains(&"/v1/users/{user}".to_owned()),
+        "{routes:?}"
+    );
+    assert!(
+        analytics
+            .read_state()
+            .users
+            .iter()
+            .all(|u| u.id != org.owner.0)
+    );
+    assert!(crm.read_state().tenants.is_empty());
+
+    // Again: nothing matches, nothing moves but the audit.
+    let again = env.purge_user(&email).await.unwrap();
+    assert_eq!(again.plan.scope, Scope::Nothing);
+    assert!(again.plan.rows.is_empty());
+    let mut expected = counts(pool).await;
+    *expected.get_mut("purge_audit").unwrap() -= 1;
+    assert_eq!(expected, after, "a second purge deletes nothing");
+}
+
+#[tokio::test]
+async fn the_last_member_takes_the_org_and_a_member_only_leaves() {
+    let env = env().await;
+    let t = env.tenant().plan("pro").users(1).create().await.unwrap();
+    let org = t.org();
+    let member: UserId =
+        sqlx::query_scalar("select id from users where organization_id = $1 and role = 'member'")
+            .bind(org)
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
+    env.assert_converged().await;
+    let report = env.purge(&PurgeTarget::User(member)).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::UserLeft);
+    assert_eq!(report.plan.rows.get("tenants"), None);
+    assert_eq!(report.plan.rows.get("product_users"), Some(&1));
+    env.assert_converged().await;
+    let owner: UserId = sqlx::query_scalar("select id from users where organization_id = $1")
+        .bind(org)
+        .fetch_one(env.pool())
+        .await
+        .unwrap();
+    let report = env.purge(&PurgeTarget::User(owner)).await.unwrap();
+    assert_eq!(
+        report.plan.scope,
+        Scope::Organization,
+        "the last member takes the org"
+    );
+    assert_eq!(report.plan.rows.get("organizations"), Some(&1));
+    assert!(
+        purge::leftovers(env.pool(), &report.keys)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    env.assert_converged().await;
+}
+
+#[tokio::test]
+async fn a_table_a_later_migration_adds_is_covered_or_named() {
+    let env = env().await;
+    let t = env.tenant().plan("pro").create().await.unwrap();
+    sqlx::raw_sql(
+        "create table tenant_notes (id bigint generated always as identity primary key, \
+         tenant_id bigint not null references tenants, note text not null)",
+    )
+    .execute(env.pool())
+    .await
+    .unwrap();
+    sqlx::query("insert into tenant_notes (tenant_id, note) values ($1, 'x')")
+        .bind(t.id())
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let plan = env
+        .platform()
+        .purge_plan(&PurgeTarget::Org(t.org()))
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.rows.get("tenant_notes"),
+        Some(&1),
+        "covered by its key"
+    );
+    sqlx::raw_sql("create table shadow_copies (id bigint primary key, user_ref_id bigint)")
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let before = counts(env.pool()).await;
+    let refused = env.purge_org(t.org()).await.unwrap_err();
+    assert!(
+        matches!(&refused, PurgeError::UnknownReference { table, column }
+            if table == "shadow_copies" && column == "user_ref_id"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("shadow_copies"));
+    assert_eq!(counts(env.pool()).await, before, "refused: nothing written");
+}

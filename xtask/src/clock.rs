@@ -1,0 +1,157 @@
+//! `clock show` and `clock advance`: a marked QA database's test clock, moved forward with every
+//! job that falls due on the way (close, charge, retries, sync) run in order, a line per job.
+
+use std::process::ExitCode;
+
+use billing_harness::TestEnv;
+use billing_harness::calendar::Job;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+/// `cargo xtask clock ...`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Print the database's clock (`harness_clock`) and its local day.
+    Show {
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+    },
+    /// Move the database's clock forward, running every job due on the way; never backwards.
+    Advance {
+        /// The day to move to (00:00 of it, in the platform's time zone), as YYYY-MM-DD.
+        #[arg(
+            long,
+            value_name = "DATE",
+            conflicts_with = "by",
+            required_unless_present = "by"
+        )]
+        to: Option<NaiveDate>,
+        /// How far to move: a number of days (`3d`) or hours (`12h`).
+        #[arg(long, value_name = "DURATION")]
+        by: Option<String>,
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+    },
+}
+
+/// Runs one `clock` command.
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Show { database_url } => show(&database_url),
+        Command::Advance {
+            to,
+            by,
+            database_url,
+        } => advance(to, by.as_deref(), &database_url),
+    }
+}
+
+fn show(url: &str) -> anyhow::Result<ExitCode> {
+    let runtime = crate::runtime()?;
+    runtime.block_on(async {
+        let db = billing_harness::env::Database::builder()
+            .attach(url)
+            .await?;
+        let now = crate::purge::harness_now(db.pool()).await?;
+        let platform = billing_harness::platform::Platform::new(db.pool().clone());
+        match platform.settings().await {
+            Ok(settings) => println!(
+                "clock: {} ({} in {})",
+                now.to_rfc3339(),
+                settings.calendar.local_day(now),
+                settings.calendar.time_zone()
+            ),
+            Err(_) => println!("clock: {} (no catalog installed)", now.to_rfc3339()),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `3d` or `12h`.
+fn duration(text: &str) -> anyhow::Result<TimeDelta> {
+    let text = text.trim();
+    let (n, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| {
+        anyhow::anyhow!("--by {text:?}: expected a number of days or hours, like 3d or 12h")
+    })?;
+    match unit {
+        "d" => Ok(TimeDelta::days(n)),
+        "h" => Ok(TimeDelta::hours(n)),
+        _ => anyhow::bail!("--by {text:?}: expected a number of days or hours, like 3d or 12h"),
+    }
+}
+
+fn advance(to: Option<NaiveDate>, by: Option<&str>, url: &str) -> anyhow::Result<ExitCode> {
+    let by = by.map(duration).transpose()?;
+    let runtime = crate::runtime()?;
+    let Some(marked) = crate::db::marked(&runtime, url)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    runtime.block_on(async {
+        let probe = billing_harness::env::Database::builder().attach(url).await?;
+        let now = crate::purge::harness_now(probe.pool()).await?;
+        let calendar = billing_harness::platform::Platform::new(probe.pool().clone())
+            .settings()
+            .await?
+            .calendar;
+        drop(probe);
+        let target: DateTime<Utc> = match (to, by) {
+            (Some(day), _) => calendar.start_of_day(day),
+            (None, Some(by)) => now + by,
+            (None, None) => anyhow::bail!("say where to: --to DATE or --by DURATION"),
+        };
+        if target < now {
+            eprintln!(
+                "error: refusing to move the clock backwards: it is at {} ({}), {} is before it\n  jobs already ran at those instants; advance only moves forward",
+                now.to_rfc3339(),
+                calendar.local_day(now),
+                target.to_rfc3339()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        let env = TestEnv::builder()
+            .time_zone(calendar.time_zone())
+            .start_at(now)
+            .attach(url)
+            .await?;
+        println!(
+            "moving the {marked} database's clock from {} to {}",
+            calendar.local_day(now),
+            calendar.local_day(target)
+        );
+        let runs = env.clock().advance_to(target).await?;
+        for run in &runs {
+            let what = match run.job {
+                Job::Close(_) => format!("{} invoice(s) closed", run.effects),
+                Job::Charge | Job::Retry => format!("{} payment attempt(s)", run.effects),
+                Job::Sync => format!("{} delivery attempt(s)", run.effects),
+            };
+            println!("  {} {}: {what}", calendar.local_day(run.at), run.job);
+        }
+        println!(
+            "clock at {} ({}); {} job run(s)",
+            env.clock().now().to_rfc3339(),
+            calendar.local_day(env.clock().now()),
+            runs.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_days_and_hours() {
+        assert_eq!(duration("3d").unwrap(), TimeDelta::days(3));
+        assert_eq!(duration("12h").unwrap(), TimeDelta::hours(12));
+        assert!(
+            duration("3w")
+                .unwrap_err()
+                .to_string()
+                .contains("3d or 12h")
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! `purge`: a user, an organization or a scenario run out of a marked QA database, planned and
+//! shown table by table first, in one transaction with an audit row; `--dry-run` writes nothing.
+
+use std::process::ExitCode;
+
+use billing_harness::env::Database;
+use billing_harness::model::OrgId;
+use billing_harness::purge::{self, PurgeTarget};
+
+/// The options of `cargo xtask purge`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["email", "org", "run"])))]
+pub(crate) struct PurgeOpts {
+    /// The user's e-mail address: the user, and the organization's tenants and billing when they
+    /// are its last owner, and the organization when they are its last member.
+    #[arg(long, value_name = "EMAIL")]
+    email: Option<String>,
+    /// The organization's id: the organization and everything of it.
+    #[arg(long, value_name = "ID")]
+    org: Option<i64>,
+    /// A scenario run's id (`scenario seed` prints it): every row it created that nothing outside
+    /// the run uses.
+    #[arg(long, value_name = "ID")]
+    run: Option<String>,
+    /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
+    #[arg(long, value_name = "URL")]
+    database_url: String,
+    /// Show the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs `purge`.
+pub(crate) fn run(opts: PurgeOpts) -> anyhow::Result<ExitCode> {
+    let target = match (&opts.email, opts.org, &opts.run) {
+        (Some(email), _, _) => PurgeTarget::Email(email.clone()),
+        (_, Some(org), _) => PurgeTarget::Org(OrgId(org)),
+        (_, _, Some(run)) => PurgeTarget::Run(run.clone()),
+        _ => anyhow::bail!("say what to purge: --email, --org or --run"),
+    };
+    let runtime = crate::runtime()?;
+    let Some(marked) = crate::db::marked(&runtime, &opts.database_url)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    runtime.block_on(async {
+        let db = Database::builder().attach(&opts.database_url).await?;
+        let at = harness_now(db.pool()).await?;
+        if opts.dry_run {
+            let plan = purge::plan(db.pool(), &target).await?;
+            print!("{}", plan.render());
+            println!("dry run: nothing written to the {marked} database");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let report = purge::purge(db.pool(), &target, at).await?;
+        print!("{}", report.plan.render());
+        println!(
+            "purged from the {marked} database: {} row(s) in {} table(s), {} deletion(s) queued for products (audit row {})",
+            report.plan.rows.values().sum::<u64>(),
+            report.plan.rows.len(),
+            report.plan.notices.len(),
+            report.audit_id
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The database's own clock (`harness_now()`), so the audit and the queued deletions are dated
+/// in the QA database's time, which `clock advance` may have moved.
+pub(crate) async fn harness_now(
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let now: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select now from harness_clock")
+            .fetch_optional(pool)
+            .await?;
+    Ok(now.unwrap_or_else(billing_harness::clock::wall_now))
+}
