@@ -120,7 +120,8 @@ impl RootFs {
         if std::fs::symlink_metadata(&at).is_err() {
             std::os::unix::fs::symlink(target, &at)?;
         }
-        self.texts.push((PathBuf::from(path), format!("-> {target}")));
+        self.texts
+            .push((PathBuf::from(path), format!("-> {target}")));
         Ok(())
     }
 

@@ -1290,3 +1290,39 @@ async fn an_error_chain_says_each_cause_once() {
         "{stderr}"
     );
 }
+
+/// With a Docker engine that answers (from `DOCKER_HOST`) but no image for the container backend
+/// (none pulled, no registry), `auto` takes the local binaries and `doctor` says why. Needs an
+/// engine: `.ci/run` runs it again with its own; without one it says so and passes, unless CI.
+#[test]
+fn an_engine_without_the_image_leaves_auto_on_local_binaries() {
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !engine {
+        assert!(
+            std::env::var("CI").is_err() || std::env::var("DOCKER_HOST").is_err(),
+            "CI gave DOCKER_HOST but no engine answers there"
+        );
+        eprintln!("skipped: no Docker engine answers here (.ci/run runs this with one)");
+        return;
+    }
+    let state = state_dir("fallback");
+    let out = xtask(&state)
+        .env("HARNESS_POSTGRES", "auto")
+        .env("HARNESS_POSTGRES_IMAGE", "billing-harness/absent:0")
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("answers, but image billing-harness/absent:0 is not on the engine"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("HARNESS_POSTGRES=auto uses: local"),
+        "{stdout}"
+    );
+}

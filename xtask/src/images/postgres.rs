@@ -1,6 +1,6 @@
 //! The PostgreSQL image: Debian's server binaries with their libraries, its share files, the time
 //! zone data and busybox (Debian's `busybox-static`) for the entrypoint, which starts the server
-//! the way the official image does: `POSTGRES_PASSWORD`, port 5432, the "ready to accept
+//! the way the official image does: `POSTGRES_PASSWORD`, `POSTGRES_HOST_AUTH_METHOD`, port 5432, the "ready to accept
 //! connections" log line, `postgres -c ...` arguments passed through.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +15,8 @@ set -e
 export PGDATA="${PGDATA:-/var/lib/postgresql/data}"
 bin=@BIN@
 [ "$1" = postgres ] && shift
+# As the official image: POSTGRES_HOST_AUTH_METHOD, scram-sha-256 unless told otherwise.
+auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
 # Runs a command as the postgres user, its arguments passed as they are (POSIXLY_CORRECT stops
 # su's option parsing at the user name, so `-D` and `-c` reach the command).
 as_postgres() {
@@ -32,9 +34,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     printf '%s\n' "$POSTGRES_PASSWORD" > /tmp/pwfile
     chown postgres /tmp/pwfile
     as_postgres "$bin/initdb" -D "$PGDATA" -U "${POSTGRES_USER:-postgres}" \
-        --pwfile=/tmp/pwfile --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >/dev/null
+        --pwfile=/tmp/pwfile --auth-local=trust --auth-host="$auth" -E UTF8 --no-locale >/dev/null
     rm -f /tmp/pwfile
-    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+    echo "host all all all $auth" >> "$PGDATA/pg_hba.conf"
     echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
     echo "PostgreSQL init process complete; ready for start up."
 fi
@@ -49,12 +51,17 @@ fn server_dir() -> anyhow::Result<(PathBuf, String)> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let n = e.file_name().to_string_lossy().parse().ok()?;
-            e.path().join("bin/postgres").is_file().then(|| (n, e.path()))
+            e.path()
+                .join("bin/postgres")
+                .is_file()
+                .then(|| (n, e.path()))
         })
         .collect();
     versions.sort();
     let Some((n, dir)) = versions.pop() else {
-        bail!("no PostgreSQL server under /usr/lib/postgresql: install Debian's postgresql package");
+        bail!(
+            "no PostgreSQL server under /usr/lib/postgresql: install Debian's postgresql package"
+        );
     };
     Ok((dir, n.to_string()))
 }
@@ -74,18 +81,28 @@ pub(crate) fn build(work: &Path) -> anyhow::Result<String> {
     root.copy(&PathBuf::from(format!("/usr/share/postgresql/{version}")))?;
     root.copy(Path::new("/usr/share/zoneinfo"))?;
     root.copy(busybox)?;
-    for applet in ["sh", "mkdir", "chmod", "chown", "rm", "su", "echo", "printf", "cat"] {
+    for applet in [
+        "sh", "mkdir", "chmod", "chown", "rm", "su", "echo", "printf", "cat",
+    ] {
         root.link(&format!("/bin/{applet}"), "/bin/busybox")?;
     }
     let bin_dir = dir.join("bin").display().to_string();
-    root.write("/entrypoint.sh", &ENTRYPOINT.replace("@BIN@", &bin_dir), 0o755)?;
+    root.write(
+        "/entrypoint.sh",
+        &ENTRYPOINT.replace("@BIN@", &bin_dir),
+        0o755,
+    )?;
     root.write(
         "/etc/passwd",
         "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh\n",
         0o644,
     )?;
     root.write("/etc/group", "root:x:0:\npostgres:x:999:\n", 0o644)?;
-    root.write("/etc/shadow", "root:*:19000::::::\npostgres:*:19000::::::\n", 0o640)?;
+    root.write(
+        "/etc/shadow",
+        "root:*:19000::::::\npostgres:*:19000::::::\n",
+        0o640,
+    )?;
     root.mkdir("/var/lib/postgresql/data")?;
     root.mkdir("/var/run/postgresql")?;
     root.mkdir("/tmp")?;
