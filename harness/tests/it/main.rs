@@ -14,6 +14,7 @@ mod scenarios;
 mod schema;
 mod story;
 mod support;
+mod tenant_rules;
 
 use billing_harness::TestEnv;
 use rstest::fixture;

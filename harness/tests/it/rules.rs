@@ -9,7 +9,7 @@ use billing_harness::prelude::*;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
 
-use crate::support::{dec, plan};
+use crate::support::{dec, distinct_ids, plan};
 
 /// An instant given as a wall-clock time in Seoul, the billing time zone.
 pub(crate) fn kst(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
@@ -24,9 +24,11 @@ pub(crate) fn midnight(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     kst(y, m, d, 0, 0, 0)
 }
 
-/// A fresh database whose clock starts at `start`.
+/// A fresh database with [`distinct_ids`] whose clock starts at `start`.
 pub(crate) async fn env_at(start: DateTime<Utc>) -> TestEnv {
-    TestEnv::builder().start_at(start).build().await.unwrap()
+    let env = TestEnv::builder().start_at(start).build().await.unwrap();
+    distinct_ids(&env).await;
+    env
 }
 
 /// The month `y-m`.

@@ -22,6 +22,7 @@ fn every_scenario_holds_and_matches_its_snapshot() {
                 .build()
                 .await
                 .unwrap();
+            crate::support::distinct_ids(&env).await;
             scenario::run(&scenario, &env).await.unwrap()
         });
         assert!(outcome.holds, "{}", outcome.to_text());

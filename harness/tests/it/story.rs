@@ -200,6 +200,7 @@ fn a_story_written_as_a_scenario_file_replays_as_its_model_expects() {
                 .build()
                 .await
                 .expect("a test database");
+            crate::support::distinct_ids(&env).await;
             scenario::run(&scenario, &env).await.expect("a run")
         });
         let context = format!("{}\n{toml}", path.display());
