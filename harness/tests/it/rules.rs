@@ -765,6 +765,8 @@ async fn the_plan_changes_at_most_once_per_local_day() {
 #[tokio::test]
 async fn a_paid_plan_needs_a_card_and_a_free_plan_does_not() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    // Another organization's card does not count.
+    env.org().card(TestCard::Ok).create().await.unwrap();
     let org = env.org().without_card().create().await.unwrap();
     let t = env.tenant().org(&org).create().await.unwrap();
     let p = env.platform();

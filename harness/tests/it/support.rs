@@ -78,6 +78,18 @@ pub(crate) async fn distinct_ids(env: &TestEnv) {
     .unwrap();
 }
 
+/// Gives every product and plan a display name unlike its key ("Plan pro" for `pro`), as a real
+/// catalog has: a query that reads the name where the key belongs shows it.
+pub(crate) async fn display_names(env: &TestEnv) {
+    sqlx::query(
+        "with products as (update products set name = 'Product ' || key) \
+         update plans set name = 'Plan ' || key",
+    )
+    .execute(env.pool())
+    .await
+    .unwrap();
+}
+
 /// A database with [`distinct_ids`], the catalog installed, the clock at `start`, and one tenant
 /// of `analytics` whose org has an `ok` card when `card` is set.
 pub(crate) async fn world(start: DateTime<Utc>, card: bool) -> (TestEnv, TenantId) {

@@ -4,34 +4,57 @@
 //! joins on the wrong key or binds one id for another fails here. Every expected amount is
 //! computed by hand in a comment.
 
+use std::time::Duration;
+
 use billing_harness::model::{Month, TenantId};
-use billing_harness::platform::close_month;
+use billing_harness::platform::{charge_due, close_month, invariant_violations};
 use billing_harness::prelude::*;
+use serde_json::json;
 
 use crate::rules::{env_with_catalog, invoice_of, kst, midnight, refused, show};
-use crate::support::day;
+use crate::support::{day, display_names};
 
-/// Attempts of a tenant's timeline, one line each: period, day, attempt, amount, outcome and
-/// failure code.
-async fn attempts(tenant: &Tenant<'_>) -> Vec<String> {
-    tenant
-        .timeline()
+/// How long an operation that must not wait may take, far more than it needs.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Holds `tenant`'s row as a plan change or cancel of it does, until the transaction ends.
+async fn hold_tenant(
+    env: &TestEnv,
+    tenant: TenantId,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = env.pool().begin().await.unwrap();
+    sqlx::query("select id from tenants where id = $1 for update")
+        .bind(tenant)
+        .execute(&mut *tx)
         .await
-        .unwrap()
-        .attempts
-        .iter()
-        .map(|a| {
-            format!(
-                "{} on {} #{} {} {} {}",
-                a.period,
-                a.on,
-                a.attempt,
-                a.amount,
-                a.outcome,
-                a.failure_code.as_deref().unwrap_or("-")
-            )
-        })
-        .collect()
+        .unwrap();
+    tx
+}
+
+/// Each tenant's subscription at the end: plan, status, cancel day and reason.
+async fn states(tenants: &[&Tenant<'_>]) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in tenants {
+        let s = t
+            .timeline()
+            .await
+            .unwrap()
+            .subscription
+            .expect("a subscription");
+        out.push(format!(
+            "{} {} {} {}",
+            s.plan,
+            s.status,
+            s.cancelled_on.map_or("-".to_owned(), |d| d.to_string()),
+            s.cancel_reason.map_or("-".to_owned(), |r| r.to_string())
+        ));
+    }
+    out
+}
+
+/// Attempts of a tenant's timeline, one line each (see [`crate::payment_rules::attempts`]).
+async fn attempts(tenant: &Tenant<'_>) -> Vec<String> {
+    crate::payment_rules::attempts(&tenant.timeline().await.unwrap())
 }
 
 /// The months of a tenant's invoices, oldest first.
@@ -48,6 +71,7 @@ async fn invoiced_months(tenant: &Tenant<'_>) -> Vec<Month> {
 #[tokio::test]
 async fn each_tenant_is_billed_and_charged_for_its_own_periods_and_usage_only() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    display_names(&env).await;
     let p = env.platform();
     let org_a = env.org().card(TestCard::Ok).create().await.unwrap();
     let org_b = env.org().card(TestCard::Declined).create().await.unwrap();
@@ -154,25 +178,30 @@ async fn each_tenant_is_billed_and_charged_for_its_own_periods_and_usage_only() 
     let rule = "rule: each invoice is charged its total on the 5th to its own organization's card";
     assert_eq!(
         attempts(&a1).await,
-        ["2026-10 on 2026-11-05 #1 99500 succeeded -"],
+        ["2026-10 on 2026-11-05 #1 99500 succeeded - 4242"],
         "{rule} (a1)"
     );
     assert_eq!(
         attempts(&a2).await,
-        ["2026-10 on 2026-11-05 #1 179444 succeeded -"],
+        ["2026-10 on 2026-11-05 #1 179444 succeeded - 4242"],
         "{rule} (a2)"
     );
     assert_eq!(
         attempts(&b1).await,
-        ["2026-10 on 2026-11-05 #1 70758 failed declined"],
+        ["2026-10 on 2026-11-05 #1 70758 failed declined 0002"],
         "{rule} (b1)"
     );
     assert_eq!(
         attempts(&c1).await,
-        ["2026-10 on 2026-11-05 #1 145912 failed declined"],
+        ["2026-10 on 2026-11-05 #1 145912 failed declined 0002"],
         "{rule} (c1)"
     );
 
+    env.clock()
+        .advance_to(midnight(2026, 11, 15))
+        .await
+        .unwrap();
+    p.cancel(a2.id(), env.clock().now()).await.unwrap();
     env.clock().advance_to(midnight(2026, 12, 1)).await.unwrap();
     // November: the whole month of pro, with the calls of its 1st and none of October's.
     assert_eq!(
@@ -184,35 +213,58 @@ async fn each_tenant_is_billed_and_charged_for_its_own_periods_and_usage_only() 
         ],
         "rule: usage on the 1st counts in its own month only"
     );
+    // a2 cancelled on the 15th: pro for 14 days, floor(99,000 × 14 / 30) = 46,200, and no line
+    // of the business period that ended in October.
+    assert_eq!(
+        show(&invoice_of(&a2, 2026, 11).await),
+        [
+            "base pro 2026-11-01..2026-11-15 14d 46200",
+            "subtotal 46200 tax 0 total 46200"
+        ],
+        "rule: a cancel ends only the open period of its own subscription"
+    );
+    // b1's card failed on the 5th to the 8th: cancelled from the 8th, 7 days billed,
+    // floor(99,000 × 7 / 30) = 23,100.
+    assert_eq!(
+        show(&invoice_of(&b1, 2026, 11).await)[0],
+        "base pro 2026-11-01..2026-11-08 7d 23100",
+        "rule: the subscription of an uncollectible invoice ends on the day of the last attempt"
+    );
     assert_eq!(
         invoiced_months(&c1).await,
         [Month::new(2026, 10).unwrap()],
         "rule: a subscription cancelled in October has no November invoice"
     );
+    assert_eq!(
+        states(&[&a1, &a2, &b1, &c1]).await,
+        [
+            "pro active - -",
+            "pro cancelled 2026-11-15 requested",
+            "pro cancelled 2026-11-08 payment_failed",
+            "business cancelled 2026-10-25 requested",
+        ],
+        "rule: each operation and each payment changes its own subscription only"
+    );
+    assert_eq!(
+        invariant_violations(env.pool()).await.unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
-async fn usage_of_one_tenant_does_not_wait_for_another_tenants_plan_change() {
+async fn usage_and_plan_changes_of_one_tenant_do_not_wait_for_another_tenants_operation() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
     let a = env.tenant().plan("pro").create().await.unwrap();
     let b = env.tenant().plan("pro").create().await.unwrap();
     // A plan change of b in progress holds b's row until it commits.
-    let mut change = env.pool().begin().await.unwrap();
-    sqlx::query("select id from tenants where id = $1 for update")
-        .bind(b.id())
-        .execute(&mut *change)
-        .await
-        .unwrap();
-    let usage = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        a.usage("api_calls", 5).on(env.day(day(2026, 10, 2))),
-    )
-    .await;
-    change.rollback().await.unwrap();
-    assert!(
-        usage.is_ok_and(|r| r.is_ok()),
-        "rule: usage locks only its own tenant, so it does not wait for another tenant's change"
-    );
+    let held = hold_tenant(&env, b.id()).await;
+    let on = env.day(day(2026, 10, 2));
+    let usage = tokio::time::timeout(WAIT, a.usage("api_calls", 5).on(on)).await;
+    let change = tokio::time::timeout(WAIT, a.change_plan("business").on(on)).await;
+    held.rollback().await.unwrap();
+    let rule = "rule: an operation locks only its own tenant, so it does not wait for another's";
+    assert!(usage.is_ok_and(|r| r.is_ok()), "{rule} (usage)");
+    assert!(change.is_ok_and(|r| r.is_ok()), "{rule} (plan change)");
 }
 
 #[tokio::test]
@@ -260,4 +312,107 @@ async fn a_reclosed_month_invoices_only_what_it_has_not_invoiced() {
         [(day(2026, 10, 1), 2)],
         "rule: a close counts its invoices in its own month"
     );
+}
+
+#[tokio::test]
+async fn a_charge_holds_its_own_tenant_and_no_other() {
+    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    let a = env.tenant().plan("pro").create().await.unwrap();
+    let b = env.tenant().plan("pro").create().await.unwrap();
+    env.clock().advance_to(midnight(2026, 11, 4)).await.unwrap();
+    // b's row is held by an operation of b: a's charge goes ahead, b's waits for it.
+    let held = hold_tenant(&env, b.id()).await;
+    let charged = |tenant: TenantId| {
+        sqlx::query_scalar::<_, bool>(
+            "select exists (select 1 from payments p join invoices i on i.id = p.invoice_id \
+             where i.tenant_id = $1)",
+        )
+        .bind(tenant)
+        .fetch_one(env.pool())
+    };
+    let waiting = || {
+        sqlx::query_scalar::<_, bool>(
+            "select exists (select 1 from pg_stat_activity \
+             where datname = current_database() and wait_event_type = 'Lock')",
+        )
+        .fetch_one(env.pool())
+    };
+    let watch = async {
+        let until = tokio::time::Instant::now() + WAIT;
+        loop {
+            if charged(a.id()).await.unwrap() && waiting().await.unwrap() {
+                break Ok(charged(b.id()).await.unwrap());
+            }
+            if tokio::time::Instant::now() > until {
+                break Err("a not charged, or b's charge not waiting");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let job = charge_due(env.pool(), env.gateway(), midnight(2026, 11, 5));
+    let release = async {
+        let seen = watch.await;
+        held.rollback().await.unwrap();
+        seen
+    };
+    let (attempts, seen) = tokio::join!(job, release);
+    let rule =
+        "rule: a charge holds its tenant, as every operation that ends or renews a subscription";
+    assert_eq!(
+        seen,
+        Ok(false),
+        "{rule}: a's charge does not wait for b, b's waits"
+    );
+    assert_eq!(
+        attempts.unwrap().len(),
+        2,
+        "{rule}: both are charged once b is free"
+    );
+}
+
+#[tokio::test]
+async fn each_subscription_change_queues_its_own_state_for_its_product() {
+    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    display_names(&env).await;
+    let p = env.platform();
+    let analytics = env.tenant().create().await.unwrap();
+    let crm = env.tenant().product("crm").create().await.unwrap();
+    let at = |d| midnight(2026, 10, d);
+    p.subscribe(analytics.id(), "pro", at(3)).await.unwrap();
+    p.subscribe(crm.id(), "crm-basic", at(4)).await.unwrap();
+    p.change_plan(analytics.id(), "business", at(10))
+        .await
+        .unwrap();
+    p.cancel(crm.id(), at(12)).await.unwrap();
+    let rows: Vec<(String, i64, i64, serde_json::Value)> = sqlx::query_as(
+        "select p.key, o.tenant_id, o.entity_id, o.payload from sync_outbox o \
+         join products p on p.id = o.product_id where o.entity = 'subscription' order by o.id",
+    )
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    let subscription = |t: &Tenant<'_>| rows.iter().find(|r| r.1 == t.id().0).expect("an event").2;
+    let (a, c) = (analytics.id().0, crm.id().0);
+    let (sa, sc) = (subscription(&analytics), subscription(&crm));
+    let event = |product: &str, tenant, sub, plan: &str, status: &str, cancelled: Option<&str>| {
+        (
+            product.to_owned(),
+            tenant,
+            sub,
+            json!({"tenant_id": tenant, "plan": plan, "status": status,
+                   "started_on": if tenant == a { "2026-10-03" } else { "2026-10-04" },
+                   "cancelled_on": cancelled}),
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            event("analytics", a, sa, "pro", "active", None),
+            event("crm", c, sc, "crm-basic", "active", None),
+            event("analytics", a, sa, "business", "active", None),
+            event("crm", c, sc, "crm-basic", "cancelled", Some("2026-10-12")),
+        ],
+        "rule: every subscription change queues the subscription's own state for its product"
+    );
+    assert_ne!(sa, sc, "two subscriptions");
 }
