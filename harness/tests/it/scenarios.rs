@@ -1,30 +1,70 @@
 //! Every file under `scenarios/` runs through the one runner, holds, and matches its snapshot
 //! under `snapshots/scenarios/`.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use billing_harness::TestEnv;
-use billing_harness::scenario;
+use billing_harness::scenario::{self, Outcome};
+
+/// Scenarios played at once: each waits on its database far more than on the CPU.
+const AT_ONCE: usize = 3;
+
+/// Plays every scenario file of `dir` on a database of its own, [`AT_ONCE`] at a time; by file
+/// name, the outcome or why there is none.
+async fn play_all(dir: &Path) -> BTreeMap<String, Result<Outcome, String>> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
+    let mut plays = tokio::task::JoinSet::new();
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.ends_with("catalog.toml"))
+        .collect();
+    for path in files {
+        let slots = Arc::clone(&slots);
+        plays.spawn(async move {
+            let _slot = slots.acquire_owned().await.unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, play(&path).await)
+        });
+    }
+    plays.join_all().await.into_iter().collect()
+}
+
+/// One scenario on a fresh database with [`crate::support::distinct_ids`].
+async fn play(path: &Path) -> Result<Outcome, String> {
+    let scenario = scenario::load(path, None).map_err(|e| e.render())?;
+    let env = TestEnv::builder()
+        .start_at(scenario.start_instant())
+        .seed(1)
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::support::distinct_ids(&env).await;
+    scenario::run(&scenario, &env)
+        .await
+        .map_err(|e| e.to_string())
+}
 
 #[test]
 fn every_scenario_holds_and_matches_its_snapshot() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut outcomes = runtime.block_on(play_all(&dir));
     insta::glob!("../../../scenarios", "*.toml", |path| {
         if path.file_name().is_some_and(|n| n == "catalog.toml") {
             return;
         }
-        let scenario = scenario::load(path, None).unwrap_or_else(|e| panic!("{}", e.render()));
-        let outcome = runtime.block_on(async {
-            let env = TestEnv::builder()
-                .start_at(scenario.start_instant())
-                .seed(1)
-                .build()
-                .await
-                .unwrap();
-            crate::support::distinct_ids(&env).await;
-            scenario::run(&scenario, &env).await.unwrap()
-        });
+        let name = path.file_name().unwrap().to_string_lossy();
+        let outcome = outcomes
+            .remove(name.as_ref())
+            .unwrap_or_else(|| panic!("{name} was not played"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(outcome.holds, "{}", outcome.to_text());
         insta::with_settings!({
             snapshot_path => "../../../snapshots/scenarios",

@@ -78,12 +78,13 @@ pub(crate) async fn distinct_ids(env: &TestEnv) {
     .unwrap();
 }
 
-/// Gives every product and plan a display name unlike its key ("Plan pro" for `pro`), as a real
-/// catalog has: a query that reads the name where the key belongs shows it.
+/// Gives every product and every plan one display name, "Product" and "Plan": names are for
+/// people, unlike keys neither unique nor stable, so a query that reads the name where the key
+/// belongs shows it.
 pub(crate) async fn display_names(env: &TestEnv) {
     sqlx::query(
-        "with products as (update products set name = 'Product ' || key) \
-         update plans set name = 'Plan ' || key",
+        "with products as (update products set name = 'Product') \
+         update plans set name = 'Plan'",
     )
     .execute(env.pool())
     .await

@@ -271,7 +271,7 @@ async fn usage_and_plan_changes_of_one_tenant_do_not_wait_for_another_tenants_op
 async fn a_reclosed_month_invoices_only_what_it_has_not_invoiced() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
     let early = env.tenant().plan("pro").create().await.unwrap();
-    env.clock().advance_to(midnight(2026, 11, 2)).await.unwrap();
+    env.clock().advance_to(midnight(2026, 12, 2)).await.unwrap();
     // A subscription written into October after its close, as a later seed writes into the
     // past of a shared database: 12 days from the 20th, floor(99,000 × 12 / 31) = 38,322.
     let late = env.tenant().create().await.unwrap();
@@ -279,7 +279,7 @@ async fn a_reclosed_month_invoices_only_what_it_has_not_invoiced() {
         .subscribe(late.id(), "pro", midnight(2026, 10, 20))
         .await
         .unwrap();
-    let october = Month::new(2026, 10).unwrap();
+    let (october, november) = (Month::new(2026, 10).unwrap(), Month::new(2026, 11).unwrap());
     let report = close_month(env.pool(), october, env.clock().now())
         .await
         .unwrap();
@@ -291,7 +291,7 @@ async fn a_reclosed_month_invoices_only_what_it_has_not_invoiced() {
     );
     assert_eq!(
         invoiced_months(&early).await,
-        [october],
+        [october, november],
         "{rule} (one invoice per subscription and month)"
     );
     assert_eq!(
@@ -307,9 +307,10 @@ async fn a_reclosed_month_invoices_only_what_it_has_not_invoiced() {
             .fetch_all(env.pool())
             .await
             .unwrap();
+    // November's close ran before late was written: it invoiced early alone, and stays at one.
     assert_eq!(
         counts,
-        [(day(2026, 10, 1), 2)],
+        [(day(2026, 10, 1), 2), (day(2026, 11, 1), 1)],
         "rule: a close counts its invoices in its own month"
     );
 }
