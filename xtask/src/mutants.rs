@@ -68,7 +68,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "harness/src/platform/close.rs",
         tiers: &[Tests {
             build: IT,
-            filter: "test(/^(platform|scenarios|payments|rules|payment_rules|concurrency)::/)",
+            filter: "test(/^(platform|scenarios|payments|rules|payment_rules|tenant_rules|concurrency)::/)",
         }],
         rust_goal: 90,
         sql_goal: 100,
@@ -77,7 +77,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "harness/src/platform/usage.rs",
         tiers: &[Tests {
             build: IT,
-            filter: "test(/^(platform|scenarios|builders|rules|concurrency)::/)",
+            filter: "test(/^(platform|scenarios|builders|rules|tenant_rules|concurrency)::/)",
         }],
         rust_goal: 90,
         sql_goal: 100,
@@ -86,7 +86,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "harness/src/platform/subscriptions.rs",
         tiers: &[Tests {
             build: IT,
-            filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|concurrency)::/)",
+            filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
         }],
         rust_goal: 90,
         sql_goal: 100,
@@ -95,7 +95,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "harness/src/platform/charge.rs",
         tiers: &[Tests {
             build: IT,
-            filter: "test(/^(payments|payment_rules|scenarios|concurrency)::/)",
+            filter: "test(/^(payments|payment_rules|tenant_rules|scenarios|concurrency)::/)",
         }],
         rust_goal: 90,
         sql_goal: 100,
@@ -104,7 +104,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "harness/src/platform/",
         tiers: &[Tests {
             build: IT,
-            filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|concurrency)::/)",
+            filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
         }],
         rust_goal: 90,
         sql_goal: 90,
@@ -113,7 +113,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "harness/src/payments/",
         tiers: &[Tests {
             build: LIB_AND_IT,
-            filter: "test(/^(payments|payment_rules|scenarios|concurrency)::/)",
+            filter: "test(/^(payments|payment_rules|tenant_rules|scenarios|concurrency)::/)",
         }],
         rust_goal: 90,
         sql_goal: 90,

@@ -6,7 +6,8 @@ use sqlx::PgPool;
 
 /// Every row that breaks one of the platform's invariants, as `invariant: row`; empty when all
 /// hold. The invariants: at most one live subscription per tenant; at most one plan change per
-/// tenant and day; one invoice per subscription and month; every accepted usage event of a
+/// tenant and day; a plan period's contract and billing cover the same days; one invoice per
+/// subscription and month; every accepted usage event of a
 /// closed month billed exactly once, and usage outside every plan period only on its
 /// subscription's cancel day; at most one successful payment per invoice and one attempt per
 /// invoice and day.
@@ -14,7 +15,7 @@ use sqlx::PgPool;
 /// # Errors
 /// The database failed.
 pub async fn invariant_violations(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
-    let checks: [(&str, &str); 7] = [
+    let checks: [(&str, &str); 8] = [
         (
             "at most one live subscription per tenant",
             "select tenant_id::text from subscriptions where status <> 'cancelled' \
@@ -26,6 +27,14 @@ pub async fn invariant_violations(pool: &PgPool) -> Result<Vec<String>, sqlx::Er
              join subscriptions s on s.id = c.subscription_id \
              group by s.tenant_id, s.id, s.started_on, c.starts_on \
              having count(*) - (case when c.starts_on = s.started_on then 1 else 0 end) > 1",
+        ),
+        (
+            "a plan period's contract and billing cover the same days",
+            "select 'billing ' || b.id || ' from ' || b.starts_on || ' until ' || coalesce(b.ends_on::text, '-') \
+                    || ', contract from ' || c.starts_on || ' until ' || coalesce(c.ends_on::text, '-') \
+             from billings b join contracts c on c.id = b.contract_id \
+             where c.subscription_id <> b.subscription_id or c.starts_on <> b.starts_on \
+                or c.ends_on is distinct from b.ends_on",
         ),
         (
             "one invoice per subscription and month",

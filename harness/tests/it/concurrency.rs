@@ -50,6 +50,7 @@ async fn metered_world(
     card: TestCard,
 ) -> (TestEnv, Vec<TenantId>) {
     let env = TestEnv::builder().start_at(start).build().await.unwrap();
+    crate::support::distinct_ids(&env).await;
     let p = env.platform();
     p.install_catalog(&metered_catalog(), start).await.unwrap();
     let org = p.create_org("acme", start).await.unwrap();

@@ -19,6 +19,7 @@ mod story;
 mod support;
 mod sync;
 mod sync_property;
+mod tenant_rules;
 
 use billing_harness::TestEnv;
 use rstest::fixture;

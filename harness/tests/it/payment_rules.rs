@@ -10,7 +10,7 @@ use crate::rules::{env_at, env_with_catalog, kst, midnight};
 use crate::support::{day, dec};
 
 /// Each attempt as `period on day #n amount outcome failure_code card`.
-fn attempts(t: &Timeline) -> Vec<String> {
+pub(crate) fn attempts(t: &Timeline) -> Vec<String> {
     t.attempts
         .iter()
         .map(|a| {
@@ -344,5 +344,25 @@ async fn a_card_replaced_between_attempts_is_used_for_the_next_attempt() {
     assert!(
         keys.len() == 1 && keys[0].starts_with("bk.ok."),
         "{rule}: captured on the new card, got {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_job_run_again_on_the_same_day_attempts_nothing() {
+    let env = env_at(midnight(2026, 10, 1)).await;
+    let t = pro_with(&env, TestCard::Declined).await;
+    // The charge on the 5th fails; the retry job of the 6th runs at 00:00 exactly.
+    advance(&env, midnight(2026, 11, 6), "a retry a day").await;
+    let rule = "rule: at most one attempt per invoice and day, even when the job runs twice";
+    for at in [midnight(2026, 11, 6), kst(2026, 11, 6, 23, 59, 59)] {
+        let again = billing_harness::platform::retry_due(env.pool(), env.gateway(), at)
+            .await
+            .unwrap();
+        assert_eq!(again, [], "{rule} (again at {at})");
+    }
+    assert_eq!(
+        attempts(&t.timeline().await.unwrap()).len(),
+        2,
+        "{rule}: the charge and one retry"
     );
 }

@@ -9,7 +9,7 @@ use billing_harness::prelude::*;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
 
-use crate::support::{dec, plan};
+use crate::support::{dec, distinct_ids, plan};
 
 /// An instant given as a wall-clock time in Seoul, the billing time zone.
 pub(crate) fn kst(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
@@ -24,9 +24,11 @@ pub(crate) fn midnight(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     kst(y, m, d, 0, 0, 0)
 }
 
-/// A fresh database whose clock starts at `start`.
+/// A fresh database with [`distinct_ids`] whose clock starts at `start`.
 pub(crate) async fn env_at(start: DateTime<Utc>) -> TestEnv {
-    TestEnv::builder().start_at(start).build().await.unwrap()
+    let env = TestEnv::builder().start_at(start).build().await.unwrap();
+    distinct_ids(&env).await;
+    env
 }
 
 /// The month `y-m`.
@@ -763,6 +765,8 @@ async fn the_plan_changes_at_most_once_per_local_day() {
 #[tokio::test]
 async fn a_paid_plan_needs_a_card_and_a_free_plan_does_not() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    // Another organization's card does not count.
+    env.org().card(TestCard::Ok).create().await.unwrap();
     let org = env.org().without_card().create().await.unwrap();
     let t = env.tenant().org(&org).create().await.unwrap();
     let p = env.platform();

@@ -2,9 +2,63 @@
 //! under `snapshots/scenarios/`; the journal of each product that received a write matches its
 //! snapshot under `snapshots/sync/`.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use billing_harness::TestEnv;
-use billing_harness::products::redacted;
-use billing_harness::scenario;
+use billing_harness::products::{RedactedRequest, redacted};
+use billing_harness::scenario::{self, Outcome};
+
+/// Scenarios played at once: each waits on its database far more than on the CPU.
+const AT_ONCE: usize = 3;
+
+/// What one scenario's run shows: its outcome, and the redacted journal of each product that
+/// received a write.
+type Played = (Outcome, Vec<(String, Vec<RedactedRequest>)>);
+
+/// Plays every scenario file of `dir` on a database of its own, [`AT_ONCE`] at a time; by file
+/// name, what it showed or why there is nothing.
+async fn play_all(dir: &Path) -> BTreeMap<String, Result<Played, String>> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
+    let mut plays = tokio::task::JoinSet::new();
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.ends_with("catalog.toml"))
+        .collect();
+    for path in files {
+        let slots = Arc::clone(&slots);
+        plays.spawn(async move {
+            let _slot = slots.acquire_owned().await.unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, play(&path).await)
+        });
+    }
+    plays.join_all().await.into_iter().collect()
+}
+
+/// One scenario on a fresh database with [`crate::support::distinct_ids`].
+async fn play(path: &Path) -> Result<Played, String> {
+    let scenario = scenario::load(path, None).map_err(|e| e.render())?;
+    let env = scenario
+        .test_env()
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::support::distinct_ids(&env).await;
+    let outcome = scenario::run(&scenario, &env)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut journals = Vec::new();
+    for mock in env.products().await.map_err(|e| e.to_string())? {
+        let journal = mock.journal();
+        if journal.iter().any(|r| r.method != "GET") {
+            journals.push((mock.key().to_owned(), redacted(&journal)));
+        }
+    }
+    Ok((outcome, journals))
+}
 
 /// A fresh database whose clock starts where `scenario` starts, with the seed every scenario
 /// run uses.
@@ -14,27 +68,22 @@ pub(crate) async fn scenario_env(scenario: &scenario::Scenario) -> TestEnv {
 
 #[test]
 fn every_scenario_holds_and_matches_its_snapshot() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut outcomes = runtime.block_on(play_all(&dir));
     insta::glob!("../../../scenarios", "*.toml", |path| {
         if path.file_name().is_some_and(|n| n == "catalog.toml") {
             return;
         }
-        let scenario = scenario::load(path, None).unwrap_or_else(|e| panic!("{}", e.render()));
-        let (outcome, journals) = runtime.block_on(async {
-            let env = scenario_env(&scenario).await;
-            let outcome = scenario::run(&scenario, &env).await.unwrap();
-            let mut journals = Vec::new();
-            for mock in env.products().await.unwrap() {
-                let journal = mock.journal();
-                if journal.iter().any(|r| r.method != "GET") {
-                    journals.push((mock.key().to_owned(), redacted(&journal)));
-                }
-            }
-            (outcome, journals)
-        });
+        let name = path.file_name().unwrap().to_string_lossy();
+        let (outcome, journals) = outcomes
+            .remove(name.as_ref())
+            .unwrap_or_else(|| panic!("{name} was not played"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(outcome.holds, "{}", outcome.to_text());
         if path
             .file_stem()

@@ -62,8 +62,37 @@ pub(crate) fn catalog() -> Catalog {
     ])
 }
 
-/// A database with the catalog installed, the clock at `start`, and one tenant of `analytics`
-/// whose org has an `ok` card when `card` is set.
+/// Gives every table's ids a range of its own: the n-th id sequence (by name) restarts at
+/// n × 100,000 + n. A fresh database otherwise numbers tenants, subscriptions, plans, contracts
+/// and billings 1, 2, 3 alike, so a query that joins on the wrong key or binds a tenant id where a
+/// subscription id belongs still finds the right row by luck. Here it finds none.
+pub(crate) async fn distinct_ids(env: &TestEnv) {
+    sqlx::query(
+        "select setval(format('%I.%I', schemaname, sequencename)::regclass, n * 100000 + n, false) \
+         from (select schemaname, sequencename, row_number() over (order by sequencename) as n \
+               from pg_sequences \
+               where schemaname = 'public' and sequencename <> 'harness_sequence') s",
+    )
+    .execute(env.pool())
+    .await
+    .unwrap();
+}
+
+/// Gives every product and every plan one display name, "Product" and "Plan": names are for
+/// people, unlike keys neither unique nor stable, so a query that reads the name where the key
+/// belongs shows it.
+pub(crate) async fn display_names(env: &TestEnv) {
+    sqlx::query(
+        "with products as (update products set name = 'Product') \
+         update plans set name = 'Plan'",
+    )
+    .execute(env.pool())
+    .await
+    .unwrap();
+}
+
+/// A database with [`distinct_ids`], the catalog installed, the clock at `start`, and one tenant
+/// of `analytics` whose org has an `ok` card when `card` is set.
 pub(crate) async fn world(start: DateTime<Utc>, card: bool) -> (TestEnv, TenantId) {
     let env = TestEnv::builder().start_at(start).build().await.unwrap();
     world_with(env, card.then_some(TestCard::Ok)).await
@@ -71,6 +100,7 @@ pub(crate) async fn world(start: DateTime<Utc>, card: bool) -> (TestEnv, TenantI
 
 /// [`world`] in a given environment, with a card of any script.
 pub(crate) async fn world_with(env: TestEnv, card: Option<TestCard>) -> (TestEnv, TenantId) {
+    distinct_ids(&env).await;
     let start = env.clock().now();
     let p = env.platform();
     p.install_catalog(&catalog(), start).await.unwrap();

@@ -22,6 +22,7 @@ pub(crate) async fn play(story: &Story) -> Result<Record, String> {
         .build()
         .await
         .map_err(|e| format!("no test database: {e}"))?;
+    crate::support::distinct_ids(&env).await;
     // A platform bug can stop the clock (a day computed in UTC makes the next Seoul midnight
     // "now" again): a story that does not end in time fails instead of hanging the run.
     match tokio::time::timeout(TIME_LIMIT, run(story, &env)).await {
