@@ -93,6 +93,88 @@ struct DbReport {
     clone_wal_log_ms: Spread,
     backend: String,
     rounds: usize,
+    /// The container backend, when an engine answers and has `HARNESS_POSTGRES_IMAGE`.
+    container: Option<ContainerReport>,
+}
+
+/// A database per test on the container backend: by clone inside one shared container, against
+/// one new container per test (start, ready, migrate), in the same run.
+#[derive(Serialize)]
+struct ContainerReport {
+    image: String,
+    clone_ms: Spread,
+    container_per_test_ms: Spread,
+    ratio: f64,
+    container_rounds: usize,
+}
+
+/// New containers started for the container-per-test figure.
+const CONTAINER_ROUNDS: usize = 3;
+
+/// The container figures, or `None` (and why, on stderr) without an engine and image.
+fn container_figures(config: &Config) -> anyhow::Result<Option<ContainerReport>> {
+    let config = config
+        .clone()
+        .with_backend(billing_harness::env::BackendChoice::Container);
+    let image = config.image.clone();
+    let ready = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &image])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        eprintln!(
+            "container figures skipped: no Docker engine answers, or it has no image {image} \
+             (cargo xtask images builds one; set HARNESS_POSTGRES_IMAGE)"
+        );
+        return Ok(None);
+    }
+    let source = config.migrations.clone();
+    let runtime = crate::runtime()?;
+    // One new container per test: a state folder of its own each time, so each acquire starts
+    // a container, waits for it and migrates the template, as a test would without sharing.
+    let mut per_test = Vec::with_capacity(CONTAINER_ROUNDS);
+    for round in 0..CONTAINER_ROUNDS {
+        let state = config.state_dir.with_file_name(format!(
+            "billing-harness-bench-ct-{}-{round}",
+            std::process::id()
+        ));
+        let broker = Broker::start(config.clone().with_state_dir(&state))?;
+        let t = Instant::now();
+        let lease = runtime.block_on(broker.acquire(&source, CloneStrategy::FileCopy))?;
+        per_test.push(t.elapsed());
+        runtime.block_on(broker.release(&lease, None))?;
+        drop(broker);
+        let _ = harness_env::stop_unused(&state);
+        let _ = std::fs::remove_dir_all(&state);
+    }
+    // Clones inside one shared container.
+    let state = config
+        .state_dir
+        .with_file_name(format!("billing-harness-bench-ct-{}", std::process::id()));
+    let broker = Broker::start(config.clone().with_state_dir(&state))?;
+    let clone = runtime.block_on(async {
+        let first = broker.acquire(&source, CloneStrategy::FileCopy).await?;
+        broker.release(&first, None).await?;
+        let mut samples = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            let lease = broker.acquire(&source, CloneStrategy::FileCopy).await?;
+            samples.push(t.elapsed());
+            broker.release(&lease, None).await?;
+        }
+        anyhow::Ok(Spread::of(samples))
+    })?;
+    drop(broker);
+    let _ = harness_env::stop_unused(&state);
+    let _ = std::fs::remove_dir_all(&state);
+    let per_test = Spread::of(per_test);
+    Ok(Some(ContainerReport {
+        image,
+        ratio: (per_test.median / clone.median * 10.0).round() / 10.0,
+        clone_ms: clone,
+        container_per_test_ms: per_test,
+        container_rounds: CONTAINER_ROUNDS,
+    }))
 }
 
 /// Times, on one fresh server: the cold start, template clones and create-plus-migrate.
@@ -105,7 +187,7 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
     let config = config.with_state_dir(&state);
     let source = config.migrations.clone();
     let report = {
-        let broker = Broker::start(config)?;
+        let broker = Broker::start(config.clone())?;
         let runtime = crate::runtime()?;
         runtime.block_on(async {
             let started = Instant::now();
@@ -142,9 +224,12 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
                 clone_wal_log_ms: wal_log,
                 backend,
                 rounds: ROUNDS,
+                container: None,
             })
         })?
     };
+    let mut report = report;
+    report.container = container_figures(&config)?;
     // The broker is gone, so nobody uses the bench's server: stop it now rather than linger.
     let _ = harness_env::stop_unused(&state);
     let _ = std::fs::remove_dir_all(&state);
@@ -165,6 +250,22 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
             r.migrate_ms.p95,
             r.ratio,
             r.cold_start_ms
+        ) + &r.container.as_ref().map_or_else(
+            || "\n  container backend: not measured (no engine or image; see above)".to_owned(),
+            |c| {
+                format!(
+                    "\ncontainer backend, image {}\n\
+                     \x20 clone in the shared container median {:>7.1} ms   p95 {:>7.1} ms\n\
+                     \x20 a new container per test      median {:>7.1} ms   ({} rounds: start, ready, migrate)\n\
+                     \x20 clone in the shared container is {:.1}x faster",
+                    c.image,
+                    c.clone_ms.median,
+                    c.clone_ms.p95,
+                    c.container_per_test_ms.median,
+                    c.container_rounds,
+                    c.ratio
+                )
+            },
         )
     })
 }

@@ -1326,3 +1326,90 @@ fn an_engine_without_the_image_leaves_auto_on_local_binaries() {
         "{stdout}"
     );
 }
+
+/// The ids of the containers of a generation (a started server), running or not.
+fn containers_of(generation: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=billing-harness.generation={generation}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// On the container backend: a run killed with SIGKILL, its watchdog too, leaves its container;
+/// the next run reaps or adopts it, and once that run is over no container is left. Needs an
+/// engine and `HARNESS_POSTGRES_IMAGE` there (`.ci/run` gives both); else it says so and passes,
+/// unless CI gave `DOCKER_HOST`.
+#[test]
+fn no_container_is_left_after_a_run_killed_with_sigkill_once_the_next_has_run() {
+    let image = std::env::var("HARNESS_POSTGRES_IMAGE").unwrap_or_default();
+    let ready = !image.is_empty()
+        && Command::new("docker")
+            .args(["image", "inspect", &image])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ready {
+        assert!(
+            std::env::var("CI").is_err() || std::env::var("DOCKER_HOST").is_err(),
+            "CI gave DOCKER_HOST but the engine has no HARNESS_POSTGRES_IMAGE {image:?}"
+        );
+        eprintln!("skipped: no engine with HARNESS_POSTGRES_IMAGE here (.ci/run runs this)");
+        return;
+    }
+    let state = state_dir("ct-sigkill");
+    let vars = [("HARNESS_POSTGRES", "container")];
+    let (mut crashed, rx) = spawn_db_up(&state, &vars);
+    let url = rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    assert!(url.starts_with("postgres://"), "db up printed {url:?}");
+    let dir = state.join("container");
+    let instance = std::fs::read_to_string(dir.join("instance.json")).unwrap();
+    let generation = instance
+        .split("\"generation\": \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let watchdog = std::fs::read_to_string(dir.join("watchdog.pid")).unwrap();
+    crashed.kill().unwrap(); // SIGKILL: no destructor runs
+    crashed.wait().unwrap();
+    Command::new("kill")
+        .args(["-KILL", watchdog.trim()])
+        .status()
+        .unwrap();
+    let left = containers_of(&generation);
+    assert_eq!(left.len(), 1, "the dead run left its container");
+
+    // The next run starts, and ends; then nothing of either is left.
+    let (next, rx) = spawn_db_up(&state, &vars);
+    let next_url = rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    assert!(
+        next_url.starts_with("postgres://"),
+        "db up printed {next_url:?}"
+    );
+    let next_generation = std::fs::read_to_string(dir.join("instance.json"))
+        .unwrap()
+        .split("\"generation\": \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let status = interrupt(next);
+    assert!(status.success(), "db up exited with {status}");
+    let gone = wait_until(Duration::from_secs(30), || {
+        containers_of(&generation).is_empty() && containers_of(&next_generation).is_empty()
+    });
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        gone,
+        "a container outlived the runs: {:?}",
+        containers_of(&generation)
+    );
+}

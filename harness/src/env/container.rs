@@ -77,8 +77,57 @@ fn docker(args: &[&str], ticks: u32) -> Result<String, String> {
     ))
 }
 
+/// The label value naming a state folder: the containers started for it carry it.
+pub(crate) fn state_label(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
+    format!("{digest:x}")[..16].to_owned()
+}
+
+/// Removes what dead runs left: every container of this state folder (a launch happens only when
+/// no live instance holds the folder, so any container of it is a leftover, e.g. of a run whose
+/// watchdog was killed too), and any harness container older than a day. Returns their ids.
+pub(crate) fn reap(dir: &Path) -> Vec<String> {
+    let mut gone = Vec::new();
+    let ours = docker(
+        &[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=billing-harness.state={}", state_label(dir)),
+        ],
+        200,
+    )
+    .unwrap_or_default();
+    let now = crate::clock::wall_now().timestamp();
+    let all = docker(
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=billing-harness.role=postgres",
+            "--format",
+            "{{.ID}} {{.Label \"billing-harness.started\"}}",
+        ],
+        200,
+    )
+    .unwrap_or_default();
+    let old = all.lines().filter_map(|line| {
+        let (id, started) = line.split_once(' ')?;
+        let started: i64 = started.trim().parse().ok()?;
+        (now - started > 24 * 3600).then_some(id)
+    });
+    for id in ours.split_whitespace().chain(old) {
+        if !gone.iter().any(|g: &String| g == id) && docker(&["rm", "-f", "-v", id], 400).is_ok() {
+            gone.push(id.to_owned());
+        }
+    }
+    gone
+}
+
 impl Launch for ContainerLauncher {
-    async fn launch(&self, _dir: &Path, generation: &str) -> Result<Instance, EnvError> {
+    async fn launch(&self, dir: &Path, generation: &str) -> Result<Instance, EnvError> {
+        reap(dir);
         let (name, tag) = self
             .image
             .rsplit_once(':')
@@ -91,6 +140,11 @@ impl Launch for ContainerLauncher {
             .with_exposed_port(5432.tcp())
             .with_wait_for(WaitFor::message_on_stderr(
                 "database system is ready to accept connections",
+            ))
+            // The data in memory, as a local cluster in /dev/shm: clones copy files, and the
+            // engine's layered file system makes every copy slow.
+            .with_mount(testcontainers::core::Mount::tmpfs_mount(
+                "/var/lib/postgresql/data",
             ))
             .with_env_var("POSTGRES_PASSWORD", "postgres")
             // No SCRAM: dozens of test processes connecting at once would each spend CPU on
@@ -111,6 +165,12 @@ impl Launch for ContainerLauncher {
                 "max_wal_size=2GB",
             ])
             .with_label("billing-harness.generation", generation)
+            .with_label("billing-harness.role", "postgres")
+            .with_label("billing-harness.state", state_label(dir))
+            .with_label(
+                "billing-harness.started",
+                crate::clock::wall_now().timestamp().to_string(),
+            )
             .with_startup_timeout(Duration::from_secs(120))
             .start()
             .await
