@@ -1,4 +1,5 @@
-//! Serving HTTP mocks on 127.0.0.1: the env module owns every socket the harness opens.
+//! Serving HTTP mocks on 127.0.0.1 (or, in a mock's container, on every address): the env module
+//! owns every socket the harness opens.
 
 use tokio::sync::oneshot;
 
@@ -52,10 +53,21 @@ impl ResetConnection {
 /// # Errors
 /// The port could not be bound.
 pub(crate) async fn serve_resettable(router: axum::Router) -> std::io::Result<Served> {
+    serve_resettable_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), router).await
+}
+
+/// [`serve_resettable`] on `addr` (`0.0.0.0:8080` in a container).
+///
+/// # Errors
+/// The address could not be bound.
+pub(crate) async fn serve_resettable_on(
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+) -> std::io::Result<Served> {
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, mut stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
