@@ -5,6 +5,7 @@ mod contract;
 mod db;
 mod errors;
 mod fixtures;
+mod images;
 mod mutants;
 mod pact;
 mod scenario;
@@ -35,6 +36,8 @@ enum Command {
     /// Apply a sales contract file to a marked QA database (`--dry-run` shows it only).
     #[command(subcommand)]
     Contract(contract::Command),
+    /// Build the local container images (skipping those that exist) and print their names.
+    Images,
     /// Measure the workspace's speed goals.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Some(Command::Scenario(command)) => scenario::run(command),
         Some(Command::Contract(command)) => contract::run(command),
         Some(Command::Bench(command)) => bench::run(command),
+        Some(Command::Images) => images::run(),
         Some(Command::Pact(command)) => pact::run(command),
         Some(Command::Mutants(opts)) => {
             let args = opts.args();
