@@ -5,11 +5,9 @@
 //! Every call is `POST {sync_url}/_mock` with a [`Control`] as its body, e.g.
 //! `{"op": "fail_next", "fault": "reset", "times": 2}`, answered `200` with the method's result as
 //! JSON (`null` for setters), or `400` with `{"error": ...}`. Control calls are not journaled.
-//! [`Remote`] is the client: a tiny blocking HTTP/1.1 client over a `TcpStream`, since the mock's
-//! methods are synchronous and the host is on the loopback.
+//! [`Remote`] is the client: one blocking HTTP/1.1 request per call (the mock's methods are
+//! synchronous, and the host is on the loopback).
 
-use std::io::{Read, Write as _};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -19,6 +17,7 @@ use serde_json::Value;
 use super::api::ProductState;
 use super::fault::Fault;
 use super::mock::ProductMock;
+use crate::env::http::post_blocking;
 
 /// One call of the control API: a [`ProductMock`] method and its arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,8 +107,6 @@ pub(crate) struct Remote {
 /// Why a control call failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ControlError {
-    #[error("the mock's URL {0} is not http://HOST:PORT[/PATH]")]
-    Url(String),
     #[error("the mock's host could not be reached")]
     Io(#[from] std::io::Error),
     #[error("the mock's host answered {status}: {body}")]
@@ -146,7 +143,7 @@ impl Remote {
 
     pub(crate) fn try_call<T: DeserializeOwned>(&self, op: &Control) -> Result<T, ControlError> {
         let body = serde_json::to_vec(op).map_err(|e| ControlError::Unreadable(e.to_string()))?;
-        let (status, answer) = post(&self.url, "/_mock", &body)?;
+        let (status, answer) = post_blocking(&self.url, "/_mock", &body)?;
         if status != 200 {
             return Err(ControlError::Status {
                 status,
@@ -155,66 +152,6 @@ impl Remote {
         }
         serde_json::from_slice(&answer).map_err(|e| ControlError::Unreadable(e.to_string()))
     }
-}
-
-/// `POST url+path` with a JSON body over a fresh connection (`Connection: close`): the status and
-/// the body of the answer.
-fn post(url: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), ControlError> {
-    let bad_url = || ControlError::Url(url.to_owned());
-    let rest = url.strip_prefix("http://").ok_or_else(bad_url)?;
-    let (authority, prefix) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    if authority.is_empty() {
-        return Err(bad_url());
-    }
-    let mut stream = TcpStream::connect(authority)?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(60)))?;
-    let _ = stream.set_nodelay(true);
-    let head = format!(
-        "POST {prefix}{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
-    parse_answer(&answer)
-}
-
-/// Splits an HTTP/1.1 answer read to its end into status and body (by `Content-Length` when the
-/// head gives one, else the rest).
-fn parse_answer(answer: &[u8]) -> Result<(u16, Vec<u8>), ControlError> {
-    let unreadable = |why: &str| ControlError::Unreadable(why.to_owned());
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| unreadable("no end of the head"))?;
-    let head = std::str::from_utf8(&answer[..split]).map_err(|_| unreadable("head not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| unreadable("no status line"))?;
-    let mut body = answer[split + 4..].to_vec();
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(unreadable("a chunked answer"));
-        }
-        if name.eq_ignore_ascii_case("content-length")
-            && let Ok(n) = value.trim().parse::<usize>()
-        {
-            body.truncate(n);
-        }
-    }
-    Ok((status, body))
 }
 
 #[cfg(test)]
@@ -248,17 +185,5 @@ mod tests {
         let (status, body) = answer(&mock, br#"{"op":"fail_next","fault":"gone","times":1}"#);
         assert_eq!(status, 400);
         assert!(body["error"].as_str().unwrap().contains("gone"), "{body}");
-    }
-
-    #[test]
-    fn answers_split_into_status_and_body() {
-        let answer =
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 4\r\n\r\ntrue";
-        assert_eq!(parse_answer(answer).unwrap(), (200, b"true".to_vec()));
-        assert!(parse_answer(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(matches!(
-            post("ftp://x", "/_mock", b""),
-            Err(ControlError::Url(_))
-        ));
     }
 }
