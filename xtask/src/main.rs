@@ -8,6 +8,7 @@ mod fixtures;
 mod images;
 mod mutants;
 mod pact;
+mod products;
 mod scenario;
 
 use std::process::ExitCode;
@@ -36,6 +37,9 @@ enum Command {
     /// Apply a sales contract file to a marked QA database (`--dry-run` shows it only).
     #[command(subcommand)]
     Contract(contract::Command),
+    /// Product mocks for a person, served where HARNESS_PRODUCTS says.
+    #[command(subcommand)]
+    Products(products::Command),
     /// Build the local container images (skipping those that exist) and print their names.
     Images,
     /// Measure the workspace's speed goals.
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Some(Command::Contract(command)) => contract::run(command),
         Some(Command::Bench(command)) => bench::run(command),
         Some(Command::Images) => images::run(),
+        Some(Command::Products(command)) => products::run(command),
         Some(Command::Pact(command)) => pact::run(command),
         Some(Command::Mutants(opts)) => {
             let args = opts.args();
