@@ -3,6 +3,7 @@
 //! mock. Each is named by the hash of its content, and skipped when the engine has it.
 
 mod postgres;
+mod product_mock;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ pub(crate) fn run() -> anyhow::Result<ExitCode> {
     let work = crate::workspace_root().join("target/images");
     let postgres = postgres::build(&work)?;
     println!("HARNESS_POSTGRES_IMAGE={postgres}");
+    let product_mock = product_mock::build(&work)?;
+    println!("HARNESS_PRODUCT_MOCK_IMAGE={product_mock}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -78,6 +81,24 @@ impl RootFs {
     /// Copies `binary` and every shared library it loads (read with `ldd`), with the loader.
     pub(crate) fn copy_with_libraries(&mut self, binary: &Path) -> anyhow::Result<()> {
         self.copy(binary)?;
+        self.copy_libraries(binary)
+    }
+
+    /// Copies the file `from` of this machine to `to` in the image.
+    pub(crate) fn place(&mut self, from: &Path, to: &str) -> anyhow::Result<()> {
+        let target = self.dir.join(to.trim_start_matches('/'));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, &target)
+            .with_context(|| format!("copy {} into the image", from.display()))?;
+        self.texts.push((PathBuf::from(to), String::new()));
+        self.files.insert(from.to_owned());
+        Ok(())
+    }
+
+    /// Copies every shared library `binary` loads (read with `ldd`), with the loader.
+    pub(crate) fn copy_libraries(&mut self, binary: &Path) -> anyhow::Result<()> {
         let out = Command::new("ldd")
             .arg(binary)
             .output()

@@ -9,6 +9,7 @@ mod fixtures;
 mod images;
 mod mutants;
 mod pact;
+mod products;
 mod purge;
 mod scenario;
 
@@ -47,6 +48,9 @@ enum Command {
     /// Show or move a marked QA database's clock, running the jobs due on the way.
     #[command(subcommand)]
     Clock(clock::Command),
+    /// Product mocks for a person, served where HARNESS_PRODUCTS says.
+    #[command(subcommand)]
+    Products(products::Command),
     /// Measure the workspace's speed goals.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         Some(Command::Purge(opts)) => purge::run(opts),
         Some(Command::Clock(command)) => clock::run(command),
         Some(Command::Bench(command)) => bench::run(command),
+        Some(Command::Products(command)) => products::run(command),
         Some(Command::Pact(command)) => pact::run(command),
         Some(Command::Mutants(opts)) => {
             let args = opts.args();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::wait_until;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -28,20 +28,7 @@ fn spawn_db_up(state: &Path, vars: &[(&str, &str)]) -> (Child, mpsc::Receiver<St
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .args(["db", "up"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut url = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut url);
-        let _ = tx.send(url.trim().to_owned());
-    });
+    let (child, rx) = common::spawn_first_line(cmd.args(["db", "up"]));
     (child, rx)
 }
 

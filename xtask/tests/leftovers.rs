@@ -10,10 +10,8 @@ mod common;
 
 use common::wait_until;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -30,20 +28,7 @@ fn xtask(state: &Path) -> Command {
 
 /// Starts `db up` and returns it with the URL it printed.
 fn db_up(state: &Path) -> (Child, String) {
-    let mut child = xtask(state)
-        .args(["db", "up"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut url = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut url);
-        let _ = tx.send(url.trim().to_owned());
-    });
+    let (child, rx) = common::spawn_first_line(xtask(state).args(["db", "up"]));
     let url = rx.recv_timeout(Duration::from_secs(60)).unwrap();
     assert!(url.starts_with("postgres://"), "db up printed {url:?}");
     (child, url)

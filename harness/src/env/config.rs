@@ -48,6 +48,40 @@ impl BackendChoice {
     }
 }
 
+/// Where product mocks run (`HARNESS_PRODUCTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductsChoice {
+    /// Each test's mocks are served by the test process on 127.0.0.1.
+    #[default]
+    InProcess,
+    /// Every test of a process has its mocks served by one container from
+    /// `HARNESS_PRODUCT_MOCK_IMAGE`, each test in its own namespace.
+    Container,
+}
+
+impl std::fmt::Display for ProductsChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::InProcess => "in-process",
+            Self::Container => "container",
+        })
+    }
+}
+
+impl ProductsChoice {
+    fn parse(value: &str) -> Result<Self, EnvError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "in-process" => Ok(Self::InProcess),
+            "container" => Ok(Self::Container),
+            _ => Err(EnvError::BadVariable {
+                var: "HARNESS_PRODUCTS",
+                value: value.to_owned(),
+                reason: "expected in-process or container".into(),
+            }),
+        }
+    }
+}
+
 /// Where the template's migrations come from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MigrationSource {
@@ -73,6 +107,11 @@ pub struct Config {
     /// `HARNESS_POSTGRES_IMAGE`: the image of the `container` backend (default
     /// `postgres:16-alpine`).
     pub image: String,
+    /// `HARNESS_PRODUCTS`: where product mocks run, `in-process` (default) or `container`.
+    pub products: ProductsChoice,
+    /// `HARNESS_PRODUCT_MOCK_IMAGE`: the image of product mocks in containers, as `cargo xtask
+    /// images` names it (no default: the name carries the content's hash).
+    pub product_mock_image: Option<String>,
     /// `HARNESS_PG_BIN`: the folder holding `initdb`, `pg_ctl` and `postgres` for the `local`
     /// backend (default: found on `PATH`, else the newest `/usr/lib/postgresql/*/bin`).
     pub pg_bin: Option<PathBuf>,
@@ -189,6 +228,8 @@ impl Config {
             backend,
             database_url: var("HARNESS_DATABASE_URL"),
             image: var("HARNESS_POSTGRES_IMAGE").unwrap_or_else(|| "postgres:16-alpine".into()),
+            products: ProductsChoice::parse(&var("HARNESS_PRODUCTS").unwrap_or_default())?,
+            product_mock_image: var("HARNESS_PRODUCT_MOCK_IMAGE"),
             pg_bin: var("HARNESS_PG_BIN").map(PathBuf::from),
             state_dir,
             linger,
@@ -354,6 +395,22 @@ mod tests {
         assert_eq!(
             err,
             "HARNESS_POSTGRES=\"docker\" is not valid: expected one of auto, url, local, container"
+        );
+    }
+
+    #[test]
+    fn products_choices_parse_and_bad_ones_name_the_choices() {
+        assert_eq!(
+            ProductsChoice::parse("").unwrap(),
+            ProductsChoice::InProcess
+        );
+        assert_eq!(
+            ProductsChoice::parse("Container").unwrap(),
+            ProductsChoice::Container
+        );
+        assert_eq!(
+            ProductsChoice::parse("docker").unwrap_err().to_string(),
+            "HARNESS_PRODUCTS=\"docker\" is not valid: expected in-process or container"
         );
     }
 

@@ -40,7 +40,7 @@ pub(crate) fn image_ready(image: &str) -> Result<String, String> {
 }
 
 /// Runs `docker ARGS`, giving up after `ticks` × 50 ms; its stdout, or why it failed.
-fn docker(args: &[&str], ticks: u32) -> Result<String, String> {
+pub(crate) fn docker(args: &[&str], ticks: u32) -> Result<String, String> {
     let mut child = Command::new("docker")
         .args(args)
         .stdin(Stdio::null())

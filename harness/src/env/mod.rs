@@ -1,5 +1,6 @@
 //! Throwaway PostgreSQL for tests: the only module that starts processes, opens sockets or
-//! administers a server. It knows databases only, nothing of the billing domain.
+//! administers a server. It knows databases only, nothing of the billing domain (the product-mock
+//! container it starts serves mocks it knows nothing about).
 //!
 //! A process gets a server from one backend (`url`, `local` or `container`, see [`Config`]),
 //! builds one migrated template per set of migrations, and hands each test a clone of it
@@ -17,17 +18,19 @@ pub(crate) mod http;
 mod instance;
 mod local;
 mod mark;
+mod mock_container;
 mod os;
 mod server;
 mod template;
 
 pub use broker::{Broker, CloneStrategy, Lease, Released};
-pub use config::{BackendChoice, Config, Footprint, MigrationSource};
+pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
 pub use database::{Database, DatabaseBuilder};
 pub use endpoint::redact as redact_url;
 pub use error::EnvError;
 pub(crate) use error::with_causes;
 pub use mark::{mark, marker};
+pub use mock_container::{MockContainer, product_mock_container, reap_dead as reap_product_mocks};
 pub use server::{
     Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,
 };

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What goes wrong with one write to a product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,6 +65,14 @@ impl fmt::Display for Fault {
 impl Serialize for Fault {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Fault {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fault, D::Error> {
+        let name = String::deserialize(d)?;
+        Fault::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no fault is named {name:?}")))
     }
 }
 

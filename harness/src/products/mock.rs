@@ -6,14 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{Entity, ProductState, SubscriptionDoc, TenantDoc, TenantState, UserDoc, Write};
+use super::control::{Control, Remote};
 use super::fault::{Fault, FaultPlan};
 
 /// One request the mock received, and what it did with it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductRequest {
     /// Its order of arrival, from 1.
     pub seq: u64,
@@ -72,27 +73,72 @@ struct State {
 }
 
 /// A fake product: hold it in an `Arc`, serve it with [`super::ProductServer`].
+///
+/// A mock is either held in this process ([`ProductMock::new`]) or a handle on a mock that a
+/// [`super::ProductHost`] serves elsewhere, a container say ([`ProductMock::remote`]): every
+/// method below does the same on both, the remote one through the host's control API.
 #[derive(Debug)]
 pub struct ProductMock {
     key: String,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Local(Box<Local>),
+    Remote(Remote),
+}
+
+/// A mock held in this process.
+#[derive(Debug)]
+struct Local {
     delay: Duration,
     hold: Mutex<Duration>,
     state: Mutex<State>,
 }
 
+impl Local {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl ProductMock {
-    /// A fault-free, lenient mock of the product `key`.
+    /// A fault-free, lenient mock of the product `key`, held in this process.
     pub fn new(key: impl Into<String>) -> ProductMock {
         ProductMock {
             key: key.into(),
-            delay: Duration::from_millis(5),
-            hold: Mutex::new(Duration::from_secs(3)),
-            state: Mutex::new(State::default()),
+            inner: Inner::Local(Box::new(Local {
+                delay: Duration::from_millis(5),
+                hold: Mutex::new(Duration::from_secs(3)),
+                state: Mutex::new(State::default()),
+            })),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// A handle on the mock that a [`super::ProductHost`] serves at `url`
+    /// (`http://HOST:PORT/ns/NAMESPACE`, the product's `sync_url`): each method is one blocking
+    /// call to the host's control API under `url/_mock`.
+    ///
+    /// Call its methods from a thread that does not also serve the host: they block until the
+    /// host answers (a container's host, or one on another runtime, is fine).
+    ///
+    /// # Panics
+    /// The methods panic, naming the URL, when the host cannot be reached or answers with an
+    /// error: the test cannot go on without its product.
+    pub fn remote(key: impl Into<String>, url: impl Into<String>) -> ProductMock {
+        ProductMock {
+            key: key.into(),
+            inner: Inner::Remote(Remote::new(url.into())),
+        }
+    }
+
+    /// The URL of a remote mock's namespace; `None` for a mock held in this process.
+    pub fn remote_url(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Local(_) => None,
+            Inner::Remote(r) => Some(r.url()),
+        }
     }
 
     /// The product's key in the catalog.
@@ -105,47 +151,78 @@ impl ProductMock {
     /// body is a violation that fails [`crate::TestEnv::assert_converged`]. Lenient mode (the
     /// default) answers such requests the same way (`4xx`) and records them, without failing.
     pub fn set_strict(&self, strict: bool) {
-        self.state().strict = strict;
+        match &self.inner {
+            Inner::Local(l) => l.state().strict = strict,
+            Inner::Remote(r) => r.call(&Control::SetStrict { strict }),
+        }
     }
 
     /// Whether the mock is strict.
     pub fn is_strict(&self) -> bool {
-        self.state().strict
+        match &self.inner {
+            Inner::Local(l) => l.state().strict,
+            Inner::Remote(r) => r.call(&Control::IsStrict),
+        }
     }
 
     /// How long a `timeout` fault holds a request: set it past the client's limit (the harness
     /// sets it from the dispatcher's timeout).
     pub fn set_hold(&self, hold: Duration) {
-        *self.hold.lock().unwrap_or_else(PoisonError::into_inner) = hold;
+        match &self.inner {
+            Inner::Local(l) => *l.hold.lock().unwrap_or_else(PoisonError::into_inner) = hold,
+            Inner::Remote(r) => r.call(&Control::SetHold {
+                millis: u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+            }),
+        }
     }
 
     /// Puts `fault` on the next `times` writes, after the faults already scripted.
     pub fn fail_next(&self, fault: Fault, times: u32) {
-        self.state().faults.script(fault, times);
+        match &self.inner {
+            Inner::Local(l) => l.state().faults.script(fault, times),
+            Inner::Remote(r) => r.call(&Control::FailNext { fault, times }),
+        }
     }
 
     /// Puts a fault drawn from [`Fault::ALL`] on each unscripted write with probability `rate`
     /// (0 to 1), from a stream seeded by `seed`.
     pub fn fault_rate(&self, rate: f64, seed: u64) {
-        self.state().faults.draw(rate, seed);
+        match &self.inner {
+            Inner::Local(l) => l.state().faults.draw(rate, seed),
+            Inner::Remote(r) => r.call(&Control::FaultRate { rate, seed }),
+        }
     }
 
     /// Answers every write about `tenant` (its tenant and subscription) with `status` until
     /// [`ProductMock::accept_tenant`]: a product that rejects one tenant's data, for poison rows.
     pub fn reject_tenant(&self, tenant: i64, status: u16) {
-        self.state().rejected.insert(tenant, status);
+        match &self.inner {
+            Inner::Local(l) => {
+                l.state().rejected.insert(tenant, status);
+            }
+            Inner::Remote(r) => r.call(&Control::RejectTenant { tenant, status }),
+        }
     }
 
     /// Stops rejecting `tenant`'s writes.
     pub fn accept_tenant(&self, tenant: i64) {
-        self.state().rejected.remove(&tenant);
+        match &self.inner {
+            Inner::Local(l) => {
+                l.state().rejected.remove(&tenant);
+            }
+            Inner::Remote(r) => r.call(&Control::AcceptTenant { tenant }),
+        }
     }
 
     /// Changes the product's own copy of `tenant` behind the platform's back, as a product's
     /// operator might: the subscription's plan becomes `drifted` if it has one, else the tenant's
     /// name gets ` (drifted)`. Returns what changed, `None` when the product has no such tenant.
     pub fn drift(&self, tenant: i64) -> Option<String> {
-        let mut s = self.state();
+        let l = match &self.inner {
+            Inner::Local(l) => l,
+            Inner::Remote(r) => return r.call(&Control::Drift { tenant }),
+        };
+        let mut s = l.state();
         if let Some(sub) = s.subscriptions.get_mut(&tenant) {
             let was = std::mem::replace(&mut sub.plan, "drifted".into());
             return Some(format!(
@@ -157,28 +234,39 @@ impl ProductMock {
         Some(format!("tenant {tenant}: name -> {}", t.name))
     }
 
-    /// Edits the product's state directly (any drift a test needs).
+    /// Edits the product's state directly (any drift a test needs). On a remote mock the state
+    /// is read, edited here and written back: make no writes to the product meanwhile.
     pub fn edit(&self, edit: impl FnOnce(&mut ProductState)) {
-        let mut s = self.state();
-        let mut state = snapshot(&s);
-        edit(&mut state);
-        s.users = state.users.into_iter().map(|u| (u.id, u)).collect();
-        s.tenants = state.tenants.into_iter().map(|t| (t.id, t)).collect();
-        s.subscriptions = state
-            .subscriptions
-            .into_iter()
-            .map(|x| (x.tenant_id, x))
-            .collect();
+        match &self.inner {
+            Inner::Local(l) => {
+                let mut s = l.state();
+                let mut state = snapshot(&s);
+                edit(&mut state);
+                replace(&mut s, state);
+            }
+            Inner::Remote(r) => {
+                let mut state = self.read_state();
+                edit(&mut state);
+                r.call::<()>(&Control::ReplaceState { state });
+            }
+        }
     }
 
     /// What the product holds now.
     pub fn read_state(&self) -> ProductState {
-        snapshot(&self.state())
+        match &self.inner {
+            Inner::Local(l) => snapshot(&l.state()),
+            Inner::Remote(r) => r.call(&Control::ReadState),
+        }
     }
 
     /// One tenant and its subscription, if the product has it.
     pub fn tenant(&self, tenant: i64) -> Option<TenantState> {
-        let s = self.state();
+        let l = match &self.inner {
+            Inner::Local(l) => l,
+            Inner::Remote(r) => return r.call(&Control::Tenant { tenant }),
+        };
+        let s = l.state();
         Some(TenantState {
             tenant: s.tenants.get(&tenant)?.clone(),
             subscription: s.subscriptions.get(&tenant).cloned(),
@@ -187,28 +275,44 @@ impl ProductMock {
 
     /// Every request received, in order.
     pub fn journal(&self) -> Vec<ProductRequest> {
-        self.state().journal.clone()
+        match &self.inner {
+            Inner::Local(l) => l.state().journal.clone(),
+            Inner::Remote(r) => r.call(&Control::Journal),
+        }
     }
 
     /// How many requests were received.
     pub fn requests(&self) -> usize {
-        self.state().journal.len()
+        match &self.inner {
+            Inner::Local(l) => l.state().journal.len(),
+            Inner::Remote(r) => r.call(&Control::Requests),
+        }
     }
 
     /// How many faults were put on writes.
     pub fn faults_applied(&self) -> u64 {
-        self.state().faults_applied
+        match &self.inner {
+            Inner::Local(l) => l.state().faults_applied,
+            Inner::Remote(r) => r.call(&Control::FaultsApplied),
+        }
     }
 
     /// What strict mode objects to, in order (recorded in lenient mode too).
     pub fn violations(&self) -> Vec<String> {
-        self.state().violations.clone()
+        match &self.inner {
+            Inner::Local(l) => l.state().violations.clone(),
+            Inner::Remote(r) => r.call(&Control::Violations),
+        }
     }
 
     /// Idempotency keys applied more than once: always empty unless the mock is broken, which a
     /// test asserts rather than assumes.
     pub fn applied_twice(&self) -> Vec<String> {
-        let mut twice: Vec<String> = self
+        let l = match &self.inner {
+            Inner::Local(l) => l,
+            Inner::Remote(r) => return r.call(&Control::AppliedTwice),
+        };
+        let mut twice: Vec<String> = l
             .state()
             .keys
             .iter()
@@ -219,8 +323,31 @@ impl ProductMock {
         twice
     }
 
-    /// Handles one request: what the server answers.
+    /// Replaces everything the product holds with `state` (the control API's `replace_state`).
+    pub(crate) fn replace_state(&self, state: ProductState) {
+        match &self.inner {
+            Inner::Local(l) => replace(&mut l.state(), state),
+            Inner::Remote(r) => r.call(&Control::ReplaceState { state }),
+        }
+    }
+
+    /// Handles one request of the sync API: what the server answers. A remote mock is served by
+    /// its host, not here: it answers `502`.
     pub(crate) fn handle(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> Reply {
+        match &self.inner {
+            Inner::Local(l) => l.handle(method, path, key, body),
+            Inner::Remote(r) => Reply::Answer {
+                status: 502,
+                body: serde_json::json!({ "error": format!("this mock is served at {}", r.url()) }),
+                after: Duration::ZERO,
+            },
+        }
+    }
+}
+
+impl Local {
+    /// Handles one request: what the server answers.
+    fn handle(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> Reply {
         let mut s = self.state();
         let seq = s.journal.len() as u64 + 1;
         let body_json: Option<Value> = if body.is_empty() {
@@ -330,6 +457,16 @@ fn snapshot(s: &State) -> ProductState {
         tenants: s.tenants.values().cloned().collect(),
         subscriptions: s.subscriptions.values().cloned().collect(),
     }
+}
+
+fn replace(s: &mut State, state: ProductState) {
+    s.users = state.users.into_iter().map(|u| (u.id, u)).collect();
+    s.tenants = state.tenants.into_iter().map(|t| (t.id, t)).collect();
+    s.subscriptions = state
+        .subscriptions
+        .into_iter()
+        .map(|x| (x.tenant_id, x))
+        .collect();
 }
 
 fn violation(s: &mut State, what: String) {

@@ -1,12 +1,14 @@
 //! Products, as the platform syncs them: the versioned sync API ([`api`]), the client the
 //! platform sends writes with, and a stateful mock of a product, in process or over HTTP, with
-//! faults, a journal and drift.
+//! faults, a journal and drift; served alone or many to a host (a container's), and driven there
+//! through a control API.
 //!
 //! This module knows no platform: what to send and when (the outbox, the dispatcher, the
 //! reconciler) is `platform::sync`.
 
 pub mod api;
 mod client;
+mod control;
 mod fault;
 mod journal;
 mod mock;
@@ -17,4 +19,4 @@ pub use fault::Fault;
 pub(crate) use fault::splitmix;
 pub use journal::{RedactedRequest, redacted};
 pub use mock::{ProductMock, ProductRequest};
-pub use server::ProductServer;
+pub use server::{ProductHost, ProductServer};

@@ -16,12 +16,12 @@ use sqlx::PgPool;
 use crate::builders::{Locale, World};
 use crate::calendar::{self, DEFAULT_TIME_ZONE};
 use crate::clock::{self, Clock};
-use crate::env::{Backend, Database, EnvError};
+use crate::env::{Backend, Broker, Database, EnvError, ProductsChoice};
 use crate::model::OrgId;
 use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
 use crate::platform::{Platform, PlatformJobs, SyncPolicy};
 use crate::purge::{PurgeError, PurgeReport, PurgeTarget};
-use products::{EnvJobs, ProductMocks};
+use products::{EnvJobs, Place, ProductMocks};
 
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
 /// test clock.
@@ -94,6 +94,7 @@ pub struct TestEnvBuilder {
     locale: Locale,
     gateway_over_http: bool,
     sync_policy: Option<SyncPolicy>,
+    products: Option<ProductsChoice>,
 }
 
 impl TestEnvBuilder {
@@ -154,6 +155,13 @@ impl TestEnvBuilder {
         self
     }
 
+    /// Where the product mocks run (default: `HARNESS_PRODUCTS`, else in process). In a
+    /// container, [`TestEnv::product`] gives a remote mock with the same methods.
+    pub fn products(mut self, products: ProductsChoice) -> Self {
+        self.products = Some(products);
+        self
+    }
+
     /// Gets the database.
     ///
     /// # Errors
@@ -211,7 +219,18 @@ impl TestEnvBuilder {
             ..SyncPolicy::default()
         });
         let jobs = PlatformJobs::new(pool.clone(), used).with_sync_policy(policy);
-        let mocks = Arc::new(ProductMocks::new(policy.timeout, db.is_owned()));
+        let place = if db.is_owned() {
+            let config = Broker::global()?.config();
+            match self.products.unwrap_or(config.products) {
+                ProductsChoice::InProcess => Place::InProcess,
+                ProductsChoice::Container => Place::Container {
+                    image: config.product_mock_image.clone(),
+                },
+            }
+        } else {
+            Place::InProcess
+        };
+        let mocks = Arc::new(ProductMocks::new(policy.timeout, db.is_owned(), place));
         let clock = Clock::attach(pool.clone(), start)
             .await
             .map_err(EnvError::db(format!("set the clock of {}", db.name())))?

@@ -1,9 +1,11 @@
 //! A test's products: a mock served over HTTP for every product of the catalog (its URL goes into
-//! `products.sync_url`), the jobs that start them before product sync runs, and convergence.
+//! `products.sync_url`), in this process or in the process's product-mock container, the jobs
+//! that start them before product sync runs, and convergence.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,19 +22,41 @@ use crate::products::{ProductMock, ProductServer};
 /// The product mocks of one test, started on demand.
 #[derive(Debug)]
 pub(super) struct ProductMocks {
-    servers: tokio::sync::Mutex<BTreeMap<String, ProductServer>>,
+    mocks: tokio::sync::Mutex<BTreeMap<String, Served>>,
     /// How long a `timeout` fault holds a request: past the dispatcher's limit.
     hold: Duration,
     /// Only a throwaway database gets mocks: an attached QA database keeps its own `sync_url`s.
     enabled: bool,
+    place: Place,
+}
+
+/// Where a test's mocks run.
+#[derive(Debug)]
+pub(super) enum Place {
+    /// A [`ProductServer`] per product in this process.
+    InProcess,
+    /// A namespace per product in the process's product-mock container.
+    Container {
+        /// `HARNESS_PRODUCT_MOCK_IMAGE`.
+        image: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+struct Served {
+    mock: Arc<ProductMock>,
+    url: String,
+    /// Serves an in-process mock until the test ends.
+    _server: Option<ProductServer>,
 }
 
 impl ProductMocks {
-    pub(super) fn new(client_timeout: Duration, enabled: bool) -> ProductMocks {
+    pub(super) fn new(client_timeout: Duration, enabled: bool, place: Place) -> ProductMocks {
         ProductMocks {
-            servers: tokio::sync::Mutex::new(BTreeMap::new()),
+            mocks: tokio::sync::Mutex::new(BTreeMap::new()),
             hold: client_timeout + Duration::from_millis(250),
             enabled,
+            place,
         }
     }
 
@@ -48,17 +72,13 @@ impl ProductMocks {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut servers = self.servers.lock().await;
+        let mut mocks = self.mocks.lock().await;
         for key in missing {
-            if !servers.contains_key(&key) {
-                let mock = Arc::new(ProductMock::new(key.clone()));
-                mock.set_hold(self.hold);
-                let server = ProductServer::start(mock).await.map_err(|e| {
-                    DomainError::Settings(format!("could not serve the mock of product {key}: {e}"))
-                })?;
-                servers.insert(key.clone(), server);
+            if !mocks.contains_key(&key) {
+                let served = self.serve(&key).await?;
+                mocks.insert(key.clone(), served);
             }
-            let url = servers.get(&key).map(|s| s.url().to_owned());
+            let url = mocks.get(&key).map(|s| s.url.clone());
             sqlx::query("update products set sync_url = $2 where key = $1 and sync_url is null")
                 .bind(&key)
                 .bind(url)
@@ -68,16 +88,59 @@ impl ProductMocks {
         Ok(())
     }
 
+    /// A new mock of product `key`, served where the test's mocks run.
+    async fn serve(&self, key: &str) -> Result<Served, DomainError> {
+        match &self.place {
+            Place::InProcess => {
+                let mock = Arc::new(ProductMock::new(key));
+                mock.set_hold(self.hold);
+                let server = ProductServer::start(mock.clone()).await.map_err(|e| {
+                    DomainError::Settings(format!("could not serve the mock of product {key}: {e}"))
+                })?;
+                Ok(Served {
+                    mock,
+                    url: server.url().to_owned(),
+                    _server: Some(server),
+                })
+            }
+            Place::Container { image } => {
+                let container = crate::env::product_mock_container(image.as_deref())
+                    .await
+                    .map_err(|e| {
+                        DomainError::Settings(format!(
+                            "could not serve the mock of product {key}: {}",
+                            crate::env::with_causes(&e)
+                        ))
+                    })?;
+                static ENVS: AtomicU64 = AtomicU64::new(0);
+                let url = format!(
+                    "{}/ns/p{}-e{}-{key}",
+                    container.url,
+                    std::process::id(),
+                    ENVS.fetch_add(1, Ordering::Relaxed)
+                );
+                let mock = Arc::new(ProductMock::remote(key, url.clone()));
+                // The first control call: blocking, but short and on the loopback.
+                mock.set_hold(self.hold);
+                Ok(Served {
+                    mock,
+                    url,
+                    _server: None,
+                })
+            }
+        }
+    }
+
     pub(super) async fn get(&self, key: &str) -> Option<Arc<ProductMock>> {
-        self.servers.lock().await.get(key).map(|s| s.mock().clone())
+        self.mocks.lock().await.get(key).map(|s| s.mock.clone())
     }
 
     pub(super) async fn all(&self) -> Vec<Arc<ProductMock>> {
-        self.servers
+        self.mocks
             .lock()
             .await
             .values()
-            .map(|s| s.mock().clone())
+            .map(|s| s.mock.clone())
             .collect()
     }
 }

@@ -9,6 +9,7 @@ mod keep_cap;
 mod payment_rules;
 mod payments;
 mod platform;
+mod product_mocks;
 mod purge;
 mod report;
 mod rules;

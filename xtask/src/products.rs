@@ -1,0 +1,45 @@
+//! `cargo xtask products`: product mocks for a person to poke with `curl`, served where
+//! `HARNESS_PRODUCTS` says, exactly as the tests get them.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use billing_harness::env::{Config, ProductsChoice, product_mock_container};
+use billing_harness::products::ProductHost;
+use clap::Subcommand;
+
+/// The `products` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve product mocks, one per namespace (`URL/ns/NAME/v1/...`, control calls at
+    /// `URL/ns/NAME/_mock`), until interrupted: in this process, or in the product-mock container
+    /// with HARNESS_PRODUCTS=container. Prints the base URL on the first line.
+    Up,
+}
+
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let Command::Up = command;
+    crate::runtime()?.block_on(async {
+        let config = Config::from_env()?;
+        match config.products {
+            ProductsChoice::InProcess => {
+                let host = ProductHost::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+                println!("{}", host.url());
+                eprintln!("product mocks served in this process; Ctrl-C stops them");
+                tokio::signal::ctrl_c().await?;
+            }
+            ProductsChoice::Container => {
+                let container =
+                    product_mock_container(config.product_mock_image.as_deref()).await?;
+                println!("{}", container.url);
+                eprintln!(
+                    "product mocks served by container {} (started in {:.1} s); it is removed when this command ends",
+                    &container.id[..12.min(container.id.len())],
+                    container.started_in.as_secs_f64()
+                );
+                tokio::signal::ctrl_c().await?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

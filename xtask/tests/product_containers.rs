@@ -1,0 +1,132 @@
+//! Nothing left behind by product mocks in containers: a test process's product-mock container is
+//! removed once the process is killed with SIGKILL, and a container whose process died with its
+//! watchdog is reaped by the next start. Needs a Docker engine and HARNESS_PRODUCT_MOCK_IMAGE;
+//! without them it says so in one line and checks nothing, except in CI (`CI=true`).
+
+mod common;
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The ids of the containers labelled with `pid`.
+fn containers_of(pid: u32) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label=billing-harness.pid={pid}"),
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Whether the containers of `pid` are gone within 15 s (the watchdog polls every second).
+fn gone(pid: u32) -> bool {
+    common::wait_until(Duration::from_secs(15), || containers_of(pid).is_empty())
+}
+
+fn image() -> Option<String> {
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let image = std::env::var("HARNESS_PRODUCT_MOCK_IMAGE")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let why = match (engine, image) {
+        (true, Some(image)) => return Some(image),
+        (false, _) => "no Docker engine answers (DOCKER_HOST)",
+        (true, None) => "HARNESS_PRODUCT_MOCK_IMAGE is not set (cargo xtask images prints it)",
+    };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "product-mock containers cannot be tested in CI: {why}"
+    );
+    println!("skipped: product-mock containers: {why}");
+    None
+}
+
+/// `cargo xtask products up` with product mocks in a container, once it printed its URL.
+fn products_up(image: &str) -> Child {
+    let (child, rx) = common::spawn_first_line(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["products", "up"])
+            .env("HARNESS_PRODUCTS", "container")
+            .env("HARNESS_PRODUCT_MOCK_IMAGE", image),
+    );
+    let url = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "products up printed {url:?}"
+    );
+    child
+}
+
+#[test]
+fn a_killed_process_leaves_no_product_mock_container_and_orphans_are_reaped() {
+    let Some(image) = image() else {
+        return;
+    };
+    let mut first = products_up(&image);
+    let pid = first.id();
+    assert_eq!(containers_of(pid).len(), 1, "one container for the process");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        gone(pid),
+        "the watchdog removed the container of the killed process"
+    );
+
+    // A container whose process and watchdog are both gone: the next start reaps it.
+    let orphan = docker(&[
+        "create",
+        "--label",
+        "billing-harness.role=product-mock",
+        "--label",
+        &format!("billing-harness.pid={pid}"),
+        &image,
+    ]);
+    let mut second = products_up(&image);
+    let reaped = containers_of(pid).is_empty();
+    let second_pid = second.id();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    if !reaped {
+        let _ = Command::new("docker").args(["rm", "-f", &orphan]).output();
+    }
+    assert!(reaped, "the orphan {orphan} was reaped at start-up");
+    assert!(
+        gone(second_pid),
+        "and the second container went with its process"
+    );
+}
+
+#[test]
+fn containers_asked_for_without_an_image_say_how_to_build_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["products", "up"])
+        .env("HARNESS_PRODUCTS", "container")
+        .env_remove("HARNESS_PRODUCT_MOCK_IMAGE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: the product-mock container backend is not available: HARNESS_PRODUCTS=container needs HARNESS_PRODUCT_MOCK_IMAGE\n  fix: build the image with `cargo xtask images`"
+        ),
+        "{stderr}"
+    );
+}
