@@ -235,6 +235,21 @@ fn a_contract_period_shows_its_own_fee_quota_and_rules() {
 }
 
 #[test]
+fn a_purge_is_marked_on_its_day_with_what_it_deleted() {
+    let (_, outcome, html) = page("purge-org-after-a-paid-month", Lang::En);
+    let labels = drawn_labels(&html);
+    let rows: u64 = outcome.purges[0].rows.values().sum();
+    assert!(rows > 0, "the purge deleted rows");
+    assert_drawn(&labels, &format!("11-10 purged · {rows} rows"));
+    assert!(
+        html.contains("purge organization acme"),
+        "the step in its tooltip"
+    );
+    let (_, _, html) = page("purge-org-after-a-paid-month", Lang::Ko);
+    assert_drawn(&drawn_labels(&html), &format!("11-10 삭제 · {rows}행"));
+}
+
+#[test]
 fn korean_pages_say_every_label_in_korean() {
     let (scenario, _, html) = page("declined-dunning", Lang::Ko);
     assert!(html.contains(r#"<html lang="ko">"#));

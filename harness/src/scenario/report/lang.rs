@@ -234,6 +234,12 @@ pub struct Words {
     pub contract_label: &'static str,
     /// A contract step's tooltip: `{step}`, `{date}`, `{base}`, `{terms}`.
     pub contract_tip: &'static str,
+    /// Lane label: purge steps.
+    pub lane_purges: &'static str,
+    /// A purge step's label: `{day}`, `{rows}` (rows deleted).
+    pub purge_label: &'static str,
+    /// A purge step's tooltip: `{step}`, `{date}`, `{purged}`, `{rows}`, `{tables}`, `{told}`.
+    pub purge_tip: &'static str,
     /// A contract's fee in its tooltip: `{fee}`.
     pub term_fee: &'static str,
     /// A contract's quota of one metric: `{metric}`, `{count}`.
@@ -372,6 +378,9 @@ pub(crate) const EN: Words = Words {
     lane_contracts: "contracts",
     contract_label: "{day} contract over {base}",
     contract_tip: "step {step} on {date}: contract over {base}; {terms}",
+    lane_purges: "purges",
+    purge_label: "{day} purged · {rows} rows",
+    purge_tip: "step {step} on {date}: {purged}; {rows} rows deleted ({tables}); products told: {told}",
     term_fee: "base fee {fee} a month",
     term_included: "{count} {metric} included",
     term_overage: "{price} per {block} {metric} over",
@@ -486,6 +495,9 @@ pub(crate) const KO: Words = Words {
     lane_contracts: "계약",
     contract_label: "{day} {base} 기반 계약",
     contract_tip: "{date} 단계 {step}: {base} 기반 계약; {terms}",
+    lane_purges: "삭제",
+    purge_label: "{day} 삭제 · {rows}행",
+    purge_tip: "{date} 단계 {step}: {purged}; {rows}행 삭제 ({tables}); 제품에 알림: {told}",
     term_fee: "월 기본료 {fee}",
     term_included: "{metric} {count} 포함",
     term_overage: "{metric} 초과 {block}당 {price}",

@@ -1,6 +1,6 @@
 //! The timeline picture of a scenario page: a day axis, then for each tenant a stack of lanes
 //! (plan periods, subscription state, usage per metric, invoices, payment attempts, expected
-//! errors, contract steps), then for each product one lane (its requests by day, the faults on
+//! errors, contract and purge steps), then for each product one lane (its requests by day, the faults on
 //! them, drift steps and the convergence at the end), drawn as inline SVG.
 //!
 //! [`build`] turns a run into plain data (one [`Lane`] per row); [`svg`] draws it. A new kind of
@@ -8,6 +8,7 @@
 //! its marks and labels returned by [`Lane::marks`]; the axis, the label rows and the layout are
 //! shared.
 
+use crate::scenario::PurgeStep;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -69,6 +70,8 @@ pub(crate) enum Lane {
     Errors(Vec<ErrorMark>),
     /// Contract steps, on their day.
     Contracts(Vec<ContractMark>),
+    /// Purge steps that reached the tenant's organization, on their day.
+    Purges(Vec<PurgeMark>),
     /// One product: its requests by day, the faults on them, drift steps and the convergence
     /// result at the end.
     Product(ProductLane),
@@ -90,6 +93,19 @@ pub(crate) struct ContractMark {
     /// Limits set by the contract.
     pub(crate) limits: Vec<(String, i64)>,
     pub(crate) term_ends_on: Option<NaiveDate>,
+}
+
+/// A purge step, with what it deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PurgeMark {
+    pub(crate) day: NaiveDate,
+    pub(crate) step: usize,
+    /// The step in words.
+    pub(crate) purged: String,
+    /// Rows deleted per table.
+    pub(crate) rows: Vec<(String, u64)>,
+    /// Deletions queued for products.
+    pub(crate) told: Vec<(String, usize)>,
 }
 
 /// A product's lane.
@@ -363,6 +379,10 @@ pub(crate) fn build(
         if !contracts.is_empty() {
             lanes.push(Lane::Contracts(contracts));
         }
+        let purges = purge_marks(scenario, outcome, key);
+        if !purges.is_empty() {
+            lanes.push(Lane::Purges(purges));
+        }
         tenants.push(TenantLanes {
             tenant: key.clone(),
             lanes,
@@ -375,6 +395,41 @@ pub(crate) fn build(
         tenants,
         products: product_lanes(scenario, outcome, &facts.products),
     }
+}
+
+/// The purge steps that reached `tenant`'s organization: the organization itself, or one of its
+/// people, with what the step deleted (from the outcome).
+fn purge_marks(scenario: &Scenario, outcome: &Outcome, tenant: &str) -> Vec<PurgeMark> {
+    let Some(def) = scenario.tenants.iter().find(|t| t.key == tenant) else {
+        return Vec::new();
+    };
+    let org = scenario.orgs.get(def.org);
+    scenario
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let Action::Purge(purge) = &step.action else {
+                return None;
+            };
+            let reaches = match purge {
+                PurgeStep::Org(o) => *o == def.org,
+                PurgeStep::User(email) => org.is_some_and(|o| {
+                    o.owner.as_deref() == Some(email.as_str()) || o.members.contains(email)
+                }),
+            };
+            if !reaches {
+                return None;
+            }
+            let done = outcome.purges.iter().find(|p| p.step == step.number)?;
+            Some(PurgeMark {
+                day: step.on,
+                step: step.number,
+                purged: done.purged.clone(),
+                rows: done.rows.iter().map(|(t, n)| (t.clone(), *n)).collect(),
+                told: done.told.iter().map(|(t, n)| (t.clone(), *n)).collect(),
+            })
+        })
+        .collect()
 }
 
 /// The contract steps of `tenant`, with the terms the period they opened was billed with (or,
@@ -746,6 +801,7 @@ impl Lane {
             Lane::Payments(_) => w.lane_payments.to_owned(),
             Lane::Errors(_) => w.lane_errors.to_owned(),
             Lane::Contracts(_) => w.lane_contracts.to_owned(),
+            Lane::Purges(_) => w.lane_purges.to_owned(),
             Lane::Product(lane) => lane.product.clone(),
         }
     }
@@ -946,6 +1002,52 @@ impl Lane {
                                 ("date", &date(m.day)),
                                 ("base", &m.base),
                                 ("terms", &contract_terms(w, m)),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::Purges(purges) => purges
+                .iter()
+                .map(|m| {
+                    let cx = s.x(m.day) + DAY / 2.0;
+                    let rows: u64 = m.rows.iter().map(|(_, n)| n).sum();
+                    let list = |items: Vec<String>| {
+                        if items.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            items.join(", ")
+                        }
+                    };
+                    Mark {
+                        shape: format!(
+                            r#"<path d="M{:.1} {:.1}l12 14 M{:.1} {:.1}l-12 14" stroke="{}" stroke-width="2.5"/>"#,
+                            cx - 6.0,
+                            top + 2.0,
+                            cx + 6.0,
+                            top + 2.0,
+                            p::INK
+                        ),
+                        x: s.x(m.day),
+                        label: fill(
+                            w.purge_label,
+                            &[("day", &short(m.day)), ("rows", &count(rows))],
+                        ),
+                        tip: fill(
+                            w.purge_tip,
+                            &[
+                                ("step", &m.step.to_string()),
+                                ("date", &date(m.day)),
+                                ("purged", &m.purged),
+                                ("rows", &count(rows)),
+                                (
+                                    "tables",
+                                    &list(m.rows.iter().map(|(t, n)| format!("{t} {n}")).collect()),
+                                ),
+                                (
+                                    "told",
+                                    &list(m.told.iter().map(|(t, n)| format!("{t} ×{n}")).collect()),
+                                ),
                             ],
                         ),
                     }
