@@ -1,7 +1,8 @@
 //! Nothing left behind by product mocks in containers: a test process's product-mock container is
 //! removed once the process is killed with SIGKILL, and a container whose process died with its
 //! watchdog is reaped by the next start. Needs a Docker engine and HARNESS_PRODUCT_MOCK_IMAGE;
-//! without them it says so in one line and checks nothing, except in CI (`CI=true`).
+//! without them it says so in one line and checks nothing, except in CI's container pass
+//! (`CI=true` with `DOCKER_HOST`).
 
 mod common;
 
@@ -51,7 +52,7 @@ fn image() -> Option<String> {
         (true, None) => "HARNESS_PRODUCT_MOCK_IMAGE is not set (cargo xtask images prints it)",
     };
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        std::env::var("CI").as_deref() != Ok("true") || std::env::var("DOCKER_HOST").is_err(),
         "product-mock containers cannot be tested in CI: {why}"
     );
     println!("skipped: product-mock containers: {why}");

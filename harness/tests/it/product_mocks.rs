@@ -130,7 +130,8 @@ fn a_remote_mock_whose_host_is_gone_panics_naming_it() {
 }
 
 /// Whether this test can use the product-mock container: an engine and an image. Without them it
-/// says so in one line and is skipped, except in CI (`CI=true`), where it fails.
+/// says so in one line and is skipped, except in CI's container pass (`CI=true` with
+/// `DOCKER_HOST`: `.ci/run` gives its own engine), where it fails.
 fn container_available() -> bool {
     let engine = std::process::Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
@@ -143,7 +144,7 @@ fn container_available() -> bool {
         (true, false) => "HARNESS_PRODUCT_MOCK_IMAGE is not set (cargo xtask images prints it)",
     };
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        std::env::var("CI").as_deref() != Ok("true") || std::env::var("DOCKER_HOST").is_err(),
         "product mocks in a container cannot run in CI: {why}"
     );
     println!("skipped: product mocks in a container: {why}");
