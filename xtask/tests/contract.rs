@@ -69,7 +69,7 @@ async fn a_contract_file_is_refused_unmarked_shown_on_a_dry_run_then_applied_onc
         .unwrap();
     let url = format!("{}/{qa}", env.url().rsplit_once('/').unwrap().0);
     let state = state_dir("apply");
-    let work = std::env::temp_dir().join(format!("contract-{}", std::process::id()));
+    let work = std::env::temp_dir().join(format!("bh-contract-file-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let file = work.join("acme.toml");
     std::fs::write(
@@ -185,7 +185,8 @@ async fn a_contract_file_is_refused_unmarked_shown_on_a_dry_run_then_applied_onc
 
 #[test]
 fn a_bad_contract_file_exits_2_with_line_and_column() {
-    let work = std::env::temp_dir().join(format!("contract-bad-{}", std::process::id()));
+    // Not the state folder's name: under a small /dev/shm the state goes to $TMPDIR too.
+    let work = std::env::temp_dir().join(format!("bh-contract-file-bad-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let file = work.join("bad.toml");
     std::fs::write(
