@@ -3,59 +3,21 @@
 //! second one on the same day refused with nothing written.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use billing_harness::TestEnv;
 use sqlx::Connection;
 
-/// A state folder of this test's own, where the harness would put one.
+mod qa;
+
+use qa::{fingerprint, text};
+
 fn state_dir(name: &str) -> std::path::PathBuf {
-    let base = billing_harness::env::Config::default_state_base();
-    let dir = base.join(format!("contract-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    qa::state_dir("contract", name)
 }
 
 fn cli(state: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .env("HARNESS_STATE_DIR", state)
-        .env("HARNESS_POSTGRES", "url")
-        .env("HARNESS_DATABASE_URL", url)
-        .env("HARNESS_LINGER_SECS", "1")
-        .env_remove("RUST_BACKTRACE")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Every row of every table of the database, as text.
-async fn fingerprint(url: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select tablename::text from pg_tables where schemaname = 'public' order by 1",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    let mut all = String::new();
-    for table in tables {
-        let rows: Option<String> = sqlx::query_scalar(&format!(
-            "select string_agg(t::text, E'\\n' order by t::text) from {table} t"
-        ))
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        all.push_str(&format!("== {table}\n{}\n", rows.unwrap_or_default()));
-    }
-    all
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    qa::cli(state, url, &[], args)
 }
 
 #[tokio::test]
