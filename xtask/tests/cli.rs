@@ -698,6 +698,8 @@ fn screenshot(chromium: &str, html: &Path, work: &Path) -> Vec<u8> {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            // A CI container's /dev/shm is 64 MB: Chromium then writes no screenshot at all.
+            "--disable-dev-shm-usage",
             "--no-first-run",
             "--hide-scrollbars",
             "--force-device-scale-factor=1",
