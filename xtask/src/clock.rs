@@ -53,7 +53,7 @@ fn show(url: &str) -> anyhow::Result<ExitCode> {
         let db = billing_harness::env::Database::builder()
             .attach(url)
             .await?;
-        let now = crate::purge::harness_now(db.pool()).await?;
+        let now = crate::db::harness_now(db.pool()).await?;
         let platform = billing_harness::platform::Platform::new(db.pool().clone());
         match platform.settings().await {
             Ok(settings) => println!(
@@ -90,7 +90,7 @@ fn advance(to: Option<NaiveDate>, by: Option<&str>, url: &str) -> anyhow::Result
     };
     runtime.block_on(async {
         let probe = billing_harness::env::Database::builder().attach(url).await?;
-        let now = crate::purge::harness_now(probe.pool()).await?;
+        let now = crate::db::harness_now(probe.pool()).await?;
         let calendar = billing_harness::platform::Platform::new(probe.pool().clone())
             .settings()
             .await?

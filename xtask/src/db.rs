@@ -177,3 +177,16 @@ pub(crate) fn marked(
     );
     Ok(None)
 }
+
+/// A QA database's own clock (`harness_clock`, what `harness_now()` reads), which `clock
+/// advance` may have moved: `purge` dates its audit and deletions by it, `clock` starts from it.
+/// The wall clock when the database has none yet.
+pub(crate) async fn harness_now(
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let now: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select now from harness_clock")
+            .fetch_optional(pool)
+            .await?;
+    Ok(now.unwrap_or_else(billing_harness::clock::wall_now))
+}

@@ -44,7 +44,7 @@ pub(crate) fn run(opts: PurgeOpts) -> anyhow::Result<ExitCode> {
     };
     runtime.block_on(async {
         let db = Database::builder().attach(&opts.database_url).await?;
-        let at = harness_now(db.pool()).await?;
+        let at = crate::db::harness_now(db.pool()).await?;
         if opts.dry_run {
             let plan = purge::plan(db.pool(), &target).await?;
             print!("{}", plan.render());
@@ -62,16 +62,4 @@ pub(crate) fn run(opts: PurgeOpts) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// The database's own clock (`harness_now()`), so the audit and the queued deletions are dated
-/// in the QA database's time, which `clock advance` may have moved.
-pub(crate) async fn harness_now(
-    pool: &sqlx::PgPool,
-) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    let now: Option<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("select now from harness_clock")
-            .fetch_optional(pool)
-            .await?;
-    Ok(now.unwrap_or_else(billing_harness::clock::wall_now))
 }
