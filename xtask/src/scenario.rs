@@ -285,6 +285,9 @@ fn run_scenarios(
     } else {
         print!("{}", outcome.to_text());
     }
+    if let Err(mismatches) = scenario.check(&outcome) {
+        eprint!("{}", mismatches.render());
+    }
     Ok(if outcome.holds {
         ExitCode::SUCCESS
     } else {
@@ -346,7 +349,12 @@ fn run_all(
         let verdict = if outcome.holds { "holds" } else { "FAILS" };
         if !outcome.holds {
             worst = ExitCode::FAILURE;
-            bar.suspend(|| eprint!("{}", outcome.to_text()));
+            bar.suspend(|| {
+                eprint!("{}", outcome.to_text());
+                if let Err(mismatches) = scenario.check(&outcome) {
+                    eprint!("{}", mismatches.render());
+                }
+            });
         }
         rows.push((stem, verdict.to_owned(), t.elapsed().as_secs_f64()));
         outcomes.push(outcome);

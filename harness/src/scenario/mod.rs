@@ -62,6 +62,18 @@
 //! faults = [{ fault = "status_500", times = 2 }, { fault = "reply_lost", times = 1 }]
 //! ```
 //!
+//! `[[expect]]` tables write down what the run must show at `until`, from the rules, by hand
+//! (see [`Expectation`]); each that does not hold fails the run with a diagnostic at its field:
+//!
+//! ```toml
+//! [[expect]]
+//! invoice = { tenant = "acme-analytics", period = "2026-10", total = "70258", status = "paid" }
+//! [[expect]]
+//! payment = { tenant = "acme-analytics", on = "2026-11-05", outcome = "succeeded", attempt = 1 }
+//! [[expect]]
+//! subscription = { tenant = "acme-analytics", plan = "pro", status = "active" }
+//! ```
+//!
 //! Faults: `status_500`, `status_503`, `delay`, `timeout`, `reset`, `reply_lost`, `duplicate`
 //! (see `crate::products::Fault`). At `until` the runner runs product sync to idle and
 //! reconciles ([`crate::TestEnv::converge`]); a product that does not converge fails the run
@@ -69,6 +81,7 @@
 
 mod contract;
 mod diagnostic;
+mod expect;
 mod raw;
 pub mod report;
 mod run;
@@ -78,6 +91,7 @@ use std::path::Path;
 
 pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
+pub use expect::{Expectation, Expected};
 pub use run::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
     OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,

@@ -26,6 +26,8 @@ pub(crate) struct RawScenario {
     pub(crate) product: Vec<Spanned<RawProduct>>,
     #[serde(default)]
     pub(crate) step: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub(crate) expect: Vec<Spanned<super::expect::RawExpect>>,
 }
 
 /// A `[[product]]` table: how one product's mock behaves.

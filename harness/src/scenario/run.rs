@@ -495,6 +495,23 @@ pub async fn run_with(
     }
     outcome.later = later;
     outcome.purges = purges;
+    // A partial run (stop_at) has not reached the day the expectations speak of.
+    if end <= stop_at
+        && let Err(mismatches) = scenario.check(&outcome)
+    {
+        outcome
+            .failures
+            .extend(mismatches.problems().iter().map(|p| {
+                format!(
+                    "{}:{}:{}: {}",
+                    scenario.path(),
+                    p.line(),
+                    p.column(),
+                    p.message()
+                )
+            }));
+        outcome.holds = false;
+    }
     Ok(outcome)
 }
 

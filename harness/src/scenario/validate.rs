@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use toml::Spanned;
 
 use super::diagnostic::{Problems, ScenarioError};
+use super::expect::Expectation;
 use super::raw::{RawCatalog, RawProduct, RawScenario, RawStep};
 use crate::model::{Catalog, Currency, Overage, Plan, Terms};
 use crate::payments::TestCard;
@@ -46,6 +47,12 @@ pub struct Scenario {
     pub products: Vec<ProductDef>,
     /// The steps, in file order.
     pub steps: Vec<Step>,
+    /// The `[[expect]]` tables: what the outcome must show at `until`.
+    pub expectations: Vec<Expectation>,
+    /// The file it was read from, as named in diagnostics.
+    path: String,
+    /// The file's text, for diagnostics that point into it.
+    source: String,
 }
 
 /// A `[[product]]` table: how the mock of one product of the catalog behaves from the start.
@@ -970,8 +977,13 @@ pub(crate) fn scenario(
             });
         }
     }
+    let expectations =
+        super::expect::expectations(&mut problems, &raw.expect, &tenant_keys, &plans);
     problems.finish()?;
     Ok(Scenario {
+        expectations,
+        path: path.to_owned(),
+        source: source.to_owned(),
         name: raw.name.into_inner(),
         description: raw.description,
         start: start.expect("cannot fail: a start that is not a date added a problem above"),
@@ -982,6 +994,22 @@ pub(crate) fn scenario(
         products: product_defs,
         steps,
     })
+}
+
+impl Scenario {
+    /// The file it was read from, as its diagnostics name it.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Checks `outcome` against the `[[expect]]` tables.
+    ///
+    /// # Errors
+    /// One diagnostic with a problem at each expectation that does not hold (file, line and
+    /// column; expected vs got; what the run wrote instead).
+    pub fn check(&self, outcome: &super::Outcome) -> Result<(), ScenarioError> {
+        super::expect::check(&self.path, &self.source, &self.expectations, outcome)
+    }
 }
 
 impl Scenario {
@@ -997,6 +1025,8 @@ impl Scenario {
             moved.unwrap_or(day)
         };
         let mut shifted = self.clone();
+        // Expectations name the file's own days; a shifted run is not checked against them.
+        shifted.expectations.clear();
         shifted.start = shift(self.start);
         shifted.until = shift(self.until);
         for step in &mut shifted.steps {
@@ -1037,6 +1067,9 @@ mod tests {
             }],
             products: Vec::new(),
             steps: Vec::new(),
+            expectations: Vec::new(),
+            path: "words.toml".into(),
+            source: String::new(),
         };
         let text = |action: Action| action.display(&scenario).to_string();
         assert_eq!(

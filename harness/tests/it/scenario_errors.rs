@@ -297,6 +297,79 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"card = "ok""#,
         "card = \"ok\"\nowner = \"jo\"",
     ),
+    (
+        "expect_unknown_tenant",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+invoice = { tenant = "globex", period = "2026-10", total = "70258" }"#,
+    ),
+    (
+        "expect_period_not_a_month",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+invoice = { tenant = "acme-analytics", period = "2026-13", total = "70258" }"#,
+    ),
+    (
+        "expect_total_not_an_amount",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+invoice = { tenant = "acme-analytics", period = "2026-10", total = "lots" }"#,
+    ),
+    (
+        "expect_unknown_invoice_status",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+invoice = { tenant = "acme-analytics", period = "2026-10", status = "settled" }"#,
+    ),
+    (
+        "expect_unknown_field",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+invoice = { tenant = "acme-analytics", period = "2026-10", amount = "70258" }"#,
+    ),
+    (
+        "expect_two_things_in_one_table",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+invoice = { tenant = "acme-analytics", period = "2026-10", total = "70258" }
+subscription = { tenant = "acme-analytics", status = "active" }"#,
+    ),
+    (
+        "expect_attempt_that_cannot_happen",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+payment = { tenant = "acme-analytics", on = "2026-11-05", outcome = "failed", attempt = 5 }"#,
+    ),
+    (
+        "expect_unknown_payment_outcome",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+payment = { tenant = "acme-analytics", on = "2026-11-05", outcome = "bounced" }"#,
+    ),
+    (
+        "expect_unknown_plan",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }
+
+[[expect]]
+subscription = { tenant = "acme-analytics", plan = "enterprise" }"#,
+    ),
 ];
 
 fn catalog() -> billing_harness::model::Catalog {

@@ -121,3 +121,64 @@ fn every_scenario_holds_and_matches_its_snapshot() {
         });
     });
 }
+
+/// Wrong `[[expect]]` tables fail the run, each with a problem at its own field (file, line,
+/// column), expected vs got, and what the run wrote; the right ones stay quiet.
+#[tokio::test]
+async fn a_wrong_expectation_fails_the_run_with_a_diagnostic_at_the_expectation() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let catalog = scenario::parse_catalog(
+        "catalog.toml",
+        &std::fs::read_to_string(dir.join("catalog.toml")).unwrap(),
+    )
+    .unwrap();
+    let source = std::fs::read_to_string(dir.join("charged-on-the-5th.toml"))
+        .unwrap()
+        .replace(
+            r#"period = "2026-10", total = "99000""#,
+            r#"period = "2026-10", total = "99001""#,
+        )
+        .replace(
+            r#"on = "2026-11-05", outcome = "succeeded""#,
+            r#"on = "2026-11-06", outcome = "succeeded""#,
+        );
+    let s = scenario::parse("wrong.toml", &source, Some(&catalog)).unwrap();
+    let env = scenario_env(&s).await;
+    let outcome = scenario::run(&s, &env).await.unwrap();
+    assert!(!outcome.holds);
+    let mismatches = s.check(&outcome).unwrap_err();
+    let found: Vec<(usize, usize, &str)> = mismatches
+        .problems()
+        .iter()
+        .map(|p| (p.line(), p.column(), p.message()))
+        .collect();
+    let line_of = |needle: &str| source.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let column_of = |needle: &str, value: &str| {
+        let line = source.lines().nth(line_of(needle) - 1).unwrap();
+        line.find(value).unwrap() + 1
+    };
+    assert_eq!(
+        found,
+        vec![
+            (
+                line_of("total = \"99001\""),
+                column_of("total = \"99001\"", "\"99001\""),
+                "invoice of acme-analytics for 2026-10: expected total 99001, got 99000"
+            ),
+            (
+                line_of("on = \"2026-11-06\""),
+                column_of("on = \"2026-11-06\"", "{"),
+                "expected a payment attempt of acme-analytics on 2026-11-06, got none"
+            ),
+        ]
+    );
+    assert_eq!(
+        mismatches.problems()[1].hint(),
+        Some("acme-analytics's attempts: 2026-11-05 (succeeded)")
+    );
+    let at = format!(
+        "wrong.toml:{}:{}: invoice of acme-analytics for 2026-10: expected total 99001, got 99000",
+        found[0].0, found[0].1
+    );
+    assert!(outcome.failures.contains(&at), "{:?}", outcome.failures);
+}
