@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use billing_harness::TestEnv;
 use billing_harness::scenario::report::{self, IndexRow, Lang, PageOptions};
+use billing_harness::scenario::snapshot::Stored;
 use billing_harness::scenario::{self, Outcome, Scenario};
 
 /// `cargo xtask scenario ...`.
@@ -24,9 +25,14 @@ pub(crate) enum Command {
         /// Run every scenario under scenarios/.
         #[arg(long)]
         all: bool,
-        /// `text` for people, `json` for one JSON document on stdout.
+        /// `text` for people, `json` for one JSON document on stdout, `junit` for a JUnit XML
+        /// report on stdout (one test case per scenario).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Write the snapshots of the run (under snapshots/, beside scenarios/) where they are
+        /// missing or differ, like `cargo insta accept`; without it a differing snapshot fails.
+        #[arg(long)]
+        accept: bool,
         /// Also write an HTML page per scenario and an index.html of the run into DIR.
         #[arg(long, value_name = "DIR")]
         report: Option<PathBuf>,
@@ -78,6 +84,8 @@ pub(crate) enum Format {
     Text,
     /// One JSON document.
     Json,
+    /// A JUnit XML report, as CI systems display test results.
+    Junit,
 }
 
 /// The month a seeded scenario starts in, counted back from this one; as written on the
@@ -114,12 +122,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run {
             target,
             format,
+            accept,
             report,
             lang,
             ..
         } => run_scenarios(
             target.as_deref(),
             format,
+            accept,
             report.as_deref().map(|dir| (dir, language(lang))),
         ),
         Command::New { name } => new(&name),
@@ -184,10 +194,15 @@ pub(crate) fn resolve(target: &str) -> anyhow::Result<PathBuf> {
 
 /// Reads a scenario, printing its diagnostic on failure.
 pub(crate) fn load(path: &Path) -> Result<Scenario, ExitCode> {
-    scenario::load(path, Some(&dir().join("catalog.toml"))).map_err(|e| {
+    read(path).map_err(|e| {
         eprintln!("{:?}", miette::Report::new(e));
         ExitCode::from(2)
     })
+}
+
+/// Reads a scenario with the scenarios folder's catalog.
+fn read(path: &Path) -> Result<Scenario, scenario::ScenarioError> {
+    scenario::load(path, Some(&dir().join("catalog.toml")))
 }
 
 /// Plays one scenario on a throwaway database, which it returns for a closer look.
@@ -248,69 +263,41 @@ fn list() -> anyhow::Result<ExitCode> {
 
 /// `scenario run NAME|FILE|--all [--format text|json] [--report DIR [--lang en|ko]]`; no
 /// target means `--all`.
+/// What one scenario file gave: its verdict and what to say about it.
+struct Played {
+    /// The file's name without `.toml`.
+    stem: String,
+    /// The outcome, if the file was valid and ran.
+    outcome: Option<Outcome>,
+    /// The diagnostic of an invalid file.
+    invalid: Option<String>,
+    /// Each snapshot that differs from the run: its file and a unified diff.
+    changed: Vec<(PathBuf, String)>,
+    /// Seconds the run took.
+    seconds: f64,
+}
+
+impl Played {
+    fn holds(&self) -> bool {
+        self.outcome.as_ref().is_some_and(|o| o.holds)
+    }
+}
+
+/// `scenario run`: one scenario (`target`) or all, compared with their snapshots, printed as
+/// `format`.
 fn run_scenarios(
     target: Option<&str>,
     format: Format,
+    accept: bool,
     report: Option<(&Path, Lang)>,
 ) -> anyhow::Result<ExitCode> {
-    let json = format == Format::Json;
     let runtime = crate::runtime()?;
-    let Some(target) = target else {
-        return run_all(&runtime, json, report);
+    let files = match target {
+        Some(target) => vec![resolve(target)?],
+        None => files()?,
     };
-    let path = resolve(target)?;
-    let scenario = match load(&path) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    let outcome = match report {
-        None => runtime.block_on(play(&scenario))?,
-        Some((dir, lang)) => {
-            let (outcome, page) = runtime.block_on(play_and_page(&scenario, lang))?;
-            let stem = stem(&path);
-            write_file(&dir.join(format!("{stem}.html")), &page)?;
-            write_index(
-                dir,
-                &[IndexRow {
-                    stem: &stem,
-                    outcome: Some(&outcome),
-                }],
-                lang,
-            )?;
-            outcome
-        }
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else {
-        print!("{}", outcome.to_text());
-    }
-    if let Err(mismatches) = scenario.check(&outcome) {
-        eprint!("{}", mismatches.render());
-    }
-    Ok(if outcome.holds {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-/// A scenario file's name without `.toml`.
-pub(crate) fn stem(path: &Path) -> String {
-    path.file_stem()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn run_all(
-    runtime: &tokio::runtime::Runtime,
-    json: bool,
-    report: Option<(&Path, Lang)>,
-) -> anyhow::Result<ExitCode> {
-    let files = files()?;
     let bar = indicatif::ProgressBar::new(files.len() as u64);
-    if std::io::stderr().is_terminal() {
+    if target.is_none() && std::io::stderr().is_terminal() {
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                 .expect("a valid template"),
@@ -319,78 +306,262 @@ fn run_all(
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let started = Instant::now();
-    let mut rows = Vec::new();
-    let mut outcomes = Vec::new();
-    let mut pages: Vec<(String, Option<usize>)> = Vec::new();
-    let mut worst = ExitCode::SUCCESS;
+    let mut played = Vec::new();
+    let mut written = 0;
     for path in &files {
         let stem = stem(path);
         bar.set_message(stem.clone());
-        let scenario = match load(path) {
+        let scenario = match read(path) {
             Ok(s) => s,
-            Err(code) => {
-                pages.push((stem.clone(), None));
-                rows.push((stem, "INVALID".to_owned(), 0.0));
-                worst = code;
+            Err(e) => {
+                let rendered = e.render();
+                bar.suspend(|| eprintln!("{:?}", miette::Report::new(e)));
+                played.push(Played {
+                    stem,
+                    outcome: None,
+                    invalid: Some(rendered),
+                    changed: Vec::new(),
+                    seconds: 0.0,
+                });
                 bar.inc(1);
                 continue;
             }
         };
         let t = Instant::now();
-        let outcome = match report {
-            None => runtime.block_on(play(&scenario))?,
-            Some((dir, lang)) => {
-                let (outcome, page) = runtime.block_on(play_and_page(&scenario, lang))?;
-                write_file(&dir.join(format!("{stem}.html")), &page)?;
-                outcome
-            }
-        };
-        pages.push((stem.clone(), Some(outcomes.len())));
-        let verdict = if outcome.holds { "holds" } else { "FAILS" };
-        if !outcome.holds {
-            worst = ExitCode::FAILURE;
-            bar.suspend(|| {
-                eprint!("{}", outcome.to_text());
-                if let Err(mismatches) = scenario.check(&outcome) {
-                    eprint!("{}", mismatches.render());
-                }
-            });
+        let (env, mut outcome) = runtime.block_on(play_on(&scenario))?;
+        if let Some((dir, lang)) = report {
+            let facts = runtime.block_on(report::facts(&scenario, &env))?;
+            let options = PageOptions {
+                lang,
+                ..PageOptions::default()
+            };
+            write_file(
+                &dir.join(format!("{stem}.html")),
+                &report::html(&scenario, &outcome, &facts, &options),
+            )?;
         }
-        rows.push((stem, verdict.to_owned(), t.elapsed().as_secs_f64()));
-        outcomes.push(outcome);
+        let mut changed = Vec::new();
+        if is_bundled(path) {
+            let journals = runtime.block_on(scenario::snapshot::journals(&env))?;
+            let name = format!("{stem}.toml");
+            for snap in scenario::snapshot::snapshots(&snapshots_dir(), &name, &outcome, &journals)
+            {
+                let stored = snap
+                    .stored()
+                    .with_context(|| format!("read {}", snap.path.display()))?;
+                match (stored, accept) {
+                    (Stored::Same, _) => {}
+                    (_, true) => {
+                        snap.write()
+                            .with_context(|| format!("write {}", snap.path.display()))?;
+                        written += 1;
+                    }
+                    (Stored::Missing, false) => bar.suspend(|| {
+                        eprintln!(
+                            "{stem}: no snapshot {} yet (--accept writes it)",
+                            shown(&snap.path)
+                        );
+                    }),
+                    (Stored::Changed(before), false) => {
+                        let (before, now) = (
+                            format!("{}\n", before.trim_end()),
+                            format!("{}\n", snap.body.trim_end()),
+                        );
+                        let diff = similar::TextDiff::from_lines(&before, &now)
+                            .unified_diff()
+                            .context_radius(3)
+                            .header("stored snapshot", "this run")
+                            .to_string();
+                        outcome.failures.push(format!(
+                            "the run differs from its snapshot {} (`cargo xtask scenario run {stem} --accept` writes it)",
+                            shown(&snap.path)
+                        ));
+                        outcome.holds = false;
+                        changed.push((snap.path.clone(), diff));
+                    }
+                }
+            }
+        }
+        if !outcome.holds && (target.is_none() || format != Format::Text) {
+            bar.suspend(|| eprint!("{}", outcome.to_text()));
+        }
+        bar.suspend(|| {
+            for (path, diff) in &changed {
+                eprintln!("{}:\n{diff}", shown(path));
+            }
+            if let Err(mismatches) = scenario.check(&outcome) {
+                eprint!("{}", mismatches.render());
+            }
+        });
+        played.push(Played {
+            stem,
+            outcome: Some(outcome),
+            invalid: None,
+            changed,
+            seconds: t.elapsed().as_secs_f64(),
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
     if let Some((dir, lang)) = report {
-        let index: Vec<IndexRow<'_>> = pages
+        let index: Vec<IndexRow<'_>> = played
             .iter()
-            .map(|(stem, at)| IndexRow {
-                stem,
-                outcome: at.map(|i| &outcomes[i]),
+            .map(|p| IndexRow {
+                stem: &p.stem,
+                outcome: p.outcome.as_ref(),
             })
             .collect();
         write_index(dir, &index, lang)?;
     }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "scenarios": outcomes }))?
-        );
-    } else {
-        // The widest name sets the column, so a long scenario name cannot push its row out.
-        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(34);
-        println!("{:<width$} {:<8} {:>8}", "scenario", "result", "seconds");
-        for (stem, verdict, secs) in &rows {
-            println!("{stem:<width$} {verdict:<8} {secs:>8.2}");
-        }
-        let held = rows.iter().filter(|r| r.1 == "holds").count();
-        println!(
-            "\n{held} of {} scenarios hold ({:.1} s)",
-            rows.len(),
-            started.elapsed().as_secs_f64()
-        );
+    if written > 0 {
+        eprintln!("wrote {written} snapshot(s)");
     }
-    Ok(worst)
+    let total = started.elapsed().as_secs_f64();
+    match (format, target) {
+        (Format::Junit, _) => print!("{}", junit(&played, total)),
+        (Format::Json, Some(_)) => {
+            println!("{}", serde_json::to_string_pretty(&played[0].outcome)?);
+        }
+        (Format::Json, None) => {
+            let outcomes: Vec<&Outcome> =
+                played.iter().filter_map(|p| p.outcome.as_ref()).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "scenarios": outcomes }))?
+            );
+        }
+        (Format::Text, Some(_)) => {
+            if let Some(outcome) = &played[0].outcome {
+                print!("{}", outcome.to_text());
+            }
+        }
+        (Format::Text, None) => print_table(&played, total),
+    }
+    Ok(if played.iter().any(|p| p.invalid.is_some()) {
+        ExitCode::from(2)
+    } else if played.iter().all(Played::holds) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The summary table of `scenario run --all`.
+fn print_table(played: &[Played], total: f64) {
+    // The widest name sets the column, so a long scenario name cannot push its row out.
+    let width = played
+        .iter()
+        .map(|p| p.stem.len())
+        .max()
+        .unwrap_or(0)
+        .max(34);
+    println!("{:<width$} {:<8} {:>8}", "scenario", "result", "seconds");
+    for p in played {
+        let verdict = match (&p.invalid, p.holds(), p.changed.is_empty()) {
+            (Some(_), _, _) => "INVALID",
+            (None, true, _) => "holds",
+            (None, false, false) => "SNAPSHOT",
+            (None, false, true) => "FAILS",
+        };
+        println!("{:<width$} {verdict:<8} {:>8.2}", p.stem, p.seconds);
+    }
+    let held = played.iter().filter(|p| p.holds()).count();
+    println!("\n{held} of {} scenarios hold ({total:.1} s)", played.len());
+}
+
+/// Escapes text for XML attributes and content.
+fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 allows no other control characters (miette's output has none but tabs).
+            c if c.is_control() && c != '\n' && c != '\t' && c != '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The run as a JUnit XML report: one `<testsuite>` of one `<testcase>` per scenario, a
+/// `<failure>` for a scenario that does not hold (its failures, snapshot diffs and
+/// expectations) and an `<error>` for an invalid file.
+fn junit(played: &[Played], total: f64) -> String {
+    let failures = played
+        .iter()
+        .filter(|p| p.invalid.is_none() && !p.holds())
+        .count();
+    let errors = played.iter().filter(|p| p.invalid.is_some()).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"scenarios\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total:.3}\">\n\
+         \x20 <testsuite name=\"scenarios\" tests=\"{n}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{total:.3}\">\n",
+        n = played.len()
+    ));
+    for p in played {
+        out.push_str(&format!(
+            "    <testcase name=\"{}\" classname=\"scenarios\" time=\"{:.3}\"",
+            xml(&p.stem),
+            p.seconds
+        ));
+        match (&p.invalid, &p.outcome) {
+            (Some(rendered), _) => out.push_str(&format!(
+                ">\n      <error message=\"invalid scenario file\" type=\"invalid\">{}</error>\n    </testcase>\n",
+                xml(rendered)
+            )),
+            (None, Some(o)) if !o.holds => {
+                let mut text = o.failures.join("\n");
+                for (path, diff) in &p.changed {
+                    text.push_str(&format!("\n\n{}:\n{diff}", shown(path)));
+                }
+                out.push_str(&format!(
+                    ">\n      <failure message=\"{}\" type=\"does not hold\">{}</failure>\n    </testcase>\n",
+                    xml(o.failures.first().map_or("does not hold", String::as_str)),
+                    xml(&text)
+                ));
+            }
+            _ => out.push_str(" />\n"),
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// Whether `path` is a file of the scenarios folder, whose snapshots are kept.
+fn is_bundled(path: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    canon(path).and_then(|p| p.parent().map(Path::to_owned)) == canon(&dir())
+}
+
+/// The snapshots folder: `HARNESS_SNAPSHOTS_DIR`, else `snapshots/` beside the scenarios folder.
+fn snapshots_dir() -> PathBuf {
+    match std::env::var_os("HARNESS_SNAPSHOTS_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => dir().join("../snapshots"),
+    }
+}
+
+/// A path as people read it: relative to the working folder where it can be.
+fn shown(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned))
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// A scenario file's name without `.toml`.
+pub(crate) fn stem(path: &Path) -> String {
+    path.file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// `scenario new NAME`: a commented starting point in `scenarios/NAME.toml`.

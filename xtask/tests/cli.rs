@@ -503,13 +503,7 @@ fn scenario_new_writes_a_file_that_runs_and_never_overwrites() {
     let name = "upgrade-case";
     let path = scenarios.join(format!("{name}.toml"));
     let state = state_dir("scenario-new");
-    let cli = |args: &[&str]| {
-        xtask(&state)
-            .env("HARNESS_SCENARIOS_DIR", &scenarios)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| scenario_cli(&state, &scenarios, args);
     let first = cli(&["scenario", "new", name]);
     let written = std::fs::read_to_string(&path);
     let again = cli(&["scenario", "new", name]);
@@ -1401,4 +1395,206 @@ fn no_container_is_left_after_a_run_killed_with_sigkill_once_the_next_has_run() 
         "a container outlived the runs: {:?}",
         containers_of(&generation)
     );
+}
+
+/// `cargo xtask ARGS` on the scenarios folder `scenarios`.
+fn scenario_cli(state: &Path, scenarios: &Path, args: &[&str]) -> std::process::Output {
+    xtask(state)
+        .env("HARNESS_SCENARIOS_DIR", scenarios)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A scenarios folder of a test's own under `root`, with the workspace's catalog and the named
+/// bundled scenarios, and their stored snapshots in `root/snapshots`.
+fn scenario_folder(root: &Path, bundled: &[&str]) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scenarios = root.join("scenarios");
+    let _ = std::fs::remove_dir_all(root);
+    for sub in ["scenarios", "snapshots/scenarios", "snapshots/sync"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::copy(
+        workspace.join("scenarios/catalog.toml"),
+        scenarios.join("catalog.toml"),
+    )
+    .unwrap();
+    for name in bundled {
+        let file = format!("{name}.toml");
+        std::fs::copy(
+            workspace.join("scenarios").join(&file),
+            scenarios.join(&file),
+        )
+        .unwrap();
+        for sub in ["snapshots/scenarios", "snapshots/sync"] {
+            for entry in std::fs::read_dir(workspace.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                let snap = path.file_name().unwrap().to_string_lossy().into_owned();
+                if snap.ends_with(&format!("@{file}.snap")) {
+                    std::fs::copy(&path, root.join(sub).join(&snap)).unwrap();
+                }
+            }
+        }
+    }
+    scenarios
+}
+
+#[test]
+fn scenario_run_fails_on_a_changed_snapshot_and_accept_writes_it() {
+    let root = std::env::temp_dir().join(format!("bh-snapshots-{}", std::process::id()));
+    let scenarios = scenario_folder(&root, &["downgrade"]);
+    let stored = root.join(
+        "snapshots/scenarios/every_scenario_holds_and_matches_its_snapshot@downgrade.toml.snap",
+    );
+    let original = std::fs::read_to_string(&stored).unwrap();
+    assert!(original.contains("\"total\": \"194500\""));
+    std::fs::write(&stored, original.replace("\"194500\"", "\"194400\"")).unwrap();
+    let state = state_dir("scenario-snapshots");
+    let cli = |args: &[&str]| scenario_cli(&state, &scenarios, args);
+    let changed = cli(&["scenario", "run", "downgrade"]);
+    let accepted = cli(&["scenario", "run", "downgrade", "--accept"]);
+    let written = std::fs::read_to_string(&stored).unwrap();
+    let again = cli(&["scenario", "run", "downgrade"]);
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&state);
+
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    assert_eq!(changed.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("-      \"total\": \"194400\"")
+            && stderr.contains("+      \"total\": \"194500\""),
+        "the diff shows the stored and the new total:\n{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&changed.stdout).contains("differs from its snapshot")
+            && String::from_utf8_lossy(&changed.stdout).contains("--accept"),
+        "{}",
+        String::from_utf8_lossy(&changed.stdout)
+    );
+    assert_eq!(accepted.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&accepted.stderr).contains("wrote 1 snapshot(s)"));
+    assert_eq!(written, original, "--accept writes the file insta writes");
+    assert_eq!(again.status.code(), Some(0));
+}
+
+#[test]
+fn scenario_run_format_junit_writes_a_report_valid_against_the_junit_schema() {
+    let root = std::env::temp_dir().join(format!("bh-junit-{}", std::process::id()));
+    let scenarios = scenario_folder(&root, &["charged-on-the-5th"]);
+    let wrong = std::fs::read_to_string(scenarios.join("charged-on-the-5th.toml"))
+        .unwrap()
+        .replace(
+            r#"period = "2026-10", total = "99000""#,
+            r#"period = "2026-10", total = "99001""#,
+        );
+    std::fs::write(scenarios.join("wrong-total.toml"), wrong).unwrap();
+    std::fs::write(
+        scenarios.join("not-valid.toml"),
+        "version = 1\nname = \"<bad> & 'quoted'\"\n",
+    )
+    .unwrap();
+    let state = state_dir("scenario-junit");
+    let out = xtask(&state)
+        .env("HARNESS_SCENARIOS_DIR", &scenarios)
+        .args(["scenario", "run", "--all", "--format", "junit"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(out.status.code(), Some(2), "an invalid file exits 2");
+    let xml = String::from_utf8(out.stdout).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
+
+    // The JUnit XML schema CI systems read (Jenkins' junit-10.xsd): the elements and attributes
+    // it allows, counts that add up, times as decimals.
+    let allowed: &[(&str, &[&str])] = &[
+        (
+            "testsuites",
+            &["name", "tests", "failures", "errors", "time", "disabled"],
+        ),
+        (
+            "testsuite",
+            &[
+                "name",
+                "tests",
+                "failures",
+                "errors",
+                "skipped",
+                "time",
+                "timestamp",
+                "hostname",
+                "id",
+                "package",
+                "disabled",
+            ],
+        ),
+        (
+            "testcase",
+            &["name", "classname", "time", "assertions", "status"],
+        ),
+        ("failure", &["message", "type"]),
+        ("error", &["message", "type"]),
+    ];
+    for node in doc.descendants().filter(|n| n.is_element()) {
+        let name = node.tag_name().name();
+        let attrs = allowed
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("<{name}> is not a JUnit element"))
+            .1;
+        for a in node.attributes() {
+            assert!(
+                attrs.contains(&a.name()),
+                "<{name} {}> is not in the schema",
+                a.name()
+            );
+        }
+        if let Some(time) = node.attribute("time") {
+            assert!(time.parse::<f64>().is_ok_and(|t| t >= 0.0), "time {time:?}");
+        }
+    }
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let suites: Vec<_> = root.children().filter(|n| n.is_element()).collect();
+    assert_eq!(suites.len(), 1);
+    let suite = suites[0];
+    assert_eq!(suite.attribute("name"), Some("scenarios"));
+    let cases: Vec<_> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let names: Vec<_> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
+    assert_eq!(names, ["charged-on-the-5th", "not-valid", "wrong-total"]);
+    for (element, attr) in [(root, "tests"), (suite, "tests")] {
+        assert_eq!(element.attribute(attr), Some("3"));
+    }
+    let child = |case: &roxmltree::Node<'_, '_>| {
+        case.children().find(roxmltree::Node::is_element).map(|n| {
+            (
+                n.tag_name().name().to_owned(),
+                n.attribute("message").unwrap_or("").to_owned(),
+                n.text().unwrap_or("").to_owned(),
+            )
+        })
+    };
+    assert_eq!(
+        child(&cases[0]),
+        None,
+        "a scenario that holds has no failure"
+    );
+    let (kind, _, text) = child(&cases[1]).unwrap();
+    assert_eq!(kind, "error");
+    assert!(text.contains("missing field"), "{text}");
+    let (kind, message, text) = child(&cases[2]).unwrap();
+    assert_eq!(kind, "failure");
+    assert!(
+        message.contains("invoice of acme-analytics for 2026-10: expected total 99001, got 99000"),
+        "{message}"
+    );
+    assert!(text.contains("wrong-total.toml:"), "{text}");
+    for element in [root, suite] {
+        assert_eq!(element.attribute("failures"), Some("1"));
+        assert_eq!(element.attribute("errors"), Some("1"));
+    }
 }

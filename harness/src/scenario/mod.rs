@@ -85,6 +85,7 @@ mod expect;
 mod raw;
 pub mod report;
 mod run;
+pub mod snapshot;
 mod validate;
 
 use std::path::Path;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use billing_harness::TestEnv;
-use billing_harness::products::{RedactedRequest, redacted};
+use billing_harness::products::RedactedRequest;
 use billing_harness::scenario::{self, Outcome};
 
 /// Scenarios played at once: each waits on its database far more than on the CPU.
@@ -50,13 +50,9 @@ async fn play(path: &Path) -> Result<Played, String> {
     let outcome = scenario::run(&scenario, &env)
         .await
         .map_err(|e| e.to_string())?;
-    let mut journals = Vec::new();
-    for mock in env.products().await.map_err(|e| e.to_string())? {
-        let journal = mock.journal();
-        if journal.iter().any(|r| r.method != "GET") {
-            journals.push((mock.key().to_owned(), redacted(&journal)));
-        }
-    }
+    let journals = scenario::snapshot::journals(&env)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((outcome, journals))
 }
 
@@ -108,7 +104,7 @@ fn every_scenario_holds_and_matches_its_snapshot() {
             prepend_module_to_snapshot => false,
             omit_expression => true,
         }, {
-            insta::assert_yaml_snapshot!(outcome);
+            insta::assert_snapshot!(scenario::snapshot::outcome_body(&outcome));
         });
         insta::with_settings!({
             snapshot_path => "../../../snapshots/sync",
@@ -116,7 +112,10 @@ fn every_scenario_holds_and_matches_its_snapshot() {
             omit_expression => true,
         }, {
             for (product, journal) in &journals {
-                insta::assert_yaml_snapshot!(product.as_str(), journal);
+                insta::assert_snapshot!(
+                    product.as_str(),
+                    scenario::snapshot::journal_body(journal)
+                );
             }
         });
     });
