@@ -71,6 +71,17 @@ fn every_scenario_holds_and_matches_its_snapshot() {
         .unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut outcomes = runtime.block_on(play_all(&dir));
+    let with_expectations: Vec<String> = outcomes
+        .keys()
+        .filter(|name| {
+            scenario::load(&dir.join(name.as_str()), None).is_ok_and(|s| !s.expectations.is_empty())
+        })
+        .cloned()
+        .collect();
+    assert!(
+        with_expectations.len() >= 10,
+        "at least ten scenarios carry [[expect]] tables worked out by hand: {with_expectations:?}"
+    );
     insta::glob!("../../../scenarios", "*.toml", |path| {
         if path.file_name().is_some_and(|n| n == "catalog.toml") {
             return;
