@@ -41,6 +41,12 @@
 //! exactly the currency's number of decimals. Whenever a rule says *floor*, it means rounding
 //! **down** to the currency's minor unit (whole won, whole cents), never to the nearest.
 //!
+//! An invoice is in **one currency**, its subscription's: a subscription keeps the currency of
+//! the plan it started on, so that its plan periods of a month never add won to dollars. A plan
+//! change, or a contract over a base plan, to a plan of another currency is refused with
+//! `currency_mismatch` and writes nothing. To move to another currency, cancel and subscribe
+//! again: the new subscription has invoices of its own, in its own currency.
+//!
 //! ## 4. Base fee
 //!
 //! Each plan period with at least one day in the month gets one base line:

@@ -8,8 +8,8 @@ use sqlx::PgConnection;
 
 use super::catalog::{insert_terms, read_plan};
 use super::subscriptions::{
-    PlanRow, check_card, check_product, live_subscription, lock_tenant, move_subscription, plan,
-    start_subscription, tenant,
+    PlanRow, check_card, check_currency, check_product, live_subscription, lock_tenant,
+    move_subscription, plan, start_subscription, tenant,
 };
 use super::{DomainError, Platform, settings, sync};
 use crate::model::{CancelReason, ContractTerms, SubscriptionId, TenantId};
@@ -37,7 +37,8 @@ impl Platform {
     ///
     /// # Errors
     /// `plan_change_limit` (a plan change or contract already today), `card_required`,
-    /// `plan_product_mismatch`, `invalid_terms`, `no_active_subscription` (no plan given and the
+    /// `plan_product_mismatch`, `currency_mismatch` (a base plan of another currency than the
+    /// live subscription), `invalid_terms`, `no_active_subscription` (no plan given and the
     /// tenant has no subscription), or an unknown tenant or plan. Nothing is written then.
     pub async fn apply_contract(
         &self,
@@ -70,12 +71,12 @@ pub async fn apply_contract(
     let live = live_subscription(&mut *conn, tenant_id).await?;
     let base_key = match (&terms.plan, &live) {
         (Some(key), _) => key.clone(),
-        (None, Some((_, current, _))) => {
+        (None, Some(live)) => {
             sqlx::query_scalar(
                 "select coalesce(b.key, p.key) from plans p \
                  left join plans b on b.id = p.base_plan_id where p.id = $1",
             )
-            .bind(current)
+            .bind(live.plan_id)
             .fetch_one(&mut *conn)
             .await?
         }
@@ -83,8 +84,11 @@ pub async fn apply_contract(
     };
     let base_row = plan(&mut *conn, &base_key).await?;
     check_product(&base_row, &base_key, &owner)?;
-    if let Some((_, _, Some(last))) = &live
-        && calendar.local_day(*last) == day
+    if let Some(live) = &live {
+        check_currency(&base_row, &base_key, live)?;
+    }
+    if let Some(last) = live.as_ref().and_then(|l| l.last_plan_change_at)
+        && calendar.local_day(last) == day
     {
         return Err(DomainError::PlanChangeLimit {
             next_allowed: calendar.next_day_start(at),
@@ -113,6 +117,7 @@ pub async fn apply_contract(
             product_id: base_row.product_id,
             product: base_row.product.clone(),
             base_fee: custom.terms.base_fee,
+            currency: base_row.currency,
         },
         owner.org,
     )
@@ -143,9 +148,9 @@ pub async fn apply_contract(
         sync::queue_change(&mut *conn, Entity::Tenant, tenant_id.0, at).await?;
     }
     let subscription = match live {
-        Some((subscription, _, _)) => {
-            move_subscription(&mut *conn, subscription, plan_id, day, at).await?;
-            subscription
+        Some(live) => {
+            move_subscription(&mut *conn, live.id, plan_id, day, at).await?;
+            live.id
         }
         None => start_subscription(&mut *conn, tenant_id, plan_id, day, at).await?,
     };

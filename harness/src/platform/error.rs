@@ -2,11 +2,14 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::model::Currency;
+
 /// Why an operation was refused. Nothing was written.
 ///
 /// When one operation breaks several rules, the error is the first that applies in this order:
 /// `invalid_quantity`, `period_closed`, `no_active_subscription`, `already_subscribed`,
-/// `plan_product_mismatch`, `same_plan`, `plan_change_limit`, `card_required`.
+/// `plan_product_mismatch`, `currency_mismatch`, `same_plan`, `plan_change_limit`,
+/// `card_required`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DomainError {
@@ -31,6 +34,19 @@ pub enum DomainError {
         plan_product: String,
         /// The tenant's product.
         tenant_product: String,
+    },
+    /// A plan change or contract onto a plan billed in another currency than the subscription:
+    /// its invoice would add amounts of two currencies. A new subscription may take any.
+    #[error(
+        "plan {plan} is billed in {plan_currency}, the subscription in {subscription_currency}"
+    )]
+    CurrencyMismatch {
+        /// The plan asked for (a contract's base plan).
+        plan: String,
+        /// Its currency.
+        plan_currency: Currency,
+        /// The currency of the subscription, of every plan period it has had.
+        subscription_currency: Currency,
     },
     /// Changing to the plan already in force.
     #[error("the subscription is already on plan {0}")]
@@ -112,6 +128,7 @@ codes! {
         NoActiveSubscription => "no_active_subscription",
         AlreadySubscribed => "already_subscribed",
         PlanProductMismatch => "plan_product_mismatch",
+        CurrencyMismatch => "currency_mismatch",
         SamePlan => "same_plan",
         PlanChangeLimit => "plan_change_limit",
         CardRequired => "card_required",

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use super::{DomainError, Platform, settings};
-use crate::model::{CancelReason, Month, SubscriptionId, SubscriptionStatus, TenantId};
+use crate::model::{CancelReason, Currency, Month, SubscriptionId, SubscriptionStatus, TenantId};
 use crate::products::api::Entity;
 
 pub(super) struct TenantRow {
@@ -24,6 +24,7 @@ struct SubscribeContext {
     plan_product_id: Option<i64>,
     plan_product: Option<String>,
     base_fee: Option<Decimal>,
+    currency: Option<Currency>,
     live: bool,
     has_card: bool,
 }
@@ -33,6 +34,17 @@ pub(super) struct PlanRow {
     pub(super) product_id: i64,
     pub(super) product: String,
     pub(super) base_fee: Decimal,
+    pub(super) currency: Currency,
+}
+
+/// A tenant's live subscription, as the plan-change rules need it.
+#[derive(sqlx::FromRow)]
+pub(super) struct LiveSubscription {
+    pub(super) id: i64,
+    pub(super) plan_id: i64,
+    pub(super) last_plan_change_at: Option<DateTime<Utc>>,
+    /// Its plan's currency, which is every one of its billings' (see [`check_currency`]).
+    pub(super) currency: Currency,
 }
 
 /// Locks the tenant's row until the end of the transaction, in a statement of its own, so that
@@ -70,20 +82,21 @@ pub(super) async fn tenant(
 }
 
 pub(super) async fn plan(conn: &mut PgConnection, key: &str) -> Result<PlanRow, DomainError> {
-    let row: Option<(i64, i64, String, Decimal)> = sqlx::query_as(
-        "select pl.id, pl.product_id, p.key, pl.base_fee from plans pl \
+    let row: Option<(i64, i64, String, Decimal, Currency)> = sqlx::query_as(
+        "select pl.id, pl.product_id, p.key, pl.base_fee, pl.currency from plans pl \
          join products p on p.id = pl.product_id where pl.key = $1 and not pl.is_custom",
     )
     .bind(key)
     .fetch_optional(conn)
     .await?;
-    let (id, product_id, product, base_fee) =
+    let (id, product_id, product, base_fee, currency) =
         row.ok_or_else(|| DomainError::UnknownPlan(key.to_owned()))?;
     Ok(PlanRow {
         id,
         product_id,
         product,
         base_fee,
+        currency,
     })
 }
 
@@ -99,6 +112,25 @@ pub(super) fn check_product(
             plan: key.to_owned(),
             plan_product: plan.product.clone(),
             tenant_product: tenant.product.clone(),
+        })
+    }
+}
+
+/// A subscription stays in the currency it started in: one invoice bills all of its plan periods
+/// of a month, and amounts of two currencies cannot be added up. A move to a plan of another
+/// currency (a plan change or a contract) is refused; a new subscription may take any.
+pub(super) fn check_currency(
+    plan: &PlanRow,
+    key: &str,
+    live: &LiveSubscription,
+) -> Result<(), DomainError> {
+    if plan.currency == live.currency {
+        Ok(())
+    } else {
+        Err(DomainError::CurrencyMismatch {
+            plan: key.to_owned(),
+            plan_currency: plan.currency,
+            subscription_currency: live.currency,
         })
     }
 }
@@ -255,10 +287,11 @@ pub(super) async fn move_subscription(
 pub(super) async fn live_subscription(
     conn: &mut PgConnection,
     tenant: TenantId,
-) -> Result<Option<(i64, i64, Option<DateTime<Utc>>)>, sqlx::Error> {
+) -> Result<Option<LiveSubscription>, sqlx::Error> {
     sqlx::query_as(
-        "select id, plan_id, last_plan_change_at from subscriptions \
-         where tenant_id = $1 and status <> 'cancelled' for update",
+        "select s.id, s.plan_id, s.last_plan_change_at, \
+                (select p.currency from plans p where p.id = s.plan_id) as currency \
+         from subscriptions s where s.tenant_id = $1 and s.status <> 'cancelled' for update",
     )
     .bind(tenant)
     .fetch_optional(conn)
@@ -282,7 +315,7 @@ impl Platform {
         let row: Option<SubscribeContext> = sqlx::query_as(
             "select t.organization_id as org, t.product_id, tp.key as product, \
                     pl.id as plan_id, pl.product_id as plan_product_id, pp.key as plan_product, \
-                    pl.base_fee, \
+                    pl.base_fee, pl.currency, \
                     exists (select 1 from subscriptions s \
                             where s.tenant_id = t.id and s.status <> 'cancelled') as live, \
                     exists (select 1 from cards c \
@@ -309,13 +342,17 @@ impl Platform {
             row.plan_product_id,
             row.plan_product,
             row.base_fee,
+            row.currency,
         ) {
-            (Some(id), Some(product_id), Some(product), Some(base_fee)) => PlanRow {
-                id,
-                product_id,
-                product,
-                base_fee,
-            },
+            (Some(id), Some(product_id), Some(product), Some(base_fee), Some(currency)) => {
+                PlanRow {
+                    id,
+                    product_id,
+                    product,
+                    base_fee,
+                    currency,
+                }
+            }
             _ => return Err(DomainError::UnknownPlan(plan_key.to_owned())),
         };
         if row.live {
@@ -335,8 +372,8 @@ impl Platform {
     /// Moves `tenant`'s live subscription to `plan` from the day of `at`.
     ///
     /// # Errors
-    /// `no_active_subscription`, `plan_product_mismatch`, `same_plan`, `plan_change_limit`,
-    /// `card_required`, or an unknown reference.
+    /// `no_active_subscription`, `plan_product_mismatch`, `currency_mismatch`, `same_plan`,
+    /// `plan_change_limit`, `card_required`, or an unknown reference.
     pub async fn change_plan(
         &self,
         tenant_id: TenantId,
@@ -349,20 +386,24 @@ impl Platform {
         let day = calendar.local_day(at);
         let tenant = tenant(&mut tx, tenant_id).await?;
         let plan = plan(&mut tx, plan_key).await?;
-        let (subscription, current_plan, last_change) = live_subscription(&mut tx, tenant_id)
+        let live = live_subscription(&mut tx, tenant_id)
             .await?
             .ok_or(DomainError::NoActiveSubscription)?;
         check_product(&plan, plan_key, &tenant)?;
-        if plan.id == current_plan {
+        check_currency(&plan, plan_key, &live)?;
+        if plan.id == live.plan_id {
             return Err(DomainError::SamePlan(plan_key.to_owned()));
         }
-        if last_change.is_some_and(|last| calendar.local_day(last) == day) {
+        if live
+            .last_plan_change_at
+            .is_some_and(|last| calendar.local_day(last) == day)
+        {
             return Err(DomainError::PlanChangeLimit {
                 next_allowed: calendar.next_day_start(at),
             });
         }
         check_card(&mut tx, &plan, tenant.org).await?;
-        move_subscription(&mut tx, subscription, plan.id, day, at).await?;
+        move_subscription(&mut tx, live.id, plan.id, day, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -377,10 +418,10 @@ impl Platform {
         let mut tx = self.pool.begin().await?;
         lock_tenant(&mut tx, tenant_id).await?;
         let day = settings(&mut tx).await?.calendar.local_day(at);
-        let (subscription, _, _) = live_subscription(&mut tx, tenant_id)
+        let live = live_subscription(&mut tx, tenant_id)
             .await?
             .ok_or(DomainError::NoActiveSubscription)?;
-        end_subscription(&mut tx, subscription, day, CancelReason::Requested, at).await?;
+        end_subscription(&mut tx, live.id, day, CancelReason::Requested, at).await?;
         tx.commit().await?;
         Ok(())
     }

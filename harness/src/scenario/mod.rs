@@ -45,7 +45,8 @@
 //! or its contract's base), `base_fee`, `included = { METRIC = N }`, `overage = { METRIC =
 //! { block = N, price = "..." } }`, `limits = { NAME = N }`, `spec = { ... }`, `ends_on`;
 //! a term left out is the base plan's; the contract starts on the step's day and follows the
-//! plan-change rules, so `expect_error = "plan_change_limit"` or `"card_required"` apply) and
+//! plan-change rules, so `expect_error = "plan_change_limit"`, `"currency_mismatch"` or
+//! `"card_required"` apply) and
 //! `purge` (`org = KEY`, or `user = EMAIL`, an owner's or member's address from an `[[org]]`:
 //! see [`crate::purge`]; the outcome lists what each purge deleted per table and the deletions
 //! the products were told of, under `purges`). Seeding adds `+RUN` to each address.

@@ -141,6 +141,12 @@ async fn refused(case: &str) -> String {
     let clock = env.clock();
     let now = clock.now();
     let today = Calendar::platform().local_day(now);
+    if case == "currency_mismatch" {
+        // The same plans, and team-usd (analytics, in USD).
+        p.install_catalog(&crate::rules::catalog("0"), now)
+            .await
+            .unwrap();
+    }
     match case {
         "no_active_subscription" | "invalid_quantity" => {}
         "period_closed" => {
@@ -172,6 +178,7 @@ async fn refused(case: &str) -> String {
         "no_active_subscription" => p.record_usage(tenant, "api_calls", 5, today, at).await,
         "already_subscribed" => p.subscribe(tenant, "business", at).await.map(drop),
         "plan_product_mismatch" => p.change_plan(tenant, "crm-basic", at).await,
+        "currency_mismatch" => p.change_plan(tenant, "team-usd", at).await,
         "same_plan" => p.change_plan(tenant, "pro", at).await,
         "plan_change_limit" => p.change_plan(tenant, "pro", at).await,
         "card_required" => p.change_plan(tenant, "pro", at).await,
@@ -191,6 +198,7 @@ async fn refused(case: &str) -> String {
 #[case::no_active_subscription("no_active_subscription")]
 #[case::already_subscribed("already_subscribed")]
 #[case::plan_product_mismatch("plan_product_mismatch")]
+#[case::currency_mismatch("currency_mismatch")]
 #[case::same_plan("same_plan")]
 #[case::plan_change_limit("plan_change_limit")]
 #[case::card_required("card_required")]

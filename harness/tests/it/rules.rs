@@ -3,7 +3,7 @@
 //! upper bound. Every expected amount is computed by hand in a comment; none is copied from a
 //! run. A failure names the rule it broke.
 
-use billing_harness::model::{Catalog, Currency, Overage, Plan, Terms};
+use billing_harness::model::{Catalog, ContractTerms, Currency, Overage, Plan, Terms};
 use billing_harness::platform::StoredInvoice;
 use billing_harness::prelude::*;
 use chrono::{DateTime, TimeZone, Utc};
@@ -794,5 +794,110 @@ async fn a_paid_plan_needs_a_card_and_a_free_plan_does_not() {
         code(p.change_plan(t.id(), "tiny", now()).await),
         None,
         "rule: with a card the paid plan is accepted"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_change_across_currencies_is_refused_and_one_within_a_currency_is_allowed() {
+    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    let won = subscribed(&env, "pro").await;
+    let cents = subscribed(&env, "team-usd").await;
+    let p = env.platform();
+    env.clock()
+        .advance_to(midnight(2026, 10, 10))
+        .await
+        .unwrap();
+    let now = env.clock().now();
+    p.change_plan(won.id(), "business", now)
+        .await
+        .unwrap_or_else(|e| panic!("rule: a change within the currency is allowed, got {e}"));
+    let before = crate::support::fingerprint(&env).await;
+    // Refused before plan_change_limit (won changed today): the currency is the plan's own.
+    match p.change_plan(won.id(), "team-usd", now).await {
+        Err(DomainError::CurrencyMismatch {
+            plan,
+            plan_currency,
+            subscription_currency,
+        }) => assert_eq!(
+            (plan.as_str(), plan_currency, subscription_currency),
+            ("team-usd", Currency::Usd, Currency::Krw)
+        ),
+        other => panic!("rule: a change from KRW to a USD plan is refused, got {other:?}"),
+    }
+    let usd_contract = ContractTerms {
+        plan: Some("team-usd".into()),
+        ..ContractTerms::default()
+    };
+    let rule = "rule: a subscription keeps its currency";
+    assert_eq!(
+        refused(p.apply_contract(won.id(), &usd_contract, now).await, rule),
+        "currency_mismatch",
+        "{rule}: a contract over a USD plan is refused to a KRW subscription"
+    );
+    assert_eq!(
+        refused(p.change_plan(cents.id(), "pro", now).await, rule),
+        "currency_mismatch",
+        "{rule}: a change from USD to a KRW plan is refused"
+    );
+    assert_eq!(
+        crate::support::fingerprint(&env).await,
+        before,
+        "{rule}: a refusal writes nothing"
+    );
+    let contract = cents
+        .contract()
+        .base_fee("10.00")
+        .await
+        .unwrap_or_else(|e| panic!("{rule}: a contract over its own USD plan is allowed, got {e}"));
+    cents
+        .cancel()
+        .on(env.day(crate::support::day(2026, 10, 20)))
+        .await
+        .unwrap();
+    p.subscribe(cents.id(), "pro", env.clock().now())
+        .await
+        .unwrap_or_else(|e| panic!("{rule}: a new subscription may take another, got {e}"));
+    env.clock().advance_to(midnight(2026, 11, 1)).await.unwrap();
+    // pro 9 days: floor(99,000 × 9 / 31) = floor(28,741.93…) = 28,741; business 22 days:
+    // floor(290,000 × 22 / 31) = floor(205,806.45…) = 205,806.
+    assert_eq!(
+        show(&invoice_of(&won, 2026, 10).await),
+        [
+            "base pro 2026-10-01..2026-10-10 9d 28741",
+            "base business 2026-10-10..2026-11-01 22d 205806",
+            "subtotal 234547 tax 0 total 234547"
+        ],
+        "{rule}: the refused moves left no period"
+    );
+    // The USD subscription: team-usd 9 days, floor(19.99 × 9 / 31) = floor(5.8035…) = 5.80; the
+    // contract 10 days, floor(10.00 × 10 / 31) = floor(3.2258…) = 3.22. The new KRW one: pro 12
+    // days, floor(99,000 × 12 / 31) = floor(38,322.58…) = 38,322. Two invoices, one currency each.
+    let invoices: Vec<(Currency, Vec<String>)> = p
+        .invoices(cents.id())
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| (i.invoice.currency, show(i)))
+        .collect();
+    assert_eq!(
+        invoices,
+        [
+            (
+                Currency::Usd,
+                vec![
+                    "base team-usd 2026-10-01..2026-10-10 9d 5.80".to_owned(),
+                    format!("base {} 2026-10-10..2026-10-20 10d 3.22", contract.plan),
+                    "subtotal 9.02 tax 0.00 total 9.02".to_owned(),
+                ]
+            ),
+            (
+                Currency::Krw,
+                vec![
+                    "base pro 2026-10-20..2026-11-01 12d 38322".to_owned(),
+                    "subtotal 38322 tax 0 total 38322".to_owned(),
+                ]
+            ),
+        ],
+        "{rule}: each subscription is billed in its own currency"
     );
 }

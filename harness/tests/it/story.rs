@@ -68,6 +68,9 @@ impl Reach {
         self.days += (story.until - story.start).num_days();
         let c = &story.catalog;
         self.add(format!("catalog {} tax {}", c.currency, c.tax_rate));
+        if c.plans.iter().any(|p| p.currency != c.currency) {
+            self.add("catalog in two currencies");
+        }
         self.add(format!("start day {}", chrono::Datelike::day(&story.start)));
         for step in &story.steps {
             self.add(format!("time {}", step.time.label()));

@@ -3,9 +3,9 @@
 //! one before (usage on change and cancel days, a second change the same Seoul day), on the first
 //! and last day of a month, at 00:00, 12:00 or 23:59 in Seoul; steps over two months and a
 //! final date through the next close, charge day and retries. Catalogs are either
-//! `scenarios/catalog.toml` or generated: KRW or USD, tax 0 or 0.1, quotas from 0 to 100,000,
-//! metrics with and without an overage price, blocks of 1 and above, sub-unit prices. Orgs hold
-//! any test card or none, and may register another.
+//! `scenarios/catalog.toml` or generated: KRW or USD (now and then business in the other one),
+//! tax 0 or 0.1, quotas from 0 to 100,000, metrics with and without an overage price, blocks of 1
+//! and above, sub-unit prices. Orgs hold any test card or none, and may register another.
 
 use std::collections::BTreeMap;
 
@@ -212,27 +212,34 @@ fn plan(
 }
 
 /// A catalog of the same four plans as `scenarios/catalog.toml` (free, pro and business on
-/// analytics, crm-basic on crm) with generated prices, quotas and settings.
+/// analytics, crm-basic on crm) with generated prices, quotas and settings; now and then business
+/// is in the other currency, so that a change between it and free or pro is refused.
 fn generated_catalog() -> impl Strategy<Value = Catalog> {
-    any::<bool>()
-        .prop_flat_map(|usd| {
+    (any::<bool>(), prop::bool::weighted(0.5))
+        .prop_flat_map(|(usd, foreign)| {
+            let business_usd = usd != foreign;
             (
-                Just(usd),
+                Just((usd, business_usd)),
                 any::<bool>(),
-                (fee(usd), fee(usd), fee(usd)),
+                (fee(usd), fee(business_usd), fee(usd)),
                 (metric(usd, 0.3), metric(usd, 1.0), metric(usd, 0.0)),
-                (metric(usd, 0.5), metric(usd, 1.0), metric(usd, 1.0)),
+                (
+                    metric(business_usd, 0.5),
+                    metric(business_usd, 1.0),
+                    metric(usd, 1.0),
+                ),
             )
         })
         .prop_map(
             |(
-                usd,
+                (usd, business_usd),
                 taxed,
                 (pro_fee, business_fee, crm_fee),
                 (free_api, pro_api, pro_storage),
                 (business_api, business_storage, contacts),
             )| {
-                let currency = if usd { Currency::Usd } else { Currency::Krw };
+                let of = |usd| if usd { Currency::Usd } else { Currency::Krw };
+                let currency = of(usd);
                 let mut catalog = Catalog::new(vec![
                     plan(
                         "free",
@@ -251,7 +258,7 @@ fn generated_catalog() -> impl Strategy<Value = Catalog> {
                     plan(
                         "business",
                         "analytics",
-                        currency,
+                        of(business_usd),
                         business_fee,
                         &[("api_calls", business_api), ("storage", business_storage)],
                     ),

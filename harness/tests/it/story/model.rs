@@ -485,6 +485,11 @@ impl<'s> Sim<'s> {
             == self.story.tenants[tenant].product
     }
 
+    /// A plan's currency; a subscription's is its plan's, which no change may alter.
+    fn currency(&self, plan: &str) -> Currency {
+        self.story.catalog.plan(plan).expect("a plan").currency
+    }
+
     fn needs_card(&self, tenant: usize, plan: &str) -> bool {
         let fee = self
             .story
@@ -529,6 +534,9 @@ impl<'s> Sim<'s> {
         let sub = self.live(tenant).ok_or("no_active_subscription")?;
         if !self.product_matches(tenant, plan) {
             return Err("plan_product_mismatch");
+        }
+        if self.currency(plan) != self.currency(&self.subs[sub].plan) {
+            return Err("currency_mismatch");
         }
         if self.subs[sub].plan == plan {
             return Err("same_plan");
@@ -634,10 +642,11 @@ impl<'s> Sim<'s> {
     /// service day. Also checks the pure reference against it.
     fn bill(&mut self, sub: usize, month: Month) -> Option<Invoice> {
         let catalog = &self.story.catalog;
-        let model = model_invoice(catalog, month, &self.periods, &self.usage, sub);
+        let currency = self.currency(&self.subs[sub].plan);
+        let model = model_invoice(catalog, currency, month, &self.periods, &self.usage, sub);
         let reference = billing::invoice(&InvoiceInput {
             month,
-            currency: catalog.currency,
+            currency,
             tax_rate: catalog.tax_rate,
             periods: self
                 .periods
@@ -662,7 +671,7 @@ impl<'s> Sim<'s> {
                 .collect(),
         });
         let reference = reference.has_service().then_some(reference);
-        let digits = catalog.currency.minor_units();
+        let digits = currency.minor_units();
         let scales_ok = reference.as_ref().is_none_or(|r| {
             r.lines
                 .iter()
@@ -755,16 +764,17 @@ impl<'s> Sim<'s> {
     }
 }
 
-/// The model's invoice: integers only. Amounts are ten-thousandths floored to the currency's
-/// minor unit by integer division, days are counted one by one, a started block is a whole one.
+/// The model's invoice, in the subscription's `currency`: integers only. Amounts are
+/// ten-thousandths floored to the currency's minor unit by integer division, days are counted one
+/// by one, a started block is a whole one.
 fn model_invoice(
     catalog: &Catalog,
+    currency: Currency,
     month: Month,
     periods: &[Period],
     usage: &[Use],
     sub: usize,
 ) -> Option<Invoice> {
-    let currency: Currency = catalog.currency;
     let digits = currency.minor_units();
     // Ten-thousandths per minor unit: 10,000 for KRW, 100 for USD.
     let per_minor = 10i128.pow(4 - digits);
