@@ -54,5 +54,5 @@ pub use test_env::{TestEnv, TestEnvBuilder};
 /// The README's examples, compiled as doctests so that they stay true (all but the first need
 /// every feature: the default set).
 #[cfg(all(doctest, feature = "full"))]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 mod readme {}
