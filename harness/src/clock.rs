@@ -2,9 +2,10 @@
 //! the database (`harness_now()`) both follow.
 //!
 //! The clock keeps and moves time. It knows no job itself: whoever wires it (the platform, in a
-//! [`crate::TestEnv`]) gives it [`Jobs`], a calendar that says what falls due and a runner for
-//! each job. Advancing the clock stops at every instant a job is due on the way, in time order,
-//! and runs it there before anything that happens at the new instant.
+//! [`crate::TestEnv`] with the `domain` feature) gives it [`Jobs`], a schedule that says what falls
+//! due and a runner for each job. Advancing the clock stops at every instant a job is due on the
+//! way, in time order, and runs it there before anything that happens at the new instant. A clock
+//! given no jobs (always so without the `domain` feature) moves application and database time only.
 
 use std::fmt;
 use std::future::Future;
@@ -15,7 +16,28 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::calendar::{Calendar, Job};
+/// A job the clock can run: the platform's, as its calendar names them.
+#[cfg(feature = "domain")]
+pub use crate::calendar::Job;
+
+/// A job the clock can run. Without the `domain` feature there is none, and nothing to register:
+/// the clock moves time only.
+#[cfg(not(feature = "domain"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Job {}
+
+#[cfg(not(feature = "domain"))]
+impl fmt::Display for Job {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {}
+    }
+}
+
+/// The instants at which jobs fall due, in time order, each with its jobs in the order they run.
+pub type Schedule = Vec<(DateTime<Utc>, Vec<Job>)>;
+
+/// Work off the schedule that is due: when, and the job that does it.
+pub type Due = (DateTime<Utc>, Job);
 
 /// A boxed future, as [`Jobs`] returns them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -23,22 +45,28 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What a job that failed returns.
 pub type JobError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The scheduled work the clock runs as it moves: registered by the platform.
+/// The work the clock runs as it moves: registered by whoever wires the clock (the platform).
 pub trait Jobs: Send + Sync + fmt::Debug {
-    /// The calendar in force; `None` when nothing is scheduled (no catalog installed yet).
-    fn calendar(&self) -> BoxFuture<'_, Result<Option<Calendar>, JobError>>;
+    /// The scheduled jobs due in `(after, until]` (see [`Schedule`]); empty when nothing is
+    /// scheduled (no catalog installed yet, say). Read once per move of the clock.
+    fn due_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Schedule, JobError>>;
 
     /// Runs `job` with the clock at `at`; returns how many things it did (invoices finalised,
     /// attempts made).
     fn run(&self, job: Job, at: DateTime<Utc>) -> BoxFuture<'_, Result<usize, JobError>>;
 
-    /// Work that is not on the calendar ([`Job::Sync`]): the first instant from `after` to
-    /// `until` at which it is due (work already due counts as due at `after`). Default: none.
+    /// Work off the schedule (a product sync row's turn): the first instant from `after` to
+    /// `until` at which some is due (work already due counts as due at `after`), and the job that
+    /// does it. Such work never stops the clock from moving back before it. Default: none.
     fn next_due(
         &self,
         after: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, JobError>> {
+    ) -> BoxFuture<'_, Result<Option<Due>, JobError>> {
         let _ = (after, until);
         Box::pin(async { Ok(None) })
     }
@@ -51,7 +79,7 @@ pub struct JobRun {
     pub at: DateTime<Utc>,
     /// What ran.
     pub job: Job,
-    /// What it did: invoices finalised, or charge attempts made.
+    /// What it did: invoices finalised, charge attempts made, deliveries tried.
     pub effects: usize,
 }
 
@@ -71,7 +99,8 @@ pub fn wall_now() -> DateTime<Utc> {
 #[derive(Debug)]
 pub struct Clock {
     now: Mutex<DateTime<Utc>>,
-    /// The last instant a job did something (finalised, charged): the clock never rewinds past it.
+    /// The last instant a scheduled job did something (finalised, charged): the clock never
+    /// rewinds past it.
     last_effect: Mutex<Option<DateTime<Utc>>>,
     pool: PgPool,
     jobs: Option<Arc<dyn Jobs>>,
@@ -100,7 +129,7 @@ pub enum ClockError {
         #[source]
         source: JobError,
     },
-    /// The calendar could not be read.
+    /// The registered jobs could not say what is due (the calendar could not be read).
     #[error("could not read the calendar")]
     Calendar(#[source] JobError),
     /// Writing the clock to the database failed.
@@ -204,26 +233,28 @@ impl Clock {
         }
         let mut runs = Vec::new();
         if let Some(jobs) = &self.jobs {
-            let calendar = jobs.calendar().await.map_err(ClockError::Calendar)?;
-            let stops = calendar.map_or_else(Vec::new, |c| c.due_between(self.now(), target));
+            let stops = jobs
+                .due_between(self.now(), target)
+                .await
+                .map_err(ClockError::Calendar)?;
             let mut stops = stops.into_iter().peekable();
-            // The instant of a sync run that found nothing to claim (another dispatcher holds
-            // the rows): not run again there, so that the clock never spins.
+            // The instant of off-schedule work that did nothing (another worker holds the rows):
+            // not run again there, so that the clock never spins.
             let mut idle_at = None;
             loop {
-                // Work off the calendar (a sync row's turn) that falls before the next calendar
-                // stop runs first, at its own instant.
+                // Work off the schedule that falls before the next scheduled stop runs first, at
+                // its own instant.
                 let horizon = stops.peek().map_or(target, |(at, _)| *at);
                 let pending = jobs
                     .next_due(self.now(), horizon)
                     .await
                     .map_err(ClockError::Calendar)?;
-                if let Some(at) = pending
+                if let Some((at, job)) = pending
                     && idle_at != Some(at)
                     && stops.peek().is_none_or(|(stop, _)| at < *stop)
                 {
                     if self
-                        .run_job(jobs.as_ref(), Job::Sync, at, &mut runs)
+                        .run_job(jobs.as_ref(), job, at, false, &mut runs)
                         .await?
                         == 0
                     {
@@ -233,7 +264,8 @@ impl Clock {
                 }
                 let Some((at, due)) = stops.next() else { break };
                 for job in due {
-                    self.run_job(jobs.as_ref(), job, at, &mut runs).await?;
+                    self.run_job(jobs.as_ref(), job, at, true, &mut runs)
+                        .await?;
                 }
             }
         }
@@ -243,7 +275,7 @@ impl Clock {
         Ok(runs)
     }
 
-    /// Runs the work that is due at the clock's instant and not on the calendar (product sync),
+    /// Runs the work that is due at the clock's instant and off the schedule (product sync),
     /// without moving; returns what ran.
     ///
     /// # Errors
@@ -252,14 +284,13 @@ impl Clock {
         let mut runs = Vec::new();
         if let Some(jobs) = &self.jobs {
             let now = self.now();
-            while jobs
+            while let Some((_, job)) = jobs
                 .next_due(now, now)
                 .await
                 .map_err(ClockError::Calendar)?
-                .is_some()
             {
                 if self
-                    .run_job(jobs.as_ref(), Job::Sync, now, &mut runs)
+                    .run_job(jobs.as_ref(), job, now, false, &mut runs)
                     .await?
                     == 0
                 {
@@ -270,11 +301,15 @@ impl Clock {
         Ok(runs)
     }
 
+    /// Runs `job` at `at`; a `scheduled` one that did something pins the clock there (see
+    /// [`Clock::travel_to`]), while off-schedule work (a delivery to a product) leaves scenes set
+    /// in the past possible.
     async fn run_job(
         &self,
         jobs: &dyn Jobs,
         job: Job,
         at: DateTime<Utc>,
+        scheduled: bool,
         runs: &mut Vec<JobRun>,
     ) -> Result<usize, ClockError> {
         if at > self.now() {
@@ -284,8 +319,7 @@ impl Clock {
             jobs.run(job, at)
                 .await
                 .map_err(|source| ClockError::Job { job, at, source })?;
-        // A delivery to a product does not pin the clock: scenes set in the past stay possible.
-        if effects > 0 && job != Job::Sync {
+        if effects > 0 && scheduled {
             write_cell(&self.last_effect, Some(at));
         }
         runs.push(JobRun { at, job, effects });

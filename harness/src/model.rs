@@ -433,3 +433,37 @@ impl Catalog {
         self.plans.iter().find(|p| p.key == key)
     }
 }
+
+/// The catalog a `TestEnv` installs when the test installed none (for a builder or a product
+/// mock): the `analytics` product with `free`, `pro` (99,000 KRW, 100,000 API calls, 500 per
+/// 1,000 more, 10 seats) and `business` (290,000 KRW, 1,000,000 calls, 300 per 1,000 more, 50
+/// seats), and `crm` with `crm-basic`.
+pub fn default_catalog() -> Catalog {
+    let plan = |key: &str, product: &str, fee: i64, included: u64, price: i64, seats: i64| Plan {
+        key: key.into(),
+        product: product.into(),
+        currency: Currency::Krw,
+        terms: Terms {
+            base_fee: fee.into(),
+            included: BTreeMap::from([("api_calls".to_owned(), included)]),
+            overage: if price > 0 {
+                BTreeMap::from([(
+                    "api_calls".to_owned(),
+                    Overage {
+                        block: 1000,
+                        price: price.into(),
+                    },
+                )])
+            } else {
+                BTreeMap::new()
+            },
+        },
+        limits: BTreeMap::from([("seats".to_owned(), seats)]),
+    };
+    Catalog::new(vec![
+        plan("free", "analytics", 0, 1_000, 0, 1),
+        plan("pro", "analytics", 99_000, 100_000, 500, 10),
+        plan("business", "analytics", 290_000, 1_000_000, 300, 50),
+        plan("crm-basic", "crm", 50_000, 10_000, 100, 5),
+    ])
+}

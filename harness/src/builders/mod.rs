@@ -35,8 +35,6 @@ mod tenant;
 mod user;
 mod world;
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
 
 pub use contract::ContractBuilder;
@@ -48,59 +46,10 @@ pub use tenant::{NoPlan, Op, Tenant, TenantBuilder, TenantSpec, UsagePattern, Wi
 pub use user::{User, UserBuilder, UserSpec};
 pub(crate) use world::World;
 
+pub use crate::model::default_catalog;
+
 use crate::TestEnv;
-use crate::model::{Catalog, Currency, Month, Overage, Plan, Terms};
-
-/// The catalog the builders install when the test installed none: the `analytics` product with
-/// `free`, `pro` (99,000 KRW, 100,000 API calls, 500 per 1,000 more, 10 seats) and `business`
-/// (290,000 KRW, 1,000,000 calls, 300 per 1,000 more, 50 seats), and `crm` with `crm-basic`.
-pub fn default_catalog() -> Catalog {
-    let plan = |key: &str, product: &str, fee: i64, included: u64, price: i64, seats: i64| Plan {
-        key: key.into(),
-        product: product.into(),
-        currency: Currency::Krw,
-        terms: Terms {
-            base_fee: fee.into(),
-            included: BTreeMap::from([("api_calls".to_owned(), included)]),
-            overage: if price > 0 {
-                BTreeMap::from([(
-                    "api_calls".to_owned(),
-                    Overage {
-                        block: 1000,
-                        price: price.into(),
-                    },
-                )])
-            } else {
-                BTreeMap::new()
-            },
-        },
-        limits: BTreeMap::from([("seats".to_owned(), seats)]),
-    };
-    Catalog::new(vec![
-        plan("free", "analytics", 0, 1_000, 0, 1),
-        plan("pro", "analytics", 99_000, 100_000, 500, 10),
-        plan("business", "analytics", 290_000, 1_000_000, 300, 50),
-        plan("crm-basic", "crm", 50_000, 10_000, 100, 5),
-    ])
-}
-
-/// Installs the default catalog unless one is installed.
-pub(crate) async fn ensure_catalog(env: &TestEnv) -> Result<(), BuildError> {
-    use std::sync::atomic::Ordering;
-    if env.world().catalog_ready.load(Ordering::Relaxed) {
-        return Ok(());
-    }
-    let installed: bool = sqlx::query_scalar("select exists (select 1 from platform_settings)")
-        .fetch_one(env.pool())
-        .await?;
-    if !installed {
-        env.platform()
-            .install_catalog(&default_catalog(), env.clock().now())
-            .await?;
-    }
-    env.world().catalog_ready.store(true, Ordering::Relaxed);
-    Ok(())
-}
+use crate::model::Month;
 
 /// The product of a plan in the installed catalog.
 pub(crate) async fn plan_product(env: &TestEnv, plan: &str) -> Result<Option<String>, BuildError> {

@@ -213,7 +213,7 @@ impl<'e, P> TenantBuilder<'e, P> {
 
     async fn create_tenant(&self) -> Result<Tenant<'e>, BuildError> {
         let env = self.env;
-        super::ensure_catalog(env).await?;
+        env.ensure_catalog().await?;
         let org = self.resolve_org().await?;
         let product = match &self.product {
             Some(p) => p.clone(),
@@ -277,7 +277,7 @@ impl<'e> TenantBuilder<'e, WithPlan> {
     /// the clock could not move to the day, or the database failed.
     pub async fn create(mut self) -> Result<Tenant<'e>, BuildError> {
         let env = self.env;
-        super::ensure_catalog(env).await?;
+        env.ensure_catalog().await?;
         if self.product.is_none() {
             self.product = super::plan_product(env, &self.plan.plan).await?;
         }

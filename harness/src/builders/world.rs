@@ -1,5 +1,4 @@
-//! The builders' per-test state: seeded fake data, "today", the default organization, and
-//! whether a catalog is installed.
+//! The builders' per-test state: seeded fake data, "today" and the default organization.
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -17,8 +16,6 @@ pub(crate) struct World {
     pub(crate) tz: Tz,
     /// One organization reused by every tenant that does not ask for its own.
     pub(crate) default_org: Mutex<Option<Org>>,
-    /// Set once a catalog is known to be installed.
-    pub(crate) catalog_ready: std::sync::atomic::AtomicBool,
     /// The product of each plan looked up so far.
     pub(crate) plan_products: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
@@ -30,7 +27,6 @@ impl World {
             today,
             tz,
             default_org: Mutex::new(None),
-            catalog_ready: std::sync::atomic::AtomicBool::new(false),
             plan_products: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }

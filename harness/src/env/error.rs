@@ -27,8 +27,17 @@ pub enum EnvError {
         reason: String,
     },
     /// No backend can run here; the message lists what to install or set.
-    #[error(
-        "no PostgreSQL is available to the harness: {details}\n  fix one of: install the PostgreSQL server binaries (Debian: `apt-get install postgresql`), start a Docker engine, or set HARNESS_DATABASE_URL=postgres://USER:PASSWORD@HOST:PORT/postgres"
+    #[cfg_attr(
+        feature = "containers",
+        error(
+            "no PostgreSQL is available to the harness: {details}\n  fix one of: install the PostgreSQL server binaries (Debian: `apt-get install postgresql`), start a Docker engine, or set HARNESS_DATABASE_URL=postgres://USER:PASSWORD@HOST:PORT/postgres"
+        )
+    )]
+    #[cfg_attr(
+        not(feature = "containers"),
+        error(
+            "no PostgreSQL is available to the harness: {details}\n  fix one of: install the PostgreSQL server binaries (Debian: `apt-get install postgresql`), or set HARNESS_DATABASE_URL=postgres://USER:PASSWORD@HOST:PORT/postgres"
+        )
     )]
     NoBackend {
         /// What was tried and why each backend is not available.

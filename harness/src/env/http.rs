@@ -1,7 +1,9 @@
 //! Serving HTTP mocks on 127.0.0.1 (or, in a mock's container, on every address): the env module
 //! owns every socket the harness opens.
 
+#[cfg(feature = "products")]
 use std::io::{Read, Write as _};
+#[cfg(feature = "products")]
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -24,6 +26,7 @@ impl Served {
 ///
 /// # Errors
 /// The port could not be bound.
+#[cfg(feature = "gateway-http")]
 pub(crate) async fn serve(router: axum::Router) -> std::io::Result<Served> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -40,9 +43,11 @@ pub(crate) async fn serve(router: axum::Router) -> std::io::Result<Served> {
 
 /// A way for a handler of [`serve_resettable`] to reset its own connection: a product mock's
 /// `reset` and `reply_lost` faults.
+#[cfg(feature = "products")]
 #[derive(Debug, Clone)]
 pub(crate) struct ResetConnection(std::sync::Arc<tokio::sync::Notify>);
 
+#[cfg(feature = "products")]
 impl ResetConnection {
     /// Resets the connection (RST, no answer); the handler's answer is never sent.
     pub(crate) fn reset(&self) {
@@ -55,6 +60,7 @@ impl ResetConnection {
 ///
 /// # Errors
 /// The port could not be bound.
+#[cfg(feature = "products")]
 pub(crate) async fn serve_resettable(router: axum::Router) -> std::io::Result<Served> {
     serve_resettable_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), router).await
 }
@@ -63,6 +69,7 @@ pub(crate) async fn serve_resettable(router: axum::Router) -> std::io::Result<Se
 ///
 /// # Errors
 /// The address could not be bound.
+#[cfg(feature = "products")]
 pub(crate) async fn serve_resettable_on(
     addr: std::net::SocketAddr,
     router: axum::Router,
@@ -105,6 +112,7 @@ pub(crate) async fn serve_resettable_on(
 /// `POST url+path` with a JSON body over a fresh blocking connection (for a product mock's
 /// control API, whose callers are synchronous) (`Connection: close`): the status and
 /// the body of the answer.
+#[cfg(feature = "products")]
 pub(crate) fn post_blocking(url: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let bad_url = || {
         std::io::Error::new(
@@ -138,6 +146,7 @@ pub(crate) fn post_blocking(url: &str, path: &str, body: &[u8]) -> std::io::Resu
 
 /// Splits an HTTP/1.1 answer read to its end into status and body (by `Content-Length` when the
 /// head gives one, else the rest).
+#[cfg(feature = "products")]
 fn parse_answer(answer: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let unreadable =
         |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
@@ -169,7 +178,7 @@ fn parse_answer(answer: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     Ok((status, body))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "products"))]
 mod tests {
     use super::*;
 

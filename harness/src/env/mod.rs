@@ -10,14 +10,17 @@
 
 mod broker;
 mod config;
+#[cfg(feature = "containers")]
 mod container;
 mod database;
 mod endpoint;
 mod error;
+#[cfg(any(feature = "gateway-http", feature = "products"))]
 pub(crate) mod http;
 mod instance;
 mod local;
 mod mark;
+#[cfg(feature = "containers")]
 mod mock_container;
 mod os;
 mod server;
@@ -30,6 +33,7 @@ pub use endpoint::redact as redact_url;
 pub use error::EnvError;
 pub(crate) use error::with_causes;
 pub use mark::{mark, marker};
+#[cfg(feature = "containers")]
 pub use mock_container::{MockContainer, product_mock_container, reap_dead as reap_product_mocks};
 pub use server::{
     Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,

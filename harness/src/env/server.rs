@@ -8,6 +8,7 @@ use sqlx::Connection;
 use super::EnvError;
 use super::broker::KEPT_COMMENT;
 use super::config::{BackendChoice, Config, Footprint};
+#[cfg(feature = "containers")]
 use super::container::{self, ContainerLauncher};
 use super::endpoint::{Endpoint, redact};
 use super::instance::{self, Membership};
@@ -42,6 +43,10 @@ pub(crate) struct Server {
     pub(crate) membership: Option<Membership>,
 }
 
+/// Why the `container` backend is unavailable in a build without the `containers` feature.
+#[cfg(not(feature = "containers"))]
+const WITHOUT_CONTAINERS: &str = "billing-harness was built without its `containers` feature";
+
 /// Resolves `auto` the documented way: url, then container, then local.
 pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
     match config.backend {
@@ -54,12 +59,15 @@ pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
             }
             // The container backend only when the engine answers and has the image (or pulls
             // it): an engine without a registry must not take the run from local binaries.
+            #[cfg(feature = "containers")]
             let docker = match container::docker_answers()
                 .and_then(|_| container::image_ready(&config.image))
             {
                 Ok(_) => return Ok(Backend::Container),
                 Err(reason) => reason,
             };
+            #[cfg(not(feature = "containers"))]
+            let docker = WITHOUT_CONTAINERS;
             match Binaries::find(config.pg_bin.as_deref()) {
                 Ok(_) => Ok(Backend::Local),
                 Err(local) => Err(EnvError::NoBackend {
@@ -108,6 +116,13 @@ pub(crate) async fn connect(config: &Config) -> Result<Server, EnvError> {
             super::error::set_space_folder(&config.state_dir, config.footprint().bytes());
             shared(config, backend, &launcher).await
         }
+        #[cfg(not(feature = "containers"))]
+        Backend::Container => Err(EnvError::Unavailable {
+            backend: "container",
+            reason: WITHOUT_CONTAINERS.into(),
+            fix: "add \"containers\" to the features of the billing-harness dependency, or use HARNESS_POSTGRES=local (PostgreSQL binaries) or url".into(),
+        }),
+        #[cfg(feature = "containers")]
         Backend::Container => {
             if let Err(reason) = container::docker_answers() {
                 return Err(EnvError::Unavailable {
@@ -160,12 +175,15 @@ pub async fn doctor(config: &Config) -> (Vec<BackendStatus>, Result<Backend, Env
             Ok(_) => Err(format!("{} does not answer `select 1`", redact(url))),
         },
     };
+    #[cfg(feature = "containers")]
     let container = match container::docker_answers() {
         Err(reason) => Err(format!("{reason}; start Docker or set DOCKER_HOST")),
         Ok(version) => container::image_ready(&config.image)
             .map(|image| format!("Docker engine {version}; {image}"))
             .map_err(|reason| format!("Docker engine {version} answers, but {reason}")),
     };
+    #[cfg(not(feature = "containers"))]
+    let container = Err(WITHOUT_CONTAINERS.to_owned());
     let local = Binaries::find(config.pg_bin.as_deref())
         .map(|b| format!("{} in {}", b.version, b.dir.display()))
         .map_err(|e| super::error::with_causes(&e));

@@ -83,6 +83,7 @@ pub enum DomainError {
     #[error("no user {0}")]
     UnknownUser(i64),
     /// A product's state could not be read back for reconciliation.
+    #[cfg(feature = "products")]
     #[error("could not read the state of product {product}")]
     ProductUnreachable {
         /// The product's key.
@@ -98,7 +99,10 @@ pub enum DomainError {
 
 /// `code()` and the list of rule codes, from one table: a rule's code is written once.
 macro_rules! codes {
-    (rules { $($rule:ident => $rcode:literal,)+ } other { $($other:ident => $ocode:literal,)+ }) => {
+    (
+        rules { $($rule:ident => $rcode:literal,)+ }
+        other { $($(#[$cfg:meta])? $other:ident => $ocode:literal,)+ }
+    ) => {
         impl DomainError {
             /// The codes of the rules an operation can refuse for, in the order they are checked:
             /// what a scenario step may expect (`expect_error`).
@@ -108,7 +112,7 @@ macro_rules! codes {
             pub fn code(&self) -> &'static str {
                 match self {
                     $(DomainError::$rule { .. } => $rcode,)+
-                    $(DomainError::$other { .. } => $ocode,)+
+                    $($(#[$cfg])? DomainError::$other { .. } => $ocode,)+
                 }
             }
 
@@ -139,6 +143,7 @@ codes! {
         UnknownUser => "unknown_user",
         InvalidTerms => "invalid_terms",
         UnknownProduct => "unknown_product",
+        #[cfg(feature = "products")]
         ProductUnreachable => "product_unreachable",
         NoCatalog => "no_catalog",
         Settings => "settings",

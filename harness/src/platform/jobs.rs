@@ -1,16 +1,21 @@
 //! The platform's scheduled jobs, registered with the test clock: the close on the 1st, the
 //! charge on the charge day and the daily retries, each run through the platform's operations;
-//! and the product sync, due whenever an outbox row's time comes.
+//! and the product sync, due whenever an outbox row's time comes (with the `products` feature;
+//! without it the outbox only fills).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+#[cfg(feature = "products")]
 use super::sync::{self, SyncPolicy};
 use super::{charge_due, close_month, retry_due, stored_settings};
-use crate::calendar::{Calendar, Job};
-use crate::clock::{BoxFuture, JobError, Jobs};
+use crate::calendar::Job;
+#[cfg(feature = "products")]
+use crate::clock::Due;
+use crate::clock::{BoxFuture, JobError, Jobs, Schedule};
 use crate::payments::Gateway;
+#[cfg(feature = "products")]
 use crate::products::SyncClient;
 
 /// The platform's jobs over one database, charging through one gateway and syncing products
@@ -19,23 +24,31 @@ use crate::products::SyncClient;
 pub struct PlatformJobs {
     pool: sqlx::PgPool,
     gateway: Arc<dyn Gateway>,
+    #[cfg(feature = "products")]
     sync: SyncClient,
+    #[cfg(feature = "products")]
     policy: SyncPolicy,
 }
 
 impl PlatformJobs {
     /// The jobs of the platform behind `pool`, whose charges go through `gateway`; product sync
-    /// follows the default [`SyncPolicy`].
+    /// follows the default `SyncPolicy`.
     pub fn new(pool: sqlx::PgPool, gateway: Arc<dyn Gateway>) -> PlatformJobs {
+        #[cfg(feature = "products")]
         let policy = SyncPolicy::default();
         PlatformJobs {
             pool,
             gateway,
+            #[cfg(feature = "products")]
             sync: SyncClient::new(policy.timeout),
+            #[cfg(feature = "products")]
             policy,
         }
     }
+}
 
+#[cfg(feature = "products")]
+impl PlatformJobs {
     /// The same jobs with product sync under `policy`.
     #[must_use]
     pub fn with_sync_policy(mut self, policy: SyncPolicy) -> PlatformJobs {
@@ -56,10 +69,17 @@ impl PlatformJobs {
 }
 
 impl Jobs for PlatformJobs {
-    fn calendar(&self) -> BoxFuture<'_, Result<Option<Calendar>, JobError>> {
+    /// The stored calendar's jobs; none before a catalog is installed.
+    fn due_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Schedule, JobError>> {
         Box::pin(async move {
             let mut conn = self.pool.acquire().await?;
-            Ok(stored_settings(&mut conn).await?.map(|s| s.calendar))
+            Ok(stored_settings(&mut conn)
+                .await?
+                .map_or_else(Vec::new, |s| s.calendar.due_between(after, until)))
         })
     }
 
@@ -74,6 +94,9 @@ impl Jobs for PlatformJobs {
                     super::end_contract_terms(&self.pool, at).await?
                         + retry_due(&self.pool, gateway, at).await?.len()
                 }
+                #[cfg(not(feature = "products"))]
+                Job::Sync => 0,
+                #[cfg(feature = "products")]
                 Job::Sync => {
                     let report = sync::dispatch(&self.pool, &self.sync, &self.policy, at).await?;
                     report.delivered + report.failed
@@ -82,11 +105,18 @@ impl Jobs for PlatformJobs {
         })
     }
 
+    /// Product sync: the next instant an outbox row is due (nothing is delivered without the
+    /// `products` feature).
+    #[cfg(feature = "products")]
     fn next_due(
         &self,
         after: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, JobError>> {
-        Box::pin(async move { Ok(sync::next_due(&self.pool, after, until).await?) })
+    ) -> BoxFuture<'_, Result<Option<Due>, JobError>> {
+        Box::pin(async move {
+            Ok(sync::next_due(&self.pool, after, until)
+                .await?
+                .map(|at| (at, Job::Sync)))
+        })
     }
 }

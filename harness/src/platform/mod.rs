@@ -29,7 +29,9 @@ pub use contracts::{AppliedContract, apply_contract, end_contract_terms};
 pub use error::DomainError;
 pub use invariants::invariant_violations;
 pub use jobs::PlatformJobs;
-pub use sync::{Drift, DriftKind, OutboxRow, Reconciliation, SyncPolicy, SyncReport};
+pub use sync::OutboxRow;
+#[cfg(feature = "products")]
+pub use sync::{Drift, DriftKind, Reconciliation, SyncPolicy, SyncReport};
 pub use timeline::{Timeline, TimelineAttempt, TimelineInvoice, TimelineSubscription, timeline};
 pub use usage::UsageRecord;
 

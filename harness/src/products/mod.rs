@@ -5,18 +5,33 @@
 //!
 //! This module knows no platform: what to send and when (the outbox, the dispatcher, the
 //! reconciler) is `platform::sync`.
+//!
+//! With the `domain` feature alone only [`api`] is here: the documents the platform's outbox
+//! holds. The client, the mocks and their servers come with the `products` feature.
 
 pub mod api;
+#[cfg(feature = "products")]
 mod client;
+#[cfg(feature = "products")]
 mod control;
+#[cfg(feature = "products")]
 mod fault;
+#[cfg(feature = "products")]
 mod journal;
+#[cfg(feature = "products")]
 mod mock;
+#[cfg(feature = "products")]
 mod server;
 
+#[cfg(feature = "products")]
 pub use client::{DeliveryError, SyncClient};
+#[cfg(feature = "products")]
 pub use fault::Fault;
+#[cfg(feature = "products")]
 pub(crate) use fault::splitmix;
+#[cfg(feature = "products")]
 pub use journal::{RedactedRequest, redacted};
+#[cfg(feature = "products")]
 pub use mock::{ProductMock, ProductRequest};
+#[cfg(feature = "products")]
 pub use server::{ProductHost, ProductServer};

@@ -1,27 +1,33 @@
 //! `TestEnv`: what a test gets, and the one place that wires the parts together: its own
-//! database (from [`crate::env`]), the test clock with the platform's jobs registered, the mock
-//! payment gateway, a mock per product, and the builders' per-test state.
+//! database (from [`crate::env`]) and the test clock; with the `domain` feature the platform's
+//! jobs registered with the clock and the mock payment gateway (`domain.rs`), with `products` a
+//! mock per product (`products.rs`), and with `builders` the builders' per-test state.
 
+#[cfg(feature = "domain")]
+mod domain;
+#[cfg(feature = "products")]
 mod products;
 
+#[cfg(feature = "products")]
 pub use products::{Convergence, SyncError};
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+#[cfg(feature = "domain")]
+use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
+#[cfg(feature = "domain")]
 use chrono_tz::Tz;
 use sqlx::PgPool;
 
+#[cfg(feature = "builders")]
 use crate::builders::{Locale, World};
-use crate::calendar::{self, DEFAULT_TIME_ZONE};
 use crate::clock::{self, Clock};
-use crate::env::{Backend, Broker, Database, EnvError, ProductsChoice};
-use crate::model::OrgId;
-use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
-use crate::platform::{Platform, PlatformJobs, SyncPolicy};
-use crate::purge::{PurgeError, PurgeReport, PurgeTarget};
-use products::{EnvJobs, Place, ProductMocks};
+#[cfg(feature = "products")]
+use crate::env::ProductsChoice;
+use crate::env::{Backend, Database, EnvError};
+#[cfg(feature = "products")]
+use crate::platform::SyncPolicy;
 
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
 /// test clock.
@@ -67,19 +73,22 @@ use products::{EnvJobs, Place, ProductMocks};
 /// ```
 #[derive(Debug)]
 pub struct TestEnv {
-    /// Declared before `db`: the clock's and the gateway's handles go before the database drops.
+    /// Declared before `db`: the clock's, the gateway's and the mocks' handles go before the
+    /// database drops.
     open: Open,
+    #[cfg(feature = "builders")]
     world: World,
+    /// Seeds the fake data and the product sync jitter; printed when the test fails.
+    #[cfg(any(feature = "builders", feature = "products"))]
+    seed: u64,
     db: Database,
 }
 
 #[derive(Debug)]
 struct Open {
     clock: Clock,
-    gateway: Arc<MockGateway>,
-    _gateway_server: Option<GatewayServer>,
-    jobs: PlatformJobs,
-    mocks: Arc<ProductMocks>,
+    #[cfg(feature = "domain")]
+    domain: domain::Parts,
 }
 
 /// Options for a [`TestEnv`]; every setter documents its default.
@@ -87,13 +96,20 @@ struct Open {
 #[must_use]
 pub struct TestEnvBuilder {
     migrations: Option<PathBuf>,
-    time_zone: Option<Tz>,
     start: Option<DateTime<Utc>>,
+    #[cfg(feature = "domain")]
+    time_zone: Option<Tz>,
+    #[cfg(feature = "domain")]
     today: Option<NaiveDate>,
+    #[cfg(any(feature = "builders", feature = "products"))]
     seed: Option<u64>,
+    #[cfg(feature = "builders")]
     locale: Locale,
+    #[cfg(feature = "gateway-http")]
     gateway_over_http: bool,
+    #[cfg(feature = "products")]
     sync_policy: Option<SyncPolicy>,
+    #[cfg(feature = "products")]
     products: Option<ProductsChoice>,
 }
 
@@ -106,36 +122,41 @@ impl TestEnvBuilder {
         self
     }
 
-    /// The time zone whose calendar days `today`, `months_ago` and the builders' days are in
-    /// (default: the platform's, [`calendar::DEFAULT_TIME_ZONE`]). Install a catalog in the same
-    /// zone.
-    pub fn time_zone(mut self, time_zone: Tz) -> Self {
-        self.time_zone = Some(time_zone);
+    /// Starts the clock at `instant` (default: with the `domain` feature the start of
+    /// [`TestEnvBuilder::today`] if set; else the wall clock, read once, to the second).
+    pub fn start_at(mut self, instant: DateTime<Utc>) -> Self {
+        self.start = Some(instant);
         self
     }
 
-    /// Starts the clock at `instant` (default: the wall clock, read once, to the second).
-    pub fn start_at(mut self, instant: DateTime<Utc>) -> Self {
-        self.start = Some(instant);
+    /// The time zone whose calendar days `today`, `months_ago` and the builders' days are in
+    /// (default: the platform's, [`crate::calendar::DEFAULT_TIME_ZONE`]). Install a catalog in
+    /// the same zone.
+    #[cfg(feature = "domain")]
+    pub fn time_zone(mut self, time_zone: Tz) -> Self {
+        self.time_zone = Some(time_zone);
         self
     }
 
     /// Relative dates (`months_ago`, `last_month`) count from this day, and the clock starts at
     /// its start in the time zone (default: `HARNESS_TODAY` if set, else the day the clock starts
     /// on).
+    #[cfg(feature = "domain")]
     pub fn today(mut self, day: NaiveDate) -> Self {
         self.today = Some(day);
         self
     }
 
-    /// Seeds the fake data (default: `HARNESS_SEED` if set, else a random seed, printed when
-    /// the test fails).
+    /// Seeds the fake data and the product sync jitter (default: `HARNESS_SEED` if set, else a
+    /// random seed, printed when the test fails).
+    #[cfg(any(feature = "builders", feature = "products"))]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
 
     /// The language of generated names (default: English).
+    #[cfg(feature = "builders")]
     pub fn locale(mut self, locale: Locale) -> Self {
         self.locale = locale;
         self
@@ -143,20 +164,24 @@ impl TestEnvBuilder {
 
     /// Charges through the mock gateway served over HTTP on 127.0.0.1 instead of calling it in
     /// process (default: in process). Either way [`TestEnv::gateway`] is the same mock.
+    #[cfg(feature = "gateway-http")]
     pub fn gateway_over_http(mut self) -> Self {
         self.gateway_over_http = true;
         self
     }
 
     /// Product sync retries and gives up under `policy` (default: [`SyncPolicy::default`], with
-    /// the jitter seeded by the fake-data seed).
+    /// the jitter seeded by the test's seed).
+    #[cfg(feature = "products")]
     pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
         self.sync_policy = Some(policy);
         self
     }
 
     /// Where the product mocks run (default: `HARNESS_PRODUCTS`, else in process). In a
-    /// container, [`TestEnv::product`] gives a remote mock with the same methods.
+    /// container (the `containers` feature), [`TestEnv::product`] gives a remote mock with the
+    /// same methods.
+    #[cfg(feature = "products")]
     pub fn products(mut self, products: ProductsChoice) -> Self {
         self.products = Some(products);
         self
@@ -188,66 +213,64 @@ impl TestEnvBuilder {
     }
 
     async fn open(self, db: Database) -> Result<TestEnv, EnvError> {
-        let gateway = MockGateway::new();
-        let (used, server): (Arc<dyn Gateway>, _) = if self.gateway_over_http {
-            let server = GatewayServer::start(gateway.clone())
-                .await
-                .map_err(EnvError::io("serve the mock gateway on 127.0.0.1"))?;
-            (Arc::new(HttpGateway::new(server.url())), Some(server))
-        } else {
-            (gateway.clone(), None)
-        };
-        let today = match self.today {
-            Some(day) => Some(day),
-            None => env_var("HARNESS_TODAY")?,
-        };
-        let tz = self.time_zone.unwrap_or(DEFAULT_TIME_ZONE);
-        let start = match (self.start, today) {
-            (Some(start), _) => start,
-            (None, Some(day)) => calendar::start_of_day(tz, day),
-            (None, None) => clock::wall_now(),
-        };
-        let today = today.unwrap_or_else(|| calendar::local_day(tz, start));
-        let seed = match self.seed {
-            Some(seed) => seed,
-            None => env_var("HARNESS_SEED")?.unwrap_or_else(rand::random),
-        };
-        let world = World::new(seed, self.locale, today, tz);
-        let pool = db.pool().clone();
-        let policy = self.sync_policy.unwrap_or(SyncPolicy {
-            seed,
-            ..SyncPolicy::default()
-        });
-        let jobs = PlatformJobs::new(pool.clone(), used).with_sync_policy(policy);
-        let place = if db.is_owned() {
-            let config = Broker::global()?.config();
-            match self.products.unwrap_or(config.products) {
-                ProductsChoice::InProcess => Place::InProcess,
-                ProductsChoice::Container => Place::Container {
-                    image: config.product_mock_image.clone(),
+        // The seed resolved once, for the builders' fake data and the product sync jitter.
+        #[cfg(any(feature = "builders", feature = "products"))]
+        let (seed, builder) = {
+            let seed = match self.seed {
+                Some(seed) => seed,
+                None => env_var("HARNESS_SEED")?.unwrap_or_else(rand::random),
+            };
+            (
+                seed,
+                TestEnvBuilder {
+                    seed: Some(seed),
+                    ..self
                 },
-            }
-        } else {
-            Place::InProcess
+            )
         };
-        let mocks = Arc::new(ProductMocks::new(policy.timeout, db.is_owned(), place));
-        let clock = Clock::attach(pool.clone(), start)
+        #[cfg(not(any(feature = "builders", feature = "products")))]
+        let builder = self;
+        #[cfg(feature = "domain")]
+        let (start, today, tz) = {
+            let today = match builder.today {
+                Some(day) => Some(day),
+                None => env_var("HARNESS_TODAY")?,
+            };
+            let tz = builder
+                .time_zone
+                .unwrap_or(crate::calendar::DEFAULT_TIME_ZONE);
+            let start = match (builder.start, today) {
+                (Some(start), _) => start,
+                (None, Some(day)) => crate::calendar::start_of_day(tz, day),
+                (None, None) => clock::wall_now(),
+            };
+            (
+                start,
+                today.unwrap_or_else(|| crate::calendar::local_day(tz, start)),
+                tz,
+            )
+        };
+        #[cfg(not(feature = "domain"))]
+        let start = builder.start.unwrap_or_else(clock::wall_now);
+        let clock = Clock::attach(db.pool().clone(), start)
             .await
-            .map_err(EnvError::db(format!("set the clock of {}", db.name())))?
-            .with_jobs(Arc::new(EnvJobs {
-                platform: jobs.clone(),
-                mocks: mocks.clone(),
-                pool,
-            }));
+            .map_err(EnvError::db(format!("set the clock of {}", db.name())))?;
+        #[cfg(feature = "domain")]
+        let (clock, domain) = domain::Parts::open(&builder, &db, clock).await?;
+        #[cfg(feature = "builders")]
+        let world = World::new(seed, builder.locale, today, tz);
+        #[cfg(all(feature = "domain", not(feature = "builders")))]
+        let _ = (today, tz);
         Ok(TestEnv {
             open: Open {
                 clock,
-                gateway,
-                _gateway_server: server,
-                jobs,
-                mocks,
+                #[cfg(feature = "domain")]
+                domain,
             },
+            #[cfg(feature = "builders")]
             world,
+            #[cfg(any(feature = "builders", feature = "products"))]
+            seed,
             db,
         })
     }
@@ -289,34 +312,28 @@ impl TestEnv {
         &self.db
     }
 
-    /// The test clock; `harness_now()` in this database follows it, and moving it forward runs
-    /// the platform's jobs due on the way.
+    /// The test clock; `harness_now()` in this database follows it. With the `domain` feature,
+    /// moving it forward runs the platform's jobs due on the way.
     pub fn clock(&self) -> &Clock {
         &self.open.clock
     }
 
-    /// The mock payment gateway this test's charges go through: its ledger and journal.
-    pub fn gateway(&self) -> &MockGateway {
-        &self.open.gateway
-    }
-
-    /// What a failed test prints: where its kept database is and how to replay its data.
+    /// What a failed test prints: where its kept database is and, with the builders or product
+    /// mocks, how to replay its data.
     pub fn failure_note(&self) -> String {
-        let seed = self.world.fakes.seed();
-        format!(
+        #[cfg(any(feature = "builders", feature = "products"))]
+        return format!(
             "{}\n  fake data seed: {seed} (HARNESS_SEED={seed} replays it)",
-            self.db.failure_note()
-        )
+            self.db.failure_note(),
+            seed = self.seed
+        );
+        #[cfg(not(any(feature = "builders", feature = "products")))]
+        self.db.failure_note()
     }
 
+    #[cfg(feature = "builders")]
     pub(crate) fn world(&self) -> &World {
         &self.world
-    }
-
-    /// The platform over this database; operations take their instant from the caller, usually
-    /// `env.clock().now()`.
-    pub fn platform(&self) -> Platform {
-        Platform::new(self.pool().clone())
     }
 
     /// The database's name (`bh_...`).
@@ -334,43 +351,17 @@ impl TestEnv {
         self.db.psql_command()
     }
 
-    /// Purges a user (by e-mail address, or [`crate::purge::PurgeTarget::User`] through
-    /// [`TestEnv::purge`]) at the clock's now: see [`crate::purge::purge`]. The deletions reach
-    /// the products when the clock next moves, or at [`TestEnv::converge`].
-    ///
-    /// # Errors
-    /// See [`PurgeError`]; nothing is written.
-    pub async fn purge_user(&self, email: &str) -> Result<PurgeReport, PurgeError> {
-        self.purge(&PurgeTarget::Email(email.to_owned())).await
-    }
-
-    /// Purges an organization and everything of it at the clock's now (see
-    /// [`TestEnv::purge_user`]).
-    ///
-    /// # Errors
-    /// See [`PurgeError`]; nothing is written.
-    pub async fn purge_org(&self, org: OrgId) -> Result<PurgeReport, PurgeError> {
-        self.purge(&PurgeTarget::Org(org)).await
-    }
-
-    /// Purges `target` at the clock's now.
-    ///
-    /// # Errors
-    /// See [`PurgeError`]; nothing is written.
-    pub async fn purge(&self, target: &PurgeTarget) -> Result<PurgeReport, PurgeError> {
-        crate::purge::purge(self.pool(), target, self.clock().now()).await
-    }
-
     /// The backend serving this database.
     pub fn backend(&self) -> Backend {
         self.db.backend()
     }
 }
 
+#[cfg(any(feature = "builders", feature = "products"))]
 impl Drop for TestEnv {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let seed = self.world.fakes.seed();
+            let seed = self.seed;
             eprintln!(
                 "billing-harness: fake data seed of the failed test: {seed} (HARNESS_SEED={seed} replays it)"
             );
@@ -379,6 +370,7 @@ impl Drop for TestEnv {
 }
 
 /// Reads and parses a `HARNESS_*` variable, naming it when its value is bad.
+#[cfg(feature = "domain")]
 fn env_var<T: std::str::FromStr>(var: &'static str) -> Result<Option<T>, EnvError>
 where
     T::Err: std::fmt::Display,

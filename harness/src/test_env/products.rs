@@ -1,10 +1,12 @@
-//! A test's products: a mock served over HTTP for every product of the catalog (its URL goes into
-//! `products.sync_url`), in this process or in the process's product-mock container, the jobs
-//! that start them before product sync runs, and convergence.
+//! A test's products (the `products` feature): a mock served over HTTP for every product of the
+//! catalog (its URL goes into `products.sync_url`), in this process or (with `containers`) in the
+//! process's product-mock container, the jobs that start them before product sync runs, and
+//! convergence.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+#[cfg(feature = "containers")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -12,9 +14,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::TestEnv;
-use crate::calendar::{Calendar, Job};
-use crate::clock::{BoxFuture, ClockError, JobError, Jobs};
+use super::{TestEnv, TestEnvBuilder};
+use crate::calendar::Job;
+use crate::clock::{BoxFuture, ClockError, Due, JobError, Jobs, Schedule};
+use crate::env::{Broker, Database, EnvError, ProductsChoice};
 use crate::platform::sync::{self, drift_report};
 use crate::platform::{DomainError, OutboxRow, PlatformJobs, Reconciliation};
 use crate::products::{ProductMock, ProductServer};
@@ -32,10 +35,11 @@ pub(super) struct ProductMocks {
 
 /// Where a test's mocks run.
 #[derive(Debug)]
-pub(super) enum Place {
+enum Place {
     /// A [`ProductServer`] per product in this process.
     InProcess,
     /// A namespace per product in the process's product-mock container.
+    #[cfg(feature = "containers")]
     Container {
         /// `HARNESS_PRODUCT_MOCK_IMAGE`.
         image: Option<String>,
@@ -51,13 +55,43 @@ struct Served {
 }
 
 impl ProductMocks {
-    pub(super) fn new(client_timeout: Duration, enabled: bool, place: Place) -> ProductMocks {
-        ProductMocks {
+    /// The mocks of a test on `db`, none started yet, held past the dispatcher's
+    /// `client_timeout` by a `timeout` fault, where the builder's `products` option (else
+    /// `HARNESS_PRODUCTS`) says. Only a throwaway database gets mocks.
+    ///
+    /// # Errors
+    /// The configuration is invalid, or it asks for a container without the `containers` feature.
+    pub(super) fn open(
+        builder: &TestEnvBuilder,
+        db: &Database,
+        client_timeout: Duration,
+    ) -> Result<ProductMocks, EnvError> {
+        let place = if db.is_owned() {
+            let config = Broker::global()?.config();
+            match builder.products.unwrap_or(config.products) {
+                ProductsChoice::InProcess => Place::InProcess,
+                #[cfg(feature = "containers")]
+                ProductsChoice::Container => Place::Container {
+                    image: config.product_mock_image.clone(),
+                },
+                #[cfg(not(feature = "containers"))]
+                ProductsChoice::Container => {
+                    return Err(EnvError::Unavailable {
+                        backend: "product-mock container",
+                        reason: "billing-harness was built without its `containers` feature".into(),
+                        fix: "add \"containers\" to the features of the billing-harness dependency, or unset HARNESS_PRODUCTS (in-process mocks)".into(),
+                    });
+                }
+            }
+        } else {
+            Place::InProcess
+        };
+        Ok(ProductMocks {
             mocks: tokio::sync::Mutex::new(BTreeMap::new()),
             hold: client_timeout + Duration::from_millis(250),
-            enabled,
+            enabled: db.is_owned(),
             place,
-        }
+        })
     }
 
     /// Starts a mock for every product without a `sync_url` and points the product at it.
@@ -103,6 +137,7 @@ impl ProductMocks {
                     _server: Some(server),
                 })
             }
+            #[cfg(feature = "containers")]
             Place::Container { image } => {
                 let container = crate::env::product_mock_container(image.as_deref())
                     .await
@@ -154,8 +189,12 @@ pub(super) struct EnvJobs {
 }
 
 impl Jobs for EnvJobs {
-    fn calendar(&self) -> BoxFuture<'_, Result<Option<Calendar>, JobError>> {
-        self.platform.calendar()
+    fn due_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Schedule, JobError>> {
+        self.platform.due_between(after, until)
     }
 
     fn run(&self, job: Job, at: DateTime<Utc>) -> BoxFuture<'_, Result<usize, JobError>> {
@@ -166,7 +205,7 @@ impl Jobs for EnvJobs {
         &self,
         after: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, JobError>> {
+    ) -> BoxFuture<'_, Result<Option<Due>, JobError>> {
         Box::pin(async move {
             self.mocks.ensure(&self.pool).await?;
             self.platform.next_due(after, until).await
@@ -255,30 +294,30 @@ impl From<sqlx::Error> for SyncError {
 const ROUNDS: usize = 4;
 
 impl TestEnv {
-    /// The mock of `product` (a key of the catalog; the builders' default catalog is installed
-    /// when none is): its journal, state, faults and drift. Mocks start with the first product
+    /// The mock of `product` (a key of the catalog; [`crate::model::default_catalog`] is
+    /// installed when none is): its journal, state, faults and drift. Mocks start with the first product
     /// sync, or here.
     ///
     /// # Errors
     /// [`DomainError::UnknownProduct`] for a key outside the catalog (or an attached database,
     /// which has no mocks), or a database error.
-    pub async fn product(
-        &self,
-        key: &str,
-    ) -> Result<Arc<ProductMock>, crate::builders::BuildError> {
-        crate::builders::ensure_catalog(self).await?;
-        self.open.mocks.ensure(self.pool()).await?;
-        self.open
-            .mocks
+    pub async fn product(&self, key: &str) -> Result<Arc<ProductMock>, DomainError> {
+        self.ensure_catalog().await?;
+        self.mocks().ensure(self.pool()).await?;
+        self.mocks()
             .get(key)
             .await
-            .ok_or_else(|| DomainError::UnknownProduct(key.to_owned()).into())
+            .ok_or_else(|| DomainError::UnknownProduct(key.to_owned()))
+    }
+
+    fn mocks(&self) -> &ProductMocks {
+        &self.open.domain.mocks
     }
 
     /// Every product mock started so far, by key.
     pub async fn products(&self) -> Result<Vec<Arc<ProductMock>>, DomainError> {
-        self.open.mocks.ensure(self.pool()).await?;
-        Ok(self.open.mocks.all().await)
+        self.mocks().ensure(self.pool()).await?;
+        Ok(self.mocks().all().await)
     }
 
     /// Runs product sync to idle on the test clock: delivers every row, moving the clock
@@ -313,7 +352,7 @@ impl TestEnv {
             self.sync_to_idle().await?;
             reconciliation = sync::reconcile(
                 self.pool(),
-                self.open.jobs.sync_client(),
+                self.open.domain.jobs.sync_client(),
                 true,
                 self.clock().now(),
             )
@@ -324,7 +363,7 @@ impl TestEnv {
             repaired.extend(reconciliation.drift.iter().cloned());
         }
         let mut violations = Vec::new();
-        for mock in self.open.mocks.all().await {
+        for mock in self.mocks().all().await {
             if mock.is_strict() {
                 violations.extend(
                     mock.violations()

@@ -251,6 +251,7 @@ async fn zero_total_invoices_are_never_charged() {
     );
 }
 
+#[cfg(feature = "gateway-http")]
 #[tokio::test]
 async fn the_gateway_over_http_gives_the_same_outcome() {
     let builder = TestEnv::builder()

@@ -47,9 +47,11 @@ pub(crate) fn build(work: &std::path::Path) -> anyhow::Result<String> {
     Ok(name)
 }
 
-/// `cargo build -p xtask -p billing-harness --bin harness-product-mock`; the executable's path.
-/// Selecting xtask too builds the library with the features `cargo xtask` itself uses: alone,
-/// billing-harness gets other features, and each of the two builds undoes the other's.
+/// `cargo build -p xtask -p billing-harness --no-default-features --features
+/// billing-harness/products --bin harness-product-mock`; the executable's path. Selecting xtask
+/// too, without the harness's default features, builds the library with exactly the features
+/// `cargo xtask` itself uses (the binary's `products` among them): alone, billing-harness gets
+/// other features, and each of the two builds undoes the other's.
 fn build_binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("product-mock: cargo build --bin harness-product-mock");
@@ -77,6 +79,9 @@ fn build_binary() -> anyhow::Result<PathBuf> {
             "xtask",
             "-p",
             "billing-harness",
+            "--no-default-features",
+            "--features",
+            "billing-harness/products",
             "--bin",
             "harness-product-mock",
             "--message-format=json-render-diagnostics",
