@@ -1045,6 +1045,7 @@ const COMMANDS: &[&[&str]] = &[
     &["bench", "scenarios"],
     &["bench", "load"],
     &["bench", "sync"],
+    &["bench", "adopt"],
     &["pact"],
     &["pact", "export"],
 ];
