@@ -9,6 +9,7 @@
 //! set-up starts against a server started just before, on which it created nothing yet. Warm: the
 //! same command again right after, the harness's server still lingering, the own set-up's server
 //! still up. The tests append how long each database took to be ready (`EXAMPLE_DB_TIMINGS`).
+//! Every state folder is the bench's own, under `Config::default_state_base()`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -154,7 +155,10 @@ pub(super) fn run(rounds: usize) -> anyhow::Result<AdoptReport> {
     build()?;
     let root = crate::workspace_root();
     let migrations = root.join(EXAMPLE_DIR).join("migrations");
-    let work = config.state_dir.with_file_name(format!(
+    // State folders of its own, where the harness puts state by default (`/dev/shm` when it
+    // has room): what an adopter who sets nothing gets. `HARNESS_STATE_DIR` names one folder that
+    // processes share, which a cold run must not find.
+    let work = Config::default_state_base().join(format!(
         "billing-harness-bench-adopt-{}",
         std::process::id()
     ));

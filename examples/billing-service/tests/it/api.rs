@@ -88,8 +88,8 @@ async fn a_second_plan_change_on_one_day_is_refused() {
     world.at(seoul_at(2026, 10, 20, 9, 0)).await;
     let change = |plan: &str| json!({ "plan": plan });
     let path = format!("/subscriptions/{id}/plan");
-    let (status, _) = call(&app, "POST", &path, Some(change("business"))).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(&app, "POST", &path, Some(change("business"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     world.at(seoul_at(2026, 10, 20, 23, 59)).await;
     let (status, body) = call(&app, "POST", &path, Some(change("pro"))).await;
     assert_refused(status, &body, StatusCode::CONFLICT, "plan_change_limit");
@@ -98,8 +98,8 @@ async fn a_second_plan_change_on_one_day_is_refused() {
     assert_eq!(plans, ["pro", "business"], "nothing written by the refusal");
     // The next day in Seoul the change is allowed again.
     world.at(seoul(2026, 10, 21)).await;
-    let (status, _) = call(&app, "POST", &path, Some(change("pro"))).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(&app, "POST", &path, Some(change("pro"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
