@@ -1,5 +1,6 @@
 //! `cargo xtask bench <what> [--json]`: the workspace's speed goals, measured.
 
+mod adopt;
 mod sync;
 
 use std::process::ExitCode;
@@ -26,6 +27,21 @@ pub(crate) enum Command {
     /// Deliveries per second through the product-sync dispatcher to the product mocks over
     /// HTTP, fault-free and with 30% of the writes faulted.
     Sync(Args),
+    /// The example backend's test suite with the harness against its own create-and-migrate,
+    /// cold and warm, under cargo test and cargo nextest (the test binaries are built first, not
+    /// timed).
+    Adopt(AdoptArgs),
+}
+
+/// What `bench adopt` takes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AdoptArgs {
+    /// Print exactly one JSON document on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Time each configuration this many times and report the median.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    rounds: usize,
 }
 
 /// What every bench takes.
@@ -45,6 +61,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scenarios(args) => scenarios(args.json),
         Command::Load(args) => load(args.json),
         Command::Sync(args) => emit(args.json, &sync::run()?, sync::text),
+        Command::Adopt(args) => emit(args.json, &adopt::run(args.rounds)?, adopt::text),
     }
 }
 

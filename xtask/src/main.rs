@@ -146,6 +146,29 @@ fn workspace_root() -> std::path::PathBuf {
         .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_owned)
 }
 
+/// A `cargo` command (`$CARGO` under `cargo xtask`) without the variables cargo set for xtask's
+/// own package: ring's build script reruns when `CARGO_MANIFEST_DIR` changes, so a child cargo
+/// that inherited them would rebuild it, and everything above it, each time.
+fn cargo_command() -> std::process::Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = std::process::Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    command
+}
+
 /// A current-thread runtime for one command.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()

@@ -1039,6 +1039,7 @@ const COMMANDS: &[&[&str]] = &[
     &["bench", "scenarios"],
     &["bench", "load"],
     &["bench", "sync"],
+    &["bench", "adopt"],
     &["pact"],
     &["pact", "export"],
 ];

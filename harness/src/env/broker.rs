@@ -609,6 +609,18 @@ impl Session {
         let mut control = self.control.lock().await;
         setup_lock(&mut control, true).await?;
         let built = build_template(&mut control, &self.server.endpoint, &migrations).await;
+        // Marked in use before the setup lock goes: another process's reap runs under that lock,
+        // and would otherwise drop a template this process is about to clone.
+        let marked = match &built {
+            Ok(_) => sqlx::query("select pg_advisory_lock_shared($1, $2)")
+                .bind(LOCK_TEMPLATE)
+                .bind(migrations.lock_key())
+                .execute(&mut *control)
+                .await
+                .map(drop)
+                .map_err(EnvError::db("mark the template as in use")),
+            Err(_) => Ok(()),
+        };
         setup_lock(&mut control, false).await?;
         if built? && let Some(membership) = &self.server.membership {
             super::instance::log_event(
@@ -616,12 +628,7 @@ impl Session {
                 &format!("template-build {}", migrations.template_name()),
             );
         }
-        sqlx::query("select pg_advisory_lock_shared($1, $2)")
-            .bind(LOCK_TEMPLATE)
-            .bind(migrations.lock_key())
-            .execute(&mut *control)
-            .await
-            .map_err(EnvError::db("mark the template as in use"))?;
+        marked?;
         let migrations = Arc::new(migrations);
         templates.insert(source.clone(), migrations.clone());
         Ok(migrations)

@@ -53,25 +53,8 @@ pub(crate) fn build(work: &std::path::Path) -> anyhow::Result<String> {
 /// `cargo xtask` itself uses (the binary's `products` among them): alone, billing-harness gets
 /// other features, and each of the two builds undoes the other's.
 fn build_binary() -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("product-mock: cargo build --bin harness-product-mock");
-    let mut command = Command::new(cargo);
-    // `cargo xtask` runs us with the variables cargo sets for a package; ring's build script
-    // reruns when CARGO_MANIFEST_DIR changes, so inheriting them would rebuild it each time.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_MANIFEST_")
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-            ]
-            .contains(&&*name)
-        {
-            command.env_remove(&*name);
-        }
-    }
+    let mut command = crate::cargo_command();
     let mut child = command
         .args([
             "build",

@@ -1,0 +1,29 @@
+//! A small subscription billing service: customers subscribe to plans, report usage, and are
+//! invoiced per calendar month in Asia/Seoul, then charged through a payment provider.
+//!
+//! It is the example backend of the billing-harness workspace: the kind of axum + sqlx service a
+//! team runs, with its own schema (`migrations/`) and its own invoice code ([`billing`]), and
+//! tests that use billing-harness the way an adopting repository would (`tests/it/`).
+//!
+//! - [`billing`]: the invoice of one subscription for one month, as a pure function.
+//! - [`calendar`]: which Seoul day an instant is, and calendar months.
+//! - [`clock`]: where the service reads the time from; injected, never read from the wall
+//!   directly.
+//! - [`payments`]: the payment provider as the service sees it.
+//! - [`service`]: the operations over the database (subscribe, change plan, record usage,
+//!   close a month, charge), each at the clock's instant.
+//! - [`http`]: the JSON API over those operations, as an axum router.
+
+pub mod billing;
+pub mod calendar;
+pub mod clock;
+mod error;
+pub mod http;
+pub mod payments;
+pub mod service;
+
+pub use error::Error;
+pub use service::BillingService;
+
+/// The service's schema, compiled in: `MIGRATOR.run(&pool)` brings a database up to date.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();

@@ -1,0 +1,984 @@
+//! The service's operations over its database. Each one reads "now" from the injected clock
+//! once, runs in one transaction, and writes everything or nothing; a refusal is an [`Error`]
+//! with a stable code.
+//!
+//! Usage and the monthly close meet on an advisory lock per month: usage holds it shared and
+//! checks that its month is open, the close holds it exclusively while it writes the month's
+//! invoices, so accepted usage is always billed and late usage is refused with `period_closed`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+
+use crate::Error;
+use crate::billing::{self, Line, LineKind, Plan, PlanPeriod, Usage};
+use crate::calendar::{self, Month};
+use crate::clock::Clock;
+use crate::payments::{ChargeRequest, PaymentGateway};
+
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Serialize, Deserialize, sqlx::Type)]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id!(
+    /// A customer's id.
+    CustomerId
+);
+id!(
+    /// A subscription's id.
+    SubscriptionId
+);
+id!(
+    /// An invoice's id.
+    InvoiceId
+);
+
+/// Korean VAT, the default tax rate: 10%.
+pub const VAT: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
+
+/// The first key of the service's advisory locks: `'e' 'x'`.
+const LOCK_CLASS: i32 = 0x6578;
+
+/// The billing service: a database, a clock, a payment provider and a tax rate.
+#[derive(Debug, Clone)]
+pub struct BillingService {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    gateway: Arc<dyn PaymentGateway>,
+    tax_rate: Decimal,
+}
+
+/// A customer to create.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NewCustomer {
+    /// Their name.
+    pub name: String,
+    /// Their e-mail address, unique.
+    pub email: String,
+    /// The payment provider's key for their card, if they registered one.
+    #[serde(default)]
+    pub billing_key: Option<String>,
+}
+
+/// A customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Customer {
+    /// Id.
+    pub id: CustomerId,
+    /// Name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+    /// Whether a card is registered (the billing key itself is never shown).
+    pub has_card: bool,
+    /// When the customer was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A subscription and its plan periods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    /// Id.
+    pub id: SubscriptionId,
+    /// Whose.
+    pub customer_id: CustomerId,
+    /// The first day of service.
+    pub started_on: NaiveDate,
+    /// The day it was cancelled, not billed itself.
+    pub cancelled_on: Option<NaiveDate>,
+    /// Its plans, oldest first; the last is current unless cancelled.
+    pub periods: Vec<Period>,
+}
+
+/// The days `[from, until)` a subscription spent on one plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Period {
+    /// The plan's key.
+    pub plan: String,
+    /// First day on it.
+    pub from: NaiveDate,
+    /// First day no longer on it; `None` while current.
+    pub until: Option<NaiveDate>,
+}
+
+/// A usage report.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NewUsage {
+    /// The metric, which the subscription's plan must meter.
+    pub metric: String,
+    /// Units, at least 1.
+    pub quantity: i64,
+    /// When the usage happened (default: now); its Seoul day is the day billed.
+    #[serde(default)]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// A recorded usage report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct UsageEvent {
+    /// Id.
+    pub id: i64,
+    /// Whose.
+    pub subscription_id: SubscriptionId,
+    /// The metric.
+    pub metric: String,
+    /// Units.
+    pub quantity: i64,
+    /// The Seoul day it is billed on.
+    pub day: NaiveDate,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Where an invoice stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvoiceStatus {
+    /// Written at the close; waiting for the charge.
+    Finalized,
+    /// Paid (a total of zero is paid at the close).
+    Paid,
+    /// The charge failed.
+    Failed,
+}
+
+/// A charge attempt's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentOutcome {
+    /// Captured.
+    Succeeded,
+    /// Not captured; see the failure code.
+    Failed,
+}
+
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident = $text:literal),+ }) => {
+        impl $name {
+            /// The text stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(InvoiceStatus { Finalized = "finalized", Paid = "paid", Failed = "failed" });
+text_enum!(PaymentOutcome { Succeeded = "succeeded", Failed = "failed" });
+
+/// A stored invoice with its lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invoice {
+    /// Id.
+    pub id: InvoiceId,
+    /// The subscription billed.
+    pub subscription_id: SubscriptionId,
+    /// Its customer.
+    pub customer_id: CustomerId,
+    /// The month billed.
+    pub month: Month,
+    /// Where it stands.
+    pub status: InvoiceStatus,
+    /// Sum of the lines.
+    pub subtotal: Decimal,
+    /// Tax on the subtotal.
+    pub tax: Decimal,
+    /// Subtotal plus tax.
+    pub total: Decimal,
+    /// When the month was closed.
+    pub closed_at: DateTime<Utc>,
+    /// When it was paid.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// Base and overage lines, in order.
+    pub lines: Vec<Line>,
+}
+
+/// A charge attempt of an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payment {
+    /// Id.
+    pub id: i64,
+    /// The invoice charged.
+    pub invoice_id: InvoiceId,
+    /// The amount asked.
+    pub amount: Decimal,
+    /// Captured or not.
+    pub outcome: PaymentOutcome,
+    /// The provider's id of the capture.
+    pub reference: Option<String>,
+    /// Why it was not captured.
+    pub failure_code: Option<String>,
+    /// When it was attempted.
+    pub attempted_at: DateTime<Utc>,
+}
+
+impl BillingService {
+    /// The service over `pool` (migrated with [`crate::MIGRATOR`]), reading time from `clock`
+    /// and charging through `gateway`, at the [`VAT`] rate.
+    pub fn new(
+        pool: PgPool,
+        clock: Arc<dyn Clock>,
+        gateway: Arc<dyn PaymentGateway>,
+    ) -> BillingService {
+        BillingService {
+            pool,
+            clock,
+            gateway,
+            tax_rate: VAT,
+        }
+    }
+
+    /// The same service taxing invoices at `rate` (default [`VAT`]).
+    #[must_use]
+    pub fn with_tax_rate(mut self, rate: Decimal) -> BillingService {
+        self.tax_rate = rate;
+        self
+    }
+
+    /// The tax rate invoices are written with.
+    pub fn tax_rate(&self) -> Decimal {
+        self.tax_rate
+    }
+
+    /// The clock's instant.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Creates a customer.
+    ///
+    /// # Errors
+    /// `invalid` for an empty name or an address without `@`, `email_taken`.
+    pub async fn create_customer(&self, new: &NewCustomer) -> Result<Customer, Error> {
+        if new.name.trim().is_empty() || !new.email.contains('@') {
+            return Err(Error::Invalid(
+                "a customer needs a name and an e-mail address".into(),
+            ));
+        }
+        sqlx::query_as(
+            "insert into customers (name, email, billing_key, created_at) values ($1, $2, $3, $4) \
+             on conflict (email) do nothing \
+             returning id, name, email, billing_key is not null as has_card, created_at",
+        )
+        .bind(new.name.trim())
+        .bind(&new.email)
+        .bind(&new.billing_key)
+        .bind(self.now())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::EmailTaken(new.email.clone()))
+    }
+
+    /// Adds a plan to the price list, or changes it (invoices already written keep their
+    /// amounts; months closed later use the new prices).
+    ///
+    /// # Errors
+    /// `invalid` for a negative amount or quota, or a block of fewer than 1 unit.
+    pub async fn put_plan(&self, plan: &Plan) -> Result<(), Error> {
+        if plan.monthly_fee.is_sign_negative()
+            || plan.block_price.is_sign_negative()
+            || plan.included < 0
+            || plan.block_size < 1
+        {
+            return Err(Error::Invalid(format!(
+                "plan {}: amounts and quota must not be negative, blocks at least 1 unit",
+                plan.key
+            )));
+        }
+        sqlx::query(
+            "insert into plans (key, name, monthly_fee, metric, included, block_size, block_price) \
+             values ($1, $2, $3, $4, $5, $6, $7) \
+             on conflict (key) do update set name = excluded.name, \
+             monthly_fee = excluded.monthly_fee, metric = excluded.metric, \
+             included = excluded.included, block_size = excluded.block_size, \
+             block_price = excluded.block_price",
+        )
+        .bind(&plan.key)
+        .bind(&plan.name)
+        .bind(plan.monthly_fee)
+        .bind(&plan.metric)
+        .bind(plan.included)
+        .bind(plan.block_size)
+        .bind(plan.block_price)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The price list, by key.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn plans(&self) -> Result<Vec<Plan>, Error> {
+        Ok(sqlx::query_as("select * from plans order by key")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Subscribes a customer to a plan from today.
+    ///
+    /// # Errors
+    /// `no_customer`, `no_plan`, `already_subscribed`.
+    pub async fn subscribe(&self, customer: CustomerId, plan: &str) -> Result<Subscription, Error> {
+        let now = self.now();
+        let today = calendar::local_day(now);
+        let mut tx = self.pool.begin().await?;
+        // The customer's row, locked: two subscribes at once see each other.
+        sqlx::query_scalar::<_, i64>("select id from customers where id = $1 for update")
+            .bind(customer)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::NoCustomer(customer))?;
+        plan_exists(&mut tx, plan).await?;
+        let live: Option<i64> = sqlx::query_scalar(
+            "select id from subscriptions where customer_id = $1 and cancelled_on is null",
+        )
+        .bind(customer)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if live.is_some() {
+            return Err(Error::AlreadySubscribed(customer));
+        }
+        let id: SubscriptionId = sqlx::query_scalar(
+            "insert into subscriptions (customer_id, started_on, created_at) values ($1, $2, $3) \
+             returning id",
+        )
+        .bind(customer)
+        .bind(today)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        open_period(&mut tx, id, plan, today, now).await?;
+        tx.commit().await?;
+        self.subscription(id).await
+    }
+
+    /// Moves a subscription to another plan from today: the current plan's period ends today
+    /// and the new one starts today, so the month is split between them.
+    ///
+    /// # Errors
+    /// `no_subscription`, `cancelled`, `no_plan`, `same_plan`, and `plan_change_limit` when the
+    /// subscription started or changed plan today.
+    pub async fn change_plan(
+        &self,
+        subscription: SubscriptionId,
+        plan: &str,
+    ) -> Result<Subscription, Error> {
+        let now = self.now();
+        let today = calendar::local_day(now);
+        let mut tx = self.pool.begin().await?;
+        lock_live(&mut tx, subscription).await?;
+        plan_exists(&mut tx, plan).await?;
+        let (period, current, starts_on): (i64, String, NaiveDate) = sqlx::query_as(
+            "select id, plan_key, starts_on from plan_periods \
+             where subscription_id = $1 and ends_on is null",
+        )
+        .bind(subscription)
+        .fetch_one(&mut *tx)
+        .await?;
+        if current == plan {
+            return Err(Error::SamePlan(subscription, current));
+        }
+        if starts_on >= today {
+            return Err(Error::PlanChangeLimit(subscription, today));
+        }
+        sqlx::query("update plan_periods set ends_on = $2 where id = $1")
+            .bind(period)
+            .bind(today)
+            .execute(&mut *tx)
+            .await?;
+        open_period(&mut tx, subscription, plan, today, now).await?;
+        tx.commit().await?;
+        self.subscription(subscription).await
+    }
+
+    /// Cancels a subscription from today: today is not billed.
+    ///
+    /// # Errors
+    /// `no_subscription`, `cancelled`.
+    pub async fn cancel(&self, subscription: SubscriptionId) -> Result<Subscription, Error> {
+        let today = calendar::local_day(self.now());
+        let mut tx = self.pool.begin().await?;
+        lock_live(&mut tx, subscription).await?;
+        sqlx::query("update subscriptions set cancelled_on = $2 where id = $1")
+            .bind(subscription)
+            .bind(today)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "update plan_periods set ends_on = $2 where subscription_id = $1 and ends_on is null",
+        )
+        .bind(subscription)
+        .bind(today)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.subscription(subscription).await
+    }
+
+    /// Records usage, billed on the Seoul day it occurred (default: now).
+    ///
+    /// # Errors
+    /// `invalid` (no units, or a time in the future), `period_closed`, `no_subscription`,
+    /// `not_in_service` on that day, `unknown_metric` for a metric its plan does not meter.
+    pub async fn record_usage(
+        &self,
+        subscription: SubscriptionId,
+        usage: &NewUsage,
+    ) -> Result<UsageEvent, Error> {
+        let now = self.now();
+        let at = usage.occurred_at.unwrap_or(now);
+        if usage.quantity < 1 {
+            return Err(Error::Invalid("usage must be at least 1 unit".into()));
+        }
+        if at > now {
+            return Err(Error::Invalid(format!(
+                "usage cannot occur in the future ({at})"
+            )));
+        }
+        let day = calendar::local_day(at);
+        let month = Month::of(day);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock_shared($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(month_key(month))
+            .execute(&mut *tx)
+            .await?;
+        let closed: bool =
+            sqlx::query_scalar("select exists (select 1 from closed_months where month = $1)")
+                .bind(month.first_day())
+                .fetch_one(&mut *tx)
+                .await?;
+        if closed {
+            return Err(Error::PeriodClosed { day, month });
+        }
+        // The plan the subscription was on that day, if it was in service.
+        let on_day: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "select p.plan_key, pl.metric from subscriptions s \
+             left join plan_periods p on p.subscription_id = s.id \
+                 and p.starts_on <= $2 and (p.ends_on is null or p.ends_on > $2) \
+             left join plans pl on pl.key = p.plan_key \
+             where s.id = $1 for share of s",
+        )
+        .bind(subscription)
+        .bind(day)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (Some(plan), Some(meters)) = on_day.ok_or(Error::NoSubscription(subscription))? else {
+            return Err(Error::NotInService(subscription, day));
+        };
+        if meters != usage.metric {
+            return Err(Error::UnknownMetric {
+                plan,
+                meters,
+                metric: usage.metric.clone(),
+            });
+        }
+        let event = sqlx::query_as(
+            "insert into usage_events (subscription_id, metric, quantity, occurred_on, recorded_at) \
+             values ($1, $2, $3, $4, $5) \
+             returning id, subscription_id, metric, quantity, occurred_on as day, recorded_at",
+        )
+        .bind(subscription)
+        .bind(&usage.metric)
+        .bind(usage.quantity)
+        .bind(day)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    /// Closes `month` once it has ended in Seoul: writes the invoice of every subscription
+    /// served in it ([`billing::draft_invoice`]) and refuses later usage for it. Closing a
+    /// closed month writes nothing and returns its invoices.
+    ///
+    /// # Errors
+    /// `month_not_over`.
+    pub async fn close_month(&self, month: Month) -> Result<Vec<Invoice>, Error> {
+        let now = self.now();
+        if now < calendar::start_of_day(month.end()) {
+            return Err(Error::MonthNotOver(month));
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(month_key(month))
+            .execute(&mut *tx)
+            .await?;
+        let newly_closed: Option<NaiveDate> = sqlx::query_scalar(
+            "insert into closed_months (month, closed_at) values ($1, $2) \
+             on conflict do nothing returning month",
+        )
+        .bind(month.first_day())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if newly_closed.is_some() {
+            write_invoices(&mut tx, month, self.tax_rate, now).await?;
+        }
+        tx.commit().await?;
+        self.read_invoices("i.month = $1", month.first_day()).await
+    }
+
+    /// Charges every finalized invoice of `month` once through the payment provider: paid
+    /// when captured, failed when not (no card counts as `no_card`). Returns the month's
+    /// payments.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn charge(&self, month: Month) -> Result<Vec<Payment>, Error> {
+        let due: Vec<InvoiceId> = sqlx::query_scalar(
+            "select id from invoices where month = $1 and status = 'finalized' order by id",
+        )
+        .bind(month.first_day())
+        .fetch_all(&self.pool)
+        .await?;
+        for invoice in due {
+            let now = self.now();
+            let mut tx = self.pool.begin().await?;
+            // Skip an invoice another charge run holds; re-checked as still due under the lock.
+            let row: Option<(Decimal, Option<String>)> = sqlx::query_as(
+                "select i.total, c.billing_key from invoices i \
+                 join customers c on c.id = i.customer_id \
+                 where i.id = $1 and i.status = 'finalized' for update of i skip locked",
+            )
+            .bind(invoice)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((total, billing_key)) = row else {
+                continue;
+            };
+            let idempotency_key = format!("invoice-{invoice}");
+            let outcome = match billing_key {
+                Some(billing_key) => {
+                    let request = ChargeRequest {
+                        billing_key,
+                        amount: total,
+                        idempotency_key: idempotency_key.clone(),
+                        description: format!("invoice {invoice} for {month}"),
+                    };
+                    self.gateway.charge(&request).await
+                }
+                None => Err(crate::payments::Decline {
+                    code: "no_card".into(),
+                }),
+            };
+            let (status, reference, failure_code) = match outcome {
+                Ok(capture) => (InvoiceStatus::Paid, Some(capture.reference), None),
+                Err(decline) => (InvoiceStatus::Failed, None, Some(decline.code)),
+            };
+            let paid = status == InvoiceStatus::Paid;
+            sqlx::query(
+                "insert into payments (invoice_id, attempted_at, amount, outcome, reference, \
+                 failure_code, idempotency_key) values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(invoice)
+            .bind(now)
+            .bind(total)
+            .bind(if paid { "succeeded" } else { "failed" })
+            .bind(reference)
+            .bind(failure_code)
+            .bind(&idempotency_key)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("update invoices set status = $2, paid_at = $3 where id = $1")
+                .bind(invoice)
+                .bind(status.as_str())
+                .bind(paid.then_some(now))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        self.payments(month).await
+    }
+
+    /// A subscription with its plan periods.
+    ///
+    /// # Errors
+    /// `no_subscription`.
+    pub async fn subscription(&self, id: SubscriptionId) -> Result<Subscription, Error> {
+        let (customer_id, started_on, cancelled_on): (CustomerId, NaiveDate, Option<NaiveDate>) =
+            sqlx::query_as(
+                "select customer_id, started_on, cancelled_on from subscriptions where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NoSubscription(id))?;
+        let periods = sqlx::query_as(
+            "select plan_key as plan, starts_on as from, ends_on as until from plan_periods \
+             where subscription_id = $1 and (ends_on is null or ends_on > starts_on) \
+             order by starts_on, id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Subscription {
+            id,
+            customer_id,
+            started_on,
+            cancelled_on,
+            periods,
+        })
+    }
+
+    /// A customer's invoices, oldest month first.
+    ///
+    /// # Errors
+    /// `no_customer`.
+    pub async fn invoices(&self, customer: CustomerId) -> Result<Vec<Invoice>, Error> {
+        sqlx::query_scalar::<_, i64>("select id from customers where id = $1")
+            .bind(customer)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NoCustomer(customer))?;
+        self.read_invoices("i.customer_id = $1", customer.0).await
+    }
+
+    /// The charge attempts of `month`'s invoices.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn payments(&self, month: Month) -> Result<Vec<Payment>, Error> {
+        let rows: Vec<PaymentRow> = sqlx::query_as(
+            "select p.id, p.invoice_id, p.amount, p.outcome, p.reference, p.failure_code, \
+             p.attempted_at from payments p join invoices i on i.id = p.invoice_id \
+             where i.month = $1 order by p.id",
+        )
+        .bind(month.first_day())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(PaymentRow::into_payment).collect()
+    }
+
+    /// The invoices matching `filter` (SQL over `invoices i`, with `$1` bound to `value`).
+    async fn read_invoices<T>(&self, filter: &str, value: T) -> Result<Vec<Invoice>, Error>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+    {
+        let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
+            "select i.id, i.subscription_id, i.customer_id, i.month, i.status, i.subtotal, \
+             i.tax, i.total, i.closed_at, i.paid_at from invoices i where {filter} \
+             order by i.month, i.id"
+        ))
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id.0).collect();
+        let lines: Vec<LineRow> = sqlx::query_as(
+            "select invoice_id, kind, plan_key, metric, period_from, period_until, days, used, \
+             included, overage, amount from invoice_lines where invoice_id = any($1) \
+             order by invoice_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_invoice: BTreeMap<InvoiceId, Vec<Line>> = BTreeMap::new();
+        for line in lines {
+            by_invoice
+                .entry(line.invoice_id)
+                .or_default()
+                .push(line.into_line()?);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let lines = by_invoice.remove(&row.id).unwrap_or_default();
+                row.into_invoice(lines)
+            })
+            .collect()
+    }
+}
+
+/// Refuses an unknown plan.
+async fn plan_exists(conn: &mut PgConnection, plan: &str) -> Result<(), Error> {
+    sqlx::query_scalar::<_, String>("select key from plans where key = $1")
+        .bind(plan)
+        .fetch_optional(conn)
+        .await?
+        .map(drop)
+        .ok_or_else(|| Error::NoPlan(plan.to_owned()))
+}
+
+/// Locks a subscription's row, refusing an unknown or cancelled one.
+async fn lock_live(conn: &mut PgConnection, id: SubscriptionId) -> Result<(), Error> {
+    let cancelled_on: Option<NaiveDate> =
+        sqlx::query_scalar("select cancelled_on from subscriptions where id = $1 for update")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .ok_or(Error::NoSubscription(id))?;
+    match cancelled_on {
+        Some(_) => Err(Error::Cancelled(id)),
+        None => Ok(()),
+    }
+}
+
+async fn open_period(
+    conn: &mut PgConnection,
+    subscription: SubscriptionId,
+    plan: &str,
+    from: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "insert into plan_periods (subscription_id, plan_key, starts_on, created_at) \
+         values ($1, $2, $3, $4)",
+    )
+    .bind(subscription)
+    .bind(plan)
+    .bind(from)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The second key of a month's advisory lock.
+fn month_key(month: Month) -> i32 {
+    let first = month.first_day();
+    first.year() * 12 + i32::try_from(first.month()).unwrap_or(0)
+}
+
+/// A plan period with the plan's current prices, as the close reads it.
+#[derive(sqlx::FromRow)]
+struct PeriodRow {
+    subscription_id: SubscriptionId,
+    customer_id: CustomerId,
+    starts_on: NaiveDate,
+    ends_on: Option<NaiveDate>,
+    #[sqlx(flatten)]
+    plan: Plan,
+}
+
+/// Writes the invoices of `month`, which the caller has just marked closed.
+async fn write_invoices(
+    conn: &mut PgConnection,
+    month: Month,
+    tax_rate: Decimal,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let (first, end) = (month.first_day(), month.end());
+    let periods: Vec<PeriodRow> = sqlx::query_as(
+        "select p.subscription_id, s.customer_id, p.starts_on, p.ends_on, pl.* \
+         from plan_periods p join subscriptions s on s.id = p.subscription_id \
+         join plans pl on pl.key = p.plan_key \
+         where p.starts_on < $2 and (p.ends_on is null or p.ends_on > $1) \
+         order by p.subscription_id, p.starts_on",
+    )
+    .bind(first)
+    .bind(end)
+    .fetch_all(&mut *conn)
+    .await?;
+    let usage: Vec<(SubscriptionId, NaiveDate, String, i64)> = sqlx::query_as(
+        "select subscription_id, occurred_on, metric, sum(quantity)::bigint from usage_events \
+         where occurred_on >= $1 and occurred_on < $2 group by 1, 2, 3 order by 1, 2, 3",
+    )
+    .bind(first)
+    .bind(end)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut subscriptions: BTreeMap<SubscriptionId, (CustomerId, Vec<PlanPeriod>)> =
+        BTreeMap::new();
+    for row in periods {
+        subscriptions
+            .entry(row.subscription_id)
+            .or_insert_with(|| (row.customer_id, Vec::new()))
+            .1
+            .push(PlanPeriod {
+                plan: row.plan,
+                from: row.starts_on,
+                until: row.ends_on,
+            });
+    }
+    let mut used: BTreeMap<SubscriptionId, Vec<Usage>> = BTreeMap::new();
+    for (subscription, day, metric, quantity) in usage {
+        used.entry(subscription).or_default().push(Usage {
+            day,
+            metric,
+            quantity: u64::try_from(quantity).unwrap_or(0),
+        });
+    }
+    for (subscription, (customer, periods)) in subscriptions {
+        let usage = used.remove(&subscription).unwrap_or_default();
+        let draft = billing::draft_invoice(month, &periods, &usage, tax_rate);
+        if draft.lines.is_empty() {
+            continue;
+        }
+        let paid = draft.total.is_zero();
+        let status = if paid {
+            InvoiceStatus::Paid
+        } else {
+            InvoiceStatus::Finalized
+        };
+        let invoice: i64 = sqlx::query_scalar(
+            "insert into invoices (subscription_id, customer_id, month, status, subtotal, tax, \
+             total, closed_at, paid_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
+        )
+        .bind(subscription)
+        .bind(customer)
+        .bind(first)
+        .bind(status.as_str())
+        .bind(draft.subtotal)
+        .bind(draft.tax)
+        .bind(draft.total)
+        .bind(now)
+        .bind(paid.then_some(now))
+        .fetch_one(&mut *conn)
+        .await?;
+        for (position, line) in (1_i32..).zip(&draft.lines) {
+            let units = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+            sqlx::query(
+                "insert into invoice_lines (invoice_id, position, kind, plan_key, metric, \
+                 period_from, period_until, days, used, included, overage, amount) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(invoice)
+            .bind(position)
+            .bind(line.kind.as_str())
+            .bind(&line.plan)
+            .bind(&line.metric)
+            .bind(line.from)
+            .bind(line.until)
+            .bind(i32::try_from(line.days).unwrap_or(i32::MAX))
+            .bind(units(line.used))
+            .bind(units(line.included))
+            .bind(units(line.overage))
+            .bind(line.amount)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct InvoiceRow {
+    id: InvoiceId,
+    subscription_id: SubscriptionId,
+    customer_id: CustomerId,
+    month: NaiveDate,
+    status: String,
+    subtotal: Decimal,
+    tax: Decimal,
+    total: Decimal,
+    closed_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+}
+
+impl InvoiceRow {
+    fn into_invoice(self, lines: Vec<Line>) -> Result<Invoice, Error> {
+        Ok(Invoice {
+            id: self.id,
+            subscription_id: self.subscription_id,
+            customer_id: self.customer_id,
+            month: Month::of(self.month),
+            status: self.status.parse().map_err(decode)?,
+            subtotal: self.subtotal,
+            tax: self.tax,
+            total: self.total,
+            closed_at: self.closed_at,
+            paid_at: self.paid_at,
+            lines,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    invoice_id: InvoiceId,
+    kind: String,
+    plan_key: String,
+    metric: Option<String>,
+    period_from: NaiveDate,
+    period_until: NaiveDate,
+    days: i32,
+    used: Option<i64>,
+    included: Option<i64>,
+    overage: Option<i64>,
+    amount: Decimal,
+}
+
+impl LineRow {
+    fn into_line(self) -> Result<Line, Error> {
+        let kind = match self.kind.as_str() {
+            "base" => LineKind::Base,
+            "overage" => LineKind::Overage,
+            other => return Err(decode(format!("unknown line kind {other:?}"))),
+        };
+        let units = |n: Option<i64>| n.map(|n| u64::try_from(n).unwrap_or(0));
+        Ok(Line {
+            kind,
+            plan: self.plan_key,
+            metric: self.metric,
+            from: self.period_from,
+            until: self.period_until,
+            days: u32::try_from(self.days).unwrap_or(0),
+            used: units(self.used),
+            included: units(self.included),
+            overage: units(self.overage),
+            amount: self.amount,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PaymentRow {
+    id: i64,
+    invoice_id: InvoiceId,
+    amount: Decimal,
+    outcome: String,
+    reference: Option<String>,
+    failure_code: Option<String>,
+    attempted_at: DateTime<Utc>,
+}
+
+impl PaymentRow {
+    fn into_payment(self) -> Result<Payment, Error> {
+        Ok(Payment {
+            id: self.id,
+            invoice_id: self.invoice_id,
+            amount: self.amount,
+            outcome: self.outcome.parse().map_err(decode)?,
+            reference: self.reference,
+            failure_code: self.failure_code,
+            attempted_at: self.attempted_at,
+        })
+    }
+}
+
+/// A stored value the schema's checks should have kept out.
+fn decode(reason: String) -> Error {
+    Error::Database(sqlx::Error::Decode(reason.into()))
+}

@@ -1,0 +1,76 @@
+//! The charge step through the harness's mock gateway and its test cards: an `ok` card pays, a
+//! declined card and a customer without a card fail, a zero invoice is paid at the close, and a
+//! second charge run charges nobody twice.
+
+use billing_harness::payments::TestCard;
+use example_billing_service::calendar::Month;
+use example_billing_service::service::{InvoiceStatus, PaymentOutcome};
+use rust_decimal::Decimal;
+
+use crate::support::{World, seoul};
+
+#[tokio::test]
+async fn the_charge_step_pays_ok_cards_and_fails_the_others() {
+    let world = World::start(seoul(2026, 10, 1)).await;
+    let service = &world.service;
+    let mut customers = Vec::new();
+    for (card, plan) in [
+        (Some(TestCard::Ok), "pro"),
+        (Some(TestCard::Declined), "pro"),
+        (None, "pro"),
+        (Some(TestCard::Ok), "starter"),
+    ] {
+        let customer = world.customer(card).await;
+        service.subscribe(customer.id, plan).await.unwrap();
+        customers.push(customer);
+    }
+    let october = Month::new(2026, 10).unwrap();
+    world.at(seoul(2026, 11, 1)).await;
+    let invoices = service.close_month(october).await.unwrap();
+    let statuses: Vec<InvoiceStatus> = invoices.iter().map(|i| i.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            InvoiceStatus::Finalized,
+            InvoiceStatus::Finalized,
+            InvoiceStatus::Finalized,
+            InvoiceStatus::Paid
+        ],
+        "a zero total (starter) is paid at the close"
+    );
+
+    world.at(seoul(2026, 11, 5)).await;
+    let payments = service.charge(october).await.unwrap();
+    let outcomes: Vec<(PaymentOutcome, Option<&str>)> = payments
+        .iter()
+        .map(|p| (p.outcome, p.failure_code.as_deref()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (PaymentOutcome::Succeeded, None),
+            (PaymentOutcome::Failed, Some("declined")),
+            (PaymentOutcome::Failed, Some("no_card")),
+        ]
+    );
+    let ledger = world.gateway.ledger();
+    assert_eq!(ledger.len(), 1, "one capture: {ledger:#?}");
+    assert_eq!(ledger[0].amount, Decimal::from(108_900));
+    assert_eq!(
+        ledger[0].idempotency_key,
+        format!("invoice-{}", invoices[0].id)
+    );
+
+    let again = service.charge(october).await.unwrap();
+    assert_eq!(again, payments, "a second run charges nobody again");
+    assert_eq!(
+        world.gateway.journal().len(),
+        2,
+        "two requests reached the gateway"
+    );
+    let paid = &service.invoices(customers[0].id).await.unwrap()[0];
+    assert_eq!(
+        (paid.status, paid.paid_at),
+        (InvoiceStatus::Paid, Some(seoul(2026, 11, 5)))
+    );
+}
