@@ -522,32 +522,34 @@ async fn keep_within_cap(
 
 impl Session {
     async fn open(config: &Config, token: u32) -> Result<Session, EnvError> {
-        let server = server::connect(config).await?;
-        let options = server
-            .endpoint
-            .admin_options()
-            .application_name("billing-harness");
-        let mut control = PgConnection::connect_with(&options)
-            .await
-            .map_err(EnvError::db(
-                "connect to the server's administration database",
-            ))?;
-        sqlx::query("select pg_advisory_lock($1, $2)")
-            .bind(LOCK_PROCESS)
-            .bind(token as i32)
-            .execute(&mut control)
-            .await
-            .map_err(EnvError::db("take this process's liveness lock"))?;
+        let mut server = server::connect(config, true).await?;
+        let mut control = match connect_admin(&server).await {
+            Ok(control) => control,
+            // Joined without a probe, and the server does not answer: the slow way in checks
+            // it and starts a new one if it is dead.
+            Err(_) if server.joined_unprobed => {
+                drop(server);
+                server = server::connect(config, false).await?;
+                connect_admin(&server).await?
+            }
+            Err(e) => return Err(e),
+        };
+        // The liveness lock and the settings in one round trip.
         let (version, max_connections, reserved, may_create): (i32, i32, i32, bool) =
             sqlx::query_as(
                 "select current_setting('server_version_num')::int, \
                  current_setting('max_connections')::int, \
                  current_setting('superuser_reserved_connections')::int, \
-                 (select rolcreatedb or rolsuper from pg_roles where rolname = current_user)",
+                 (select rolcreatedb or rolsuper from pg_roles where rolname = current_user) \
+                 from (select pg_advisory_lock($1, $2)) as liveness",
             )
+            .bind(LOCK_PROCESS)
+            .bind(token as i32)
             .fetch_one(&mut control)
             .await
-            .map_err(EnvError::db("read the server's settings"))?;
+            .map_err(EnvError::db(
+                "take this process's liveness lock and read the server's settings",
+            ))?;
         if version < 130_000 {
             return Err(EnvError::Unavailable {
                 backend: "url",
@@ -589,15 +591,20 @@ impl Session {
             return Ok(found.clone());
         }
         let migrations = Migrations::load(source).await?;
+        // In use first, then looked for: a reaper drops a template only while it holds the
+        // template's lock exclusively, so once this shared lock is held, a template found stays.
         let built_already: bool = {
             let mut control = self.control.lock().await;
             sqlx::query_scalar(
-                "select exists (select from pg_database where datname = $1 and datistemplate)",
+                "select exists (select from pg_database where datname = $3 and datistemplate) \
+                 from (select pg_advisory_lock_shared($1, $2)) as in_use",
             )
+            .bind(LOCK_TEMPLATE)
+            .bind(migrations.lock_key())
             .bind(migrations.template_name())
             .fetch_one(&mut *control)
             .await
-            .map_err(EnvError::db("look for the template"))?
+            .map_err(EnvError::db("mark the template as in use and look for it"))?
         };
         if !built_already {
             self.wait_for_room(
@@ -605,23 +612,17 @@ impl Session {
                 "template0",
             )
             .await?;
+            let mut control = self.control.lock().await;
+            setup_lock(&mut control, true).await?;
+            let built = build_template(&mut control, &self.server.endpoint, &migrations).await;
+            setup_lock(&mut control, false).await?;
+            if built? && let Some(membership) = &self.server.membership {
+                super::instance::log_event(
+                    &membership.dir,
+                    &format!("template-build {}", migrations.template_name()),
+                );
+            }
         }
-        let mut control = self.control.lock().await;
-        setup_lock(&mut control, true).await?;
-        let built = build_template(&mut control, &self.server.endpoint, &migrations).await;
-        setup_lock(&mut control, false).await?;
-        if built? && let Some(membership) = &self.server.membership {
-            super::instance::log_event(
-                &membership.dir,
-                &format!("template-build {}", migrations.template_name()),
-            );
-        }
-        sqlx::query("select pg_advisory_lock_shared($1, $2)")
-            .bind(LOCK_TEMPLATE)
-            .bind(migrations.lock_key())
-            .execute(&mut *control)
-            .await
-            .map_err(EnvError::db("mark the template as in use"))?;
         let migrations = Arc::new(migrations);
         templates.insert(source.clone(), migrations.clone());
         Ok(migrations)
@@ -783,6 +784,19 @@ impl Session {
     }
 }
 
+/// A connection to the server's administration database, named so in `pg_stat_activity`.
+async fn connect_admin(server: &Server) -> Result<PgConnection, EnvError> {
+    let options = server
+        .endpoint
+        .admin_options()
+        .application_name("billing-harness");
+    PgConnection::connect_with(&options)
+        .await
+        .map_err(EnvError::db(
+            "connect to the server's administration database",
+        ))
+}
+
 /// Takes (`true`) or releases (`false`) the server-wide setup lock.
 async fn setup_lock(control: &mut PgConnection, take: bool) -> Result<(), EnvError> {
     let sql = if take {
@@ -874,24 +888,30 @@ async fn reap(
             }
             Some((LOCK_PROCESS, token as i32))
         };
-        if let Some((class, key)) = dead_lock {
-            let free: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
-                .bind(class)
-                .bind(key)
-                .fetch_one(&mut *control)
-                .await
-                .map_err(EnvError::db("check whether a database's owner lives"))?;
-            if !free {
-                continue;
-            }
-            sqlx::query("select pg_advisory_unlock($1, $2)")
-                .bind(class)
-                .bind(key)
-                .execute(&mut *control)
-                .await
-                .map_err(EnvError::db("release an owner check"))?;
+        let Some((class, key)) = dead_lock else {
+            drop_database(control, &name).await?;
+            reaped.push(name);
+            continue;
+        };
+        let free: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
+            .bind(class)
+            .bind(key)
+            .fetch_one(&mut *control)
+            .await
+            .map_err(EnvError::db("check whether a database's owner lives"))?;
+        if !free {
+            continue;
         }
-        drop_database(control, &name).await?;
+        // Held while dropping: a process that takes a template's lock shared before looking
+        // for it waits, and then builds it again, rather than cloning one that is going.
+        let dropped = drop_database(control, &name).await;
+        sqlx::query("select pg_advisory_unlock($1, $2)")
+            .bind(class)
+            .bind(key)
+            .execute(&mut *control)
+            .await
+            .map_err(EnvError::db("release an owner check"))?;
+        dropped?;
         reaped.push(name);
     }
     Ok(reaped)
