@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use billing_harness::env::Config;
-use billing_harness::env::{self as harness_env, Broker, CloneStrategy};
+use billing_harness::env::{self as harness_env, Broker, CloneStrategy, Schema};
 use serde::Serialize;
 
 /// `cargo xtask bench ...`.
@@ -115,6 +115,8 @@ impl Quantiles {
 struct DbReport {
     /// A database for a test, as `Database::new` gets one: the lease, before any connection.
     ready_ms: Quantiles,
+    /// Of those, how many came from the warm pool.
+    warm_hits: usize,
     /// The first `TestEnv::new()` of a fresh process, with the server already up.
     first_env_ms: Quantiles,
     /// Every later `TestEnv::new()` of those processes.
@@ -166,7 +168,7 @@ fn container_figures(config: &Config) -> anyhow::Result<Option<ContainerReport>>
         );
         return Ok(None);
     }
-    let source = config.migrations.clone();
+    let source = Schema::new(config.migrations.clone());
     let runtime = crate::runtime()?;
     // One new container per test: a state folder of its own each time, so each acquire starts
     // a container, waits for it and migrates the template, as a test would without sharing.
@@ -223,7 +225,7 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
         .state_dir
         .with_file_name(format!("billing-harness-bench-{}", std::process::id()));
     let config = config.with_state_dir(&state);
-    let source = config.migrations.clone();
+    let source = Schema::new(config.migrations.clone());
     let report = {
         let broker = Broker::start(config.clone())?;
         let runtime = crate::runtime()?;
@@ -254,17 +256,24 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
             let clone = time(Some(CloneStrategy::FileCopy)).await?;
             let wal_log = time(Some(CloneStrategy::WalLog)).await?;
             let migrate = time(None).await?;
+            // A test's database from the warm pool, topped up between rounds as it is while
+            // tests run (a clone takes about as long as the shortest test).
+            let connections = broker.config().pool_size;
             let mut ready = Vec::with_capacity(ROUNDS);
+            let mut warm = 0;
             for _ in 0..ROUNDS {
+                broker.settle().await?;
                 let t = Instant::now();
-                let lease = broker.acquire(&source, CloneStrategy::FileCopy).await?;
+                let lease = broker.claim(&source, connections).await?;
                 ready.push(t.elapsed());
+                warm += usize::from(lease.warm);
                 broker.release(&lease, None).await?;
             }
             // Fresh processes join the server this broker keeps up, as nextest's do.
-            let children = db_children(&state, &backend)?;
+            let children = db_children(&broker, &source, &state, &backend).await?;
             anyhow::Ok(DbReport {
                 ready_ms: Quantiles::of(ready),
+                warm_hits: warm,
                 first_env_ms: Quantiles::of(children.first),
                 env_ms: Quantiles::of(children.later),
                 drop_ms: Quantiles::of(children.drops),
@@ -292,7 +301,7 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
              \x20 template clone (WAL_LOG)    median {:>7.1} ms   p95 {:>7.1} ms\n\
              \x20 create + migrate            median {:>7.1} ms   p95 {:>7.1} ms\n\
              \x20 clone is {:.1}x faster; cold start to first database {:.0} ms\n\
-             \x20 database ready for a test    p50 {:>7.1} ms   p90 {:>7.1} ms\n\
+             \x20 database ready for a test    p50 {:>7.1} ms   p90 {:>7.1} ms   ({} of {} from the warm pool)\n\
              \x20 first TestEnv of a process   p50 {:>7.1} ms   p90 {:>7.1} ms   ({} fresh processes, server up)\n\
              \x20 later TestEnv                p50 {:>7.1} ms   p90 {:>7.1} ms\n\
              \x20 drop on the test's path      p50 {:>7.1} ms   p90 {:>7.1} ms",
@@ -308,6 +317,8 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
             r.cold_start_ms,
             r.ready_ms.p50,
             r.ready_ms.p90,
+            r.warm_hits,
+            r.rounds,
             r.first_env_ms.p50,
             r.first_env_ms.p90,
             r.processes,
@@ -358,11 +369,18 @@ struct Children {
 
 /// Runs [`PROCESSES`] fresh `bench db-child` processes one after another on the server of
 /// `state`, which must be up.
-fn db_children(state: &std::path::Path, backend: &str) -> anyhow::Result<Children> {
+async fn db_children(
+    broker: &Broker,
+    schema: &Schema,
+    state: &std::path::Path,
+    backend: &str,
+) -> anyhow::Result<Children> {
     let exe = std::env::current_exe()?;
     let mut children = Children::default();
     let ms = |ms: f64| Duration::from_secs_f64(ms / 1000.0);
     for _ in 0..PROCESSES {
+        // The warm pool topped up, as the other processes of a run keep it.
+        broker.warm_up(schema).await?;
         let output = std::process::Command::new(&exe)
             .args(["bench", "db-child"])
             .env("HARNESS_STATE_DIR", state)
@@ -384,11 +402,14 @@ fn db_children(state: &std::path::Path, backend: &str) -> anyhow::Result<Childre
 }
 
 /// `bench db-child`: the first `TestEnv` of this process and [`ENVS_PER_PROCESS`] more, each
-/// timed, and each drop on this thread timed; one line of JSON on stdout.
+/// timed with the warm pool topped up before it (not timed), and each drop on this thread timed;
+/// one line of JSON on stdout.
 fn db_child() -> anyhow::Result<ExitCode> {
     use billing_harness::TestEnv;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let runtime = crate::runtime()?;
+    let broker = Broker::global()?;
+    let schema = Schema::new(broker.config().migrations.clone());
     let times = runtime.block_on(async {
         let t = Instant::now();
         let env = TestEnv::new().await?;
@@ -399,6 +420,7 @@ fn db_child() -> anyhow::Result<ExitCode> {
         drop_ms.push(ms(t.elapsed()));
         let mut later_ms = Vec::with_capacity(ENVS_PER_PROCESS);
         for _ in 0..ENVS_PER_PROCESS {
+            broker.warm_up(&schema).await?;
             let t = Instant::now();
             let env = TestEnv::new().await?;
             later_ms.push(ms(t.elapsed()));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use sqlx::Connection;
 
 use super::EnvError;
-use super::broker::KEPT_COMMENT;
+use super::admin::KEPT_COMMENT;
 use super::config::{BackendChoice, Config, Footprint};
 use super::container::{self, ContainerLauncher};
 use super::endpoint::{Endpoint, redact};

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sqlx::PgPool;
+use sqlx::migrate::Migrator;
 
 use crate::builders::{Locale, World};
 use crate::calendar::{self, DEFAULT_TIME_ZONE};
 use crate::clock::{self, Clock};
-use crate::env::{Backend, Broker, Database, EnvError, ProductsChoice};
+use crate::env::{Backend, Broker, Database, DatabaseBuilder, EnvError, ProductsChoice};
 use crate::model::OrgId;
 use crate::payments::{Gateway, GatewayServer, HttpGateway, MockGateway};
 use crate::platform::{Platform, PlatformJobs, SyncPolicy};
@@ -26,9 +27,10 @@ use products::{EnvJobs, Place, ProductMocks};
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
 /// test clock.
 ///
-/// Dropped normally, it drops its database. Dropped while the test panics (a failed assertion),
-/// it **keeps** the database and prints a `psql` command to open it; `cargo xtask db clean`
-/// removes kept databases.
+/// Dropped normally, it drops its database (in the background: the test does not wait).
+/// Dropped while the test panics (a failed assertion), it **keeps** the database and prints a
+/// `psql` command to open it, and how to drop kept databases ([`crate::env::drop_kept`] or
+/// `HARNESS_DROP_KEPT=1`).
 ///
 /// ```no_run
 /// use billing_harness::TestEnv;
@@ -86,7 +88,7 @@ struct Open {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct TestEnvBuilder {
-    migrations: Option<PathBuf>,
+    db: DatabaseBuilder,
     time_zone: Option<Tz>,
     start: Option<DateTime<Utc>>,
     today: Option<NaiveDate>,
@@ -99,10 +101,36 @@ pub struct TestEnvBuilder {
 
 impl TestEnvBuilder {
     /// Builds the template from this folder of sqlx migrations instead of the bundled platform
-    /// schema (default: `HARNESS_MIGRATIONS`, else the bundled schema). The template is keyed by
-    /// the folder's content, so editing a migration builds a new one.
+    /// schema (default: `HARNESS_MIGRATIONS`, else the bundled schema). A relative path is taken
+    /// from the crate's folder (`CARGO_MANIFEST_DIR`), as [`DatabaseBuilder::migrations`] says.
+    /// The template is keyed by the migrations' content, so editing one builds a new template,
+    /// and it is shared by every test process of the run.
     pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.migrations = Some(dir.into());
+        self.db = self.db.migrations(dir);
+        self
+    }
+
+    /// Builds the template from migrations compiled into the test binary
+    /// (`sqlx::migrate!()`); see [`DatabaseBuilder::migrator`].
+    pub fn migrator(mut self, migrator: &'static Migrator) -> Self {
+        self.db = self.db.migrator(migrator);
+        self
+    }
+
+    /// Leaves your schema untouched: no `harness_clock` table and no `harness_now()` (default:
+    /// they go in before your migrations). SQL then reads the server's own time, and
+    /// [`TestEnv::clock`] moves the application's time only. See
+    /// [`DatabaseBuilder::without_db_clock`].
+    pub fn without_db_clock(mut self) -> Self {
+        self.db = self.db.without_db_clock();
+        self
+    }
+
+    /// Counts a pool of the test's own, of up to `connections` connections to this database, in
+    /// the connection budget every test process shares (default 0). See
+    /// [`DatabaseBuilder::app_pool`].
+    pub fn app_pool(mut self, connections: u32) -> Self {
+        self.db = self.db.app_pool(connections);
         self
     }
 
@@ -167,12 +195,8 @@ impl TestEnvBuilder {
     /// # Errors
     /// See [`EnvError`]: misconfiguration, no backend, a server that fails to start, failing
     /// migrations.
-    pub async fn build(self) -> Result<TestEnv, EnvError> {
-        let mut db = Database::builder();
-        if let Some(dir) = &self.migrations {
-            db = db.migrations(dir.clone());
-        }
-        let db = db.build().await?;
+    pub async fn build(mut self) -> Result<TestEnv, EnvError> {
+        let db = std::mem::take(&mut self.db).build().await?;
         self.open(db).await
     }
 
@@ -231,14 +255,18 @@ impl TestEnvBuilder {
             Place::InProcess
         };
         let mocks = Arc::new(ProductMocks::new(policy.timeout, db.is_owned(), place));
-        let clock = Clock::attach(pool.clone(), start)
-            .await
-            .map_err(EnvError::db(format!("set the clock of {}", db.name())))?
-            .with_jobs(Arc::new(EnvJobs {
-                platform: jobs.clone(),
-                mocks: mocks.clone(),
-                pool,
-            }));
+        let clock = if db.has_db_clock() {
+            Clock::attach(pool.clone(), start)
+                .await
+                .map_err(EnvError::db(format!("set the clock of {}", db.name())))?
+        } else {
+            Clock::without_database(start)
+        };
+        let clock = clock.with_jobs(Arc::new(EnvJobs {
+            platform: jobs.clone(),
+            mocks: mocks.clone(),
+            pool,
+        }));
         Ok(TestEnv {
             open: Open {
                 clock,
@@ -300,13 +328,22 @@ impl TestEnv {
         &self.open.gateway
     }
 
-    /// What a failed test prints: where its kept database is and how to replay its data.
+    /// What a failed test prints: where its kept database is, how to open it and drop kept
+    /// databases, and, when the test drew fake data, the seed that replays it.
     pub fn failure_note(&self) -> String {
-        let seed = self.world.fakes.seed();
-        format!(
-            "{}\n  fake data seed: {seed} (HARNESS_SEED={seed} replays it)",
-            self.db.failure_note()
-        )
+        match self.seed_note() {
+            Some(seed) => format!("{}\n  {seed}", self.db.failure_note()),
+            None => self.db.failure_note(),
+        }
+    }
+
+    /// The seed of the fake data, if the test drew any.
+    fn seed_note(&self) -> Option<String> {
+        let fakes = &self.world.fakes;
+        let seed = fakes.seed();
+        fakes
+            .drawn()
+            .then(|| format!("fake data seed: {seed} (HARNESS_SEED={seed} replays it)"))
     }
 
     pub(crate) fn world(&self) -> &World {
@@ -327,6 +364,37 @@ impl TestEnv {
     /// The database's URL, for other programs (a product under test, say).
     pub fn url(&self) -> String {
         self.db.url()
+    }
+
+    /// Driver options for this database, for a pool of your own (declare its size with
+    /// [`TestEnvBuilder::app_pool`] so the connection budget counts it):
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use billing_harness::TestEnv;
+    /// use sqlx::postgres::PgPoolOptions;
+    ///
+    /// let env = TestEnv::builder().app_pool(5).build().await?;
+    /// let app_pool = PgPoolOptions::new()
+    ///     .max_connections(5)
+    ///     .connect_with(env.connect_options())
+    ///     .await?;
+    /// # drop(app_pool);
+    /// # Ok(()) }
+    /// ```
+    pub fn connect_options(&self) -> sqlx::postgres::PgConnectOptions {
+        self.db.connect_options()
+    }
+
+    /// The host other programs reach this database's server at over TCP (`127.0.0.1` for a
+    /// throwaway server).
+    pub fn host(&self) -> String {
+        self.db.host()
+    }
+
+    /// The server's TCP port.
+    pub fn port(&self) -> u16 {
+        self.db.port()
     }
 
     /// A ready-to-paste `psql` command that opens this database.
@@ -369,11 +437,10 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            let seed = self.world.fakes.seed();
-            eprintln!(
-                "billing-harness: fake data seed of the failed test: {seed} (HARNESS_SEED={seed} replays it)"
-            );
+        if std::thread::panicking()
+            && let Some(seed) = self.seed_note()
+        {
+            eprintln!("billing-harness: the failed test's {seed}");
         }
     }
 }

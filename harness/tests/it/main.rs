@@ -1,5 +1,6 @@
 //! The harness's one integration-test binary: every test here talks to a real PostgreSQL.
 
+mod adopters;
 mod architecture;
 mod builders;
 mod concurrency;
