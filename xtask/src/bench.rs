@@ -261,6 +261,7 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
             let connections = broker.config().pool_size;
             let mut ready = Vec::with_capacity(ROUNDS);
             let mut warm = 0;
+            broker.warm_up(&source).await?;
             for _ in 0..ROUNDS {
                 broker.settle().await?;
                 let t = Instant::now();

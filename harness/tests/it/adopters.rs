@@ -5,6 +5,11 @@
 //!
 //! Some tests run this binary again as a child process (a variable names the child's job), as
 //! cargo-nextest runs each test in a process of its own.
+//!
+//! The module denies warnings, as an adopter's test crate may: what it holds of the harness (a
+//! `TestEnv` kept only for its drop, in a struct of its own) must compile clean (friction 7).
+
+#![deny(warnings)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -370,21 +375,49 @@ async fn an_app_pool_counts_in_the_connection_budget() {
         "{wanted} {budget}"
     );
 
+    let app = test_app().await;
+    let one: i32 = sqlx::query_scalar("select 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+}
+
+/// What an adopter's tests hold: the app's pool, and the environment kept only so that the
+/// database lives as long as the app (the README's pattern). Never read, the field raises no
+/// warning under `#![deny(warnings)]` (friction 7).
+struct TestApp {
+    pool: sqlx::PgPool,
+    _env: TestEnv,
+}
+
+async fn test_app() -> TestApp {
     let env = TestEnv::builder()
         .migrations(NOTES)
-        .app_pool(3)
+        .app_pool(2)
         .build()
         .await
         .unwrap();
-    let app = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(3)
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
         .connect_with(env.connect_options())
         .await
         .unwrap();
-    let one: i32 = sqlx::query_scalar("select 1")
-        .fetch_one(&app)
+    TestApp { pool, _env: env }
+}
+
+/// Friction 7: the app under test works on the test's database while the struct holds the
+/// environment.
+#[tokio::test]
+async fn an_app_holding_the_environment_for_its_drop_compiles_clean_and_works() {
+    let app = test_app().await;
+    sqlx::query("insert into notes (id) values (1)")
+        .execute(&app.pool)
         .await
         .unwrap();
-    app.close().await;
-    assert_eq!(one, 1);
+    let n: i64 = sqlx::query_scalar("select count(*) from notes")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
 }
