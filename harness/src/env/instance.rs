@@ -7,7 +7,7 @@
 //!   crashed process stops counting the moment it dies;
 //! - `instance.json`: the running instance ([`Instance`]), absent when none runs;
 //! - `kept/`: one empty file per database kept for a failed test; while any is there the instance
-//!   stays up so the printed `psql` command keeps working (`cargo xtask db clean` empties it);
+//!   stays up so the printed `psql` command keeps working (`env::drop_kept` empties it);
 //! - `watchdog.pid`: the watchdog, a small `sh` loop that stops the instance once nobody has held
 //!   `users.lock` for the linger time, and then removes this folder (and the state directory too
 //!   when it is the default `billing-harness-$UID` one and nothing else is in it), so that a run
