@@ -95,14 +95,16 @@ pub fn wall_now() -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now)
 }
 
-/// A test clock bound to one database: moving it moves `harness_now()` there too.
+/// A test clock, usually bound to one database: moving it moves `harness_now()` there too. A
+/// clock [`Clock::without_database`] moves the application's time only.
 #[derive(Debug)]
 pub struct Clock {
     now: Mutex<DateTime<Utc>>,
     /// The last instant a scheduled job did something (finalised, charged): the clock never
     /// rewinds past it.
     last_effect: Mutex<Option<DateTime<Utc>>>,
-    pool: PgPool,
+    /// The database whose `harness_clock` follows the clock, if any.
+    pool: Option<PgPool>,
     jobs: Option<Arc<dyn Jobs>>,
 }
 
@@ -153,13 +155,22 @@ impl Clock {
     /// # Errors
     /// The database refused the write (no `harness_clock` table, say).
     pub async fn attach(pool: PgPool, start: DateTime<Utc>) -> Result<Clock, sqlx::Error> {
-        write(&pool, start).await?;
+        write(Some(&pool), start).await?;
         Ok(Clock {
+            pool: Some(pool),
+            ..Clock::without_database(start)
+        })
+    }
+
+    /// A clock at `start` that no database follows: for a schema without `harness_clock`, whose
+    /// SQL reads the server's own time. It moves the application's time, and runs jobs, only.
+    pub fn without_database(start: DateTime<Utc>) -> Clock {
+        Clock {
             now: Mutex::new(start),
             last_effect: Mutex::new(None),
-            pool,
+            pool: None,
             jobs: None,
-        })
+        }
     }
 
     /// The clock with `jobs` to run as it moves.
@@ -180,7 +191,7 @@ impl Clock {
     /// # Errors
     /// The database refused the write.
     pub async fn set(&self, instant: DateTime<Utc>) -> Result<(), sqlx::Error> {
-        write(&self.pool, instant).await?;
+        write(self.pool.as_ref(), instant).await?;
         write_cell(&self.now, instant);
         Ok(())
     }
@@ -327,7 +338,10 @@ impl Clock {
     }
 }
 
-async fn write(pool: &PgPool, instant: DateTime<Utc>) -> Result<(), sqlx::Error> {
+async fn write(pool: Option<&PgPool>, instant: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let Some(pool) = pool else {
+        return Ok(());
+    };
     sqlx::query(
         "insert into harness_clock (id, now) values (true, $1) \
          on conflict (id) do update set now = excluded.now",

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use billing_harness::env::Config;
-use billing_harness::env::{self as harness_env, Broker, CloneStrategy};
+use billing_harness::env::{self as harness_env, Broker, CloneStrategy, Schema};
 use serde::Serialize;
 
 /// `cargo xtask bench ...`.
@@ -27,6 +27,9 @@ pub(crate) enum Command {
     /// Deliveries per second through the product-sync dispatcher to the product mocks over
     /// HTTP, fault-free and with 30% of the writes faulted.
     Sync(Args),
+    /// `bench db`'s child: one fresh process on the bench's server, timing its `TestEnv`s.
+    #[command(hide = true)]
+    DbChild,
     /// The example backend's test suite with the harness against its own create-and-migrate,
     /// cold and warm, under cargo test and cargo nextest (the test binaries are built first, not
     /// timed).
@@ -62,6 +65,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load(args.json),
         Command::Sync(args) => emit(args.json, &sync::run()?, sync::text),
         Command::Adopt(args) => emit(args.json, &adopt::run(args.rounds)?, adopt::text),
+        Command::DbChild => db_child(),
     }
 }
 
@@ -89,19 +93,55 @@ struct Spread {
 }
 
 impl Spread {
-    fn of(mut samples: Vec<Duration>) -> Spread {
-        samples.sort();
-        let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
-        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    fn of(samples: Vec<Duration>) -> Spread {
+        let at = quantiles(samples);
         Spread {
-            median: ms(at(0.5)),
-            p95: ms(at(0.95)),
+            median: at(0.5),
+            p95: at(0.95),
+        }
+    }
+}
+
+/// The quantiles of `samples`: `q` (0 to 1) to milliseconds, to a tenth.
+fn quantiles(mut samples: Vec<Duration>) -> impl Fn(f64) -> f64 {
+    samples.sort();
+    move |q| {
+        let d = samples[((samples.len() - 1) as f64 * q).round() as usize];
+        (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
+    }
+}
+
+/// The 50th and 90th percentiles of a sample, in milliseconds to a tenth.
+#[derive(Serialize)]
+struct Quantiles {
+    p50: f64,
+    p90: f64,
+}
+
+impl Quantiles {
+    fn of(samples: Vec<Duration>) -> Quantiles {
+        let at = quantiles(samples);
+        Quantiles {
+            p50: at(0.5),
+            p90: at(0.9),
         }
     }
 }
 
 #[derive(Serialize)]
 struct DbReport {
+    /// A database for a test, as `Database::new` gets one: the lease, before any connection.
+    ready_ms: Quantiles,
+    /// Of those, how many came from the warm pool.
+    warm_hits: usize,
+    /// The first `TestEnv::new()` of a fresh process, with the server already up.
+    first_env_ms: Quantiles,
+    /// Every later `TestEnv::new()` of those processes.
+    env_ms: Quantiles,
+    /// `drop(env)` of a passing test, on the test's own thread.
+    drop_ms: Quantiles,
+    /// Fresh processes started for the figures above.
+    processes: usize,
     clone_ms: Spread,
     migrate_ms: Spread,
     ratio: f64,
@@ -145,7 +185,7 @@ fn container_figures(config: &Config) -> anyhow::Result<Option<ContainerReport>>
         );
         return Ok(None);
     }
-    let source = config.migrations.clone();
+    let source = Schema::new(config.migrations.clone());
     let runtime = crate::runtime()?;
     // One new container per test: a state folder of its own each time, so each acquire starts
     // a container, waits for it and migrates the template, as a test would without sharing.
@@ -202,7 +242,7 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
         .state_dir
         .with_file_name(format!("billing-harness-bench-{}", std::process::id()));
     let config = config.with_state_dir(&state);
-    let source = config.migrations.clone();
+    let source = Schema::new(config.migrations.clone());
     let report = {
         let broker = Broker::start(config.clone())?;
         let runtime = crate::runtime()?;
@@ -233,7 +273,29 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
             let clone = time(Some(CloneStrategy::FileCopy)).await?;
             let wal_log = time(Some(CloneStrategy::WalLog)).await?;
             let migrate = time(None).await?;
+            // A test's database from the warm pool, topped up between rounds as it is while
+            // tests run (a clone takes about as long as the shortest test).
+            let connections = broker.config().pool_size;
+            let mut ready = Vec::with_capacity(ROUNDS);
+            let mut warm = 0;
+            broker.warm_up(&source).await?;
+            for _ in 0..ROUNDS {
+                broker.settle().await?;
+                let t = Instant::now();
+                let lease = broker.claim(&source, connections).await?;
+                ready.push(t.elapsed());
+                warm += usize::from(lease.warm);
+                broker.release(&lease, None).await?;
+            }
+            // Fresh processes join the server this broker keeps up, as nextest's do.
+            let children = db_children(&broker, &source, &state, &backend).await?;
             anyhow::Ok(DbReport {
+                ready_ms: Quantiles::of(ready),
+                warm_hits: warm,
+                first_env_ms: Quantiles::of(children.first),
+                env_ms: Quantiles::of(children.later),
+                drop_ms: Quantiles::of(children.drops),
+                processes: PROCESSES,
                 ratio: (migrate.median / clone.median * 10.0).round() / 10.0,
                 clone_ms: clone,
                 migrate_ms: migrate,
@@ -256,7 +318,11 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
              \x20 template clone (FILE_COPY)  median {:>7.1} ms   p95 {:>7.1} ms\n\
              \x20 template clone (WAL_LOG)    median {:>7.1} ms   p95 {:>7.1} ms\n\
              \x20 create + migrate            median {:>7.1} ms   p95 {:>7.1} ms\n\
-             \x20 clone is {:.1}x faster; cold start to first database {:.0} ms",
+             \x20 clone is {:.1}x faster; cold start to first database {:.0} ms\n\
+             \x20 database ready for a test    p50 {:>7.1} ms   p90 {:>7.1} ms   ({} of {} from the warm pool)\n\
+             \x20 first TestEnv of a process   p50 {:>7.1} ms   p90 {:>7.1} ms   ({} fresh processes, server up)\n\
+             \x20 later TestEnv                p50 {:>7.1} ms   p90 {:>7.1} ms\n\
+             \x20 drop on the test's path      p50 {:>7.1} ms   p90 {:>7.1} ms",
             r.rounds,
             r.backend,
             r.clone_ms.median,
@@ -266,7 +332,18 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
             r.migrate_ms.median,
             r.migrate_ms.p95,
             r.ratio,
-            r.cold_start_ms
+            r.cold_start_ms,
+            r.ready_ms.p50,
+            r.ready_ms.p90,
+            r.warm_hits,
+            r.rounds,
+            r.first_env_ms.p50,
+            r.first_env_ms.p90,
+            r.processes,
+            r.env_ms.p50,
+            r.env_ms.p90,
+            r.drop_ms.p50,
+            r.drop_ms.p90,
         ) + &r.container.as_ref().map_or_else(
             || "\n  container backend: not measured (no engine or image; see above)".to_owned(),
             |c| {
@@ -285,6 +362,98 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
             },
         )
     })
+}
+
+/// Fresh processes started for the first-`TestEnv` figure.
+const PROCESSES: usize = 10;
+/// `TestEnv`s each of them makes after its first.
+const ENVS_PER_PROCESS: usize = 10;
+
+/// What one `bench db-child` process measured, printed as one line of JSON, in milliseconds.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct ChildTimes {
+    first_ms: f64,
+    later_ms: Vec<f64>,
+    drop_ms: Vec<f64>,
+}
+
+/// The samples of every child process.
+#[derive(Default)]
+struct Children {
+    first: Vec<Duration>,
+    later: Vec<Duration>,
+    drops: Vec<Duration>,
+}
+
+/// Runs [`PROCESSES`] fresh `bench db-child` processes one after another on the server of
+/// `state`, which must be up.
+async fn db_children(
+    broker: &Broker,
+    schema: &Schema,
+    state: &std::path::Path,
+    backend: &str,
+) -> anyhow::Result<Children> {
+    let exe = std::env::current_exe()?;
+    let mut children = Children::default();
+    let ms = |ms: f64| Duration::from_secs_f64(ms / 1000.0);
+    for _ in 0..PROCESSES {
+        // The warm pool topped up, as the other processes of a run keep it.
+        broker.warm_up(schema).await?;
+        let output = std::process::Command::new(&exe)
+            .args(["bench", "db-child"])
+            .env("HARNESS_STATE_DIR", state)
+            .env("HARNESS_POSTGRES", backend)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "bench db-child exited with {}",
+            output.status
+        );
+        let times: ChildTimes = serde_json::from_slice(&output.stdout)?;
+        children.first.push(ms(times.first_ms));
+        children.later.extend(times.later_ms.into_iter().map(ms));
+        children.drops.extend(times.drop_ms.into_iter().map(ms));
+    }
+    Ok(children)
+}
+
+/// `bench db-child`: the first `TestEnv` of this process and [`ENVS_PER_PROCESS`] more, each
+/// timed with the warm pool topped up before it (not timed), and each drop on this thread timed;
+/// one line of JSON on stdout.
+fn db_child() -> anyhow::Result<ExitCode> {
+    use billing_harness::TestEnv;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let runtime = crate::runtime()?;
+    let broker = Broker::global()?;
+    let schema = Schema::new(broker.config().migrations.clone());
+    let times = runtime.block_on(async {
+        let t = Instant::now();
+        let env = TestEnv::new().await?;
+        let first_ms = ms(t.elapsed());
+        let mut drop_ms = Vec::with_capacity(ENVS_PER_PROCESS + 1);
+        let t = Instant::now();
+        drop(env);
+        drop_ms.push(ms(t.elapsed()));
+        let mut later_ms = Vec::with_capacity(ENVS_PER_PROCESS);
+        for _ in 0..ENVS_PER_PROCESS {
+            broker.warm_up(&schema).await?;
+            let t = Instant::now();
+            let env = TestEnv::new().await?;
+            later_ms.push(ms(t.elapsed()));
+            let t = Instant::now();
+            drop(env);
+            drop_ms.push(ms(t.elapsed()));
+        }
+        anyhow::Ok(ChildTimes {
+            first_ms,
+            later_ms,
+            drop_ms,
+        })
+    })?;
+    println!("{}", serde_json::to_string(&times)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Serialize)]

@@ -48,6 +48,10 @@ fn up() -> anyhow::Result<ExitCode> {
         tokio::signal::ctrl_c().await?;
         eprintln!("billing-harness: dropping {}", env.database_name());
         drop(env);
+        // Dropping happens in the background: wait for it before the process ends.
+        billing_harness::env::Broker::global()?
+            .settle_drops()
+            .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -130,12 +130,24 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    settle_drops();
     match result {
         Ok(code) => code,
         Err(e) => {
             eprint!("{}", errors::error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Waits for the databases the command's tests environments released to be dropped: the harness
+/// drops them in the background, and a process that exits first leaves them to the next one's
+/// reaper.
+fn settle_drops() {
+    if let Some(broker) = billing_harness::env::Broker::global_if_used()
+        && let Ok(runtime) = runtime()
+    {
+        let _ = runtime.block_on(broker.settle_drops());
     }
 }
 

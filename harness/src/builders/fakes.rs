@@ -125,6 +125,8 @@ pub struct Fakes {
     seed: u64,
     locale: Locale,
     rng: Mutex<StdRng>,
+    /// Whether any value was drawn: only then does a failed test print the seed.
+    drawn: std::sync::atomic::AtomicBool,
 }
 
 impl Fakes {
@@ -134,12 +136,14 @@ impl Fakes {
             seed,
             locale,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            drawn: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// The generator; a panic elsewhere cannot leave it half-written, so a poisoned lock is
     /// still usable.
     fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
+        self.drawn.store(true, std::sync::atomic::Ordering::Relaxed);
         self.rng
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -148,6 +152,11 @@ impl Fakes {
     /// The seed: set `HARNESS_SEED` to it to draw the same values again.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// Whether a value was drawn, so that the seed matters for replaying the test.
+    pub fn drawn(&self) -> bool {
+        self.drawn.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The locale of generated people and companies.
@@ -239,6 +248,14 @@ mod tests {
             let (a, b) = (Fakes::new(7, locale), Fakes::new(7, locale));
             assert_eq!((a.person(1), a.company()), (b.person(1), b.company()));
         }
+    }
+
+    #[test]
+    fn a_generator_knows_whether_it_drew_anything() {
+        let fakes = Fakes::new(7, Locale::English);
+        assert!(!fakes.drawn());
+        fakes.company();
+        assert!(fakes.drawn());
     }
 
     #[test]

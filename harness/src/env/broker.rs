@@ -1,48 +1,40 @@
 //! The process-wide database broker: one thread with its own runtime that owns the control
-//! connection and makes and drops the clone of every test, whatever runtime the test runs on.
+//! connection and hands every test its database, whatever runtime the test runs on.
 //!
-//! Everything shared between processes is coordinated in PostgreSQL itself, with session-level
-//! advisory locks on the control connection, so it works the same on a throwaway cluster and on a
-//! server given by URL that other machines use too:
-//! - `PROCESS(token)`: held for the life of the process. A clone is named after its owner's token,
-//!   so a clone whose owner lock is free belongs to a dead process and is reaped.
-//! - `TEMPLATE(hash)`, shared: held by every process that clones that template, so that an unused
-//!   template of older migrations can be dropped.
-//! - `SETUP`: held while reaping or building a template: one process builds, the others wait and
-//!   then find it ready.
-//! - `SLOT(i)`: the connection budget. `max_connections` divided by the pool size gives the slots;
-//!   every live test database holds one, and a process that finds none free waits.
-//! - `KEEP`: held while a failed test's database is counted against the keep cap
-//!   (`HARNESS_KEEP_FAILED`) and marked as kept, so that processes failing at once keep no more
-//!   than the cap between them.
+//! A test's database comes from the template's warm pool when it has one ([`super::pool`]), else
+//! it is cloned there and then. What a test does not wait for happens in the background, on a
+//! second connection ([`super::maintenance`]): dropping the databases of passing tests, topping
+//! the warm pool up, recording that a template is in use, and reaping what ended processes left
+//! ([`super::reaper`]). The advisory locks that coordinate processes are listed in
+//! [`super::admin`].
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Executor, PgConnection};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::EnvError;
-use super::config::{Config, MigrationSource};
+use super::admin::{
+    self, KEPT_COMMENT, LOCK_KEEP, LOCK_PROCESS, LOCK_TEMPLATE, clone_name, drop_database, ident,
+    setup_lock,
+};
+use super::budget::Budget;
+use super::config::Config;
 use super::endpoint::Endpoint;
+use super::maintenance::{self, Job};
 use super::server::{self, Backend, Server};
-use super::template::{Migrations, lock_key_of};
-
-const LOCK_SETUP: i32 = 0x6268_0001;
-const LOCK_PROCESS: i32 = 0x6268_0002;
-const LOCK_TEMPLATE: i32 = 0x6268_0003;
-const LOCK_SLOT: i32 = 0x6268_0004;
-const LOCK_KEEP: i32 = 0x6268_0005;
+use super::template::{self, Migrations, Schema};
 
 /// Room kept free in a local server's state folder beyond the next clone: for the WAL and the
 /// temporary files of the tests running meanwhile. A server that cannot write its WAL crashes.
-const ROOM_RESERVE: u64 = 4 << 20;
+pub(crate) const ROOM_RESERVE: u64 = 4 << 20;
 
-/// The comment that marks a database kept for a failed test; the reaper leaves those alone.
-pub(crate) const KEPT_COMMENT: &str = "billing-harness: kept";
+/// Connections a process holds of its own: the control connection and the background one.
+const OWN_CONNECTIONS: u32 = 2;
 
 /// How a clone is copied from its template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +44,17 @@ pub enum CloneStrategy {
     FileCopy,
     /// `STRATEGY WAL_LOG` (PostgreSQL 15+'s own default): copies block by block through the WAL.
     WalLog,
+}
+
+impl CloneStrategy {
+    /// The `CREATE DATABASE` clause for a server of `version` (none before 15).
+    pub(crate) fn clause(self, version: i32) -> &'static str {
+        match (version >= 150_000, self) {
+            (false, _) => "",
+            (true, CloneStrategy::FileCopy) => " strategy file_copy",
+            (true, CloneStrategy::WalLog) => " strategy wal_log",
+        }
+    }
 }
 
 /// What became of a released database.
@@ -89,7 +92,8 @@ impl Released {
     pub(crate) fn dropped_note(&self, name: &str) -> Option<String> {
         let why = match *self {
             Released::DroppedOverCap { kept, cap, dropped } => format!(
-                "the server keeps {kept} already, the cap (HARNESS_KEEP_FAILED={cap}); {dropped} dropped over the cap by this test process so far\n  (`cargo xtask doctor` lists the kept databases, `cargo xtask db clean` drops them)"
+                "the server keeps {kept} already, the cap (HARNESS_KEEP_FAILED={cap}); {dropped} dropped over the cap by this test process so far\n  ({})",
+                super::note::drop_kept_hint()
             ),
             Released::DroppedForSpace { free, size } => format!(
                 "the state folder{} has {} free of {}, too little for the next test's database\n  (set HARNESS_STATE_DIR to a folder with more room)",
@@ -116,7 +120,10 @@ pub struct Lease {
     pub(crate) endpoint: Endpoint,
     /// The backend serving it.
     pub backend: Backend,
-    slot: u32,
+    /// Whether it came from the warm pool (cloned ahead) rather than being cloned for the asker.
+    pub warm: bool,
+    /// The connection slots it holds.
+    slots: Vec<u32>,
 }
 
 impl Lease {
@@ -134,7 +141,21 @@ impl Lease {
     pub fn psql_command(&self) -> String {
         self.endpoint.psql(&self.name)
     }
+
+    /// The host other programs reach the server at (the TCP address, even where the harness
+    /// itself goes through a unix socket).
+    pub fn host(&self) -> String {
+        self.endpoint.host()
+    }
+
+    /// The server's TCP port.
+    pub fn port(&self) -> u16 {
+        self.endpoint.port()
+    }
 }
+
+/// The process-wide broker, once asked for.
+static GLOBAL: OnceLock<Result<Broker, EnvError>> = OnceLock::new();
 
 /// Owner of the background thread that serves databases. The process-wide one is
 /// [`Broker::global`]; a separate one (another state directory, say) is [`Broker::start`]ed and
@@ -147,9 +168,9 @@ pub struct Broker {
 }
 
 #[derive(Debug)]
-struct State {
-    config: Config,
-    token: u32,
+pub(crate) struct State {
+    pub(crate) config: Config,
+    pub(crate) token: u32,
     seq: AtomicU64,
     /// Failed tests' databases dropped over the keep cap by this process.
     dropped_over_cap: AtomicU64,
@@ -157,13 +178,19 @@ struct State {
 }
 
 #[derive(Debug)]
-struct Session {
-    server: Server,
-    control: tokio::sync::Mutex<PgConnection>,
-    version: i32,
-    slots: u32,
-    held_slots: Mutex<HashSet<u32>>,
-    templates: tokio::sync::Mutex<HashMap<MigrationSource, Arc<Migrations>>>,
+pub(crate) struct Session {
+    pub(crate) server: Server,
+    pub(crate) control: tokio::sync::Mutex<PgConnection>,
+    pub(crate) version: i32,
+    pub(crate) budget: Budget,
+    /// Whether the process's own connections are counted in the budget yet (with its first
+    /// database).
+    own_counted: AtomicBool,
+    templates: tokio::sync::Mutex<HashMap<Schema, Arc<Migrations>>>,
+    /// The background work's queue.
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Background work held back until the database being made is handed out.
+    later: std::sync::Mutex<Vec<Job>>,
 }
 
 impl Broker {
@@ -172,11 +199,16 @@ impl Broker {
     /// # Errors
     /// A configuration error, the same one every time it is asked.
     pub fn global() -> Result<&'static Broker, EnvError> {
-        static GLOBAL: OnceLock<Result<Broker, EnvError>> = OnceLock::new();
         GLOBAL
             .get_or_init(|| Config::from_env().and_then(Broker::start))
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The process-wide broker if something in the process asked for it already, without
+    /// reading the configuration otherwise (for a command that settles before it exits).
+    pub fn global_if_used() -> Option<&'static Broker> {
+        GLOBAL.get().and_then(|broker| broker.as_ref().ok())
     }
 
     /// Starts a broker with its own thread for `config`. Nothing connects until the first
@@ -230,40 +262,59 @@ impl Broker {
         &self.state.config
     }
 
-    /// Connects (starting or joining a server on first use), then returns a fresh clone of the
-    /// template built from `source`, holding one connection slot.
-    ///
-    /// # Errors
-    /// Any [`EnvError`]: no backend, a server that does not start, failing migrations, no slot.
-    pub async fn acquire(
-        &self,
-        source: &MigrationSource,
-        strategy: CloneStrategy,
-    ) -> Result<Lease, EnvError> {
+    /// Runs `work` on the broker's thread with the session (connecting first on first use).
+    async fn on_session<T, F, Fut>(&self, work: F) -> Result<T, EnvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<State>, Arc<Session>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, EnvError>> + Send,
+    {
         let state = self.state.clone();
-        let source = source.clone();
         self.handle
             .spawn(async move {
                 let session = state.session().await?;
-                let migrations = session.template(&source).await?;
-                let slot = session.acquire_slot(state.config.pool_size).await?;
-                let n = state.seq.fetch_add(1, Ordering::Relaxed);
-                let name = format!("bh_{}_{:08x}_{n}", migrations.hash, state.token);
-                match session.create_clone(&name, &migrations, strategy).await {
-                    Ok(()) => Ok(Lease {
-                        name,
-                        endpoint: session.server.endpoint.clone(),
-                        backend: session.server.backend,
-                        slot,
-                    }),
-                    Err(e) => {
-                        session.release_slot(slot).await;
-                        Err(e)
-                    }
-                }
+                work(state, session).await
             })
             .await
             .map_err(|_| EnvError::BrokerGone)?
+    }
+
+    /// A database for a test: taken from the warm pool of `schema`'s template when it has one,
+    /// else cloned now; it holds `connections` slots of the connection budget. Connects (starting
+    /// or joining a server) on first use, and tops the warm pool up in the background.
+    ///
+    /// # Errors
+    /// Any [`EnvError`]: no backend, a server that does not start, failing migrations, no room in
+    /// the budget.
+    pub async fn claim(&self, schema: &Schema, connections: u32) -> Result<Lease, EnvError> {
+        let schema = schema.clone();
+        self.on_session(move |state, session| async move {
+            let warm = state.config.warm_pool > 0;
+            session
+                .lease(&state, &schema, connections, warm, CloneStrategy::FileCopy)
+                .await
+        })
+        .await
+    }
+
+    /// A fresh clone of the template of `schema`, made now with `strategy` (no warm pool; for
+    /// benchmarks of the clone itself). It holds `HARNESS_POOL_SIZE` slots of the budget.
+    ///
+    /// # Errors
+    /// As [`Broker::claim`].
+    pub async fn acquire(
+        &self,
+        schema: &Schema,
+        strategy: CloneStrategy,
+    ) -> Result<Lease, EnvError> {
+        let schema = schema.clone();
+        self.on_session(move |state, session| async move {
+            let connections = state.config.pool_size;
+            session
+                .lease(&state, &schema, connections, false, strategy)
+                .await
+        })
+        .await
     }
 
     /// Like [`Broker::acquire`], but the slow way that the template avoids: an empty `CREATE
@@ -271,50 +322,47 @@ impl Broker {
     ///
     /// # Errors
     /// As [`Broker::acquire`].
-    pub async fn acquire_by_migrating(&self, source: &MigrationSource) -> Result<Lease, EnvError> {
-        let state = self.state.clone();
-        let source = source.clone();
-        self.handle
-            .spawn(async move {
-                let session = state.session().await?;
-                let migrations = Migrations::load(&source).await?;
-                let slot = session.acquire_slot(state.config.pool_size).await?;
-                let n = state.seq.fetch_add(1, Ordering::Relaxed);
-                let name = format!("bh_{}_{:08x}_{n}", migrations.hash, state.token);
-                let created = async {
-                    session
-                        .control
-                        .lock()
-                        .await
-                        .execute(
-                            format!("create database {} template template0", ident(&name)).as_str(),
-                        )
-                        .await
-                        .map_err(EnvError::db(format!("create {name}")))?;
-                    migrations.apply(&session.server.endpoint, &name).await
+    pub async fn acquire_by_migrating(&self, schema: &Schema) -> Result<Lease, EnvError> {
+        let schema = schema.clone();
+        self.on_session(move |state, session| async move {
+            let migrations = Migrations::load(&schema).await?;
+            let slots = session.take_slots(state.config.pool_size).await?;
+            let n = state.seq.fetch_add(1, Ordering::Relaxed);
+            let lease = Lease {
+                name: clone_name(&migrations.hash, state.token, n),
+                endpoint: session.server.endpoint.clone(),
+                backend: session.server.backend,
+                warm: false,
+                slots,
+            };
+            let created = async {
+                let sql = format!("create database {} template template0", ident(&lease.name));
+                session
+                    .control
+                    .lock()
+                    .await
+                    .execute(sql.as_str())
+                    .await
+                    .map_err(EnvError::db(format!("create {}", lease.name)))?;
+                migrations
+                    .apply(&session.server.endpoint, &lease.name)
+                    .await
+            }
+            .await;
+            match created {
+                Ok(()) => Ok(lease),
+                Err(e) => {
+                    let _ = state.release(&lease, None).await;
+                    Err(e)
                 }
-                .await;
-                let lease = Lease {
-                    name,
-                    endpoint: session.server.endpoint.clone(),
-                    backend: session.server.backend,
-                    slot,
-                };
-                match created {
-                    Ok(()) => Ok(lease),
-                    Err(e) => {
-                        let _ = state.release(&lease, None).await;
-                        Err(e)
-                    }
-                }
-            })
-            .await
-            .map_err(|_| EnvError::BrokerGone)?
+            }
+        })
+        .await
     }
 
     /// Drops the lease's database, or keeps it (with `keep` as the reason) for a person to
     /// inspect unless the server keeps as many as `HARNESS_KEEP_FAILED` already, and frees its
-    /// slot.
+    /// slots. Waits until it is done.
     ///
     /// # Errors
     /// The drop or comment failed.
@@ -343,6 +391,61 @@ impl Broker {
         rx.recv().map_err(|_| EnvError::BrokerGone)?
     }
 
+    /// Drops a passing test's database in the background and returns at once: the test does
+    /// not wait for it. If this process ends first, the reaper of a later one drops it.
+    pub(crate) fn release_in_background(&self, lease: &Lease) {
+        if let Some(Ok(session)) = self.state.session.get() {
+            let _ = session.jobs.send(Job::Drop(lease.clone()));
+        }
+    }
+
+    /// Builds the template of `schema` if needed and tops its warm pool up, waiting until done
+    /// (for benchmarks, and a CI step that prepares the server before the tests).
+    ///
+    /// # Errors
+    /// As [`Broker::claim`].
+    pub async fn warm_up(&self, schema: &Schema) -> Result<(), EnvError> {
+        let schema = schema.clone();
+        self.on_session(move |_, session| async move {
+            let migrations = session.template(&schema).await?;
+            session.later(Job::Fill(migrations));
+            session.start_later();
+            Ok(())
+        })
+        .await?;
+        self.settle().await
+    }
+
+    /// Waits until this process's background work is done: the databases of passing tests
+    /// dropped, the warm pools topped up, the reaper's round over. A test never needs it; tests
+    /// of the harness that count databases, benchmarks and commands about to exit do.
+    ///
+    /// # Errors
+    /// The broker has stopped.
+    pub async fn settle(&self) -> Result<(), EnvError> {
+        self.wait_for_background(false).await
+    }
+
+    /// Waits until the databases of passing tests that this process released are dropped, and
+    /// nothing more: what a command does before it exits.
+    ///
+    /// # Errors
+    /// The broker has stopped.
+    pub async fn settle_drops(&self) -> Result<(), EnvError> {
+        self.wait_for_background(true).await
+    }
+
+    async fn wait_for_background(&self, drops_only: bool) -> Result<(), EnvError> {
+        let Some(Ok(session)) = self.state.session.get() else {
+            return Ok(());
+        };
+        let (done, rx) = oneshot::channel();
+        if session.jobs.send(Job::Settle { done, drops_only }).is_err() {
+            return Ok(());
+        }
+        rx.await.map_err(|_| EnvError::BrokerGone)
+    }
+
     /// When the state folder of this process's throwaway server has room for fewer than two more
     /// databases: a line saying so, for the note of a failed test (its failure may come from the
     /// lack of space rather than from the code under test).
@@ -366,18 +469,14 @@ impl Broker {
     /// # Errors
     /// The session could not be opened.
     pub async fn started_server(&self) -> Result<bool, EnvError> {
-        let state = self.state.clone();
-        self.handle
-            .spawn(async move {
-                let session = state.session().await?;
-                Ok(session
-                    .server
-                    .membership
-                    .as_ref()
-                    .is_some_and(|m| m.started))
-            })
-            .await
-            .map_err(|_| EnvError::BrokerGone)?
+        self.on_session(move |_, session| async move {
+            Ok(session
+                .server
+                .membership
+                .as_ref()
+                .is_some_and(|m| m.started))
+        })
+        .await
     }
 
     /// Drops the databases kept for failed tests on this server (only `only`, if given), and
@@ -386,47 +485,74 @@ impl Broker {
     /// # Errors
     /// The session could not be opened or a drop failed.
     pub async fn drop_kept(&self, only: Option<&str>) -> Result<Vec<String>, EnvError> {
-        let state = self.state.clone();
         let only = only.map(str::to_owned);
-        self.handle
-            .spawn(async move {
-                let session = state.session().await?;
-                let mut control = session.control.lock().await;
-                let kept: Vec<String> = sqlx::query_scalar(
-                    "select datname from pg_database where datname like 'bh\\_%' \
-                     and shobj_description(oid, 'pg_database') like $1 || '%' \
-                     and ($2::text is null or datname = $2)",
-                )
-                .bind(KEPT_COMMENT)
-                .bind(&only)
-                .fetch_all(&mut *control)
-                .await
-                .map_err(EnvError::db("list kept databases"))?;
-                for name in &kept {
-                    drop_database(&mut control, name).await?;
-                }
-                if let Some(membership) = &session.server.membership {
-                    match &only {
-                        Some(name) => membership.unkeep(name),
-                        None => super::instance::clear_kept(&membership.dir),
-                    }
-                }
-                Ok(kept)
-            })
-            .await
-            .map_err(|_| EnvError::BrokerGone)?
+        self.on_session(move |_, session| async move {
+            let mut control = session.control.lock().await;
+            drop_kept(&mut control, &session.server, only.as_deref()).await
+        })
+        .await
     }
 }
 
+/// Drops the kept databases on the server (only `only`, if given) and forgets their markers.
+pub(crate) async fn drop_kept(
+    conn: &mut PgConnection,
+    server: &Server,
+    only: Option<&str>,
+) -> Result<Vec<String>, EnvError> {
+    let kept: Vec<String> = sqlx::query_scalar(
+        "select datname from pg_database where datname like 'bh\\_%' \
+         and shobj_description(oid, 'pg_database') like $1 || '%' \
+         and ($2::text is null or datname = $2)",
+    )
+    .bind(KEPT_COMMENT)
+    .bind(only)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(EnvError::db("list kept databases"))?;
+    for name in &kept {
+        drop_database(conn, name).await?;
+    }
+    if let Some(membership) = &server.membership {
+        match only {
+            Some(name) => membership.unkeep(name),
+            None => super::instance::clear_kept(&membership.dir),
+        }
+    }
+    Ok(kept)
+}
+
 impl State {
-    async fn session(&self) -> Result<Arc<Session>, EnvError> {
+    pub(crate) async fn session(self: &Arc<Self>) -> Result<Arc<Session>, EnvError> {
         self.session
-            .get_or_init(|| async { Session::open(&self.config, self.token).await.map(Arc::new) })
+            .get_or_init(|| async {
+                let (jobs, queue) = mpsc::unbounded_channel();
+                let session = Arc::new(Session::open(&self.config, self.token, jobs).await?);
+                tokio::spawn(maintenance::serve(self.clone(), session.clone(), queue));
+                if self.config.drop_kept {
+                    let _ = session.jobs.send(Job::DropKept);
+                }
+                Ok(session)
+            })
             .await
             .clone()
     }
 
-    async fn release(&self, lease: &Lease, keep: Option<String>) -> Result<Released, EnvError> {
+    /// The next name for a clone of the template `hash` made by this process.
+    pub(crate) fn next_name(&self, hash: &str) -> String {
+        clone_name(hash, self.token, self.seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The next name for a warm database of the template `hash` cloned by this process.
+    pub(crate) fn next_warm_name(&self, hash: &str) -> String {
+        admin::warm_name(hash, self.token, self.seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn release(
+        self: &Arc<Self>,
+        lease: &Lease,
+        keep: Option<String>,
+    ) -> Result<Released, EnvError> {
         let session = self.session().await?;
         let result = {
             let mut control = session.control.lock().await;
@@ -470,7 +596,10 @@ impl State {
                     .map(|()| Released::Dropped),
             }
         };
-        session.release_slot(lease.slot).await;
+        session
+            .budget
+            .give_back(&session.control, &lease.slots)
+            .await;
         result
     }
 }
@@ -521,33 +650,39 @@ async fn keep_within_cap(
 }
 
 impl Session {
-    async fn open(config: &Config, token: u32) -> Result<Session, EnvError> {
-        let server = server::connect(config).await?;
-        let options = server
-            .endpoint
-            .admin_options()
-            .application_name("billing-harness");
-        let mut control = PgConnection::connect_with(&options)
-            .await
-            .map_err(EnvError::db(
-                "connect to the server's administration database",
-            ))?;
-        sqlx::query("select pg_advisory_lock($1, $2)")
-            .bind(LOCK_PROCESS)
-            .bind(token as i32)
-            .execute(&mut control)
-            .await
-            .map_err(EnvError::db("take this process's liveness lock"))?;
+    async fn open(
+        config: &Config,
+        token: u32,
+        jobs: mpsc::UnboundedSender<Job>,
+    ) -> Result<Session, EnvError> {
+        let mut server = server::connect(config, true).await?;
+        let mut control = match admin::connect(&server).await {
+            Ok(control) => control,
+            // Joined without a probe, and the server does not answer: the slow way in checks
+            // it and starts a new one if it is dead.
+            Err(_) if server.joined_unprobed => {
+                drop(server);
+                server = server::connect(config, false).await?;
+                admin::connect(&server).await?
+            }
+            Err(e) => return Err(e),
+        };
+        // The liveness lock and the settings in one round trip.
         let (version, max_connections, reserved, may_create): (i32, i32, i32, bool) =
             sqlx::query_as(
                 "select current_setting('server_version_num')::int, \
                  current_setting('max_connections')::int, \
                  current_setting('superuser_reserved_connections')::int, \
-                 (select rolcreatedb or rolsuper from pg_roles where rolname = current_user)",
+                 (select rolcreatedb or rolsuper from pg_roles where rolname = current_user) \
+                 from (select pg_advisory_lock($1, $2)) as liveness",
             )
+            .bind(LOCK_PROCESS)
+            .bind(token as i32)
             .fetch_one(&mut control)
             .await
-            .map_err(EnvError::db("read the server's settings"))?;
+            .map_err(EnvError::db(
+                "take this process's liveness lock and read the server's settings",
+            ))?;
         if version < 130_000 {
             return Err(EnvError::Unavailable {
                 backend: "url",
@@ -562,42 +697,108 @@ impl Session {
                 fix: "grant it with `ALTER ROLE <user> CREATEDB`, or use another role".into(),
             });
         }
-        let budget = (max_connections - reserved - 10).max(config.pool_size as i32);
-        let slots = (budget as u32 / config.pool_size).max(1);
-        let keep_hash = Migrations::load(&config.migrations)
-            .await
-            .map(|m| m.hash)
-            .unwrap_or_default();
-        setup_lock(&mut control, true).await?;
-        let reaped = reap(&mut control, token, keep_hash).await;
-        setup_lock(&mut control, false).await?;
-        reaped?;
         Ok(Session {
             server,
             control: tokio::sync::Mutex::new(control),
             version,
-            slots,
-            held_slots: Mutex::new(HashSet::new()),
+            budget: Budget::new(max_connections, reserved),
+            own_counted: AtomicBool::new(false),
             templates: tokio::sync::Mutex::new(HashMap::new()),
+            jobs,
+            later: std::sync::Mutex::new(Vec::new()),
         })
     }
 
-    /// The template for `source`, built once per server under the setup lock.
-    async fn template(&self, source: &MigrationSource) -> Result<Arc<Migrations>, EnvError> {
+    /// A database of `schema`'s template holding `connections` slots: from the warm pool when
+    /// `warm` and it has one, else cloned now with `strategy`.
+    async fn lease(
+        &self,
+        state: &State,
+        schema: &Schema,
+        connections: u32,
+        warm: bool,
+        strategy: CloneStrategy,
+    ) -> Result<Lease, EnvError> {
+        let migrations = self.template(schema).await?;
+        let slots = self.take_slots(connections).await?;
+        let mut lease = Lease {
+            name: state.next_name(&migrations.hash),
+            endpoint: self.server.endpoint.clone(),
+            backend: self.server.backend,
+            warm: false,
+            slots,
+        };
+        let made = async {
+            if warm {
+                let mut control = self.control.lock().await;
+                lease.warm =
+                    super::pool::claim(&mut control, &migrations.hash, &lease.name).await?;
+            }
+            if !lease.warm {
+                self.create_clone(&lease.name, &migrations, strategy)
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        if warm {
+            self.later(Job::Fill(migrations.clone()));
+        }
+        self.start_later();
+        match made {
+            Ok(()) => Ok(lease),
+            Err(e) => {
+                self.budget.give_back(&self.control, &lease.slots).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes `connections` slots of the budget; with the first database of the process, the
+    /// process's own connections are counted too (and kept for its life).
+    async fn take_slots(&self, connections: u32) -> Result<Vec<u32>, EnvError> {
+        let own = if self.own_counted.swap(true, Ordering::AcqRel) {
+            0
+        } else {
+            OWN_CONNECTIONS
+        };
+        match self.budget.take(&self.control, connections + own).await {
+            Ok(mut slots) => {
+                slots.truncate(connections as usize);
+                Ok(slots)
+            }
+            Err(e) => {
+                if own > 0 {
+                    self.own_counted.store(false, Ordering::Release);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The template for `schema`, built once per server under the setup lock, and held in use
+    /// for the life of the process. Its first use in a process is recorded, and starts the
+    /// reaper, in the background.
+    async fn template(&self, schema: &Schema) -> Result<Arc<Migrations>, EnvError> {
         let mut templates = self.templates.lock().await;
-        if let Some(found) = templates.get(source) {
+        if let Some(found) = templates.get(schema) {
             return Ok(found.clone());
         }
-        let migrations = Migrations::load(source).await?;
+        let migrations = Migrations::load(schema).await?;
+        // In use first, then looked for: a reaper drops a template only while it holds the
+        // template's lock exclusively, so once this shared lock is held, a template found stays.
         let built_already: bool = {
             let mut control = self.control.lock().await;
             sqlx::query_scalar(
-                "select exists (select from pg_database where datname = $1 and datistemplate)",
+                "select exists (select from pg_database where datname = $3 and datistemplate) \
+                 from (select pg_advisory_lock_shared($1, $2)) as in_use",
             )
+            .bind(LOCK_TEMPLATE)
+            .bind(migrations.lock_key())
             .bind(migrations.template_name())
             .fetch_one(&mut *control)
             .await
-            .map_err(EnvError::db("look for the template"))?
+            .map_err(EnvError::db("mark the template as in use and look for it"))?
         };
         if !built_already {
             self.wait_for_room(
@@ -605,33 +806,43 @@ impl Session {
                 "template0",
             )
             .await?;
+            let mut control = self.control.lock().await;
+            setup_lock(&mut control, true).await?;
+            let built = template::build(&mut control, &self.server.endpoint, &migrations).await;
+            setup_lock(&mut control, false).await?;
+            if built? && let Some(membership) = &self.server.membership {
+                super::instance::log_event(
+                    &membership.dir,
+                    &format!("template-build {}", migrations.template_name()),
+                );
+            }
         }
-        let mut control = self.control.lock().await;
-        setup_lock(&mut control, true).await?;
-        let built = build_template(&mut control, &self.server.endpoint, &migrations).await;
-        // Marked in use before the setup lock goes: another process's reap runs under that lock,
-        // and would otherwise drop a template this process is about to clone.
-        let marked = match &built {
-            Ok(_) => sqlx::query("select pg_advisory_lock_shared($1, $2)")
-                .bind(LOCK_TEMPLATE)
-                .bind(migrations.lock_key())
-                .execute(&mut *control)
-                .await
-                .map(drop)
-                .map_err(EnvError::db("mark the template as in use")),
-            Err(_) => Ok(()),
-        };
-        setup_lock(&mut control, false).await?;
-        if built? && let Some(membership) = &self.server.membership {
-            super::instance::log_event(
-                &membership.dir,
-                &format!("template-build {}", migrations.template_name()),
-            );
-        }
-        marked?;
         let migrations = Arc::new(migrations);
-        templates.insert(source.clone(), migrations.clone());
+        if templates.is_empty() {
+            self.later(Job::Reap);
+        }
+        self.later(Job::Stamp(migrations.clone()));
+        templates.insert(schema.clone(), migrations.clone());
         Ok(migrations)
+    }
+
+    /// Queues background work to start once the database being made now is handed out: begun at
+    /// once, it would compete with it for the server (a connection of its own to open, a clone).
+    fn later(&self, job: Job) {
+        if let Ok(mut later) = self.later.lock() {
+            later.push(job);
+        }
+    }
+
+    /// Starts the work queued by [`Session::later`].
+    fn start_later(&self) {
+        let jobs = match self.later.lock() {
+            Ok(mut later) => std::mem::take(&mut *later),
+            Err(_) => return,
+        };
+        for job in jobs {
+            let _ = self.jobs.send(job);
+        }
     }
 
     async fn create_clone(
@@ -645,15 +856,11 @@ impl Session {
             &migrations.template_name(),
         )
         .await?;
-        let strategy = match (self.version >= 150_000, strategy) {
-            (false, _) => "",
-            (true, CloneStrategy::FileCopy) => " strategy file_copy",
-            (true, CloneStrategy::WalLog) => " strategy wal_log",
-        };
         let sql = format!(
-            "create database {} template {}{strategy}",
+            "create database {} template {}{}",
             ident(name),
-            ident(&migrations.template_name())
+            ident(&migrations.template_name()),
+            strategy.clause(self.version),
         );
         let mut control = self.control.lock().await;
         control
@@ -661,6 +868,15 @@ impl Session {
             .await
             .map(drop)
             .map_err(EnvError::db(format!("clone the template into {name}")))
+    }
+
+    /// The state folder of a local server (the only backend whose files the harness places).
+    pub(crate) fn local_folder(&self) -> Option<&std::path::Path> {
+        self.server
+            .membership
+            .as_ref()
+            .filter(|_| self.server.backend == Backend::Local)
+            .map(|m| m.dir.as_path())
     }
 
     /// On a local server whose state folder could not hold one more database like `lease`'s (and
@@ -671,17 +887,13 @@ impl Session {
         control: &mut PgConnection,
         lease: &Lease,
     ) -> Option<super::os::Space> {
-        let membership = self
-            .server
-            .membership
-            .as_ref()
-            .filter(|_| self.server.backend == Backend::Local)?;
+        let folder = self.local_folder()?;
         let size: i64 = sqlx::query_scalar("select pg_database_size($1)")
             .bind(&lease.name)
             .fetch_one(&mut *control)
             .await
             .ok()?;
-        let space = super::os::space(&membership.dir)?;
+        let space = super::os::space(folder)?;
         (space.free < u64::try_from(size).unwrap_or(0) + ROOM_RESERVE).then_some(space)
     }
 
@@ -692,12 +904,7 @@ impl Session {
     /// that end meanwhile free room.
     async fn wait_for_room(&self, action: String, like: &str) -> Result<(), EnvError> {
         const WAIT: Duration = Duration::from_secs(10);
-        let Some(membership) = self
-            .server
-            .membership
-            .as_ref()
-            .filter(|_| self.server.backend == Backend::Local)
-        else {
+        let Some(folder) = self.local_folder() else {
             return Ok(());
         };
         let size: i64 = {
@@ -711,7 +918,7 @@ impl Session {
         let size = u64::try_from(size).unwrap_or(0);
         let start = Instant::now();
         loop {
-            let Some(space) = super::os::space(&membership.dir) else {
+            let Some(space) = super::os::space(folder) else {
                 return Ok(());
             };
             if space.free >= size + ROOM_RESERVE {
@@ -733,244 +940,8 @@ impl Session {
         }
     }
 
-    /// Takes a free connection slot, waiting up to two minutes for one.
-    async fn acquire_slot(&self, pool_size: u32) -> Result<u32, EnvError> {
-        const WAIT: Duration = Duration::from_secs(120);
-        let start = Instant::now();
-        loop {
-            let held: Vec<i32> = self.held_slots().iter().map(|&s| s as i32).collect();
-            let offset = rand::random::<u32>() % self.slots;
-            // `offset 0` keeps the planner from evaluating the lock call before the filter.
-            let found: Option<i32> = {
-                let mut control = self.control.lock().await;
-                sqlx::query_scalar(
-                    "select s from (select ((g + $3) % $2)::int as s from generate_series(0, $2 - 1) g \
-                     where not ((g + $3) % $2)::int = any($4) offset 0) t \
-                     where pg_try_advisory_lock($1, t.s) limit 1",
-                )
-                .bind(LOCK_SLOT)
-                .bind(self.slots as i32)
-                .bind(offset as i32)
-                .bind(&held)
-                .fetch_optional(&mut *control)
-                .await
-                .map_err(EnvError::db("take a connection slot"))?
-            };
-            if let Some(slot) = found {
-                self.held_slots().insert(slot as u32);
-                return Ok(slot as u32);
-            }
-            if start.elapsed() > WAIT {
-                return Err(EnvError::Budget {
-                    seconds: WAIT.as_secs(),
-                    slots: self.slots,
-                    pool_size,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn release_slot(&self, slot: u32) {
-        let mut control = self.control.lock().await;
-        let _ = sqlx::query("select pg_advisory_unlock($1, $2)")
-            .bind(LOCK_SLOT)
-            .bind(slot as i32)
-            .execute(&mut *control)
-            .await;
-        self.held_slots().remove(&slot);
-    }
-
-    /// The slots this process holds. A panic elsewhere cannot leave the set half-changed (each
-    /// use is one insert, remove or read), so a poisoned lock is still good to use.
-    fn held_slots(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
-        self.held_slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Takes (`true`) or releases (`false`) the server-wide setup lock.
-async fn setup_lock(control: &mut PgConnection, take: bool) -> Result<(), EnvError> {
-    let sql = if take {
-        "select pg_advisory_lock($1, 0)"
-    } else {
-        "select pg_advisory_unlock($1, 0)"
-    };
-    sqlx::query(sql)
-        .bind(LOCK_SETUP)
-        .execute(control)
-        .await
-        .map(drop)
-        .map_err(EnvError::db("take or release the setup lock"))
-}
-
-/// Builds the template unless a complete one exists. A database of the template's name that is
-/// not marked as a template is a build that crashed half-way: it is dropped and built again.
-/// Returns whether it built one.
-async fn build_template(
-    control: &mut PgConnection,
-    endpoint: &Endpoint,
-    migrations: &Migrations,
-) -> Result<bool, EnvError> {
-    let name = migrations.template_name();
-    let complete: Option<bool> =
-        sqlx::query_scalar("select datistemplate from pg_database where datname = $1")
-            .bind(&name)
-            .fetch_optional(&mut *control)
-            .await
-            .map_err(EnvError::db("look for the template"))?;
-    match complete {
-        Some(true) => return Ok(false),
-        Some(false) => drop_database(control, &name).await?,
-        None => {}
-    }
-    control
-        .execute(format!("create database {} template template0", ident(&name)).as_str())
-        .await
-        .map_err(EnvError::db(format!("create the template {name}")))?;
-    if let Err(e) = migrations.apply(endpoint, &name).await {
-        let _ = drop_database(control, &name).await;
-        return Err(e);
-    }
-    control
-        .execute(
-            format!(
-                "alter database {} with is_template true allow_connections false",
-                ident(&name)
-            )
-            .as_str(),
-        )
-        .await
-        .map_err(EnvError::db(format!("seal the template {name}")))?;
-    Ok(true)
-}
-
-/// Drops what crashed or older runs left: clones whose owner process is gone (unless kept for a
-/// failed test), half-built templates, and templates no live process uses (except `keep_hash`,
-/// the one this process is about to use). Must run under the setup lock.
-async fn reap(
-    control: &mut PgConnection,
-    own_token: u32,
-    keep_hash: String,
-) -> Result<Vec<String>, EnvError> {
-    let databases: Vec<(String, bool, String)> = sqlx::query_as(
-        "select datname, datistemplate, coalesce(shobj_description(oid, 'pg_database'), '') \
-         from pg_database where datname like 'bh\\_%'",
-    )
-    .fetch_all(&mut *control)
-    .await
-    .map_err(EnvError::db("list the harness's databases"))?;
-    let mut reaped = Vec::new();
-    for (name, is_template, comment) in databases {
-        let dead_lock = if let Some(hash) = name.strip_prefix("bh_tpl_") {
-            if hash == keep_hash && is_template {
-                continue;
-            }
-            if !is_template {
-                None
-            } else {
-                Some((LOCK_TEMPLATE, lock_key_of(hash)))
-            }
-        } else {
-            let Some(token) = parse_owner(&name) else {
-                continue;
-            };
-            if token == own_token || comment.starts_with(KEPT_COMMENT) {
-                continue;
-            }
-            Some((LOCK_PROCESS, token as i32))
-        };
-        if let Some((class, key)) = dead_lock {
-            let free: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
-                .bind(class)
-                .bind(key)
-                .fetch_one(&mut *control)
-                .await
-                .map_err(EnvError::db("check whether a database's owner lives"))?;
-            if !free {
-                continue;
-            }
-            sqlx::query("select pg_advisory_unlock($1, $2)")
-                .bind(class)
-                .bind(key)
-                .execute(&mut *control)
-                .await
-                .map_err(EnvError::db("release an owner check"))?;
-        }
-        drop_database(control, &name).await?;
-        reaped.push(name);
-    }
-    Ok(reaped)
-}
-
-/// The owner token in a clone's name `bh_<hash>_<token>_<n>`.
-fn parse_owner(name: &str) -> Option<u32> {
-    let mut parts = name.strip_prefix("bh_")?.split('_');
-    let (_hash, token, _n) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || token.len() != 8 {
-        return None;
-    }
-    u32::from_str_radix(token, 16).ok()
-}
-
-/// Drops a database. Its sessions are ended first and waited for in short steps: `WITH (FORCE)`
-/// alone would sleep in 100 ms steps until they are gone, which is most of a test's cost.
-async fn drop_database(control: &mut PgConnection, name: &str) -> Result<(), EnvError> {
-    if name.starts_with("bh_tpl_") {
-        control
-            .execute(
-                format!(
-                    "alter database {} with is_template false allow_connections true",
-                    ident(name)
-                )
-                .as_str(),
-            )
-            .await
-            .map_err(EnvError::db(format!("unseal {name} before dropping it")))?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let sessions: i64 = sqlx::query_scalar(
-            "select count(pg_terminate_backend(pid)) from pg_stat_activity \
-             where datname = $1 and pid <> pg_backend_pid()",
-        )
-        .bind(name)
-        .fetch_one(&mut *control)
-        .await
-        .map_err(EnvError::db(format!("end the sessions on {name}")))?;
-        if sessions == 0 || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    control
-        .execute(format!("drop database if exists {} with (force)", ident(name)).as_str())
-        .await
-        .map(drop)
-        .map_err(EnvError::db(format!("drop {name}")))
-}
-
-/// A quoted SQL identifier.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn owners_are_read_from_clone_names_only() {
-        assert_eq!(parse_owner("bh_0123456789ab_0000002a_7"), Some(42));
-        assert_eq!(parse_owner("bh_tpl_0123456789ab"), None);
-        assert_eq!(parse_owner("bh_x_zz_1"), None);
-        assert_eq!(parse_owner("postgres"), None);
-    }
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(ident("bh_1"), "\"bh_1\"");
-        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    /// Frees the slots of a lease whose database is gone.
+    pub(crate) async fn give_back(&self, lease: &Lease) {
+        self.budget.give_back(&self.control, &lease.slots).await;
     }
 }

@@ -82,13 +82,63 @@ impl ProductsChoice {
     }
 }
 
-/// Where the template's migrations come from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Where the template's migrations come from. The template is named after their content, not
+/// their source: the same migrations from a folder, from `HARNESS_MIGRATIONS` or compiled in
+/// with `sqlx::migrate!` share one template.
+#[derive(Debug, Clone)]
 pub enum MigrationSource {
     /// The reference platform schema shipped in `harness/migrations/`.
     Bundled,
     /// A folder of sqlx migrations, e.g. a backend repository's own (`HARNESS_MIGRATIONS`).
+    /// [`MigrationSource::dir`] resolves a relative path first.
     Dir(PathBuf),
+    /// Migrations compiled into the test binary: `static M: Migrator = sqlx::migrate!();`.
+    Embedded(&'static sqlx::migrate::Migrator),
+}
+
+impl MigrationSource {
+    /// A folder of migrations. A relative path is taken relative to the folder of the crate
+    /// whose tests run (`CARGO_MANIFEST_DIR`, which cargo and cargo-nextest set for a test
+    /// binary), else to the working directory; an absolute path stays as it is.
+    pub fn dir(path: impl Into<PathBuf>) -> MigrationSource {
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+        MigrationSource::Dir(resolve(path.into(), manifest.as_deref()))
+    }
+}
+
+/// `path` made absolute against `base` (the crate's folder), else the working directory.
+fn resolve(path: PathBuf, base: Option<&Path>) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    match base {
+        Some(base) => base.join(path),
+        None => std::env::current_dir().map_or(path.clone(), |cwd| cwd.join(&path)),
+    }
+}
+
+impl PartialEq for MigrationSource {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Bundled, Self::Bundled) => true,
+            (Self::Dir(a), Self::Dir(b)) => a == b,
+            (Self::Embedded(a), Self::Embedded(b)) => std::ptr::eq(*a, *b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for MigrationSource {}
+
+impl std::hash::Hash for MigrationSource {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Self::Bundled => {}
+            Self::Dir(dir) => dir.hash(state),
+            Self::Embedded(migrator) => std::ptr::hash(*migrator, state),
+        }
+    }
 }
 
 /// Everything the harness needs to know to provide databases.
@@ -124,16 +174,24 @@ pub struct Config {
     /// so that the next test process reuses it (default 30: long enough to bridge the gaps left
     /// by test binaries and nextest processes that use no database).
     pub linger: Duration,
-    /// `HARNESS_POOL_SIZE`: connections per test database (default 4). The connection budget
-    /// divides the server's `max_connections` by it.
+    /// `HARNESS_POOL_SIZE`: connections per test database (default 4). Each test database takes
+    /// this many connections of the server's budget (`max_connections`), plus those the test
+    /// declares for its own pool (`app_pool`).
     pub pool_size: u32,
     /// `HARNESS_MIGRATIONS`: a folder of sqlx migrations to build the template from instead of
-    /// the bundled schema.
+    /// the bundled schema; a relative path is resolved as [`MigrationSource::dir`] says.
     pub migrations: MigrationSource,
     /// `HARNESS_KEEP_FAILED`: how many databases of failed tests a server keeps at once (default
     /// 3, 0 keeps none). A failed test past the cap has its database dropped, and its note says
-    /// so; `cargo xtask db clean` makes room again.
+    /// so; [`super::drop_kept`] makes room again.
     pub keep_failed: u32,
+    /// `HARNESS_WARM_POOL`: how many databases of each template wait in the server, cloned ahead,
+    /// for the next test to take (default: the machine's threads, 2 to 8; 0 clones each test's
+    /// database when it asks).
+    pub warm_pool: u32,
+    /// `HARNESS_DROP_KEPT=1`: each test process drops the databases kept for failed tests when it
+    /// first connects, and keeps none of its own (a clean run; default off).
+    pub drop_kept: bool,
     /// How the state directory was chosen, for `cargo xtask doctor`.
     state_dir_choice: String,
 }
@@ -148,6 +206,8 @@ pub struct Footprint {
     pub live_clones: u32,
     /// Databases kept for failed tests (`HARNESS_KEEP_FAILED`).
     pub kept: u32,
+    /// Databases of the warm pool (`HARNESS_WARM_POOL`).
+    pub warm: u32,
 }
 
 impl Footprint {
@@ -159,32 +219,45 @@ impl Footprint {
     /// One template of the bundled schema, or one clone of it: 8.8 MB.
     pub const DATABASE_BYTES: u64 = 9 << 20;
 
-    /// The footprint of a run on this machine with `keep_failed` kept databases.
-    pub fn for_this_machine(keep_failed: u32) -> Footprint {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    /// The footprint of a run on this machine with `keep_failed` kept databases and a warm pool
+    /// of `warm`.
+    pub fn for_this_machine(keep_failed: u32, warm: u32) -> Footprint {
         Footprint {
-            live_clones: 2 * threads.max(1),
+            live_clones: 2 * threads(),
             kept: keep_failed,
+            warm,
         }
     }
 
     /// The total in bytes.
     pub fn bytes(&self) -> u64 {
-        Self::CLUSTER_BYTES + Self::DATABASE_BYTES * u64::from(1 + self.live_clones + self.kept)
+        Self::CLUSTER_BYTES
+            + Self::DATABASE_BYTES * u64::from(1 + self.live_clones + self.kept + self.warm)
     }
+}
+
+/// The threads tests run on here (`available_parallelism`), at least 1.
+fn threads() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
+}
+
+/// The warm pool's default size: a database ahead for each test thread, from 2 to 8.
+fn default_warm_pool() -> u32 {
+    threads().clamp(2, 8)
 }
 
 impl std::fmt::Display for Footprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} (cluster {}, a template and {} databases of {} each: {} live clones, {} kept)",
+            "{} (cluster {}, a template and {} databases of {} each: {} live clones, {} kept, {} warm)",
             human_bytes(self.bytes()),
             human_bytes(Self::CLUSTER_BYTES),
-            1 + self.live_clones + self.kept,
+            1 + self.live_clones + self.kept + self.warm,
             human_bytes(Self::DATABASE_BYTES),
             self.live_clones,
             self.kept,
+            self.warm,
         )
     }
 }
@@ -206,17 +279,26 @@ impl Config {
             None => 4,
         };
         let migrations = match var("HARNESS_MIGRATIONS") {
-            Some(dir) => MigrationSource::Dir(PathBuf::from(dir)),
+            Some(dir) => MigrationSource::dir(dir),
             None => MigrationSource::Bundled,
         };
+        let drop_kept = match var("HARNESS_DROP_KEPT") {
+            Some(v) => parse_number("HARNESS_DROP_KEPT", &v, 0..=1)? == 1,
+            None => false,
+        };
         let keep_failed = match var("HARNESS_KEEP_FAILED") {
+            _ if drop_kept => 0,
             Some(v) => parse_number("HARNESS_KEEP_FAILED", &v, 0..=1000)? as u32,
             None => 3,
+        };
+        let warm_pool = match var("HARNESS_WARM_POOL") {
+            Some(v) => parse_number("HARNESS_WARM_POOL", &v, 0..=64)? as u32,
+            None => default_warm_pool(),
         };
         let (state_dir, state_dir_choice) = match var("HARNESS_STATE_DIR") {
             Some(dir) => (PathBuf::from(dir), "set by HARNESS_STATE_DIR".to_owned()),
             None => {
-                let choice = default_state_dir(Footprint::for_this_machine(keep_failed));
+                let choice = default_state_dir(Footprint::for_this_machine(keep_failed, warm_pool));
                 if let Some(line) = &choice.announce {
                     static ONCE: Once = Once::new();
                     ONCE.call_once(|| eprintln!("billing-harness: {line}"));
@@ -236,6 +318,8 @@ impl Config {
             pool_size,
             migrations,
             keep_failed,
+            warm_pool,
+            drop_kept,
             state_dir_choice,
         })
     }
@@ -258,13 +342,13 @@ impl Config {
     /// when it has room for a local server's [`Footprint`], else the temporary folder. Tools and
     /// tests that start servers of their own put their state directories there too.
     pub fn default_state_base() -> PathBuf {
-        let dir = default_state_dir(Footprint::for_this_machine(3)).dir;
+        let dir = default_state_dir(Footprint::for_this_machine(3, default_warm_pool())).dir;
         dir.parent().map_or_else(std::env::temp_dir, Path::to_owned)
     }
 
     /// What the local server needs in the state directory on this machine.
     pub fn footprint(&self) -> Footprint {
-        Footprint::for_this_machine(self.keep_failed)
+        Footprint::for_this_machine(self.keep_failed, self.warm_pool)
     }
 
     /// The same configuration with another backend.
@@ -419,12 +503,32 @@ mod tests {
         let footprint = Footprint {
             live_clones: 4,
             kept: 3,
+            warm: 2,
         };
         assert_eq!(
             footprint.bytes(),
-            Footprint::CLUSTER_BYTES + 8 * Footprint::DATABASE_BYTES
+            Footprint::CLUSTER_BYTES + 10 * Footprint::DATABASE_BYTES
         );
-        assert!(footprint.to_string().contains("4 live clones, 3 kept"));
+        assert!(
+            footprint
+                .to_string()
+                .contains("4 live clones, 3 kept, 2 warm")
+        );
+    }
+
+    #[test]
+    fn relative_migration_folders_resolve_against_the_crate_and_absolute_ones_stay() {
+        let krate = Path::new("/work/backend");
+        assert_eq!(
+            resolve("migrations".into(), Some(krate)),
+            Path::new("/work/backend/migrations")
+        );
+        assert_eq!(
+            resolve("/srv/migrations".into(), Some(krate)),
+            Path::new("/srv/migrations")
+        );
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(resolve("m".into(), None), cwd.join("m"));
     }
 
     #[test]

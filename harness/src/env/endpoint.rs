@@ -100,6 +100,23 @@ impl Endpoint {
         options
     }
 
+    /// The host in the server's URL: where other programs reach it over TCP (a throwaway
+    /// server's `127.0.0.1`, even though the harness itself goes through its unix socket).
+    pub(crate) fn host(&self) -> String {
+        self.tcp_options().get_host().to_owned()
+    }
+
+    /// The TCP port in the server's URL.
+    pub(crate) fn port(&self) -> u16 {
+        self.tcp_options().get_port()
+    }
+
+    /// The URL's own options, without the password or the socket the harness adds.
+    fn tcp_options(&self) -> PgConnectOptions {
+        PgConnectOptions::from_str(&format!("{}/{}", self.url_base, self.admin_database))
+            .expect("cannot fail: url_base parsed when the endpoint was made")
+    }
+
     /// Options for the administration database.
     pub(crate) fn admin_options(&self) -> PgConnectOptions {
         self.options(&self.admin_database)
@@ -206,6 +223,14 @@ mod tests {
         let err = Endpoint::from_url("mysql://root:pw@host/db").unwrap_err();
         assert!(err.to_string().contains("root:***@host"), "{err}");
         assert!(Endpoint::from_url("postgres://u:pw@host:notaport/db").is_err());
+    }
+
+    #[test]
+    fn host_and_port_are_the_urls_even_with_a_socket() {
+        let e = Endpoint::throwaway(5433, "postgres", None, Some("/tmp/socket".into()));
+        assert_eq!((e.host(), e.port()), ("127.0.0.1".to_owned(), 5433));
+        let e = Endpoint::from_url("postgres://qa:pw@db.internal:6432/postgres").unwrap();
+        assert_eq!((e.host(), e.port()), ("db.internal".to_owned(), 6432));
     }
 
     #[test]

@@ -107,18 +107,34 @@ pub enum EnvError {
         /// What the harness needs there (the [`super::Footprint`]), in bytes.
         needed: u64,
     },
-    /// No connection slot came free in time.
+    /// The connection budget had no room for a test's connections in time.
     #[error(
-        "no connection slot came free within {seconds} s ({slots} slots of {pool_size} connections each on this server)\n  fix: run fewer test processes at once, lower HARNESS_POOL_SIZE, or raise the server's max_connections"
+        "no room for {wanted} more connections within {seconds} s: the server gives tests {budget} connections in all, and other test databases hold the rest\n  fix: run fewer test processes at once, lower HARNESS_POOL_SIZE or app_pool, or raise the server's max_connections"
     )]
     Budget {
-        /// How long the harness waited.
+        /// How long the harness waited (0: more than the whole budget was asked for).
         seconds: u64,
-        /// How many slots the server's `max_connections` allows.
-        slots: u32,
-        /// Connections per test database.
-        pool_size: u32,
+        /// Connections asked for: the test database's pools, plus the process's own connections
+        /// with its first database.
+        wanted: u32,
+        /// Connections the server gives tests (`max_connections` less the reserved ones and a
+        /// spare).
+        budget: u32,
     },
+    /// The folder of migrations to build a template from is missing.
+    #[error(
+        "the migrations folder {} {problem}\n  note: a relative path is taken from the crate's folder (CARGO_MANIFEST_DIR) when cargo runs the tests, else from the working directory",
+        path.display()
+    )]
+    NoMigrations {
+        /// The folder, resolved.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Options that cannot go together.
+    #[error("{0}")]
+    Conflict(String),
     /// The process-wide database broker has stopped.
     #[error("the harness's database broker has stopped")]
     BrokerGone,
@@ -331,9 +347,10 @@ fn room(folder: Option<&Path>, size: Option<u64>, free: Option<u64>, needed: u64
         _ => "has too little room".into(),
     };
     format!(
-        "the state folder {} {fullness}; the harness needs about {} there\n  fix: set HARNESS_STATE_DIR to a folder with more room (or free space in this one, e.g. `cargo xtask db clean` drops kept databases)",
+        "the state folder {} {fullness}; the harness needs about {} there\n  fix: set HARNESS_STATE_DIR to a folder with more room (or free space in this one: {})",
         folder.display(),
-        human_bytes(needed)
+        human_bytes(needed),
+        super::note::drop_kept_hint(),
     )
 }
 

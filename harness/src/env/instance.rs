@@ -7,7 +7,7 @@
 //!   crashed process stops counting the moment it dies;
 //! - `instance.json`: the running instance ([`Instance`]), absent when none runs;
 //! - `kept/`: one empty file per database kept for a failed test; while any is there the instance
-//!   stays up so the printed `psql` command keeps working (`cargo xtask db clean` empties it);
+//!   stays up so the printed `psql` command keeps working (`env::drop_kept` empties it);
 //! - `watchdog.pid`: the watchdog, a small `sh` loop that stops the instance once nobody has held
 //!   `users.lock` for the linger time, and then removes this folder (and the state directory too
 //!   when it is the default `billing-harness-$UID` one and nothing else is in it), so that a run
@@ -66,6 +66,35 @@ impl Membership {
     pub(crate) fn unkeep(&self, database: &str) {
         let _ = std::fs::remove_file(self.dir.join("kept").join(database));
     }
+}
+
+/// Whether an instance runs under `dir`: one is recorded and its watchdog guards it. Says nothing
+/// about whether the server answers.
+pub(crate) fn running(dir: &Path) -> bool {
+    read(dir).is_some_and(|instance| watchdog_alive(dir, &instance.generation))
+}
+
+/// Joins the instance under `dir` the quick way, when one runs and its watchdog guards it: under
+/// a shared `setup.lock` (the watchdog stops a server only under the exclusive one), without
+/// probing the server, so that processes joining at once do not wait for each other. `None`
+/// when nothing runs there; the caller's first connection is the probe, and if it fails the
+/// caller asks [`join`].
+pub(crate) fn join_running(dir: &Path) -> Result<Option<Membership>, EnvError> {
+    if !dir.join("instance.json").exists() {
+        return Ok(None);
+    }
+    let _setup = FileLock::shared(&dir.join("setup.lock"))?;
+    let Some(instance) = read(dir).filter(|i| watchdog_alive(dir, &i.generation)) else {
+        return Ok(None);
+    };
+    let users = FileLock::shared(&dir.join("users.lock"))?;
+    log_event(dir, &format!("join generation={}", instance.generation));
+    Ok(Some(Membership {
+        instance,
+        dir: dir.to_owned(),
+        started: false,
+        _users: users,
+    }))
 }
 
 /// Joins the instance under `dir`, starting one with `launcher` if none runs or the recorded one

@@ -18,7 +18,6 @@ use super::os::{self, Account};
 #[derive(Debug, Clone)]
 pub(crate) struct Binaries {
     pub(crate) dir: PathBuf,
-    pub(crate) version: String,
 }
 
 impl Binaries {
@@ -69,12 +68,17 @@ impl Binaries {
                     fix: "install the server binaries (Debian: `apt-get install postgresql`) or set HARNESS_PG_BIN".into(),
                 })?
         };
-        let mut cmd = os::command(&dir.join("postgres"), None);
+        Ok(Binaries { dir })
+    }
+
+    /// `postgres --version`, for messages. Asked only when a message needs it: running it costs
+    /// a process, and every test process finds the binaries.
+    pub(crate) fn version(&self) -> String {
+        let mut cmd = os::command(&self.dir.join("postgres"), None);
         cmd.arg("--version");
-        let version = os::run(cmd, "postgres --version")
+        os::run(cmd, "postgres --version")
             .map(|v| v.trim().to_owned())
-            .unwrap_or_else(|_| "postgres (version unknown)".into());
-        Ok(Binaries { dir, version })
+            .unwrap_or_else(|_| "postgres (version unknown)".into())
     }
 }
 
@@ -254,7 +258,7 @@ impl Launch for LocalLauncher {
         instance::run_stop(&stop);
         Err(space_or(
             EnvError::Start {
-                what: format!("a local cluster with {}", self.binaries.version),
+                what: format!("a local cluster with {}", self.binaries.version()),
                 reason: last_error,
             },
             "start the local cluster",

@@ -3,12 +3,15 @@
 //! container it starts serves mocks it knows nothing about).
 //!
 //! A process gets a server from one backend (`url`, `local` or `container`, see [`Config`]),
-//! builds one migrated template per set of migrations, and hands each test a clone of it
-//! ([`Database`]). Processes that share a state directory share the server; the template, the
-//! reaping of what crashed runs left, and the connection budget are coordinated through advisory
-//! locks in the server itself ([`Broker`]).
+//! builds one migrated template per [`Schema`] (keyed by the migrations' content), and hands each
+//! test a database of its own ([`Database`]), taken from a warm pool of clones made ahead in the
+//! server. Processes that share a state directory share the server; the templates, the warm
+//! pools, the reaping of what ended processes left, and the connection budget are coordinated
+//! through advisory locks in the server itself ([`Broker`]).
 
+mod admin;
 mod broker;
+mod budget;
 mod config;
 #[cfg(feature = "containers")]
 mod container;
@@ -19,10 +22,14 @@ mod error;
 pub(crate) mod http;
 mod instance;
 mod local;
+mod maintenance;
 mod mark;
 #[cfg(feature = "containers")]
 mod mock_container;
+mod note;
 mod os;
+mod pool;
+mod reaper;
 mod server;
 mod template;
 
@@ -38,10 +45,19 @@ pub use mock_container::{MockContainer, product_mock_container, reap_dead as rea
 pub use server::{
     Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,
 };
+pub use template::Schema;
 
 /// Drops the databases kept for failed tests on the configured server (the one `HARNESS_*`
 /// selects): all of them, or only the one named `only`. An idle throwaway server then stops once
-/// its linger time has passed. Returns the names dropped.
+/// its linger time has passed. Returns the names dropped. `HARNESS_DROP_KEPT=1` does the same
+/// from the command line, as a test run starts.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), billing_harness::EnvError> {
+/// let dropped = billing_harness::env::drop_kept(None).await?;
+/// println!("dropped {dropped:?}");
+/// # Ok(()) }
+/// ```
 ///
 /// # Errors
 /// The configuration is invalid, or the server cannot be reached.

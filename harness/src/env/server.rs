@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use sqlx::Connection;
 
 use super::EnvError;
-use super::broker::KEPT_COMMENT;
+use super::admin::KEPT_COMMENT;
 use super::config::{BackendChoice, Config, Footprint};
 #[cfg(feature = "containers")]
 use super::container::{self, ContainerLauncher};
@@ -41,6 +41,9 @@ pub(crate) struct Server {
     pub(crate) backend: Backend,
     pub(crate) endpoint: Endpoint,
     pub(crate) membership: Option<Membership>,
+    /// Joined without a probe ([`instance::join_running`]): if the first connection fails, the
+    /// caller connects again with `quick` off, which checks the server and replaces a dead one.
+    pub(crate) joined_unprobed: bool,
 }
 
 /// Why the `container` backend is unavailable in a build without the `containers` feature.
@@ -56,6 +59,14 @@ pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
         BackendChoice::Auto => {
             if config.database_url.is_some() {
                 return Ok(Backend::Url);
+            }
+            // The run's server is up already: every process of the run takes the same backend,
+            // without asking Docker again (a `docker version` costs tens of milliseconds).
+            if let Some(backend) = [Backend::Container, Backend::Local]
+                .into_iter()
+                .find(|b| instance::running(&config.state_dir.join(b.to_string())))
+            {
+                return Ok(backend);
             }
             // The container backend only when the engine answers and has the image (or pulls
             // it): an engine without a registry must not take the run from local binaries.
@@ -85,8 +96,23 @@ pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
 }
 
 /// Gets a server from the configured backend, starting or joining a throwaway one if needed.
-pub(crate) async fn connect(config: &Config) -> Result<Server, EnvError> {
+/// With `quick`, a throwaway server that runs is joined without a probe (see [`Server`]).
+pub(crate) async fn connect(config: &Config, quick: bool) -> Result<Server, EnvError> {
     let backend = resolve(config)?;
+    if quick && backend != Backend::Url {
+        let dir = config.state_dir.join(backend.to_string());
+        if let Some(membership) = instance::join_running(&dir)? {
+            if backend == Backend::Local {
+                super::error::set_space_folder(&config.state_dir, config.footprint().bytes());
+            }
+            return Ok(Server {
+                backend,
+                endpoint: membership.instance.endpoint.clone(),
+                membership: Some(membership),
+                joined_unprobed: true,
+            });
+        }
+    }
     match backend {
         Backend::Url => {
             let url = config
@@ -109,6 +135,7 @@ pub(crate) async fn connect(config: &Config) -> Result<Server, EnvError> {
                 backend,
                 endpoint,
                 membership: None,
+                joined_unprobed: false,
             })
         }
         Backend::Local => {
@@ -151,6 +178,7 @@ async fn shared(
         backend,
         endpoint: membership.instance.endpoint.clone(),
         membership: Some(membership),
+        joined_unprobed: false,
     })
 }
 
@@ -185,7 +213,7 @@ pub async fn doctor(config: &Config) -> (Vec<BackendStatus>, Result<Backend, Env
     #[cfg(not(feature = "containers"))]
     let container = Err(WITHOUT_CONTAINERS.to_owned());
     let local = Binaries::find(config.pg_bin.as_deref())
-        .map(|b| format!("{} in {}", b.version, b.dir.display()))
+        .map(|b| format!("{} in {}", b.version(), b.dir.display()))
         .map_err(|e| super::error::with_causes(&e));
     let statuses = vec![
         BackendStatus {

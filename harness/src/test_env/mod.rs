@@ -19,22 +19,24 @@ use chrono::{DateTime, Utc};
 #[cfg(feature = "domain")]
 use chrono_tz::Tz;
 use sqlx::PgPool;
+use sqlx::migrate::Migrator;
 
 #[cfg(feature = "builders")]
 use crate::builders::{Locale, World};
 use crate::clock::{self, Clock};
 #[cfg(feature = "products")]
 use crate::env::ProductsChoice;
-use crate::env::{Backend, Database, EnvError};
+use crate::env::{Backend, Database, DatabaseBuilder, EnvError};
 #[cfg(feature = "products")]
 use crate::platform::SyncPolicy;
 
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
 /// test clock.
 ///
-/// Dropped normally, it drops its database. Dropped while the test panics (a failed assertion),
-/// it **keeps** the database and prints a `psql` command to open it; `cargo xtask db clean`
-/// removes kept databases.
+/// Dropped normally, it drops its database (in the background: the test does not wait).
+/// Dropped while the test panics (a failed assertion), it **keeps** the database and prints a
+/// `psql` command to open it, and how to drop kept databases ([`crate::env::drop_kept`] or
+/// `HARNESS_DROP_KEPT=1`).
 ///
 /// ```no_run
 /// use billing_harness::TestEnv;
@@ -78,9 +80,6 @@ pub struct TestEnv {
     open: Open,
     #[cfg(feature = "builders")]
     world: World,
-    /// Seeds the fake data and the product sync jitter; printed when the test fails.
-    #[cfg(any(feature = "builders", feature = "products"))]
-    seed: u64,
     db: Database,
 }
 
@@ -95,7 +94,7 @@ struct Open {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct TestEnvBuilder {
-    migrations: Option<PathBuf>,
+    db: DatabaseBuilder,
     start: Option<DateTime<Utc>>,
     #[cfg(feature = "domain")]
     time_zone: Option<Tz>,
@@ -115,10 +114,36 @@ pub struct TestEnvBuilder {
 
 impl TestEnvBuilder {
     /// Builds the template from this folder of sqlx migrations instead of the bundled platform
-    /// schema (default: `HARNESS_MIGRATIONS`, else the bundled schema). The template is keyed by
-    /// the folder's content, so editing a migration builds a new one.
+    /// schema (default: `HARNESS_MIGRATIONS`, else the bundled schema). A relative path is taken
+    /// from the crate's folder (`CARGO_MANIFEST_DIR`), as [`DatabaseBuilder::migrations`] says.
+    /// The template is keyed by the migrations' content, so editing one builds a new template,
+    /// and it is shared by every test process of the run.
     pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.migrations = Some(dir.into());
+        self.db = self.db.migrations(dir);
+        self
+    }
+
+    /// Builds the template from migrations compiled into the test binary
+    /// (`sqlx::migrate!()`); see [`DatabaseBuilder::migrator`].
+    pub fn migrator(mut self, migrator: &'static Migrator) -> Self {
+        self.db = self.db.migrator(migrator);
+        self
+    }
+
+    /// Leaves your schema untouched: no `harness_clock` table and no `harness_now()` (default:
+    /// they go in before your migrations). SQL then reads the server's own time, and
+    /// [`TestEnv::clock`] moves the application's time only. See
+    /// [`DatabaseBuilder::without_db_clock`].
+    pub fn without_db_clock(mut self) -> Self {
+        self.db = self.db.without_db_clock();
+        self
+    }
+
+    /// Counts a pool of the test's own, of up to `connections` connections to this database, in
+    /// the connection budget every test process shares (default 0). See
+    /// [`DatabaseBuilder::app_pool`].
+    pub fn app_pool(mut self, connections: u32) -> Self {
+        self.db = self.db.app_pool(connections);
         self
     }
 
@@ -192,12 +217,8 @@ impl TestEnvBuilder {
     /// # Errors
     /// See [`EnvError`]: misconfiguration, no backend, a server that fails to start, failing
     /// migrations.
-    pub async fn build(self) -> Result<TestEnv, EnvError> {
-        let mut db = Database::builder();
-        if let Some(dir) = &self.migrations {
-            db = db.migrations(dir.clone());
-        }
-        let db = db.build().await?;
+    pub async fn build(mut self) -> Result<TestEnv, EnvError> {
+        let db = std::mem::take(&mut self.db).build().await?;
         self.open(db).await
     }
 
@@ -252,13 +273,19 @@ impl TestEnvBuilder {
         };
         #[cfg(not(feature = "domain"))]
         let start = builder.start.unwrap_or_else(clock::wall_now);
-        let clock = Clock::attach(db.pool().clone(), start)
-            .await
-            .map_err(EnvError::db(format!("set the clock of {}", db.name())))?;
+        let clock = if db.has_db_clock() {
+            Clock::attach(db.pool().clone(), start)
+                .await
+                .map_err(EnvError::db(format!("set the clock of {}", db.name())))?
+        } else {
+            Clock::without_database(start)
+        };
         #[cfg(feature = "domain")]
         let (clock, domain) = domain::Parts::open(&builder, &db, clock).await?;
         #[cfg(feature = "builders")]
         let world = World::new(seed, builder.locale, today, tz);
+        #[cfg(all(feature = "products", not(feature = "builders")))]
+        let _ = seed;
         #[cfg(all(feature = "domain", not(feature = "builders")))]
         let _ = (today, tz);
         Ok(TestEnv {
@@ -269,8 +296,6 @@ impl TestEnvBuilder {
             },
             #[cfg(feature = "builders")]
             world,
-            #[cfg(any(feature = "builders", feature = "products"))]
-            seed,
             db,
         })
     }
@@ -318,17 +343,27 @@ impl TestEnv {
         &self.open.clock
     }
 
-    /// What a failed test prints: where its kept database is and, with the builders or product
-    /// mocks, how to replay its data.
+    /// What a failed test prints: where its kept database is, how to open it and drop kept
+    /// databases, and, when the test drew fake data, the seed that replays it.
     pub fn failure_note(&self) -> String {
-        #[cfg(any(feature = "builders", feature = "products"))]
-        return format!(
-            "{}\n  fake data seed: {seed} (HARNESS_SEED={seed} replays it)",
-            self.db.failure_note(),
-            seed = self.seed
-        );
-        #[cfg(not(any(feature = "builders", feature = "products")))]
-        self.db.failure_note()
+        match self.seed_note() {
+            Some(seed) => format!("{}\n  {seed}", self.db.failure_note()),
+            None => self.db.failure_note(),
+        }
+    }
+
+    /// The seed of the fake data, if the test drew any.
+    fn seed_note(&self) -> Option<String> {
+        #[cfg(feature = "builders")]
+        {
+            let fakes = &self.world.fakes;
+            let seed = fakes.seed();
+            fakes
+                .drawn()
+                .then(|| format!("fake data seed: {seed} (HARNESS_SEED={seed} replays it)"))
+        }
+        #[cfg(not(feature = "builders"))]
+        None
     }
 
     #[cfg(feature = "builders")]
@@ -346,6 +381,37 @@ impl TestEnv {
         self.db.url()
     }
 
+    /// Driver options for this database, for a pool of your own (declare its size with
+    /// [`TestEnvBuilder::app_pool`] so the connection budget counts it):
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use billing_harness::TestEnv;
+    /// use sqlx::postgres::PgPoolOptions;
+    ///
+    /// let env = TestEnv::builder().app_pool(5).build().await?;
+    /// let app_pool = PgPoolOptions::new()
+    ///     .max_connections(5)
+    ///     .connect_with(env.connect_options())
+    ///     .await?;
+    /// # drop(app_pool);
+    /// # Ok(()) }
+    /// ```
+    pub fn connect_options(&self) -> sqlx::postgres::PgConnectOptions {
+        self.db.connect_options()
+    }
+
+    /// The host other programs reach this database's server at over TCP (`127.0.0.1` for a
+    /// throwaway server).
+    pub fn host(&self) -> String {
+        self.db.host()
+    }
+
+    /// The server's TCP port.
+    pub fn port(&self) -> u16 {
+        self.db.port()
+    }
+
     /// A ready-to-paste `psql` command that opens this database.
     pub fn psql_command(&self) -> String {
         self.db.psql_command()
@@ -357,14 +423,13 @@ impl TestEnv {
     }
 }
 
-#[cfg(any(feature = "builders", feature = "products"))]
+#[cfg(feature = "builders")]
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            let seed = self.seed;
-            eprintln!(
-                "billing-harness: fake data seed of the failed test: {seed} (HARNESS_SEED={seed} replays it)"
-            );
+        if std::thread::panicking()
+            && let Some(seed) = self.seed_note()
+        {
+            eprintln!("billing-harness: the failed test's {seed}");
         }
     }
 }

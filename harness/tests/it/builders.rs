@@ -295,6 +295,8 @@ async fn a_refused_step_names_its_rule_and_the_clock_never_rewinds_past_a_job() 
     );
 }
 
+/// Once the builders drew fake data, the note carries the seed that replays it (before, it has
+/// none: `adopters::the_failure_note_names_an_adopters_commands_and_the_seed_only_if_drawn`).
 #[tokio::test]
 async fn a_failing_test_prints_its_seed() {
     let env = TestEnv::builder()
@@ -303,6 +305,7 @@ async fn a_failing_test_prints_its_seed() {
         .build()
         .await
         .unwrap();
+    env.tenant().plan("pro").create().await.unwrap();
     let note = env.failure_note();
     assert!(
         note.contains("fake data seed: 1234 (HARNESS_SEED=1234 replays it)"),

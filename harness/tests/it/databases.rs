@@ -1,6 +1,7 @@
-//! Throwaway databases: isolation, clock, keep-on-failure and drop-on-success.
+//! Throwaway databases: isolation, clock, keep-on-failure, drop-on-success and the warm pool.
 
 use billing_harness::TestEnv;
+use billing_harness::env::{Broker, MigrationSource, Schema};
 use chrono::{TimeZone, Utc};
 use rstest::rstest;
 
@@ -78,7 +79,66 @@ async fn a_passing_test_drops_its_database(#[future] env: TestEnv) {
         let passing = TestEnv::start().await;
         passing.database_name().to_owned()
     };
+    // Dropped off the test's path: wait for the background work to be done.
+    Broker::global().unwrap().settle_drops().await.unwrap();
     assert_eq!(database_exists(&observer, &name).await, None);
+}
+
+/// Which of the databases `names` exist.
+async fn still_there(env: &TestEnv, names: &[String]) -> Vec<String> {
+    sqlx::query_scalar("select datname::text from pg_database where datname = any($1)")
+        .bind(names)
+        .fetch_all(env.pool())
+        .await
+        .unwrap()
+}
+
+/// The warm databases of the template `hash`.
+async fn warm_databases(env: &TestEnv, hash: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "select datname::text from pg_database where datname like 'bh\\_pool\\_' || $1 || '\\_%'",
+    )
+    .bind(hash)
+    .fetch_all(env.pool())
+    .await
+    .unwrap()
+}
+
+/// A test's database comes from the warm pool, which is topped up in the background to its cap
+/// and no further, and a passing test's database is dropped in the background.
+#[tokio::test]
+async fn databases_come_from_a_warm_pool_topped_up_to_its_cap() {
+    let observer = TestEnv::start().await;
+    let broker = Broker::global().unwrap();
+    let cap = broker.config().warm_pool as usize;
+    // A schema of this test's own: no other test takes from its pool meanwhile.
+    let schema = Schema::new(MigrationSource::dir("tests/fixtures/warm"));
+    broker.warm_up(&schema).await.unwrap();
+    let first = broker.claim(&schema, 1).await.unwrap();
+    let hash = first.name.split('_').nth(1).unwrap().to_owned();
+    assert_eq!(first.warm, cap > 0, "{first:?}");
+    let mut leases = vec![first];
+    for _ in 0..cap + 2 {
+        leases.push(broker.claim(&schema, 1).await.unwrap());
+    }
+    broker.settle().await.unwrap();
+    assert_eq!(
+        warm_databases(&observer, &hash).await.len(),
+        cap,
+        "topped up to the cap"
+    );
+    let names: Vec<String> = leases.iter().map(|l| l.name.clone()).collect();
+    for lease in &leases {
+        broker.release(lease, None).await.unwrap();
+    }
+    let left = still_there(&observer, &names).await;
+    assert!(left.is_empty(), "{left:?}");
+    broker.settle().await.unwrap();
+    assert_eq!(
+        warm_databases(&observer, &hash).await.len(),
+        cap,
+        "and no further"
+    );
 }
 
 #[rstest]
@@ -199,12 +259,8 @@ async fn sixty_four_test_envs_at_once_stay_isolated_and_leak_nothing() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 64, "64 distinct databases");
-    let left: Vec<String> =
-        sqlx::query_scalar("select datname::text from pg_database where datname = any($1)")
-            .bind(&names)
-            .fetch_all(observer.pool())
-            .await
-            .unwrap();
+    Broker::global().unwrap().settle_drops().await.unwrap();
+    let left = still_there(&observer, &names).await;
     assert!(left.is_empty(), "databases left behind: {left:?}");
 }
 
@@ -270,14 +326,17 @@ fn eight_processes_at_once_stay_isolated() {
 #[tokio::test]
 async fn without_the_containers_feature_the_container_backend_names_it() {
     use billing_harness::env::{
-        Backend, BackendChoice, Broker, CloneStrategy, Config, MigrationSource, doctor,
+        Backend, BackendChoice, Broker, CloneStrategy, Config, MigrationSource, Schema, doctor,
     };
 
     let state = std::env::temp_dir().join(format!("bh-no-containers-{}", std::process::id()));
     let config = Config::from_env().unwrap().with_state_dir(&state);
     let broker = Broker::start(config.clone().with_backend(BackendChoice::Container)).unwrap();
     let refused = broker
-        .acquire(&MigrationSource::Bundled, CloneStrategy::FileCopy)
+        .acquire(
+            &Schema::new(MigrationSource::Bundled),
+            CloneStrategy::FileCopy,
+        )
         .await
         .map(|lease| lease.name)
         .unwrap_err()

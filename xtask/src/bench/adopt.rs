@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use billing_harness::env::{
-    self as harness_env, Backend, Broker, CloneStrategy, Config, MigrationSource,
+    self as harness_env, Backend, Broker, CloneStrategy, Config, MigrationSource, Schema,
 };
 use serde::Serialize;
 
@@ -301,7 +301,7 @@ fn own_server(
 ) -> anyhow::Result<(Broker, String, Backend)> {
     let broker = Broker::start(config.clone().with_state_dir(state))?;
     let runtime = crate::runtime()?;
-    let source = MigrationSource::Dir(migrations.to_owned());
+    let source = Schema::new(MigrationSource::Dir(migrations.to_owned()));
     let lease = runtime.block_on(broker.acquire(&source, CloneStrategy::FileCopy))?;
     runtime.block_on(broker.release(&lease, None))?;
     let url = match (lease.backend, &config.database_url) {
