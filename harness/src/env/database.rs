@@ -266,24 +266,21 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let failed = std::thread::panicking();
-        let keep = failed.then(|| {
-            let thread = std::thread::current();
-            format!("failed test {}", thread.name().unwrap_or("(unnamed)"))
-        });
         // Dropping the last pool handle closes its idle connections at once.
         drop(self.pool.take());
         let Target::Leased(lease) = &self.target else {
             return;
         };
-        if !failed {
+        if !std::thread::panicking() {
             // Off the test's path: the broker drops it in the background.
             self.broker.release_in_background(lease);
             return;
         }
+        let thread = std::thread::current();
+        let keep = format!("failed test {}", thread.name().unwrap_or("(unnamed)"));
         let released = self
             .broker
-            .release_blocking(lease, keep)
+            .release_blocking(lease, Some(keep))
             .inspect_err(|e| {
                 eprintln!(
                     "billing-harness: could not release {}: {}",
