@@ -307,7 +307,6 @@ fn own_server(
     let url = match (lease.backend, &config.database_url) {
         // A server given by URL: its URL as given (the lease's hides the password).
         (Backend::Url, Some(url)) => url.clone(),
-        // TODO(env): `host()`/`port()` instead of cutting the database name off the URL.
         _ => server_url(&lease.url()),
     };
     Ok((broker, url, lease.backend))

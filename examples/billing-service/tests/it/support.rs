@@ -159,8 +159,7 @@ impl World {
         let began = Instant::now();
         let (pool, clock, own) = match setup {
             Setup::Harness => {
-                // TODO(env): a relative path resolves against the working directory today, which
-                // cargo test and nextest set to this crate; it will resolve against the crate.
+                // Relative to this crate's folder (CARGO_MANIFEST_DIR), wherever the test runs.
                 let env = TestEnv::builder()
                     .migrations("migrations")
                     .start_at(start)
