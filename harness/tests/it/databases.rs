@@ -112,7 +112,11 @@ async fn databases_come_from_a_warm_pool_topped_up_to_its_cap() {
     let broker = Broker::global().unwrap();
     let cap = broker.config().warm_pool as usize;
     // A schema of this test's own: no other test takes from its pool meanwhile.
-    let schema = Schema::new(MigrationSource::dir("tests/fixtures/warm"));
+    // Absolute: CI also runs this binary by hand as nobody, with no CARGO_MANIFEST_DIR set.
+    let schema = Schema::new(MigrationSource::dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/warm"
+    )));
     broker.warm_up(&schema).await.unwrap();
     let first = broker.claim(&schema, 1).await.unwrap();
     let hash = first.name.split('_').nth(1).unwrap().to_owned();
