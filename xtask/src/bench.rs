@@ -201,7 +201,7 @@ fn container_figures(config: &Config) -> anyhow::Result<Option<ContainerReport>>
         per_test.push(t.elapsed());
         runtime.block_on(broker.release(&lease, None))?;
         drop(broker);
-        let _ = harness_env::stop_unused(&state);
+        stop_when_unused(&state);
         let _ = std::fs::remove_dir_all(&state);
     }
     // Clones inside one shared container.
@@ -222,7 +222,7 @@ fn container_figures(config: &Config) -> anyhow::Result<Option<ContainerReport>>
         anyhow::Ok(Spread::of(samples))
     })?;
     drop(broker);
-    let _ = harness_env::stop_unused(&state);
+    stop_when_unused(&state);
     let _ = std::fs::remove_dir_all(&state);
     let per_test = Spread::of(per_test);
     Ok(Some(ContainerReport {
@@ -310,7 +310,7 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
     let mut report = report;
     report.container = container_figures(&config)?;
     // The broker is gone, so nobody uses the bench's server: stop it now rather than linger.
-    let _ = harness_env::stop_unused(&state);
+    stop_when_unused(&state);
     let _ = std::fs::remove_dir_all(&state);
     emit(json, &report, |r| {
         format!(
@@ -383,6 +383,22 @@ struct Children {
     first: Vec<Duration>,
     later: Vec<Duration>,
     drops: Vec<Duration>,
+}
+
+/// Stops the throwaway server under `state` once no process uses it, waiting up to 10 s: a
+/// dropped broker's background connection (drops, refills, reaping) lets go of the server a
+/// moment after the drop, and a server left running once its folder is removed (a container)
+/// would have nothing left to stop it.
+fn stop_when_unused(state: &std::path::Path) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        match harness_env::stop_unused(state) {
+            Ok(stopped) if !stopped.is_empty() => return,
+            Err(_) => return,
+            Ok(_) if !state.join("local").exists() && !state.join("container").exists() => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
 
 /// Runs [`PROCESSES`] fresh `bench db-child` processes one after another on the server of
