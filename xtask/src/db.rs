@@ -38,6 +38,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn up() -> anyhow::Result<ExitCode> {
     crate::runtime()?.block_on(async {
         let env = TestEnv::new().await?;
+        let mut ctrl_c = crate::listen_for_ctrl_c()?;
         eprintln!(
             "billing-harness: database {} on the {} backend is ready; Ctrl-C drops it",
             env.database_name(),
@@ -45,7 +46,7 @@ fn up() -> anyhow::Result<ExitCode> {
         );
         eprintln!("  open it with: {}", env.psql_command());
         println!("{}", env.url());
-        tokio::signal::ctrl_c().await?;
+        ctrl_c.recv().await;
         eprintln!("billing-harness: dropping {}", env.database_name());
         drop(env);
         // Dropping happens in the background: wait for it before the process ends.

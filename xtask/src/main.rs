@@ -188,6 +188,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Listens for Ctrl-C from now on. Call it before printing what a caller waits for: a signal
+/// that arrives before the listener exists would kill the process with its default action.
+fn listen_for_ctrl_c() -> anyhow::Result<tokio::signal::unix::Signal> {
+    Ok(tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::interrupt(),
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,12 +21,13 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     let Command::Up = command;
     crate::runtime()?.block_on(async {
         let config = Config::from_env()?;
+        let mut ctrl_c = crate::listen_for_ctrl_c()?;
         match config.products {
             ProductsChoice::InProcess => {
                 let host = ProductHost::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
                 println!("{}", host.url());
                 eprintln!("product mocks served in this process; Ctrl-C stops them");
-                tokio::signal::ctrl_c().await?;
+                ctrl_c.recv().await;
             }
             ProductsChoice::Container => {
                 let container =
@@ -37,7 +38,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                     &container.id[..12.min(container.id.len())],
                     container.started_in.as_secs_f64()
                 );
-                tokio::signal::ctrl_c().await?;
+                ctrl_c.recv().await;
             }
         }
         Ok(ExitCode::SUCCESS)

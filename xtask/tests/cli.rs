@@ -158,7 +158,8 @@ fn a_cluster_whose_server_died_is_replaced_at_the_next_start() {
         !state.join("local").join("cluster").exists()
     });
     let _ = std::fs::remove_dir_all(&state);
-    assert!(url.starts_with("postgres://") && status.success());
+    assert!(url.starts_with("postgres://"), "db up printed {url:?}");
+    assert!(status.success(), "db up ended with {status} after Ctrl-C");
     let starts = events.lines().filter(|l| l.starts_with("start ")).count();
     assert_eq!(starts, 2, "{events}");
     assert!(stopped, "the replacement cluster outlived its last user");
