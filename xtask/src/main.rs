@@ -146,6 +146,28 @@ fn workspace_root() -> std::path::PathBuf {
         .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_owned)
 }
 
+/// The variables cargo sets for the package it runs, inherited by every process `cargo xtask`
+/// starts. A cargo started from here must not pass them on: ring's build script reruns when
+/// CARGO_MANIFEST_DIR or a CARGO_PKG_* variable differs from what it last saw, so every such
+/// build would rebuild ring and what depends on it (rustls, bollard, testcontainers), minutes on
+/// two busy cores.
+fn package_vars() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let name = name.to_string_lossy();
+            name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_MANIFEST_")
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                ]
+                .contains(&&*name)
+        })
+        .collect()
+}
+
 /// A current-thread runtime for one command.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 
 use super::{RootFs, present};
-use crate::workspace_root;
+use crate::{package_vars, workspace_root};
 
 /// The image's repository; the tag is the content hash.
 pub(crate) const REPOSITORY: &str = "billing-harness/product-mock";
@@ -54,21 +54,8 @@ fn build_binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("product-mock: cargo build --bin harness-product-mock");
     let mut command = Command::new(cargo);
-    // `cargo xtask` runs us with the variables cargo sets for a package; ring's build script
-    // reruns when CARGO_MANIFEST_DIR changes, so inheriting them would rebuild it each time.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_MANIFEST_")
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-            ]
-            .contains(&&*name)
-        {
-            command.env_remove(&*name);
-        }
+    for name in package_vars() {
+        command.env_remove(name);
     }
     let mut child = command
         .args([
