@@ -76,8 +76,9 @@ pub async fn charge_due(
     attempt_all(pool, gateway, &settings, due, at).await
 }
 
-/// The retry job: every day, attempts each `past_due` invoice once more if it has attempts left
-/// and none today.
+/// The retry job: every day, attempts each `past_due` invoice once more if it has had no attempt
+/// today. A `past_due` invoice has attempts left: the failure of its last one makes it
+/// `uncollectible`.
 ///
 /// # Errors
 /// The database failed; attempts written before the failure stay written.
@@ -90,11 +91,9 @@ pub async fn retry_due(
     let calendar = settings.calendar;
     let due: Vec<Due> = sqlx::query_as(&format!(
         "{DUE} where i.status = 'past_due' \
-           and (select count(*) from payments p where p.invoice_id = i.id) < $1 \
-           and not exists (select 1 from payments p where p.invoice_id = i.id and p.attempted_at >= $2) \
+           and not exists (select 1 from payments p where p.invoice_id = i.id and p.attempted_at >= $1) \
          order by i.id"
     ))
-    .bind(i64::from(calendar.attempts()))
     .bind(calendar.start_of_day(calendar.local_day(at)))
     .fetch_all(pool)
     .await?;

@@ -83,7 +83,7 @@ pub async fn apply_contract(
         (None, None) => return Err(DomainError::NoActiveSubscription),
     };
     let base_row = plan(&mut *conn, &base_key).await?;
-    check_product(&base_row, &base_key, &owner)?;
+    check_product(&base_row, &base_key, &owner.product)?;
     if let Some(live) = &live {
         check_currency(&base_row, &base_key, live)?;
     }
@@ -127,7 +127,7 @@ pub async fn apply_contract(
                             base_plan_id, created_at) \
          values ($1, $2, $3, $4, $5, true, $6, $7, $8) returning id",
     )
-    .bind(owner.product_id)
+    .bind(owner.product.id)
     .bind(&key)
     .bind(format!("{base_key} (contract)"))
     .bind(custom.currency.code())

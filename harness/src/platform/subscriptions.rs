@@ -9,15 +9,19 @@ use super::{DomainError, Platform, settings};
 use crate::model::{CancelReason, Currency, Month, SubscriptionId, SubscriptionStatus, TenantId};
 use crate::products::api::Entity;
 
+/// A product, by id and by key (the key names it in errors).
+pub(super) struct ProductRow {
+    pub(super) id: i64,
+    pub(super) key: String,
+}
+
 pub(super) struct TenantRow {
     pub(super) org: i64,
-    pub(super) product_id: i64,
-    pub(super) product: String,
+    pub(super) product: ProductRow,
 }
 
 #[derive(sqlx::FromRow)]
 struct SubscribeContext {
-    org: i64,
     product_id: i64,
     product: String,
     plan_id: Option<i64>,
@@ -73,11 +77,10 @@ pub(super) async fn tenant(
     .bind(tenant)
     .fetch_optional(conn)
     .await?;
-    let (org, product_id, product) = row.ok_or(DomainError::UnknownTenant(tenant.0))?;
+    let (org, id, key) = row.ok_or(DomainError::UnknownTenant(tenant.0))?;
     Ok(TenantRow {
         org,
-        product_id,
-        product,
+        product: ProductRow { id, key },
     })
 }
 
@@ -100,18 +103,19 @@ pub(super) async fn plan(conn: &mut PgConnection, key: &str) -> Result<PlanRow, 
     })
 }
 
+/// The plan must be one of the tenant's product (`tenant_product`).
 pub(super) fn check_product(
     plan: &PlanRow,
     key: &str,
-    tenant: &TenantRow,
+    tenant_product: &ProductRow,
 ) -> Result<(), DomainError> {
-    if plan.product_id == tenant.product_id {
+    if plan.product_id == tenant_product.id {
         Ok(())
     } else {
         Err(DomainError::PlanProductMismatch {
             plan: key.to_owned(),
             plan_product: plan.product.clone(),
-            tenant_product: tenant.product.clone(),
+            tenant_product: tenant_product.key.clone(),
         })
     }
 }
@@ -313,7 +317,7 @@ impl Platform {
         lock_tenant(&mut tx, tenant_id).await?;
         // Everything the rules need, in one round trip: subscribing is the builders' hot path.
         let row: Option<SubscribeContext> = sqlx::query_as(
-            "select t.organization_id as org, t.product_id, tp.key as product, \
+            "select t.product_id, tp.key as product, \
                     pl.id as plan_id, pl.product_id as plan_product_id, pp.key as plan_product, \
                     pl.base_fee, pl.currency, \
                     exists (select 1 from subscriptions s \
@@ -332,10 +336,9 @@ impl Platform {
         let row = row.ok_or(DomainError::UnknownTenant(tenant_id.0))?;
         let calendar = settings(&mut tx).await?.calendar;
         let day = calendar.local_day(at);
-        let tenant = TenantRow {
-            org: row.org,
-            product_id: row.product_id,
-            product: row.product,
+        let product = ProductRow {
+            id: row.product_id,
+            key: row.product,
         };
         let plan = match (
             row.plan_id,
@@ -358,7 +361,7 @@ impl Platform {
         if row.live {
             return Err(DomainError::AlreadySubscribed);
         }
-        check_product(&plan, plan_key, &tenant)?;
+        check_product(&plan, plan_key, &product)?;
         if plan.base_fee > Decimal::ZERO && !row.has_card {
             return Err(DomainError::CardRequired);
         }
@@ -389,7 +392,7 @@ impl Platform {
         let live = live_subscription(&mut tx, tenant_id)
             .await?
             .ok_or(DomainError::NoActiveSubscription)?;
-        check_product(&plan, plan_key, &tenant)?;
+        check_product(&plan, plan_key, &tenant.product)?;
         check_currency(&plan, plan_key, &live)?;
         if plan.id == live.plan_id {
             return Err(DomainError::SamePlan(plan_key.to_owned()));

@@ -8,10 +8,13 @@ use std::sync::Arc;
 use billing_harness::TestEnv;
 use billing_harness::calendar::Job;
 use billing_harness::model::{Catalog, Currency, Month, Overage, Plan, TenantId, Terms};
-use billing_harness::payments::TestCard;
+use billing_harness::payments::{
+    Approval, BoxFuture, ChargeRequest, Gateway, GatewayError, MockGateway, TestCard,
+};
 use billing_harness::platform::sync::dispatch;
 use billing_harness::platform::{
-    DomainError, Platform, SyncPolicy, charge_due, close_month, invariant_violations, retry_due,
+    Attempt, DomainError, Platform, SyncPolicy, charge_due, close_month, invariant_violations,
+    retry_due,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
@@ -362,4 +365,100 @@ async fn violations(env: &TestEnv) -> Vec<String> {
         ));
     }
     found
+}
+
+/// A gateway that, on its second charge, runs a whole retry job of its own through the same mock
+/// before it answers: the job that called it has attempted its first invoice, holds its second,
+/// and is behind the other job for the rest of what it listed.
+#[derive(Debug)]
+struct RunsAJobOnItsSecondCharge<'g> {
+    mock: &'g MockGateway,
+    pool: sqlx::PgPool,
+    at: DateTime<Utc>,
+    charges: std::sync::atomic::AtomicUsize,
+    /// What the job run inside attempted, once it has run.
+    other: std::sync::Mutex<Option<Vec<Attempt>>>,
+}
+
+impl Gateway for RunsAJobOnItsSecondCharge<'_> {
+    fn charge<'a>(
+        &'a self,
+        request: &'a ChargeRequest,
+    ) -> BoxFuture<'a, Result<Approval, GatewayError>> {
+        Box::pin(async move {
+            let call = self
+                .charges
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if call == 1 {
+                let attempts = retry_due(&self.pool, self.mock, self.at).await.unwrap();
+                *self.other.lock().unwrap() = Some(attempts);
+            }
+            self.mock.charge(request).await
+        })
+    }
+
+    fn find<'a>(
+        &'a self,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Approval>, GatewayError>> {
+        self.mock.find(idempotency_key)
+    }
+}
+
+#[tokio::test]
+async fn a_retry_job_attempts_each_invoice_once_however_far_behind_another_it_runs() {
+    let (env, tenants) = metered_world(seoul(2026, 10, 1), 3, TestCard::Declined).await;
+    let p = env.platform();
+    for tenant in &tenants {
+        p.subscribe(*tenant, "small", seoul(2026, 10, 1))
+            .await
+            .unwrap();
+    }
+    // The three October invoices declined on November 5th: each past due after one attempt.
+    env.clock().advance_to(seoul(2026, 11, 5)).await.unwrap();
+    let sixth = seoul(2026, 11, 6);
+    env.clock().set(sixth).await.unwrap();
+    // This job lists all three and attempts the first. While it asks the gateway about the
+    // second (holding it), the other job lists: the first was attempted today, the second is
+    // held, the third is its own to attempt. Back in this job, the third has had an attempt since
+    // it was listed: skipped, and not asked of the gateway again.
+    let gateway = RunsAJobOnItsSecondCharge {
+        mock: env.gateway(),
+        pool: env.pool().clone(),
+        at: sixth,
+        charges: std::sync::atomic::AtomicUsize::new(0),
+        other: std::sync::Mutex::new(None),
+    };
+    let behind = retry_due(env.pool(), &gateway, sixth).await.unwrap();
+    let ahead = gateway.other.lock().unwrap().take().unwrap();
+    let invoices: Vec<i64> = sqlx::query_scalar("select id from invoices order by id")
+        .fetch_all(env.pool())
+        .await
+        .unwrap();
+    let rule = "rule: a retry job attempts the invoices due for a retry, each once";
+    let shown = |attempts: &[Attempt]| -> Vec<(i64, i16)> {
+        attempts.iter().map(|a| (a.invoice.0, a.attempt)).collect()
+    };
+    assert_eq!(
+        (shown(&behind), shown(&ahead)),
+        (
+            vec![(invoices[0], 2), (invoices[1], 2)],
+            vec![(invoices[2], 2)]
+        ),
+        "{rule}: the job ahead takes the one neither attempted today nor held, whatever other \
+         invoices had an attempt today"
+    );
+    let mut charges: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in env.gateway().journal() {
+        if entry.call == "charge" {
+            *charges.entry(entry.idempotency_key).or_default() += 1;
+        }
+    }
+    let keys = |n: i16| invoices.iter().map(move |i| (format!("inv{i}-a{n}"), 1));
+    assert_eq!(
+        charges,
+        keys(1).chain(keys(2)).collect::<BTreeMap<_, _>>(),
+        "{rule}: the job behind skips what the other attempted since it listed it, so the \
+         gateway is asked once per attempt"
+    );
 }

@@ -64,10 +64,25 @@ async fn pro_with<'e>(env: &'e TestEnv, card: TestCard) -> Tenant<'e> {
 }
 
 #[tokio::test]
-async fn the_charge_is_made_on_the_charge_day_and_not_the_day_before() {
+async fn an_invoice_is_charged_on_its_due_charge_day_and_not_before() {
     let env = env_at(midnight(2026, 10, 1)).await;
     let t = pro_with(&env, TestCard::Ok).await;
-    let rule = "rule: invoices are charged at 00:00 on the charge day (the 5th)";
+    let rule = "rule: an invoice is charged at 00:00 on its due day, the charge day (the 5th) \
+                after its month";
+    // October closed early, on the 4th: its invoice is due on November 5th all the same, and
+    // the charge job of October 5th leaves it.
+    advance(&env, midnight(2026, 10, 4), rule).await;
+    env.platform()
+        .close_month(Month::new(2026, 10).unwrap(), env.clock().now())
+        .await
+        .unwrap();
+    advance(&env, midnight(2026, 10, 5), rule).await;
+    let early = t.timeline().await.unwrap();
+    assert_eq!(
+        (attempts(&early), invoices(&early)),
+        (vec![], vec!["2026-10 99000 finalized".to_owned()]),
+        "{rule}: nothing is charged on October 5th, a charge day before the invoice is due"
+    );
     advance(&env, kst(2026, 11, 4, 23, 59, 59), rule).await;
     let before = t.timeline().await.unwrap();
     assert_eq!(
@@ -106,6 +121,28 @@ async fn the_charge_captures_the_total_with_tax() {
         captured,
         [(dec("77283"), Currency::Krw), (dec("15.59"), Currency::Usd)],
         "rule: the charge captures the invoice's total, tax included"
+    );
+    let stored: Vec<(Option<String>, String, Option<String>)> = sqlx::query_as(
+        "select gateway_request_id, idempotency_key, approval_number from payments order by id",
+    )
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    let captures: Vec<_> = env
+        .gateway()
+        .ledger()
+        .into_iter()
+        .map(|c| {
+            (
+                Some(c.request_id),
+                c.idempotency_key,
+                Some(c.approval_number),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored, captures,
+        "rule: an attempt records its capture's request id, idempotency key and approval number"
     );
     for (t, total) in [(won, "77283"), (cents, "15.59")] {
         let paid = t.timeline().await.unwrap();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use billing_harness::model::{Month, TenantId};
+use billing_harness::model::{ContractTerms, Month, TenantId};
 use billing_harness::platform::{charge_due, close_month, invariant_violations};
 use billing_harness::prelude::*;
 use serde_json::json;
@@ -342,7 +342,10 @@ async fn a_charge_holds_its_own_tenant_and_no_other() {
         let until = tokio::time::Instant::now() + WAIT;
         loop {
             if charged(a.id()).await.unwrap() && waiting().await.unwrap() {
-                break Ok(charged(b.id()).await.unwrap());
+                break Ok((
+                    charged(b.id()).await.unwrap(),
+                    env.gateway().journal().len(),
+                ));
             }
             if tokio::time::Instant::now() > until {
                 break Err("a not charged, or b's charge not waiting");
@@ -361,8 +364,8 @@ async fn a_charge_holds_its_own_tenant_and_no_other() {
         "rule: a charge holds its tenant, as every operation that ends or renews a subscription";
     assert_eq!(
         seen,
-        Ok(false),
-        "{rule}: a's charge does not wait for b, b's waits"
+        Ok((false, 1)),
+        "{rule}: a's charge does not wait for b, b's waits before it asks the gateway"
     );
     assert_eq!(
         attempts.unwrap().len(),
@@ -416,4 +419,116 @@ async fn each_subscription_change_queues_its_own_state_for_its_product() {
         "rule: every subscription change queues the subscription's own state for its product"
     );
     assert_ne!(sa, sc, "two subscriptions");
+}
+
+/// `code: message` of a refused operation; panics naming `rule` when it was accepted.
+fn refusal<T: std::fmt::Debug>(result: Result<T, DomainError>, rule: &str) -> String {
+    match result {
+        Ok(accepted) => panic!("{rule}: it was accepted ({accepted:?})"),
+        Err(e) => format!("{}: {e}", e.code()),
+    }
+}
+
+#[tokio::test]
+async fn each_tenant_takes_only_its_own_products_catalog_plans_named_by_key() {
+    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    let p = env.platform();
+    let now = env.clock().now();
+    // An analytics tenant first, and products and plans all named alike: a query that reads the
+    // first tenant or product instead of the one asked for, or a name for a key, shows here.
+    let org_a = p.create_org("a", now).await.unwrap();
+    let org_b = p.create_org("b", now).await.unwrap();
+    for org in [org_a, org_b] {
+        p.register_card(org, TestCard::Ok, now).await.unwrap();
+    }
+    let first = p
+        .create_tenant(org_a, "analytics", "a-first", now)
+        .await
+        .unwrap();
+    let analytics = p
+        .create_tenant(org_a, "analytics", "a-second", now)
+        .await
+        .unwrap();
+    let crm = p.create_tenant(org_b, "crm", "b-first", now).await.unwrap();
+    let new_crm = p
+        .create_tenant(org_b, "crm", "b-second", now)
+        .await
+        .unwrap();
+    display_names(&env).await;
+    p.subscribe(first, "pro", now).await.unwrap();
+    p.subscribe(crm, "crm-basic", now).await.unwrap();
+    let rule = "rule: a tenant takes only its own product's plans";
+    let cases = [
+        (
+            "a crm tenant's change",
+            p.change_plan(crm, "pro", now).await,
+            "pro",
+            "analytics",
+            "crm",
+        ),
+        (
+            "an analytics tenant's change",
+            p.change_plan(first, "crm-basic", now).await,
+            "crm-basic",
+            "crm",
+            "analytics",
+        ),
+        (
+            "a crm tenant subscribing",
+            p.subscribe(new_crm, "pro", now).await.map(drop),
+            "pro",
+            "analytics",
+            "crm",
+        ),
+        (
+            "an analytics tenant subscribing",
+            p.subscribe(analytics, "crm-basic", now).await.map(drop),
+            "crm-basic",
+            "crm",
+            "analytics",
+        ),
+    ];
+    for (case, result, plan, plan_product, tenant_product) in cases {
+        assert_eq!(
+            refusal(result, rule),
+            format!(
+                "plan_product_mismatch: plan {plan} belongs to product {plan_product}, \
+                 the tenant to {tenant_product}"
+            ),
+            "{rule} ({case})"
+        );
+    }
+    let rule = "rule: a contract's plan is its tenant's own, never a catalog plan";
+    let terms = ContractTerms {
+        base_fee: Some(crate::support::dec("500000")),
+        ..ContractTerms::default()
+    };
+    let custom = p.apply_contract(first, &terms, now).await.unwrap().plan;
+    assert_eq!(
+        refused(p.subscribe(analytics, &custom, now).await, rule),
+        "unknown_plan",
+        "{rule} (subscribing another tenant of the org to it)"
+    );
+    p.subscribe(analytics, "free", now).await.unwrap();
+    assert_eq!(
+        refused(p.change_plan(analytics, &custom, now).await, rule),
+        "unknown_plan",
+        "{rule} (changing another tenant of the org to it)"
+    );
+    // The refusals moved nobody: each tenant is on the plan it subscribed to or contracted.
+    let plans: Vec<(String, String)> = sqlx::query_as(
+        "select t.slug, p.key from subscriptions s join tenants t on t.id = s.tenant_id \
+         join plans p on p.id = s.plan_id order by t.slug",
+    )
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        plans,
+        [
+            ("a-first".to_owned(), custom),
+            ("a-second".to_owned(), "free".to_owned()),
+            ("b-first".to_owned(), "crm-basic".to_owned()),
+        ]
+    );
 }

@@ -52,7 +52,8 @@ impl Signals {
     }
 }
 
-/// Runs `program args` in `dir` with `env` added and its output appended to `log` (or inherited when `None`),
+/// Runs `program args` in `dir` with `env` added, cargo's package variables removed (see
+/// [`crate::package_vars`]) and its output appended to `log` (or inherited when `None`),
 /// in a process group of its own, and waits for it, at most `timeout`.
 ///
 /// # Errors
@@ -68,6 +69,10 @@ pub(crate) async fn run(
     env: &[(&str, &str)],
 ) -> anyhow::Result<(Ended, Duration)> {
     let mut cmd = Command::new(program);
+    // Without them, a mutant's build reuses ring and the rest as built for the plain tests.
+    for name in crate::package_vars() {
+        cmd.env_remove(name);
+    }
     cmd.args(args)
         .envs(env.iter().copied())
         .current_dir(dir)
