@@ -134,6 +134,14 @@ pub async fn close_month(
     .bind(end)
     .fetch_all(&mut *tx)
     .await?;
+    // The invoices' foreign keys lock each subscription, then its tenant, against a key change.
+    // A plan change or cancel locks the tenant first and then its subscription: inserting in that
+    // order deadlocks with one. So the close takes its tenants first, in id order, as they do.
+    let tenants: Vec<i64> = periods.iter().map(|p| p.tenant).collect();
+    sqlx::query("select id from tenants where id = any($1) order by id for key share")
+        .bind(&tenants)
+        .execute(&mut *tx)
+        .await?;
     let details: Vec<DetailTuple> = sqlx::query_as(&format!(
         "select billing_id, metric, included, overage_block, overage_price from billing_details \
              where billing_id in ({BILLABLE})"

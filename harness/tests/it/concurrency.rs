@@ -201,6 +201,67 @@ fn stress_runs() -> u64 {
         .unwrap_or(1)
 }
 
+/// Until another backend of `env`'s database waits for a lock (the close behind a tenant).
+async fn until_a_backend_waits_for_a_lock(env: &TestEnv) {
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where datname = current_database() \
+             and pid <> pg_backend_pid() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(env.pool())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the close never waited for the tenant locked by the plan change");
+}
+
+#[tokio::test]
+async fn the_close_takes_a_tenant_before_its_subscription_as_a_plan_change_does() {
+    let (env, tenants) = metered_world(seoul(2026, 9, 1), 1, TestCard::Ok).await;
+    let p = env.platform();
+    let subscription = p
+        .subscribe(tenants[0], "small", seoul(2026, 9, 1))
+        .await
+        .unwrap();
+    let first = seoul(2026, 10, 1);
+    env.clock().set(first).await.unwrap();
+    // A plan change's first two steps, held open: the tenant's row, then its subscription's.
+    let mut change = env.pool().begin().await.unwrap();
+    sqlx::query("select id from tenants where id = $1 for update")
+        .bind(tenants[0])
+        .execute(&mut *change)
+        .await
+        .unwrap();
+    let pool = env.pool().clone();
+    let close =
+        tokio::spawn(async move { close_month(&pool, Month::new(2026, 9).unwrap(), first).await });
+    until_a_backend_waits_for_a_lock(&env).await;
+    // Had the close locked the subscription before the tenant, this would wait for the close
+    // while the close waits for this transaction: a deadlock, and one of them fails.
+    let locked = sqlx::query("select id from subscriptions where id = $1 for update")
+        .bind(subscription)
+        .execute(&mut *change)
+        .await;
+    let committed = change.commit().await;
+    let closed = close.await.unwrap();
+    assert!(
+        locked.is_ok() && committed.is_ok(),
+        "rule: a close and a plan change of one tenant both go through, one after the other: \
+         the plan change got {locked:?}, then {committed:?}"
+    );
+    assert_eq!(
+        closed
+            .map(|r| r.invoices)
+            .map_err(|e| format!("{e}: {e:?}")),
+        Ok(1),
+        "rule: a close and a plan change of one tenant both go through, one after the other"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stress_every_operation_and_job_at_once_keeps_the_invariants() {
     let first_seed = std::env::var("HARNESS_STRESS_SEED")
@@ -295,7 +356,7 @@ async fn stress(seed: u64) {
                             }
                         };
                         if let Err(e) = done {
-                            errors.push(format!("{job} job: {e}"));
+                            errors.push(format!("{job} job: {e}: {e:?}"));
                         }
                     }
                     errors
