@@ -680,7 +680,7 @@ fn seed(
             tenant_suffix: Some(format!("-{run_id}")),
             stop_at: Some(now),
         };
-        let outcome = scenario::run_with(&shifted, &env, &options).await?;
+        let outcome = scenario::run_on(&shifted, &env, &options).await?;
         let page = match report {
             Some((_, lang)) => {
                 let facts = report::facts_with(&shifted, &env, &options).await?;

@@ -80,8 +80,10 @@
 //! reconciles ([`crate::TestEnv::converge`]); a product that does not converge fails the run
 //! with its drift report.
 
+mod conformance;
 mod contract;
 mod diagnostic;
+pub mod driver;
 mod expect;
 mod raw;
 pub mod report;
@@ -91,13 +93,16 @@ mod validate;
 
 use std::path::Path;
 
+pub use conformance::{Conformance, Difference, ScenarioConformance, Verdict, run_with};
 pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
+pub use driver::{Driver, DriverError, ReadBack, Session};
 pub use expect::{Expectation, Expected};
 pub use run::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
     OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
-    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, RunError, RunOptions, run, run_with,
+    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, Reference, ReferenceSession, RunError,
+    RunOptions, run, run_on,
 };
 pub use validate::{
     Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, PurgeStep, Scenario,

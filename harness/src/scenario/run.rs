@@ -8,10 +8,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::validate::{Action, PurgeStep, Scenario};
+use std::borrow::Borrow;
+
+use super::driver::{Driver, DriverError, PurgeOf, Purged, ReadBack, Session};
+use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, TenantDef};
 use crate::builders::{BuildError, Day, Org};
 use crate::calendar::{Calendar, Job};
+use crate::model::ContractTerms;
 use crate::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus, TenantId};
+use crate::payments::TestCard;
 use crate::platform::{SyncPolicy, timeline};
 use crate::products::ProductMock;
 use crate::products::api::Entity;
@@ -270,6 +275,12 @@ pub enum RunError {
     /// A purge step was refused.
     #[error("a purge step was refused")]
     Purge(#[from] crate::purge::PurgeError),
+    /// A driver failed, or lacks what a step needs.
+    #[error(transparent)]
+    Driver(DriverError),
+    /// A scenario file is not valid.
+    #[error(transparent)]
+    Invalid(#[from] Box<super::ScenarioError>),
 }
 
 impl Scenario {
@@ -293,71 +304,75 @@ impl Scenario {
     }
 }
 
-/// Plays `scenario` on `env` (whose clock should start at [`Scenario::start_instant`]).
+/// Plays `scenario` on `env` (whose clock should start at [`Scenario::start_instant`]) through
+/// the reference platform.
 ///
 /// # Errors
 /// Setting up or the database failed; a scenario that does not hold is an `Ok` outcome.
 pub async fn run(scenario: &Scenario, env: &TestEnv) -> Result<Outcome, RunError> {
-    run_with(scenario, env, &RunOptions::default()).await
+    run_on(scenario, env, &RunOptions::default()).await
 }
 
 /// [`run`] with options: a partial run up to an instant, tenant names made unique.
 ///
 /// # Errors
 /// As [`run`].
-pub async fn run_with(
+pub async fn run_on(
     scenario: &Scenario,
     env: &TestEnv,
     options: &RunOptions,
 ) -> Result<Outcome, RunError> {
-    let tz = scenario.catalog.time_zone;
-    let p = env.platform();
-    let clock = env.clock();
-    p.install_catalog(&scenario.catalog, clock.now()).await?;
-    let mocks = configure_products(scenario, env).await?;
-    let mut orgs: Vec<Org> = Vec::new();
-    for def in &scenario.orgs {
-        let builder = env
-            .org()
-            .name(def.name.clone().unwrap_or_else(|| def.key.clone()));
-        let builder = match def.card {
-            Some(card) => builder.card(card),
-            None => builder.without_card(),
-        };
-        let builder = match &def.owner {
-            Some(email) => builder.owner_email(suffixed(email, options)),
-            None => builder,
-        };
-        let org = builder.create().await?;
-        for email in &def.members {
-            env.user()
-                .org(&org)
-                .email(suffixed(email, options))
-                .create()
-                .await?;
+    let mut session = ReferenceSession::new(env, scenario, options.clone())
+        .await
+        .map_err(RunError::from_driver)?;
+    play(scenario, &mut session, options.stop_at)
+        .await
+        .map_err(RunError::from_driver)
+}
+
+impl RunError {
+    /// The reference session's failures carry a [`RunError`]: unwrap it.
+    pub(crate) fn from_driver(e: DriverError) -> RunError {
+        match e {
+            DriverError::Failed(inner) => match inner.downcast::<RunError>() {
+                Ok(run) => *run,
+                Err(other) => RunError::Driver(DriverError::Failed(other)),
+            },
+            other => RunError::Driver(other),
         }
-        orgs.push(org);
     }
-    let mut tenants: Vec<TenantId> = Vec::new();
+}
+
+/// Plays `scenario` through `session`: creates its organizations, users and tenants, plays the
+/// steps at 00:00 of their days, runs the clock to `until` (or `stop_at`, whichever comes
+/// first), reads back what the implementation holds and checks the expectations.
+///
+/// # Errors
+/// The session failed, or lacks what a step needs ([`DriverError::Unsupported`]); a refusal is
+/// part of the outcome.
+pub(crate) async fn play<S: Session>(
+    scenario: &Scenario,
+    session: &mut S,
+    stop_at: Option<DateTime<Utc>>,
+) -> Result<Outcome, DriverError> {
+    let tz = scenario.catalog.time_zone;
+    for def in &scenario.orgs {
+        session.create_org(def).await?;
+        for email in &def.members {
+            session.create_user(&def.key, email).await?;
+        }
+    }
     for def in &scenario.tenants {
-        let tenant = env
-            .tenant()
-            .org(&orgs[def.org])
-            .product(def.product.clone())
-            .name(format!(
-                "{}{}",
-                def.key,
-                options.tenant_suffix.as_deref().unwrap_or("")
-            ))
-            .create()
+        session
+            .create_tenant(def, &scenario.orgs[def.org].key)
             .await?;
-        tenants.push(tenant.id());
     }
+    let tenant = |i: &usize| scenario.tenants[*i].key.as_str();
     let mut failures = Vec::new();
     let mut errors = Vec::new();
     let mut later = Vec::new();
     let mut purges = Vec::new();
-    let stop_at = options.stop_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let stop_at = stop_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
     for step in &scenario.steps {
         if Day::new(step.on, tz).midnight() > stop_at {
             later.push(format!(
@@ -368,104 +383,86 @@ pub async fn run_with(
             ));
             continue;
         }
-        clock.advance_to(Day::new(step.on, tz)).await?;
-        let at = clock.now();
+        session.advance_to(Day::new(step.on, tz).midnight()).await?;
         let result = match &step.action {
-            Action::ProductFault { product, fault } => {
-                if let Some(mock) = mocks.get(product) {
-                    mock.fail_next(fault.fault, fault.times);
-                }
-                Ok(())
-            }
-            Action::ProductDrift { product, tenant } => {
-                let drifted = mocks.get(product).map(|m| m.drift(tenants[*tenant].0));
-                if drifted == Some(None) {
+            Action::ProductFault { product, fault } => session.product_fault(product, fault).await,
+            Action::ProductDrift { product, tenant: t } => {
+                if !session.product_drift(product, tenant(t)).await? {
                     failures.push(format!(
                         "step {} on {}: product {product} has no tenant {} to drift yet \
                          (its writes arrive when the clock moves: drift on a later day)",
-                        step.number, step.on, scenario.tenants[*tenant].key
+                        step.number,
+                        step.on,
+                        tenant(t)
                     ));
                 }
                 Ok(())
             }
-            Action::Subscribe { tenant, plan } => {
-                p.subscribe(tenants[*tenant], plan, at).await.map(drop)
-            }
-            Action::ChangePlan { tenant, plan } => p.change_plan(tenants[*tenant], plan, at).await,
-            Action::Contract { tenant, terms } => p
-                .apply_contract(tenants[*tenant], terms, at)
-                .await
-                .map(drop),
-            Action::Cancel { tenant } => p.cancel(tenants[*tenant], at).await,
+            Action::Subscribe { tenant: t, plan } => session.subscribe(tenant(t), plan).await,
+            Action::ChangePlan { tenant: t, plan } => session.change_plan(tenant(t), plan).await,
+            Action::Contract { tenant: t, terms } => session.apply_contract(tenant(t), terms).await,
+            Action::Cancel { tenant: t } => session.cancel(tenant(t)).await,
             Action::Purge(target) => {
                 let target = match target {
-                    PurgeStep::Org(o) => PurgeTarget::Org(orgs[*o].id),
-                    PurgeStep::User(email) => PurgeTarget::Email(suffixed(email, options)),
+                    PurgeStep::Org(o) => PurgeOf::Org(&scenario.orgs[*o].key),
+                    PurgeStep::User(email) => PurgeOf::User(email),
                 };
-                let report = crate::purge::purge(env.pool(), &target, at).await?;
-                let mut told = BTreeMap::new();
-                for n in &report.plan.notices {
-                    *told
-                        .entry(format!("{} {}", n.product, n.entity))
-                        .or_insert(0) += 1;
-                }
-                purges.push(OutcomePurge {
-                    step: step.number,
-                    purged: step.action.display(scenario).to_string(),
-                    scope: report.plan.scope,
-                    rows: report.plan.rows,
-                    told,
-                });
-                Ok(())
+                session.purge(target).await.map(|purged| {
+                    purges.push(OutcomePurge {
+                        step: step.number,
+                        purged: step.action.display(scenario).to_string(),
+                        scope: purged.scope,
+                        rows: purged.rows,
+                        told: purged.told,
+                    });
+                })
             }
             Action::Usage {
-                tenant,
+                tenant: t,
                 metric,
                 quantity,
                 day,
             } => {
-                p.record_usage(tenants[*tenant], metric, *quantity, *day, at)
+                session
+                    .record_usage(tenant(t), metric, *quantity, *day)
                     .await
             }
-            Action::SetCard { org, card } => p
-                .register_card(orgs[*org].id, *card, at)
-                .await
-                .map(drop)
-                .map_err(Into::into),
+            Action::SetCard { org, card } => {
+                session.register_card(&scenario.orgs[*org].key, *card).await
+            }
         };
-        let code = match &result {
+        let refusal = match result {
             Ok(()) => None,
-            Err(e) => Some(e.code().to_owned()),
+            Err(DriverError::Refused { code, message }) => Some((code, message)),
+            Err(other) => return Err(other),
         };
-        if let Some(code) = &code {
+        if let Some((code, _)) = &refusal {
             errors.push(OutcomeError {
                 step: step.number,
                 code: code.clone(),
             });
         }
-        match (&step.expect_error, &code, &result) {
-            (Some(expected), None, _) => failures.push(format!(
+        match (&step.expect_error, &refusal) {
+            (Some(expected), None) => failures.push(format!(
                 "step {} on {}: expected {expected}, but it succeeded",
                 step.number, step.on
             )),
-            (Some(expected), Some(code), _) if expected != code => failures.push(format!(
+            (Some(expected), Some((code, _))) if expected != code => failures.push(format!(
                 "step {} on {}: expected {expected}, got {code}",
                 step.number, step.on
             )),
-            (None, Some(_), Err(e)) => failures.push(format!(
-                "step {} on {}: unexpected error {}: {}",
-                step.number,
-                step.on,
-                e.code(),
-                crate::env::with_causes(e)
+            (None, Some((code, message))) => failures.push(format!(
+                "step {} on {}: unexpected error {code}: {message}",
+                step.number, step.on
             )),
             _ => {}
         }
     }
     let end = Day::new(scenario.until, tz).midnight();
-    clock.advance_to(end.min(stop_at)).await?;
+    session.advance_to(end.min(stop_at)).await?;
     if end > stop_at {
-        let calendar = p.settings().await?.calendar;
+        let calendar =
+            Calendar::new(tz, scenario.catalog.charge_day).map_err(DriverError::failed)?;
         for (at, jobs) in calendar.due_between(stop_at, end) {
             let day = calendar.local_day(at);
             for job in jobs {
@@ -475,26 +472,30 @@ pub async fn run_with(
             }
         }
     }
-    // Convergence is checked at `until`, and only against the harness's own mocks.
-    let convergence = if end <= stop_at && !mocks.is_empty() {
-        Some(env.converge().await?)
+    // Convergence is checked at `until`, before the read-back (repairs are part of it).
+    let products = if end <= stop_at {
+        session.products().await?.unwrap_or_default()
     } else {
-        None
+        Vec::new()
     };
-    let mut outcome = collect(scenario, env, &tenants, failures, errors).await?;
-    if let Some(convergence) = convergence {
-        let names = Names::read(scenario, env, &tenants).await?;
-        for mock in mocks.values() {
-            let product = product_outcome(mock, &convergence, &names);
-            if !product.converged {
-                outcome.failures.push(not_converged(&product));
-            }
-            outcome.products.push(product);
+    for product in &products {
+        if !product.converged {
+            failures.push(not_converged(product));
         }
-        outcome.holds = outcome.failures.is_empty();
     }
-    outcome.later = later;
-    outcome.purges = purges;
+    let back = session.read_back().await?;
+    let mut outcome = Outcome {
+        scenario: scenario.name.clone(),
+        holds: false,
+        failures,
+        invoices: back.invoices,
+        payments: back.payments,
+        subscriptions: back.subscriptions,
+        errors,
+        products,
+        later,
+        purges,
+    };
     // A partial run (stop_at) has not reached the day the expectations speak of.
     if end <= stop_at
         && let Err(mismatches) = scenario.check(&outcome)
@@ -510,9 +511,280 @@ pub async fn run_with(
                     p.message()
                 )
             }));
-        outcome.holds = false;
     }
+    outcome.holds = outcome.failures.is_empty();
     Ok(outcome)
+}
+
+/// The reference platform as a [`Driver`]: each scenario on a fresh [`TestEnv`] made by
+/// [`Scenario::test_env`], with a product mock for every product of its catalog.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reference;
+
+impl Driver for Reference {
+    type Session = ReferenceSession<TestEnv>;
+
+    fn name(&self) -> &str {
+        "reference"
+    }
+
+    async fn start(&self, scenario: &Scenario) -> Result<ReferenceSession<TestEnv>, DriverError> {
+        let env = scenario
+            .test_env()
+            .build()
+            .await
+            .map_err(DriverError::failed)?;
+        ReferenceSession::new(env, scenario, RunOptions::default()).await
+    }
+}
+
+/// A scenario's world on the reference platform: a [`TestEnv`] (owned, or borrowed by
+/// [`run`]), and what the run made, by key.
+#[derive(Debug)]
+pub struct ReferenceSession<E> {
+    env: E,
+    options: RunOptions,
+    orgs: BTreeMap<String, Org>,
+    /// Tenants in the scenario's order, by key.
+    tenants: Vec<(String, TenantId)>,
+    mocks: BTreeMap<String, Arc<ProductMock>>,
+}
+
+impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
+    /// Installs `scenario`'s catalog on `env` at its clock's instant and sets up its product
+    /// mocks.
+    async fn new(
+        env: E,
+        scenario: &Scenario,
+        options: RunOptions,
+    ) -> Result<ReferenceSession<E>, DriverError> {
+        let e = env.borrow();
+        e.platform()
+            .install_catalog(&scenario.catalog, e.clock().now())
+            .await
+            .map_err(failed)?;
+        let mocks = configure_products(scenario, e).await.map_err(failed)?;
+        Ok(ReferenceSession {
+            env,
+            options,
+            orgs: BTreeMap::new(),
+            tenants: Vec::new(),
+            mocks,
+        })
+    }
+
+    fn env(&self) -> &TestEnv {
+        self.env.borrow()
+    }
+
+    fn org(&self, key: &str) -> Result<&Org, DriverError> {
+        self.orgs
+            .get(key)
+            .ok_or_else(|| DriverError::failed(UnknownKey(format!("organization {key}"))))
+    }
+
+    fn tenant(&self, key: &str) -> Result<TenantId, DriverError> {
+        self.tenants
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| DriverError::failed(UnknownKey(format!("tenant {key}"))))
+    }
+}
+
+/// A key the scenario did not create before using it: a bug of the runner.
+#[derive(Debug, thiserror::Error)]
+#[error("no {0} was created before it was used")]
+struct UnknownKey(String);
+
+/// A failure of the reference session, carrying the [`RunError`] that [`run`] returns.
+fn failed(e: impl Into<RunError>) -> DriverError {
+    DriverError::failed(e.into())
+}
+
+/// A platform refusal as a driver's, with the platform's code.
+fn refused(e: &crate::platform::DomainError) -> DriverError {
+    DriverError::refused(e.code(), crate::env::with_causes(e))
+}
+
+impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
+    async fn create_org(&mut self, def: &OrgDef) -> Result<(), DriverError> {
+        let builder = self
+            .env()
+            .org()
+            .name(def.name.clone().unwrap_or_else(|| def.key.clone()));
+        let builder = match def.card {
+            Some(card) => builder.card(card),
+            None => builder.without_card(),
+        };
+        let builder = match &def.owner {
+            Some(email) => builder.owner_email(suffixed(email, &self.options)),
+            None => builder,
+        };
+        let org = builder.create().await.map_err(failed)?;
+        self.orgs.insert(def.key.clone(), org);
+        Ok(())
+    }
+
+    async fn create_user(&mut self, org: &str, email: &str) -> Result<(), DriverError> {
+        let org = self.org(org)?;
+        self.env()
+            .user()
+            .org(org)
+            .email(suffixed(email, &self.options))
+            .create()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn create_tenant(&mut self, def: &TenantDef, org: &str) -> Result<(), DriverError> {
+        let org = self.org(org)?;
+        let tenant = self
+            .env()
+            .tenant()
+            .org(org)
+            .product(def.product.clone())
+            .name(format!(
+                "{}{}",
+                def.key,
+                self.options.tenant_suffix.as_deref().unwrap_or("")
+            ))
+            .create()
+            .await
+            .map_err(failed)?;
+        self.tenants.push((def.key.clone(), tenant.id()));
+        Ok(())
+    }
+
+    async fn register_card(&mut self, org: &str, card: TestCard) -> Result<(), DriverError> {
+        let id = self.org(org)?.id;
+        let at = self.env().clock().now();
+        self.env()
+            .platform()
+            .register_card(id, card, at)
+            .await
+            .map(drop)
+            .map_err(|e| refused(&e.into()))
+    }
+
+    async fn subscribe(&mut self, tenant: &str, plan: &str) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.subscribe(id, plan, at)
+            .await
+            .map(drop)
+            .map_err(|e| refused(&e))
+    }
+
+    async fn change_plan(&mut self, tenant: &str, plan: &str) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.change_plan(id, plan, at).await.map_err(|e| refused(&e))
+    }
+
+    async fn cancel(&mut self, tenant: &str) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.cancel(id, at).await.map_err(|e| refused(&e))
+    }
+
+    async fn apply_contract(
+        &mut self,
+        tenant: &str,
+        terms: &ContractTerms,
+    ) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.apply_contract(id, terms, at)
+            .await
+            .map(drop)
+            .map_err(|e| refused(&e))
+    }
+
+    async fn record_usage(
+        &mut self,
+        tenant: &str,
+        metric: &str,
+        quantity: i64,
+        day: NaiveDate,
+    ) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.record_usage(id, metric, quantity, day, at)
+            .await
+            .map_err(|e| refused(&e))
+    }
+
+    async fn advance_to(&mut self, at: DateTime<Utc>) -> Result<(), DriverError> {
+        self.env().clock().advance_to(at).await.map_err(failed)?;
+        Ok(())
+    }
+
+    async fn read_back(&mut self) -> Result<ReadBack, DriverError> {
+        read_back(self.env(), &self.tenants).await.map_err(failed)
+    }
+
+    async fn purge(&mut self, target: PurgeOf<'_>) -> Result<Purged, DriverError> {
+        let target = match target {
+            PurgeOf::Org(key) => PurgeTarget::Org(self.org(key)?.id),
+            PurgeOf::User(email) => PurgeTarget::Email(suffixed(email, &self.options)),
+        };
+        let at = self.env().clock().now();
+        let report = crate::purge::purge(self.env().pool(), &target, at)
+            .await
+            .map_err(failed)?;
+        let mut told = BTreeMap::new();
+        for n in &report.plan.notices {
+            *told
+                .entry(format!("{} {}", n.product, n.entity))
+                .or_insert(0) += 1;
+        }
+        Ok(Purged {
+            scope: report.plan.scope,
+            rows: report.plan.rows,
+            told,
+        })
+    }
+
+    async fn product_fault(
+        &mut self,
+        product: &str,
+        fault: &ScriptedFault,
+    ) -> Result<(), DriverError> {
+        if let Some(mock) = self.mocks.get(product) {
+            mock.fail_next(fault.fault, fault.times);
+        }
+        Ok(())
+    }
+
+    async fn product_drift(&mut self, product: &str, tenant: &str) -> Result<bool, DriverError> {
+        let id = self.tenant(tenant)?;
+        Ok(self
+            .mocks
+            .get(product)
+            .is_none_or(|m| m.drift(id.0).is_some()))
+    }
+
+    async fn products(&mut self) -> Result<Option<Vec<OutcomeProduct>>, DriverError> {
+        if self.mocks.is_empty() {
+            return Ok(None);
+        }
+        let env = self.env();
+        let convergence = env.converge().await.map_err(failed)?;
+        let names = Names::read(env, &self.tenants).await.map_err(failed)?;
+        Ok(Some(
+            self.mocks
+                .values()
+                .map(|mock| product_outcome(mock, &convergence, &names))
+                .collect(),
+        ))
+    }
 }
 
 /// A scenario's e-mail address made unique for a seed (`jo@acme.test` becomes
@@ -560,19 +832,14 @@ struct Names {
 }
 
 impl Names {
-    async fn read(
-        scenario: &Scenario,
-        env: &TestEnv,
-        tenants: &[TenantId],
-    ) -> Result<Names, sqlx::Error> {
+    async fn read(env: &TestEnv, tenants: &[(String, TenantId)]) -> Result<Names, sqlx::Error> {
         let users: Vec<(i64, String)> = sqlx::query_as("select id, email from users")
             .fetch_all(env.pool())
             .await?;
         Ok(Names {
             tenants: tenants
                 .iter()
-                .zip(&scenario.tenants)
-                .map(|(id, def)| (id.0, def.key.clone()))
+                .map(|(key, id)| (id.0, key.clone()))
                 .collect(),
             users: users.into_iter().collect(),
         })
@@ -677,23 +944,18 @@ fn not_converged(product: &OutcomeProduct) -> String {
     out
 }
 
-async fn collect(
-    scenario: &Scenario,
-    env: &TestEnv,
-    tenants: &[TenantId],
-    failures: Vec<String>,
-    errors: Vec<OutcomeError>,
-) -> Result<Outcome, RunError> {
+/// Every invoice, payment attempt and last subscription of `tenants` on the reference platform.
+async fn read_back(env: &TestEnv, tenants: &[(String, TenantId)]) -> Result<ReadBack, RunError> {
     let p = env.platform();
     let calendar = p.settings().await?.calendar;
     let mut invoices = Vec::new();
     let mut payments = Vec::new();
     let mut subscriptions = Vec::new();
-    for (def, id) in scenario.tenants.iter().zip(tenants) {
+    for (key, id) in tenants {
         for stored in p.invoices(*id).await? {
             let i = stored.invoice;
             invoices.push(OutcomeInvoice {
-                tenant: def.key.clone(),
+                tenant: key.clone(),
                 period: i.month.to_string(),
                 status: stored.status,
                 currency: i.currency.to_string(),
@@ -720,7 +982,7 @@ async fn collect(
         }
         let t = timeline(env.pool(), *id).await?;
         payments.extend(t.attempts.iter().map(|a| OutcomePayment {
-            tenant: def.key.clone(),
+            tenant: key.clone(),
             period: a.period.to_string(),
             on: a.on,
             attempt: a.attempt,
@@ -730,7 +992,7 @@ async fn collect(
         }));
         if let Some(s) = t.subscription {
             subscriptions.push(OutcomeSubscription {
-                tenant: def.key.clone(),
+                tenant: key.clone(),
                 plan: s.plan,
                 status: s.status,
                 changes: status_changes(env, *id, &calendar).await?,
@@ -738,17 +1000,10 @@ async fn collect(
         }
     }
     payments.sort_by(|a, b| (a.on, &a.tenant).cmp(&(b.on, &b.tenant)));
-    Ok(Outcome {
-        scenario: scenario.name.clone(),
-        holds: failures.is_empty(),
-        failures,
+    Ok(ReadBack {
         invoices,
         payments,
         subscriptions,
-        errors,
-        products: Vec::new(),
-        later: Vec::new(),
-        purges: Vec::new(),
     })
 }
 

@@ -10,6 +10,8 @@ mod architecture;
 mod builders;
 #[cfg(all(feature = "builders", feature = "products"))]
 mod concurrency;
+#[cfg(feature = "scenarios")]
+mod conformance;
 #[cfg(all(feature = "builders", feature = "products"))]
 mod contracts;
 mod databases;

@@ -116,7 +116,7 @@ pub async fn facts(scenario: &Scenario, env: &TestEnv) -> Result<Facts, DomainEr
     facts_with(scenario, env, &RunOptions::default()).await
 }
 
-/// Reads the facts of a run played with [`crate::scenario::run_with`] and these options (a
+/// Reads the facts of a run played with [`crate::scenario::run_on`] and these options (a
 /// seeded run names its tenants with a suffix). On an attached database there are no mocks,
 /// so no product facts.
 ///
