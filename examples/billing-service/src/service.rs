@@ -20,7 +20,7 @@ use crate::Error;
 use crate::billing::{self, Line, LineKind, Plan, PlanPeriod, Usage};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
-use crate::payments::{ChargeRequest, PaymentGateway};
+use crate::payments::PaymentGateway;
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -61,9 +61,9 @@ const LOCK_CLASS: i32 = 0x6578;
 /// The billing service: a database, a clock, a payment provider and a tax rate.
 #[derive(Debug, Clone)]
 pub struct BillingService {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     clock: Arc<dyn Clock>,
-    gateway: Arc<dyn PaymentGateway>,
+    pub(crate) gateway: Arc<dyn PaymentGateway>,
     tax_rate: Decimal,
 }
 
@@ -103,7 +103,9 @@ pub struct Subscription {
     pub customer_id: CustomerId,
     /// The first day of service.
     pub started_on: NaiveDate,
-    /// The day it was cancelled, not billed itself.
+    /// `active`, `past_due` while an invoice is in dunning, or `cancelled`.
+    pub status: SubscriptionStatus,
+    /// The day it was cancelled (by hand, or by dunning), not billed itself.
     pub cancelled_on: Option<NaiveDate>,
     /// Its plans, oldest first; the last is current unless cancelled.
     pub periods: Vec<Period>,
@@ -151,14 +153,28 @@ pub struct UsageEvent {
 
 /// Where an invoice stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     /// Written at the close; waiting for the charge.
     Finalized,
     /// Paid (a total of zero is paid at the close).
     Paid,
-    /// The charge failed.
-    Failed,
+    /// An attempt failed and attempts are left: retried daily.
+    PastDue,
+    /// The last attempt failed: no more attempts; the subscription was cancelled.
+    Uncollectible,
+}
+
+/// Where a subscription stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// In service and paid up (or not charged yet).
+    Active,
+    /// In service, with an invoice in dunning.
+    PastDue,
+    /// Cancelled by hand or after an uncollectible invoice.
+    Cancelled,
 }
 
 /// A charge attempt's outcome.
@@ -193,7 +209,17 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(InvoiceStatus { Finalized = "finalized", Paid = "paid", Failed = "failed" });
+text_enum!(InvoiceStatus {
+    Finalized = "finalized",
+    Paid = "paid",
+    PastDue = "past_due",
+    Uncollectible = "uncollectible"
+});
+text_enum!(SubscriptionStatus {
+    Active = "active",
+    PastDue = "past_due",
+    Cancelled = "cancelled"
+});
 text_enum!(PaymentOutcome { Succeeded = "succeeded", Failed = "failed" });
 
 /// A stored invoice with its lines.
@@ -230,6 +256,8 @@ pub struct Payment {
     pub id: i64,
     /// The invoice charged.
     pub invoice_id: InvoiceId,
+    /// 1 for the charge on the charge day, 2 to 4 for the daily retries.
+    pub attempt: u8,
     /// The amount asked.
     pub amount: Decimal,
     /// Captured or not.
@@ -370,8 +398,8 @@ impl BillingService {
             return Err(Error::AlreadySubscribed(customer));
         }
         let id: SubscriptionId = sqlx::query_scalar(
-            "insert into subscriptions (customer_id, started_on, created_at) values ($1, $2, $3) \
-             returning id",
+            "insert into subscriptions (customer_id, started_on, status, created_at) \
+             values ($1, $2, 'active', $3) returning id",
         )
         .bind(customer)
         .bind(today)
@@ -430,18 +458,7 @@ impl BillingService {
         let today = calendar::local_day(self.now());
         let mut tx = self.pool.begin().await?;
         lock_live(&mut tx, subscription).await?;
-        sqlx::query("update subscriptions set cancelled_on = $2 where id = $1")
-            .bind(subscription)
-            .bind(today)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "update plan_periods set ends_on = $2 where subscription_id = $1 and ends_on is null",
-        )
-        .bind(subscription)
-        .bind(today)
-        .execute(&mut *tx)
-        .await?;
+        end_subscription(&mut tx, subscription, today).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }
@@ -552,91 +569,23 @@ impl BillingService {
         self.read_invoices("i.month = $1", month.first_day()).await
     }
 
-    /// Charges every finalized invoice of `month` once through the payment provider: paid
-    /// when captured, failed when not (no card counts as `no_card`). Returns the month's
-    /// payments.
-    ///
-    /// # Errors
-    /// The database failed.
-    pub async fn charge(&self, month: Month) -> Result<Vec<Payment>, Error> {
-        let due: Vec<InvoiceId> = sqlx::query_scalar(
-            "select id from invoices where month = $1 and status = 'finalized' order by id",
-        )
-        .bind(month.first_day())
-        .fetch_all(&self.pool)
-        .await?;
-        for invoice in due {
-            let now = self.now();
-            let mut tx = self.pool.begin().await?;
-            // Skip an invoice another charge run holds; re-checked as still due under the lock.
-            let row: Option<(Decimal, Option<String>)> = sqlx::query_as(
-                "select i.total, c.billing_key from invoices i \
-                 join customers c on c.id = i.customer_id \
-                 where i.id = $1 and i.status = 'finalized' for update of i skip locked",
-            )
-            .bind(invoice)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((total, billing_key)) = row else {
-                continue;
-            };
-            let idempotency_key = format!("invoice-{invoice}");
-            let outcome = match billing_key {
-                Some(billing_key) => {
-                    let request = ChargeRequest {
-                        billing_key,
-                        amount: total,
-                        idempotency_key: idempotency_key.clone(),
-                        description: format!("invoice {invoice} for {month}"),
-                    };
-                    self.gateway.charge(&request).await
-                }
-                None => Err(crate::payments::Decline {
-                    code: "no_card".into(),
-                }),
-            };
-            let (status, reference, failure_code) = match outcome {
-                Ok(capture) => (InvoiceStatus::Paid, Some(capture.reference), None),
-                Err(decline) => (InvoiceStatus::Failed, None, Some(decline.code)),
-            };
-            let paid = status == InvoiceStatus::Paid;
-            sqlx::query(
-                "insert into payments (invoice_id, attempted_at, amount, outcome, reference, \
-                 failure_code, idempotency_key) values ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(invoice)
-            .bind(now)
-            .bind(total)
-            .bind(if paid { "succeeded" } else { "failed" })
-            .bind(reference)
-            .bind(failure_code)
-            .bind(&idempotency_key)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("update invoices set status = $2, paid_at = $3 where id = $1")
-                .bind(invoice)
-                .bind(status.as_str())
-                .bind(paid.then_some(now))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        self.payments(month).await
-    }
-
     /// A subscription with its plan periods.
     ///
     /// # Errors
     /// `no_subscription`.
     pub async fn subscription(&self, id: SubscriptionId) -> Result<Subscription, Error> {
-        let (customer_id, started_on, cancelled_on): (CustomerId, NaiveDate, Option<NaiveDate>) =
-            sqlx::query_as(
-                "select customer_id, started_on, cancelled_on from subscriptions where id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NoSubscription(id))?;
+        let (customer_id, started_on, status, cancelled_on): (
+            CustomerId,
+            NaiveDate,
+            String,
+            Option<NaiveDate>,
+        ) = sqlx::query_as(
+            "select customer_id, started_on, status, cancelled_on from subscriptions where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NoSubscription(id))?;
         let periods = sqlx::query_as(
             "select plan_key as plan, starts_on as from, ends_on as until from plan_periods \
              where subscription_id = $1 and (ends_on is null or ends_on > starts_on) \
@@ -649,6 +598,7 @@ impl BillingService {
             id,
             customer_id,
             started_on,
+            status: status.parse().map_err(decode)?,
             cancelled_on,
             periods,
         })
@@ -673,7 +623,7 @@ impl BillingService {
     /// The database failed.
     pub async fn payments(&self, month: Month) -> Result<Vec<Payment>, Error> {
         let rows: Vec<PaymentRow> = sqlx::query_as(
-            "select p.id, p.invoice_id, p.amount, p.outcome, p.reference, p.failure_code, \
+            "select p.id, p.invoice_id, p.attempt, p.amount, p.outcome, p.reference, p.failure_code, \
              p.attempted_at from payments p join invoices i on i.id = p.invoice_id \
              where i.month = $1 order by p.id",
         )
@@ -743,6 +693,32 @@ async fn lock_live(conn: &mut PgConnection, id: SubscriptionId) -> Result<(), Er
         Some(_) => Err(Error::Cancelled(id)),
         None => Ok(()),
     }
+}
+
+/// Ends `subscription` from `day`: cancelled, and its open plan period ends that day, so the
+/// day itself is not billed. The caller holds the subscription's row.
+pub(crate) async fn end_subscription(
+    conn: &mut PgConnection,
+    subscription: SubscriptionId,
+    day: NaiveDate,
+) -> Result<(), Error> {
+    sqlx::query(
+        "update subscriptions set status = 'cancelled', cancelled_on = greatest($2, started_on) \
+         where id = $1",
+    )
+    .bind(subscription)
+    .bind(day)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "update plan_periods set ends_on = greatest($2, starts_on) \
+         where subscription_id = $1 and ends_on is null",
+    )
+    .bind(subscription)
+    .bind(day)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn open_period(
@@ -953,10 +929,12 @@ impl LineRow {
     }
 }
 
+/// A payment as stored.
 #[derive(sqlx::FromRow)]
-struct PaymentRow {
+pub(crate) struct PaymentRow {
     id: i64,
     invoice_id: InvoiceId,
+    attempt: i16,
     amount: Decimal,
     outcome: String,
     reference: Option<String>,
@@ -965,10 +943,12 @@ struct PaymentRow {
 }
 
 impl PaymentRow {
-    fn into_payment(self) -> Result<Payment, Error> {
+    /// The payment, its texts parsed.
+    pub(crate) fn into_payment(self) -> Result<Payment, Error> {
         Ok(Payment {
             id: self.id,
             invoice_id: self.invoice_id,
+            attempt: u8::try_from(self.attempt).map_err(|e| decode(e.to_string()))?,
             amount: self.amount,
             outcome: self.outcome.parse().map_err(decode)?,
             reference: self.reference,
@@ -979,6 +959,6 @@ impl PaymentRow {
 }
 
 /// A stored value the schema's checks should have kept out.
-fn decode(reason: String) -> Error {
+pub(crate) fn decode(reason: String) -> Error {
     Error::Database(sqlx::Error::Decode(reason.into()))
 }

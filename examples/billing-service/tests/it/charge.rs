@@ -58,7 +58,8 @@ async fn the_charge_step_pays_ok_cards_and_fails_the_others() {
     assert_eq!(ledger[0].amount, Decimal::from(108_900));
     assert_eq!(
         ledger[0].idempotency_key,
-        format!("invoice-{}", invoices[0].id)
+        format!("invoice-{}-attempt-1", invoices[0].id),
+        "one key per attempt, so that a retry is a new charge"
     );
 
     let again = service.charge(october).await.unwrap();

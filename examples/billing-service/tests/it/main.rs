@@ -8,6 +8,7 @@
 
 mod api;
 mod charge;
+mod dunning;
 mod invoices;
 mod own;
 mod support;

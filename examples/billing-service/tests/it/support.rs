@@ -18,7 +18,7 @@ use billing_harness::builders::{Fakes, Locale, MonthOf};
 use billing_harness::calendar::{self as harness_calendar, DEFAULT_TIME_ZONE};
 use billing_harness::model::{self, Currency, Overage, Terms};
 use billing_harness::payments::{self as harness_payments, Gateway, MockGateway, TestCard};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use example_billing_service::billing::Plan;
 use example_billing_service::calendar::Month;
 use example_billing_service::clock::Clock;
@@ -63,6 +63,11 @@ pub(crate) fn catalog() -> Vec<Plan> {
 pub(crate) fn seoul(year: i32, month: u32, day: u32) -> DateTime<Utc> {
     let month = model::Month::new(year, month).expect("a valid month");
     MonthOf::new(month, DEFAULT_TIME_ZONE).day(day).midnight()
+}
+
+/// A calendar day, `(year, month, day)`.
+pub(crate) fn date(year: i32, month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month, day).expect("a valid day")
 }
 
 /// `seoul(..)` plus hours and minutes, for the edges of a day.
@@ -207,6 +212,19 @@ impl World {
         }
     }
 
+    /// Lives the days from `first` to `last` (both included) as the platform does: the clock at
+    /// 00:00 in Seoul of each, then the day's jobs ([`BillingService::run_due_jobs`]).
+    pub(crate) async fn live_days(&self, first: NaiveDate, last: NaiveDate) {
+        for day in first.iter_days().take_while(|d| *d <= last) {
+            self.at(example_billing_service::calendar::start_of_day(day))
+                .await;
+            self.service
+                .run_due_jobs()
+                .await
+                .unwrap_or_else(|e| panic!("the jobs of {day} failed: {e}"));
+        }
+    }
+
     /// The service's HTTP API.
     pub(crate) fn app(&self) -> Router {
         http::router(self.service.clone())
@@ -234,7 +252,16 @@ impl World {
 
     /// A customer without a card, subscribed to `plan` now.
     pub(crate) async fn subscriber(&self, plan: &str) -> (Customer, SubscriptionId) {
-        let customer = self.customer(None).await;
+        self.subscriber_with(None, plan).await
+    }
+
+    /// A customer with `card` (none: no card), subscribed to `plan` now.
+    pub(crate) async fn subscriber_with(
+        &self,
+        card: Option<TestCard>,
+        plan: &str,
+    ) -> (Customer, SubscriptionId) {
+        let customer = self.customer(card).await;
         let subscription = self.service.subscribe(customer.id, plan).await;
         (customer, subscription.expect("subscribed").id)
     }
