@@ -327,6 +327,27 @@ impl BillingService {
         .ok_or_else(|| Error::EmailTaken(new.email.clone()))
     }
 
+    /// Replaces a customer's card with `billing_key` (`None`: removes it). The next charge
+    /// attempt, a retry of a past-due invoice included, uses the new card.
+    ///
+    /// # Errors
+    /// `no_customer`.
+    pub async fn set_card(
+        &self,
+        customer: CustomerId,
+        billing_key: Option<String>,
+    ) -> Result<Customer, Error> {
+        sqlx::query_as(
+            "update customers set billing_key = $2 where id = $1 \
+             returning id, name, email, billing_key is not null as has_card, created_at",
+        )
+        .bind(customer)
+        .bind(billing_key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NoCustomer(customer))
+    }
+
     /// Adds a plan to the price list, or changes it (invoices already written keep their
     /// amounts; months closed later use the new prices).
     ///

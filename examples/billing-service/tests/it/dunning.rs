@@ -12,7 +12,7 @@ use example_billing_service::service::{
 };
 use rust_decimal::Decimal;
 
-use crate::support::{World, date, seoul};
+use crate::support::{World, date, seoul, seoul_at};
 
 /// One attempt as the tests read it back: the November day, the attempt number, and the
 /// failure code (`None`: captured).
@@ -243,4 +243,50 @@ async fn the_jobs_run_once_however_often_they_are_asked() {
         1,
         "October closed once"
     );
+}
+
+#[tokio::test]
+async fn a_card_replaced_between_attempts_is_used_from_the_next_attempt_on() {
+    // card-replaced-between-attempts: declined on the 5th, the card replaced that day, and the
+    // retry on the 6th captures with the new card.
+    let world = World::start(seoul(2026, 10, 1)).await;
+    let (customer, id) = world.subscriber_with(Some(TestCard::Declined), "pro").await;
+    world.live_days(date(2026, 11, 1), date(2026, 11, 5)).await;
+    world.at(seoul_at(2026, 11, 5, 14, 0)).await;
+    let new_key = world.new_customer(Some(TestCard::Ok)).billing_key;
+    let updated = world
+        .service
+        .set_card(customer.id, new_key.clone())
+        .await
+        .unwrap();
+    assert!(updated.has_card);
+    world.live_days(date(2026, 11, 6), date(2026, 11, 10)).await;
+    let payments = world
+        .service
+        .payments(Month::new(2026, 10).unwrap())
+        .await
+        .unwrap();
+    let attempts: Vec<(u8, PaymentOutcome)> =
+        payments.iter().map(|p| (p.attempt, p.outcome)).collect();
+    assert_eq!(
+        attempts,
+        [(1, PaymentOutcome::Failed), (2, PaymentOutcome::Succeeded)]
+    );
+    let ledger = world.gateway.ledger();
+    assert_eq!(
+        (ledger.len(), Some(&ledger[0].billing_key)),
+        (1, new_key.as_ref())
+    );
+    let status = world.service.subscription(id).await.unwrap().status;
+    assert_eq!(status, SubscriptionStatus::Active);
+}
+
+#[tokio::test]
+async fn a_card_is_set_only_for_a_customer() {
+    let world = World::start(seoul(2026, 10, 1)).await;
+    let missing = world.service.set_card(CustomerId(999_999), None).await;
+    assert_eq!(missing.map_err(|e| e.code()).err(), Some("no_customer"));
+    let customer = world.customer(Some(TestCard::Ok)).await;
+    let removed = world.service.set_card(customer.id, None).await.unwrap();
+    assert!(!removed.has_card);
 }
