@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use crate::Error;
 use crate::calendar::{self, Month};
 use crate::dunning::{self, Consequence};
-use crate::payments::{ChargeRequest, Decline};
+use crate::payments::{self, ChargeRequest, Decline};
 use crate::service::{
     BillingService, InvoiceId, InvoiceStatus, Payment, SubscriptionId, SubscriptionStatus,
     end_subscription,
@@ -156,7 +156,7 @@ impl BillingService {
                     idempotency_key: idempotency_key.clone(),
                     description: format!("invoice {invoice} for {}", Month::of(due.month)),
                 };
-                self.gateway.charge(&request).await
+                payments::charge_once(self.gateway.as_ref(), &request).await
             }
             None => Err(Decline {
                 code: "no_card".into(),

@@ -261,15 +261,8 @@ async fn a_card_replaced_between_attempts_is_used_from_the_next_attempt_on() {
         .unwrap();
     assert!(updated.has_card);
     world.live_days(date(2026, 11, 6), date(2026, 11, 10)).await;
-    let payments = world
-        .service
-        .payments(Month::new(2026, 10).unwrap())
-        .await
-        .unwrap();
-    let attempts: Vec<(u8, PaymentOutcome)> =
-        payments.iter().map(|p| (p.attempt, p.outcome)).collect();
     assert_eq!(
-        attempts,
+        world.attempts((2026, 10)).await,
         [(1, PaymentOutcome::Failed), (2, PaymentOutcome::Succeeded)]
     );
     let ledger = world.gateway.ledger();

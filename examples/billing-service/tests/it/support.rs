@@ -25,7 +25,9 @@ use example_billing_service::clock::Clock;
 use example_billing_service::payments::{
     BoxFuture, Capture, ChargeRequest, Decline, PaymentGateway,
 };
-use example_billing_service::service::{Customer, Invoice, NewCustomer, SubscriptionId};
+use example_billing_service::service::{
+    Customer, Invoice, NewCustomer, PaymentOutcome, SubscriptionId,
+};
 use example_billing_service::{BillingService, http};
 use http_body_util::BodyExt;
 use rust_decimal::Decimal;
@@ -130,15 +132,32 @@ impl PaymentGateway for MockProvider {
                 idempotency_key: request.idempotency_key.clone(),
                 order_name: request.description.clone(),
             };
-            match self.0.charge(&request).await {
-                Ok(approval) => Ok(Capture {
-                    reference: approval.request_id,
-                }),
-                Err(e) => Err(Decline {
-                    code: e.code().to_owned(),
-                }),
-            }
+            self.0.charge(&request).await.map(capture).map_err(decline)
         })
+    }
+
+    fn find<'a>(
+        &'a self,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Capture>, Decline>> {
+        Box::pin(async move {
+            let found = self.0.find(idempotency_key).await;
+            found.map(|a| a.map(capture)).map_err(decline)
+        })
+    }
+}
+
+/// The mock's approval as the service's capture.
+fn capture(approval: harness_payments::Approval) -> Capture {
+    Capture {
+        reference: approval.request_id,
+    }
+}
+
+/// The mock's failure as the service's decline, by its code (`timeout` for a lost reply).
+fn decline(error: harness_payments::GatewayError) -> Decline {
+    Decline {
+        code: error.code().to_owned(),
     }
 }
 
@@ -223,6 +242,13 @@ impl World {
                 .await
                 .unwrap_or_else(|e| panic!("the jobs of {day} failed: {e}"));
         }
+    }
+
+    /// The attempts at the invoices of `(year, month)`, in order: number and outcome.
+    pub(crate) async fn attempts(&self, (year, month): (i32, u32)) -> Vec<(u8, PaymentOutcome)> {
+        let month = Month::new(year, month).expect("a valid month");
+        let payments = self.service.payments(month).await.expect("the payments");
+        payments.iter().map(|p| (p.attempt, p.outcome)).collect()
     }
 
     /// The service's HTTP API.
