@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::Error;
+use crate::billing::Currency;
 use crate::calendar::{self, Month};
 use crate::dunning::{self, Consequence};
 use crate::payments::{self, ChargeRequest, Decline};
@@ -21,6 +22,8 @@ use crate::service::{
 struct Due {
     subscription_id: SubscriptionId,
     month: NaiveDate,
+    #[sqlx(try_from = "String")]
+    currency: Currency,
     total: Decimal,
     billing_key: Option<String>,
     attempts: i64,
@@ -134,7 +137,7 @@ impl BillingService {
         let today = calendar::local_day(now);
         let mut tx = self.pool.begin().await?;
         let due: Option<Due> = sqlx::query_as(
-            "select i.subscription_id, i.month, i.total, c.billing_key, \
+            "select i.subscription_id, i.month, i.currency, i.total, c.billing_key, \
                     (select count(*) from payments p where p.invoice_id = i.id) as attempts \
              from invoices i join customers c on c.id = i.customer_id \
              where i.id = $1 and i.status = $2 for update of i skip locked",
@@ -153,6 +156,7 @@ impl BillingService {
                 let request = ChargeRequest {
                     billing_key,
                     amount: due.total,
+                    currency: due.currency,
                     idempotency_key: idempotency_key.clone(),
                     description: format!("invoice {invoice} for {}", Month::of(due.month)),
                 };

@@ -10,6 +10,8 @@ use std::sync::{Mutex, PoisonError};
 
 use rust_decimal::Decimal;
 
+use crate::billing::Currency;
+
 /// A boxed future, so that a gateway can be held as `dyn PaymentGateway`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -18,8 +20,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct ChargeRequest {
     /// The provider's key for the customer's card.
     pub billing_key: String,
-    /// The amount in won.
+    /// The amount, in `currency`.
     pub amount: Decimal,
+    /// The invoice's currency.
+    pub currency: Currency,
     /// The same key never captures twice.
     pub idempotency_key: String,
     /// What is paid for, for the customer's statement.
@@ -121,6 +125,7 @@ mod tests {
         ChargeRequest {
             billing_key: "bk".into(),
             amount: Decimal::from(99_000),
+            currency: Currency::Krw,
             idempotency_key: key.into(),
             description: "test".into(),
         }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
 use crate::Error;
-use crate::billing::{self, Line, LineKind, Plan, PlanPeriod, Usage};
+use crate::billing::{self, Currency, Line, LineKind, Plan, PlanPeriod, Usage};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
 use crate::payments::PaymentGateway;
@@ -235,6 +235,8 @@ pub struct Invoice {
     pub month: Month,
     /// Where it stands.
     pub status: InvoiceStatus,
+    /// The currency of its amounts: its subscription's.
+    pub currency: Currency,
     /// Sum of the lines.
     pub subtotal: Decimal,
     /// Tax on the subtotal.
@@ -352,33 +354,39 @@ impl BillingService {
     /// amounts; months closed later use the new prices).
     ///
     /// # Errors
-    /// `invalid` for a negative amount or quota, or a block of fewer than 1 unit.
+    /// `invalid` for a negative amount or quota, an amount finer than its currency's minor unit
+    /// (a fraction of a won, of a cent), or a block of fewer than 1 unit.
     pub async fn put_plan(&self, plan: &Plan) -> Result<(), Error> {
-        if plan.monthly_fee.is_sign_negative()
-            || plan.block_price.is_sign_negative()
+        let currency = plan.currency;
+        let amounts = std::iter::once(plan.monthly_fee).chain(plan.block_price);
+        if amounts
+            .clone()
+            .any(|a| a.is_sign_negative() || !currency.fits(a))
             || plan.included < 0
             || plan.block_size < 1
         {
             return Err(Error::Invalid(format!(
-                "plan {}: amounts and quota must not be negative, blocks at least 1 unit",
+                "plan {}: amounts must be whole {currency} minor units and not negative, the \
+                 quota not negative, blocks at least 1 unit",
                 plan.key
             )));
         }
         sqlx::query(
-            "insert into plans (key, name, monthly_fee, metric, included, block_size, block_price) \
-             values ($1, $2, $3, $4, $5, $6, $7) \
-             on conflict (key) do update set name = excluded.name, \
+            "insert into plans (key, name, currency, monthly_fee, metric, included, block_size, \
+             block_price) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             on conflict (key) do update set name = excluded.name, currency = excluded.currency, \
              monthly_fee = excluded.monthly_fee, metric = excluded.metric, \
              included = excluded.included, block_size = excluded.block_size, \
              block_price = excluded.block_price",
         )
         .bind(&plan.key)
         .bind(&plan.name)
-        .bind(plan.monthly_fee)
+        .bind(currency.as_str())
+        .bind(currency.exact(plan.monthly_fee))
         .bind(&plan.metric)
         .bind(plan.included)
         .bind(plan.block_size)
-        .bind(plan.block_price)
+        .bind(plan.block_price.map(|p| currency.exact(p)))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -408,7 +416,7 @@ impl BillingService {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(Error::NoCustomer(customer))?;
-        plan_exists(&mut tx, plan).await?;
+        let currency = plan_currency(&mut tx, plan).await?;
         let live: Option<i64> = sqlx::query_scalar(
             "select id from subscriptions where customer_id = $1 and cancelled_on is null",
         )
@@ -419,11 +427,12 @@ impl BillingService {
             return Err(Error::AlreadySubscribed(customer));
         }
         let id: SubscriptionId = sqlx::query_scalar(
-            "insert into subscriptions (customer_id, started_on, status, created_at) \
-             values ($1, $2, 'active', $3) returning id",
+            "insert into subscriptions (customer_id, started_on, status, currency, created_at) \
+             values ($1, $2, 'active', $3, $4) returning id",
         )
         .bind(customer)
         .bind(today)
+        .bind(currency.as_str())
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -436,7 +445,8 @@ impl BillingService {
     /// and the new one starts today, so the month is split between them.
     ///
     /// # Errors
-    /// `no_subscription`, `cancelled`, `no_plan`, `same_plan`, and `plan_change_limit` when the
+    /// `no_subscription`, `cancelled`, `no_plan`, `currency_mismatch` for a plan in another
+    /// currency than the subscription's, `same_plan`, and `plan_change_limit` when the
     /// subscription started or changed plan today.
     pub async fn change_plan(
         &self,
@@ -446,8 +456,16 @@ impl BillingService {
         let now = self.now();
         let today = calendar::local_day(now);
         let mut tx = self.pool.begin().await?;
-        lock_live(&mut tx, subscription).await?;
-        plan_exists(&mut tx, plan).await?;
+        let has = lock_live(&mut tx, subscription).await?;
+        let asked = plan_currency(&mut tx, plan).await?;
+        if asked != has {
+            return Err(Error::CurrencyMismatch {
+                subscription,
+                has,
+                plan: plan.to_owned(),
+                asked,
+            });
+        }
         let (period, current, starts_on): (i64, String, NaiveDate) = sqlx::query_as(
             "select id, plan_key, starts_on from plan_periods \
              where subscription_id = $1 and ends_on is null",
@@ -660,7 +678,8 @@ impl BillingService {
         T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
     {
         let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
-            "select i.id, i.subscription_id, i.customer_id, i.month, i.status, i.subtotal, \
+            "select i.id, i.subscription_id, i.customer_id, i.month, i.status, i.currency, \
+             i.subtotal, \
              i.tax, i.total, i.closed_at, i.paid_at from invoices i where {filter} \
              order by i.month, i.id"
         ))
@@ -692,27 +711,28 @@ impl BillingService {
     }
 }
 
-/// Refuses an unknown plan.
-async fn plan_exists(conn: &mut PgConnection, plan: &str) -> Result<(), Error> {
-    sqlx::query_scalar::<_, String>("select key from plans where key = $1")
+/// The currency of `plan`, refusing an unknown plan.
+async fn plan_currency(conn: &mut PgConnection, plan: &str) -> Result<Currency, Error> {
+    sqlx::query_scalar::<_, String>("select currency from plans where key = $1")
         .bind(plan)
         .fetch_optional(conn)
         .await?
-        .map(drop)
-        .ok_or_else(|| Error::NoPlan(plan.to_owned()))
+        .ok_or_else(|| Error::NoPlan(plan.to_owned()))?
+        .parse()
+        .map_err(decode)
 }
 
-/// Locks a subscription's row, refusing an unknown or cancelled one.
-async fn lock_live(conn: &mut PgConnection, id: SubscriptionId) -> Result<(), Error> {
-    let cancelled_on: Option<NaiveDate> =
-        sqlx::query_scalar("select cancelled_on from subscriptions where id = $1 for update")
+/// Locks a subscription's row, refusing an unknown or cancelled one; its currency.
+async fn lock_live(conn: &mut PgConnection, id: SubscriptionId) -> Result<Currency, Error> {
+    let (cancelled_on, currency): (Option<NaiveDate>, String) =
+        sqlx::query_as("select cancelled_on, currency from subscriptions where id = $1 for update")
             .bind(id)
             .fetch_optional(conn)
             .await?
             .ok_or(Error::NoSubscription(id))?;
     match cancelled_on {
         Some(_) => Err(Error::Cancelled(id)),
-        None => Ok(()),
+        None => currency.parse().map_err(decode),
     }
 }
 
@@ -773,6 +793,8 @@ fn month_key(month: Month) -> i32 {
 struct PeriodRow {
     subscription_id: SubscriptionId,
     customer_id: CustomerId,
+    #[sqlx(try_from = "String")]
+    invoice_currency: Currency,
     starts_on: NaiveDate,
     ends_on: Option<NaiveDate>,
     #[sqlx(flatten)]
@@ -788,7 +810,8 @@ async fn write_invoices(
 ) -> Result<(), Error> {
     let (first, end) = (month.first_day(), month.end());
     let periods: Vec<PeriodRow> = sqlx::query_as(
-        "select p.subscription_id, s.customer_id, p.starts_on, p.ends_on, pl.* \
+        "select p.subscription_id, s.customer_id, s.currency as invoice_currency, p.starts_on, \
+                p.ends_on, pl.* \
          from plan_periods p join subscriptions s on s.id = p.subscription_id \
          join plans pl on pl.key = p.plan_key \
          where p.starts_on < $2 and (p.ends_on is null or p.ends_on > $1) \
@@ -806,13 +829,13 @@ async fn write_invoices(
     .bind(end)
     .fetch_all(&mut *conn)
     .await?;
-    let mut subscriptions: BTreeMap<SubscriptionId, (CustomerId, Vec<PlanPeriod>)> =
+    let mut subscriptions: BTreeMap<SubscriptionId, (CustomerId, Currency, Vec<PlanPeriod>)> =
         BTreeMap::new();
     for row in periods {
         subscriptions
             .entry(row.subscription_id)
-            .or_insert_with(|| (row.customer_id, Vec::new()))
-            .1
+            .or_insert_with(|| (row.customer_id, row.invoice_currency, Vec::new()))
+            .2
             .push(PlanPeriod {
                 plan: row.plan,
                 from: row.starts_on,
@@ -827,9 +850,9 @@ async fn write_invoices(
             quantity: u64::try_from(quantity).unwrap_or(0),
         });
     }
-    for (subscription, (customer, periods)) in subscriptions {
+    for (subscription, (customer, currency, periods)) in subscriptions {
         let usage = used.remove(&subscription).unwrap_or_default();
-        let draft = billing::draft_invoice(month, &periods, &usage, tax_rate);
+        let draft = billing::draft_invoice(month, currency, &periods, &usage, tax_rate);
         if draft.lines.is_empty() {
             continue;
         }
@@ -840,13 +863,15 @@ async fn write_invoices(
             InvoiceStatus::Finalized
         };
         let invoice: i64 = sqlx::query_scalar(
-            "insert into invoices (subscription_id, customer_id, month, status, subtotal, tax, \
-             total, closed_at, paid_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
+            "insert into invoices (subscription_id, customer_id, month, status, currency, \
+             subtotal, tax, total, closed_at, paid_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id",
         )
         .bind(subscription)
         .bind(customer)
         .bind(first)
         .bind(status.as_str())
+        .bind(currency.as_str())
         .bind(draft.subtotal)
         .bind(draft.tax)
         .bind(draft.total)
@@ -887,6 +912,7 @@ struct InvoiceRow {
     customer_id: CustomerId,
     month: NaiveDate,
     status: String,
+    currency: String,
     subtotal: Decimal,
     tax: Decimal,
     total: Decimal,
@@ -902,6 +928,7 @@ impl InvoiceRow {
             customer_id: self.customer_id,
             month: Month::of(self.month),
             status: self.status.parse().map_err(decode)?,
+            currency: self.currency.parse().map_err(decode)?,
             subtotal: self.subtotal,
             tax: self.tax,
             total: self.total,

@@ -8,6 +8,7 @@
 
 mod api;
 mod charge;
+mod currency;
 mod dunning;
 mod invoices;
 mod own;

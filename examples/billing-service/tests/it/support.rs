@@ -19,7 +19,7 @@ use billing_harness::calendar::{self as harness_calendar, DEFAULT_TIME_ZONE};
 use billing_harness::model::{self, Currency, Overage, Terms};
 use billing_harness::payments::{self as harness_payments, Gateway, MockGateway, TestCard};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use example_billing_service::billing::Plan;
+use example_billing_service::billing::{Currency as ServiceCurrency, Plan};
 use example_billing_service::calendar::Month;
 use example_billing_service::clock::Clock;
 use example_billing_service::payments::{
@@ -48,11 +48,12 @@ pub(crate) fn catalog() -> Vec<Plan> {
     let plan = |key: &str, fee: i64, included: i64, block: i64, price: i64| Plan {
         key: key.into(),
         name: key.to_uppercase(),
+        currency: ServiceCurrency::Krw,
         monthly_fee: Decimal::from(fee),
         metric: METRIC.into(),
         included,
         block_size: block,
-        block_price: Decimal::from(price),
+        block_price: Some(Decimal::from(price)),
     };
     vec![
         plan("lite", 9_900, 1_000, 100, 1_000),
@@ -128,7 +129,10 @@ impl PaymentGateway for MockProvider {
             let request = harness_payments::ChargeRequest {
                 billing_key: request.billing_key.clone(),
                 amount: request.amount,
-                currency: Currency::Krw,
+                currency: match request.currency {
+                    ServiceCurrency::Krw => Currency::Krw,
+                    ServiceCurrency::Usd => Currency::Usd,
+                },
                 idempotency_key: request.idempotency_key.clone(),
                 order_name: request.description.clone(),
             };
@@ -447,13 +451,14 @@ fn reference_input(
             let terms = Terms {
                 base_fee: p.monthly_fee,
                 included: BTreeMap::from([(p.metric.clone(), u64::try_from(p.included).unwrap())]),
-                overage: BTreeMap::from([(
-                    p.metric.clone(),
-                    Overage {
-                        block: u64::try_from(p.block_size).unwrap(),
-                        price: p.block_price,
-                    },
-                )]),
+                overage: p
+                    .block_price
+                    .map(|price| {
+                        let block = u64::try_from(p.block_size).unwrap();
+                        (p.metric.clone(), Overage { block, price })
+                    })
+                    .into_iter()
+                    .collect(),
             };
             (p.key, terms)
         })
