@@ -228,7 +228,19 @@ pub fn draft_invoice(
     usage: &[Usage],
     tax_rate: Decimal,
 ) -> Draft {
-    let days_in_month = month.days();
+    prorated_draft(month, month.days(), currency, periods, usage, tax_rate)
+}
+
+/// [`draft_invoice`], prorating fees and quotas by `days / days_in_month` for the month's days
+/// given (its own, but for a deliberate flaw).
+pub(crate) fn prorated_draft(
+    month: Month,
+    days_in_month: u32,
+    currency: Currency,
+    periods: &[PlanPeriod],
+    usage: &[Usage],
+    tax_rate: Decimal,
+) -> Draft {
     let mut in_month: Vec<(&PlanPeriod, NaiveDate, NaiveDate)> = periods
         .iter()
         .filter_map(|p| {
@@ -404,6 +416,21 @@ mod tests {
             [draft.subtotal, draft.tax, draft.total].map(|d| d.to_string()),
             ["70258", "7025", "77283"]
         );
+    }
+
+    /// The `ProrateBy30Days` flaw's arithmetic: October from the 10th is 22 days, billed
+    /// floor(99,000 × 22 / 30) = 72,600 instead of 70,258.
+    #[cfg(feature = "flaws")]
+    #[test]
+    fn prorating_by_30_days_overbills_a_31_day_month() {
+        let periods = [PlanPeriod {
+            plan: pro(),
+            from: day(10, 10),
+            until: None,
+        }];
+        let month = Month::new(2026, 10).unwrap();
+        let draft = prorated_draft(month, 30, Currency::Krw, &periods, &[], Decimal::ZERO);
+        assert_eq!(draft.total, Decimal::from(72_600));
     }
 
     #[test]

@@ -90,6 +90,11 @@ impl BillingService {
 
     /// Whether the retry job attempts an invoice today ([`dunning::retry_due`]).
     fn retry_due(&self, attempts: u8, last_attempt: NaiveDate, today: NaiveDate) -> bool {
+        #[cfg(feature = "flaws")]
+        if self.flaw == Some(crate::Flaw::RetrySkipsADay) && attempts == 1 {
+            // The flaw: the day after the charge does not count.
+            return last_attempt.succ_opt().is_some_and(|next| next < today);
+        }
         dunning::retry_due(attempts, last_attempt, today)
     }
 

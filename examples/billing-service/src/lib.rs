@@ -15,6 +15,8 @@
 //! - [`service`]: the operations over the database (subscribe, change plan, record usage,
 //!   close a month, charge, retry, run the day's jobs), each at the clock's instant.
 //! - [`http`]: the JSON API over those operations, as an axum router.
+//! - `flaws` (feature `flaws` only): deliberately broken variants of the rules, for
+//!   conformance tests.
 
 pub mod billing;
 pub mod calendar;
@@ -22,11 +24,15 @@ mod charging;
 pub mod clock;
 pub mod dunning;
 mod error;
+#[cfg(feature = "flaws")]
+pub mod flaws;
 pub mod http;
 pub mod payments;
 pub mod service;
 
 pub use error::Error;
+#[cfg(feature = "flaws")]
+pub use flaws::Flaw;
 pub use service::BillingService;
 
 /// The service's schema, compiled in: `MIGRATOR.run(&pool)` brings a database up to date.

@@ -65,6 +65,8 @@ pub struct BillingService {
     clock: Arc<dyn Clock>,
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     tax_rate: Decimal,
+    #[cfg(feature = "flaws")]
+    pub(crate) flaw: Option<crate::Flaw>,
 }
 
 /// A customer to create.
@@ -285,7 +287,27 @@ impl BillingService {
             clock,
             gateway,
             tax_rate: VAT,
+            #[cfg(feature = "flaws")]
+            flaw: None,
         }
+    }
+
+    /// The same service with a deliberate `flaw` in its rules (feature `flaws` only), for
+    /// conformance tests that must catch it.
+    #[cfg(feature = "flaws")]
+    #[must_use]
+    pub fn with_flaw(mut self, flaw: crate::Flaw) -> BillingService {
+        self.flaw = Some(flaw);
+        self
+    }
+
+    /// The days a month's fees and quotas are prorated over: its own.
+    fn proration_days(&self, month: Month) -> u32 {
+        #[cfg(feature = "flaws")]
+        if self.flaw == Some(crate::Flaw::ProrateBy30Days) {
+            return 30;
+        }
+        month.days()
     }
 
     /// The same service taxing invoices at `rate` (default [`VAT`]).
@@ -602,7 +624,8 @@ impl BillingService {
         .fetch_optional(&mut *tx)
         .await?;
         if newly_closed.is_some() {
-            write_invoices(&mut tx, month, self.tax_rate, now).await?;
+            let days = self.proration_days(month);
+            write_invoices(&mut tx, month, days, self.tax_rate, now).await?;
         }
         tx.commit().await?;
         self.read_invoices("i.month = $1", month.first_day()).await
@@ -801,10 +824,12 @@ struct PeriodRow {
     plan: Plan,
 }
 
-/// Writes the invoices of `month`, which the caller has just marked closed.
+/// Writes the invoices of `month`, which the caller has just marked closed, prorating over
+/// `days_in_month`.
 async fn write_invoices(
     conn: &mut PgConnection,
     month: Month,
+    days_in_month: u32,
     tax_rate: Decimal,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
@@ -852,7 +877,8 @@ async fn write_invoices(
     }
     for (subscription, (customer, currency, periods)) in subscriptions {
         let usage = used.remove(&subscription).unwrap_or_default();
-        let draft = billing::draft_invoice(month, currency, &periods, &usage, tax_rate);
+        let draft =
+            billing::prorated_draft(month, days_in_month, currency, &periods, &usage, tax_rate);
         if draft.lines.is_empty() {
             continue;
         }

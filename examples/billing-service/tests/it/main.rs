@@ -10,6 +10,8 @@ mod api;
 mod charge;
 mod currency;
 mod dunning;
+#[cfg(feature = "flaws")]
+mod flaws;
 mod invoices;
 mod own;
 mod support;
