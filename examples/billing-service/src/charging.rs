@@ -62,7 +62,7 @@ impl BillingService {
                 let attempts = u8::try_from(attempts).unwrap_or(u8::MAX);
                 self.retry_due(attempts, calendar::local_day(last), today)
             })
-            .map(|(id, _, _)| id)
+            .map(|(id, attempts, _)| (id, attempts))
             .collect();
         self.attempt_each(due, InvoiceStatus::PastDue).await
     }
@@ -112,31 +112,36 @@ impl BillingService {
         .bind(month.first_day())
         .fetch_all(&self.pool)
         .await?;
-        self.attempt_each(due, InvoiceStatus::Finalized).await
+        let never_attempted = due.into_iter().map(|id| (id, 0)).collect();
+        self.attempt_each(never_attempted, InvoiceStatus::Finalized)
+            .await
     }
 
-    /// Attempts each invoice still in `status`; the payments made.
+    /// Attempts each invoice still in `status` with the attempts it had when listed; the
+    /// payments made.
     async fn attempt_each(
         &self,
-        invoices: Vec<InvoiceId>,
+        invoices: Vec<(InvoiceId, i64)>,
         status: InvoiceStatus,
     ) -> Result<Vec<Payment>, Error> {
         let mut made = Vec::with_capacity(invoices.len());
-        for invoice in invoices {
-            if let Some(payment) = self.attempt(invoice, status).await? {
+        for (invoice, attempts) in invoices {
+            if let Some(payment) = self.attempt(invoice, status, attempts).await? {
                 made.push(payment);
             }
         }
         Ok(made)
     }
 
-    /// One attempt at `invoice` if it is still in `status` and no other run holds it (`None`
-    /// otherwise): the charge with the customer's current card, the payment row numbered after
+    /// One attempt at `invoice` if it is still in `status` with `attempts` made, and no other
+    /// run holds it (`None` otherwise: a run listing it at the same time attempted it first, so
+    /// it is not attempted twice in a day): the charge with the customer's current card, the payment row numbered after
     /// the invoice's earlier attempts, and the consequence for the invoice and subscription.
     async fn attempt(
         &self,
         invoice: InvoiceId,
         status: InvoiceStatus,
+        attempts: i64,
     ) -> Result<Option<Payment>, Error> {
         let now = self.now();
         let today = calendar::local_day(now);
@@ -145,10 +150,13 @@ impl BillingService {
             "select i.subscription_id, i.month, i.currency, i.total, c.billing_key, \
                     (select count(*) from payments p where p.invoice_id = i.id) as attempts \
              from invoices i join customers c on c.id = i.customer_id \
-             where i.id = $1 and i.status = $2 for update of i skip locked",
+             where i.id = $1 and i.status = $2 \
+               and (select count(*) from payments p where p.invoice_id = i.id) = $3 \
+             for update of i skip locked",
         )
         .bind(invoice)
         .bind(status.as_str())
+        .bind(attempts)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(due) = due else {

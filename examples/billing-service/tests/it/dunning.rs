@@ -283,3 +283,23 @@ async fn a_card_is_set_only_for_a_customer() {
     let removed = world.service.set_card(customer.id, None).await.unwrap();
     assert!(!removed.has_card);
 }
+
+#[tokio::test]
+async fn retry_runs_at_once_attempt_each_invoice_once() {
+    let world = World::start(seoul(2026, 10, 1)).await;
+    for _ in 0..4 {
+        world.subscriber_with(Some(TestCard::Declined), "pro").await;
+    }
+    world.live_days(date(2026, 11, 1), date(2026, 11, 5)).await;
+    world.at(seoul(2026, 11, 6)).await;
+    let (a, b) = tokio::join!(world.service.retry(), world.service.retry());
+    let made = a.unwrap().len() + b.unwrap().len();
+    assert_eq!(made, 4, "four invoices, one retry each");
+    let seconds = world
+        .attempts((2026, 10))
+        .await
+        .into_iter()
+        .filter(|&(n, _)| n == 2)
+        .count();
+    assert_eq!(seconds, 4);
+}
