@@ -1,30 +1,124 @@
 //! The invoice of one subscription for one calendar month, as a pure function of its plan
 //! periods and usage: no database, no clock.
 //!
-//! The rules, in Asia/Seoul calendar days:
+//! The rules, in Asia/Seoul calendar days, are the reference platform's:
 //! - a plan period covers the days `[from, until)`: a plan change day belongs to the new plan, a
 //!   cancel day to nobody;
 //! - base fee: `floor(monthly_fee × days / days_in_month)` per plan period with days in the
-//!   month, in whole won;
+//!   month;
 //! - included quota: `floor(included × days / days_in_month)` units per period;
 //! - overage: the period's usage above its quota, billed `block_price` per started block of
-//!   `block_size` units; usage exactly at the quota bills nothing;
+//!   `block_size` units; usage exactly at the quota bills nothing, and a plan without a block
+//!   price never bills overage;
 //! - tax: `floor(subtotal × tax_rate)`; total = subtotal + tax.
+//!
+//! An invoice is in one [`Currency`]; *floor* rounds down to its minor unit (whole won, whole
+//! cents), and every amount is written with exactly its decimals (`70258`, `9.99`, `20.00`).
+
+use std::fmt;
+use std::str::FromStr;
 
 use chrono::NaiveDate;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Month;
 
-/// A plan of the price list; every plan meters one metric.
+/// A currency of the price list, with its minor unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Currency {
+    /// Korean won: no minor unit. The default.
+    #[default]
+    #[serde(rename = "KRW")]
+    Krw,
+    /// US dollar: cents.
+    #[serde(rename = "USD")]
+    Usd,
+}
+
+impl Currency {
+    /// The ISO 4217 code, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Currency::Krw => "KRW",
+            Currency::Usd => "USD",
+        }
+    }
+
+    /// Decimals of the minor unit: 0 for KRW, 2 for USD.
+    pub fn minor_units(self) -> u32 {
+        match self {
+            Currency::Krw => 0,
+            Currency::Usd => 2,
+        }
+    }
+
+    /// `amount` rounded down to the minor unit, with exactly the currency's decimals.
+    ///
+    /// ```
+    /// use example_billing_service::billing::Currency;
+    ///
+    /// assert_eq!(Currency::Usd.floor("9.995".parse().unwrap()).to_string(), "9.99");
+    /// assert_eq!(Currency::Usd.floor("20".parse().unwrap()).to_string(), "20.00");
+    /// assert_eq!(Currency::Krw.floor("70258.06".parse().unwrap()).to_string(), "70258");
+    /// ```
+    pub fn floor(self, amount: Decimal) -> Decimal {
+        self.exact(
+            amount.round_dp_with_strategy(self.minor_units(), RoundingStrategy::ToNegativeInfinity),
+        )
+    }
+
+    /// `amount`, which has no more decimals than the minor unit, written with exactly them.
+    pub fn exact(self, mut amount: Decimal) -> Decimal {
+        amount.rescale(self.minor_units());
+        amount
+    }
+
+    /// Whether `amount` is a whole number of minor units.
+    pub fn fits(self, amount: Decimal) -> bool {
+        amount.normalize().scale() <= self.minor_units()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Currency {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Currency, String> {
+        match s {
+            "KRW" => Ok(Currency::Krw),
+            "USD" => Ok(Currency::Usd),
+            other => Err(format!("unknown currency {other:?} (expected KRW or USD)")),
+        }
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Currency, String> {
+        s.parse()
+    }
+}
+
+/// A plan of the price list; every plan meters one metric (as every plan of the platform's
+/// catalogs does).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Plan {
     /// Unique key, e.g. `pro`.
     pub key: String,
     /// Name shown to customers.
     pub name: String,
-    /// Monthly base fee in won, prorated by days.
+    /// The currency of its prices, and of the subscriptions that start on it (default KRW).
+    #[serde(default)]
+    #[sqlx(try_from = "String")]
+    pub currency: Currency,
+    /// Monthly base fee, prorated by days.
     pub monthly_fee: Decimal,
     /// The metered metric, e.g. `api_calls`.
     pub metric: String,
@@ -32,8 +126,8 @@ pub struct Plan {
     pub included: i64,
     /// Units per overage block; a started block is billed whole.
     pub block_size: i64,
-    /// Price of one overage block in won.
-    pub block_price: Decimal,
+    /// Price of one overage block; `None`: overage is never charged.
+    pub block_price: Option<Decimal>,
 }
 
 /// The days `[from, until)` a subscription spent on one plan; `until` is `None` while open.
@@ -103,7 +197,7 @@ pub struct Line {
     /// Overage lines: units above the quota.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overage: Option<u64>,
-    /// The amount in won.
+    /// The amount, in the invoice's currency.
     pub amount: Decimal,
 }
 
@@ -112,6 +206,8 @@ pub struct Line {
 pub struct Draft {
     /// The month billed.
     pub month: Month,
+    /// The currency of every amount.
+    pub currency: Currency,
     /// Base and overage lines by period start, base first.
     pub lines: Vec<Line>,
     /// Sum of the lines.
@@ -122,15 +218,29 @@ pub struct Draft {
     pub total: Decimal,
 }
 
-/// The invoice of `month` for a subscription with these plan periods and this usage, at
-/// `tax_rate` (e.g. `0.1`). Usage outside the month, or on a day no period covers, is not billed.
+/// The invoice of `month` in `currency` for a subscription with these plan periods and this
+/// usage, at `tax_rate` (e.g. `0.1`). Usage outside the month, or on a day no period covers, is
+/// not billed.
 pub fn draft_invoice(
     month: Month,
+    currency: Currency,
     periods: &[PlanPeriod],
     usage: &[Usage],
     tax_rate: Decimal,
 ) -> Draft {
-    let days_in_month = month.days();
+    prorated_draft(month, month.days(), currency, periods, usage, tax_rate)
+}
+
+/// [`draft_invoice`], prorating fees and quotas by `days / days_in_month` for the month's days
+/// given (its own, but for a deliberate flaw).
+pub(crate) fn prorated_draft(
+    month: Month,
+    days_in_month: u32,
+    currency: Currency,
+    periods: &[PlanPeriod],
+    usage: &[Usage],
+    tax_rate: Decimal,
+) -> Draft {
     let mut in_month: Vec<(&PlanPeriod, NaiveDate, NaiveDate)> = periods
         .iter()
         .filter_map(|p| {
@@ -155,7 +265,8 @@ pub fn draft_invoice(
             used: None,
             included: None,
             overage: None,
-            amount: (plan.monthly_fee * Decimal::from(days) / Decimal::from(days_in_month)).floor(),
+            amount: currency
+                .floor(plan.monthly_fee * Decimal::from(days) / Decimal::from(days_in_month)),
         });
         let used: u64 = usage
             .iter()
@@ -165,7 +276,7 @@ pub fn draft_invoice(
         let quota = u64::try_from(plan.included).unwrap_or(0);
         let included = quota * u64::from(days) / u64::from(days_in_month);
         let over = used.saturating_sub(included);
-        if over > 0 {
+        if let Some(price) = plan.block_price.filter(|_| over > 0) {
             let blocks = over.div_ceil(u64::try_from(plan.block_size).unwrap_or(1).max(1));
             lines.push(Line {
                 kind: LineKind::Overage,
@@ -177,18 +288,19 @@ pub fn draft_invoice(
                 used: Some(used),
                 included: Some(included),
                 overage: Some(over),
-                amount: Decimal::from(blocks) * plan.block_price,
+                amount: currency.floor(Decimal::from(blocks) * price),
             });
         }
     }
-    let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
-    let tax = (subtotal * tax_rate).floor();
+    let subtotal = currency.exact(lines.iter().map(|l| l.amount).sum());
+    let tax = currency.floor(subtotal * tax_rate);
     Draft {
         month,
+        currency,
         lines,
         subtotal,
         tax,
-        total: subtotal + tax,
+        total: currency.exact(subtotal + tax),
     }
 }
 
@@ -200,11 +312,12 @@ mod tests {
         Plan {
             key: "pro".into(),
             name: "Pro".into(),
+            currency: Currency::Krw,
             monthly_fee: Decimal::from(99_000),
             metric: "api_calls".into(),
             included: 100_000,
             block_size: 1_000,
-            block_price: Decimal::from(500),
+            block_price: Some(Decimal::from(500)),
         }
     }
 
@@ -225,7 +338,7 @@ mod tests {
             metric: "api_calls".into(),
             quantity: 70_968,
         }];
-        let draft = draft_invoice(month, &periods, &usage, Decimal::ZERO);
+        let draft = draft_invoice(month, Currency::Krw, &periods, &usage, Decimal::ZERO);
         // floor(99,000 × 22 / 31) = 70,258; quota floor(100,000 × 22 / 31) = 70,967; one over.
         let amounts: Vec<_> = draft.lines.iter().map(|l| l.amount).collect();
         assert_eq!(amounts, [Decimal::from(70_258), Decimal::from(500)]);
@@ -241,9 +354,105 @@ mod tests {
             until: Some(day(11, 1)),
         }];
         assert!(
-            draft_invoice(month, &periods, &[], Decimal::ZERO)
+            draft_invoice(month, Currency::Krw, &periods, &[], Decimal::ZERO)
                 .lines
                 .is_empty()
         );
+    }
+
+    /// usd-with-tax: `team` at 19.99 USD from February 10, 2028 (20 of 29 days), 5,000 calls
+    /// included, 0.75 a started block of 1,000, 4,001 calls used, 10% tax.
+    #[test]
+    fn a_usd_invoice_is_floored_to_the_cent() {
+        let team = Plan {
+            key: "team".into(),
+            name: "Team".into(),
+            currency: Currency::Usd,
+            monthly_fee: "19.99".parse().unwrap(),
+            metric: "api_calls".into(),
+            included: 5_000,
+            block_size: 1_000,
+            block_price: Some("0.75".parse().unwrap()),
+        };
+        let periods = [PlanPeriod {
+            plan: team,
+            from: NaiveDate::from_ymd_opt(2028, 2, 10).unwrap(),
+            until: None,
+        }];
+        let usage = [Usage {
+            day: NaiveDate::from_ymd_opt(2028, 2, 28).unwrap(),
+            metric: "api_calls".into(),
+            quantity: 4_001,
+        }];
+        let month = Month::new(2028, 2).unwrap();
+        let draft = draft_invoice(
+            month,
+            Currency::Usd,
+            &periods,
+            &usage,
+            "0.1".parse().unwrap(),
+        );
+        // base floor(19.99 × 20 / 29) = floor(13.786…) = 13.78; quota floor(5,000 × 20 / 29) =
+        // 3,448, so 553 over: one block, 0.75; subtotal 14.53, tax floor(1.453) = 1.45.
+        let amounts: Vec<String> = draft.lines.iter().map(|l| l.amount.to_string()).collect();
+        assert_eq!(amounts, ["13.78", "0.75"]);
+        assert_eq!(
+            [draft.subtotal, draft.tax, draft.total].map(|d| d.to_string()),
+            ["14.53", "1.45", "15.98"]
+        );
+    }
+
+    #[test]
+    fn amounts_carry_the_currency_decimals_and_tax_is_floored() {
+        // charged-with-tax: pro from October 10 (22 of 31 days), 10% tax.
+        let periods = [PlanPeriod {
+            plan: pro(),
+            from: day(10, 10),
+            until: None,
+        }];
+        let month = Month::new(2026, 10).unwrap();
+        let draft = draft_invoice(month, Currency::Krw, &periods, &[], "0.1".parse().unwrap());
+        assert_eq!(
+            [draft.subtotal, draft.tax, draft.total].map(|d| d.to_string()),
+            ["70258", "7025", "77283"]
+        );
+    }
+
+    /// The `ProrateBy30Days` flaw's arithmetic: October from the 10th is 22 days, billed
+    /// floor(99,000 × 22 / 30) = 72,600 instead of 70,258.
+    #[cfg(feature = "flaws")]
+    #[test]
+    fn prorating_by_30_days_overbills_a_31_day_month() {
+        let periods = [PlanPeriod {
+            plan: pro(),
+            from: day(10, 10),
+            until: None,
+        }];
+        let month = Month::new(2026, 10).unwrap();
+        let draft = prorated_draft(month, 30, Currency::Krw, &periods, &[], Decimal::ZERO);
+        assert_eq!(draft.total, Decimal::from(72_600));
+    }
+
+    #[test]
+    fn a_plan_without_a_block_price_never_bills_overage() {
+        let free = Plan {
+            monthly_fee: Decimal::ZERO,
+            included: 1_000,
+            block_price: None,
+            ..pro()
+        };
+        let periods = [PlanPeriod {
+            plan: free,
+            from: day(10, 1),
+            until: None,
+        }];
+        let usage = [Usage {
+            day: day(10, 2),
+            metric: "api_calls".into(),
+            quantity: 50_000,
+        }];
+        let month = Month::new(2026, 10).unwrap();
+        let draft = draft_invoice(month, Currency::Krw, &periods, &usage, Decimal::ZERO);
+        assert_eq!((draft.lines.len(), draft.total), (1, Decimal::ZERO));
     }
 }

@@ -63,6 +63,11 @@ impl Month {
         u32::try_from((self.end() - self.first).num_days()).unwrap_or(0)
     }
 
+    /// The month before this one.
+    pub fn prev(self) -> Month {
+        Month::of(self.first.pred_opt().unwrap_or(self.first))
+    }
+
     /// The month after this one.
     pub fn next(self) -> Month {
         Month { first: self.end() }
@@ -117,6 +122,10 @@ mod tests {
         assert_eq!(
             "2026-12".parse::<Month>().unwrap().next().to_string(),
             "2027-01"
+        );
+        assert_eq!(
+            "2027-01".parse::<Month>().unwrap().prev().to_string(),
+            "2026-12"
         );
         assert!("2026-13".parse::<Month>().is_err());
     }

@@ -2,6 +2,7 @@
 
 use chrono::NaiveDate;
 
+use crate::billing::Currency;
 use crate::calendar::Month;
 use crate::service::{CustomerId, SubscriptionId};
 
@@ -27,6 +28,19 @@ pub enum Error {
     /// The subscription is cancelled.
     #[error("subscription {0} is cancelled")]
     Cancelled(SubscriptionId),
+    /// The plan is priced in another currency than the subscription's: a subscription keeps
+    /// the currency it started in (cancel and subscribe again to change it).
+    #[error("subscription {subscription} is in {has}, plan {plan} in {asked}")]
+    CurrencyMismatch {
+        /// The subscription.
+        subscription: SubscriptionId,
+        /// Its currency.
+        has: Currency,
+        /// The plan asked for.
+        plan: String,
+        /// The plan's currency.
+        asked: Currency,
+    },
     /// The subscription is on that plan already.
     #[error("subscription {0} is on plan {1} already")]
     SamePlan(SubscriptionId, String),
@@ -75,6 +89,7 @@ impl Error {
             Error::EmailTaken(_) => "email_taken",
             Error::AlreadySubscribed(_) => "already_subscribed",
             Error::Cancelled(_) => "cancelled",
+            Error::CurrencyMismatch { .. } => "currency_mismatch",
             Error::SamePlan(..) => "same_plan",
             Error::PlanChangeLimit(..) => "plan_change_limit",
             Error::UnknownMetric { .. } => "unknown_metric",

@@ -3,6 +3,7 @@
 //! | route | does |
 //! |---|---|
 //! | `POST /customers` | create a customer: `{"name", "email", "billing_key"?}` |
+//! | `PUT /customers/{id}/card` | replace the card: `{"billing_key"}` (`null` removes it) |
 //! | `POST /subscriptions` | subscribe from today: `{"customer_id", "plan"}` |
 //! | `POST /subscriptions/{id}/plan` | change plan from today: `{"plan"}` |
 //! | `POST /subscriptions/{id}/cancel` | cancel from today |
@@ -17,7 +18,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -30,6 +31,7 @@ pub fn router(service: BillingService) -> Router {
     Router::new()
         .route("/customers", post(create_customer))
         .route("/customers/{id}/invoices", get(invoices))
+        .route("/customers/{id}/card", put(set_card))
         .route("/subscriptions", post(subscribe))
         .route("/subscriptions/{id}/plan", post(change_plan))
         .route("/subscriptions/{id}/cancel", post(cancel))
@@ -44,6 +46,19 @@ type Reply = Result<Response, Error>;
 async fn create_customer(State(s): State<BillingService>, Json(new): Json<NewCustomer>) -> Reply {
     let customer = s.create_customer(&new).await?;
     Ok((StatusCode::CREATED, Json(customer)).into_response())
+}
+
+#[derive(Deserialize)]
+struct SetCard {
+    billing_key: Option<String>,
+}
+
+async fn set_card(
+    State(s): State<BillingService>,
+    Path(id): Path<CustomerId>,
+    Json(body): Json<SetCard>,
+) -> Reply {
+    Ok(Json(s.set_card(id, body.billing_key).await?).into_response())
 }
 
 #[derive(Deserialize)]

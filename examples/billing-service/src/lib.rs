@@ -7,22 +7,32 @@
 //!
 //! - [`billing`]: the invoice of one subscription for one month, as a pure function.
 //! - [`calendar`]: which Seoul day an instant is, and calendar months.
+//! - [`dunning`]: what a charge attempt does to its invoice and subscription, and which days
+//!   past-due invoices are retried, as pure functions.
 //! - [`clock`]: where the service reads the time from; injected, never read from the wall
 //!   directly.
 //! - [`payments`]: the payment provider as the service sees it.
 //! - [`service`]: the operations over the database (subscribe, change plan, record usage,
-//!   close a month, charge), each at the clock's instant.
+//!   close a month, charge, retry, run the day's jobs), each at the clock's instant.
 //! - [`http`]: the JSON API over those operations, as an axum router.
+//! - `flaws` (feature `flaws` only): deliberately broken variants of the rules, for
+//!   conformance tests.
 
 pub mod billing;
 pub mod calendar;
+mod charging;
 pub mod clock;
+pub mod dunning;
 mod error;
+#[cfg(feature = "flaws")]
+pub mod flaws;
 pub mod http;
 pub mod payments;
 pub mod service;
 
 pub use error::Error;
+#[cfg(feature = "flaws")]
+pub use flaws::Flaw;
 pub use service::BillingService;
 
 /// The service's schema, compiled in: `MIGRATOR.run(&pool)` brings a database up to date.

@@ -20,7 +20,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .connect(&url)
         .await?;
     MIGRATOR.run(&pool).await?;
-    let service = BillingService::new(pool, Arc::new(SystemClock), Arc::new(SandboxGateway));
+    let service = BillingService::new(
+        pool,
+        Arc::new(SystemClock),
+        Arc::new(SandboxGateway::default()),
+    );
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     eprintln!(
         "billing service: listening on http://{}",

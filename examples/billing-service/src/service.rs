@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
 use crate::Error;
-use crate::billing::{self, Line, LineKind, Plan, PlanPeriod, Usage};
+use crate::billing::{self, Currency, Line, LineKind, Plan, PlanPeriod, Usage};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
-use crate::payments::{ChargeRequest, PaymentGateway};
+use crate::payments::PaymentGateway;
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -61,10 +61,12 @@ const LOCK_CLASS: i32 = 0x6578;
 /// The billing service: a database, a clock, a payment provider and a tax rate.
 #[derive(Debug, Clone)]
 pub struct BillingService {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     clock: Arc<dyn Clock>,
-    gateway: Arc<dyn PaymentGateway>,
+    pub(crate) gateway: Arc<dyn PaymentGateway>,
     tax_rate: Decimal,
+    #[cfg(feature = "flaws")]
+    pub(crate) flaw: Option<crate::Flaw>,
 }
 
 /// A customer to create.
@@ -103,7 +105,9 @@ pub struct Subscription {
     pub customer_id: CustomerId,
     /// The first day of service.
     pub started_on: NaiveDate,
-    /// The day it was cancelled, not billed itself.
+    /// `active`, `past_due` while an invoice is in dunning, or `cancelled`.
+    pub status: SubscriptionStatus,
+    /// The day it was cancelled (by hand, or by dunning), not billed itself.
     pub cancelled_on: Option<NaiveDate>,
     /// Its plans, oldest first; the last is current unless cancelled.
     pub periods: Vec<Period>,
@@ -151,14 +155,28 @@ pub struct UsageEvent {
 
 /// Where an invoice stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     /// Written at the close; waiting for the charge.
     Finalized,
     /// Paid (a total of zero is paid at the close).
     Paid,
-    /// The charge failed.
-    Failed,
+    /// An attempt failed and attempts are left: retried daily.
+    PastDue,
+    /// The last attempt failed: no more attempts; the subscription was cancelled.
+    Uncollectible,
+}
+
+/// Where a subscription stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// In service and paid up (or not charged yet).
+    Active,
+    /// In service, with an invoice in dunning.
+    PastDue,
+    /// Cancelled by hand or after an uncollectible invoice.
+    Cancelled,
 }
 
 /// A charge attempt's outcome.
@@ -193,7 +211,17 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(InvoiceStatus { Finalized = "finalized", Paid = "paid", Failed = "failed" });
+text_enum!(InvoiceStatus {
+    Finalized = "finalized",
+    Paid = "paid",
+    PastDue = "past_due",
+    Uncollectible = "uncollectible"
+});
+text_enum!(SubscriptionStatus {
+    Active = "active",
+    PastDue = "past_due",
+    Cancelled = "cancelled"
+});
 text_enum!(PaymentOutcome { Succeeded = "succeeded", Failed = "failed" });
 
 /// A stored invoice with its lines.
@@ -209,6 +237,8 @@ pub struct Invoice {
     pub month: Month,
     /// Where it stands.
     pub status: InvoiceStatus,
+    /// The currency of its amounts: its subscription's.
+    pub currency: Currency,
     /// Sum of the lines.
     pub subtotal: Decimal,
     /// Tax on the subtotal.
@@ -230,6 +260,8 @@ pub struct Payment {
     pub id: i64,
     /// The invoice charged.
     pub invoice_id: InvoiceId,
+    /// 1 for the charge on the charge day, 2 to 4 for the daily retries.
+    pub attempt: u8,
     /// The amount asked.
     pub amount: Decimal,
     /// Captured or not.
@@ -255,7 +287,27 @@ impl BillingService {
             clock,
             gateway,
             tax_rate: VAT,
+            #[cfg(feature = "flaws")]
+            flaw: None,
         }
+    }
+
+    /// The same service with a deliberate `flaw` in its rules (feature `flaws` only), for
+    /// conformance tests that must catch it.
+    #[cfg(feature = "flaws")]
+    #[must_use]
+    pub fn with_flaw(mut self, flaw: crate::Flaw) -> BillingService {
+        self.flaw = Some(flaw);
+        self
+    }
+
+    /// The days a month's fees and quotas are prorated over: its own.
+    fn proration_days(&self, month: Month) -> u32 {
+        #[cfg(feature = "flaws")]
+        if self.flaw == Some(crate::Flaw::ProrateBy30Days) {
+            return 30;
+        }
+        month.days()
     }
 
     /// The same service taxing invoices at `rate` (default [`VAT`]).
@@ -299,37 +351,64 @@ impl BillingService {
         .ok_or_else(|| Error::EmailTaken(new.email.clone()))
     }
 
+    /// Replaces a customer's card with `billing_key` (`None`: removes it). The next charge
+    /// attempt, a retry of a past-due invoice included, uses the new card.
+    ///
+    /// # Errors
+    /// `no_customer`.
+    pub async fn set_card(
+        &self,
+        customer: CustomerId,
+        billing_key: Option<String>,
+    ) -> Result<Customer, Error> {
+        sqlx::query_as(
+            "update customers set billing_key = $2 where id = $1 \
+             returning id, name, email, billing_key is not null as has_card, created_at",
+        )
+        .bind(customer)
+        .bind(billing_key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NoCustomer(customer))
+    }
+
     /// Adds a plan to the price list, or changes it (invoices already written keep their
     /// amounts; months closed later use the new prices).
     ///
     /// # Errors
-    /// `invalid` for a negative amount or quota, or a block of fewer than 1 unit.
+    /// `invalid` for a negative amount or quota, an amount finer than its currency's minor unit
+    /// (a fraction of a won, of a cent), or a block of fewer than 1 unit.
     pub async fn put_plan(&self, plan: &Plan) -> Result<(), Error> {
-        if plan.monthly_fee.is_sign_negative()
-            || plan.block_price.is_sign_negative()
+        let currency = plan.currency;
+        let amounts = std::iter::once(plan.monthly_fee).chain(plan.block_price);
+        if amounts
+            .clone()
+            .any(|a| a.is_sign_negative() || !currency.fits(a))
             || plan.included < 0
             || plan.block_size < 1
         {
             return Err(Error::Invalid(format!(
-                "plan {}: amounts and quota must not be negative, blocks at least 1 unit",
+                "plan {}: amounts must be whole {currency} minor units and not negative, the \
+                 quota not negative, blocks at least 1 unit",
                 plan.key
             )));
         }
         sqlx::query(
-            "insert into plans (key, name, monthly_fee, metric, included, block_size, block_price) \
-             values ($1, $2, $3, $4, $5, $6, $7) \
-             on conflict (key) do update set name = excluded.name, \
+            "insert into plans (key, name, currency, monthly_fee, metric, included, block_size, \
+             block_price) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             on conflict (key) do update set name = excluded.name, currency = excluded.currency, \
              monthly_fee = excluded.monthly_fee, metric = excluded.metric, \
              included = excluded.included, block_size = excluded.block_size, \
              block_price = excluded.block_price",
         )
         .bind(&plan.key)
         .bind(&plan.name)
-        .bind(plan.monthly_fee)
+        .bind(currency.as_str())
+        .bind(currency.exact(plan.monthly_fee))
         .bind(&plan.metric)
         .bind(plan.included)
         .bind(plan.block_size)
-        .bind(plan.block_price)
+        .bind(plan.block_price.map(|p| currency.exact(p)))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -359,7 +438,7 @@ impl BillingService {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(Error::NoCustomer(customer))?;
-        plan_exists(&mut tx, plan).await?;
+        let currency = plan_currency(&mut tx, plan).await?;
         let live: Option<i64> = sqlx::query_scalar(
             "select id from subscriptions where customer_id = $1 and cancelled_on is null",
         )
@@ -370,11 +449,12 @@ impl BillingService {
             return Err(Error::AlreadySubscribed(customer));
         }
         let id: SubscriptionId = sqlx::query_scalar(
-            "insert into subscriptions (customer_id, started_on, created_at) values ($1, $2, $3) \
-             returning id",
+            "insert into subscriptions (customer_id, started_on, status, currency, created_at) \
+             values ($1, $2, 'active', $3, $4) returning id",
         )
         .bind(customer)
         .bind(today)
+        .bind(currency.as_str())
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -387,7 +467,8 @@ impl BillingService {
     /// and the new one starts today, so the month is split between them.
     ///
     /// # Errors
-    /// `no_subscription`, `cancelled`, `no_plan`, `same_plan`, and `plan_change_limit` when the
+    /// `no_subscription`, `cancelled`, `no_plan`, `currency_mismatch` for a plan in another
+    /// currency than the subscription's, `same_plan`, and `plan_change_limit` when the
     /// subscription started or changed plan today.
     pub async fn change_plan(
         &self,
@@ -397,8 +478,16 @@ impl BillingService {
         let now = self.now();
         let today = calendar::local_day(now);
         let mut tx = self.pool.begin().await?;
-        lock_live(&mut tx, subscription).await?;
-        plan_exists(&mut tx, plan).await?;
+        let has = lock_live(&mut tx, subscription).await?;
+        let asked = plan_currency(&mut tx, plan).await?;
+        if asked != has {
+            return Err(Error::CurrencyMismatch {
+                subscription,
+                has,
+                plan: plan.to_owned(),
+                asked,
+            });
+        }
         let (period, current, starts_on): (i64, String, NaiveDate) = sqlx::query_as(
             "select id, plan_key, starts_on from plan_periods \
              where subscription_id = $1 and ends_on is null",
@@ -430,18 +519,7 @@ impl BillingService {
         let today = calendar::local_day(self.now());
         let mut tx = self.pool.begin().await?;
         lock_live(&mut tx, subscription).await?;
-        sqlx::query("update subscriptions set cancelled_on = $2 where id = $1")
-            .bind(subscription)
-            .bind(today)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "update plan_periods set ends_on = $2 where subscription_id = $1 and ends_on is null",
-        )
-        .bind(subscription)
-        .bind(today)
-        .execute(&mut *tx)
-        .await?;
+        end_subscription(&mut tx, subscription, today).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }
@@ -546,82 +624,11 @@ impl BillingService {
         .fetch_optional(&mut *tx)
         .await?;
         if newly_closed.is_some() {
-            write_invoices(&mut tx, month, self.tax_rate, now).await?;
+            let days = self.proration_days(month);
+            write_invoices(&mut tx, month, days, self.tax_rate, now).await?;
         }
         tx.commit().await?;
         self.read_invoices("i.month = $1", month.first_day()).await
-    }
-
-    /// Charges every finalized invoice of `month` once through the payment provider: paid
-    /// when captured, failed when not (no card counts as `no_card`). Returns the month's
-    /// payments.
-    ///
-    /// # Errors
-    /// The database failed.
-    pub async fn charge(&self, month: Month) -> Result<Vec<Payment>, Error> {
-        let due: Vec<InvoiceId> = sqlx::query_scalar(
-            "select id from invoices where month = $1 and status = 'finalized' order by id",
-        )
-        .bind(month.first_day())
-        .fetch_all(&self.pool)
-        .await?;
-        for invoice in due {
-            let now = self.now();
-            let mut tx = self.pool.begin().await?;
-            // Skip an invoice another charge run holds; re-checked as still due under the lock.
-            let row: Option<(Decimal, Option<String>)> = sqlx::query_as(
-                "select i.total, c.billing_key from invoices i \
-                 join customers c on c.id = i.customer_id \
-                 where i.id = $1 and i.status = 'finalized' for update of i skip locked",
-            )
-            .bind(invoice)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((total, billing_key)) = row else {
-                continue;
-            };
-            let idempotency_key = format!("invoice-{invoice}");
-            let outcome = match billing_key {
-                Some(billing_key) => {
-                    let request = ChargeRequest {
-                        billing_key,
-                        amount: total,
-                        idempotency_key: idempotency_key.clone(),
-                        description: format!("invoice {invoice} for {month}"),
-                    };
-                    self.gateway.charge(&request).await
-                }
-                None => Err(crate::payments::Decline {
-                    code: "no_card".into(),
-                }),
-            };
-            let (status, reference, failure_code) = match outcome {
-                Ok(capture) => (InvoiceStatus::Paid, Some(capture.reference), None),
-                Err(decline) => (InvoiceStatus::Failed, None, Some(decline.code)),
-            };
-            let paid = status == InvoiceStatus::Paid;
-            sqlx::query(
-                "insert into payments (invoice_id, attempted_at, amount, outcome, reference, \
-                 failure_code, idempotency_key) values ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(invoice)
-            .bind(now)
-            .bind(total)
-            .bind(if paid { "succeeded" } else { "failed" })
-            .bind(reference)
-            .bind(failure_code)
-            .bind(&idempotency_key)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("update invoices set status = $2, paid_at = $3 where id = $1")
-                .bind(invoice)
-                .bind(status.as_str())
-                .bind(paid.then_some(now))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        self.payments(month).await
     }
 
     /// A subscription with its plan periods.
@@ -629,14 +636,18 @@ impl BillingService {
     /// # Errors
     /// `no_subscription`.
     pub async fn subscription(&self, id: SubscriptionId) -> Result<Subscription, Error> {
-        let (customer_id, started_on, cancelled_on): (CustomerId, NaiveDate, Option<NaiveDate>) =
-            sqlx::query_as(
-                "select customer_id, started_on, cancelled_on from subscriptions where id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NoSubscription(id))?;
+        let (customer_id, started_on, status, cancelled_on): (
+            CustomerId,
+            NaiveDate,
+            String,
+            Option<NaiveDate>,
+        ) = sqlx::query_as(
+            "select customer_id, started_on, status, cancelled_on from subscriptions where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NoSubscription(id))?;
         let periods = sqlx::query_as(
             "select plan_key as plan, starts_on as from, ends_on as until from plan_periods \
              where subscription_id = $1 and (ends_on is null or ends_on > starts_on) \
@@ -649,6 +660,7 @@ impl BillingService {
             id,
             customer_id,
             started_on,
+            status: status.parse().map_err(decode)?,
             cancelled_on,
             periods,
         })
@@ -673,7 +685,7 @@ impl BillingService {
     /// The database failed.
     pub async fn payments(&self, month: Month) -> Result<Vec<Payment>, Error> {
         let rows: Vec<PaymentRow> = sqlx::query_as(
-            "select p.id, p.invoice_id, p.amount, p.outcome, p.reference, p.failure_code, \
+            "select p.id, p.invoice_id, p.attempt, p.amount, p.outcome, p.reference, p.failure_code, \
              p.attempted_at from payments p join invoices i on i.id = p.invoice_id \
              where i.month = $1 order by p.id",
         )
@@ -689,7 +701,8 @@ impl BillingService {
         T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
     {
         let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
-            "select i.id, i.subscription_id, i.customer_id, i.month, i.status, i.subtotal, \
+            "select i.id, i.subscription_id, i.customer_id, i.month, i.status, i.currency, \
+             i.subtotal, \
              i.tax, i.total, i.closed_at, i.paid_at from invoices i where {filter} \
              order by i.month, i.id"
         ))
@@ -721,28 +734,55 @@ impl BillingService {
     }
 }
 
-/// Refuses an unknown plan.
-async fn plan_exists(conn: &mut PgConnection, plan: &str) -> Result<(), Error> {
-    sqlx::query_scalar::<_, String>("select key from plans where key = $1")
+/// The currency of `plan`, refusing an unknown plan.
+async fn plan_currency(conn: &mut PgConnection, plan: &str) -> Result<Currency, Error> {
+    sqlx::query_scalar::<_, String>("select currency from plans where key = $1")
         .bind(plan)
         .fetch_optional(conn)
         .await?
-        .map(drop)
-        .ok_or_else(|| Error::NoPlan(plan.to_owned()))
+        .ok_or_else(|| Error::NoPlan(plan.to_owned()))?
+        .parse()
+        .map_err(decode)
 }
 
-/// Locks a subscription's row, refusing an unknown or cancelled one.
-async fn lock_live(conn: &mut PgConnection, id: SubscriptionId) -> Result<(), Error> {
-    let cancelled_on: Option<NaiveDate> =
-        sqlx::query_scalar("select cancelled_on from subscriptions where id = $1 for update")
+/// Locks a subscription's row, refusing an unknown or cancelled one; its currency.
+async fn lock_live(conn: &mut PgConnection, id: SubscriptionId) -> Result<Currency, Error> {
+    let (cancelled_on, currency): (Option<NaiveDate>, String) =
+        sqlx::query_as("select cancelled_on, currency from subscriptions where id = $1 for update")
             .bind(id)
             .fetch_optional(conn)
             .await?
             .ok_or(Error::NoSubscription(id))?;
     match cancelled_on {
         Some(_) => Err(Error::Cancelled(id)),
-        None => Ok(()),
+        None => currency.parse().map_err(decode),
     }
+}
+
+/// Ends `subscription` from `day`: cancelled, and its open plan period ends that day, so the
+/// day itself is not billed. The caller holds the subscription's row.
+pub(crate) async fn end_subscription(
+    conn: &mut PgConnection,
+    subscription: SubscriptionId,
+    day: NaiveDate,
+) -> Result<(), Error> {
+    sqlx::query(
+        "update subscriptions set status = 'cancelled', cancelled_on = greatest($2, started_on) \
+         where id = $1",
+    )
+    .bind(subscription)
+    .bind(day)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "update plan_periods set ends_on = greatest($2, starts_on) \
+         where subscription_id = $1 and ends_on is null",
+    )
+    .bind(subscription)
+    .bind(day)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn open_period(
@@ -776,22 +816,27 @@ fn month_key(month: Month) -> i32 {
 struct PeriodRow {
     subscription_id: SubscriptionId,
     customer_id: CustomerId,
+    #[sqlx(try_from = "String")]
+    invoice_currency: Currency,
     starts_on: NaiveDate,
     ends_on: Option<NaiveDate>,
     #[sqlx(flatten)]
     plan: Plan,
 }
 
-/// Writes the invoices of `month`, which the caller has just marked closed.
+/// Writes the invoices of `month`, which the caller has just marked closed, prorating over
+/// `days_in_month`.
 async fn write_invoices(
     conn: &mut PgConnection,
     month: Month,
+    days_in_month: u32,
     tax_rate: Decimal,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let (first, end) = (month.first_day(), month.end());
     let periods: Vec<PeriodRow> = sqlx::query_as(
-        "select p.subscription_id, s.customer_id, p.starts_on, p.ends_on, pl.* \
+        "select p.subscription_id, s.customer_id, s.currency as invoice_currency, p.starts_on, \
+                p.ends_on, pl.* \
          from plan_periods p join subscriptions s on s.id = p.subscription_id \
          join plans pl on pl.key = p.plan_key \
          where p.starts_on < $2 and (p.ends_on is null or p.ends_on > $1) \
@@ -809,13 +854,13 @@ async fn write_invoices(
     .bind(end)
     .fetch_all(&mut *conn)
     .await?;
-    let mut subscriptions: BTreeMap<SubscriptionId, (CustomerId, Vec<PlanPeriod>)> =
+    let mut subscriptions: BTreeMap<SubscriptionId, (CustomerId, Currency, Vec<PlanPeriod>)> =
         BTreeMap::new();
     for row in periods {
         subscriptions
             .entry(row.subscription_id)
-            .or_insert_with(|| (row.customer_id, Vec::new()))
-            .1
+            .or_insert_with(|| (row.customer_id, row.invoice_currency, Vec::new()))
+            .2
             .push(PlanPeriod {
                 plan: row.plan,
                 from: row.starts_on,
@@ -830,9 +875,10 @@ async fn write_invoices(
             quantity: u64::try_from(quantity).unwrap_or(0),
         });
     }
-    for (subscription, (customer, periods)) in subscriptions {
+    for (subscription, (customer, currency, periods)) in subscriptions {
         let usage = used.remove(&subscription).unwrap_or_default();
-        let draft = billing::draft_invoice(month, &periods, &usage, tax_rate);
+        let draft =
+            billing::prorated_draft(month, days_in_month, currency, &periods, &usage, tax_rate);
         if draft.lines.is_empty() {
             continue;
         }
@@ -843,13 +889,15 @@ async fn write_invoices(
             InvoiceStatus::Finalized
         };
         let invoice: i64 = sqlx::query_scalar(
-            "insert into invoices (subscription_id, customer_id, month, status, subtotal, tax, \
-             total, closed_at, paid_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
+            "insert into invoices (subscription_id, customer_id, month, status, currency, \
+             subtotal, tax, total, closed_at, paid_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id",
         )
         .bind(subscription)
         .bind(customer)
         .bind(first)
         .bind(status.as_str())
+        .bind(currency.as_str())
         .bind(draft.subtotal)
         .bind(draft.tax)
         .bind(draft.total)
@@ -890,6 +938,7 @@ struct InvoiceRow {
     customer_id: CustomerId,
     month: NaiveDate,
     status: String,
+    currency: String,
     subtotal: Decimal,
     tax: Decimal,
     total: Decimal,
@@ -905,6 +954,7 @@ impl InvoiceRow {
             customer_id: self.customer_id,
             month: Month::of(self.month),
             status: self.status.parse().map_err(decode)?,
+            currency: self.currency.parse().map_err(decode)?,
             subtotal: self.subtotal,
             tax: self.tax,
             total: self.total,
@@ -953,10 +1003,12 @@ impl LineRow {
     }
 }
 
+/// A payment as stored.
 #[derive(sqlx::FromRow)]
-struct PaymentRow {
+pub(crate) struct PaymentRow {
     id: i64,
     invoice_id: InvoiceId,
+    attempt: i16,
     amount: Decimal,
     outcome: String,
     reference: Option<String>,
@@ -965,10 +1017,12 @@ struct PaymentRow {
 }
 
 impl PaymentRow {
-    fn into_payment(self) -> Result<Payment, Error> {
+    /// The payment, its texts parsed.
+    pub(crate) fn into_payment(self) -> Result<Payment, Error> {
         Ok(Payment {
             id: self.id,
             invoice_id: self.invoice_id,
+            attempt: u8::try_from(self.attempt).map_err(|e| decode(e.to_string()))?,
             amount: self.amount,
             outcome: self.outcome.parse().map_err(decode)?,
             reference: self.reference,
@@ -979,6 +1033,6 @@ impl PaymentRow {
 }
 
 /// A stored value the schema's checks should have kept out.
-fn decode(reason: String) -> Error {
+pub(crate) fn decode(reason: String) -> Error {
     Error::Database(sqlx::Error::Decode(reason.into()))
 }

@@ -8,6 +8,10 @@
 
 mod api;
 mod charge;
+mod currency;
+mod dunning;
+#[cfg(feature = "flaws")]
+mod flaws;
 mod invoices;
 mod own;
 mod support;

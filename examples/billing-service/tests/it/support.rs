@@ -18,14 +18,16 @@ use billing_harness::builders::{Fakes, Locale, MonthOf};
 use billing_harness::calendar::{self as harness_calendar, DEFAULT_TIME_ZONE};
 use billing_harness::model::{self, Currency, Overage, Terms};
 use billing_harness::payments::{self as harness_payments, Gateway, MockGateway, TestCard};
-use chrono::{DateTime, TimeDelta, Utc};
-use example_billing_service::billing::Plan;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use example_billing_service::billing::{Currency as ServiceCurrency, Plan};
 use example_billing_service::calendar::Month;
 use example_billing_service::clock::Clock;
 use example_billing_service::payments::{
     BoxFuture, Capture, ChargeRequest, Decline, PaymentGateway,
 };
-use example_billing_service::service::{Customer, Invoice, NewCustomer, SubscriptionId};
+use example_billing_service::service::{
+    Customer, Invoice, NewCustomer, PaymentOutcome, SubscriptionId,
+};
 use example_billing_service::{BillingService, http};
 use http_body_util::BodyExt;
 use rust_decimal::Decimal;
@@ -46,11 +48,12 @@ pub(crate) fn catalog() -> Vec<Plan> {
     let plan = |key: &str, fee: i64, included: i64, block: i64, price: i64| Plan {
         key: key.into(),
         name: key.to_uppercase(),
+        currency: ServiceCurrency::Krw,
         monthly_fee: Decimal::from(fee),
         metric: METRIC.into(),
         included,
         block_size: block,
-        block_price: Decimal::from(price),
+        block_price: Some(Decimal::from(price)),
     };
     vec![
         plan("lite", 9_900, 1_000, 100, 1_000),
@@ -63,6 +66,11 @@ pub(crate) fn catalog() -> Vec<Plan> {
 pub(crate) fn seoul(year: i32, month: u32, day: u32) -> DateTime<Utc> {
     let month = model::Month::new(year, month).expect("a valid month");
     MonthOf::new(month, DEFAULT_TIME_ZONE).day(day).midnight()
+}
+
+/// A calendar day, `(year, month, day)`.
+pub(crate) fn date(year: i32, month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month, day).expect("a valid day")
 }
 
 /// `seoul(..)` plus hours and minutes, for the edges of a day.
@@ -121,19 +129,39 @@ impl PaymentGateway for MockProvider {
             let request = harness_payments::ChargeRequest {
                 billing_key: request.billing_key.clone(),
                 amount: request.amount,
-                currency: Currency::Krw,
+                currency: match request.currency {
+                    ServiceCurrency::Krw => Currency::Krw,
+                    ServiceCurrency::Usd => Currency::Usd,
+                },
                 idempotency_key: request.idempotency_key.clone(),
                 order_name: request.description.clone(),
             };
-            match self.0.charge(&request).await {
-                Ok(approval) => Ok(Capture {
-                    reference: approval.request_id,
-                }),
-                Err(e) => Err(Decline {
-                    code: e.code().to_owned(),
-                }),
-            }
+            self.0.charge(&request).await.map(capture).map_err(decline)
         })
+    }
+
+    fn find<'a>(
+        &'a self,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Capture>, Decline>> {
+        Box::pin(async move {
+            let found = self.0.find(idempotency_key).await;
+            found.map(|a| a.map(capture)).map_err(decline)
+        })
+    }
+}
+
+/// The mock's approval as the service's capture.
+fn capture(approval: harness_payments::Approval) -> Capture {
+    Capture {
+        reference: approval.request_id,
+    }
+}
+
+/// The mock's failure as the service's decline, by its code (`timeout` for a lost reply).
+fn decline(error: harness_payments::GatewayError) -> Decline {
+    Decline {
+        code: error.code().to_owned(),
     }
 }
 
@@ -207,6 +235,26 @@ impl World {
         }
     }
 
+    /// Lives the days from `first` to `last` (both included) as the platform does: the clock at
+    /// 00:00 in Seoul of each, then the day's jobs ([`BillingService::run_due_jobs`]).
+    pub(crate) async fn live_days(&self, first: NaiveDate, last: NaiveDate) {
+        for day in first.iter_days().take_while(|d| *d <= last) {
+            self.at(example_billing_service::calendar::start_of_day(day))
+                .await;
+            self.service
+                .run_due_jobs()
+                .await
+                .unwrap_or_else(|e| panic!("the jobs of {day} failed: {e}"));
+        }
+    }
+
+    /// The attempts at the invoices of `(year, month)`, in order: number and outcome.
+    pub(crate) async fn attempts(&self, (year, month): (i32, u32)) -> Vec<(u8, PaymentOutcome)> {
+        let month = Month::new(year, month).expect("a valid month");
+        let payments = self.service.payments(month).await.expect("the payments");
+        payments.iter().map(|p| (p.attempt, p.outcome)).collect()
+    }
+
     /// The service's HTTP API.
     pub(crate) fn app(&self) -> Router {
         http::router(self.service.clone())
@@ -234,7 +282,16 @@ impl World {
 
     /// A customer without a card, subscribed to `plan` now.
     pub(crate) async fn subscriber(&self, plan: &str) -> (Customer, SubscriptionId) {
-        let customer = self.customer(None).await;
+        self.subscriber_with(None, plan).await
+    }
+
+    /// A customer with `card` (none: no card), subscribed to `plan` now.
+    pub(crate) async fn subscriber_with(
+        &self,
+        card: Option<TestCard>,
+        plan: &str,
+    ) -> (Customer, SubscriptionId) {
+        let customer = self.customer(card).await;
         let subscription = self.service.subscribe(customer.id, plan).await;
         (customer, subscription.expect("subscribed").id)
     }
@@ -394,13 +451,14 @@ fn reference_input(
             let terms = Terms {
                 base_fee: p.monthly_fee,
                 included: BTreeMap::from([(p.metric.clone(), u64::try_from(p.included).unwrap())]),
-                overage: BTreeMap::from([(
-                    p.metric.clone(),
-                    Overage {
-                        block: u64::try_from(p.block_size).unwrap(),
-                        price: p.block_price,
-                    },
-                )]),
+                overage: p
+                    .block_price
+                    .map(|price| {
+                        let block = u64::try_from(p.block_size).unwrap();
+                        (p.metric.clone(), Overage { block, price })
+                    })
+                    .into_iter()
+                    .collect(),
             };
             (p.key, terms)
         })
