@@ -2,6 +2,7 @@
 
 mod bench;
 mod clock;
+mod conformance;
 mod contract;
 mod db;
 mod errors;

@@ -39,6 +39,11 @@ pub(crate) enum Command {
         /// The language of the pages: en or ko (default: from LANG, ko_KR.UTF-8 gives ko).
         #[arg(long, value_name = "en|ko")]
         lang: Option<Lang>,
+        /// Run the scenarios through another billing implementation and compare every result
+        /// with the reference platform's, in the same run: each difference names the invoice,
+        /// line, field, expected vs got and the rule. Exits 1 when one differs.
+        #[arg(long, value_enum, value_name = "NAME", conflicts_with_all = ["accept", "report"])]
+        driver: Option<crate::conformance::DriverChoice>,
     },
     /// Write a commented starting point to scenarios/NAME.toml (never overwrites).
     New {
@@ -119,6 +124,18 @@ impl std::str::FromStr for Anchor {
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::List => list(),
+        Command::Run {
+            target,
+            format,
+            driver: Some(driver),
+            ..
+        } => {
+            let files = match target {
+                Some(target) => vec![resolve(&target)?],
+                None => files()?,
+            };
+            crate::conformance::run(driver, &files, format)
+        }
         Command::Run {
             target,
             format,
@@ -470,7 +487,7 @@ fn print_table(played: &[Played], total: f64) {
 }
 
 /// Escapes text for XML attributes and content.
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1614,3 +1614,106 @@ fn scenario_run_format_junit_writes_a_report_valid_against_the_junit_schema() {
         assert_eq!(element.attribute("errors"), Some("1"));
     }
 }
+
+/// `scenario run --all --driver NAME`: its exit code, and the report on stdout.
+fn conformance(driver: &str) -> (Option<i32>, String) {
+    let state = state_dir(driver);
+    let output = xtask(&state)
+        .args(["scenario", "run", "--all", "--driver", driver])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        !stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), stdout)
+}
+
+/// The scenarios a report says differ, by file name.
+fn differing(report: &str) -> Vec<&str> {
+    report
+        .lines()
+        .filter_map(|l| l.strip_suffix(": DIFFERS"))
+        .map(|path| path.rsplit('/').next().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_example_backend_conforms_to_every_bundled_scenario_it_can_play() {
+    let (code, report) = conformance("example");
+    assert_eq!(code, Some(0), "{report}");
+    assert!(differing(&report).is_empty(), "{report}");
+    // What it cannot play is what it has no counterpart for, named.
+    for line in report.lines().filter(|l| l.contains(": not supported")) {
+        assert!(
+            [
+                "(example has no sales contracts)",
+                "(example has no purge)",
+                "(example has no product sync)",
+                "(example has no product sync faults)",
+                "(example has no product drift)",
+            ]
+            .iter()
+            .any(|why| line.ends_with(why)),
+            "{line}"
+        );
+    }
+    assert!(
+        report.ends_with("example: 26 conform, 0 differ, 18 not supported, of 44 scenarios\n"),
+        "{report}"
+    );
+}
+
+#[test]
+fn prorating_by_30_days_is_caught_by_the_scenarios_of_months_other_than_30_days() {
+    let (code, report) = conformance("example-prorate-by-30-days");
+    assert_eq!(code, Some(1), "{report}");
+    let caught = differing(&report);
+    for name in [
+        "leap-february.toml",
+        "subscribe-on-the-10th.toml",
+        "cancel-mid-month.toml",
+        "usd-with-tax.toml",
+    ] {
+        assert!(caught.contains(&name), "{name} missed it:\n{report}");
+    }
+    // September has 30 days: a whole September is billed the same either way.
+    assert!(!caught.contains(&"full-month.toml"), "{report}");
+    assert!(
+        report.contains(
+            "  invoice acme-analytics 2028-02, line 1 (base pro): amount: expected 68275, got 66000\n    \
+             rule: the base fee is prorated: fee × days used / days in the month, rounded down to \
+             the currency's unit\n"
+        ),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_retry_that_skips_a_day_is_caught_by_the_dunning_scenarios() {
+    let (code, report) = conformance("example-retry-skips-a-day");
+    assert_eq!(code, Some(1), "{report}");
+    let caught = differing(&report);
+    for name in [
+        "declined-dunning.toml",
+        "fail-times-2.toml",
+        "card-replaced-between-attempts.toml",
+        "expired-card.toml",
+        "insufficient-funds.toml",
+    ] {
+        assert!(caught.contains(&name), "{name} missed it:\n{report}");
+    }
+    // A card that pays on the 5th is never retried: nothing to skip.
+    assert!(!caught.contains(&"charged-on-the-5th.toml"), "{report}");
+    assert!(
+        report.contains(
+            "  payment acme-analytics 2026-10 attempt 2: on: expected 2026-11-06, got 2026-11-07\n    \
+             rule: month M is charged on the charge day (the 5th) of M+1; a failed charge is \
+             retried daily for up to 3 days (4 attempts in all)\n"
+        ),
+        "{report}"
+    );
+}

@@ -114,6 +114,10 @@ pub struct Plan {
     pub key: String,
     /// Name shown to customers.
     pub name: String,
+    /// The product it is for (`None`: any); a customer's account for another product cannot
+    /// take it.
+    #[serde(default)]
+    pub product: Option<String>,
     /// The currency of its prices, and of the subscriptions that start on it (default KRW).
     #[serde(default)]
     #[sqlx(try_from = "String")]
@@ -312,6 +316,7 @@ mod tests {
         Plan {
             key: "pro".into(),
             name: "Pro".into(),
+            product: None,
             currency: Currency::Krw,
             monthly_fee: Decimal::from(99_000),
             metric: "api_calls".into(),
@@ -367,6 +372,7 @@ mod tests {
         let team = Plan {
             key: "team".into(),
             name: "Team".into(),
+            product: None,
             currency: Currency::Usd,
             monthly_fee: "19.99".parse().unwrap(),
             metric: "api_calls".into(),

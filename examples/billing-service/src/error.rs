@@ -41,6 +41,21 @@ pub enum Error {
         /// The plan's currency.
         asked: Currency,
     },
+    /// The plan is for another product than the customer's account.
+    #[error("plan {plan} is for {plan_product}, customer {customer} for {customer_product}")]
+    PlanProductMismatch {
+        /// The customer.
+        customer: CustomerId,
+        /// The customer's product.
+        customer_product: String,
+        /// The plan asked for.
+        plan: String,
+        /// The plan's product.
+        plan_product: String,
+    },
+    /// A plan with a monthly fee needs a card on file.
+    #[error("customer {0} has no card for the paid plan {1}")]
+    CardRequired(CustomerId, String),
     /// The subscription is on that plan already.
     #[error("subscription {0} is on plan {1} already")]
     SamePlan(SubscriptionId, String),
@@ -90,6 +105,8 @@ impl Error {
             Error::AlreadySubscribed(_) => "already_subscribed",
             Error::Cancelled(_) => "cancelled",
             Error::CurrencyMismatch { .. } => "currency_mismatch",
+            Error::PlanProductMismatch { .. } => "plan_product_mismatch",
+            Error::CardRequired(..) => "card_required",
             Error::SamePlan(..) => "same_plan",
             Error::PlanChangeLimit(..) => "plan_change_limit",
             Error::UnknownMetric { .. } => "unknown_metric",

@@ -17,11 +17,15 @@
 //! - [`http`]: the JSON API over those operations, as an axum router.
 //! - `flaws` (feature `flaws` only): deliberately broken variants of the rules, for
 //!   conformance tests.
+//! - `conformance` (feature `conformance` only): this service as a billing-harness scenario
+//!   driver, so that the harness's scenario files run through its code.
 
 pub mod billing;
 pub mod calendar;
 mod charging;
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod dunning;
 mod error;
 #[cfg(feature = "flaws")]

@@ -79,6 +79,9 @@ pub struct NewCustomer {
     /// The payment provider's key for their card, if they registered one.
     #[serde(default)]
     pub billing_key: Option<String>,
+    /// The product their account is for (`None`: any); only its plans can be subscribed to.
+    #[serde(default)]
+    pub product: Option<String>,
 }
 
 /// A customer.
@@ -338,13 +341,14 @@ impl BillingService {
             ));
         }
         sqlx::query_as(
-            "insert into customers (name, email, billing_key, created_at) values ($1, $2, $3, $4) \
-             on conflict (email) do nothing \
+            "insert into customers (name, email, billing_key, product, created_at) \
+             values ($1, $2, $3, $4, $5) on conflict (email) do nothing \
              returning id, name, email, billing_key is not null as has_card, created_at",
         )
         .bind(new.name.trim())
         .bind(&new.email)
         .bind(&new.billing_key)
+        .bind(&new.product)
         .bind(self.now())
         .fetch_optional(&self.pool)
         .await?
@@ -395,8 +399,9 @@ impl BillingService {
         }
         sqlx::query(
             "insert into plans (key, name, currency, monthly_fee, metric, included, block_size, \
-             block_price) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             block_price, product) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              on conflict (key) do update set name = excluded.name, currency = excluded.currency, \
+             product = excluded.product, \
              monthly_fee = excluded.monthly_fee, metric = excluded.metric, \
              included = excluded.included, block_size = excluded.block_size, \
              block_price = excluded.block_price",
@@ -409,6 +414,7 @@ impl BillingService {
         .bind(plan.included)
         .bind(plan.block_size)
         .bind(plan.block_price.map(|p| currency.exact(p)))
+        .bind(&plan.product)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -427,7 +433,8 @@ impl BillingService {
     /// Subscribes a customer to a plan from today.
     ///
     /// # Errors
-    /// `no_customer`, `no_plan`, `already_subscribed`.
+    /// `no_customer`, `no_plan`, `already_subscribed`, `plan_product_mismatch` for a plan of
+    /// another product than the account's, and `card_required` for a paid plan without a card.
     pub async fn subscribe(&self, customer: CustomerId, plan: &str) -> Result<Subscription, Error> {
         let now = self.now();
         let today = calendar::local_day(now);
@@ -438,7 +445,7 @@ impl BillingService {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(Error::NoCustomer(customer))?;
-        let currency = plan_currency(&mut tx, plan).await?;
+        let facts = plan_facts(&mut tx, plan).await?;
         let live: Option<i64> = sqlx::query_scalar(
             "select id from subscriptions where customer_id = $1 and cancelled_on is null",
         )
@@ -448,6 +455,9 @@ impl BillingService {
         if live.is_some() {
             return Err(Error::AlreadySubscribed(customer));
         }
+        check_product(&mut tx, customer, plan, &facts).await?;
+        check_card(&mut tx, customer, plan, &facts).await?;
+        let currency = facts.currency;
         let id: SubscriptionId = sqlx::query_scalar(
             "insert into subscriptions (customer_id, started_on, status, currency, created_at) \
              values ($1, $2, 'active', $3, $4) returning id",
@@ -467,9 +477,11 @@ impl BillingService {
     /// and the new one starts today, so the month is split between them.
     ///
     /// # Errors
-    /// `no_subscription`, `cancelled`, `no_plan`, `currency_mismatch` for a plan in another
-    /// currency than the subscription's, `same_plan`, and `plan_change_limit` when the
-    /// subscription started or changed plan today.
+    /// `no_subscription`, `cancelled`, `no_plan`, `plan_product_mismatch` for a plan of another
+    /// product than the account's, `currency_mismatch` for a plan in another currency than the
+    /// subscription's, `same_plan`, `plan_change_limit` when the subscription changed plan
+    /// today already (subscribing does not count), and `card_required` for a paid plan without
+    /// a card.
     pub async fn change_plan(
         &self,
         subscription: SubscriptionId,
@@ -478,8 +490,10 @@ impl BillingService {
         let now = self.now();
         let today = calendar::local_day(now);
         let mut tx = self.pool.begin().await?;
-        let has = lock_live(&mut tx, subscription).await?;
-        let asked = plan_currency(&mut tx, plan).await?;
+        let (customer, has) = lock_live(&mut tx, subscription).await?;
+        let facts = plan_facts(&mut tx, plan).await?;
+        check_product(&mut tx, customer, plan, &facts).await?;
+        let asked = facts.currency;
         if asked != has {
             return Err(Error::CurrencyMismatch {
                 subscription,
@@ -488,8 +502,8 @@ impl BillingService {
                 asked,
             });
         }
-        let (period, current, starts_on): (i64, String, NaiveDate) = sqlx::query_as(
-            "select id, plan_key, starts_on from plan_periods \
+        let (period, current): (i64, String) = sqlx::query_as(
+            "select id, plan_key from plan_periods \
              where subscription_id = $1 and ends_on is null",
         )
         .bind(subscription)
@@ -498,9 +512,19 @@ impl BillingService {
         if current == plan {
             return Err(Error::SamePlan(subscription, current));
         }
-        if starts_on >= today {
+        // One change a day: a period that ended today was ended by a change (a cancel leaves
+        // nothing live). Subscribing does not count, so a change on the first day is allowed.
+        let changed_today: bool = sqlx::query_scalar(
+            "select exists (select 1 from plan_periods where subscription_id = $1 and ends_on = $2)",
+        )
+        .bind(subscription)
+        .bind(today)
+        .fetch_one(&mut *tx)
+        .await?;
+        if changed_today {
             return Err(Error::PlanChangeLimit(subscription, today));
         }
+        check_card(&mut tx, customer, plan, &facts).await?;
         sqlx::query("update plan_periods set ends_on = $2 where id = $1")
             .bind(period)
             .bind(today)
@@ -735,27 +759,85 @@ impl BillingService {
 }
 
 /// The currency of `plan`, refusing an unknown plan.
-async fn plan_currency(conn: &mut PgConnection, plan: &str) -> Result<Currency, Error> {
-    sqlx::query_scalar::<_, String>("select currency from plans where key = $1")
-        .bind(plan)
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| Error::NoPlan(plan.to_owned()))?
-        .parse()
-        .map_err(decode)
+/// What the subscription rules need of a plan.
+struct PlanFacts {
+    currency: Currency,
+    /// Its product, if it is for one.
+    product: Option<String>,
+    /// Whether it has a monthly fee.
+    paid: bool,
 }
 
-/// Locks a subscription's row, refusing an unknown or cancelled one; its currency.
-async fn lock_live(conn: &mut PgConnection, id: SubscriptionId) -> Result<Currency, Error> {
-    let (cancelled_on, currency): (Option<NaiveDate>, String) =
-        sqlx::query_as("select cancelled_on, currency from subscriptions where id = $1 for update")
-            .bind(id)
+async fn plan_facts(conn: &mut PgConnection, plan: &str) -> Result<PlanFacts, Error> {
+    let (currency, product, paid): (String, Option<String>, bool) =
+        sqlx::query_as("select currency, product, monthly_fee > 0 from plans where key = $1")
+            .bind(plan)
             .fetch_optional(conn)
             .await?
-            .ok_or(Error::NoSubscription(id))?;
+            .ok_or_else(|| Error::NoPlan(plan.to_owned()))?;
+    Ok(PlanFacts {
+        currency: currency.parse().map_err(decode)?,
+        product,
+        paid,
+    })
+}
+
+/// A plan for one product is refused to an account for another.
+async fn check_product(
+    conn: &mut PgConnection,
+    customer: CustomerId,
+    plan: &str,
+    facts: &PlanFacts,
+) -> Result<(), Error> {
+    let account: Option<String> = sqlx::query_scalar("select product from customers where id = $1")
+        .bind(customer)
+        .fetch_one(conn)
+        .await?;
+    match (account, &facts.product) {
+        (Some(account), Some(product)) if &account != product => Err(Error::PlanProductMismatch {
+            customer,
+            customer_product: account,
+            plan: plan.to_owned(),
+            plan_product: product.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A plan with a monthly fee needs a card on file.
+async fn check_card(
+    conn: &mut PgConnection,
+    customer: CustomerId,
+    plan: &str,
+    facts: &PlanFacts,
+) -> Result<(), Error> {
+    let has_card: bool =
+        sqlx::query_scalar("select billing_key is not null from customers where id = $1")
+            .bind(customer)
+            .fetch_one(conn)
+            .await?;
+    if facts.paid && !has_card {
+        return Err(Error::CardRequired(customer, plan.to_owned()));
+    }
+    Ok(())
+}
+
+/// Locks a subscription's row, refusing an unknown or cancelled one; its customer and currency.
+async fn lock_live(
+    conn: &mut PgConnection,
+    id: SubscriptionId,
+) -> Result<(CustomerId, Currency), Error> {
+    let (customer, cancelled_on, currency): (CustomerId, Option<NaiveDate>, String) =
+        sqlx::query_as(
+            "select customer_id, cancelled_on, currency from subscriptions where id = $1 for update",
+        )
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(Error::NoSubscription(id))?;
     match cancelled_on {
         Some(_) => Err(Error::Cancelled(id)),
-        None => currency.parse().map_err(decode),
+        None => Ok((customer, currency.parse().map_err(decode)?)),
     }
 }
 

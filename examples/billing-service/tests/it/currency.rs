@@ -17,6 +17,7 @@ fn team() -> Plan {
     Plan {
         key: "team".into(),
         name: "Team".into(),
+        product: None,
         currency: Currency::Usd,
         monthly_fee: "19.99".parse().unwrap(),
         metric: METRIC.into(),

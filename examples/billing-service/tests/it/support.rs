@@ -48,6 +48,7 @@ pub(crate) fn catalog() -> Vec<Plan> {
     let plan = |key: &str, fee: i64, included: i64, block: i64, price: i64| Plan {
         key: key.into(),
         name: key.to_uppercase(),
+        product: None,
         currency: ServiceCurrency::Krw,
         monthly_fee: Decimal::from(fee),
         metric: METRIC.into(),
@@ -268,6 +269,7 @@ impl World {
             name: person.name,
             email: person.email,
             billing_key: card.map(|card| MockGateway::billing_key(card, &format!("customer-{n}"))),
+            product: None,
         }
     }
 
@@ -280,9 +282,9 @@ impl World {
             .expect("a new customer")
     }
 
-    /// A customer without a card, subscribed to `plan` now.
+    /// A customer with a card that pays (a paid plan needs one), subscribed to `plan` now.
     pub(crate) async fn subscriber(&self, plan: &str) -> (Customer, SubscriptionId) {
-        self.subscriber_with(None, plan).await
+        self.subscriber_with(Some(TestCard::Ok), plan).await
     }
 
     /// A customer with `card` (none: no card), subscribed to `plan` now.
