@@ -1522,54 +1522,7 @@ fn scenario_run_format_junit_writes_a_report_valid_against_the_junit_schema() {
     let xml = String::from_utf8(out.stdout).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
 
-    // The JUnit XML schema CI systems read (Jenkins' junit-10.xsd): the elements and attributes
-    // it allows, counts that add up, times as decimals.
-    let allowed: &[(&str, &[&str])] = &[
-        (
-            "testsuites",
-            &["name", "tests", "failures", "errors", "time", "disabled"],
-        ),
-        (
-            "testsuite",
-            &[
-                "name",
-                "tests",
-                "failures",
-                "errors",
-                "skipped",
-                "time",
-                "timestamp",
-                "hostname",
-                "id",
-                "package",
-                "disabled",
-            ],
-        ),
-        (
-            "testcase",
-            &["name", "classname", "time", "assertions", "status"],
-        ),
-        ("failure", &["message", "type"]),
-        ("error", &["message", "type"]),
-    ];
-    for node in doc.descendants().filter(|n| n.is_element()) {
-        let name = node.tag_name().name();
-        let attrs = allowed
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("<{name}> is not a JUnit element"))
-            .1;
-        for a in node.attributes() {
-            assert!(
-                attrs.contains(&a.name()),
-                "<{name} {}> is not in the schema",
-                a.name()
-            );
-        }
-        if let Some(time) = node.attribute("time") {
-            assert!(time.parse::<f64>().is_ok_and(|t| t >= 0.0), "time {time:?}");
-        }
-    }
+    assert_junit_schema(&doc);
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
     let suites: Vec<_> = root.children().filter(|n| n.is_element()).collect();
@@ -1613,6 +1566,116 @@ fn scenario_run_format_junit_writes_a_report_valid_against_the_junit_schema() {
         assert_eq!(element.attribute("failures"), Some("1"));
         assert_eq!(element.attribute("errors"), Some("1"));
     }
+}
+
+/// The JUnit XML schema CI systems read (Jenkins' junit-10.xsd): the elements and attributes it
+/// allows, times as decimals.
+fn assert_junit_schema(doc: &roxmltree::Document<'_>) {
+    let allowed: &[(&str, &[&str])] = &[
+        (
+            "testsuites",
+            &["name", "tests", "failures", "errors", "time", "disabled"],
+        ),
+        (
+            "testsuite",
+            &[
+                "name",
+                "tests",
+                "failures",
+                "errors",
+                "skipped",
+                "time",
+                "timestamp",
+                "hostname",
+                "id",
+                "package",
+                "disabled",
+            ],
+        ),
+        (
+            "testcase",
+            &["name", "classname", "time", "assertions", "status"],
+        ),
+        ("failure", &["message", "type"]),
+        ("error", &["message", "type"]),
+        ("skipped", &["message"]),
+    ];
+    for node in doc.descendants().filter(|n| n.is_element()) {
+        let name = node.tag_name().name();
+        let attrs = allowed
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("<{name}> is not a JUnit element"))
+            .1;
+        for a in node.attributes() {
+            assert!(
+                attrs.contains(&a.name()),
+                "<{name} {}> is not in the schema",
+                a.name()
+            );
+        }
+        if let Some(time) = node.attribute("time") {
+            assert!(time.parse::<f64>().is_ok_and(|t| t >= 0.0), "time {time:?}");
+        }
+    }
+}
+
+#[test]
+fn scenario_run_driver_format_junit_fails_a_difference_and_skips_what_the_driver_cannot_play() {
+    let root = std::env::temp_dir().join(format!("bh-junit-driver-{}", std::process::id()));
+    let scenarios = scenario_folder(
+        &root,
+        &["full-month", "leap-february", "purge-a-member-who-leaves"],
+    );
+    let state = state_dir("scenario-junit-driver");
+    let out = xtask(&state)
+        .env("HARNESS_SCENARIOS_DIR", &scenarios)
+        .args([
+            "scenario",
+            "run",
+            "--all",
+            "--driver",
+            "example-prorate-by-30-days",
+            "--format",
+            "junit",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(out.status.code(), Some(1), "a difference exits 1");
+    let xml = String::from_utf8(out.stdout).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
+    assert_junit_schema(&doc);
+    let suite = doc.root_element().first_element_child().unwrap();
+    for (attr, value) in [("tests", "3"), ("failures", "1"), ("skipped", "1")] {
+        assert_eq!(suite.attribute(attr), Some(value), "{attr}:\n{xml}");
+    }
+    let outcome: Vec<(&str, Option<&str>)> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|c| {
+            (
+                c.attribute("name").unwrap(),
+                c.first_element_child().map(|n| n.tag_name().name()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("full-month", None),
+            ("leap-february", Some("failure")),
+            ("purge-a-member-who-leaves", Some("skipped")),
+        ],
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "invoice acme-analytics 2028-02, line 1 (base pro): amount: expected 68275, got 66000"
+        ),
+        "{xml}"
+    );
 }
 
 /// `scenario run --all --driver NAME`: its exit code, and the report on stdout.
