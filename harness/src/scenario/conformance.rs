@@ -29,7 +29,9 @@ pub struct ScenarioConformance {
     pub path: String,
     /// The scenario's name.
     pub name: String,
-    /// Whether the driver did what the reference did.
+    /// Whether the driver did what the reference did (in JSON: `"verdict": "conforms"`, and
+    /// `"what"` beside it for `unsupported`).
+    #[serde(flatten)]
     pub verdict: Verdict,
     /// Where the driver's results differ from the reference's.
     pub differences: Vec<Difference>,

@@ -142,6 +142,11 @@ async fn a_scenario_needing_what_a_driver_lacks_is_reported_not_supported() {
         }
     );
     assert!(report.conforms(), "not supported is not a difference");
+    // `scenario run --driver --format json` prints this document.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["driver"], "off-by-one");
+    assert_eq!(json["scenarios"][0]["verdict"], "unsupported");
+    assert_eq!(json["scenarios"][0]["what"], "purge");
     assert!(
         report
             .to_text()
