@@ -1072,17 +1072,22 @@ struct InvoiceRow {
 }
 
 impl InvoiceRow {
-    fn into_invoice(self, lines: Vec<Line>) -> Result<Invoice, Error> {
+    fn into_invoice(self, mut lines: Vec<Line>) -> Result<Invoice, Error> {
+        // Postgres keeps `0.00` as written, but a zero decodes without its decimals.
+        let currency: Currency = self.currency.parse().map_err(decode)?;
+        for line in &mut lines {
+            line.amount = currency.exact(line.amount);
+        }
         Ok(Invoice {
             id: self.id,
             subscription_id: self.subscription_id,
             customer_id: self.customer_id,
             month: Month::of(self.month),
             status: self.status.parse().map_err(decode)?,
-            currency: self.currency.parse().map_err(decode)?,
-            subtotal: self.subtotal,
-            tax: self.tax,
-            total: self.total,
+            currency,
+            subtotal: currency.exact(self.subtotal),
+            tax: currency.exact(self.tax),
+            total: currency.exact(self.total),
             closed_at: self.closed_at,
             paid_at: self.paid_at,
             lines,
