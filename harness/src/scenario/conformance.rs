@@ -218,10 +218,23 @@ const PRODUCT: &str =
 /// Every difference between the reference's outcome and a driver's.
 fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
     let mut out = Vec::new();
+    // A tenant that subscribes again has two invoices of one period, written in an order of
+    // each side's own: they pair by the first day they bill.
+    let by_first_day = |invoices: &[OutcomeInvoice]| {
+        let mut sorted = invoices.to_vec();
+        sorted.sort_by_key(|i| {
+            (
+                i.tenant.clone(),
+                i.period.clone(),
+                i.lines.first().map(|l| l.from),
+            )
+        });
+        sorted
+    };
     matched(
         &mut out,
-        &expected.invoices,
-        &got.invoices,
+        &by_first_day(&expected.invoices),
+        &by_first_day(&got.invoices),
         |i| (i.tenant.clone(), i.period.clone()),
         |i| format!("invoice {} {}", i.tenant, i.period),
         |i| format!("total {} ({})", i.total, i.status),
@@ -289,8 +302,7 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
 }
 
 /// Pairs `expected` and `got` by `key`, the n-th of a key on one side with the n-th of it on
-/// the other (a tenant that subscribes again has two invoices of one period): a result on one
-/// side only is a difference with `none` on the other; a pair is compared by `each`.
+/// the other: a result on one side only is a difference with `none` on the other; a pair is compared by `each`.
 #[allow(clippy::too_many_arguments)]
 fn matched<T, K: Ord>(
     out: &mut Vec<Difference>,
