@@ -134,6 +134,30 @@ pub struct Plan {
     pub block_price: Option<Decimal>,
 }
 
+impl Plan {
+    /// Why the plan cannot be priced as it is: an amount negative or finer than its currency's
+    /// minor unit (a fraction of a won, of a cent), a negative quota, or a block of fewer than 1
+    /// unit.
+    ///
+    /// # Errors
+    /// What is wrong, as a sentence fragment.
+    pub fn check(&self) -> Result<(), String> {
+        let currency = self.currency;
+        let mut amounts = std::iter::once(self.monthly_fee).chain(self.block_price);
+        if amounts.any(|a| a.is_sign_negative() || !currency.fits(a))
+            || self.included < 0
+            || self.block_size < 1
+        {
+            return Err(format!(
+                "plan {}: amounts must be whole {currency} minor units and not negative, the \
+                 quota not negative, blocks at least 1 unit",
+                self.key
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The days `[from, until)` a subscription spent on one plan; `until` is `None` while open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanPeriod {

@@ -67,8 +67,8 @@ impl BillingService {
         self.attempt_each(due, InvoiceStatus::PastDue).await
     }
 
-    /// Runs the jobs due on the clock's day (in Seoul), in the platform's order: on the 1st the
-    /// close of the month before, on the [`dunning::CHARGE_DAY`] the charge of every finalized
+    /// Runs the jobs due on the clock's day (in Seoul), in the platform's order: first the end
+    /// of contracts whose term is over, on the 1st the close of the month before, on the [`dunning::CHARGE_DAY`] the charge of every finalized
     /// invoice of earlier months, and every day the retries. Each job does nothing twice, so a
     /// caller moving time day by day calls it once a day, at any instant of it (the platform
     /// runs them at 00:00).
@@ -78,6 +78,8 @@ impl BillingService {
     pub async fn run_due_jobs(&self) -> Result<(), Error> {
         let today = calendar::local_day(self.now());
         let this_month = Month::of(today);
+        // As the platform's daily run: contracts whose term is over end first.
+        self.end_contract_terms().await?;
         if today == this_month.first_day() {
             self.close_month(this_month.prev()).await?;
         }

@@ -3,8 +3,9 @@
 //! platform, result by result (`cargo xtask scenario run --driver example`).
 //!
 //! The platform's words map onto this service's: a tenant is a customer of its own, carrying its
-//! organization's card; organizations and users are only names here. What the service has no
-//! counterpart for (sales contracts, purge, product sync) answers
+//! organization's card; organizations and users are only names here; a contract's plan is keyed
+//! by the customer's id here, by the tenant's slug there. What the service has no counterpart
+//! for (purge, product sync, contract terms over several metrics) answers
 //! [`DriverError::Unsupported`], and such a scenario is reported as not supported.
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::billing::{Currency, Plan};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
+use crate::contracts::{Contract, Overage};
 use crate::payments::{BoxFuture, Capture, ChargeRequest, Decline, PaymentGateway};
 use crate::service::{CustomerId, NewCustomer, NewUsage, PaymentOutcome, SubscriptionId};
 use crate::{BillingService, Error, MIGRATOR};
@@ -129,8 +131,6 @@ fn plan(p: &billing_harness::model::Plan) -> Result<Plan, DriverError> {
         )));
     };
     let overage = p.terms.overage.get(metric);
-    let count =
-        |n: u64| i64::try_from(n).map_err(|_| DriverError::unsupported("quantities beyond i64"));
     Ok(Plan {
         key: p.key.clone(),
         name: p.key.clone(),
@@ -145,6 +145,48 @@ fn plan(p: &billing_harness::model::Plan) -> Result<Plan, DriverError> {
         block_size: count(overage.map_or(1, |o| o.block))?,
         block_price: overage.map(|o| o.price),
     })
+}
+
+/// Contract terms as one of this service's contracts, whose plans meter one metric: terms over
+/// several metrics are not supported. The spec (the tenant's deployment sizing) is the
+/// products' business, which this service has none of.
+fn contract(terms: &billing_harness::model::ContractTerms) -> Result<Contract, DriverError> {
+    let mut metrics: Vec<&String> = terms.included.keys().chain(terms.overage.keys()).collect();
+    metrics.sort();
+    metrics.dedup();
+    let metric = match metrics[..] {
+        [] => None,
+        [metric] => Some(metric.clone()),
+        _ => {
+            return Err(DriverError::unsupported(format!(
+                "contract terms over {} metrics",
+                metrics.len()
+            )));
+        }
+    };
+    let included = metric.as_ref().and_then(|m| terms.included.get(m));
+    let overage = metric.as_ref().and_then(|m| terms.overage.get(m));
+    Ok(Contract {
+        base: terms.plan.clone(),
+        monthly_fee: terms.base_fee,
+        included: included.map(|&n| count(n)).transpose()?,
+        overage: overage
+            .map(|o| {
+                Ok::<_, DriverError>(Overage {
+                    block_size: count(o.block)?,
+                    block_price: o.price,
+                })
+            })
+            .transpose()?,
+        metric,
+        limits: terms.limits.clone(),
+        term_ends_on: terms.term_ends_on,
+    })
+}
+
+/// A count of units as this service stores them.
+fn count(n: u64) -> Result<i64, DriverError> {
+    i64::try_from(n).map_err(|_| DriverError::unsupported("quantities beyond i64"))
 }
 
 /// One scenario's world in this service.
@@ -180,6 +222,20 @@ impl ExampleSession {
         })
     }
 
+    /// A plan's key as the platform writes it: a contract's plan,
+    /// `<base>~<customer id>~<first day>` here, is `<base>~<tenant>~<first day>` there.
+    fn plan_key(&self, key: &str) -> String {
+        let contract = key.rsplit_once('~').and_then(|(rest, day)| {
+            let (base, customer) = rest.rsplit_once('~')?;
+            let t = self
+                .tenants
+                .iter()
+                .find(|t| t.customer.to_string() == customer)?;
+            Some(format!("{base}~{}~{day}", t.key))
+        });
+        contract.unwrap_or_else(|| key.to_owned())
+    }
+
     /// The tenant's last subscription: a refusal when it never subscribed.
     fn subscription(&self, key: &str) -> Result<SubscriptionId, DriverError> {
         self.tenant(key)?.subscription.ok_or_else(|| {
@@ -195,9 +251,10 @@ impl ExampleSession {
 fn refused(e: Error) -> DriverError {
     let code = match &e {
         Error::Database(_) => return DriverError::failed(e),
-        Error::NoSubscription(_) | Error::Cancelled(_) | Error::NotInService(..) => {
-            "no_active_subscription"
-        }
+        Error::NoSubscription(_)
+        | Error::NotSubscribed(_)
+        | Error::Cancelled(_)
+        | Error::NotInService(..) => "no_active_subscription",
         Error::NoPlan(_) => "unknown_plan",
         Error::Invalid(_) => "invalid_quantity",
         other => other.code(),
@@ -283,10 +340,19 @@ impl Session for ExampleSession {
 
     async fn apply_contract(
         &mut self,
-        _tenant: &str,
-        _terms: &billing_harness::model::ContractTerms,
+        tenant: &str,
+        terms: &billing_harness::model::ContractTerms,
     ) -> Result<(), DriverError> {
-        Err(DriverError::unsupported("sales contracts"))
+        let customer = self.tenant(tenant)?.customer;
+        let subscription = self
+            .service
+            .apply_contract(customer, &contract(terms)?)
+            .await
+            .map_err(refused)?;
+        if let Some(t) = self.tenants.iter_mut().find(|t| t.key == tenant) {
+            t.subscription = Some(subscription.id);
+        }
+        Ok(())
     }
 
     async fn record_usage(
@@ -368,7 +434,7 @@ impl Session for ExampleSession {
                         .iter()
                         .map(|l| OutcomeLine {
                             kind: l.kind.as_str().to_owned(),
-                            plan: l.plan.clone(),
+                            plan: self.plan_key(&l.plan),
                             metric: l.metric.clone(),
                             from: l.from,
                             until: l.until,
@@ -393,7 +459,11 @@ impl Session for ExampleSession {
                 attempts.sort_by_key(|(at, _)| *at);
                 back.subscriptions.push(OutcomeSubscription {
                     tenant: t.key.clone(),
-                    plan: s.periods.last().map(|p| p.plan.clone()).unwrap_or_default(),
+                    plan: s
+                        .periods
+                        .last()
+                        .map(|p| self.plan_key(&p.plan))
+                        .unwrap_or_default(),
                     status: parse(s.status.as_str())?,
                     changes: changes(s.started_on, s.cancelled_on, &attempts),
                 });

@@ -25,6 +25,9 @@ pub enum Error {
     /// The customer has a live subscription already.
     #[error("customer {0} has a live subscription already")]
     AlreadySubscribed(CustomerId),
+    /// The customer has no live subscription, and the contract names no plan to start one on.
+    #[error("customer {0} has no live subscription, and the contract names no base plan")]
+    NotSubscribed(CustomerId),
     /// The subscription is cancelled.
     #[error("subscription {0} is cancelled")]
     Cancelled(SubscriptionId),
@@ -86,6 +89,10 @@ pub enum Error {
     /// A month is closed only once it has ended in Seoul.
     #[error("{0} cannot be closed before it ends")]
     MonthNotOver(Month),
+    /// A contract's terms cannot apply over its base plan (a metric it does not meter, a
+    /// negative amount, a term that ends by its first day).
+    #[error("invalid contract terms: {0}")]
+    InvalidTerms(String),
     /// A value in the request is out of range.
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -103,6 +110,7 @@ impl Error {
             Error::NoPlan(_) => "no_plan",
             Error::EmailTaken(_) => "email_taken",
             Error::AlreadySubscribed(_) => "already_subscribed",
+            Error::NotSubscribed(_) => "not_subscribed",
             Error::Cancelled(_) => "cancelled",
             Error::CurrencyMismatch { .. } => "currency_mismatch",
             Error::PlanProductMismatch { .. } => "plan_product_mismatch",
@@ -113,6 +121,7 @@ impl Error {
             Error::NotInService(..) => "not_in_service",
             Error::PeriodClosed { .. } => "period_closed",
             Error::MonthNotOver(_) => "month_not_over",
+            Error::InvalidTerms(_) => "invalid_terms",
             Error::Invalid(_) => "invalid",
             Error::Database(_) => "internal",
         }

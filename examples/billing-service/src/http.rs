@@ -120,7 +120,9 @@ impl IntoResponse for Error {
             Error::NoCustomer(_) | Error::NoSubscription(_) | Error::NoPlan(_) => {
                 StatusCode::NOT_FOUND
             }
-            Error::Invalid(_) | Error::UnknownMetric { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid(_) | Error::InvalidTerms(_) | Error::UnknownMetric { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::CONFLICT,
         };

@@ -9,6 +9,8 @@
 //! - [`calendar`]: which Seoul day an instant is, and calendar months.
 //! - [`dunning`]: what a charge attempt does to its invoice and subscription, and which days
 //!   past-due invoices are retried, as pure functions.
+//! - [`contracts`]: sales contracts, custom terms over a plan of the price list, applied as a
+//!   plan change, and the end of their terms.
 //! - [`clock`]: where the service reads the time from; injected, never read from the wall
 //!   directly.
 //! - [`payments`]: the payment provider as the service sees it.
@@ -26,6 +28,7 @@ mod charging;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod contracts;
 pub mod dunning;
 mod error;
 #[cfg(feature = "flaws")]

@@ -383,51 +383,27 @@ impl BillingService {
     /// `invalid` for a negative amount or quota, an amount finer than its currency's minor unit
     /// (a fraction of a won, of a cent), or a block of fewer than 1 unit.
     pub async fn put_plan(&self, plan: &Plan) -> Result<(), Error> {
-        let currency = plan.currency;
-        let amounts = std::iter::once(plan.monthly_fee).chain(plan.block_price);
-        if amounts
-            .clone()
-            .any(|a| a.is_sign_negative() || !currency.fits(a))
-            || plan.included < 0
-            || plan.block_size < 1
-        {
+        plan.check().map_err(Error::Invalid)?;
+        let mut conn = self.pool.acquire().await?;
+        if !write_plan(&mut conn, plan, None).await? {
             return Err(Error::Invalid(format!(
-                "plan {}: amounts must be whole {currency} minor units and not negative, the \
-                 quota not negative, blocks at least 1 unit",
+                "plan {} is a contract's: it changes with its contract only",
                 plan.key
             )));
         }
-        sqlx::query(
-            "insert into plans (key, name, currency, monthly_fee, metric, included, block_size, \
-             block_price, product) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             on conflict (key) do update set name = excluded.name, currency = excluded.currency, \
-             product = excluded.product, \
-             monthly_fee = excluded.monthly_fee, metric = excluded.metric, \
-             included = excluded.included, block_size = excluded.block_size, \
-             block_price = excluded.block_price",
-        )
-        .bind(&plan.key)
-        .bind(&plan.name)
-        .bind(currency.as_str())
-        .bind(currency.exact(plan.monthly_fee))
-        .bind(&plan.metric)
-        .bind(plan.included)
-        .bind(plan.block_size)
-        .bind(plan.block_price.map(|p| currency.exact(p)))
-        .bind(&plan.product)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 
-    /// The price list, by key.
+    /// The price list, by key (contracts' plans are not on it).
     ///
     /// # Errors
     /// The database failed.
     pub async fn plans(&self) -> Result<Vec<Plan>, Error> {
-        Ok(sqlx::query_as("select * from plans order by key")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("select * from plans where base_key is null order by key")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Subscribes a customer to a plan from today.
@@ -439,13 +415,8 @@ impl BillingService {
         let now = self.now();
         let today = calendar::local_day(now);
         let mut tx = self.pool.begin().await?;
-        // The customer's row, locked: two subscribes at once see each other.
-        sqlx::query_scalar::<_, i64>("select id from customers where id = $1 for update")
-            .bind(customer)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::NoCustomer(customer))?;
-        let facts = plan_facts(&mut tx, plan).await?;
+        lock_customer(&mut tx, customer).await?;
+        let plan = price_list_plan(&mut tx, plan).await?;
         let live: Option<i64> = sqlx::query_scalar(
             "select id from subscriptions where customer_id = $1 and cancelled_on is null",
         )
@@ -455,20 +426,9 @@ impl BillingService {
         if live.is_some() {
             return Err(Error::AlreadySubscribed(customer));
         }
-        check_product(&mut tx, customer, plan, &facts).await?;
-        check_card(&mut tx, customer, plan, &facts).await?;
-        let currency = facts.currency;
-        let id: SubscriptionId = sqlx::query_scalar(
-            "insert into subscriptions (customer_id, started_on, status, currency, created_at) \
-             values ($1, $2, 'active', $3, $4) returning id",
-        )
-        .bind(customer)
-        .bind(today)
-        .bind(currency.as_str())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        open_period(&mut tx, id, plan, today, now).await?;
+        check_product(&mut tx, customer, &plan).await?;
+        check_card(&mut tx, customer, &plan).await?;
+        let id = start_subscription(&mut tx, customer, &plan, today, now).await?;
         tx.commit().await?;
         self.subscription(id).await
     }
@@ -491,46 +451,21 @@ impl BillingService {
         let today = calendar::local_day(now);
         let mut tx = self.pool.begin().await?;
         let (customer, has) = lock_live(&mut tx, subscription).await?;
-        let facts = plan_facts(&mut tx, plan).await?;
-        check_product(&mut tx, customer, plan, &facts).await?;
-        let asked = facts.currency;
-        if asked != has {
-            return Err(Error::CurrencyMismatch {
-                subscription,
-                has,
-                plan: plan.to_owned(),
-                asked,
-            });
-        }
-        let (period, current): (i64, String) = sqlx::query_as(
-            "select id, plan_key from plan_periods \
-             where subscription_id = $1 and ends_on is null",
+        let plan = price_list_plan(&mut tx, plan).await?;
+        check_product(&mut tx, customer, &plan).await?;
+        check_currency(subscription, has, &plan)?;
+        let current: String = sqlx::query_scalar(
+            "select plan_key from plan_periods where subscription_id = $1 and ends_on is null",
         )
         .bind(subscription)
         .fetch_one(&mut *tx)
         .await?;
-        if current == plan {
+        if current == plan.key {
             return Err(Error::SamePlan(subscription, current));
         }
-        // One change a day: a period that ended today was ended by a change (a cancel leaves
-        // nothing live). Subscribing does not count, so a change on the first day is allowed.
-        let changed_today: bool = sqlx::query_scalar(
-            "select exists (select 1 from plan_periods where subscription_id = $1 and ends_on = $2)",
-        )
-        .bind(subscription)
-        .bind(today)
-        .fetch_one(&mut *tx)
-        .await?;
-        if changed_today {
-            return Err(Error::PlanChangeLimit(subscription, today));
-        }
-        check_card(&mut tx, customer, plan, &facts).await?;
-        sqlx::query("update plan_periods set ends_on = $2 where id = $1")
-            .bind(period)
-            .bind(today)
-            .execute(&mut *tx)
-            .await?;
-        open_period(&mut tx, subscription, plan, today, now).await?;
+        check_change_limit(&mut tx, subscription, today).await?;
+        check_card(&mut tx, customer, &plan).await?;
+        move_subscription(&mut tx, subscription, &plan.key, today, now).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }
@@ -758,72 +693,180 @@ impl BillingService {
     }
 }
 
-/// The currency of `plan`, refusing an unknown plan.
-/// What the subscription rules need of a plan.
-struct PlanFacts {
-    currency: Currency,
-    /// Its product, if it is for one.
-    product: Option<String>,
-    /// Whether it has a monthly fee.
-    paid: bool,
+/// Locks a customer's row, refusing an unknown customer: two operations on one customer's
+/// subscriptions at once see each other.
+pub(crate) async fn lock_customer(
+    conn: &mut PgConnection,
+    customer: CustomerId,
+) -> Result<(), Error> {
+    sqlx::query_scalar::<_, i64>("select id from customers where id = $1 for update")
+        .bind(customer)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(Error::NoCustomer(customer))
+        .map(drop)
 }
 
-async fn plan_facts(conn: &mut PgConnection, plan: &str) -> Result<PlanFacts, Error> {
-    let (currency, product, paid): (String, Option<String>, bool) =
-        sqlx::query_as("select currency, product, monthly_fee > 0 from plans where key = $1")
-            .bind(plan)
-            .fetch_optional(conn)
-            .await?
-            .ok_or_else(|| Error::NoPlan(plan.to_owned()))?;
-    Ok(PlanFacts {
-        currency: currency.parse().map_err(decode)?,
-        product,
-        paid,
-    })
+/// The plan of the price list with this key: a contract's plan is no one else's to take.
+pub(crate) async fn price_list_plan(conn: &mut PgConnection, key: &str) -> Result<Plan, Error> {
+    sqlx::query_as("select * from plans where key = $1 and base_key is null")
+        .bind(key)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::NoPlan(key.to_owned()))
+}
+
+/// Adds `plan` (a contract's when `base` names its base plan), or changes a plan of the price
+/// list with its key; false, writing nothing, when the key is a contract's plan.
+pub(crate) async fn write_plan(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    base: Option<&str>,
+) -> Result<bool, Error> {
+    let currency = plan.currency;
+    let written = sqlx::query(
+        "insert into plans (key, name, currency, monthly_fee, metric, included, block_size, \
+         block_price, product, base_key) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         on conflict (key) do update set name = excluded.name, currency = excluded.currency, \
+         product = excluded.product, \
+         monthly_fee = excluded.monthly_fee, metric = excluded.metric, \
+         included = excluded.included, block_size = excluded.block_size, \
+         block_price = excluded.block_price \
+         where plans.base_key is null and excluded.base_key is null",
+    )
+    .bind(&plan.key)
+    .bind(&plan.name)
+    .bind(currency.as_str())
+    .bind(currency.exact(plan.monthly_fee))
+    .bind(&plan.metric)
+    .bind(plan.included)
+    .bind(plan.block_size)
+    .bind(plan.block_price.map(|p| currency.exact(p)))
+    .bind(&plan.product)
+    .bind(base)
+    .execute(conn)
+    .await?;
+    Ok(written.rows_affected() == 1)
 }
 
 /// A plan for one product is refused to an account for another.
-async fn check_product(
+pub(crate) async fn check_product(
     conn: &mut PgConnection,
     customer: CustomerId,
-    plan: &str,
-    facts: &PlanFacts,
+    plan: &Plan,
 ) -> Result<(), Error> {
     let account: Option<String> = sqlx::query_scalar("select product from customers where id = $1")
         .bind(customer)
         .fetch_one(conn)
         .await?;
-    match (account, &facts.product) {
+    match (account, &plan.product) {
         (Some(account), Some(product)) if &account != product => Err(Error::PlanProductMismatch {
             customer,
             customer_product: account,
-            plan: plan.to_owned(),
+            plan: plan.key.clone(),
             plan_product: product.clone(),
         }),
         _ => Ok(()),
     }
 }
 
+/// A subscription keeps the currency it started in (`has`): a plan in another is refused.
+pub(crate) fn check_currency(
+    subscription: SubscriptionId,
+    has: Currency,
+    plan: &Plan,
+) -> Result<(), Error> {
+    if plan.currency == has {
+        return Ok(());
+    }
+    Err(Error::CurrencyMismatch {
+        subscription,
+        has,
+        plan: plan.key.clone(),
+        asked: plan.currency,
+    })
+}
+
 /// A plan with a monthly fee needs a card on file.
-async fn check_card(
+pub(crate) async fn check_card(
     conn: &mut PgConnection,
     customer: CustomerId,
-    plan: &str,
-    facts: &PlanFacts,
+    plan: &Plan,
 ) -> Result<(), Error> {
     let has_card: bool =
         sqlx::query_scalar("select billing_key is not null from customers where id = $1")
             .bind(customer)
             .fetch_one(conn)
             .await?;
-    if facts.paid && !has_card {
-        return Err(Error::CardRequired(customer, plan.to_owned()));
+    if plan.monthly_fee > Decimal::ZERO && !has_card {
+        return Err(Error::CardRequired(customer, plan.key.clone()));
     }
     Ok(())
 }
 
+/// One plan change a day: a period that ended `today` was ended by a change (a cancel leaves
+/// nothing live). Subscribing does not count, so a change on the first day is allowed.
+pub(crate) async fn check_change_limit(
+    conn: &mut PgConnection,
+    subscription: SubscriptionId,
+    today: NaiveDate,
+) -> Result<(), Error> {
+    let changed_today: bool = sqlx::query_scalar(
+        "select exists (select 1 from plan_periods where subscription_id = $1 and ends_on = $2)",
+    )
+    .bind(subscription)
+    .bind(today)
+    .fetch_one(conn)
+    .await?;
+    if changed_today {
+        return Err(Error::PlanChangeLimit(subscription, today));
+    }
+    Ok(())
+}
+
+/// Starts a subscription of `customer` on `plan` from `today`, in the plan's currency.
+pub(crate) async fn start_subscription(
+    conn: &mut PgConnection,
+    customer: CustomerId,
+    plan: &Plan,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<SubscriptionId, Error> {
+    let id: SubscriptionId = sqlx::query_scalar(
+        "insert into subscriptions (customer_id, started_on, status, currency, created_at) \
+         values ($1, $2, 'active', $3, $4) returning id",
+    )
+    .bind(customer)
+    .bind(today)
+    .bind(plan.currency.as_str())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    open_period(conn, id, &plan.key, today, now).await?;
+    Ok(id)
+}
+
+/// Moves `subscription` to `plan` from `today`: its open period ends today and the plan's
+/// starts today. The caller holds the subscription's row.
+pub(crate) async fn move_subscription(
+    conn: &mut PgConnection,
+    subscription: SubscriptionId,
+    plan: &str,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "update plan_periods set ends_on = $2 where subscription_id = $1 and ends_on is null",
+    )
+    .bind(subscription)
+    .bind(today)
+    .execute(&mut *conn)
+    .await?;
+    open_period(conn, subscription, plan, today, now).await
+}
+
 /// Locks a subscription's row, refusing an unknown or cancelled one; its customer and currency.
-async fn lock_live(
+pub(crate) async fn lock_live(
     conn: &mut PgConnection,
     id: SubscriptionId,
 ) -> Result<(CustomerId, Currency), Error> {
@@ -1029,17 +1072,22 @@ struct InvoiceRow {
 }
 
 impl InvoiceRow {
-    fn into_invoice(self, lines: Vec<Line>) -> Result<Invoice, Error> {
+    fn into_invoice(self, mut lines: Vec<Line>) -> Result<Invoice, Error> {
+        // Postgres keeps `0.00` as written, but a zero decodes without its decimals.
+        let currency: Currency = self.currency.parse().map_err(decode)?;
+        for line in &mut lines {
+            line.amount = currency.exact(line.amount);
+        }
         Ok(Invoice {
             id: self.id,
             subscription_id: self.subscription_id,
             customer_id: self.customer_id,
             month: Month::of(self.month),
             status: self.status.parse().map_err(decode)?,
-            currency: self.currency.parse().map_err(decode)?,
-            subtotal: self.subtotal,
-            tax: self.tax,
-            total: self.total,
+            currency,
+            subtotal: currency.exact(self.subtotal),
+            tax: currency.exact(self.tax),
+            total: currency.exact(self.total),
             closed_at: self.closed_at,
             paid_at: self.paid_at,
             lines,

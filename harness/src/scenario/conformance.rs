@@ -220,10 +220,23 @@ const PRODUCT: &str =
 /// Every difference between the reference's outcome and a driver's.
 fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
     let mut out = Vec::new();
+    // A tenant that subscribes again has two invoices of one period, written in an order of
+    // each side's own: they pair by the first day they bill.
+    let by_first_day = |invoices: &[OutcomeInvoice]| {
+        let mut sorted = invoices.to_vec();
+        sorted.sort_by_key(|i| {
+            (
+                i.tenant.clone(),
+                i.period.clone(),
+                i.lines.first().map(|l| l.from),
+            )
+        });
+        sorted
+    };
     matched(
         &mut out,
-        &expected.invoices,
-        &got.invoices,
+        &by_first_day(&expected.invoices),
+        &by_first_day(&got.invoices),
         |i| (i.tenant.clone(), i.period.clone()),
         |i| format!("invoice {} {}", i.tenant, i.period),
         |i| format!("total {} ({})", i.total, i.status),
@@ -290,8 +303,8 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
     out
 }
 
-/// Pairs `expected` and `got` by `key`: a result on one side only is a difference with
-/// `none` on the other; a pair is compared by `each`.
+/// Pairs `expected` and `got` by `key`, the n-th of a key on one side with the n-th of it on
+/// the other: a result on one side only is a difference with `none` on the other; a pair is compared by `each`.
 #[allow(clippy::too_many_arguments)]
 fn matched<T, K: Ord>(
     out: &mut Vec<Difference>,
@@ -303,9 +316,21 @@ fn matched<T, K: Ord>(
     rule: &'static str,
     each: impl Fn(&mut Vec<Difference>, &str, &T, &T),
 ) {
-    for e in expected {
-        match got.iter().find(|g| key(g) == key(e)) {
-            Some(g) => each(out, &at(e), e, g),
+    // Each result with the number of results of its key before it on its side.
+    let numbered = |side: &[T]| -> Vec<(K, usize)> {
+        let mut seen = std::collections::BTreeMap::<K, usize>::new();
+        side.iter()
+            .map(|r| {
+                let n = seen.entry(key(r)).or_default();
+                *n += 1;
+                (key(r), *n)
+            })
+            .collect()
+    };
+    let (expected_keys, got_keys) = (numbered(expected), numbered(got));
+    for (e, k) in expected.iter().zip(&expected_keys) {
+        match got_keys.iter().position(|g| g == k) {
+            Some(i) => each(out, &at(e), e, &got[i]),
             None => out.push(Difference {
                 at: at(e),
                 field: "present".to_owned(),
@@ -315,9 +340,10 @@ fn matched<T, K: Ord>(
             }),
         }
     }
-    for g in got
+    for (g, _) in got
         .iter()
-        .filter(|g| !expected.iter().any(|e| key(e) == key(g)))
+        .zip(&got_keys)
+        .filter(|(_, k)| !expected_keys.contains(k))
     {
         out.push(Difference {
             at: at(g),

@@ -99,6 +99,16 @@ async fn the_reference_conforms_to_itself() {
 }
 
 #[tokio::test]
+async fn two_invoices_of_one_tenant_and_period_are_each_compared_with_their_own() {
+    // acme-dollars cancels its USD subscription and subscribes in KRW on the 20th: two
+    // October invoices, paired in order, not both with the first.
+    let report = run_with(&Reference, &[bundled("plan-change-across-currencies.toml")])
+        .await
+        .unwrap();
+    assert_eq!(report.counts(), (1, 0, 0), "{}", report.to_text());
+}
+
+#[tokio::test]
 async fn a_driver_that_bills_a_line_wrong_gets_the_invoice_line_values_and_rule() {
     let report = run_with(&OffByOne, &[bundled("full-month.toml")])
         .await

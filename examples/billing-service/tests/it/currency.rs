@@ -119,3 +119,22 @@ async fn a_price_finer_than_the_minor_unit_is_refused() {
     let plans = world.service.plans().await.unwrap();
     assert!(plans.iter().all(|p| p.key != "team"), "nothing written");
 }
+
+#[tokio::test]
+async fn a_zero_usd_amount_reads_back_with_its_cents() {
+    let world = World::start(seoul(2026, 10, 1)).await;
+    world.service.put_plan(&team()).await.unwrap();
+    let (customer, _) = world.subscriber("team").await;
+    let untaxed = world.service.clone().with_tax_rate(Decimal::ZERO);
+    world.at(seoul(2026, 11, 1)).await;
+    untaxed
+        .close_month(Month::new(2026, 10).unwrap())
+        .await
+        .unwrap();
+    let invoice = &untaxed.invoices(customer.id).await.unwrap()[0];
+    // A whole month of 19.99, and no tax: written 0.00, as every USD amount has two decimals.
+    assert_eq!(
+        [invoice.subtotal, invoice.tax, invoice.total].map(|d| d.to_string()),
+        ["19.99", "0.00", "19.99"]
+    );
+}

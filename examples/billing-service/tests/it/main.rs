@@ -8,6 +8,7 @@
 
 mod api;
 mod charge;
+mod contracts;
 mod currency;
 mod dunning;
 #[cfg(feature = "flaws")]
