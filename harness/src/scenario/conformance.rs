@@ -304,7 +304,8 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
 }
 
 /// Pairs `expected` and `got` by `key`, the n-th of a key on one side with the n-th of it on
-/// the other: a result on one side only is a difference with `none` on the other; a pair is compared by `each`.
+/// the other: a result on one side only is a difference with `none` on the other; a pair is
+/// compared by `each`.
 #[allow(clippy::too_many_arguments)]
 fn matched<T, K: Ord>(
     out: &mut Vec<Difference>,
