@@ -795,6 +795,27 @@ async fn a_paid_plan_needs_a_card_and_a_free_plan_does_not() {
         None,
         "rule: with a card the paid plan is accepted"
     );
+    // Only an active card counts: one its organization removed (in the card service) does not.
+    let removed = env.org().card(TestCard::Ok).create().await.unwrap();
+    sqlx::query("update cards set status = 'removed', removed_at = $2 where organization_id = $1")
+        .bind(removed.id.0)
+        .bind(now())
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let t = env.tenant().org(&removed).create().await.unwrap();
+    assert_eq!(
+        code(p.subscribe(t.id(), "tiny", now()).await.map(drop)),
+        Some("card_required"),
+        "rule: only an active card counts for a paid plan; a removed one does not"
+    );
+    p.subscribe(t.id(), "free", now()).await.unwrap();
+    env.clock().advance_to(midnight(2026, 10, 3)).await.unwrap();
+    assert_eq!(
+        code(p.change_plan(t.id(), "tiny", now()).await),
+        Some("card_required"),
+        "rule: only an active card counts for a paid plan; a removed one does not"
+    );
 }
 
 #[tokio::test]
