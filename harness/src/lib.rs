@@ -8,7 +8,7 @@
 //!
 //! The modules, from the bottom up, with the Cargo feature that brings each (all are on by
 //! default; `default-features = false` keeps `env`, `clock` and `TestEnv`):
-//! - [`env`]: throwaway PostgreSQL (a [`env::Database`] per test); knows no domain.
+//! - [`env`](mod@env): throwaway PostgreSQL (a [`env::Database`] per test); knows no domain.
 //! - `model` and `calendar` (`domain`): plain data of the domain and the platform's calendar.
 //! - `billing` (`domain`): the billing rules as pure functions, the expected value of any
 //!   billing code.

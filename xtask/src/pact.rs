@@ -21,7 +21,7 @@ const CONSUMER: &str = "platform";
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Run scenarios (default: all) and write what each product mock received as a Pact V4
-    /// file, DIR/platform-<product>.json.
+    /// file, DIR/platform-PRODUCT.json.
     Export {
         /// Where to write the files (default: target/pacts of the workspace).
         #[arg(long, value_name = "DIR")]

@@ -24,7 +24,7 @@ pub struct CloseReport {
     pub already_closed: bool,
 }
 
-/// An invoice as stored: what [`billing::invoice`] returned at the close, with its id, status
+/// An invoice as stored: what [`crate::billing::invoice`] returned at the close, with its id, status
 /// and finalisation instant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredInvoice {

@@ -1,8 +1,8 @@
 //! Scenarios for QA: TOML files that describe a billing case once (catalog, organizations,
 //! tenants, dated steps), checked with precise diagnostics and run on a throwaway database.
 //!
-//! Reading is two stages: [`raw`] deserializes the text with spans and refuses unknown fields;
-//! [`validate`] checks meaning (dates, references, cards, codes) and yields a [`Scenario`]. The
+//! Reading is two stages: `raw` deserializes the text with spans and refuses unknown fields;
+//! `validate` checks meaning (dates, references, cards, codes) and yields a [`Scenario`]. The
 //! runner ([`run()`]) plays it on a [`crate::TestEnv`] and returns an [`Outcome`].
 //!
 //! The format, version 1:

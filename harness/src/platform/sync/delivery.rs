@@ -120,7 +120,7 @@ impl Claimed {
 /// each row claimed (`for update skip locked`) for the length of its delivery, so that several
 /// dispatchers, in tasks or processes, never deliver a row twice nor a key out of order. A failed
 /// row waits [`SyncPolicy::backoff`]; after [`SyncPolicy::max_attempts`] failures it is
-/// dead-lettered and holds back its key until [`requeue`].
+/// dead-lettered and holds back its key until [`super::requeue`].
 ///
 /// # Errors
 /// The database failed.

@@ -56,7 +56,7 @@ impl FromStr for Lang {
 }
 
 /// The labels and sentence templates of one language. A template's `{name}` is filled by
-/// [`fill`]; both languages use the same names in each template.
+/// `fill`; both languages use the same names in each template.
 #[derive(Debug)]
 pub struct Words {
     /// The `<title>` of a scenario page: `{name}`.
