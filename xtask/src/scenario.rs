@@ -42,7 +42,7 @@ pub(crate) enum Command {
         /// Run the scenarios through another billing implementation and compare every result
         /// with the reference platform's, in the same run: each difference names the invoice,
         /// line, field, expected vs got and the rule. Exits 1 when one differs.
-        #[arg(long, value_enum, value_name = "NAME", conflicts_with_all = ["accept", "report"])]
+        #[arg(long, value_enum, value_name = "NAME", conflicts_with_all = ["accept", "report", "lang"])]
         driver: Option<crate::conformance::DriverChoice>,
     },
     /// Write a commented starting point to scenarios/NAME.toml (never overwrites).

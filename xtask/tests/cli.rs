@@ -1745,6 +1745,12 @@ fn prorating_by_30_days_is_caught_by_the_scenarios_of_months_other_than_30_days(
     // September has 30 days: a whole September is billed the same either way.
     assert!(!caught.contains(&"full-month.toml"), "{report}");
     assert!(
+        report.ends_with(
+            "example-prorate-by-30-days: 3 conform, 30 differ, 11 not supported, of 44 scenarios\n"
+        ),
+        "{report}"
+    );
+    assert!(
         report.contains(
             "  invoice acme-analytics 2028-02, line 1 (base pro): amount: expected 68275, got 66000\n    \
              rule: the base fee is prorated: fee × days used / days in the month, rounded down to \
@@ -1770,6 +1776,12 @@ fn a_retry_that_skips_a_day_is_caught_by_the_dunning_scenarios() {
     }
     // A card that pays on the 5th is never retried: nothing to skip.
     assert!(!caught.contains(&"charged-on-the-5th.toml"), "{report}");
+    assert!(
+        report.ends_with(
+            "example-retry-skips-a-day: 26 conform, 7 differ, 11 not supported, of 44 scenarios\n"
+        ),
+        "{report}"
+    );
     assert!(
         report.contains(
             "  payment acme-analytics 2026-10 attempt 2: on: expected 2026-11-06, got 2026-11-07\n    \

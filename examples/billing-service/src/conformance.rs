@@ -218,7 +218,9 @@ impl ExampleSession {
 
     fn tenant(&self, key: &str) -> Result<&Tenant, DriverError> {
         self.tenants.iter().find(|t| t.key == key).ok_or_else(|| {
-            DriverError::unsupported(format!("a tenant the scenario did not create ({key})"))
+            DriverError::failed(std::io::Error::other(format!(
+                "no tenant {key} was created before it was used"
+            )))
         })
     }
 

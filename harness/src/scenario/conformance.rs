@@ -142,10 +142,14 @@ pub async fn run_with<D: Driver>(
     driver: &D,
     files: &[impl AsRef<Path>],
 ) -> Result<Conformance, RunError> {
+    // Every file is read before any is played: an invalid one fails the run at once.
+    let loaded = files
+        .iter()
+        .map(|file| super::load(file.as_ref(), None).map_err(Box::new))
+        .collect::<Result<Vec<Scenario>, _>>()?;
     let mut scenarios = Vec::new();
-    for file in files {
-        let scenario = super::load(file.as_ref(), None).map_err(Box::new)?;
-        scenarios.push(conform(driver, &scenario).await?);
+    for scenario in &loaded {
+        scenarios.push(conform(driver, scenario).await?);
     }
     Ok(Conformance {
         driver: driver.name().to_owned(),
@@ -166,12 +170,24 @@ async fn conform<D: Driver>(
         Err(what) => (Verdict::Unsupported { what }, Vec::new(), Vec::new()),
         Ok(got) => {
             let differences = compare(&expected, &got);
-            let verdict = if differences.is_empty() && got.failures.is_empty() {
+            // What the reference does not hold either is the scenario's fault, said as such;
+            // the driver answers for the rest.
+            let mut failures: Vec<String> = expected
+                .failures
+                .iter()
+                .map(|f| format!("the reference does not hold this either: {f}"))
+                .collect();
+            failures.extend(
+                got.failures
+                    .into_iter()
+                    .filter(|f| !expected.failures.contains(f)),
+            );
+            let verdict = if differences.is_empty() && failures.is_empty() {
                 Verdict::Conforms
             } else {
                 Verdict::Differs
             };
-            (verdict, differences, got.failures)
+            (verdict, differences, failures)
         }
     };
     Ok(ScenarioConformance {
@@ -195,7 +211,11 @@ async fn through<D: Driver>(
     match played {
         Ok(outcome) => Ok(Ok(outcome)),
         Err(DriverError::Unsupported { what }) => Ok(Err(what)),
-        Err(e) => Err(RunError::from_driver(e)),
+        Err(e) => Err(RunError::InScenario {
+            path: scenario.path().to_owned(),
+            side: driver.name().to_owned(),
+            source: Box::new(RunError::from_driver(e)),
+        }),
     }
 }
 
@@ -214,6 +234,7 @@ const AMOUNT: &str = "a charge captures the invoice's total, tax included";
 const OUTCOME: &str = "the card decides an attempt's outcome; a lost reply is looked up by its key, never charged twice";
 const SUBSCRIPTION: &str = "after the last failed attempt the subscription is cancelled; a paid invoice renews it; a plan change or cancel takes effect on its day";
 const REFUSAL: &str = "a rule's refusal: see the error codes of the platform (billing_harness::scenario::ERROR_CODES)";
+const PURGE: &str = "a purge deletes what only its target owns, and tells each product of the users and tenants it deleted";
 const PRODUCT: &str =
     "every product holds the platform's users, tenants and subscriptions once sync is idle";
 
@@ -278,6 +299,27 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
         REFUSAL,
         |out, at, e, g| field(out, at, "code", &e.code, &g.code, REFUSAL),
     );
+    matched(
+        &mut out,
+        &expected.purges,
+        &got.purges,
+        |p| (p.step.to_string(), String::new()),
+        |p| format!("step {} ({})", p.step, p.purged),
+        |p| format!("purged {:?}", p.scope),
+        PURGE,
+        |out, at, e, g| {
+            field(
+                out,
+                at,
+                "scope",
+                format!("{:?}", e.scope),
+                format!("{:?}", g.scope),
+                PURGE,
+            );
+            let told = |p: &super::OutcomePurge| format!("{:?}", p.told);
+            field(out, at, "told the products", told(e), told(g), PURGE);
+        },
+    );
     // A driver that reports no products is not compared on them.
     if !got.products.is_empty() {
         matched(
@@ -306,7 +348,10 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
 /// Pairs `expected` and `got` by `key`, the n-th of a key on one side with the n-th of it on
 /// the other: a result on one side only is a difference with `none` on the other; a pair is
 /// compared by `each`.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each argument is one of the few things that differ between the kinds of result"
+)]
 fn matched<T, K: Ord>(
     out: &mut Vec<Difference>,
     expected: &[T],

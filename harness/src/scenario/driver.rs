@@ -41,8 +41,9 @@ pub trait Driver: Sync {
     ) -> impl Future<Output = Result<Self::Session, DriverError>> + Send;
 }
 
-/// One scenario's world. Every operation happens at the session's instant, which only
-/// [`Session::advance_to`] moves. A refusal by a billing rule is [`DriverError::Refused`] with
+/// One scenario's world. Every operation happens at the session's instant, which
+/// [`Session::advance_to`] moves (and [`Session::products`] may, running sync to idle at the
+/// end). A refusal by a billing rule is [`DriverError::Refused`] with
 /// the platform's code for it (see [`super::ERROR_CODES`]).
 ///
 /// The operations after [`Session::read_back`] have defaults that answer

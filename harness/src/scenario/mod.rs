@@ -4,6 +4,9 @@
 //! Reading is two stages: `raw` deserializes the text with spans and refuses unknown fields;
 //! `validate` checks meaning (dates, references, cards, codes) and yields a [`Scenario`]. The
 //! runner ([`run()`]) plays it on a [`crate::TestEnv`] and returns an [`Outcome`].
+//! Any billing implementation can play a scenario through the [`driver`] traits;
+//! [`run_with`] plays each file through one and through the reference platform
+//! ([`Reference`]) and compares every result.
 //!
 //! The format, version 1:
 //!

@@ -281,6 +281,17 @@ pub enum RunError {
     /// A scenario file is not valid.
     #[error(transparent)]
     Invalid(#[from] Box<super::ScenarioError>),
+    /// A conformance run failed in one scenario, on one side.
+    #[error("scenario {path} through {side} failed")]
+    InScenario {
+        /// The scenario file, as named in diagnostics.
+        path: String,
+        /// `reference` or the driver's name.
+        side: String,
+        /// What failed.
+        #[source]
+        source: Box<RunError>,
+    },
 }
 
 impl Scenario {
@@ -779,8 +790,9 @@ impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
     }
 
     async fn products(&mut self) -> Result<Option<Vec<OutcomeProduct>>, DriverError> {
+        // An attached database (a seed) has no mocks: nothing to converge, nothing lacking.
         if self.mocks.is_empty() {
-            return Ok(None);
+            return Ok(Some(Vec::new()));
         }
         let env = self.env();
         let convergence = env.converge().await.map_err(failed)?;

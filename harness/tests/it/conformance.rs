@@ -19,25 +19,43 @@ fn bundled(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The reference with one planted bug: the first invoice's first line, and so its subtotal and
-/// total, bill one unit more than it wrote. It does no purge (the trait's default).
-struct OffByOne;
+/// The reference with one planted bug. It does no purge (the trait's default).
+#[derive(Clone, Copy)]
+enum Bug {
+    /// The first invoice's first line, and so its subtotal and total, bill one unit more.
+    OffByOne,
+    /// Invoices read back newest first: not a bug, the comparison pairs them by key.
+    InvoicesReversed,
+    /// The last payment attempt is not read back.
+    LastPaymentLost,
+    /// Cancelling fails as an implementation would when its database is gone.
+    CancelFails,
+}
 
-struct OffByOneSession(ReferenceSession<TestEnv>);
+struct Planted(Bug);
 
-impl Driver for OffByOne {
-    type Session = OffByOneSession;
+struct PlantedSession(ReferenceSession<TestEnv>, Bug);
+
+impl Driver for Planted {
+    type Session = PlantedSession;
 
     fn name(&self) -> &str {
-        "off-by-one"
+        match self.0 {
+            Bug::OffByOne => "off-by-one",
+            _ => "planted",
+        }
     }
 
-    async fn start(&self, scenario: &Scenario) -> Result<OffByOneSession, DriverError> {
-        Reference.start(scenario).await.map(OffByOneSession)
+    async fn start(&self, scenario: &Scenario) -> Result<PlantedSession, DriverError> {
+        let bug = self.0;
+        Reference
+            .start(scenario)
+            .await
+            .map(|s| PlantedSession(s, bug))
     }
 }
 
-impl Session for OffByOneSession {
+impl Session for PlantedSession {
     async fn create_org(&mut self, org: &OrgDef) -> Result<(), DriverError> {
         self.0.create_org(org).await
     }
@@ -57,6 +75,11 @@ impl Session for OffByOneSession {
         self.0.change_plan(tenant, plan).await
     }
     async fn cancel(&mut self, tenant: &str) -> Result<(), DriverError> {
+        if let Bug::CancelFails = self.1 {
+            return Err(DriverError::failed(std::io::Error::other(
+                "connection refused",
+            )));
+        }
         self.0.cancel(tenant).await
     }
     async fn apply_contract(
@@ -80,10 +103,17 @@ impl Session for OffByOneSession {
     }
     async fn read_back(&mut self) -> Result<ReadBack, DriverError> {
         let mut back = self.0.read_back().await?;
-        if let Some(invoice) = back.invoices.first_mut() {
-            invoice.lines[0].amount += Decimal::ONE;
-            invoice.subtotal += Decimal::ONE;
-            invoice.total += Decimal::ONE;
+        match self.1 {
+            Bug::OffByOne => {
+                if let Some(invoice) = back.invoices.first_mut() {
+                    invoice.lines[0].amount += Decimal::ONE;
+                    invoice.subtotal += Decimal::ONE;
+                    invoice.total += Decimal::ONE;
+                }
+            }
+            Bug::InvoicesReversed => back.invoices.reverse(),
+            Bug::LastPaymentLost => drop(back.payments.pop()),
+            Bug::CancelFails => {}
         }
         Ok(back)
     }
@@ -110,7 +140,7 @@ async fn two_invoices_of_one_tenant_and_period_are_each_compared_with_their_own(
 
 #[tokio::test]
 async fn a_driver_that_bills_a_line_wrong_gets_the_invoice_line_values_and_rule() {
-    let report = run_with(&OffByOne, &[bundled("full-month.toml")])
+    let report = run_with(&Planted(Bug::OffByOne), &[bundled("full-month.toml")])
         .await
         .unwrap();
     let scenario = &report.scenarios[0];
@@ -142,9 +172,12 @@ async fn a_driver_that_bills_a_line_wrong_gets_the_invoice_line_values_and_rule(
 
 #[tokio::test]
 async fn a_scenario_needing_what_a_driver_lacks_is_reported_not_supported() {
-    let report = run_with(&OffByOne, &[bundled("purge-a-member-who-leaves.toml")])
-        .await
-        .unwrap();
+    let report = run_with(
+        &Planted(Bug::OffByOne),
+        &[bundled("purge-a-member-who-leaves.toml")],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report.scenarios[0].verdict,
         Verdict::Unsupported {
@@ -172,6 +205,61 @@ async fn a_file_that_is_not_a_scenario_is_an_error_naming_it() {
     std::fs::write(&bad, "version = 1\nname = 3\n").unwrap();
     let err = run_with(&Reference, &[&bad]).await.unwrap_err();
     let _ = std::fs::remove_dir_all(&dir);
-    let shown = format!("{err:?}");
-    assert!(shown.contains("bad.toml"), "{shown}");
+    assert!(
+        matches!(&err, billing_harness::scenario::RunError::Invalid(e) if format!("{e:?}").contains("bad.toml")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn results_pair_by_what_they_are_not_by_the_order_they_were_read() {
+    let report = run_with(
+        &Planted(Bug::InvoicesReversed),
+        &[
+            bundled("plan-change-across-currencies.toml"),
+            bundled("declined-dunning.toml"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.counts(), (2, 0, 0), "{}", report.to_text());
+}
+
+#[tokio::test]
+async fn a_result_on_one_side_only_is_a_difference_with_none_on_the_other() {
+    let report = run_with(
+        &Planted(Bug::LastPaymentLost),
+        &[bundled("declined-dunning.toml")],
+    )
+    .await
+    .unwrap();
+    let text = report.to_text();
+    assert!(
+        text.contains(
+            "  payment acme-analytics 2026-11 attempt 4: present: expected failed on 2026-12-08 \
+             (23100), got none\n    rule: month M is charged on the charge day"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_driver_that_fails_ends_the_run_naming_the_scenario_and_the_driver() {
+    let err = run_with(
+        &Planted(Bug::CancelFails),
+        &[bundled("cancel-mid-month.toml")],
+    )
+    .await
+    .unwrap_err();
+    let mut shown = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        shown.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    assert!(
+        shown.contains("cancel-mid-month.toml through planted failed")
+            && shown.contains("connection refused"),
+        "{shown}"
+    );
 }
