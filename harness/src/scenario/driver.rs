@@ -179,6 +179,20 @@ pub struct Purged {
     pub told: std::collections::BTreeMap<String, usize>,
 }
 
+impl Purged {
+    /// Deletion notices as [`Purged::told`] counts them: per `product entity`
+    /// (`analytics user`), from each notice's product and entity.
+    pub fn count_told<'a>(
+        notices: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> std::collections::BTreeMap<String, usize> {
+        let mut told = std::collections::BTreeMap::new();
+        for (product, entity) in notices {
+            *told.entry(format!("{product} {entity}")).or_insert(0) += 1;
+        }
+        told
+    }
+}
+
 /// What an implementation holds at the end of a scenario, in the words of [`super::Outcome`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadBack {

@@ -104,8 +104,8 @@ pub use expect::{Expectation, Expected};
 pub use run::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
     OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
-    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, Reference, ReferenceSession, RunError,
-    RunOptions, run, run_on,
+    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync, Reference,
+    ReferenceSession, RunError, RunOptions, run, run_on,
 };
 pub use validate::{
     Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, PurgeStep, Scenario,

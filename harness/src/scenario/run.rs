@@ -757,12 +757,8 @@ impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
         let report = crate::purge::purge(self.env().pool(), &target, at)
             .await
             .map_err(failed)?;
-        let mut told = BTreeMap::new();
-        for n in &report.plan.notices {
-            *told
-                .entry(format!("{} {}", n.product, n.entity))
-                .or_insert(0) += 1;
-        }
+        let notices = &report.plan.notices;
+        let told = Purged::count_told(notices.iter().map(|n| (&*n.product, &*n.entity)));
         Ok(Purged {
             scope: report.plan.scope,
             rows: report.plan.rows,
@@ -882,64 +878,94 @@ impl Names {
 fn product_outcome(mock: &ProductMock, c: &Convergence, names: &Names) -> OutcomeProduct {
     let key = mock.key();
     let describe = |d: &crate::platform::Drift| d.describe(|e, id| names.entity(e, id));
-    let drift: Vec<String> = c
-        .reconciliation
-        .drift
-        .iter()
-        .filter(|d| d.product == key)
-        .map(describe)
-        .collect();
-    let repaired = c
-        .repaired
-        .iter()
-        .filter(|d| d.product == key)
-        .map(describe)
-        .collect();
-    let violations = mock.violations();
-    let dead_letters = c.dead_letters.iter().filter(|r| r.product == key).count();
-    let busy = c.reconciliation.busy.iter().any(|b| b == key);
-    let held = mock.read_state();
-    let tenant_key = |id: i64, name: &str| names.tenant(id).unwrap_or(name).to_owned();
-    let state = OutcomeProductState {
-        users: held
-            .users
+    let sync = ProductSync {
+        drift: c
+            .reconciliation
+            .drift
             .iter()
-            .map(|u| OutcomeProductUser {
-                email: u.email.clone(),
-                role: u.role.clone(),
-            })
+            .filter(|d| d.product == key)
+            .map(describe)
             .collect(),
-        tenants: held
-            .tenants
+        repaired: c
+            .repaired
             .iter()
-            .map(|t| OutcomeProductTenant {
-                key: tenant_key(t.id, &t.name),
-                status: t.status.clone(),
-            })
+            .filter(|d| d.product == key)
+            .map(describe)
             .collect(),
-        subscriptions: held
-            .subscriptions
-            .iter()
-            .map(|s| OutcomeProductSubscription {
-                tenant: tenant_key(s.tenant_id, &format!("tenant {}", s.tenant_id)),
-                plan: s.plan.clone(),
-                status: s.status.clone(),
-            })
-            .collect(),
+        busy: c.reconciliation.busy.iter().any(|b| b == key),
+        dead_letters: c.dead_letters.iter().filter(|r| r.product == key).count(),
     };
-    OutcomeProduct {
-        key: key.to_owned(),
-        converged: drift.is_empty()
-            && !busy
-            && dead_letters == 0
-            && (violations.is_empty() || !mock.is_strict()),
-        drift,
-        repaired,
-        violations,
-        requests: mock.requests(),
-        faults_applied: mock.faults_applied(),
-        dead_letters,
-        state,
+    OutcomeProduct::of(mock, sync, |id| names.tenant(id).map(str::to_owned))
+}
+
+/// What an implementation's product sync says of one product once it ran to idle at `until`:
+/// what [`OutcomeProduct::of`] joins with what the product's mock saw and holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductSync {
+    /// The drift left after repair, one line per entity, tenants named by their keys.
+    pub drift: Vec<String>,
+    /// The drift found and repaired on the way.
+    pub repaired: Vec<String>,
+    /// Whether rows to the product were still undelivered when it was compared.
+    pub busy: bool,
+    /// Rows to the product given up on.
+    pub dead_letters: usize,
+}
+
+impl OutcomeProduct {
+    /// A product at the end of a run: what `mock` saw and holds, with what the implementation's
+    /// `sync` says of it. Tenants are named by `tenant` (the scenario's key for an id the run
+    /// made; `None` keeps the name the product holds). It converged when no drift is left,
+    /// nothing was in flight or given up on, and a strict mock saw no violation.
+    pub fn of(
+        mock: &ProductMock,
+        sync: ProductSync,
+        tenant: impl Fn(i64) -> Option<String>,
+    ) -> OutcomeProduct {
+        let violations = mock.violations();
+        let held = mock.read_state();
+        let tenant_key = |id: i64, name: &str| tenant(id).unwrap_or_else(|| name.to_owned());
+        let state = OutcomeProductState {
+            users: held
+                .users
+                .iter()
+                .map(|u| OutcomeProductUser {
+                    email: u.email.clone(),
+                    role: u.role.clone(),
+                })
+                .collect(),
+            tenants: held
+                .tenants
+                .iter()
+                .map(|t| OutcomeProductTenant {
+                    key: tenant_key(t.id, &t.name),
+                    status: t.status.clone(),
+                })
+                .collect(),
+            subscriptions: held
+                .subscriptions
+                .iter()
+                .map(|s| OutcomeProductSubscription {
+                    tenant: tenant_key(s.tenant_id, &format!("tenant {}", s.tenant_id)),
+                    plan: s.plan.clone(),
+                    status: s.status.clone(),
+                })
+                .collect(),
+        };
+        OutcomeProduct {
+            key: mock.key().to_owned(),
+            converged: sync.drift.is_empty()
+                && !sync.busy
+                && sync.dead_letters == 0
+                && (violations.is_empty() || !mock.is_strict()),
+            drift: sync.drift,
+            repaired: sync.repaired,
+            violations,
+            requests: mock.requests(),
+            faults_applied: mock.faults_applied(),
+            dead_letters: sync.dead_letters,
+            state,
+        }
     }
 }
 
