@@ -233,6 +233,7 @@ impl BillingService {
             (Consequence::PastDue, SubscriptionStatus::Active) => Some(SubscriptionStatus::PastDue),
             (Consequence::Uncollectible, _) => {
                 end_subscription(&mut tx, due.subscription_id, today).await?;
+                crate::sync::queue_subscription(&mut tx, due.subscription_id, now).await?;
                 None
             }
             _ => None,
@@ -243,6 +244,7 @@ impl BillingService {
                 .bind(next.as_str())
                 .execute(&mut *tx)
                 .await?;
+            crate::sync::queue_subscription(&mut tx, due.subscription_id, now).await?;
         }
         tx.commit().await?;
         Ok(Some(payment))

@@ -285,6 +285,7 @@ impl Session for ExampleSession {
                 email: format!("{}@{org}.example", tenant.key),
                 billing_key: card,
                 product: Some(tenant.product.clone()),
+                organization: None,
             })
             .await
             .map_err(refused)?;

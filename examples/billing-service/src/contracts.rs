@@ -199,6 +199,7 @@ impl BillingService {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        crate::sync::queue_subscription(&mut tx, subscription, now).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }
@@ -207,11 +208,13 @@ impl BillingService {
     /// term's end day (not billed itself); how many. Runs with the day's jobs, before the
     /// charges and retries.
     pub(crate) async fn end_contract_terms(&self) -> Result<usize, Error> {
-        let today = calendar::local_day(self.now());
+        let now = self.now();
+        let today = calendar::local_day(now);
         let mut tx = self.pool.begin().await?;
         let ended = ended_terms(&mut tx, today).await?;
         for (subscription, end) in &ended {
             end_subscription(&mut tx, *subscription, *end).await?;
+            crate::sync::queue_subscription(&mut tx, *subscription, now).await?;
         }
         tx.commit().await?;
         Ok(ended.len())

@@ -96,6 +96,17 @@ pub enum Error {
     /// A value in the request is out of range.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// No organization has this id.
+    #[error("no organization {0}")]
+    NoOrganization(i64),
+    /// A product's copy could not be read back for the reconciler.
+    #[error("product {product} could not be read back: {reason}")]
+    ProductUnreadable {
+        /// The product.
+        product: String,
+        /// What went wrong: no answer, a status, a body that does not parse.
+        reason: String,
+    },
     /// The database failed.
     #[error("the database failed")]
     Database(#[from] sqlx::Error),
@@ -123,7 +134,8 @@ impl Error {
             Error::MonthNotOver(_) => "month_not_over",
             Error::InvalidTerms(_) => "invalid_terms",
             Error::Invalid(_) => "invalid",
-            Error::Database(_) => "internal",
+            Error::NoOrganization(_) => "no_organization",
+            Error::ProductUnreadable { .. } | Error::Database(_) => "internal",
         }
     }
 }

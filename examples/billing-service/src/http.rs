@@ -117,13 +117,16 @@ fn month_of(text: &str) -> Result<Month, Error> {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
-            Error::NoCustomer(_) | Error::NoSubscription(_) | Error::NoPlan(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Error::NoCustomer(_)
+            | Error::NoSubscription(_)
+            | Error::NoPlan(_)
+            | Error::NoOrganization(_) => StatusCode::NOT_FOUND,
             Error::Invalid(_) | Error::InvalidTerms(_) | Error::UnknownMetric { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Database(_) | Error::ProductUnreadable { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             _ => StatusCode::CONFLICT,
         };
         let message = match &self {

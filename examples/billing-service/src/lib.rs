@@ -16,12 +16,17 @@
 //! - [`payments`]: the payment provider as the service sees it.
 //! - [`service`]: the operations over the database (subscribe, change plan, record usage,
 //!   close a month, charge, retry, run the day's jobs), each at the clock's instant.
+//! - [`accounts`]: organizations and their users, whom a customer (a tenant) belongs to.
+//! - [`sync`]: product sync: the outbox every change queues, its delivery over HTTP with
+//!   retries and dead letters, and the reconciler that repairs a product's copy.
+//! - [`purge`]: deletes an organization or a user with what only it owns, and tells products.
 //! - [`http`]: the JSON API over those operations, as an axum router.
 //! - `flaws` (feature `flaws` only): deliberately broken variants of the rules, for
 //!   conformance tests.
 //! - `conformance` (feature `conformance` only): this service as a billing-harness scenario
 //!   driver, so that the harness's scenario files run through its code.
 
+pub mod accounts;
 pub mod billing;
 pub mod calendar;
 mod charging;
@@ -35,7 +40,9 @@ mod error;
 pub mod flaws;
 pub mod http;
 pub mod payments;
+pub mod purge;
 pub mod service;
+pub mod sync;
 
 pub use error::Error;
 #[cfg(feature = "flaws")]

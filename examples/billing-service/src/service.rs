@@ -21,6 +21,7 @@ use crate::billing::{self, Currency, Line, LineKind, Plan, PlanPeriod, Usage};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
 use crate::payments::PaymentGateway;
+use crate::sync;
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -51,6 +52,14 @@ id!(
     /// An invoice's id.
     InvoiceId
 );
+id!(
+    /// An organization's id.
+    OrganizationId
+);
+id!(
+    /// A user's id.
+    UserId
+);
 
 /// Korean VAT, the default tax rate: 10%.
 pub const VAT: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
@@ -65,6 +74,7 @@ pub struct BillingService {
     clock: Arc<dyn Clock>,
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     tax_rate: Decimal,
+    pub(crate) delivery: sync::Delivery,
     #[cfg(feature = "flaws")]
     pub(crate) flaw: Option<crate::Flaw>,
 }
@@ -82,6 +92,11 @@ pub struct NewCustomer {
     /// The product their account is for (`None`: any); only its plans can be subscribed to.
     #[serde(default)]
     pub product: Option<String>,
+    /// The organization the account belongs to (`None`: none). A customer with a product and
+    /// an organization is a tenant of that product, which is synced its users, the tenant and
+    /// its subscription.
+    #[serde(default)]
+    pub organization: Option<OrganizationId>,
 }
 
 /// A customer.
@@ -290,9 +305,18 @@ impl BillingService {
             clock,
             gateway,
             tax_rate: VAT,
+            delivery: sync::Delivery::new(sync::DeliveryPolicy::default()),
             #[cfg(feature = "flaws")]
             flaw: None,
         }
+    }
+
+    /// The same service delivering product sync under `policy` (default:
+    /// [`sync::DeliveryPolicy::default`]).
+    #[must_use]
+    pub fn with_delivery_policy(mut self, policy: sync::DeliveryPolicy) -> BillingService {
+        self.delivery = sync::Delivery::new(policy);
+        self
     }
 
     /// The same service with a deliberate `flaw` in its rules (feature `flaws` only), for
@@ -330,29 +354,37 @@ impl BillingService {
         self.clock.now()
     }
 
-    /// Creates a customer.
+    /// Creates a customer; a tenant (with a product and an organization) is queued for its
+    /// product: the organization's users, then the tenant.
     ///
     /// # Errors
-    /// `invalid` for an empty name or an address without `@`, `email_taken`.
+    /// `invalid` for an empty name or an address without `@`, `email_taken`, or the database
+    /// refused the row (no such organization, say).
     pub async fn create_customer(&self, new: &NewCustomer) -> Result<Customer, Error> {
         if new.name.trim().is_empty() || !new.email.contains('@') {
             return Err(Error::Invalid(
                 "a customer needs a name and an e-mail address".into(),
             ));
         }
-        sqlx::query_as(
-            "insert into customers (name, email, billing_key, product, created_at) \
-             values ($1, $2, $3, $4, $5) on conflict (email) do nothing \
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let customer: Customer = sqlx::query_as(
+            "insert into customers (name, email, billing_key, product, organization_id, created_at) \
+             values ($1, $2, $3, $4, $5, $6) on conflict (email) do nothing \
              returning id, name, email, billing_key is not null as has_card, created_at",
         )
         .bind(new.name.trim())
         .bind(&new.email)
         .bind(&new.billing_key)
         .bind(&new.product)
-        .bind(self.now())
-        .fetch_optional(&self.pool)
+        .bind(new.organization)
+        .bind(now)
+        .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| Error::EmailTaken(new.email.clone()))
+        .ok_or_else(|| Error::EmailTaken(new.email.clone()))?;
+        sync::queue_tenant(&mut tx, customer.id, now).await?;
+        tx.commit().await?;
+        Ok(customer)
     }
 
     /// Replaces a customer's card with `billing_key` (`None`: removes it). The next charge
@@ -429,6 +461,7 @@ impl BillingService {
         check_product(&mut tx, customer, &plan).await?;
         check_card(&mut tx, customer, &plan).await?;
         let id = start_subscription(&mut tx, customer, &plan, today, now).await?;
+        sync::queue_subscription(&mut tx, id, now).await?;
         tx.commit().await?;
         self.subscription(id).await
     }
@@ -466,6 +499,7 @@ impl BillingService {
         check_change_limit(&mut tx, subscription, today).await?;
         check_card(&mut tx, customer, &plan).await?;
         move_subscription(&mut tx, subscription, &plan.key, today, now).await?;
+        sync::queue_subscription(&mut tx, subscription, now).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }
@@ -475,10 +509,12 @@ impl BillingService {
     /// # Errors
     /// `no_subscription`, `cancelled`.
     pub async fn cancel(&self, subscription: SubscriptionId) -> Result<Subscription, Error> {
-        let today = calendar::local_day(self.now());
+        let now = self.now();
+        let today = calendar::local_day(now);
         let mut tx = self.pool.begin().await?;
         lock_live(&mut tx, subscription).await?;
         end_subscription(&mut tx, subscription, today).await?;
+        sync::queue_subscription(&mut tx, subscription, now).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }

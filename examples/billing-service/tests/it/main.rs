@@ -15,4 +15,6 @@ mod dunning;
 mod flaws;
 mod invoices;
 mod own;
+mod purge;
 mod support;
+mod sync;

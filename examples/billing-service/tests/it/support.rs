@@ -172,6 +172,8 @@ pub(crate) struct World {
     pub(crate) service: BillingService,
     /// The harness's mock gateway the service charges through: its ledger and journal.
     pub(crate) gateway: Arc<MockGateway>,
+    /// The test's database, for what the service's API does not show.
+    pool: sqlx::PgPool,
     /// Seeded fake data (the harness's), for customers.
     fakes: Fakes,
     customers: AtomicI64,
@@ -208,8 +210,11 @@ impl World {
         record_ready(setup, began.elapsed());
         let clock = Arc::new(clock);
         let gateway = MockGateway::new();
-        let service =
-            BillingService::new(pool, clock.clone(), Arc::new(MockProvider(gateway.clone())));
+        let service = BillingService::new(
+            pool.clone(),
+            clock.clone(),
+            Arc::new(MockProvider(gateway.clone())),
+        );
         for plan in catalog() {
             service
                 .put_plan(&plan)
@@ -219,11 +224,17 @@ impl World {
         World {
             service,
             gateway,
+            pool,
             fakes: Fakes::new(SEED, Locale::Korean),
             customers: AtomicI64::new(0),
             clock,
             _own: own,
         }
+    }
+
+    /// The test's database.
+    pub(crate) fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
     }
 
     /// Moves the clock to `at`, forwards or back; the harness's clock moves `harness_now()` in
@@ -270,6 +281,7 @@ impl World {
             email: person.email,
             billing_key: card.map(|card| MockGateway::billing_key(card, &format!("customer-{n}"))),
             product: None,
+            organization: None,
         }
     }
 
