@@ -2,31 +2,52 @@
 //! files run through this crate's own billing code and are compared with the harness's reference
 //! platform, result by result (`cargo xtask scenario run --driver example`).
 //!
-//! The platform's words map onto this service's: a tenant is a customer of its own, carrying its
-//! organization's card; organizations and users are only names here; a contract's plan is keyed
-//! by the customer's id here, by the tenant's slug there. What the service has no counterpart
-//! for (purge, product sync, contract terms over several metrics) answers
-//! [`DriverError::Unsupported`], and such a scenario is reported as not supported.
+//! The platform's words map onto this service's: an organization and its users are this
+//! service's ([`crate::accounts`]); a tenant is a customer of its own in its organization,
+//! carrying the organization's card; a contract's plan is keyed by the customer's id here, by the
+//! tenant's slug there. Each product of the catalog is one of the harness's product mocks, served
+//! over HTTP and configured as the scenario's `[[product]]` tables say; the service knows it only
+//! by its URL and syncs it through its own outbox ([`crate::sync`]). Purges are the service's own
+//! ([`crate::purge`]). What the service has no counterpart for (contract terms over several
+//! metrics, another time zone or charge day) answers [`DriverError::Unsupported`], and such a
+//! scenario is reported as not supported.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use billing_harness::TestEnv;
+use billing_harness::builders::{Fakes, Locale};
 use billing_harness::payments::{self as harness_payments, Gateway, MockGateway, TestCard};
-use billing_harness::scenario::driver::{DriverError, ReadBack, Session};
+use billing_harness::products::{ProductMock, ProductServer};
+use billing_harness::purge::Scope;
+use billing_harness::scenario::driver::{DriverError, PurgeOf, Purged, ReadBack, Session};
 use billing_harness::scenario::{
-    Driver, OrgDef, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeStatusChange,
-    OutcomeSubscription, Scenario, TenantDef,
+    Driver, OrgDef, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
+    OutcomeStatusChange, OutcomeSubscription, ProductSync, Scenario, ScriptedFault, TenantDef,
 };
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
+use crate::accounts::NewUser;
 use crate::billing::{Currency, Plan};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
 use crate::contracts::{Contract, Overage};
 use crate::payments::{BoxFuture, Capture, ChargeRequest, Decline, PaymentGateway};
-use crate::service::{CustomerId, NewCustomer, NewUsage, PaymentOutcome, SubscriptionId};
+use crate::purge::{PurgeScope, PurgeTarget};
+use crate::service::{
+    CustomerId, NewCustomer, NewUsage, OrganizationId, PaymentOutcome, SubscriptionId,
+};
+use crate::sync::{DeliveryPolicy, Drift};
 use crate::{BillingService, Error, MIGRATOR};
+
+/// The fake-data seed of the reference's scenario runs (`Scenario::test_env`): an organization
+/// without an owner address gets the fake owner the scenario format promises, the same person
+/// the reference signs up.
+const PEOPLE_SEED: u64 = 1;
+
+/// The most delivery-and-reconcile rounds [`ExampleSession::products`] runs, as the reference's
+/// convergence.
+const ROUNDS: usize = 4;
 
 /// This service as a [`Driver`]: each scenario on a fresh database of its own schema (a
 /// [`TestEnv`] migrated with [`MIGRATOR`]), on the harness's test clock and mock gateway.
@@ -103,14 +124,59 @@ impl Driver for Example {
         for plan in &plans {
             service.put_plan(plan).await.map_err(DriverError::failed)?;
         }
+        let products = serve_products(scenario, &service).await?;
         Ok(ExampleSession {
             env,
             service,
             orgs: BTreeMap::new(),
             tenants: Vec::new(),
             cards: 0,
+            people: Fakes::new(PEOPLE_SEED, Locale::English),
+            signed_up: 0,
+            products,
         })
     }
+}
+
+/// A product mock for every product of the catalog, served on 127.0.0.1 and configured as the
+/// scenario's `[[product]]` tables say (strict mode, scripted and drawn faults), each the
+/// service's endpoint for its product; by key.
+async fn serve_products(
+    scenario: &Scenario,
+    service: &BillingService,
+) -> Result<BTreeMap<String, ProductServer>, DriverError> {
+    let mut keys: Vec<&str> = scenario
+        .catalog
+        .plans
+        .iter()
+        .map(|p| p.product.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut served = BTreeMap::new();
+    for key in keys {
+        let mock = Arc::new(ProductMock::new(key));
+        // A `timeout` fault holds a write past the service's limit.
+        mock.set_hold(DeliveryPolicy::default().timeout + std::time::Duration::from_millis(250));
+        if let Some(def) = scenario.products.iter().find(|d| d.key == key) {
+            mock.set_strict(def.strict);
+            if let Some(drawn) = def.drawn {
+                mock.fault_rate(drawn.rate, drawn.seed);
+            }
+            for f in &def.faults {
+                mock.fail_next(f.fault, f.times);
+            }
+        }
+        let server = ProductServer::start(mock)
+            .await
+            .map_err(DriverError::failed)?;
+        service
+            .set_product_endpoint(key, server.url())
+            .await
+            .map_err(DriverError::failed)?;
+        served.insert(key.to_owned(), server);
+    }
+    Ok(served)
 }
 
 /// A catalog plan as one of this service's, which meter one metric each.
@@ -194,12 +260,25 @@ fn count(n: u64) -> Result<i64, DriverError> {
 pub struct ExampleSession {
     env: Arc<TestEnv>,
     service: BillingService,
-    /// Each organization's card (its billing key), by key.
-    orgs: BTreeMap<String, Option<String>>,
+    /// Each organization, by key.
+    orgs: BTreeMap<String, Org>,
     /// Tenants in the scenario's order: key, organization, customer, last subscription.
     tenants: Vec<Tenant>,
     /// Cards registered so far, to make billing keys unique.
     cards: u32,
+    /// Fake people, for owners the scenario gives no address.
+    people: Fakes,
+    /// People signed up so far: the sequence number of the next fake person.
+    signed_up: i64,
+    /// The product mocks, by key.
+    products: BTreeMap<String, ProductServer>,
+}
+
+#[derive(Debug)]
+struct Org {
+    id: OrganizationId,
+    /// Its card (a billing key), if any.
+    card: Option<String>,
 }
 
 #[derive(Debug)]
@@ -208,12 +287,93 @@ struct Tenant {
     org: String,
     customer: CustomerId,
     subscription: Option<SubscriptionId>,
+    /// Deleted by a purge: nothing of it is left to read back.
+    purged: bool,
 }
 
 impl ExampleSession {
     fn billing_key(&mut self, card: TestCard, org: &str) -> String {
         self.cards += 1;
         MockGateway::billing_key(card, &format!("{org}-{}", self.cards))
+    }
+
+    fn org(&self, key: &str) -> Result<&Org, DriverError> {
+        self.orgs.get(key).ok_or_else(|| {
+            DriverError::failed(std::io::Error::other(format!(
+                "no organization {key} was created before it was used"
+            )))
+        })
+    }
+
+    /// Signs up a user of `org` in `role`, with this address or the next fake person's: one
+    /// fake person is drawn for every user, numbered as the reference numbers the people it
+    /// signs up, so that an owner without an address is the one the reference signs up.
+    async fn sign_up(
+        &mut self,
+        org: OrganizationId,
+        email: Option<&str>,
+        role: &str,
+    ) -> Result<(), DriverError> {
+        self.signed_up += 1;
+        let person = self.people.person(self.signed_up);
+        let user = NewUser {
+            email: email.map_or(person.email, str::to_owned),
+            name: person.name,
+            role: role.to_owned(),
+            locale: person.locale.to_owned(),
+        };
+        self.service
+            .add_user(org, &user)
+            .await
+            .map(drop)
+            .map_err(refused)
+    }
+
+    /// Runs product sync to idle: delivers every row, moving the clock through each backoff
+    /// (a day's jobs run on the way), until no live row is left.
+    async fn sync_to_idle(&mut self) -> Result<(), DriverError> {
+        loop {
+            let now = self.env.clock().now();
+            let horizon = now + TimeDelta::days(1);
+            let due = self
+                .service
+                .next_delivery(now, horizon)
+                .await
+                .map_err(DriverError::failed)?;
+            match due {
+                Some(due) if due > now => self.advance_to(due).await?,
+                Some(_) => {
+                    let done = self
+                        .service
+                        .deliver_due()
+                        .await
+                        .map_err(DriverError::failed)?;
+                    if done.delivered + done.failed == 0 {
+                        return Ok(());
+                    }
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// A tenant's key by its customer's id; the name the product holds for one the run did not
+    /// make.
+    fn tenant_key(&self, customer: i64, fallback: &str) -> String {
+        self.tenants
+            .iter()
+            .find(|t| t.customer.0 == customer)
+            .map_or_else(|| fallback.to_owned(), |t| t.key.clone())
+    }
+
+    /// A drift in words, a tenant (or its subscription) by the tenant's key.
+    fn describe(&self, d: &Drift) -> String {
+        let text = d.to_string();
+        if d.entity == crate::sync::Entity::User {
+            return text;
+        }
+        let key = self.tenant_key(d.id, &d.id.to_string());
+        text.replacen(&format!("tenant {}", d.id), &format!("tenant {key}"), 1)
     }
 
     fn tenant(&self, key: &str) -> Result<&Tenant, DriverError> {
@@ -267,17 +427,25 @@ fn refused(e: Error) -> DriverError {
 impl Session for ExampleSession {
     async fn create_org(&mut self, org: &OrgDef) -> Result<(), DriverError> {
         let card = org.card.map(|card| self.billing_key(card, &org.key));
-        self.orgs.insert(org.key.clone(), card);
-        Ok(())
+        let id = self
+            .service
+            .create_organization(org.name.as_deref().unwrap_or(&org.key))
+            .await
+            .map_err(refused)?;
+        self.orgs.insert(org.key.clone(), Org { id, card });
+        self.sign_up(id, org.owner.as_deref(), "owner").await
     }
 
-    async fn create_user(&mut self, _org: &str, _email: &str) -> Result<(), DriverError> {
-        // The service has no users: a member changes nothing it bills.
-        Ok(())
+    async fn create_user(&mut self, org: &str, email: &str) -> Result<(), DriverError> {
+        let id = self.org(org)?.id;
+        self.sign_up(id, Some(email), "member").await
     }
 
     async fn create_tenant(&mut self, tenant: &TenantDef, org: &str) -> Result<(), DriverError> {
-        let card = self.orgs.get(org).cloned().flatten();
+        let (id, card) = {
+            let o = self.org(org)?;
+            (o.id, o.card.clone())
+        };
         let customer = self
             .service
             .create_customer(&NewCustomer {
@@ -285,7 +453,7 @@ impl Session for ExampleSession {
                 email: format!("{}@{org}.example", tenant.key),
                 billing_key: card,
                 product: Some(tenant.product.clone()),
-                organization: None,
+                organization: Some(id),
             })
             .await
             .map_err(refused)?;
@@ -294,14 +462,17 @@ impl Session for ExampleSession {
             org: org.to_owned(),
             customer: customer.id,
             subscription: None,
+            purged: false,
         });
         Ok(())
     }
 
     async fn register_card(&mut self, org: &str, card: TestCard) -> Result<(), DriverError> {
         let key = self.billing_key(card, org);
-        self.orgs.insert(org.to_owned(), Some(key.clone()));
-        for t in self.tenants.iter().filter(|t| t.org == org) {
+        if let Some(o) = self.orgs.get_mut(org) {
+            o.card = Some(key.clone());
+        }
+        for t in self.tenants.iter().filter(|t| t.org == org && !t.purged) {
             self.service
                 .set_card(t.customer, Some(key.clone()))
                 .await
@@ -380,10 +551,34 @@ impl Session for ExampleSession {
 
     async fn advance_to(&mut self, at: DateTime<Utc>) -> Result<(), DriverError> {
         let clock = self.env.clock();
-        let today = calendar::local_day(clock.now());
-        // Each day on the way at 00:00 in Seoul, then its jobs, as the platform's scheduler does.
-        for day in today.iter_days().skip(1) {
-            let midnight = calendar::start_of_day(day);
+        // A step on the day the clock is at already moves nothing, and sends nothing yet.
+        if at <= clock.now() {
+            return Ok(());
+        }
+        // Each day on the way at 00:00 in Seoul, then its jobs, as the platform's scheduler does;
+        // product deliveries due before a midnight go out at their own instants first.
+        loop {
+            let now = clock.now();
+            let midnight = calendar::start_of_day(calendar::local_day(now) + TimeDelta::days(1));
+            let stop = midnight.min(at);
+            let due = self
+                .service
+                .next_delivery(now, stop)
+                .await
+                .map_err(DriverError::failed)?;
+            if let Some(due) = due.filter(|due| *due < midnight) {
+                if due > now {
+                    clock.set(due).await.map_err(DriverError::failed)?;
+                }
+                let done = self
+                    .service
+                    .deliver_due()
+                    .await
+                    .map_err(DriverError::failed)?;
+                if done.delivered + done.failed > 0 {
+                    continue;
+                }
+            }
             if midnight > at {
                 break;
             }
@@ -401,7 +596,7 @@ impl Session for ExampleSession {
 
     async fn read_back(&mut self) -> Result<ReadBack, DriverError> {
         let mut back = ReadBack::default();
-        for t in &self.tenants {
+        for t in self.tenants.iter().filter(|t| !t.purged) {
             let invoices = self
                 .service
                 .invoices(t.customer)
@@ -475,6 +670,105 @@ impl Session for ExampleSession {
         back.payments
             .sort_by(|a, b| (a.on, &a.tenant).cmp(&(b.on, &b.tenant)));
         Ok(back)
+    }
+
+    async fn purge(&mut self, target: PurgeOf<'_>) -> Result<Purged, DriverError> {
+        let target = match target {
+            PurgeOf::Org(key) => PurgeTarget::Organization(self.org(key)?.id),
+            PurgeOf::User(email) => PurgeTarget::User(email),
+        };
+        let purged = self.service.purge(target).await.map_err(refused)?;
+        for t in &mut self.tenants {
+            t.purged |= purged.customers.contains(&t.customer);
+        }
+        let notices = &purged.notices;
+        let told = Purged::count_told(notices.iter().map(|n| (&*n.product, n.entity.as_str())));
+        Ok(Purged {
+            scope: scope(purged.scope),
+            rows: purged.rows,
+            told,
+        })
+    }
+
+    async fn product_fault(
+        &mut self,
+        product: &str,
+        fault: &ScriptedFault,
+    ) -> Result<(), DriverError> {
+        if let Some(server) = self.products.get(product) {
+            server.mock().fail_next(fault.fault, fault.times);
+        }
+        Ok(())
+    }
+
+    async fn product_drift(&mut self, product: &str, tenant: &str) -> Result<bool, DriverError> {
+        let customer = self.tenant(tenant)?.customer;
+        Ok(self
+            .products
+            .get(product)
+            .is_none_or(|server| server.mock().drift(customer.0).is_some()))
+    }
+
+    async fn products(&mut self) -> Result<Option<Vec<OutcomeProduct>>, DriverError> {
+        let mut repaired = Vec::new();
+        let mut last = crate::sync::Reconciliation::default();
+        for _ in 0..ROUNDS {
+            self.sync_to_idle().await?;
+            last = self
+                .service
+                .reconcile()
+                .await
+                .map_err(DriverError::failed)?;
+            if last.drift.is_empty() {
+                break;
+            }
+            repaired.extend(last.drift.iter().cloned());
+        }
+        let dead = self
+            .service
+            .dead_letters()
+            .await
+            .map_err(DriverError::failed)?;
+        let mut out = Vec::new();
+        for (key, server) in &self.products {
+            let of = |d: &&Drift| &d.product == key;
+            let sync = ProductSync {
+                drift: last
+                    .drift
+                    .iter()
+                    .filter(of)
+                    .map(|d| self.describe(d))
+                    .collect(),
+                repaired: repaired
+                    .iter()
+                    .filter(of)
+                    .map(|d| self.describe(d))
+                    .collect(),
+                busy: last.busy.contains(key),
+                dead_letters: dead.iter().filter(|r| &r.product == key).count(),
+            };
+            let tenant = |id: i64| {
+                let t = self.tenants.iter().find(|t| t.customer.0 == id)?;
+                Some(t.key.clone())
+            };
+            let mut product = OutcomeProduct::of(server.mock(), sync, tenant);
+            // A contract's plan by the platform's key.
+            for s in &mut product.state.subscriptions {
+                s.plan = self.plan_key(&s.plan);
+            }
+            out.push(product);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// A purge's reach in the platform's words.
+fn scope(scope: PurgeScope) -> Scope {
+    match scope {
+        PurgeScope::UserLeft => Scope::UserLeft,
+        PurgeScope::OwnerData => Scope::OwnerData,
+        PurgeScope::Organization => Scope::Organization,
+        PurgeScope::Nothing => Scope::Nothing,
     }
 }
 
