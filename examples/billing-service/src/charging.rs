@@ -164,6 +164,17 @@ impl BillingService {
         let Some(due) = due else {
             return Ok(None);
         };
+        // The count above is of the statement's snapshot: a run that attempted the invoice and
+        // committed while this one waited for its row is only seen by a new statement, now that
+        // the row is held.
+        let attempted: i64 =
+            sqlx::query_scalar("select count(*) from payments where invoice_id = $1")
+                .bind(invoice)
+                .fetch_one(&mut *tx)
+                .await?;
+        if attempted != attempts {
+            return Ok(None);
+        }
         let number = u8::try_from(due.attempts + 1).unwrap_or(u8::MAX);
         let idempotency_key = format!("invoice-{invoice}-attempt-{number}");
         let outcome = match due.billing_key {
