@@ -97,20 +97,14 @@ pub(crate) async fn insert_terms(
     Ok(())
 }
 
-/// Reads plan `id` back as a [`Plan`]: its key, product, currency, fee, metrics and limits.
-pub(crate) async fn read_plan(conn: &mut sqlx::PgConnection, id: i64) -> Result<Plan, sqlx::Error> {
-    let (key, product, currency, base_fee): (
-        String,
-        String,
-        crate::model::Currency,
-        rust_decimal::Decimal,
-    ) = sqlx::query_as(
-        "select pl.key, p.key, pl.currency, pl.base_fee from plans pl \
-             join products p on p.id = pl.product_id where pl.id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
+/// Plan `key` (the catalog row `row`, as [`super::subscriptions::plan`] read it) as a
+/// [`Plan`]: the row's product, currency and fee with the plan's metrics and limits.
+pub(crate) async fn read_plan(
+    conn: &mut sqlx::PgConnection,
+    key: &str,
+    row: &super::subscriptions::PlanRow,
+) -> Result<Plan, sqlx::Error> {
+    let id = row.id;
     let metrics: Vec<(String, i64, Option<i64>, Option<rust_decimal::Decimal>)> = sqlx::query_as(
         "select metric, included, overage_block, overage_price from plan_metrics \
          where plan_id = $1 order by metric",
@@ -124,7 +118,7 @@ pub(crate) async fn read_plan(conn: &mut sqlx::PgConnection, id: i64) -> Result<
             .fetch_all(&mut *conn)
             .await?;
     let mut terms = crate::model::Terms {
-        base_fee,
+        base_fee: row.base_fee,
         included: std::collections::BTreeMap::new(),
         overage: std::collections::BTreeMap::new(),
     };
@@ -143,9 +137,9 @@ pub(crate) async fn read_plan(conn: &mut sqlx::PgConnection, id: i64) -> Result<
         }
     }
     Ok(Plan {
-        key,
-        product,
-        currency,
+        key: key.to_owned(),
+        product: row.product.clone(),
+        currency: row.currency,
         terms,
         limits: limits.into_iter().collect(),
     })

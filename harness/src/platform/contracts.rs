@@ -106,7 +106,7 @@ pub async fn apply_contract(
         .fetch_one(&mut *conn)
         .await?;
     let key = format!("{base_key}~{slug}~{day}");
-    let base = read_plan(&mut *conn, base_row.id).await?;
+    let base = read_plan(&mut *conn, &base_key, &base_row).await?;
     let custom = terms
         .over(&base, &key)
         .map_err(|e| DomainError::InvalidTerms(e.to_string()))?;
