@@ -101,6 +101,45 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
+        path: "harness/src/platform/catalog.rs",
+        // A plan is read back for a contract's base: the contract rules' tests read it.
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(contracts|platform|scenarios|builders|rules|tenant_rules)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
+        path: "harness/src/platform/accounts.rs",
+        // Sign-ups, members and owners: what the builders make, purges remove and sync sends.
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(accounts|platform|builders|purge|sync|scenarios|tenant_rules)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
+        path: "harness/src/platform/sync.rs",
+        // The outbox: the sync tests and property, the mocks' own, and the scenarios' snapshots.
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
+        path: "harness/src/platform/sync/",
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
         path: "harness/src/platform/",
         tiers: &[Tests {
             build: IT,

@@ -2,6 +2,8 @@
 //! module is compiled with the Cargo features it needs, so that `cargo test --no-default-features`
 //! runs the database tests and each feature adds its own.
 
+#[cfg(feature = "builders")]
+mod accounts;
 // Its failure-note tests draw fake data through the builders.
 #[cfg(feature = "builders")]
 mod adopters;
