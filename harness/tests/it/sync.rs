@@ -172,3 +172,87 @@ async fn faults_are_retried_with_backoff_on_the_test_clock() {
         "{waited}"
     );
 }
+
+#[tokio::test]
+async fn a_member_who_leaves_is_deleted_by_the_products_of_their_organizations_live_tenants_only() {
+    let env = env_on("2026-11-24", 4).await;
+    let on = env.this_month().day(10);
+    // Another organization's tenant on the same product.
+    env.tenant()
+        .plan("pro")
+        .subscribed_on(on)
+        .create()
+        .await
+        .unwrap();
+    let org = env
+        .org()
+        .card(billing_harness::payments::TestCard::Ok)
+        .create()
+        .await
+        .unwrap();
+    env.tenant()
+        .org(&org)
+        .plan("pro")
+        .subscribed_on(on)
+        .create()
+        .await
+        .unwrap();
+    env.tenant()
+        .org(&org)
+        .plan("crm-basic")
+        .subscribed_on(on)
+        .create()
+        .await
+        .unwrap();
+    let gone = env
+        .tenant()
+        .org(&org)
+        .plan("business")
+        .subscribed_on(on)
+        .create()
+        .await
+        .unwrap();
+    gone.delete().await.unwrap();
+    let now = env.clock().now();
+    let jo = env
+        .platform()
+        .create_user(
+            org.id,
+            &billing_harness::platform::NewUser {
+                name: "Jo".into(),
+                email: "jo@acme.test".into(),
+                phone: None,
+                role: "member".into(),
+                locale: "ko-KR".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    env.sync_to_idle().await.unwrap();
+    let products = [
+        env.product("analytics").await.unwrap(),
+        env.product("crm").await.unwrap(),
+    ];
+    let holds = |mock: &ProductMock| mock.read_state().users.iter().any(|u| u.id == jo.0);
+    assert!(products.iter().all(|m| holds(m)), "both products hold jo");
+
+    env.platform().leave_org(jo, now).await.unwrap();
+    // The outbox alone, before any reconciler could repair what it missed.
+    env.sync_to_idle().await.unwrap();
+    let path = format!("/v1/users/{}", jo.0);
+    for mock in &products {
+        let deletes = mock
+            .journal()
+            .iter()
+            .filter(|r| r.method == "DELETE" && r.path == path)
+            .count();
+        assert_eq!(
+            (deletes, holds(mock)),
+            (1, false),
+            "rule: a member who leaves is deleted once by each product of the organization's live \
+             tenants ({})",
+            mock.key()
+        );
+    }
+}
