@@ -101,6 +101,26 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
+        path: "harness/src/platform/contracts.rs",
+        // The contract rules' own tests besides the platform's (the daily run ends terms).
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(contracts|platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
+        path: "harness/src/platform/invariants.rs",
+        // Only these run the checker: its own tests, and the rule and stress tests reading it.
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(invariants|tenant_rules|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
         path: "harness/src/platform/",
         tiers: &[Tests {
             build: IT,
