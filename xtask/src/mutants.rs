@@ -111,6 +111,16 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
+        path: "harness/src/platform/contracts.rs",
+        // The contract rules' own tests besides the platform's (the daily run ends terms).
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(contracts|platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
         path: "harness/src/platform/accounts.rs",
         // Sign-ups, members and owners: what the builders make, purges remove and sync sends.
         tiers: &[Tests {
@@ -135,6 +145,16 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
+        }],
+        rust_goal: 90,
+        sql_goal: 90,
+    },
+    Target {
+        path: "harness/src/platform/invariants.rs",
+        // Only these run the checker: its own tests, and the rule and stress tests reading it.
+        tiers: &[Tests {
+            build: IT,
+            filter: "test(/^(invariants|tenant_rules|concurrency)::/)",
         }],
         rust_goal: 90,
         sql_goal: 90,

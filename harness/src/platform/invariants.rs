@@ -12,6 +12,12 @@ use sqlx::PgPool;
 /// subscription's cancel day; at most one successful payment per invoice and one attempt per
 /// invoice and day.
 ///
+/// "Billed exactly once" compares a month's usage with the quantities on its invoice's overage
+/// lines, and a plan period has such a line only when its usage went over its included quota:
+/// the check is exact on a catalog whose every metric has an overage price and no quota (the
+/// stress suite's and the checker tests' metered catalog); on another, usage within a quota is
+/// reported as unbilled.
+///
 /// # Errors
 /// The database failed.
 pub async fn invariant_violations(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {

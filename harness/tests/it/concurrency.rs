@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use billing_harness::TestEnv;
 use billing_harness::calendar::Job;
-use billing_harness::model::{Catalog, Currency, Month, Overage, Plan, TenantId, Terms};
+use billing_harness::model::{Month, TenantId};
 use billing_harness::payments::{
     Approval, BoxFuture, ChargeRequest, Gateway, GatewayError, MockGateway, TestCard,
 };
@@ -19,32 +19,8 @@ use billing_harness::platform::{
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rust_decimal::Decimal;
 
-use crate::support::{day, seoul};
-
-/// Plans whose every unit of `calls` is billed (no included quota, blocks of 1 at 1 KRW), so the
-/// invoices show exactly how much usage they counted.
-fn metered_catalog() -> Catalog {
-    let plan = |key: &str, fee: i64| Plan {
-        key: key.into(),
-        product: "analytics".into(),
-        currency: Currency::Krw,
-        terms: Terms {
-            base_fee: Decimal::from(fee),
-            included: BTreeMap::new(),
-            overage: BTreeMap::from([(
-                "calls".to_owned(),
-                Overage {
-                    block: 1,
-                    price: Decimal::ONE,
-                },
-            )]),
-        },
-        limits: BTreeMap::new(),
-    };
-    Catalog::new(vec![plan("small", 1_000), plan("large", 5_000)])
-}
+use crate::support::{day, metered_catalog, seoul};
 
 /// A database with the metered catalog and `tenants` tenants of one org whose card is `card`.
 async fn metered_world(

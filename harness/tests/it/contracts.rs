@@ -1,16 +1,18 @@
 //! Sales-led contracts without SQL: the invoice of a contract against the pure invoice function,
-//! a month split between a catalog plan and a contract, the once-a-day rule, the term's end, and
-//! the product receiving the new spec and terms.
+//! a month split between a catalog plan and a contract, the once-a-day rule, the term's end (on
+//! its day, for its own subscription, and not after a plan change), the base of a contract over
+//! a contract, and the product receiving the new spec and terms.
 
 use std::collections::BTreeMap;
 
 use billing_harness::TestEnv;
 use billing_harness::billing::{InvoiceInput, PlanPeriod, Usage, invoice};
-use billing_harness::model::{Currency, Month, Overage, Terms};
+use billing_harness::builders::Day;
+use billing_harness::model::{Currency, Month, Overage, TenantId, Terms};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::support::{dec, fingerprint, pro_since_last_month};
+use crate::support::{dec, display_names, distinct_ids, fingerprint, pro_since_last_month};
 
 async fn env() -> TestEnv {
     TestEnv::builder()
@@ -228,22 +230,171 @@ async fn a_contract_ends_on_its_term_and_the_product_gets_spec_and_terms() {
         .await
         .unwrap();
     env.assert_converged().await;
-    let (status, reason, cancelled_on): (String, Option<String>, Option<NaiveDate>) =
-        sqlx::query_as(
-            "select status, cancel_reason, cancelled_on from subscriptions where tenant_id = $1",
-        )
-        .bind(t.id())
+    assert_eq!(state(&env, t.id()).await, ended(env.today().plus_days(10)));
+    let sub = analytics.tenant(t.id().0).unwrap().subscription.unwrap();
+    assert_eq!(sub.status, "cancelled", "the product is told");
+}
+
+/// A subscription's status, cancel reason and cancel day: `tenant`'s newest.
+async fn state(env: &TestEnv, tenant: TenantId) -> (String, Option<String>, Option<NaiveDate>) {
+    sqlx::query_as(
+        "select status, cancel_reason, cancelled_on from subscriptions where tenant_id = $1 \
+         order by id desc limit 1",
+    )
+    .bind(tenant)
+    .fetch_one(env.pool())
+    .await
+    .unwrap()
+}
+
+/// The [`state`] of a subscription whose contract's term ended on `day`.
+fn ended(day: Day) -> (String, Option<String>, Option<NaiveDate>) {
+    (
+        "cancelled".to_owned(),
+        Some("contract_ended".to_owned()),
+        Some(day.date()),
+    )
+}
+
+/// The [`state`] of a live subscription.
+fn live() -> (String, Option<String>, Option<NaiveDate>) {
+    ("active".to_owned(), None, None)
+}
+
+/// A tenant's slug and spec.
+async fn slug_and_spec(env: &TestEnv, tenant: TenantId) -> (String, serde_json::Value) {
+    sqlx::query_as("select slug, spec from tenants where id = $1")
+        .bind(tenant)
         .fetch_one(env.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_term_ending_today_ends_at_todays_run_and_one_ending_tomorrow_at_tomorrows() {
+    let env = env().await;
+    distinct_ids(&env).await;
+    let today = env.today();
+    let ending = env.tenant().plan("pro").create().await.unwrap();
+    let staying = env.tenant().plan("pro").create().await.unwrap();
+    let (slug, spec) = slug_and_spec(&env, staying.id()).await;
+    // The later term first: written to the other subscription's contract too, it would be
+    // overwritten there by the earlier one.
+    let later = staying
+        .contract()
+        .ends_on(today.plus_days(6))
+        .on(today.plus_days(1))
         .await
         .unwrap();
     assert_eq!(
-        (status.as_str(), reason.as_deref(), cancelled_on),
-        (
-            "cancelled",
-            Some("contract_ended"),
-            Some(env.today().plus_days(10).date())
-        )
+        later.plan,
+        format!("pro~{slug}~{}", today.plus_days(1).date()),
+        "rule: a contract's plan is named after its base, its tenant's slug and its first day"
     );
-    let sub = analytics.tenant(t.id().0).unwrap().subscription.unwrap();
-    assert_eq!(sub.status, "cancelled", "the product is told");
+    ending
+        .contract()
+        .spec(serde_json::json!({ "cpu": 16 }))
+        .ends_on(today.plus_days(5))
+        .on(today.plus_days(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        slug_and_spec(&env, staying.id()).await,
+        (slug, spec),
+        "rule: a contract's spec is its own tenant's only"
+    );
+    env.clock().advance_to(today.plus_days(5)).await.unwrap();
+    assert_eq!(
+        state(&env, ending.id()).await,
+        ended(today.plus_days(5)),
+        "rule: a term ending today is ended by today's run"
+    );
+    assert_eq!(
+        state(&env, staying.id()).await,
+        live(),
+        "rule: a term ending tomorrow is not ended today"
+    );
+    env.clock().advance_to(today.plus_days(6)).await.unwrap();
+    assert_eq!(
+        state(&env, staying.id()).await,
+        ended(today.plus_days(6)),
+        "rule: ... but by tomorrow's"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_change_before_the_term_ends_leaves_the_term_with_the_contract_it_ended() {
+    let env = env().await;
+    let today = env.today();
+    let t = pro_since_last_month(&env).await;
+    t.contract()
+        .ends_on(today.plus_days(10))
+        .on(today.plus_days(1))
+        .await
+        .unwrap();
+    t.change_plan("business")
+        .on(today.plus_days(3))
+        .await
+        .unwrap();
+    env.clock().advance_to(today.plus_days(10)).await.unwrap();
+    assert_eq!(
+        state(&env, t.id()).await,
+        live(),
+        "rule: only the open contract's term ends a subscription"
+    );
+    let terms: Vec<(NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
+        "select c.starts_on, c.term_ends_on from contracts c \
+         join subscriptions s on s.id = c.subscription_id where s.tenant_id = $1 order by c.id",
+    )
+    .bind(t.id())
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        terms,
+        [
+            (env.last_month().day(1).date(), None),
+            (today.plus_days(1).date(), Some(today.plus_days(10).date())),
+            (today.plus_days(3).date(), None),
+        ],
+        "rule: a term belongs to the contract it was agreed with"
+    );
+}
+
+#[tokio::test]
+async fn a_contract_without_a_plan_over_a_contract_is_made_over_its_catalog_plan() {
+    let env = env().await;
+    distinct_ids(&env).await;
+    let today = env.today();
+    let t = env.tenant().plan("business").create().await.unwrap();
+    // Names are for people: the base is found by key.
+    display_names(&env).await;
+    t.contract()
+        .base_fee("500000")
+        .on(today.plus_days(1))
+        .await
+        .unwrap();
+    let second = t
+        .contract()
+        .base_fee("600000")
+        .on(today.plus_days(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.base, "business",
+        "rule: a contract over a contract is made over the first one's catalog plan"
+    );
+    let stored: (String, String) = sqlx::query_as(
+        "select p.key, b.key from subscriptions s join plans p on p.id = s.plan_id \
+         join plans b on b.id = p.base_plan_id where s.tenant_id = $1",
+    )
+    .bind(t.id())
+    .fetch_one(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        (second.plan.clone(), "business".to_owned()),
+        "the subscription is on the plan reported, made over business"
+    );
 }

@@ -17,6 +17,8 @@ mod conformance;
 #[cfg(all(feature = "builders", feature = "products"))]
 mod contracts;
 mod databases;
+#[cfg(feature = "builders")]
+mod invariants;
 mod keep_cap;
 #[cfg(feature = "builders")]
 mod payment_rules;

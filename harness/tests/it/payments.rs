@@ -2,9 +2,13 @@
 //! over HTTP.
 
 use billing_harness::TestEnv;
-use billing_harness::model::TenantId;
+use billing_harness::model::{
+    CancelReason, InvoiceStatus, Month, PaymentOutcome, SubscriptionStatus, TenantId,
+};
 use billing_harness::payments::TestCard;
-use billing_harness::platform::{Timeline, timeline};
+use billing_harness::platform::{
+    Timeline, TimelineAttempt, TimelineInvoice, TimelineSubscription, timeline,
+};
 use chrono::TimeDelta;
 
 use crate::support::{day, dec, seoul, world_with};
@@ -343,4 +347,71 @@ proptest::proptest! {
         let paid = t.attempts.iter().any(|a| a.period == last && a.outcome.as_str() == "succeeded");
         proptest::prop_assert_eq!(status(&t).0 == "active", paid, "{:?}", t);
     }
+}
+
+#[tokio::test]
+async fn a_timeline_shows_its_own_tenant_only_with_taxed_totals_every_attempt_and_its_last_subscription()
+ {
+    let start = seoul(2026, 10, 1);
+    // 10 % tax, distinct ids per table, and every plan named "Plan": a timeline reads keys.
+    let env = crate::rules::env_with_catalog(start, "0.1").await;
+    crate::support::display_names(&env).await;
+    let p = env.platform();
+    let mut tenants = Vec::new();
+    for (name, card) in [("ours", TestCard::FailTimes(1)), ("theirs", TestCard::Ok)] {
+        let org = p.create_org(name, start).await.unwrap();
+        p.register_card(org, card, start).await.unwrap();
+        let tenant = p
+            .create_tenant(org, "analytics", name, start)
+            .await
+            .unwrap();
+        p.subscribe(tenant, "pro", start).await.unwrap();
+        tenants.push(tenant);
+    }
+    let (ours, theirs) = (tenants[0], tenants[1]);
+    env.clock().advance_to(seoul(2026, 10, 16)).await.unwrap();
+    p.change_plan(ours, "business", env.clock().now())
+        .await
+        .unwrap();
+    env.clock().advance_to(seoul(2026, 11, 20)).await.unwrap();
+    p.cancel(ours, env.clock().now()).await.unwrap();
+    // Theirs: subscribed again after a cancel, so the newest subscription is not ours.
+    p.cancel(theirs, env.clock().now()).await.unwrap();
+    p.subscribe(theirs, "business", env.clock().now())
+        .await
+        .unwrap();
+    // pro 15 days: floor(99,000 × 15 / 31) = 47,903; business 16 days: floor(290,000 × 16 / 31)
+    // = 149,677. Subtotal 197,580, tax 10 % 19,758, total 217,338: charged on November 5th
+    // (failed once) and paid by the retry on the 6th.
+    let total = dec("217338");
+    let attempt =
+        |on: u32, attempt: i16, outcome: PaymentOutcome, failure: Option<&str>| TimelineAttempt {
+            period: Month::new(2026, 10).unwrap(),
+            on: day(2026, 11, on),
+            attempt,
+            amount: total,
+            outcome,
+            failure_code: failure.map(str::to_owned),
+            card: Some(TestCard::FailTimes(1).last4()),
+        };
+    assert_eq!(
+        timeline(env.pool(), ours).await.unwrap(),
+        Timeline {
+            invoices: vec![TimelineInvoice {
+                period: Month::new(2026, 10).unwrap(),
+                total,
+                status: InvoiceStatus::Paid,
+            }],
+            attempts: vec![
+                attempt(5, 1, PaymentOutcome::Failed, Some("declined")),
+                attempt(6, 2, PaymentOutcome::Succeeded, None),
+            ],
+            subscription: Some(TimelineSubscription {
+                plan: "business".into(),
+                status: SubscriptionStatus::Cancelled,
+                cancelled_on: Some(day(2026, 11, 20)),
+                cancel_reason: Some(CancelReason::Requested),
+            }),
+        }
+    );
 }

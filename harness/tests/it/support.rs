@@ -62,6 +62,29 @@ pub(crate) fn catalog() -> Catalog {
     ])
 }
 
+/// Plans whose every unit of `calls` is billed (no included quota, blocks of 1 at 1 KRW), so the
+/// invoices show exactly how much usage they counted.
+pub(crate) fn metered_catalog() -> Catalog {
+    let plan = |key: &str, fee: i64| Plan {
+        key: key.into(),
+        product: "analytics".into(),
+        currency: Currency::Krw,
+        terms: Terms {
+            base_fee: Decimal::from(fee),
+            included: BTreeMap::new(),
+            overage: BTreeMap::from([(
+                "calls".to_owned(),
+                Overage {
+                    block: 1,
+                    price: Decimal::ONE,
+                },
+            )]),
+        },
+        limits: BTreeMap::new(),
+    };
+    Catalog::new(vec![plan("small", 1_000), plan("large", 5_000)])
+}
+
 /// Gives every table's ids a range of its own: the n-th id sequence (by name) restarts at
 /// n × 100,000 + n. A fresh database otherwise numbers tenants, subscriptions, plans, contracts
 /// and billings 1, 2, 3 alike, so a query that joins on the wrong key or binds a tenant id where a
