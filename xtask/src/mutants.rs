@@ -43,6 +43,12 @@ const IT: &[&str] = &["--test=it"];
 /// Build both.
 const LIB_AND_IT: &[&str] = &["--lib", "--test=it"];
 
+/// The outbox's tests: the sync tests and property, the mocks' own, and the scenarios' snapshots.
+const SYNC_TESTS: &[Tests] = &[Tests {
+    build: IT,
+    filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
+}];
+
 /// The code under mutation and the tests that cover it. A file belongs to the first target
 /// whose path matches it, so specific files come before their directory. Moving a file is a
 /// change of its line here.
@@ -132,20 +138,13 @@ pub(crate) const TARGETS: &[Target] = &[
     },
     Target {
         path: "harness/src/platform/sync.rs",
-        // The outbox: the sync tests and property, the mocks' own, and the scenarios' snapshots.
-        tiers: &[Tests {
-            build: IT,
-            filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
-        }],
+        tiers: SYNC_TESTS,
         rust_goal: 90,
         sql_goal: 90,
     },
     Target {
         path: "harness/src/platform/sync/",
-        tiers: &[Tests {
-            build: IT,
-            filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
-        }],
+        tiers: SYNC_TESTS,
         rust_goal: 90,
         sql_goal: 90,
     },

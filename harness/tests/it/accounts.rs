@@ -24,6 +24,23 @@ fn member(email: &str) -> NewUser {
     }
 }
 
+/// A database with the catalog, an organization and two of its members, jo and kim.
+async fn two_members() -> (TestEnv, billing_harness::builders::Org, UserId, UserId) {
+    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    let org = env.org().create().await.unwrap();
+    let now = env.clock().now();
+    let p = env.platform();
+    let jo = p
+        .create_user(org.id, &member("jo@acme.test"), now)
+        .await
+        .unwrap();
+    let kim = p
+        .create_user(org.id, &member("kim@acme.test"), now)
+        .await
+        .unwrap();
+    (env, org, jo, kim)
+}
+
 /// A user's name, locale and whether they left.
 async fn user(env: &TestEnv, id: UserId) -> (String, String, bool) {
     sqlx::query_as("select name, locale, deleted_at is not null from users where id = $1")
@@ -71,18 +88,9 @@ async fn cards(env: &TestEnv, org: OrgId) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn updating_a_user_changes_that_user_only_and_one_who_left_is_unknown() {
-    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let org = env.org().create().await.unwrap();
+    let (env, _, jo, kim) = two_members().await;
     let p = env.platform();
     let now = env.clock().now();
-    let jo = p
-        .create_user(org.id, &member("jo@acme.test"), now)
-        .await
-        .unwrap();
-    let kim = p
-        .create_user(org.id, &member("kim@acme.test"), now)
-        .await
-        .unwrap();
     let kim_before = user(&env, kim).await;
 
     p.update_user(jo, "Jo Park", "en-US", now).await.unwrap();
@@ -109,18 +117,9 @@ async fn updating_a_user_changes_that_user_only_and_one_who_left_is_unknown() {
 
 #[tokio::test]
 async fn a_user_leaves_once_and_alone() {
-    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let org = env.org().create().await.unwrap();
+    let (env, org, jo, kim) = two_members().await;
     let p = env.platform();
     let now = env.clock().now();
-    let jo = p
-        .create_user(org.id, &member("jo@acme.test"), now)
-        .await
-        .unwrap();
-    let kim = p
-        .create_user(org.id, &member("kim@acme.test"), now)
-        .await
-        .unwrap();
 
     p.leave_org(jo, now).await.unwrap();
     assert!(user(&env, jo).await.2, "rule: the user who leaves has left");
