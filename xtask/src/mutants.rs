@@ -1120,6 +1120,14 @@ mod tests {
         );
         assert_eq!(
             of("harness/src/platform/accounts.rs"),
+            Some("harness/src/platform/accounts.rs")
+        );
+        assert_eq!(
+            of("harness/src/platform/sync/delivery.rs"),
+            Some("harness/src/platform/sync/")
+        );
+        assert_eq!(
+            of("harness/src/platform/jobs.rs"),
             Some("harness/src/platform/")
         );
         assert_eq!(
