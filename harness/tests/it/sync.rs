@@ -256,3 +256,106 @@ async fn a_member_who_leaves_is_deleted_by_the_products_of_their_organizations_l
         );
     }
 }
+
+/// The users a product was told to delete since its `seen`-th request.
+fn user_deletes(mock: &ProductMock, seen: usize) -> Vec<i64> {
+    let mut ids: Vec<i64> = mock.journal()[seen..]
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .filter_map(|r| r.path.strip_prefix("/v1/users/")?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test]
+async fn a_deleted_tenant_takes_from_its_product_the_users_no_other_live_tenant_keeps_there() {
+    let env = env_on("2026-11-24", 6).await;
+    let on = env.this_month().day(10);
+    let tenant = |org, plan: &'static str| {
+        let env = &env;
+        async move {
+            env.tenant()
+                .org(org)
+                .plan(plan)
+                .subscribed_on(on)
+                .create()
+                .await
+                .unwrap()
+        }
+    };
+    // Other organizations on both products first (which installs the catalog).
+    for plan in ["pro", "crm-basic"] {
+        env.tenant()
+            .plan(plan)
+            .subscribed_on(on)
+            .create()
+            .await
+            .unwrap();
+    }
+    // And one on analytics only, whose users crm never held.
+    let analytics_only = env.org().create().await.unwrap();
+    tenant(&analytics_only, "free").await;
+    let org = env
+        .org()
+        .card(billing_harness::payments::TestCard::Ok)
+        .create()
+        .await
+        .unwrap();
+    let first = tenant(&org, "pro").await;
+    tenant(&org, "business").await;
+    let crm = tenant(&org, "crm-basic").await;
+    let now = env.clock().now();
+    let person = |email: &str| billing_harness::platform::NewUser {
+        name: "Member".into(),
+        email: email.into(),
+        phone: None,
+        role: "member".into(),
+        locale: "ko-KR".into(),
+    };
+    let p = env.platform();
+    let jo = p
+        .create_user(org.id, &person("jo@acme.test"), now)
+        .await
+        .unwrap();
+    let kim = p
+        .create_user(org.id, &person("kim@acme.test"), now)
+        .await
+        .unwrap();
+    p.leave_org(kim, now).await.unwrap();
+    env.sync_to_idle().await.unwrap();
+    let (analytics, crm_mock) = (
+        env.product("analytics").await.unwrap(),
+        env.product("crm").await.unwrap(),
+    );
+    let mut live = vec![org.owner.0, jo.0];
+    live.sort_unstable();
+
+    // The organization's only crm tenant: crm forgets its live users, and no one else.
+    let seen = (analytics.journal().len(), crm_mock.journal().len());
+    crm.delete().await.unwrap();
+    env.sync_to_idle().await.unwrap();
+    assert_eq!(
+        (
+            user_deletes(&crm_mock, seen.1),
+            user_deletes(&analytics, seen.0)
+        ),
+        (live.clone(), vec![]),
+        "rule: a deleted tenant's product deletes the organization's live users that no other \
+         live tenant keeps there (crm: the owner and jo; not kim, gone already, nor other \
+         organizations' users), and no other product deletes anyone"
+    );
+
+    // Another analytics tenant of the organization keeps them on analytics.
+    let seen = (analytics.journal().len(), crm_mock.journal().len());
+    first.delete().await.unwrap();
+    env.sync_to_idle().await.unwrap();
+    assert_eq!(
+        (
+            user_deletes(&analytics, seen.0),
+            user_deletes(&crm_mock, seen.1)
+        ),
+        (vec![], vec![]),
+        "rule: users another live tenant keeps on the product stay there"
+    );
+}
