@@ -359,3 +359,138 @@ async fn a_deleted_tenant_takes_from_its_product_the_users_no_other_live_tenant_
         "rule: users another live tenant keeps on the product stay there"
     );
 }
+
+/// What the dispatcher waits for, read back from the outbox: `(entity, attempts, last_error)`
+/// of the undelivered rows of a tenant.
+async fn waiting(env: &TestEnv, tenant: i64) -> Vec<(String, i32, Option<String>)> {
+    billing_harness::platform::sync::undelivered(env.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.tenant_id == Some(tenant))
+        .map(|r| (r.entity, r.attempts, r.last_error))
+        .collect()
+}
+
+#[tokio::test]
+async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_horizon() {
+    use billing_harness::platform::sync::next_due;
+    let env = TestEnv::builder()
+        .today("2026-11-24".parse().unwrap())
+        .seed(5)
+        .sync_policy(SyncPolicy {
+            max_attempts: 2,
+            ..SyncPolicy::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let pool = env.pool();
+    let mock = analytics(&env).await;
+    let crm_mock = env.product("crm").await.unwrap();
+
+    // A key whose head is dead-lettered: it holds its subscription back and is never due.
+    let dead = env.tenant().plan("pro").create().await.unwrap();
+    mock.reject_tenant(dead.id().0, 422);
+    env.sync_to_idle().await.unwrap();
+    assert_eq!(
+        waiting(&env, dead.id().0)
+            .await
+            .iter()
+            .map(|(e, n, _)| (e.as_str(), *n))
+            .collect::<Vec<_>>(),
+        [("tenant", 2), ("subscription", 0)]
+    );
+
+    // A product without a `sync_url`: its rows wait, untried, until it has one. (The test
+    // environment's sync job gives such a product a mock first, so the platform's own
+    // functions are called here.)
+    let unreachable = env.tenant().plan("crm-basic").create().await.unwrap();
+    let url: String = sqlx::query_scalar("select sync_url from products where key = 'crm'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query("update products set sync_url = null where key = 'crm'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let now = env.clock().now();
+    assert_eq!(
+        next_due(pool, now, now + TimeDelta::days(1)).await.unwrap(),
+        None,
+        "rule: neither a dead-lettered head nor a product without a URL has work"
+    );
+    let policy = SyncPolicy {
+        max_attempts: 2,
+        ..SyncPolicy::default()
+    };
+    let client = billing_harness::products::SyncClient::new(policy.timeout);
+    let sent = billing_harness::platform::sync::dispatch(pool, &client, &policy, now)
+        .await
+        .unwrap();
+    assert_eq!((sent.delivered, sent.failed), (0, 0), "{sent:?}");
+    assert_eq!(
+        waiting(&env, unreachable.id().0).await,
+        [
+            ("user".to_owned(), 0, None),
+            ("tenant".to_owned(), 0, None),
+            ("subscription".to_owned(), 0, None),
+        ],
+        "rule: the rows of a product without a URL are not tried"
+    );
+    assert_eq!(crm_mock.requests(), 0);
+
+    // A live head backing off: due when its backoff ends (2 s, up to half again of jitter).
+    mock.fail_next(Fault::Status503, 1);
+    let backing_off = env.tenant().plan("pro").create().await.unwrap();
+    env.clock().settle().await.unwrap();
+    assert_eq!(
+        waiting(&env, backing_off.id().0).await[0].1,
+        1,
+        "one failure"
+    );
+    let now = env.clock().now();
+    let due = next_due(pool, now, now + TimeDelta::days(1))
+        .await
+        .unwrap()
+        .expect("the backing-off head is due within a day");
+    assert!(
+        due >= now + TimeDelta::seconds(2) && due <= now + TimeDelta::seconds(3),
+        "{due} is 2 to 3 s after {now}"
+    );
+    assert_eq!(
+        next_due(pool, now, now).await.unwrap(),
+        None,
+        "rule: nothing is due while the live head backs off"
+    );
+    assert_eq!(
+        next_due(pool, now, due).await.unwrap(),
+        Some(due),
+        "rule: a head due exactly at the horizon is within it"
+    );
+    assert_eq!(
+        next_due(pool, now, due - TimeDelta::microseconds(1))
+            .await
+            .unwrap(),
+        None,
+        "rule: a head due after the horizon is not"
+    );
+    let later = due + TimeDelta::seconds(1);
+    assert_eq!(
+        next_due(pool, later, later).await.unwrap(),
+        Some(later),
+        "rule: a head already due counts as due at `after`"
+    );
+
+    // The URL set, the waiting product's rows go on their first attempt.
+    sqlx::query("update products set sync_url = $1 where key = 'crm'")
+        .bind(&url)
+        .execute(pool)
+        .await
+        .unwrap();
+    env.sync_to_idle().await.unwrap();
+    assert_eq!(waiting(&env, unreachable.id().0).await, []);
+    assert_eq!(waiting(&env, backing_off.id().0).await, []);
+    let statuses: Vec<Option<u16>> = crm_mock.journal().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(200); 3], "each row sent once, accepted");
+}
