@@ -6,23 +6,13 @@ use std::time::Duration;
 
 use billing_harness::model::{OrgId, TenantId, UserId};
 use billing_harness::payments::TestCard;
-use billing_harness::platform::NewUser;
 use billing_harness::prelude::*;
 use serde_json::json;
 
 use crate::rules::{env_with_catalog, midnight, refused};
+use crate::support::member;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn member(email: &str) -> NewUser {
-    NewUser {
-        name: "Member".into(),
-        email: email.into(),
-        phone: None,
-        role: "member".into(),
-        locale: "ko-KR".into(),
-    }
-}
 
 /// A database with the catalog, an organization and two of its members, jo and kim.
 async fn two_members() -> (TestEnv, billing_harness::builders::Org, UserId, UserId) {

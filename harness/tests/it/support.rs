@@ -179,3 +179,14 @@ pub(crate) async fn pro_since_last_month(env: &TestEnv) -> billing_harness::buil
         .await
         .unwrap()
 }
+
+/// A member to sign up with `email`.
+pub(crate) fn member(email: &str) -> billing_harness::platform::NewUser {
+    billing_harness::platform::NewUser {
+        name: "Member".into(),
+        email: email.into(),
+        phone: None,
+        role: "member".into(),
+        locale: "ko-KR".into(),
+    }
+}

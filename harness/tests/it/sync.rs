@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use billing_harness::TestEnv;
+use billing_harness::builders::{Day, Org, Tenant};
 use billing_harness::platform::SyncPolicy;
 use billing_harness::products::{Fault, ProductMock, redacted};
 use chrono::{NaiveDate, TimeDelta};
+
+use crate::support::member;
 
 async fn env_on(today: &str, seed: u64) -> TestEnv {
     TestEnv::builder()
@@ -173,60 +176,35 @@ async fn faults_are_retried_with_backoff_on_the_test_clock() {
     );
 }
 
+/// A tenant on `plan` subscribed on `on`: of `org`, or of a new organization.
+async fn tenant_on<'e>(env: &'e TestEnv, org: Option<&Org>, plan: &str, on: Day) -> Tenant<'e> {
+    let builder = match org {
+        Some(org) => env.tenant().org(org),
+        None => env.tenant(),
+    };
+    builder.plan(plan).subscribed_on(on).create().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_member_who_leaves_is_deleted_by_the_products_of_their_organizations_live_tenants_only() {
     let env = env_on("2026-11-24", 4).await;
     let on = env.this_month().day(10);
     // Another organization's tenant on the same product.
-    env.tenant()
-        .plan("pro")
-        .subscribed_on(on)
-        .create()
-        .await
-        .unwrap();
+    tenant_on(&env, None, "pro", on).await;
     let org = env
         .org()
         .card(billing_harness::payments::TestCard::Ok)
         .create()
         .await
         .unwrap();
-    env.tenant()
-        .org(&org)
-        .plan("pro")
-        .subscribed_on(on)
-        .create()
-        .await
-        .unwrap();
-    env.tenant()
-        .org(&org)
-        .plan("crm-basic")
-        .subscribed_on(on)
-        .create()
-        .await
-        .unwrap();
-    let gone = env
-        .tenant()
-        .org(&org)
-        .plan("business")
-        .subscribed_on(on)
-        .create()
-        .await
-        .unwrap();
+    tenant_on(&env, Some(&org), "pro", on).await;
+    tenant_on(&env, Some(&org), "crm-basic", on).await;
+    let gone = tenant_on(&env, Some(&org), "business", on).await;
     gone.delete().await.unwrap();
     let now = env.clock().now();
     let jo = env
         .platform()
-        .create_user(
-            org.id,
-            &billing_harness::platform::NewUser {
-                name: "Jo".into(),
-                email: "jo@acme.test".into(),
-                phone: None,
-                role: "member".into(),
-                locale: "ko-KR".into(),
-            },
-            now,
-        )
+        .create_user(org.id, &member("jo@acme.test"), now)
         .await
         .unwrap();
     env.sync_to_idle().await.unwrap();
@@ -272,54 +250,30 @@ fn user_deletes(mock: &ProductMock, seen: usize) -> Vec<i64> {
 async fn a_deleted_tenant_takes_from_its_product_the_users_no_other_live_tenant_keeps_there() {
     let env = env_on("2026-11-24", 6).await;
     let on = env.this_month().day(10);
-    let tenant = |org, plan: &'static str| {
-        let env = &env;
-        async move {
-            env.tenant()
-                .org(org)
-                .plan(plan)
-                .subscribed_on(on)
-                .create()
-                .await
-                .unwrap()
-        }
-    };
     // Other organizations on both products first (which installs the catalog).
     for plan in ["pro", "crm-basic"] {
-        env.tenant()
-            .plan(plan)
-            .subscribed_on(on)
-            .create()
-            .await
-            .unwrap();
+        tenant_on(&env, None, plan, on).await;
     }
     // And one on analytics only, whose users crm never held.
     let analytics_only = env.org().create().await.unwrap();
-    tenant(&analytics_only, "free").await;
+    tenant_on(&env, Some(&analytics_only), "free", on).await;
     let org = env
         .org()
         .card(billing_harness::payments::TestCard::Ok)
         .create()
         .await
         .unwrap();
-    let first = tenant(&org, "pro").await;
-    tenant(&org, "business").await;
-    let crm = tenant(&org, "crm-basic").await;
+    let first = tenant_on(&env, Some(&org), "pro", on).await;
+    tenant_on(&env, Some(&org), "business", on).await;
+    let crm = tenant_on(&env, Some(&org), "crm-basic", on).await;
     let now = env.clock().now();
-    let person = |email: &str| billing_harness::platform::NewUser {
-        name: "Member".into(),
-        email: email.into(),
-        phone: None,
-        role: "member".into(),
-        locale: "ko-KR".into(),
-    };
     let p = env.platform();
     let jo = p
-        .create_user(org.id, &person("jo@acme.test"), now)
+        .create_user(org.id, &member("jo@acme.test"), now)
         .await
         .unwrap();
     let kim = p
-        .create_user(org.id, &person("kim@acme.test"), now)
+        .create_user(org.id, &member("kim@acme.test"), now)
         .await
         .unwrap();
     p.leave_org(kim, now).await.unwrap();
