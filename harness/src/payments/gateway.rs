@@ -87,3 +87,24 @@ pub trait Gateway: Send + Sync + fmt::Debug {
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Approval>, GatewayError>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GatewayError;
+
+    #[test]
+    fn the_failure_code_stored_is_the_decline_code_or_the_kind_of_failure() {
+        let declined = GatewayError::Declined {
+            request_id: "req_000001".into(),
+            code: "expired_card".into(),
+        };
+        assert_eq!(
+            [
+                declined.code(),
+                GatewayError::Timeout.code(),
+                GatewayError::Unavailable("connection refused".into()).code(),
+            ],
+            ["expired_card", "timeout", "unavailable"]
+        );
+    }
+}

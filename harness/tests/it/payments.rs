@@ -174,7 +174,24 @@ async fn decline_codes_of_every_failing_card_are_recorded() {
 
 #[tokio::test]
 async fn a_timeout_is_captured_once_and_found_by_its_idempotency_key() {
-    let (env, _, t) = october(TestCard::Timeout, seoul(2026, 11, 10)).await;
+    timeout_found_by_its_key(TestEnv::builder().start_at(seoul(2026, 10, 1))).await;
+}
+
+#[cfg(feature = "gateway-http")]
+#[tokio::test]
+async fn a_timeout_over_http_is_captured_once_and_found_by_its_idempotency_key() {
+    timeout_found_by_its_key(
+        TestEnv::builder()
+            .start_at(seoul(2026, 10, 1))
+            .gateway_over_http(),
+    )
+    .await;
+}
+
+/// A capture whose reply is lost: the charge finds it by its idempotency key and records the
+/// payment once, as succeeded, with the capture's approval number.
+async fn timeout_found_by_its_key(builder: billing_harness::TestEnvBuilder) {
+    let (env, _, t) = october_in(builder, TestCard::Timeout, seoul(2026, 11, 10)).await;
     assert_eq!(attempts(&t), vec![("2026-10".into(), 5, 1, "succeeded")]);
     crate::support::assert_timeline("timeout", &t);
     let ledger = env.gateway().ledger();
