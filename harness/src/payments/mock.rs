@@ -206,3 +206,42 @@ impl Gateway for MockGateway {
         Box::pin(async move { Ok(self.find_now(idempotency_key)) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(card: TestCard, key: &str) -> ChargeRequest {
+        ChargeRequest {
+            billing_key: MockGateway::billing_key(card, "1"),
+            amount: Decimal::from(99_000),
+            currency: Currency::Krw,
+            idempotency_key: key.to_owned(),
+            order_name: "pro 2026-10".to_owned(),
+        }
+    }
+
+    #[test]
+    fn each_new_charge_gets_the_next_request_id_and_a_repeated_key_its_first_outcome_replayed() {
+        let mock = MockGateway::new();
+        let first = mock.charge_now(&request(TestCard::Ok, "k1")).unwrap();
+        let second = mock.charge_now(&request(TestCard::Ok, "k2")).unwrap();
+        assert_eq!(
+            (first.request_id.as_str(), second.request_id.as_str()),
+            ("req_000001", "req_000002")
+        );
+        assert!(!first.replayed && !second.replayed);
+        let again = mock.charge_now(&request(TestCard::Ok, "k1")).unwrap();
+        assert_eq!(
+            again,
+            Approval {
+                replayed: true,
+                ..first
+            },
+            "the first outcome, marked replayed"
+        );
+        assert_eq!(mock.ledger().len(), 2, "a repeated key captures nothing");
+        let answers: Vec<String> = mock.journal().into_iter().map(|j| j.answer).collect();
+        assert_eq!(answers, ["approved", "approved", "replayed"]);
+    }
+}
