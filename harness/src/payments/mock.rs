@@ -222,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn each_new_charge_gets_the_next_request_id_and_a_repeated_key_its_first_outcome_replayed() {
+    fn each_new_charge_gets_the_next_request_id_and_a_known_key_its_first_outcome_replayed() {
         let mock = MockGateway::new();
         let first = mock.charge_now(&request(TestCard::Ok, "k1")).unwrap();
         let second = mock.charge_now(&request(TestCard::Ok, "k2")).unwrap();
@@ -241,7 +241,21 @@ mod tests {
             "the first outcome, marked replayed"
         );
         assert_eq!(mock.ledger().len(), 2, "a repeated key captures nothing");
+        assert_eq!(
+            (mock.find_now("k2"), mock.find_now("k3")),
+            (
+                Some(Approval {
+                    replayed: true,
+                    ..second
+                }),
+                None
+            ),
+            "a key's capture is found, marked replayed; an unknown key has none"
+        );
         let answers: Vec<String> = mock.journal().into_iter().map(|j| j.answer).collect();
-        assert_eq!(answers, ["approved", "approved", "replayed"]);
+        assert_eq!(
+            answers,
+            ["approved", "approved", "replayed", "found", "not_found"]
+        );
     }
 }
