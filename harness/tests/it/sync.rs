@@ -448,3 +448,88 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
     let statuses: Vec<Option<u16>> = crm_mock.journal().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [Some(200); 3], "each row sent once, accepted");
 }
+
+#[tokio::test]
+async fn requeue_puts_back_the_dead_letter_named_due_from_the_given_instant_never_before_it_was_queued()
+ {
+    use billing_harness::platform::sync::{dead_letters, next_due, requeue};
+    let env = TestEnv::builder()
+        .today("2026-11-24".parse().unwrap())
+        .seed(8)
+        .sync_policy(SyncPolicy {
+            max_attempts: 2,
+            ..SyncPolicy::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let pool = env.pool();
+    let a = env.tenant().plan("pro").create().await.unwrap();
+    let b = env.tenant().plan("pro").create().await.unwrap();
+    let mock = analytics(&env).await;
+    mock.reject_tenant(a.id().0, 422);
+    mock.reject_tenant(b.id().0, 422);
+    env.sync_to_idle().await.unwrap();
+    // A display name other than the key: the rows name their product by its key.
+    sqlx::query("update products set name = 'Analytics' where key = 'analytics'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let dead = dead_letters(pool).await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|r| (
+                r.product.as_str(),
+                r.tenant_id,
+                r.entity.as_str(),
+                r.attempts
+            ))
+            .collect::<Vec<_>>(),
+        [
+            ("analytics", Some(a.id().0), "tenant", 2),
+            ("analytics", Some(b.id().0), "tenant", 2),
+        ]
+    );
+
+    let queued: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("select created_at from sync_outbox where id = $1")
+            .bind(dead[0].id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let before = queued - TimeDelta::hours(1);
+    assert_eq!(
+        requeue(pool, Some(dead[0].id), before).await.unwrap(),
+        1,
+        "rule: requeue by id puts back that row only"
+    );
+    assert_eq!(
+        dead_letters(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        [dead[1].id]
+    );
+    assert_eq!(
+        next_due(pool, before, before + TimeDelta::days(1))
+            .await
+            .unwrap(),
+        Some(queued),
+        "rule: a requeued row is due from the given instant, but never before it was queued"
+    );
+    mock.accept_tenant(a.id().0);
+    env.sync_to_idle().await.unwrap();
+    assert!(mock.tenant(a.id().0).is_some(), "the requeued row went");
+    assert!(mock.tenant(b.id().0).is_none(), "the other stays dead");
+
+    let later = env.clock().now() + TimeDelta::hours(1);
+    assert_eq!(requeue(pool, None, later).await.unwrap(), 1);
+    let now = env.clock().now();
+    assert_eq!(
+        next_due(pool, now, now + TimeDelta::days(1)).await.unwrap(),
+        Some(later),
+        "rule: a row requeued from a later instant is due then"
+    );
+}
