@@ -173,6 +173,25 @@ async fn decline_codes_of_every_failing_card_are_recorded() {
 }
 
 #[tokio::test]
+async fn a_declined_attempt_records_the_request_id_the_gateway_gave_it() {
+    let (env, _, _) = october(TestCard::Declined, seoul(2026, 11, 5) + TimeDelta::hours(1)).await;
+    let stored: (Option<String>, Option<String>, Option<String>) =
+        sqlx::query_as("select gateway_request_id, approval_number, failure_code from payments")
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        (
+            Some("req_000001".to_owned()),
+            None,
+            Some("declined".to_owned())
+        ),
+        "rule: a declined attempt records the gateway's request id and code, and no approval"
+    );
+}
+
+#[tokio::test]
 async fn a_timeout_is_captured_once_and_found_by_its_idempotency_key() {
     timeout_found_by_its_key(TestEnv::builder().start_at(seoul(2026, 10, 1))).await;
 }
