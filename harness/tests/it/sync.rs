@@ -533,3 +533,142 @@ async fn requeue_puts_back_the_dead_letter_named_due_from_the_given_instant_neve
         "rule: a row requeued from a later instant is due then"
     );
 }
+
+/// What a reconciliation found, as `(products with drift, busy products)`, each named as the
+/// drift lines name them.
+fn found(r: &billing_harness::platform::sync::Reconciliation) -> (Vec<String>, Vec<String>) {
+    let mut products: Vec<String> = r.drift.iter().map(|d| d.product.clone()).collect();
+    products.dedup();
+    (products, r.busy.clone())
+}
+
+#[tokio::test]
+async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_order() {
+    use billing_harness::platform::sync::reconcile;
+    let env = env_on("2026-11-24", 9).await;
+    let pool = env.pool();
+    let on_analytics = env.tenant().plan("pro").create().await.unwrap();
+    let on_crm = env.tenant().plan("crm-basic").create().await.unwrap();
+    env.assert_converged().await;
+    let crm = env.product("crm").await.unwrap();
+    // Display names that sort the other way round from the keys.
+    sqlx::query(
+        "update products set name = case key when 'analytics' then 'Zeta' else 'Alpha' end",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    analytics(&env).await.drift(on_analytics.id().0).unwrap();
+    crm.drift(on_crm.id().0).unwrap();
+    let client = billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2));
+    let now = env.clock().now();
+    let read = reconcile(pool, &client, false, now).await.unwrap();
+    assert_eq!(
+        found(&read),
+        (vec!["analytics".to_owned(), "crm".to_owned()], vec![]),
+        "rule: every product is read back, in key order, and named by its key"
+    );
+    assert!(
+        read.drift[0].to_string().starts_with("analytics: "),
+        "{}",
+        read.drift[0]
+    );
+
+    // A new analytics tenant's rows are on their way: analytics is busy, crm still read.
+    env.tenant().plan("pro").create().await.unwrap();
+    let read = reconcile(pool, &client, false, now).await.unwrap();
+    assert_eq!(
+        found(&read),
+        (vec!["crm".to_owned()], vec!["analytics".to_owned()]),
+        "rule: a product with undelivered rows is skipped as busy, and only that product"
+    );
+
+    sqlx::query("update products set sync_url = null where key = 'crm'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let read = reconcile(pool, &client, false, now).await.unwrap();
+    assert_eq!(
+        found(&read),
+        (vec![], vec!["analytics".to_owned()]),
+        "rule: a product without a URL is not read"
+    );
+}
+
+#[tokio::test]
+async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_product() {
+    use billing_harness::platform::sync::{reconcile, undelivered};
+    let env = env_on("2026-11-24", 10).await;
+    let pool = env.pool();
+    let on = env.this_month().day(10);
+    // Another organization's tenant first (which installs the catalog).
+    tenant_on(&env, None, "free", on).await;
+    let org = env
+        .org()
+        .card(billing_harness::payments::TestCard::Ok)
+        .create()
+        .await
+        .unwrap();
+    // The organization's crm tenant first: the lowest tenant id of the organization.
+    let on_crm = tenant_on(&env, Some(&org), "crm-basic", on).await;
+    let first = tenant_on(&env, Some(&org), "pro", on).await;
+    tenant_on(&env, Some(&org), "business", on).await;
+    env.assert_converged().await;
+    let mock = analytics(&env).await;
+    let (owner, crm_id) = (org.owner.0, on_crm.id().0);
+    mock.edit(|s| {
+        let mut stranger = s.users.iter().find(|u| u.id == owner).unwrap().clone();
+        stranger.id = 9_999;
+        s.users.retain(|u| u.id != owner);
+        s.users.push(stranger);
+        for id in [crm_id, 8_888] {
+            let mut extra = s.tenants[0].clone();
+            extra.id = id;
+            s.tenants.push(extra);
+        }
+    });
+
+    let client = billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2));
+    let read = reconcile(pool, &client, true, env.clock().now())
+        .await
+        .unwrap();
+    assert_eq!(read.repairs, 4, "{:?}", read.drift);
+    let mut queued: Vec<(String, Option<i64>, String, String, i64)> = undelivered(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.product, r.tenant_id, r.entity, r.operation, r.entity_id))
+        .collect();
+    queued.sort();
+    let row = |tenant: Option<i64>, entity: &str, operation: &str, id: i64| {
+        let (entity, operation) = (entity.to_owned(), operation.to_owned());
+        ("analytics".to_owned(), tenant, entity, operation, id)
+    };
+    let mut expected = vec![
+        row(Some(first.id().0), "user", "upsert", owner),
+        row(None, "user", "delete", 9_999),
+        row(Some(crm_id), "tenant", "delete", crm_id),
+        row(None, "tenant", "delete", 8_888),
+    ];
+    expected.sort();
+    assert_eq!(
+        queued, expected,
+        "rule: a missing user is sent again with the organization's first tenant on that \
+         product; an extra user or tenant is deleted, ordered with its tenant when the platform \
+         has it"
+    );
+    env.assert_converged().await;
+    let state = mock.read_state();
+    let users: Vec<i64> = state.users.iter().map(|u| u.id).collect();
+    assert!(
+        users.contains(&owner) && !users.contains(&9_999),
+        "{users:?}"
+    );
+    assert!(
+        !state
+            .tenants
+            .iter()
+            .any(|t| t.id == crm_id || t.id == 8_888),
+        "the extras are gone"
+    );
+}

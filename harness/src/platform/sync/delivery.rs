@@ -95,8 +95,8 @@ struct Claimed {
     entity_id: i64,
     payload: Value,
     attempts: i32,
-    product: String,
-    sync_url: Option<String>,
+    /// Never null: only the rows of products with a URL are claimed ([`HEADS`]).
+    sync_url: String,
 }
 
 impl Claimed {
@@ -136,7 +136,7 @@ pub async fn dispatch(
         let rows: Vec<Claimed> = sqlx::query_as(&format!(
             "with heads as ({HEADS}) \
              select o.id, o.tenant_id, o.entity, o.operation, o.entity_id, o.payload, o.attempts, \
-                    p.key as product, p.sync_url \
+                    p.sync_url \
              from sync_outbox o join heads h on h.id = o.id join products p on p.id = o.product_id \
              where o.dispatched_at is null and o.dead_at is null and o.available_at <= $1 \
              order by o.id limit $2 for update of o skip locked"
@@ -214,17 +214,13 @@ async fn deliver_all(client: &SyncClient, rows: &[Claimed]) -> Vec<Result<u16, D
         let lanes = lanes.clone();
         let client = client.clone();
         let url = row.sync_url.clone();
-        let product = row.product.clone();
         let write = row.write();
         let key = row.id.to_string();
         tasks.spawn(async move {
             let _lane = lanes.acquire_owned().await;
-            let result = match (url, write) {
-                (Some(url), Some(write)) => client.send(&url, &write, &key).await,
-                (None, _) => Err(DeliveryError::Connection(format!(
-                    "product {product} has no sync_url"
-                ))),
-                (_, None) => Err(DeliveryError::Connection(
+            let result = match write {
+                Some(write) => client.send(&url, &write, &key).await,
+                None => Err(DeliveryError::Connection(
                     "the row is not a write of the sync API".into(),
                 )),
             };
