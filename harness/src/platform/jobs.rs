@@ -61,11 +61,6 @@ impl PlatformJobs {
     pub fn sync_client(&self) -> &SyncClient {
         &self.sync
     }
-
-    /// The policy product sync follows.
-    pub fn sync_policy(&self) -> &SyncPolicy {
-        &self.policy
-    }
 }
 
 impl Jobs for PlatformJobs {

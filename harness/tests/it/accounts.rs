@@ -275,3 +275,28 @@ async fn registering_a_card_does_not_wait_for_another_organization() {
         "rule: a card registration locks its own organization only"
     );
 }
+
+#[tokio::test]
+async fn a_registered_card_expires_on_january_1st_three_years_on() {
+    let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
+    let org = env.org().create().await.unwrap();
+    env.platform()
+        .register_card(
+            org.id,
+            billing_harness::payments::TestCard::Ok,
+            env.clock().now(),
+        )
+        .await
+        .unwrap();
+    let expires: Vec<chrono::NaiveDate> = sqlx::query_scalar(
+        "select expires_on from cards where organization_id = $1 and status = 'active'",
+    )
+    .bind(org.id)
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        expires,
+        [chrono::NaiveDate::from_ymd_opt(2029, 1, 1).unwrap()]
+    );
+}

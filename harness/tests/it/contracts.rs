@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use billing_harness::TestEnv;
 use billing_harness::billing::{InvoiceInput, PlanPeriod, Usage, invoice};
 use billing_harness::builders::Day;
+use billing_harness::calendar::Job;
 use billing_harness::model::{Currency, Month, Overage, TenantId, Terms};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -303,7 +304,15 @@ async fn a_term_ending_today_ends_at_todays_run_and_one_ending_tomorrow_at_tomor
         (slug, spec),
         "rule: a contract's spec is its own tenant's only"
     );
-    env.clock().advance_to(today.plus_days(5)).await.unwrap();
+    let runs = env.clock().advance_to(today.plus_days(5)).await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.at == today.plus_days(5).midnight() && r.job == Job::Retry)
+            .map(|r| (r.job, r.effects))
+            .collect::<Vec<_>>(),
+        [(Job::Retry, 1)],
+        "the daily run counts the term it ended (and no retry)"
+    );
     assert_eq!(
         state(&env, ending.id()).await,
         ended(today.plus_days(5)),

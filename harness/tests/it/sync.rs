@@ -360,10 +360,6 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
     // environment's sync job gives such a product a mock first, so the platform's own
     // functions are called here.)
     let unreachable = env.tenant().plan("crm-basic").create().await.unwrap();
-    let url: String = sqlx::query_scalar("select sync_url from products where key = 'crm'")
-        .fetch_one(pool)
-        .await
-        .unwrap();
     sqlx::query("update products set sync_url = null where key = 'crm'")
         .execute(pool)
         .await
@@ -397,7 +393,14 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
     // A live head backing off: due when its backoff ends (2 s, up to half again of jitter).
     mock.fail_next(Fault::Status503, 1);
     let backing_off = env.tenant().plan("pro").create().await.unwrap();
-    env.clock().settle().await.unwrap();
+    let runs = env.clock().settle().await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| (r.job, r.effects)).collect::<Vec<_>>(),
+        [(billing_harness::calendar::Job::Sync, 4)],
+        "the sync run counts every delivery it tried, failed or not: the backing-off key's \
+         user (failed) and crm's three rows (the test environment's sync job points a product \
+         without a URL at its mock first)"
+    );
     assert_eq!(
         waiting(&env, backing_off.id().0).await[0].1,
         1,
@@ -436,12 +439,7 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
         "rule: a head already due counts as due at `after`"
     );
 
-    // The URL set, the waiting product's rows go on their first attempt.
-    sqlx::query("update products set sync_url = $1 where key = 'crm'")
-        .bind(&url)
-        .execute(pool)
-        .await
-        .unwrap();
+    // Once it has a URL, the waiting product's rows go on their first attempt.
     env.sync_to_idle().await.unwrap();
     assert_eq!(waiting(&env, unreachable.id().0).await, []);
     assert_eq!(waiting(&env, backing_off.id().0).await, []);
