@@ -47,11 +47,19 @@ const IT: &[&str] = &["--test=it"];
 /// Build both.
 const LIB_AND_IT: &[&str] = &["--lib", "--test=it"];
 
-/// The outbox's tests: the sync tests and property, the mocks' own, and the scenarios' snapshots.
-const SYNC_TESTS: &[Tests] = &[Tests {
-    build: IT,
-    filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
-}];
+/// The outbox's tests: the sync tests and property, the mocks' own, and the scenarios' snapshots;
+/// then, for what they miss, the outbox's unit tests (the backoff's pinned waits, the reconciler's
+/// comparison).
+const SYNC_TESTS: &[Tests] = &[
+    Tests {
+        build: IT,
+        filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
+    },
+    Tests {
+        build: LIB,
+        filter: "test(/^platform::sync::/)",
+    },
+];
 
 /// The code under mutation and the tests that cover it. A file belongs to the first target
 /// whose path matches it, so specific files come before their directory. Moving a file is a
@@ -191,7 +199,8 @@ pub(crate) struct Target {
     /// A file, or a directory ending in `/` (its `.rs` files, recursively), relative to the
     /// workspace root.
     pub(crate) path: &'static str,
-    /// The covering tests, fastest first: a mutant that survives one tier meets the next.
+    /// The covering tests in the order to try them (the likeliest to catch a mutant soonest
+    /// first): a mutant that survives one tier meets the next.
     pub(crate) tiers: &'static [Tests],
     /// Share of Rust mutants to catch, in percent (accepted survivors count as caught).
     pub(crate) rust_goal: u32,

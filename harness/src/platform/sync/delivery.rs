@@ -538,6 +538,21 @@ mod tests {
     }
 
     #[test]
+    fn a_seed_replays_the_same_waits_in_every_version() {
+        // A failed run prints its seed; replaying it must wait exactly as it did, so the jitter's
+        // mixing of seed, row and failure count is pinned here.
+        let policy = SyncPolicy {
+            seed: 7,
+            ..SyncPolicy::default()
+        };
+        let waits: Vec<i64> = [(1, 1), (42, 1), (42, 2), (42, 3), (1_000_000, 6)]
+            .into_iter()
+            .map(|(row, failures)| policy.backoff(row, failures).num_milliseconds())
+            .collect();
+        assert_eq!(waits, [2697, 2653, 4770, 11216, 87104]);
+    }
+
+    #[test]
     fn compare_names_missing_extra_and_differing_fields() {
         let expected = BTreeMap::from([
             (
