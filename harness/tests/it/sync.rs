@@ -670,3 +670,24 @@ async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_pr
         "the extras are gone"
     );
 }
+
+#[tokio::test]
+async fn a_dispatch_reports_what_it_delivered_what_failed_and_what_it_gave_up_on() {
+    use billing_harness::platform::sync::dispatch;
+    let env = env_on("2026-11-24", 11).await;
+    let t = env.tenant().plan("pro").create().await.unwrap();
+    analytics(&env).await.reject_tenant(t.id().0, 422);
+    let policy = SyncPolicy {
+        max_attempts: 1,
+        ..SyncPolicy::default()
+    };
+    let client = billing_harness::products::SyncClient::new(policy.timeout);
+    let report = dispatch(env.pool(), &client, &policy, env.clock().now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.delivered, report.failed, report.dead_lettered),
+        (1, 1, 1),
+        "the user delivered, the tenant refused at its last attempt; the subscription waits"
+    );
+}
