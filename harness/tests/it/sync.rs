@@ -20,6 +20,20 @@ async fn env_on(today: &str, seed: u64) -> TestEnv {
         .unwrap()
 }
 
+/// [`env_on`] the same day, with product sync giving a row up at its `max_attempts`-th failure.
+async fn env_giving_up_after(seed: u64, max_attempts: u32) -> TestEnv {
+    TestEnv::builder()
+        .today("2026-11-24".parse::<NaiveDate>().unwrap())
+        .seed(seed)
+        .sync_policy(SyncPolicy {
+            max_attempts,
+            ..SyncPolicy::default()
+        })
+        .build()
+        .await
+        .unwrap()
+}
+
 async fn analytics(env: &TestEnv) -> Arc<ProductMock> {
     env.product("analytics").await.unwrap()
 }
@@ -66,16 +80,7 @@ async fn subscribe_syncs_user_then_tenant_then_subscription() {
 
 #[tokio::test]
 async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
-    let env = TestEnv::builder()
-        .today("2026-11-24".parse().unwrap())
-        .seed(1)
-        .sync_policy(SyncPolicy {
-            max_attempts: 3,
-            ..SyncPolicy::default()
-        })
-        .build()
-        .await
-        .unwrap();
+    let env = env_giving_up_after(1, 3).await;
     let a = env.tenant().plan("pro").create().await.unwrap();
     let mock = analytics(&env).await;
     mock.reject_tenant(a.id().0, 422);
@@ -329,16 +334,7 @@ async fn waiting(env: &TestEnv, tenant: i64) -> Vec<(String, i32, Option<String>
 #[tokio::test]
 async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_horizon() {
     use billing_harness::platform::sync::next_due;
-    let env = TestEnv::builder()
-        .today("2026-11-24".parse().unwrap())
-        .seed(5)
-        .sync_policy(SyncPolicy {
-            max_attempts: 2,
-            ..SyncPolicy::default()
-        })
-        .build()
-        .await
-        .unwrap();
+    let env = env_giving_up_after(5, 2).await;
     let pool = env.pool();
     let mock = analytics(&env).await;
     let crm_mock = env.product("crm").await.unwrap();
@@ -451,16 +447,7 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
 async fn requeue_puts_back_the_dead_letter_named_due_from_the_given_instant_never_before_it_was_queued()
  {
     use billing_harness::platform::sync::{dead_letters, next_due, requeue};
-    let env = TestEnv::builder()
-        .today("2026-11-24".parse().unwrap())
-        .seed(8)
-        .sync_policy(SyncPolicy {
-            max_attempts: 2,
-            ..SyncPolicy::default()
-        })
-        .build()
-        .await
-        .unwrap();
+    let env = env_giving_up_after(8, 2).await;
     let pool = env.pool();
     let a = env.tenant().plan("pro").create().await.unwrap();
     let b = env.tenant().plan("pro").create().await.unwrap();
