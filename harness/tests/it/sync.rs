@@ -181,6 +181,15 @@ async fn faults_are_retried_with_backoff_on_the_test_clock() {
     );
 }
 
+/// A new organization with a card that pays.
+async fn org_with_card(env: &TestEnv) -> Org {
+    env.org()
+        .card(billing_harness::payments::TestCard::Ok)
+        .create()
+        .await
+        .unwrap()
+}
+
 /// A tenant on `plan` subscribed on `on`: of `org`, or of a new organization.
 async fn tenant_on<'e>(env: &'e TestEnv, org: Option<&Org>, plan: &str, on: Day) -> Tenant<'e> {
     let builder = match org {
@@ -196,12 +205,7 @@ async fn a_member_who_leaves_is_deleted_by_the_products_of_their_organizations_l
     let on = env.this_month().day(10);
     // Another organization's tenant on the same product.
     tenant_on(&env, None, "pro", on).await;
-    let org = env
-        .org()
-        .card(billing_harness::payments::TestCard::Ok)
-        .create()
-        .await
-        .unwrap();
+    let org = org_with_card(&env).await;
     tenant_on(&env, Some(&org), "pro", on).await;
     tenant_on(&env, Some(&org), "crm-basic", on).await;
     let gone = tenant_on(&env, Some(&org), "business", on).await;
@@ -262,12 +266,7 @@ async fn a_deleted_tenant_takes_from_its_product_the_users_no_other_live_tenant_
     // And one on analytics only, whose users crm never held.
     let analytics_only = env.org().create().await.unwrap();
     tenant_on(&env, Some(&analytics_only), "free", on).await;
-    let org = env
-        .org()
-        .card(billing_harness::payments::TestCard::Ok)
-        .create()
-        .await
-        .unwrap();
+    let org = org_with_card(&env).await;
     let first = tenant_on(&env, Some(&org), "pro", on).await;
     tenant_on(&env, Some(&org), "business", on).await;
     let crm = tenant_on(&env, Some(&org), "crm-basic", on).await;
@@ -588,12 +587,7 @@ async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_pr
     let on = env.this_month().day(10);
     // Another organization's tenant first (which installs the catalog).
     tenant_on(&env, None, "free", on).await;
-    let org = env
-        .org()
-        .card(billing_harness::payments::TestCard::Ok)
-        .create()
-        .await
-        .unwrap();
+    let org = org_with_card(&env).await;
     // The organization's crm tenant first: the lowest tenant id of the organization.
     let on_crm = tenant_on(&env, Some(&org), "crm-basic", on).await;
     let first = tenant_on(&env, Some(&org), "pro", on).await;
