@@ -9,19 +9,25 @@
 mod accepted;
 mod guard;
 mod process;
+mod proxy;
+mod rewrite;
 mod schema;
 mod sql;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use accepted::Accepted;
+use billing_harness::TestEnv;
 use guard::Backup;
 use process::{Ended, Interrupted, Signals};
+use proxy::Proxy;
+use rewrite::Rewrite;
 use schema::Schema;
 
 /// The cargo-mutants release the command installs and expects.
@@ -224,7 +230,7 @@ pub(crate) enum Kinds {
     Rust,
     /// The SQL mutator only.
     Sql,
-    /// Both, Rust first.
+    /// Both, SQL first (its baselines serve the Rust mutants).
     Both,
 }
 
@@ -406,12 +412,17 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             backup,
             signals: &mut signals,
             outcomes: Vec::new(),
+            db_env: Vec::new(),
+            server: None,
+            proxy: None,
+            baselines: BTreeMap::new(),
         };
-        if args.kinds.rust() {
-            run.rust(&plan).await?;
-        }
+        // SQL first: its baselines serve the Rust mutants too.
         if args.kinds.sql() {
             run.sql(&plan).await?;
+        }
+        if args.kinds.rust() {
+            run.rust(&plan).await?;
         }
         run.backup.finish()?;
         anyhow::Ok(run.outcomes)
@@ -512,6 +523,69 @@ fn slashed(file: &Path) -> String {
     file.to_string_lossy().replace('\\', "/")
 }
 
+/// How a test run of a mutant ended, as its status.
+fn tested_status(ended: Ended) -> Status {
+    match ended {
+        Ended::Exited(Some(0)) => Status::Survived,
+        Ended::TimedOut => Status::Timeout,
+        Ended::Exited(_) => Status::Caught,
+    }
+}
+
+/// Every SQL literal of the library as the program sends it: its file, its range, its text.
+fn all_literals(root: &Path) -> anyhow::Result<Vec<(PathBuf, std::ops::Range<usize>, String)>> {
+    let mut files = Vec::new();
+    collect_rs(&root.join("harness/src"), &mut files)?;
+    let mut out = Vec::new();
+    for path in files {
+        let source = std::fs::read_to_string(&path)?;
+        let file = path.strip_prefix(root)?.to_owned();
+        for (range, text) in sql::sql_literals(&source)
+            .into_iter()
+            .zip(rewrite::literals_as_run(&source, None))
+        {
+            out.push((file.clone(), range, text));
+        }
+    }
+    Ok(out)
+}
+
+/// `mutant`'s rewrite at run time, unless another literal of the library would match it too.
+fn run_time_rewrite(
+    source: &str,
+    file: &Path,
+    mutant: &sql::SqlMutant,
+    literals: &[(PathBuf, std::ops::Range<usize>, String)],
+) -> Option<Rewrite> {
+    let own = rewrite::literal_of(source, mutant)?;
+    let others: Vec<String> = literals
+        .iter()
+        .filter(|(f, r, _)| !(f == file && *r == own))
+        .map(|(_, _, text)| text.clone())
+        .collect();
+    rewrite::rewrite(source, mutant, &others)
+}
+
+/// `url` (`postgres://USER[:PASSWORD]@HOST:PORT/DATABASE[?...]`) pointed at the proxy on
+/// 127.0.0.1:`port` and its `postgres` database, without TLS.
+fn proxied_url(url: &str, port: u16) -> anyhow::Result<String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .context("a database URL without a scheme")?;
+    let (user, rest) = rest
+        .rsplit_once('@')
+        .context("a database URL without a user")?;
+    let (_, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let database = path
+        .split('?')
+        .next()
+        .filter(|d| !d.is_empty() && !d.starts_with("bh_"));
+    Ok(format!(
+        "{scheme}://{user}@127.0.0.1:{port}/{}?sslmode=disable",
+        database.unwrap_or("postgres")
+    ))
+}
+
 /// Whether mutant number `index` of a stable list is in the shard.
 fn in_shard(shard: Option<(u32, u32)>, index: usize) -> bool {
     shard.is_none_or(|(k, n)| index % n as usize == k as usize)
@@ -531,14 +605,35 @@ struct Run<'a> {
     signals: &'a mut Signals,
     /// What ran.
     outcomes: Vec<Outcome>,
+    /// What test runs add to their environment to reach the database (through the proxy).
+    db_env: Vec<(String, String)>,
+    /// The database server the tests use, kept up while the command runs, once started.
+    server: Option<TestEnv>,
+    /// The proxy in front of it, once started.
+    proxy: Option<Arc<Proxy>>,
+    /// Per target and tier: the test timeout for mutants and the queries the unmutated tests
+    /// sent, from the tier's baseline run, shared by both kinds of mutant.
+    baselines: BTreeMap<(usize, usize), Baseline>,
+}
+
+/// What a tier's run on the unmutated tree tells.
+struct Baseline {
+    /// The test timeout for a mutant.
+    timeout: Duration,
+    /// Every query text the tests sent.
+    queries: BTreeSet<String>,
 }
 
 impl Run<'_> {
     /// The SQL mutants of the planned files: a baseline per target, then each mutant in turn.
+    /// The tests reach Postgres through a [`Proxy`]: a mutant whose literal can be told as a
+    /// rewrite of the queries the baseline sent runs without a rebuild; any other is written
+    /// into the file and built.
     async fn sql(&mut self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<()> {
         let schema = Schema::from_migrations(&self.root.join(MIGRATIONS))?;
         let logs = self.state.join("sql-logs");
         std::fs::create_dir_all(&logs)?;
+        let literals = all_literals(self.root)?;
         let mut index = 0;
         for (&target, files) in plan {
             let mut chosen = Vec::new();
@@ -546,7 +641,8 @@ impl Run<'_> {
                 let source = std::fs::read_to_string(self.root.join(file))?;
                 for mutant in sql::mutants(&source, &schema) {
                     if in_shard(self.args.shard, index) {
-                        chosen.push((file.clone(), mutant));
+                        let rewrite = run_time_rewrite(&source, file, &mutant, &literals);
+                        chosen.push((file.clone(), mutant, rewrite));
                     }
                     index += 1;
                 }
@@ -555,21 +651,22 @@ impl Run<'_> {
                 continue;
             }
             if self.args.list {
-                for (file, m) in &chosen {
-                    println!("{}:{}: [sql] {}", slashed(file), m.line, m.description);
+                for (file, m, rewrite) in &chosen {
+                    let how = if rewrite.is_some() { "" } else { ", built" };
+                    println!("{}:{}: [sql{how}] {}", slashed(file), m.line, m.description);
                 }
                 continue;
             }
+            let proxy = self.proxy().await?;
             let t = &TARGETS[target];
             eprintln!(
-                "mutants: {} SQL mutant(s) in {} (tests: {})",
+                "mutants: {} SQL mutant(s) in {} (tests: {}), {} rewritten at run time",
                 chosen.len(),
                 t.path,
-                tiers_text(t)
+                tiers_text(t),
+                chosen.iter().filter(|c| c.2.is_some()).count()
             );
-            // Each tier's test timeout, from its run on the unmutated tree when first needed.
-            let mut timeouts: Vec<Option<Duration>> = vec![None; t.tiers.len()];
-            for (n, (file, mutant)) in chosen.iter().enumerate() {
+            for (n, (file, mutant, rewrite)) in chosen.iter().enumerate() {
                 let original = self.backup.hold(file)?.to_owned();
                 let log = logs.join(format!(
                     "{}-{}-{n}.log",
@@ -579,19 +676,29 @@ impl Run<'_> {
                 let _ = std::fs::remove_file(&log);
                 let mut status = Status::Survived;
                 let mut took = Duration::ZERO;
+                let mut built = false;
+                let mut rewrote = 0;
                 for (tier, tests) in t.tiers.iter().enumerate() {
-                    let timeout = match timeouts[tier] {
-                        Some(timeout) => timeout,
-                        None => {
-                            self.backup.restore(file)?;
-                            let timeout = self.baseline(tests, &logs, target, tier).await?;
-                            timeouts[tier] = Some(timeout);
-                            timeout
-                        }
+                    let timeout = self.baseline(target, tier).await?;
+                    let reached = rewrite.as_ref().filter(|r| {
+                        self.baselines[&(target, tier)]
+                            .queries
+                            .iter()
+                            .any(|q| r.matches(q))
+                    });
+                    let result = if let Some(rewrite) = reached {
+                        proxy.set(Some(rewrite.clone()));
+                        let result = self.nextest(tests, false, &log, Some(timeout)).await;
+                        rewrote += proxy.hits();
+                        proxy.set(None);
+                        result.map(|(ended, took)| (tested_status(ended), took))
+                    } else {
+                        built = true;
+                        std::fs::write(self.root.join(file), sql::apply(&original, mutant))?;
+                        let result = self.sql_one(tests, &log, timeout).await;
+                        self.backup.restore(file)?;
+                        result
                     };
-                    std::fs::write(self.root.join(file), sql::apply(&original, mutant))?;
-                    let result = self.sql_one(tests, &log, timeout).await;
-                    self.backup.restore(file)?;
                     let (tier_status, tier_took) = result?;
                     took += tier_took;
                     status = tier_status;
@@ -600,12 +707,17 @@ impl Run<'_> {
                     }
                 }
                 eprintln!(
-                    "  {:<9} {}:{}: {}  ({:.0} s)",
+                    "  {:<9} {}:{}: {}  ({:.0} s{})",
                     status_label(status),
                     slashed(file),
                     mutant.line,
                     mutant.description,
-                    took.as_secs_f64()
+                    took.as_secs_f64(),
+                    if built {
+                        ", built".to_owned()
+                    } else {
+                        format!(", {rewrote} queries rewritten")
+                    }
                 );
                 self.outcomes.push(Outcome {
                     kind: Kind::Sql,
@@ -622,15 +734,60 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The proxy the tests reach the database through, started with its server when first
+    /// needed (the server the environment selects, kept up by holding a database in it); from
+    /// then on every test run of the command reaches the server through it, as the `url`
+    /// backend.
+    async fn proxy(&mut self) -> anyhow::Result<Arc<Proxy>> {
+        if let Some(proxy) = &self.proxy {
+            return Ok(Arc::clone(proxy));
+        }
+        let server = TestEnv::new()
+            .await
+            .context("starting a database server for the mutants' tests")?;
+        let proxy = Arc::new(Proxy::start(format!("{}:{}", server.host(), server.port())).await?);
+        let base = billing_harness::env::Config::from_env()?
+            .database_url
+            .unwrap_or_else(|| server.url());
+        let url = proxied_url(&base, proxy.port())?;
+        self.db_env = vec![
+            ("HARNESS_POSTGRES".to_owned(), "url".to_owned()),
+            ("HARNESS_DATABASE_URL".to_owned(), url),
+        ];
+        self.server = Some(server);
+        self.proxy = Some(Arc::clone(&proxy));
+        Ok(proxy)
+    }
+
+    /// The test timeout for mutants of tier `tier` of `target`, from the tier's [`Baseline`],
+    /// run first if it has not run yet.
+    async fn baseline(&mut self, target: usize, tier: usize) -> anyhow::Result<Duration> {
+        if let Some(known) = self.baselines.get(&(target, tier)) {
+            return Ok(known.timeout);
+        }
+        let proxy = self.proxy().await?;
+        self.backup.restore_all()?;
+        proxy.record();
+        let timeout = self
+            .run_baseline(&TARGETS[target].tiers[tier], target, tier)
+            .await;
+        let queries = proxy.recorded();
+        let timeout = timeout?;
+        self.baselines
+            .insert((target, tier), Baseline { timeout, queries });
+        Ok(timeout)
+    }
+
     /// Builds and runs `tests` on the unmutated tree, which must pass; returns the test timeout
     /// for mutants (`--timeout`, or three times the run, at least 60 s).
-    async fn baseline(
+    async fn run_baseline(
         &mut self,
         tests: &Tests,
-        logs: &Path,
         target: usize,
         tier: usize,
     ) -> anyhow::Result<Duration> {
+        let logs = self.state.join("baselines");
+        std::fs::create_dir_all(&logs)?;
         let log = logs.join(format!("baseline-{target}-{tier}.log"));
         let _ = std::fs::remove_file(&log);
         let (built, build_time) = self.nextest(tests, true, &log, None).await?;
@@ -671,12 +828,7 @@ impl Run<'_> {
             return Ok((Status::Unviable, build_time));
         }
         let (tested, test_time) = self.nextest(tests, false, log, Some(timeout)).await?;
-        let status = match tested {
-            Ended::Exited(Some(0)) => Status::Survived,
-            Ended::TimedOut => Status::Timeout,
-            Ended::Exited(_) => Status::Caught,
-        };
-        Ok((status, build_time + test_time))
+        Ok((tested_status(tested), build_time + test_time))
     }
 
     /// `cargo nextest run` of `tests` (`--no-run` when `build_only`), failing fast.
@@ -704,6 +856,11 @@ impl Run<'_> {
                 tests.filter.into(),
             ]);
         }
+        let env: Vec<(&str, &str)> = TEST_ENV
+            .iter()
+            .copied()
+            .chain(self.db_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
         process::run(
             self.signals,
             &cargo(),
@@ -711,7 +868,7 @@ impl Run<'_> {
             self.root,
             Some(log),
             timeout,
-            TEST_ENV,
+            &env,
         )
         .await
     }
@@ -735,9 +892,6 @@ impl Run<'_> {
                 // cargo-mutants restores after each mutant; this guard covers its being killed.
                 self.backup.hold(file)?;
             }
-            if let Some(timeout) = self.args.timeout {
-                common.push(format!("--timeout={}", timeout.as_secs()));
-            }
             let mut first = common.clone();
             first.extend(cargo_mutants_test_args(&t.tiers[0]));
             if let Some((k, n)) = self.args.shard {
@@ -747,6 +901,8 @@ impl Run<'_> {
                 self.rust_list(target, first).await?;
                 continue;
             }
+            // The tier's baseline (shared with the SQL mutants) stands for cargo-mutants' own.
+            first.extend(self.skip_baseline(target, 0).await?);
             let mut outcomes = self.cargo_mutants(target, 0, first).await?;
             for (tier, tests) in t.tiers.iter().enumerate().skip(1) {
                 let survivors: Vec<String> = outcomes
@@ -759,6 +915,7 @@ impl Run<'_> {
                 }
                 let mut args = common.clone();
                 args.extend(cargo_mutants_test_args(tests));
+                args.extend(self.skip_baseline(target, tier).await?);
                 // The survivors only, by their exact names (the shard is already applied).
                 args.extend(
                     survivors
@@ -775,6 +932,15 @@ impl Run<'_> {
             self.outcomes.extend(outcomes);
         }
         Ok(())
+    }
+
+    /// The cargo-mutants options that skip its baseline and set the timeout from ours.
+    async fn skip_baseline(&mut self, target: usize, tier: usize) -> anyhow::Result<[String; 2]> {
+        let timeout = self.baseline(target, tier).await?;
+        Ok([
+            "--baseline=skip".to_owned(),
+            format!("--timeout={}", timeout.as_secs()),
+        ])
     }
 
     /// Runs cargo-mutants with `args` for tier `tier` of `target` and reads its outcomes.
@@ -863,12 +1029,14 @@ fn tiers_text(target: &Target) -> String {
 }
 
 /// What every test run gets: insta never writes or accepts snapshots while a mutant is in the
-/// tree (as cargo-mutants does for its own runs), and proptest writes no
-/// `proptest-regressions/` file for a failure a mutant caused.
+/// tree (as cargo-mutants does for its own runs), proptest writes no `proptest-regressions/`
+/// file for a failure a mutant caused, and the harness keeps no database of a test a mutant
+/// failed.
 const TEST_ENV: &[(&str, &str)] = &[
     ("INSTA_UPDATE", "no"),
     ("INSTA_FORCE_PASS", "0"),
     ("PROPTEST_DISABLE_FAILURE_PERSISTENCE", "1"),
+    ("HARNESS_KEEP_FAILED", "0"),
 ];
 
 /// The cargo binary that runs us (`$CARGO` under `cargo xtask`).
@@ -1159,6 +1327,23 @@ mod tests {
         let planned = plan(root, None).unwrap();
         assert_eq!(planned.len(), TARGETS.len(), "each target has files");
         assert!(plan(root, Some(Path::new("harness/src/clock.rs"))).is_err());
+    }
+
+    #[test]
+    fn tests_reach_the_server_through_the_proxy_with_its_credentials() {
+        assert_eq!(
+            proxied_url("postgres://harness:pw@127.0.0.1:41234/bh_7", 5000).unwrap(),
+            "postgres://harness:pw@127.0.0.1:5000/postgres?sslmode=disable"
+        );
+        assert_eq!(
+            proxied_url(
+                "postgresql://ci@db.internal:5432/admin?sslmode=require",
+                5001
+            )
+            .unwrap(),
+            "postgresql://ci@127.0.0.1:5001/admin?sslmode=disable"
+        );
+        assert!(proxied_url("127.0.0.1:5432", 5002).is_err());
     }
 
     #[test]
