@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -109,10 +109,11 @@ impl Drop for Proxy {
 /// Relays one connection both ways until either side closes.
 async fn relay(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
     let (client_read, mut client_write) = client.into_split();
-    let (server_read, mut server_write) = server.into_split();
+    let (server_read, server_write) = server.into_split();
     let up = async {
-        let _ = forward(client_read, &mut server_write, &state).await;
-        let _ = server_write.shutdown().await;
+        let mut to = BufWriter::new(server_write);
+        let _ = forward(BufReader::new(client_read), &mut to, &state).await;
+        let _ = to.shutdown().await;
     };
     let down = async {
         let mut server_read = server_read;
@@ -122,9 +123,10 @@ async fn relay(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
     tokio::join!(up, down);
 }
 
-/// Copies the client's messages to the server, rewriting query texts.
+/// Copies the client's messages to the server, rewriting query texts; writes go out whenever
+/// nothing more is waiting to be read, so a pipeline of messages leaves in one write.
 async fn forward(
-    mut from: impl AsyncRead + Unpin,
+    mut from: BufReader<impl AsyncRead + Unpin>,
     to: &mut (impl AsyncWrite + Unpin),
     state: &Mutex<State>,
 ) -> std::io::Result<()> {
@@ -135,6 +137,8 @@ async fn forward(
         from.read_exact(&mut body).await?;
         to.write_u32(len).await?;
         to.write_all(&body).await?;
+        // The server answers a negotiation before the client says more.
+        to.flush().await?;
         let code = body
             .get(..4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
@@ -155,6 +159,9 @@ async fn forward(
         to.write_u8(kind).await?;
         to.write_u32(len).await?;
         to.write_all(&body).await?;
+        if from.buffer().is_empty() {
+            to.flush().await?;
+        }
     }
 }
 
