@@ -751,9 +751,14 @@ impl Run<'_> {
             .await
             .context("starting a database server for the mutants' tests")?;
         let proxy = Arc::new(Proxy::start(format!("{}:{}", server.host(), server.port())).await?);
-        let base = billing_harness::env::Config::from_env()?
-            .database_url
-            .unwrap_or_else(|| server.url());
+        // An existing server's URL carries its password; a throwaway server's prints it.
+        let given = match server.backend() {
+            billing_harness::env::Backend::Url => {
+                billing_harness::env::Config::from_env()?.database_url
+            }
+            _ => None,
+        };
+        let base = given.unwrap_or_else(|| server.url());
         let url = proxied_url(&base, proxy.port())?;
         self.db_env = vec![
             ("HARNESS_POSTGRES".to_owned(), "url".to_owned()),
