@@ -563,7 +563,7 @@ fn run_time_rewrite(
         .filter(|(f, r, _)| !(f == file && *r == own))
         .map(|(_, _, text)| text.clone())
         .collect();
-    rewrite::rewrite(source, mutant, &others)
+    rewrite::rewrite(source, own, mutant, &others)
 }
 
 /// `url` (`postgres://USER[:PASSWORD]@HOST:PORT/DATABASE[?...]`) pointed at the proxy on

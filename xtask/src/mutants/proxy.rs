@@ -212,7 +212,13 @@ mod tests {
             .into_iter()
             .find(|m| m.description.starts_with("replace < with <="))
             .unwrap();
-        rewrite::rewrite(source, &mutant, &[]).unwrap()
+        rewrite::rewrite(
+            source,
+            rewrite::literal_of(source, &mutant).unwrap(),
+            &mutant,
+            &[],
+        )
+        .unwrap()
     }
 
     #[test]

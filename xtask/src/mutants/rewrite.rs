@@ -25,8 +25,6 @@ enum Piece {
 pub(crate) struct Rewrite {
     /// Texts, in order, with one hole between each two; none empty.
     from: Vec<String>,
-    /// The holes' names between the texts of `from`.
-    holes: Vec<String>,
     /// The replacement: text, and holes by their index in `holes`.
     to: Vec<To>,
 }
@@ -73,7 +71,7 @@ impl Rewrite {
     fn find<'q>(&self, query: &'q str, from_byte: usize) -> Option<(Range<usize>, Vec<&'q str>)> {
         let start = from_byte + query.get(from_byte..)?.find(&self.from[0])?;
         let mut end = start + self.from[0].len();
-        let mut captured = Vec::with_capacity(self.holes.len());
+        let mut captured = Vec::with_capacity(self.from.len() - 1);
         // Past the first text, a later start can only find less: the first is the one.
         for text in &self.from[1..] {
             let at = query[end..].find(text.as_str())?;
@@ -84,12 +82,17 @@ impl Rewrite {
     }
 }
 
-/// The rewrite that `mutant` of `source` makes at run time, or `None` when it cannot be told
-/// from the text (its edits leave one literal, a hole at either end of the literal is
-/// removed, two holes touch, or `others` (every other SQL literal as run) holds a match, so the
-/// rewrite would change more than this literal). Such a mutant is built instead.
-pub(crate) fn rewrite(source: &str, mutant: &SqlMutant, others: &[String]) -> Option<Rewrite> {
-    let literal = literal_of(source, mutant)?;
+/// The rewrite that `mutant` of `source`, in the literal at `literal`, makes at run time, or
+/// `None` when it cannot be told from the text (its edits leave the literal, a hole at either
+/// end of the literal is removed, two holes touch, or `others` (every other SQL literal as run)
+/// holds a match, so the rewrite would change more than this literal). Such a mutant is built
+/// instead.
+pub(crate) fn rewrite(
+    source: &str,
+    literal: Range<usize>,
+    mutant: &SqlMutant,
+    others: &[String],
+) -> Option<Rewrite> {
     if mutant
         .edits
         .iter()
@@ -145,7 +148,7 @@ pub(crate) fn rewrite(source: &str, mutant: &SqlMutant, others: &[String]) -> Op
             }
         }
     }
-    let rewrite = Rewrite { from, holes, to };
+    let rewrite = Rewrite { from, to };
     if others.iter().any(|other| rewrite.matches(other)) {
         return None;
     }
@@ -260,8 +263,9 @@ mod tests {
         sql::mutants(source, &schema())
             .into_iter()
             .map(|m| {
-                let others = literals_as_run(source, literal_of(source, &m));
-                let r = rewrite(source, &m, &others);
+                let literal = literal_of(source, &m).unwrap();
+                let others = literals_as_run(source, Some(literal.clone()));
+                let r = rewrite(source, literal, &m, &others);
                 (m.description, r)
             })
             .collect()
