@@ -259,6 +259,9 @@ pub(crate) struct MutantsArgs {
     pub(crate) list: bool,
     /// Fixed test timeout per mutant, instead of one derived from the unmutated run.
     pub(crate) timeout: Option<Duration>,
+    /// Run the SQL mutants that `mutants-accepted.toml` lists too (by default they are counted
+    /// as accepted without a run).
+    pub(crate) run_accepted: bool,
 }
 
 impl Default for MutantsArgs {
@@ -269,13 +272,14 @@ impl Default for MutantsArgs {
             kinds: Kinds::Both,
             list: false,
             timeout: None,
+            run_accepted: false,
         }
     }
 }
 
 /// The usage line of the command.
-pub(crate) const USAGE: &str =
-    "mutants [--kind rust|sql|both] [--file PATH] [--shard K/N] [--list] [--timeout SECS]";
+pub(crate) const USAGE: &str = "mutants [--kind rust|sql|both] [--file PATH] [--shard K/N] [--list] [--timeout SECS] \
+     [--run-accepted]";
 
 /// Reads the arguments after `mutants`.
 ///
@@ -322,6 +326,7 @@ pub(crate) fn parse_args(rest: &[&str]) -> anyhow::Result<MutantsArgs> {
                 args.timeout = Some(Duration::from_secs(secs));
             }
             "--list" | "--dry-run" => args.list = true,
+            "--run-accepted" => args.run_accepted = true,
             other => bail!("unexpected argument `{other}` (usage: cargo xtask {USAGE})"),
         }
     }
@@ -381,6 +386,22 @@ struct Outcome {
     took: Duration,
 }
 
+impl Outcome {
+    /// The outcome `status` of the SQL mutant `mutant` of `file` in `target`, with no time.
+    fn sql(target: usize, file: &Path, mutant: &sql::SqlMutant, status: Status) -> Outcome {
+        Outcome {
+            kind: Kind::Sql,
+            target,
+            file: slashed(file),
+            line: mutant.line,
+            change: mutant.description.clone(),
+            name: String::new(),
+            status,
+            took: Duration::ZERO,
+        }
+    }
+}
+
 /// Runs (or lists) the mutants; exit 1 when a survivor is not accepted.
 ///
 /// # Errors
@@ -409,6 +430,7 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             root: &root,
             state: &state,
             args,
+            accepted: &accepted,
             backup,
             signals: &mut signals,
             outcomes: Vec::new(),
@@ -599,6 +621,8 @@ struct Run<'a> {
     state: &'a Path,
     /// The options.
     args: &'a MutantsArgs,
+    /// The accepted survivors.
+    accepted: &'a Accepted,
     /// The original text of every file mutated so far.
     backup: Backup,
     /// Ctrl-C and SIGTERM.
@@ -666,7 +690,31 @@ impl Run<'_> {
                 tiers_text(t),
                 chosen.iter().filter(|c| c.2.is_some()).count()
             );
+            // The tests that caught this target's latest mutants, newest first, per tier: a
+            // mutant meets them before its whole tier, as neighbouring mutants of one query
+            // mostly fail the same test.
+            let mut catchers: Vec<Vec<String>> = vec![Vec::new(); t.tiers.len()];
             for (n, (file, mutant, rewrite)) in chosen.iter().enumerate() {
+                // An accepted SQL survivor is known to survive (the run-time rewrite makes the
+                // same text every time): it is counted, not run, unless asked for.
+                if !self.args.run_accepted
+                    && self
+                        .accepted
+                        .find(&slashed(file), &mutant.description)
+                        .is_some()
+                {
+                    eprintln!(
+                        "  {:<9} {}:{}: {}  (not run: {})",
+                        "accepted",
+                        slashed(file),
+                        mutant.line,
+                        mutant.description,
+                        accepted::FILE
+                    );
+                    let outcome = Outcome::sql(target, file, mutant, Status::Survived);
+                    self.outcomes.push(outcome);
+                    continue;
+                }
                 let original = self.backup.hold(file)?.to_owned();
                 let log = logs.join(format!(
                     "{}-{}-{n}.log",
@@ -693,10 +741,12 @@ impl Run<'_> {
                     }
                     let result = if let Some(rewrite) = reached {
                         proxy.set(Some(rewrite.clone()));
-                        let result = self.nextest(tests, false, &log, Some(timeout)).await;
+                        let result = self
+                            .catchers_then_tier(tests, &mut catchers[tier], &log, timeout)
+                            .await;
                         rewrote += proxy.hits();
                         proxy.set(None);
-                        result.map(|(ended, took)| (tested_status(ended), took))
+                        result
                     } else {
                         built = true;
                         std::fs::write(self.root.join(file), sql::apply(&original, mutant))?;
@@ -725,18 +775,48 @@ impl Run<'_> {
                     }
                 );
                 self.outcomes.push(Outcome {
-                    kind: Kind::Sql,
-                    target,
-                    file: slashed(file),
-                    line: mutant.line,
-                    change: mutant.description.clone(),
-                    name: String::new(),
-                    status,
                     took,
+                    ..Outcome::sql(target, file, mutant, status)
                 });
             }
         }
         Ok(())
+    }
+
+    /// Tests the mutant now in effect with `catchers` (the tests that caught the latest
+    /// mutants, newest first) before the whole of `tests`, and puts the test that catches it
+    /// first in `catchers`.
+    async fn catchers_then_tier(
+        &mut self,
+        tests: &Tests,
+        catchers: &mut Vec<String>,
+        log: &Path,
+        timeout: Duration,
+    ) -> anyhow::Result<(Status, Duration)> {
+        let mut took = Duration::ZERO;
+        let mut filters = Vec::new();
+        if !catchers.is_empty() {
+            filters.push(catchers_filter(tests.filter, catchers));
+        }
+        filters.push(tests.filter.to_owned());
+        let mut status = Status::Survived;
+        for filter in filters {
+            let start = std::fs::metadata(log).map_or(0, |m| m.len());
+            let (ended, run_took) = self
+                .nextest_of(tests, &filter, false, log, Some(timeout))
+                .await?;
+            took += run_took;
+            status = tested_status(ended);
+            if status != Status::Survived {
+                if let Some(name) = first_failure(log, start) {
+                    catchers.retain(|c| *c != name);
+                    catchers.insert(0, name);
+                    catchers.truncate(CATCHERS);
+                }
+                break;
+            }
+        }
+        Ok((status, took))
     }
 
     /// The proxy the tests reach the database through, started with its server when first
@@ -841,10 +921,24 @@ impl Run<'_> {
         Ok((tested_status(tested), build_time + test_time))
     }
 
-    /// `cargo nextest run` of `tests` (`--no-run` when `build_only`), failing fast.
+    /// `cargo nextest run` of `tests` (`--no-run` when `build_only`), stopping at the first
+    /// failure.
     async fn nextest(
         &mut self,
         tests: &Tests,
+        build_only: bool,
+        log: &Path,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<(Ended, Duration)> {
+        self.nextest_of(tests, tests.filter, build_only, log, timeout)
+            .await
+    }
+
+    /// [`Run::nextest`] of the tests of `tests` that `filter` selects.
+    async fn nextest_of(
+        &mut self,
+        tests: &Tests,
+        filter: &str,
         build_only: bool,
         log: &Path,
         timeout: Option<Duration>,
@@ -860,10 +954,10 @@ impl Run<'_> {
             args.push("--no-run".into());
         } else {
             args.extend([
-                "--fail-fast".into(),
+                STOP_AT_FIRST_FAILURE.into(),
                 "--no-tests=fail".into(),
                 "-E".into(),
-                tests.filter.into(),
+                filter.into(),
             ]);
         }
         let env: Vec<(&str, &str)> = TEST_ENV
@@ -1016,6 +1110,34 @@ impl Run<'_> {
     }
 }
 
+/// How many of the tests that caught a target's latest mutants a mutant meets first.
+const CATCHERS: usize = 3;
+
+/// The nextest filterset of the tests named `catchers` among those of `filter`.
+fn catchers_filter(filter: &str, catchers: &[String]) -> String {
+    let names: Vec<String> = catchers.iter().map(|c| format!("test(={c})")).collect();
+    format!("({filter}) & ({})", names.join(" | "))
+}
+
+/// The name of the first test that failed (or ran past its time) in the part of nextest's
+/// `log` after byte `start`.
+fn first_failure(log: &Path, start: u64) -> Option<String> {
+    let bytes = std::fs::read(log).ok()?;
+    let tail = bytes.get(usize::try_from(start).ok()?..)?;
+    failed_test(&String::from_utf8_lossy(tail))
+}
+
+/// The first test that nextest's `output` reports as failed or timed out.
+fn failed_test(output: &str) -> Option<String> {
+    output.lines().find_map(|line| {
+        let line = line.trim_start();
+        let rest = line
+            .strip_prefix("FAIL [")
+            .or_else(|| line.strip_prefix("TIMEOUT ["))?;
+        rest.split_whitespace().last().map(str::to_owned)
+    })
+}
+
 /// `text` with the regular-expression metacharacters escaped.
 fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -1038,15 +1160,20 @@ fn tiers_text(target: &Target) -> String {
         .join(", then ")
 }
 
+/// nextest's option to stop at the first failing test, ending the tests still running (the
+/// workspace's nextest profile runs them all): one failure is all a mutant needs.
+const STOP_AT_FIRST_FAILURE: &str = "--max-fail=1:immediate";
+
 /// What every test run gets: insta never writes or accepts snapshots while a mutant is in the
 /// tree (as cargo-mutants does for its own runs), proptest writes no `proptest-regressions/`
-/// file for a failure a mutant caused, and the harness keeps no database of a test a mutant
-/// failed.
+/// file for a failure a mutant caused, the harness keeps no database of a test a mutant
+/// failed, and a test over a glob of files (the scenarios) stops at the first file that fails.
 const TEST_ENV: &[(&str, &str)] = &[
     ("INSTA_UPDATE", "no"),
     ("INSTA_FORCE_PASS", "0"),
     ("PROPTEST_DISABLE_FAILURE_PERSISTENCE", "1"),
     ("HARNESS_KEEP_FAILED", "0"),
+    ("INSTA_GLOB_FAIL_FAST", "1"),
 ];
 
 /// The cargo binary that runs us (`$CARGO` under `cargo xtask`).
@@ -1063,7 +1190,7 @@ fn cargo_mutants_test_args(tests: &Tests) -> Vec<String> {
         .map(|b| format!("--cargo-arg={b}"))
         .collect();
     args.extend([
-        "--cargo-test-arg=--fail-fast".to_owned(),
+        format!("--cargo-test-arg={STOP_AT_FIRST_FAILURE}"),
         "--cargo-test-arg=--no-tests=fail".to_owned(),
         "--cargo-test-arg=-E".to_owned(),
         format!("--cargo-test-arg={}", tests.filter),
@@ -1279,6 +1406,7 @@ mod tests {
             "--timeout",
             "90",
             "--list",
+            "--run-accepted",
         ])
         .unwrap();
         assert_eq!(
@@ -1289,6 +1417,7 @@ mod tests {
                 kinds: Kinds::Sql,
                 list: true,
                 timeout: Some(Duration::from_secs(90)),
+                run_accepted: true,
             }
         );
         assert_eq!(parse_args(&[]).unwrap(), MutantsArgs::default());
@@ -1363,6 +1492,31 @@ mod tests {
             .collect();
         assert_eq!(picked, [vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]);
         assert!((0..10).all(|i| in_shard(None, i)));
+    }
+
+    #[test]
+    fn the_first_failing_test_is_read_from_nextest_output() {
+        let output = "        PASS [   0.512s] (1/64) billing-harness::it platform::a\n\
+                      \x20       FAIL [  11.675s] (2/64) billing-harness::it scenarios::every\n\
+                      \x20    SIGTERM [   0.100s] (3/64) billing-harness::it platform::b\n\
+                      \x20       FAIL [  11.675s] billing-harness::it scenarios::every\n";
+        assert_eq!(failed_test(output).as_deref(), Some("scenarios::every"));
+        assert_eq!(
+            failed_test("     TIMEOUT [  60.000s] (1/1) billing-harness::it rules::slow\n")
+                .as_deref(),
+            Some("rules::slow")
+        );
+        assert_eq!(
+            failed_test("        PASS [   0.512s] (1/1) it platform::a\n"),
+            None
+        );
+        assert_eq!(
+            catchers_filter(
+                "test(/^platform::/)",
+                &["platform::a".into(), "rules::b".into()]
+            ),
+            "(test(/^platform::/)) & (test(=platform::a) | test(=rules::b))"
+        );
     }
 
     #[test]
