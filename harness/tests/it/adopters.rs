@@ -90,6 +90,11 @@ async fn child_process() {
             }
             panic!("a pretend failure");
         }
+        // Drops the databases kept for failed tests and prints how many.
+        "drop-kept" => {
+            let dropped = env::drop_kept(None).await.unwrap();
+            println!("dropped-kept {}", dropped.len());
+        }
         other => panic!("unknown child job {other}"),
     }
 }
@@ -255,9 +260,8 @@ async fn a_failed_test_prints_the_note_and_a_seed_only_after_drawing_fake_data()
     }
     let state = std::env::temp_dir().join(format!("bh-adopters-note-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
-    let mut notes = Vec::new();
-    for job in ["fail", "fail-with-fakes"] {
-        let out = Command::new(std::env::current_exe().unwrap())
+    let on_own_server = |job: &str| {
+        Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "adopters::child_process", "--nocapture"])
             .env(CHILD, job)
             .env(CHILD_DIR, NOTES)
@@ -268,22 +272,23 @@ async fn a_failed_test_prints_the_note_and_a_seed_only_after_drawing_fake_data()
             .env_remove("HARNESS_KEEP_FAILED")
             .env_remove("RUST_BACKTRACE")
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let mut notes = Vec::new();
+    for job in ["fail", "fail-with-fakes"] {
+        let out = on_own_server(job);
         assert!(!out.status.success(), "{job} did not fail");
         notes.push(String::from_utf8_lossy(&out.stderr).into_owned());
     }
-    // Clean up before asserting, so nothing stays either way.
-    let config = billing_harness::env::Config::from_env()
-        .unwrap()
-        .with_state_dir(&state)
-        .with_backend(billing_harness::env::BackendChoice::Local);
-    let dropped = {
-        let broker = billing_harness::env::Broker::start(config).unwrap();
-        broker.drop_kept(None).await.unwrap()
-    };
+    // Clean up before asserting, so nothing stays either way. A child drops the kept
+    // databases: this process never joins the server, so once the child is gone nobody uses it
+    // and it stops here, before its folder goes (a folder removed under a running server
+    // leaves the server running with no watchdog).
+    let dropped = on_own_server("drop-kept");
     let _ = env::stop_unused(&state);
     let _ = std::fs::remove_dir_all(&state);
-    assert_eq!(dropped.len(), 2, "{notes:?}");
+    let dropped = String::from_utf8_lossy(&dropped.stdout).into_owned();
+    assert!(dropped.contains("dropped-kept 2"), "{dropped}\n{notes:?}");
     for note in &notes {
         assert!(
             note.contains("of the failed test; open it with:\n  psql '"),
