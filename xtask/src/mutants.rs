@@ -241,7 +241,7 @@ pub(crate) enum Kinds {
     Rust,
     /// The SQL mutator only.
     Sql,
-    /// Both, SQL first (its baselines serve the Rust mutants).
+    /// Both: the baselines first (they serve both kinds), then the two side by side.
     Both,
 }
 
@@ -449,16 +449,60 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             server: None,
             proxy: None,
             baselines: BTreeMap::new(),
+            frozen: None,
         };
-        // SQL first: its baselines serve the Rust mutants too.
-        if args.kinds.sql() {
-            run.sql(&plan).await?;
+        // Read before any mutant is written: the Rust mutants change the files in place.
+        let planned = if args.kinds.sql() {
+            run.sql_plan(&plan)?
+        } else {
+            Vec::new()
+        };
+        if args.list {
+            list_sql(&planned);
+        } else {
+            // Every baseline builds and runs the unmutated tree, so all of them come first.
+            let mut needed: Vec<(usize, usize)> = planned
+                .iter()
+                .flat_map(|(t, _)| (0..TARGETS[*t].tiers.len()).map(move |tier| (*t, tier)))
+                .collect();
+            if args.kinds.rust() {
+                needed.extend(plan.keys().map(|&t| (t, 0)));
+            }
+            for (target, tier) in needed {
+                run.baseline(target, tier).await?;
+            }
+            if !planned.is_empty() {
+                run.freeze().await?;
+            }
         }
-        if args.kinds.rust() {
-            run.rust(&plan).await?;
+        let timeouts = run
+            .baselines
+            .iter()
+            .map(|(&key, b)| (key, b.timeout))
+            .collect();
+        let mut rust = RustRun::start(&root, &state, args, &accepted, timeouts)?;
+        if args.list {
+            if args.kinds.rust() {
+                rust.run(&plan).await?;
+            }
+        } else if args.kinds.rust() && !planned.is_empty() {
+            // Both at once: the SQL mutants run the frozen binaries while cargo-mutants builds
+            // the Rust ones in place; a SQL mutant that needs a build waits for the end.
+            let (sql, rust_ended) = tokio::join!(run.sql(planned, true), rust.run(&plan));
+            let deferred = sql?;
+            rust_ended?;
+            run.sql(deferred, false).await?;
+        } else {
+            run.sql(planned, false).await?;
+            if args.kinds.rust() {
+                rust.run(&plan).await?;
+            }
         }
+        rust.backup.finish()?;
         run.backup.finish()?;
-        anyhow::Ok(run.outcomes)
+        let mut outcomes = run.outcomes;
+        outcomes.extend(rust.outcomes);
+        anyhow::Ok(outcomes)
     });
     let outcomes = match result {
         Ok(outcomes) => outcomes,
@@ -556,12 +600,26 @@ fn slashed(file: &Path) -> String {
     file.to_string_lossy().replace('\\', "/")
 }
 
-/// How a test run of a mutant ended, as its status.
-fn tested_status(ended: Ended) -> Status {
+/// nextest's exit code when a test failed (`NextestExitCode::TEST_RUN_FAILED`).
+const TEST_RUN_FAILED: i32 = 100;
+
+/// How a test run of a mutant ended, as its status: a failed test catches it, anything else
+/// but a pass (no test selected, tests that could not be listed or started) is an error, never
+/// a catch.
+///
+/// # Errors
+/// The run ended with another code than a pass or a failed test; `log` tells why.
+fn tested_status(ended: Ended, log: &Path) -> anyhow::Result<Status> {
     match ended {
-        Ended::Exited(Some(0)) => Status::Survived,
-        Ended::TimedOut => Status::Timeout,
-        Ended::Exited(_) => Status::Caught,
+        Ended::Exited(Some(0)) => Ok(Status::Survived),
+        Ended::Exited(Some(TEST_RUN_FAILED)) => Ok(Status::Caught),
+        Ended::TimedOut => Ok(Status::Timeout),
+        Ended::Exited(code) => {
+            bail!(
+                "a test run ended with {code:?} instead of a pass or a failed test; see {}",
+                log.display()
+            )
+        }
     }
 }
 
@@ -624,6 +682,34 @@ fn in_shard(shard: Option<(u32, u32)>, index: usize) -> bool {
     shard.is_none_or(|(k, n)| index % n as usize == k as usize)
 }
 
+/// A SQL mutant chosen to run.
+struct Chosen {
+    /// Its file, relative to the workspace root.
+    file: PathBuf,
+    /// The change.
+    mutant: sql::SqlMutant,
+    /// The change as a rewrite of the queries sent, when it can be told as one.
+    rewrite: Option<Rewrite>,
+}
+
+/// The SQL mutants of one target (index into [`TARGETS`]).
+type SqlPlan = (usize, Vec<Chosen>);
+
+/// Prints the planned SQL mutants.
+fn list_sql(planned: &[SqlPlan]) {
+    for (_, chosen) in planned {
+        for c in chosen {
+            let how = if c.rewrite.is_some() { "" } else { ", built" };
+            println!(
+                "{}:{}: [sql{how}] {}",
+                slashed(&c.file),
+                c.mutant.line,
+                c.mutant.description
+            );
+        }
+    }
+}
+
 /// The state of one run of the command.
 struct Run<'a> {
     /// The workspace root.
@@ -649,6 +735,8 @@ struct Run<'a> {
     /// Per target and tier: the test timeout for mutants and the queries the unmutated tests
     /// sent, from the tier's baseline run, shared by both kinds of mutant.
     baselines: BTreeMap<(usize, usize), Baseline>,
+    /// The unmutated test binaries the run-time SQL mutants run, once [frozen](Run::freeze).
+    frozen: Option<PathBuf>,
 }
 
 /// What a tier's run on the unmutated tree tells.
@@ -660,16 +748,13 @@ struct Baseline {
 }
 
 impl Run<'_> {
-    /// The SQL mutants of the planned files: a baseline per target, then each mutant in turn.
-    /// The tests reach Postgres through a [`Proxy`]: a mutant whose literal can be told as a
-    /// rewrite of the queries the baseline sent runs without a rebuild; any other is written
-    /// into the file and built.
-    async fn sql(&mut self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<()> {
+    /// The SQL mutants of the planned files in the shard, per target, each with its rewrite at
+    /// run time when it can be told as one. Reads the files as they are now.
+    fn sql_plan(&self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<Vec<SqlPlan>> {
         let schema = Schema::from_migrations(&self.root.join(MIGRATIONS))?;
-        let logs = self.state.join("sql-logs");
-        std::fs::create_dir_all(&logs)?;
         let literals = all_literals(self.root)?;
         let mut index = 0;
+        let mut planned = Vec::new();
         for (&target, files) in plan {
             let mut chosen = Vec::new();
             for file in files {
@@ -677,35 +762,56 @@ impl Run<'_> {
                 for mutant in sql::mutants(&source, &schema) {
                     if in_shard(self.args.shard, index) {
                         let rewrite = run_time_rewrite(&source, file, &mutant, &literals);
-                        chosen.push((file.clone(), mutant, rewrite));
+                        chosen.push(Chosen {
+                            file: file.clone(),
+                            mutant,
+                            rewrite,
+                        });
                     }
                     index += 1;
                 }
             }
-            if chosen.is_empty() {
-                continue;
+            if !chosen.is_empty() {
+                planned.push((target, chosen));
             }
-            if self.args.list {
-                for (file, m, rewrite) in &chosen {
-                    let how = if rewrite.is_some() { "" } else { ", built" };
-                    println!("{}:{}: [sql{how}] {}", slashed(file), m.line, m.description);
-                }
-                continue;
-            }
-            let proxy = self.proxy().await?;
+        }
+        Ok(planned)
+    }
+
+    /// Runs the planned SQL mutants, each alone. The tests reach Postgres through a [`Proxy`]:
+    /// a mutant whose literal can be told as a rewrite of the queries the baseline sent runs
+    /// without a rebuild, on the [frozen](Run::freeze) test binaries; any other is written into
+    /// the file and built, unless `defer_built`, which returns those instead (the tree is not
+    /// ours while the Rust mutants run).
+    async fn sql(
+        &mut self,
+        planned: Vec<SqlPlan>,
+        defer_built: bool,
+    ) -> anyhow::Result<Vec<SqlPlan>> {
+        let logs = self.state.join("sql-logs");
+        std::fs::create_dir_all(&logs)?;
+        let mut deferred = Vec::new();
+        for (target, chosen) in planned {
             let t = &TARGETS[target];
             eprintln!(
                 "mutants: {} SQL mutant(s) in {} (tests: {}), {} rewritten at run time",
                 chosen.len(),
                 t.path,
                 tiers_text(t),
-                chosen.iter().filter(|c| c.2.is_some()).count()
+                chosen.iter().filter(|c| c.rewrite.is_some()).count()
             );
+            let proxy = self.proxy().await?;
             // The tests that caught this target's latest mutants, newest first, per tier: a
             // mutant meets them before its whole tier, as neighbouring mutants of one query
             // mostly fail the same test.
             let mut catchers: Vec<Vec<String>> = vec![Vec::new(); t.tiers.len()];
-            for (n, (file, mutant, rewrite)) in chosen.iter().enumerate() {
+            let mut later = Vec::new();
+            for (n, c) in chosen.into_iter().enumerate() {
+                let Chosen {
+                    file,
+                    mutant,
+                    rewrite,
+                } = &c;
                 // An accepted SQL survivor is known to survive (the run-time rewrite makes the
                 // same text every time): it is counted, not run, unless asked for.
                 if !self.args.run_accepted
@@ -726,7 +832,6 @@ impl Run<'_> {
                     self.outcomes.push(outcome);
                     continue;
                 }
-                let original = self.backup.hold(file)?.to_owned();
                 let log = logs.join(format!(
                     "{}-{}-{n}.log",
                     file.file_stem().unwrap_or_default().to_string_lossy(),
@@ -737,6 +842,7 @@ impl Run<'_> {
                 let mut took = Duration::ZERO;
                 let mut built = false;
                 let mut rewrote = 0;
+                let mut waits = false;
                 for (tier, tests) in t.tiers.iter().enumerate() {
                     let timeout = self.baseline(target, tier).await?;
                     let reached = rewrite.as_ref().filter(|r| {
@@ -758,8 +864,12 @@ impl Run<'_> {
                         rewrote += proxy.hits();
                         proxy.set(None);
                         result
+                    } else if defer_built {
+                        waits = true;
+                        break;
                     } else {
                         built = true;
+                        let original = self.backup.hold(file)?.to_owned();
                         std::fs::write(self.root.join(file), sql::apply(&original, mutant))?;
                         let result = self.sql_one(tests, &log, timeout).await;
                         self.backup.restore(file)?;
@@ -771,6 +881,17 @@ impl Run<'_> {
                     if status != Status::Survived {
                         break;
                     }
+                }
+                if waits {
+                    eprintln!(
+                        "  {:<9} {}:{}: {}  (needs a build: after the Rust mutants)",
+                        "waiting",
+                        slashed(file),
+                        mutant.line,
+                        mutant.description,
+                    );
+                    later.push(c);
+                    continue;
                 }
                 eprintln!(
                     "  {:<9} {}:{}: {}  ({:.0} s{})",
@@ -790,8 +911,11 @@ impl Run<'_> {
                     ..Outcome::sql(target, file, mutant, status)
                 });
             }
+            if !later.is_empty() {
+                deferred.push((target, later));
+            }
         }
-        Ok(())
+        Ok(deferred)
     }
 
     /// Tests the mutant now in effect with `catchers` (the tests that caught the latest
@@ -814,10 +938,10 @@ impl Run<'_> {
         for filter in filters {
             let start = std::fs::metadata(log).map_or(0, |m| m.len());
             let (ended, run_took) = self
-                .nextest_of(tests, &filter, false, log, Some(timeout))
+                .nextest_of(tests, &filter, Build::Frozen, log, Some(timeout))
                 .await?;
             took += run_took;
-            status = tested_status(ended);
+            status = tested_status(ended, log)?;
             if status != Status::Survived {
                 if let Some(name) = first_failure(log, start) {
                     catchers.retain(|c| *c != name);
@@ -858,6 +982,55 @@ impl Run<'_> {
         self.server = Some(server);
         self.proxy = Some(Arc::clone(&proxy));
         Ok(proxy)
+    }
+
+    /// Archives the unmutated test binaries (nextest's reuse of a build) and extracts them under
+    /// the state directory: from then on a run-time SQL mutant runs them without cargo, so
+    /// neither a build nor a Rust mutant written into the tree meanwhile changes what it tests.
+    async fn freeze(&mut self) -> anyhow::Result<()> {
+        let dir = self.state.join("unmutated");
+        let archive = self.state.join("unmutated.tar.zst");
+        let log = self.state.join("baselines/freeze.log");
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut archive_args: Vec<String> = vec![
+            "nextest".into(),
+            "archive".into(),
+            format!("--package={PACKAGE}"),
+            format!("--cargo-profile={PROFILE}"),
+        ];
+        archive_args.extend(LIB_AND_IT.iter().map(|s| (*s).to_owned()));
+        archive_args.push(format!("--archive-file={}", archive.display()));
+        let extract_args: Vec<String> = vec![
+            "nextest".into(),
+            "list".into(),
+            format!("--archive-file={}", archive.display()),
+            format!("--extract-to={}", dir.display()),
+            "--extract-overwrite".into(),
+            format!("--workspace-remap={}", self.root.display()),
+            "-E".into(),
+            "none()".into(),
+        ];
+        for args in [archive_args, extract_args] {
+            let (ended, _) = process::run(
+                self.signals,
+                &cargo(),
+                &args,
+                self.root,
+                Some(&log),
+                None,
+                &[],
+            )
+            .await?;
+            anyhow::ensure!(
+                ended == Ended::Exited(Some(0)),
+                "freezing the unmutated test binaries failed; see {}",
+                log.display()
+            );
+        }
+        self.frozen = Some(dir);
+        Ok(())
     }
 
     /// The test timeout for mutants of tier `tier` of `target`, from the tier's [`Baseline`],
@@ -929,7 +1102,7 @@ impl Run<'_> {
             return Ok((Status::Unviable, build_time));
         }
         let (tested, test_time) = self.nextest(tests, false, log, Some(timeout)).await?;
-        Ok((tested_status(tested), build_time + test_time))
+        Ok((tested_status(tested, log)?, build_time + test_time))
     }
 
     /// `cargo nextest run` of `tests` (`--no-run` when `build_only`), stopping at the first
@@ -941,34 +1114,52 @@ impl Run<'_> {
         log: &Path,
         timeout: Option<Duration>,
     ) -> anyhow::Result<(Ended, Duration)> {
-        self.nextest_of(tests, tests.filter, build_only, log, timeout)
+        let build = if build_only { Build::Only } else { Build::Tree };
+        self.nextest_of(tests, tests.filter, build, log, timeout)
             .await
     }
 
-    /// [`Run::nextest`] of the tests of `tests` that `filter` selects.
+    /// [`Run::nextest`] of the tests of `tests` that `filter` selects, built as `build` says.
     async fn nextest_of(
         &mut self,
         tests: &Tests,
         filter: &str,
-        build_only: bool,
+        build: Build,
         log: &Path,
         timeout: Option<Duration>,
     ) -> anyhow::Result<(Ended, Duration)> {
-        let mut args: Vec<String> = vec![
-            "nextest".into(),
-            "run".into(),
-            format!("--package={PACKAGE}"),
-            format!("--cargo-profile={PROFILE}"),
-        ];
-        args.extend(tests.build.iter().map(|s| (*s).to_owned()));
-        if build_only {
+        let mut args: Vec<String> = vec!["nextest".into(), "run".into()];
+        match (&self.frozen, build) {
+            (Some(dir), Build::Frozen) => {
+                let metadata = dir.join("target/nextest");
+                args.extend([
+                    format!(
+                        "--binaries-metadata={}",
+                        metadata.join("binaries-metadata.json").display()
+                    ),
+                    format!(
+                        "--cargo-metadata={}",
+                        metadata.join("cargo-metadata.json").display()
+                    ),
+                    format!("--target-dir-remap={}", dir.join("target").display()),
+                    format!("--workspace-remap={}", self.root.display()),
+                ]);
+            }
+            _ => {
+                args.push(format!("--package={PACKAGE}"));
+                args.push(format!("--cargo-profile={PROFILE}"));
+                args.extend(tests.build.iter().map(|s| (*s).to_owned()));
+            }
+        }
+        if build == Build::Only {
             args.push("--no-run".into());
         } else {
+            // The frozen binaries are all there, so the filter names the test targets too.
             args.extend([
                 STOP_AT_FIRST_FAILURE.into(),
                 "--no-tests=fail".into(),
                 "-E".into(),
-                filter.into(),
+                format!("({filter}) & ({})", binaries_filter(tests)),
             ]);
         }
         let env: Vec<(&str, &str)> = TEST_ENV
@@ -987,10 +1178,60 @@ impl Run<'_> {
         )
         .await
     }
+}
+
+/// The Rust mutants' side of a run: cargo-mutants in place, with a backup of its own so that
+/// it can run beside the SQL mutants.
+struct RustRun<'a> {
+    /// The workspace root.
+    root: &'a Path,
+    /// `target/xtask-mutants`.
+    state: &'a Path,
+    /// The options.
+    args: &'a MutantsArgs,
+    /// The accepted survivors.
+    accepted: &'a Accepted,
+    /// The original text of the files cargo-mutants mutates.
+    backup: Backup,
+    /// Ctrl-C and SIGTERM.
+    signals: Signals,
+    /// The test timeout per target and tier, from the baselines that ran.
+    timeouts: BTreeMap<(usize, usize), Duration>,
+    /// What ran.
+    outcomes: Vec<Outcome>,
+}
+
+impl<'a> RustRun<'a> {
+    /// Restores what an earlier run left in its backup and listens for signals.
+    fn start(
+        root: &'a Path,
+        state: &'a Path,
+        args: &'a MutantsArgs,
+        accepted: &'a Accepted,
+        timeouts: BTreeMap<(usize, usize), Duration>,
+    ) -> anyhow::Result<RustRun<'a>> {
+        let (backup, restored) = Backup::start(root, &state.join("backup-rust"))?;
+        for file in &restored {
+            eprintln!(
+                "mutants: restored {} from a previous run's backup",
+                file.display()
+            );
+        }
+        Ok(RustRun {
+            root,
+            state,
+            args,
+            accepted,
+            backup,
+            signals: Signals::listen()?,
+            timeouts,
+            outcomes: Vec::new(),
+        })
+    }
 
     /// The Rust mutants: per target, one cargo-mutants run in place over its files with the
     /// first tier of tests, then one per further tier over the survivors of the one before.
-    async fn rust(&mut self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<()> {
+    async fn run(&mut self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<()> {
         ensure_cargo_mutants()?;
         for (&target, files) in plan {
             let t = &TARGETS[target];
@@ -1016,8 +1257,30 @@ impl Run<'_> {
                 self.rust_list(target, first).await?;
                 continue;
             }
+            // An accepted survivor is known to survive: counted, not run, unless asked for.
+            if !self.args.run_accepted {
+                let patterns = accepted_patterns(self.accepted, files);
+                if !patterns.is_empty() {
+                    let mut list = first.clone();
+                    list.extend(patterns.iter().map(|p| format!("--re={p}")));
+                    list.push("--json".into());
+                    let listing = self.cargo_mutants_list(target, list).await?;
+                    for outcome in parse_listed(&listing, target)? {
+                        eprintln!(
+                            "  {:<9} {}:{}: {}  (not run: {})",
+                            "accepted",
+                            outcome.file,
+                            outcome.line,
+                            outcome.change,
+                            accepted::FILE
+                        );
+                        self.outcomes.push(outcome);
+                    }
+                    first.extend(patterns.iter().map(|p| format!("--exclude-re={p}")));
+                }
+            }
             // The tier's baseline (shared with the SQL mutants) stands for cargo-mutants' own.
-            first.extend(self.skip_baseline(target, 0).await?);
+            first.extend(self.skip_baseline(target, 0));
             let mut outcomes = self.cargo_mutants(target, 0, first).await?;
             for (tier, tests) in t.tiers.iter().enumerate().skip(1) {
                 let survivors: Vec<String> = outcomes
@@ -1030,7 +1293,7 @@ impl Run<'_> {
                 }
                 let mut args = common.clone();
                 args.extend(cargo_mutants_test_args(tests));
-                args.extend(self.skip_baseline(target, tier).await?);
+                args.extend(self.skip_baseline(target, tier));
                 // The survivors only, by their exact names (the shard is already applied).
                 args.extend(
                     survivors
@@ -1049,13 +1312,17 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The cargo-mutants options that skip its baseline and set the timeout from ours.
-    async fn skip_baseline(&mut self, target: usize, tier: usize) -> anyhow::Result<[String; 2]> {
-        let timeout = self.baseline(target, tier).await?;
-        Ok([
-            "--baseline=skip".to_owned(),
-            format!("--timeout={}", timeout.as_secs()),
-        ])
+    /// The cargo-mutants options that skip its baseline and set the timeout from ours, when
+    /// the tier's baseline ran (a later tier's may not have: cargo-mutants then runs its own).
+    fn skip_baseline(&self, target: usize, tier: usize) -> Vec<String> {
+        match (self.timeouts.get(&(target, tier)), self.args.timeout) {
+            (Some(timeout), _) => vec![
+                "--baseline=skip".to_owned(),
+                format!("--timeout={}", timeout.as_secs()),
+            ],
+            (None, Some(timeout)) => vec![format!("--timeout={}", timeout.as_secs())],
+            (None, None) => Vec::new(),
+        }
     }
 
     /// Runs cargo-mutants with `args` for tier `tier` of `target` and reads its outcomes.
@@ -1071,7 +1338,7 @@ impl Run<'_> {
         args.push(format!("--output={}", output.display()));
         eprintln!("mutants: cargo {}", args.join(" "));
         let (ended, _) = process::run(
-            self.signals,
+            &mut self.signals,
             &cargo(),
             &args,
             self.root,
@@ -1093,14 +1360,26 @@ impl Run<'_> {
     }
 
     /// Prints what cargo-mutants would run for `target`.
-    async fn rust_list(&mut self, target: usize, mut args: Vec<String>) -> anyhow::Result<()> {
+    async fn rust_list(&mut self, target: usize, args: Vec<String>) -> anyhow::Result<()> {
+        for line in self.cargo_mutants_list(target, args).await?.lines() {
+            println!("{line}  [rust]");
+        }
+        Ok(())
+    }
+
+    /// What `cargo mutants --list` with `args` prints for `target`.
+    async fn cargo_mutants_list(
+        &mut self,
+        target: usize,
+        mut args: Vec<String>,
+    ) -> anyhow::Result<String> {
         args.push("--list".into());
         let output = self.state.join(format!("rust-{target}-0"));
         std::fs::create_dir_all(&output)?;
         let log = output.join("list.txt");
         let _ = std::fs::remove_file(&log);
         let (ended, _) = process::run(
-            self.signals,
+            &mut self.signals,
             &cargo(),
             &args,
             self.root,
@@ -1114,11 +1393,50 @@ impl Run<'_> {
             ended == Ended::Exited(Some(0)),
             "cargo mutants --list failed: {listing}"
         );
-        for line in listing.lines() {
-            println!("{line}  [rust]");
-        }
-        Ok(())
+        Ok(listing)
     }
+}
+
+/// cargo-mutants name patterns (`--re`) of the accepted survivors of `files`: the file, any
+/// line and column, the change.
+fn accepted_patterns(accepted: &Accepted, files: &[PathBuf]) -> Vec<String> {
+    let files: Vec<String> = files.iter().map(|f| slashed(f)).collect();
+    accepted
+        .accepted
+        .iter()
+        .filter(|e| files.contains(&e.file))
+        .map(|e| {
+            format!(
+                "^{}:[0-9]+:[0-9]+: {}$",
+                regex_escape(&e.file),
+                regex_escape(&e.change)
+            )
+        })
+        .collect()
+}
+
+/// The mutants of `cargo mutants --list --json` output, as accepted survivors not run.
+fn parse_listed(listing: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
+    let start = listing
+        .find('[')
+        .context("cargo mutants --list --json printed no list")?;
+    let mut stream = serde_json::Deserializer::from_str(&listing[start..]).into_iter();
+    let value: serde_json::Value = stream
+        .next()
+        .context("cargo mutants --list --json printed no list")??;
+    value
+        .as_array()
+        .context("cargo mutants --list --json printed no list")?
+        .iter()
+        .map(|mutant| {
+            Ok(rust_outcome(
+                mutant,
+                target,
+                Status::Survived,
+                Duration::ZERO,
+            ))
+        })
+        .collect()
 }
 
 /// How many of the tests that caught a target's latest mutants a mutant meets first.
@@ -1173,6 +1491,31 @@ fn tiers_text(target: &Target) -> String {
 
 /// nextest's option to stop at the first failing test, ending the tests still running (the
 /// workspace's nextest profile runs them all): one failure is all a mutant needs.
+/// How a test run gets its test binaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// Build them from the tree and stop (`--no-run`).
+    Only,
+    /// Build them from the tree, then run them.
+    Tree,
+    /// Run the frozen unmutated ones, when there are; else as [`Build::Tree`].
+    Frozen,
+}
+
+/// The nextest filterset of the test binaries `tests` builds (`--lib`: the library's unit
+/// tests; `--test=NAME`: that integration test).
+fn binaries_filter(tests: &Tests) -> String {
+    tests
+        .build
+        .iter()
+        .map(|b| match b.strip_prefix("--test=") {
+            Some(name) => format!("binary_id({PACKAGE}::{name})"),
+            None => format!("binary_id({PACKAGE})"),
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 const STOP_AT_FIRST_FAILURE: &str = "--max-fail=1:immediate";
 
 /// What every test run gets: insta never writes or accepts snapshots while a mutant is in the
@@ -1251,14 +1594,7 @@ fn parse_outcomes(json: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
         let Some(mutant) = outcome["scenario"].get("Mutant") else {
             continue;
         };
-        let file = mutant["file"].as_str().unwrap_or_default().to_owned();
-        let line = mutant["span"]["start"]["line"].as_u64().unwrap_or(0) as usize;
-        let column = mutant["span"]["start"]["column"].as_u64().unwrap_or(0);
         let name = mutant["name"].as_str().unwrap_or_default();
-        let change = name
-            .strip_prefix(&format!("{file}:{line}:{column}: "))
-            .unwrap_or(name)
-            .to_owned();
         let status = match outcome["summary"].as_str().unwrap_or_default() {
             "CaughtMutant" => Status::Caught,
             "MissedMutant" => Status::Survived,
@@ -1276,18 +1612,36 @@ fn parse_outcomes(json: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
                     .sum()
             })
             .unwrap_or_default();
-        out.push(Outcome {
-            kind: Kind::Rust,
-            target,
-            file,
-            line,
-            change,
-            name: name.to_owned(),
-            status,
-            took,
-        });
+        out.push(rust_outcome(mutant, target, status, took));
     }
     Ok(out)
+}
+
+/// The outcome `status` of a cargo-mutants mutant (as its JSON describes it).
+fn rust_outcome(
+    mutant: &serde_json::Value,
+    target: usize,
+    status: Status,
+    took: Duration,
+) -> Outcome {
+    let file = mutant["file"].as_str().unwrap_or_default().to_owned();
+    let line = mutant["span"]["start"]["line"].as_u64().unwrap_or(0) as usize;
+    let column = mutant["span"]["start"]["column"].as_u64().unwrap_or(0);
+    let name = mutant["name"].as_str().unwrap_or_default();
+    let change = name
+        .strip_prefix(&format!("{file}:{line}:{column}: "))
+        .unwrap_or(name)
+        .to_owned();
+    Outcome {
+        kind: Kind::Rust,
+        target,
+        file,
+        line,
+        change,
+        name: name.to_owned(),
+        status,
+        took,
+    }
 }
 
 /// Its word in the progress and survivor lists.
@@ -1532,6 +1886,84 @@ mod tests {
             ),
             "(test(/^platform::/)) & (test(=platform::a) | test(=rules::b))"
         );
+    }
+
+    #[test]
+    fn only_a_failed_test_catches_a_mutant() {
+        let log = Path::new("run.log");
+        assert_eq!(
+            tested_status(Ended::Exited(Some(0)), log).unwrap(),
+            Status::Survived
+        );
+        assert_eq!(
+            tested_status(Ended::Exited(Some(100)), log).unwrap(),
+            Status::Caught
+        );
+        assert_eq!(
+            tested_status(Ended::TimedOut, log).unwrap(),
+            Status::Timeout
+        );
+        // No test selected (4), a setup error (96), a list that failed (104), a kill: errors.
+        for code in [Some(4), Some(96), Some(104), None] {
+            let error = tested_status(Ended::Exited(code), log).unwrap_err();
+            assert!(error.to_string().contains("run.log"), "{error}");
+        }
+    }
+
+    #[test]
+    fn frozen_runs_select_the_tiers_test_binaries() {
+        assert_eq!(
+            binaries_filter(&Tests {
+                build: LIB_AND_IT,
+                filter: "all()"
+            }),
+            "binary_id(billing-harness) | binary_id(billing-harness::it)"
+        );
+        assert_eq!(
+            binaries_filter(&Tests {
+                build: IT,
+                filter: "all()"
+            }),
+            "binary_id(billing-harness::it)"
+        );
+    }
+
+    #[test]
+    fn accepted_rust_survivors_are_listed_by_file_and_change_at_any_line() {
+        let accepted = Accepted::parse(
+            r#"
+[[accepted]]
+file = "harness/src/billing/invoice.rs"
+change = "replace > with >= in Invoice::has_service"
+reason = "equal"
+
+[[accepted]]
+file = "harness/src/platform/close.rs"
+change = "replace < with <= in close"
+reason = "equal"
+"#,
+        )
+        .unwrap();
+        let patterns = accepted_patterns(
+            &accepted,
+            &[PathBuf::from("harness/src/billing/invoice.rs")],
+        );
+        assert_eq!(patterns.len(), 1, "only the files of the target");
+        assert_eq!(
+            patterns[0],
+            "^harness/src/billing/invoice\\.rs:[0-9]+:[0-9]+: replace > with >= in Invoice::has_service$"
+        );
+        let listing = r#"warning: something
+[{"file": "harness/src/billing/invoice.rs", "name": "harness/src/billing/invoice.rs:125:17: replace > with >= in Invoice::has_service", "span": {"start": {"line": 125, "column": 17}}}]"#;
+        let listed = parse_listed(listing, 0).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].line, 125);
+        assert_eq!(
+            listed[0].change,
+            "replace > with >= in Invoice::has_service"
+        );
+        assert_eq!(listed[0].status, Status::Survived);
+        assert!(accepted.find(&listed[0].file, &listed[0].change).is_some());
     }
 
     #[test]
