@@ -14,7 +14,8 @@ mod rewrite;
 mod schema;
 mod sql;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -45,6 +46,10 @@ const MIGRATIONS: &str = "harness/migrations";
 
 /// The command's own files (backup, logs, cargo-mutants output), under the workspace root.
 const STATE_DIR: &str = "target/xtask-mutants";
+
+/// The workspace's twin under the state directory: a copy of its files (and, once, of the
+/// `mutants` profile's build) where a second cargo-mutants side mutates in place.
+const TWIN: &str = "twin";
 
 /// Build the library's unit tests only.
 const LIB: &[&str] = &["--lib"];
@@ -457,10 +462,47 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
         } else {
             Vec::new()
         };
+        if args.kinds.rust() {
+            // Blocking, and before anything else runs on this thread (the proxy among them).
+            ensure_cargo_mutants()?;
+        }
+        let (timeouts_tx, timeouts) = tokio::sync::watch::channel(BTreeMap::new());
+        let queue = RefCell::new(plan.clone().into_iter().collect::<VecDeque<_>>());
+        let mut rust = RustRun::start(
+            &root,
+            None,
+            "backup-rust",
+            &state,
+            args,
+            &accepted,
+            timeouts.clone(),
+        )?;
+        let mut twin = None;
         if args.list {
             list_sql(&planned);
+            if args.kinds.rust() {
+                rust.run(&queue).await?;
+            }
         } else {
-            // Every baseline builds and runs the unmutated tree, so all of them come first.
+            // One build of the unmutated tree, before any mutant: every baseline and every
+            // run-time SQL mutant runs it.
+            run.freeze().await?;
+            // A second tree for a second cargo-mutants side: one build of a mutant keeps about
+            // one core busy, so two sides use both. Made after the freeze, which built what it
+            // copies.
+            if args.kinds.rust() && plan.len() > 1 {
+                let dir = state.join(TWIN);
+                sync_twin(&root, &dir)?;
+                twin = Some(RustRun::start(
+                    &dir,
+                    Some(dir.join("target")),
+                    "backup-twin",
+                    &state,
+                    args,
+                    &accepted,
+                    timeouts,
+                )?);
+            }
             let mut needed: Vec<(usize, usize)> = planned
                 .iter()
                 .flat_map(|(t, _)| (0..TARGETS[*t].tiers.len()).map(move |tier| (*t, tier)))
@@ -468,35 +510,42 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             if args.kinds.rust() {
                 needed.extend(plan.keys().map(|&t| (t, 0)));
             }
-            for (target, tier) in needed {
-                run.baseline(target, tier).await?;
-            }
-            if !planned.is_empty() {
-                run.freeze().await?;
-            }
-        }
-        let timeouts = run
-            .baselines
-            .iter()
-            .map(|(&key, b)| (key, b.timeout))
-            .collect();
-        let mut rust = RustRun::start(&root, &state, args, &accepted, timeouts)?;
-        if args.list {
-            if args.kinds.rust() {
-                rust.run(&plan).await?;
-            }
-        } else if args.kinds.rust() && !planned.is_empty() {
-            // Both at once: the SQL mutants run the frozen binaries while cargo-mutants builds
-            // the Rust ones in place; a SQL mutant that needs a build waits for the end.
-            let (sql, rust_ended) = tokio::join!(run.sql(planned, true), rust.run(&plan));
-            let deferred = sql?;
-            rust_ended?;
+            needed.sort_unstable();
+            needed.dedup();
+            // All sides at once. The SQL side runs every baseline, handing each timeout to the
+            // Rust sides as it ends, then the SQL mutants on the frozen binaries; one that needs
+            // a build waits until the Rust sides, building theirs in place, are done.
+            let sql_side = async {
+                let timeouts = timeouts_tx;
+                for (target, tier) in needed {
+                    let timeout = run.baseline(target, tier).await?;
+                    timeouts.send_modify(|known| {
+                        known.insert((target, tier), timeout);
+                    });
+                }
+                drop(timeouts);
+                run.sql(planned, args.kinds.rust()).await
+            };
+            let rust_side = async {
+                if args.kinds.rust() {
+                    rust.run(&queue).await
+                } else {
+                    Ok(())
+                }
+            };
+            let twin_side = async {
+                match twin.as_mut() {
+                    Some(twin) => twin.run(&queue).await,
+                    None => Ok(()),
+                }
+            };
+            // The first error stops the other sides (their children are stopped as they drop).
+            let (deferred, (), ()) = tokio::try_join!(sql_side, rust_side, twin_side)?;
             run.sql(deferred, false).await?;
-        } else {
-            run.sql(planned, false).await?;
-            if args.kinds.rust() {
-                rust.run(&plan).await?;
-            }
+        }
+        if let Some(twin) = twin {
+            twin.backup.finish()?;
+            rust.outcomes.extend(twin.outcomes);
         }
         rust.backup.finish()?;
         run.backup.finish()?;
@@ -675,6 +724,50 @@ fn proxied_url(url: &str, port: u16) -> anyhow::Result<String> {
         "{scheme}://{user}@127.0.0.1:{port}/{}?sslmode=disable",
         database.unwrap_or("postgres")
     ))
+}
+
+/// Brings the twin at `twin` up to the workspace at `root`: every file but `target/` and
+/// `.git/` written where its text differs (an unchanged file keeps its time, so cargo rebuilds
+/// only what changed), and, the first time, the `mutants` profile's build copied in, so only
+/// the workspace's own crates build there from scratch.
+fn sync_twin(root: &Path, twin: &Path) -> anyhow::Result<()> {
+    fn copy_tree(from: &Path, to: &Path, top: bool) -> anyhow::Result<()> {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if top && (name == "target" || name == ".git") {
+                continue;
+            }
+            let (from, to) = (entry.path(), to.join(&name));
+            if entry.file_type()?.is_dir() {
+                copy_tree(&from, &to, false)?;
+            } else if entry.file_type()?.is_file() {
+                let text = std::fs::read(&from)?;
+                if std::fs::read(&to).ok().as_deref() != Some(text.as_slice()) {
+                    std::fs::write(&to, text)
+                        .with_context(|| format!("writing {}", to.display()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+    copy_tree(root, twin, true)?;
+    let build = twin.join("target").join(PROFILE);
+    if !build.exists() && root.join("target").join(PROFILE).exists() {
+        std::fs::create_dir_all(twin.join("target"))?;
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(root.join("target").join(PROFILE))
+            .arg(twin.join("target"))
+            .status()
+            .context("copying the mutants build into the twin")?;
+        anyhow::ensure!(
+            status.success(),
+            "copying the mutants build into the twin failed"
+        );
+    }
+    Ok(())
 }
 
 /// Whether mutant number `index` of a stable list is in the shard.
@@ -1052,8 +1145,8 @@ impl Run<'_> {
         Ok(timeout)
     }
 
-    /// Builds and runs `tests` on the unmutated tree, which must pass; returns the test timeout
-    /// for mutants (`--timeout`, or three times the run, at least 60 s).
+    /// Runs `tests` on the [frozen](Run::freeze) unmutated binaries, which must pass; returns
+    /// the test timeout for mutants (`--timeout`, or three times the run, at least 60 s).
     async fn run_baseline(
         &mut self,
         tests: &Tests,
@@ -1064,13 +1157,9 @@ impl Run<'_> {
         std::fs::create_dir_all(&logs)?;
         let log = logs.join(format!("baseline-{target}-{tier}.log"));
         let _ = std::fs::remove_file(&log);
-        let (built, build_time) = self.nextest(tests, true, &log, None).await?;
-        anyhow::ensure!(
-            built == Ended::Exited(Some(0)),
-            "the unmutated tree does not build; see {}",
-            log.display()
-        );
-        let (tested, test_time) = self.nextest(tests, false, &log, None).await?;
+        let (tested, test_time) = self
+            .nextest_of(tests, tests.filter, Build::Frozen, &log, None)
+            .await?;
         anyhow::ensure!(
             tested == Ended::Exited(Some(0)),
             "the covering tests fail on the unmutated tree; see {}",
@@ -1081,9 +1170,8 @@ impl Run<'_> {
             .timeout
             .unwrap_or(Duration::from_secs(60).max(test_time * 3));
         eprintln!(
-            "mutants: baseline of `{}` built in {:.0} s, tested in {:.0} s; test timeout {} s",
+            "mutants: baseline of `{}` tested in {:.0} s; test timeout {} s",
             tests.filter,
-            build_time.as_secs_f64(),
             test_time.as_secs_f64(),
             timeout.as_secs()
         );
@@ -1183,8 +1271,10 @@ impl Run<'_> {
 /// The Rust mutants' side of a run: cargo-mutants in place, with a backup of its own so that
 /// it can run beside the SQL mutants.
 struct RustRun<'a> {
-    /// The workspace root.
-    root: &'a Path,
+    /// The tree it mutates: the workspace, or its [twin](sync_twin).
+    root: PathBuf,
+    /// The cargo target directory of a twin (else cargo's own).
+    target_dir: Option<PathBuf>,
     /// `target/xtask-mutants`.
     state: &'a Path,
     /// The options.
@@ -1195,22 +1285,25 @@ struct RustRun<'a> {
     backup: Backup,
     /// Ctrl-C and SIGTERM.
     signals: Signals,
-    /// The test timeout per target and tier, from the baselines that ran.
-    timeouts: BTreeMap<(usize, usize), Duration>,
+    /// The test timeout per target and tier, from each baseline as it ends.
+    timeouts: tokio::sync::watch::Receiver<BTreeMap<(usize, usize), Duration>>,
     /// What ran.
     outcomes: Vec<Outcome>,
 }
 
 impl<'a> RustRun<'a> {
-    /// Restores what an earlier run left in its backup and listens for signals.
+    /// A side mutating `root` (the workspace, or a twin with its own `target_dir`), its backup
+    /// in `backup`: restores what an earlier run left there and listens for signals.
     fn start(
-        root: &'a Path,
+        root: &Path,
+        target_dir: Option<PathBuf>,
+        backup: &str,
         state: &'a Path,
         args: &'a MutantsArgs,
         accepted: &'a Accepted,
-        timeouts: BTreeMap<(usize, usize), Duration>,
+        timeouts: tokio::sync::watch::Receiver<BTreeMap<(usize, usize), Duration>>,
     ) -> anyhow::Result<RustRun<'a>> {
-        let (backup, restored) = Backup::start(root, &state.join("backup-rust"))?;
+        let (backup, restored) = Backup::start(root, &state.join(backup))?;
         for file in &restored {
             eprintln!(
                 "mutants: restored {} from a previous run's backup",
@@ -1218,7 +1311,8 @@ impl<'a> RustRun<'a> {
             );
         }
         Ok(RustRun {
-            root,
+            root: root.to_owned(),
+            target_dir,
             state,
             args,
             accepted,
@@ -1229,11 +1323,25 @@ impl<'a> RustRun<'a> {
         })
     }
 
-    /// The Rust mutants: per target, one cargo-mutants run in place over its files with the
+    /// The Rust mutants of the targets in `queue`, taken one at a time (another side may take
+    /// from the same queue).
+    async fn run(
+        &mut self,
+        queue: &RefCell<VecDeque<(usize, Vec<PathBuf>)>>,
+    ) -> anyhow::Result<()> {
+        loop {
+            let next = queue.borrow_mut().pop_front();
+            let Some((target, files)) = next else {
+                return Ok(());
+            };
+            self.run_target(target, &files).await?;
+        }
+    }
+
+    /// The Rust mutants of `target`: one cargo-mutants run in place over its files with the
     /// first tier of tests, then one per further tier over the survivors of the one before.
-    async fn run(&mut self, plan: &BTreeMap<usize, Vec<PathBuf>>) -> anyhow::Result<()> {
-        ensure_cargo_mutants()?;
-        for (&target, files) in plan {
+    async fn run_target(&mut self, target: usize, files: &[PathBuf]) -> anyhow::Result<()> {
+        {
             let t = &TARGETS[target];
             let mut common: Vec<String> = vec![
                 "mutants".into(),
@@ -1254,8 +1362,7 @@ impl<'a> RustRun<'a> {
                 first.push(format!("--shard={k}/{n}"));
             }
             if self.args.list {
-                self.rust_list(target, first).await?;
-                continue;
+                return self.rust_list(target, first).await;
             }
             // An accepted survivor is known to survive: counted, not run, unless asked for.
             if !self.args.run_accepted {
@@ -1280,7 +1387,7 @@ impl<'a> RustRun<'a> {
                 }
             }
             // The tier's baseline (shared with the SQL mutants) stands for cargo-mutants' own.
-            first.extend(self.skip_baseline(target, 0));
+            first.extend(self.skip_baseline(target, 0).await?);
             let mut outcomes = self.cargo_mutants(target, 0, first).await?;
             for (tier, tests) in t.tiers.iter().enumerate().skip(1) {
                 let survivors: Vec<String> = outcomes
@@ -1293,7 +1400,7 @@ impl<'a> RustRun<'a> {
                 }
                 let mut args = common.clone();
                 args.extend(cargo_mutants_test_args(tests));
-                args.extend(self.skip_baseline(target, tier));
+                args.extend(self.skip_baseline(target, tier).await?);
                 // The survivors only, by their exact names (the shard is already applied).
                 args.extend(
                     survivors
@@ -1312,17 +1419,32 @@ impl<'a> RustRun<'a> {
         Ok(())
     }
 
-    /// The cargo-mutants options that skip its baseline and set the timeout from ours, when
-    /// the tier's baseline ran (a later tier's may not have: cargo-mutants then runs its own).
-    fn skip_baseline(&self, target: usize, tier: usize) -> Vec<String> {
-        match (self.timeouts.get(&(target, tier)), self.args.timeout) {
+    /// The cargo-mutants options that skip its baseline and set the timeout from ours: the first
+    /// tier's, once it has run; a later tier's when it ran (else cargo-mutants runs its own).
+    ///
+    /// # Errors
+    /// The first tier's baseline will never come: the SQL side stopped.
+    async fn skip_baseline(&mut self, target: usize, tier: usize) -> anyhow::Result<Vec<String>> {
+        let known = if tier == 0 {
+            self.timeouts
+                .wait_for(|known| known.contains_key(&(target, 0)))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("the baseline of {} did not run", TARGETS[target].path)
+                })?
+                .get(&(target, 0))
+                .copied()
+        } else {
+            self.timeouts.borrow().get(&(target, tier)).copied()
+        };
+        Ok(match (known, self.args.timeout) {
             (Some(timeout), _) => vec![
                 "--baseline=skip".to_owned(),
                 format!("--timeout={}", timeout.as_secs()),
             ],
             (None, Some(timeout)) => vec![format!("--timeout={}", timeout.as_secs())],
             (None, None) => Vec::new(),
-        }
+        })
     }
 
     /// Runs cargo-mutants with `args` for tier `tier` of `target` and reads its outcomes.
@@ -1336,15 +1458,21 @@ impl<'a> RustRun<'a> {
         std::fs::create_dir_all(&output)?;
         let _ = std::fs::remove_dir_all(output.join("mutants.out"));
         args.push(format!("--output={}", output.display()));
-        eprintln!("mutants: cargo {}", args.join(" "));
+        let side = if self.target_dir.is_some() {
+            "twin"
+        } else {
+            "tree"
+        };
+        eprintln!("mutants: [{side}] cargo {}", args.join(" "));
+        let env = cargo_mutants_env(self.target_dir.as_deref());
         let (ended, _) = process::run(
             &mut self.signals,
             &cargo(),
             &args,
-            self.root,
+            &self.root,
             None,
             None,
-            TEST_ENV,
+            &env,
         )
         .await?;
         self.backup.restore_all()?;
@@ -1378,14 +1506,15 @@ impl<'a> RustRun<'a> {
         std::fs::create_dir_all(&output)?;
         let log = output.join("list.txt");
         let _ = std::fs::remove_file(&log);
+        let env = cargo_mutants_env(self.target_dir.as_deref());
         let (ended, _) = process::run(
             &mut self.signals,
             &cargo(),
             &args,
-            self.root,
+            &self.root,
             Some(&log),
             None,
-            TEST_ENV,
+            &env,
         )
         .await?;
         let listing = std::fs::read_to_string(&log).unwrap_or_default();
@@ -1395,6 +1524,15 @@ impl<'a> RustRun<'a> {
         );
         Ok(listing)
     }
+}
+
+/// The environment of a cargo-mutants run: [`TEST_ENV`], and a twin's target directory.
+fn cargo_mutants_env(target_dir: Option<&Path>) -> Vec<(&'static str, &str)> {
+    let mut env = TEST_ENV.to_vec();
+    if let Some(dir) = target_dir.and_then(Path::to_str) {
+        env.push(("CARGO_TARGET_DIR", dir));
+    }
+    env
 }
 
 /// cargo-mutants name patterns (`--re`) of the accepted survivors of `files`: the file, any

@@ -91,13 +91,15 @@ pub(crate) async fn run(
         .spawn()
         .with_context(|| format!("starting {program} {}", args.join(" ")))?;
     let group = child.id().context("the child has no process id")?;
+    // Dropped before the child ends (another side of the run failed first): stop its group.
+    let mut orphan = StopOnDrop(Some(group));
     let deadline = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
+    let ended = tokio::select! {
         status = child.wait() => {
             let status = status?;
             Ok((Ended::Exited(status.code()), started.elapsed()))
@@ -113,6 +115,19 @@ pub(crate) async fn run(
         _ = signals.terminate.recv() => {
             stop_group(group, &mut child).await;
             Err(Interrupted.into())
+        }
+    };
+    orphan.0 = None;
+    ended
+}
+
+/// A child's process group to stop if its [`run`] is dropped before the child ends.
+struct StopOnDrop(Option<u32>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            signal_group("TERM", group);
         }
     }
 }
