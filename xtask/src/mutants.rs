@@ -1083,7 +1083,9 @@ impl Run<'_> {
     async fn freeze(&mut self) -> anyhow::Result<()> {
         let dir = self.state.join("unmutated");
         let archive = self.state.join("unmutated.tar.zst");
-        let log = self.state.join("baselines/freeze.log");
+        let logs = self.state.join("baselines");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join("freeze.log");
         let _ = std::fs::remove_file(&log);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
