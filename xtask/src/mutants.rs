@@ -492,7 +492,7 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             // copies.
             if args.kinds.rust() && plan.len() > 1 {
                 let dir = state.join(TWIN);
-                sync_twin(&root, &dir)?;
+                // Its backup first puts back what a killed run left mutated; then the sync.
                 twin = Some(RustRun::start(
                     &dir,
                     Some(dir.join("target")),
@@ -502,6 +502,7 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
                     &accepted,
                     timeouts,
                 )?);
+                sync_twin(&root, &dir)?;
             }
             let mut needed: Vec<(usize, usize)> = planned
                 .iter()
