@@ -914,15 +914,8 @@ impl Run<'_> {
                         .find(&slashed(file), &mutant.description)
                         .is_some()
                 {
-                    eprintln!(
-                        "  {:<9} {}:{}: {}  (not run: {})",
-                        "accepted",
-                        slashed(file),
-                        mutant.line,
-                        mutant.description,
-                        accepted::FILE
-                    );
                     let outcome = Outcome::sql(target, file, mutant, Status::Survived);
+                    print_not_run(&outcome);
                     self.outcomes.push(outcome);
                     continue;
                 }
@@ -1376,14 +1369,7 @@ impl<'a> RustRun<'a> {
                     list.push("--json".into());
                     let listing = self.cargo_mutants_list(target, list).await?;
                     for outcome in parse_listed(&listing, target)? {
-                        eprintln!(
-                            "  {:<9} {}:{}: {}  (not run: {})",
-                            "accepted",
-                            outcome.file,
-                            outcome.line,
-                            outcome.change,
-                            accepted::FILE
-                        );
+                        print_not_run(&outcome);
                         self.outcomes.push(outcome);
                     }
                     first.extend(patterns.iter().map(|p| format!("--exclude-re={p}")));
@@ -1783,6 +1769,18 @@ fn rust_outcome(
         status,
         took,
     }
+}
+
+/// The progress line of an accepted survivor counted without a run.
+fn print_not_run(outcome: &Outcome) {
+    eprintln!(
+        "  {:<9} {}:{}: {}  (not run: {})",
+        "accepted",
+        outcome.file,
+        outcome.line,
+        outcome.change,
+        accepted::FILE
+    );
 }
 
 /// Its word in the progress and survivor lists.
