@@ -231,7 +231,7 @@ pub(crate) struct Target {
 }
 
 /// Tests to run against a mutant.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tests {
     /// The test targets of the package to build and run (`--lib`, `--test=it`).
     pub(crate) build: &'static [&'static str],
@@ -454,6 +454,7 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             server: None,
             proxy: None,
             baselines: BTreeMap::new(),
+            caught_by: BTreeMap::new(),
             frozen: None,
         };
         // Read before any mutant is written: the Rust mutants change the files in place.
@@ -827,18 +828,24 @@ struct Run<'a> {
     /// The proxy in front of it, once started.
     proxy: Option<Arc<Proxy>>,
     /// Per target and tier: the test timeout for mutants and the queries the unmutated tests
-    /// sent, from the tier's baseline run, shared by both kinds of mutant.
+    /// sent, from the tier's baseline run, shared by both kinds of mutant (and by the tiers
+    /// of other targets that run the same tests).
     baselines: BTreeMap<(usize, usize), Baseline>,
+    /// Per test: how many SQL mutants of the whole run it caught first.
+    caught_by: BTreeMap<String, usize>,
     /// The unmutated test binaries the run-time SQL mutants run, once [frozen](Run::freeze).
     frozen: Option<PathBuf>,
 }
 
 /// What a tier's run on the unmutated tree tells.
+#[derive(Clone)]
 struct Baseline {
     /// The test timeout for a mutant.
     timeout: Duration,
     /// Every query text the tests sent.
     queries: BTreeSet<String>,
+    /// The names of the tests that ran.
+    tests: BTreeSet<String>,
 }
 
 impl Run<'_> {
@@ -946,7 +953,7 @@ impl Run<'_> {
                     let result = if let Some(rewrite) = reached {
                         proxy.set(Some(rewrite.clone()));
                         let result = self
-                            .catchers_then_tier(tests, &mut catchers[tier], &log, timeout)
+                            .catchers_then_tier((target, tier), &mut catchers[tier], &log, timeout)
                             .await;
                         rewrote += proxy.hits();
                         proxy.set(None);
@@ -1005,20 +1012,31 @@ impl Run<'_> {
         Ok(deferred)
     }
 
-    /// Tests the mutant now in effect with `catchers` (the tests that caught the latest
-    /// mutants, newest first) before the whole of `tests`, and puts the test that catches it
-    /// first in `catchers`.
+    /// Tests the mutant now in effect with `catchers` (the tests that caught this target's
+    /// latest mutants, newest first), then with the run's most frequent catchers among the
+    /// tier's tests, before the whole of `tests` (tier `tier` of `target`), and puts the test
+    /// that catches it first in `catchers`. Most mutants fail one of the first few tests; the
+    /// whole tier runs only for those that none of them catches.
     async fn catchers_then_tier(
         &mut self,
-        tests: &Tests,
+        (target, tier): (usize, usize),
         catchers: &mut Vec<String>,
         log: &Path,
         timeout: Duration,
     ) -> anyhow::Result<(Status, Duration)> {
+        let tests = &TARGETS[target].tiers[tier];
         let mut took = Duration::ZERO;
         let mut filters = Vec::new();
         if !catchers.is_empty() {
             filters.push(catchers_filter(tests.filter, catchers));
+        }
+        let frequent = frequent_catchers(
+            &self.caught_by,
+            &self.baselines[&(target, tier)].tests,
+            catchers,
+        );
+        if !frequent.is_empty() {
+            filters.push(catchers_filter(tests.filter, &frequent));
         }
         filters.push(tests.filter.to_owned());
         let mut status = Status::Survived;
@@ -1031,6 +1049,7 @@ impl Run<'_> {
             status = tested_status(ended, log)?;
             if status != Status::Survived {
                 if let Some(name) = first_failure(log, start) {
+                    *self.caught_by.entry(name.clone()).or_default() += 1;
                     catchers.retain(|c| *c != name);
                     catchers.insert(0, name);
                     catchers.truncate(CATCHERS);
@@ -1128,27 +1147,44 @@ impl Run<'_> {
         if let Some(known) = self.baselines.get(&(target, tier)) {
             return Ok(known.timeout);
         }
+        // Another target's tier with the same tests has told it all already.
+        let tests = &TARGETS[target].tiers[tier];
+        let same = self
+            .baselines
+            .iter()
+            .find(|((t, i), _)| TARGETS[*t].tiers[*i] == *tests)
+            .map(|(_, known)| known.clone());
+        if let Some(known) = same {
+            let timeout = known.timeout;
+            self.baselines.insert((target, tier), known);
+            return Ok(timeout);
+        }
         let proxy = self.proxy().await?;
         self.backup.restore_all()?;
         proxy.record();
-        let timeout = self
-            .run_baseline(&TARGETS[target].tiers[tier], target, tier)
-            .await;
+        let ran = self.run_baseline(tests, target, tier).await;
         let queries = proxy.recorded();
-        let timeout = timeout?;
-        self.baselines
-            .insert((target, tier), Baseline { timeout, queries });
+        let (timeout, tests) = ran?;
+        self.baselines.insert(
+            (target, tier),
+            Baseline {
+                timeout,
+                queries,
+                tests,
+            },
+        );
         Ok(timeout)
     }
 
     /// Runs `tests` on the [frozen](Run::freeze) unmutated binaries, which must pass; returns
-    /// the test timeout for mutants (`--timeout`, or three times the run, at least 60 s).
+    /// the test timeout for mutants (`--timeout`, or three times the run, at least 60 s) and
+    /// the names of the tests that ran.
     async fn run_baseline(
         &mut self,
         tests: &Tests,
         target: usize,
         tier: usize,
-    ) -> anyhow::Result<Duration> {
+    ) -> anyhow::Result<(Duration, BTreeSet<String>)> {
         let logs = self.state.join("baselines");
         std::fs::create_dir_all(&logs)?;
         let log = logs.join(format!("baseline-{target}-{tier}.log"));
@@ -1171,7 +1207,8 @@ impl Run<'_> {
             test_time.as_secs_f64(),
             timeout.as_secs()
         );
-        Ok(timeout)
+        let output = std::fs::read_to_string(&log)?;
+        Ok((timeout, passed_tests(&output)))
     }
 
     /// Builds, then tests, the mutant now written into the tree.
@@ -1409,7 +1446,8 @@ impl<'a> RustRun<'a> {
     }
 
     /// The cargo-mutants options that skip its baseline and set the timeout from ours: the first
-    /// tier's, once it has run; a later tier's when it ran (else cargo-mutants runs its own).
+    /// tier's, once it has run; a later tier's when it ran, else, once every baseline has run,
+    /// the longest of their timeouts (a later tier's tests are among those of some target).
     ///
     /// # Errors
     /// The first tier's baseline will never come: the SQL side stopped.
@@ -1424,7 +1462,13 @@ impl<'a> RustRun<'a> {
                 .get(&(target, 0))
                 .copied()
         } else {
-            self.timeouts.borrow().get(&(target, tier)).copied()
+            // Every baseline has run when the SQL side lets go of the sender.
+            while self.timeouts.changed().await.is_ok() {}
+            let known = self.timeouts.borrow();
+            known
+                .get(&(target, tier))
+                .or_else(|| known.values().max())
+                .copied()
         };
         Ok(match (known, self.args.timeout) {
             (Some(timeout), _) => vec![
@@ -1569,6 +1613,30 @@ fn parse_listed(listing: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
 /// How many of the tests that caught a target's latest mutants a mutant meets first.
 const CATCHERS: usize = 3;
 
+/// How many of the run's most frequent catchers a mutant meets next, when those of its target
+/// did not catch it.
+const FREQUENT_CATCHERS: usize = 8;
+
+/// At most [`FREQUENT_CATCHERS`] of the tests in `caught_by` (how many mutants each caught
+/// first), the most frequent first, that are among `tests` and not in `local`.
+fn frequent_catchers(
+    caught_by: &BTreeMap<String, usize>,
+    tests: &BTreeSet<String>,
+    local: &[String],
+) -> Vec<String> {
+    let mut found: Vec<(&String, usize)> = caught_by
+        .iter()
+        .filter(|(name, _)| tests.contains(*name) && !local.contains(name))
+        .map(|(name, &n)| (name, n))
+        .collect();
+    found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    found
+        .into_iter()
+        .take(FREQUENT_CATCHERS)
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// The nextest filterset of the tests named `catchers` among those of `filter`.
 fn catchers_filter(filter: &str, catchers: &[String]) -> String {
     let names: Vec<String> = catchers.iter().map(|c| format!("test(={c})")).collect();
@@ -1581,6 +1649,15 @@ fn first_failure(log: &Path, start: u64) -> Option<String> {
     let bytes = std::fs::read(log).ok()?;
     let tail = bytes.get(usize::try_from(start).ok()?..)?;
     failed_test(&String::from_utf8_lossy(tail))
+}
+
+/// The names of the tests that nextest's `output` reports as passed.
+fn passed_tests(output: &str) -> BTreeSet<String> {
+    output
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("PASS ["))
+        .filter_map(|rest| rest.split_whitespace().last().map(str::to_owned))
+        .collect()
 }
 
 /// The first test that nextest's `output` reports as failed or timed out.
@@ -1966,6 +2043,46 @@ mod tests {
         );
         assert_eq!(of("harness/src/billing/tests.rs"), None);
         assert_eq!(of("harness/src/clock.rs"), None);
+    }
+
+    #[test]
+    fn the_frequent_catchers_are_the_tiers_own_most_frequent_first_without_the_targets() {
+        let caught_by: BTreeMap<String, usize> = [
+            ("a::x", 5),
+            ("a::y", 9),
+            ("a::z", 5),
+            ("b::w", 20),
+            ("a::v", 1),
+        ]
+        .into_iter()
+        .map(|(name, n)| (name.to_owned(), n))
+        .collect();
+        let tier: BTreeSet<String> = ["a::v", "a::x", "a::y", "a::z", "a::u"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        // b::w is not among the tier's tests; a::y is the target's own catcher already.
+        assert_eq!(
+            frequent_catchers(&caught_by, &tier, &["a::y".to_owned()]),
+            ["a::x", "a::z", "a::v"]
+        );
+        let many: BTreeMap<String, usize> = (0..20).map(|n| (format!("a::t{n:02}"), n)).collect();
+        let all: BTreeSet<String> = many.keys().cloned().collect();
+        let picked = frequent_catchers(&many, &all, &[]);
+        assert_eq!(picked.len(), FREQUENT_CATCHERS);
+        assert_eq!(picked[0], "a::t19");
+    }
+
+    #[test]
+    fn a_baseline_knows_the_tests_that_passed() {
+        let output = "    Starting 3 tests across 1 binary (5 skipped)
+        PASS [   0.735s] (1/3) billing-harness::it purge::one
+        PASS [   1.627s] (2/3) billing-harness::it sync::two
+        FAIL [   0.100s] (3/3) billing-harness::it sync::three
+     Summary [  11.392s] 3/3 tests run: 2 passed, 1 failed, 5 skipped
+";
+        let passed: Vec<String> = passed_tests(output).into_iter().collect();
+        assert_eq!(passed, ["purge::one", "sync::two"]);
     }
 
     #[test]
