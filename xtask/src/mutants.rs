@@ -510,7 +510,10 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
                 .flat_map(|(t, _)| (0..TARGETS[*t].tiers.len()).map(move |tier| (*t, tier)))
                 .collect();
             if args.kinds.rust() {
-                needed.extend(plan.keys().map(|&t| (t, 0)));
+                needed.extend(
+                    plan.keys()
+                        .flat_map(|&t| (0..TARGETS[t].tiers.len()).map(move |tier| (t, tier))),
+                );
             }
             needed.sort_unstable();
             needed.dedup();
@@ -519,12 +522,12 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             // a build waits until the Rust sides, building theirs in place, are done.
             let sql_side = async {
                 let timeouts = timeouts_tx;
-                for (target, tier) in needed {
-                    let timeout = run.baseline(target, tier).await?;
-                    timeouts.send_modify(|known| {
-                        known.insert((target, tier), timeout);
-                    });
-                }
+                run.baselines_of(&needed).await?;
+                timeouts.send_modify(|known| {
+                    for key in needed {
+                        known.insert(key, run.baselines[&key].timeout);
+                    }
+                });
                 drop(timeouts);
                 run.sql(planned, args.kinds.rust()).await
             };
@@ -827,9 +830,9 @@ struct Run<'a> {
     server: Option<TestEnv>,
     /// The proxy in front of it, once started.
     proxy: Option<Arc<Proxy>>,
-    /// Per target and tier: the test timeout for mutants and the queries the unmutated tests
-    /// sent, from the tier's baseline run, shared by both kinds of mutant (and by the tiers
-    /// of other targets that run the same tests).
+    /// Per target and tier: the test timeout for mutants, the queries the unmutated tests sent
+    /// and the tier's tests, from one baseline run of the tests of every tier, shared by both
+    /// kinds of mutant.
     baselines: BTreeMap<(usize, usize), Baseline>,
     /// Per test: how many SQL mutants of the whole run it caught first.
     caught_by: BTreeMap<String, usize>,
@@ -837,15 +840,14 @@ struct Run<'a> {
     frozen: Option<PathBuf>,
 }
 
-/// What a tier's run on the unmutated tree tells.
-#[derive(Clone)]
+/// What the run of the unmutated tree tells of a tier.
 struct Baseline {
     /// The test timeout for a mutant.
     timeout: Duration,
-    /// Every query text the tests sent.
-    queries: BTreeSet<String>,
-    /// The names of the tests that ran.
-    tests: BTreeSet<String>,
+    /// Every query text the tests of the baseline sent (those of every tier that ran with it).
+    queries: Arc<BTreeSet<String>>,
+    /// The names of the tier's tests.
+    tests: Arc<BTreeSet<String>>,
 }
 
 impl Run<'_> {
@@ -945,11 +947,6 @@ impl Run<'_> {
                             .iter()
                             .any(|q| r.matches(q))
                     });
-                    // Told right (an earlier tier's queries held it) but not sent by this
-                    // tier's tests: the mutated text never runs here, so nothing can fail.
-                    if reached.is_none() && rewrote > 0 {
-                        continue;
-                    }
                     let result = if let Some(rewrite) = reached {
                         proxy.set(Some(rewrite.clone()));
                         let result = self
@@ -1043,7 +1040,13 @@ impl Run<'_> {
         for filter in filters {
             let start = std::fs::metadata(log).map_or(0, |m| m.len());
             let (ended, run_took) = self
-                .nextest_of(tests, &filter, Build::Frozen, log, Some(timeout))
+                .nextest_of(
+                    &[],
+                    &selection(tests, &filter),
+                    Build::Frozen,
+                    log,
+                    Some(timeout),
+                )
                 .await?;
             took += run_took;
             status = tested_status(ended, log)?;
@@ -1144,71 +1147,141 @@ impl Run<'_> {
     /// The test timeout for mutants of tier `tier` of `target`, from the tier's [`Baseline`],
     /// run first if it has not run yet.
     async fn baseline(&mut self, target: usize, tier: usize) -> anyhow::Result<Duration> {
-        if let Some(known) = self.baselines.get(&(target, tier)) {
-            return Ok(known.timeout);
-        }
-        // Another target's tier with the same tests has told it all already.
-        let tests = &TARGETS[target].tiers[tier];
-        let same = self
-            .baselines
+        self.baselines_of(&[(target, tier)]).await?;
+        Ok(self.baselines[&(target, tier)].timeout)
+    }
+
+    /// Runs the tests of every tier in `tiers` (target and tier) that has no [`Baseline`] yet,
+    /// all at once on the [frozen](Run::freeze) unmutated binaries: they must pass. The run
+    /// records the queries the tests send; then each distinct tier's tests are listed, and
+    /// their times in the run set the tier's test timeout for mutants (`--timeout`, or three
+    /// times the tier's [share](tier_time) of the run, at least 60 s).
+    /// One run of the union costs far less than one per tier: the slowest tests (the
+    /// scenarios, the day-by-day comparison) are in nearly every tier.
+    async fn baselines_of(&mut self, tiers: &[(usize, usize)]) -> anyhow::Result<()> {
+        let missing: Vec<(usize, usize)> = tiers
             .iter()
-            .find(|((t, i), _)| TARGETS[*t].tiers[*i] == *tests)
-            .map(|(_, known)| known.clone());
-        if let Some(known) = same {
-            let timeout = known.timeout;
-            self.baselines.insert((target, tier), known);
-            return Ok(timeout);
+            .filter(|key| !self.baselines.contains_key(key))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
         }
+        let mut distinct: Vec<Tests> = Vec::new();
+        for &(target, tier) in &missing {
+            let tests = TARGETS[target].tiers[tier];
+            if !distinct.contains(&tests) {
+                distinct.push(tests);
+            }
+        }
+        let union = distinct
+            .iter()
+            .map(|tests| format!("({})", selection(tests, tests.filter)))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let logs = self.state.join("baselines");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join(format!("baseline-{}.log", self.baselines.len()));
+        let _ = std::fs::remove_file(&log);
         let proxy = self.proxy().await?;
         self.backup.restore_all()?;
         proxy.record();
-        let ran = self.run_baseline(tests, target, tier).await;
-        let queries = proxy.recorded();
-        let (timeout, tests) = ran?;
-        self.baselines.insert(
-            (target, tier),
-            Baseline {
-                timeout,
-                queries,
-                tests,
-            },
-        );
-        Ok(timeout)
-    }
-
-    /// Runs `tests` on the [frozen](Run::freeze) unmutated binaries, which must pass; returns
-    /// the test timeout for mutants (`--timeout`, or three times the run, at least 60 s) and
-    /// the names of the tests that ran.
-    async fn run_baseline(
-        &mut self,
-        tests: &Tests,
-        target: usize,
-        tier: usize,
-    ) -> anyhow::Result<(Duration, BTreeSet<String>)> {
-        let logs = self.state.join("baselines");
-        std::fs::create_dir_all(&logs)?;
-        let log = logs.join(format!("baseline-{target}-{tier}.log"));
-        let _ = std::fs::remove_file(&log);
-        let (tested, test_time) = self
-            .nextest_of(tests, tests.filter, Build::Frozen, &log, None)
-            .await?;
+        let ran = self
+            .nextest_of(&[], &union, Build::Frozen, &log, None)
+            .await;
+        let queries = Arc::new(proxy.recorded());
+        let (tested, test_time) = ran?;
         anyhow::ensure!(
             tested == Ended::Exited(Some(0)),
             "the covering tests fail on the unmutated tree; see {}",
             log.display()
         );
-        let timeout = self
-            .args
-            .timeout
-            .unwrap_or(Duration::from_secs(60).max(test_time * 3));
+        let times = passed_tests(&std::fs::read_to_string(&log)?);
         eprintln!(
-            "mutants: baseline of `{}` tested in {:.0} s; test timeout {} s",
-            tests.filter,
+            "mutants: baseline of {} tier(s), {} tests, tested in {:.0} s",
+            distinct.len(),
+            times.len(),
             test_time.as_secs_f64(),
-            timeout.as_secs()
         );
-        let output = std::fs::read_to_string(&log)?;
-        Ok((timeout, passed_tests(&output)))
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut listed: Vec<(Tests, Duration, Arc<BTreeSet<String>>)> = Vec::new();
+        for tests in distinct {
+            let names = self.list(&selection(&tests, tests.filter)).await?;
+            let timeout = self.args.timeout.unwrap_or_else(|| {
+                Duration::from_secs(60).max(tier_time(&times, &names, threads) * 3)
+            });
+            eprintln!(
+                "mutants: {} test(s) of `{}`; test timeout {} s",
+                names.len(),
+                tests.filter,
+                timeout.as_secs()
+            );
+            listed.push((tests, timeout, Arc::new(names)));
+        }
+        for (target, tier) in missing {
+            let tests = TARGETS[target].tiers[tier];
+            if let Some((_, timeout, names)) = listed.iter().find(|(t, ..)| *t == tests) {
+                self.baselines.insert(
+                    (target, tier),
+                    Baseline {
+                        timeout: *timeout,
+                        queries: Arc::clone(&queries),
+                        tests: Arc::clone(names),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the tests of the [frozen](Run::freeze) binaries that `selection` selects.
+    async fn list(&mut self, selection: &str) -> anyhow::Result<BTreeSet<String>> {
+        let log = self.state.join("baselines/list.log");
+        let _ = std::fs::remove_file(&log);
+        let mut args: Vec<String> = vec!["nextest".into(), "list".into()];
+        args.extend(self.frozen_args()?);
+        args.extend([
+            "--message-format=oneline".to_owned(),
+            "-E".to_owned(),
+            selection.to_owned(),
+        ]);
+        let (ended, _) = process::run(
+            self.signals,
+            &cargo(),
+            &args,
+            self.root,
+            Some(&log),
+            None,
+            TEST_ENV,
+        )
+        .await?;
+        let output = std::fs::read_to_string(&log).unwrap_or_default();
+        anyhow::ensure!(
+            ended == Ended::Exited(Some(0)),
+            "listing the tests of `{selection}` failed: {output}"
+        );
+        Ok(listed_tests(&output))
+    }
+
+    /// The options that make nextest run the [frozen](Run::freeze) binaries without cargo.
+    fn frozen_args(&self) -> anyhow::Result<Vec<String>> {
+        let dir = self
+            .frozen
+            .as_ref()
+            .context("the unmutated test binaries are not frozen yet")?;
+        let metadata = dir.join("target/nextest");
+        Ok(vec![
+            format!(
+                "--binaries-metadata={}",
+                metadata.join("binaries-metadata.json").display()
+            ),
+            format!(
+                "--cargo-metadata={}",
+                metadata.join("cargo-metadata.json").display()
+            ),
+            format!("--target-dir-remap={}", dir.join("target").display()),
+            format!("--workspace-remap={}", self.root.display()),
+        ])
     }
 
     /// Builds, then tests, the mutant now written into the tree.
@@ -1236,51 +1309,42 @@ impl Run<'_> {
         timeout: Option<Duration>,
     ) -> anyhow::Result<(Ended, Duration)> {
         let build = if build_only { Build::Only } else { Build::Tree };
-        self.nextest_of(tests, tests.filter, build, log, timeout)
-            .await
+        self.nextest_of(
+            tests.build,
+            &selection(tests, tests.filter),
+            build,
+            log,
+            timeout,
+        )
+        .await
     }
 
-    /// [`Run::nextest`] of the tests of `tests` that `filter` selects, built as `build` says.
+    /// [`Run::nextest`] of the tests that `selection` selects, the test targets `targets`
+    /// built as `build` says (none to build for the frozen binaries).
     async fn nextest_of(
         &mut self,
-        tests: &Tests,
-        filter: &str,
+        targets: &[&str],
+        selection: &str,
         build: Build,
         log: &Path,
         timeout: Option<Duration>,
     ) -> anyhow::Result<(Ended, Duration)> {
         let mut args: Vec<String> = vec!["nextest".into(), "run".into()];
-        match (&self.frozen, build) {
-            (Some(dir), Build::Frozen) => {
-                let metadata = dir.join("target/nextest");
-                args.extend([
-                    format!(
-                        "--binaries-metadata={}",
-                        metadata.join("binaries-metadata.json").display()
-                    ),
-                    format!(
-                        "--cargo-metadata={}",
-                        metadata.join("cargo-metadata.json").display()
-                    ),
-                    format!("--target-dir-remap={}", dir.join("target").display()),
-                    format!("--workspace-remap={}", self.root.display()),
-                ]);
-            }
-            _ => {
-                args.push(format!("--package={PACKAGE}"));
-                args.push(format!("--cargo-profile={PROFILE}"));
-                args.extend(tests.build.iter().map(|s| (*s).to_owned()));
-            }
+        if build == Build::Frozen {
+            args.extend(self.frozen_args()?);
+        } else {
+            args.push(format!("--package={PACKAGE}"));
+            args.push(format!("--cargo-profile={PROFILE}"));
+            args.extend(targets.iter().map(|s| (*s).to_owned()));
         }
         if build == Build::Only {
             args.push("--no-run".into());
         } else {
-            // The frozen binaries are all there, so the filter names the test targets too.
             args.extend([
                 STOP_AT_FIRST_FAILURE.into(),
                 "--no-tests=fail".into(),
                 "-E".into(),
-                format!("({filter}) & ({})", binaries_filter(tests)),
+                selection.to_owned(),
             ]);
         }
         let env: Vec<(&str, &str)> = TEST_ENV
@@ -1445,39 +1509,24 @@ impl<'a> RustRun<'a> {
         Ok(())
     }
 
-    /// The cargo-mutants options that skip its baseline and set the timeout from ours: the first
-    /// tier's, once it has run; a later tier's when it ran, else, once every baseline has run,
-    /// the longest of their timeouts (a later tier's tests are among those of some target).
+    /// The cargo-mutants options that skip its baseline and set the timeout from ours, once
+    /// the baseline (of every tier of every planned target) has run.
     ///
     /// # Errors
-    /// The first tier's baseline will never come: the SQL side stopped.
+    /// The baseline will never come: the SQL side stopped.
     async fn skip_baseline(&mut self, target: usize, tier: usize) -> anyhow::Result<Vec<String>> {
-        let known = if tier == 0 {
-            self.timeouts
-                .wait_for(|known| known.contains_key(&(target, 0)))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!("the baseline of {} did not run", TARGETS[target].path)
-                })?
-                .get(&(target, 0))
-                .copied()
-        } else {
-            // Every baseline has run when the SQL side lets go of the sender.
-            while self.timeouts.changed().await.is_ok() {}
-            let known = self.timeouts.borrow();
-            known
-                .get(&(target, tier))
-                .or_else(|| known.values().max())
-                .copied()
-        };
-        Ok(match (known, self.args.timeout) {
-            (Some(timeout), _) => vec![
-                "--baseline=skip".to_owned(),
-                format!("--timeout={}", timeout.as_secs()),
-            ],
-            (None, Some(timeout)) => vec![format!("--timeout={}", timeout.as_secs())],
-            (None, None) => Vec::new(),
-        })
+        let timeout = self
+            .timeouts
+            .wait_for(|known| known.contains_key(&(target, tier)))
+            .await
+            .map_err(|_| anyhow::anyhow!("the baseline of {} did not run", TARGETS[target].path))?
+            .get(&(target, tier))
+            .copied()
+            .unwrap_or_default();
+        Ok(vec![
+            "--baseline=skip".to_owned(),
+            format!("--timeout={}", timeout.as_secs()),
+        ])
     }
 
     /// Runs cargo-mutants with `args` for tier `tier` of `target` and reads its outcomes.
@@ -1651,13 +1700,51 @@ fn first_failure(log: &Path, start: u64) -> Option<String> {
     failed_test(&String::from_utf8_lossy(tail))
 }
 
-/// The names of the tests that nextest's `output` reports as passed.
-fn passed_tests(output: &str) -> BTreeSet<String> {
+/// The nextest filterset of the tests of `tests` that `filter` selects: the frozen binaries
+/// are all there, so it names the test targets too.
+fn selection(tests: &Tests, filter: &str) -> String {
+    format!("({filter}) & ({})", binaries_filter(tests))
+}
+
+/// The names of the tests in nextest's one-line listing `output` (`binary-id name`).
+fn listed_tests(output: &str) -> BTreeSet<String> {
+    output
+        .lines()
+        .filter(|line| line.starts_with(PACKAGE))
+        .filter_map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [_, name] => Some(name.to_owned()),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// The tests that nextest's `output` reports as passed, each with its time.
+fn passed_tests(output: &str) -> BTreeMap<String, Duration> {
     output
         .lines()
         .filter_map(|line| line.trim_start().strip_prefix("PASS ["))
-        .filter_map(|rest| rest.split_whitespace().last().map(str::to_owned))
+        .filter_map(|rest| {
+            let (time, rest) = rest.split_once("s]")?;
+            let secs: f64 = time.trim().parse().ok()?;
+            let name = rest.split_whitespace().last()?;
+            Some((name.to_owned(), Duration::from_secs_f64(secs)))
+        })
         .collect()
+}
+
+/// How long the tests `names` take on `threads` threads, by their `times` in one run: their
+/// sum spread over the threads, and never less than the longest of them.
+fn tier_time(
+    times: &BTreeMap<String, Duration>,
+    names: &BTreeSet<String>,
+    threads: usize,
+) -> Duration {
+    let of_tier: Vec<Duration> = names.iter().filter_map(|n| times.get(n).copied()).collect();
+    let longest = of_tier.iter().max().copied().unwrap_or_default();
+    let sum: Duration = of_tier.iter().sum();
+    longest.max(sum / u32::try_from(threads.max(1)).unwrap_or(u32::MAX))
 }
 
 /// The first test that nextest's `output` reports as failed or timed out.
@@ -2081,8 +2168,45 @@ mod tests {
         FAIL [   0.100s] (3/3) billing-harness::it sync::three
      Summary [  11.392s] 3/3 tests run: 2 passed, 1 failed, 5 skipped
 ";
-        let passed: Vec<String> = passed_tests(output).into_iter().collect();
-        assert_eq!(passed, ["purge::one", "sync::two"]);
+        let passed: Vec<(String, Duration)> = passed_tests(output).into_iter().collect();
+        assert_eq!(
+            passed,
+            [
+                ("purge::one".to_owned(), Duration::from_millis(735)),
+                ("sync::two".to_owned(), Duration::from_millis(1627))
+            ]
+        );
+        let times: BTreeMap<String, Duration> = [("a", 10), ("b", 4), ("c", 4), ("d", 100)]
+            .into_iter()
+            .map(|(n, s)| (n.to_owned(), Duration::from_secs(s)))
+            .collect();
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect();
+        // The sum over the threads, or the longest test when that is longer.
+        assert_eq!(
+            tier_time(&times, &names(&["a", "b", "c"]), 2),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            tier_time(&times, &names(&["a", "b", "c"]), 1),
+            Duration::from_secs(18)
+        );
+        assert_eq!(
+            tier_time(&times, &names(&["b", "c", "x"]), 2),
+            Duration::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn a_listing_names_the_selected_tests() {
+        let output = "billing-harness::it platform::a_close
+billing-harness billing::rules::tests::proration
+warning: something else
+";
+        let listed: Vec<String> = listed_tests(output).into_iter().collect();
+        assert_eq!(
+            listed,
+            ["billing::rules::tests::proration", "platform::a_close"]
+        );
     }
 
     #[test]
