@@ -1124,16 +1124,7 @@ impl Run<'_> {
             "none()".into(),
         ];
         for args in [archive_args, extract_args] {
-            let (ended, _) = process::run(
-                self.signals,
-                &cargo(),
-                &args,
-                self.root,
-                Some(&log),
-                None,
-                &[],
-            )
-            .await?;
+            let ended = self.cargo_logged(&args, &log, &[]).await?;
             anyhow::ensure!(
                 ended == Ended::Exited(Some(0)),
                 "freezing the unmutated test binaries failed; see {}",
@@ -1245,22 +1236,33 @@ impl Run<'_> {
             "-E".to_owned(),
             selection.to_owned(),
         ]);
-        let (ended, _) = process::run(
-            self.signals,
-            &cargo(),
-            &args,
-            self.root,
-            Some(&log),
-            None,
-            TEST_ENV,
-        )
-        .await?;
+        let ended = self.cargo_logged(&args, &log, TEST_ENV).await?;
         let output = std::fs::read_to_string(&log).unwrap_or_default();
         anyhow::ensure!(
             ended == Ended::Exited(Some(0)),
             "listing the tests of `{selection}` failed: {output}"
         );
         Ok(listed_tests(&output))
+    }
+
+    /// Runs cargo with `args` in the workspace, its output in `log`, with no timeout.
+    async fn cargo_logged(
+        &mut self,
+        args: &[String],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Ended> {
+        let (ended, _) = process::run(
+            self.signals,
+            &cargo(),
+            args,
+            self.root,
+            Some(log),
+            None,
+            env,
+        )
+        .await?;
+        Ok(ended)
     }
 
     /// The options that make nextest run the [frozen](Run::freeze) binaries without cargo.
