@@ -65,10 +65,13 @@ const SYNC_TESTS: &[Tests] = &[
     Tests {
         build: IT,
         filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
+        // The outbox's own tests and the purge (which syncs deletions) catch most.
+        first: &["test(/^sync::/)", "test(/^purge::/)"],
     },
     Tests {
         build: LIB,
         filter: "test(/^platform::sync::/)",
+        first: &[],
     },
 ];
 
@@ -84,10 +87,12 @@ pub(crate) const TARGETS: &[Target] = &[
             Tests {
                 build: LIB,
                 filter: "test(/^billing::/)",
+                first: &[],
             },
             Tests {
                 build: IT,
                 filter: "test(/^(platform|scenarios|rules|payment_rules)::/)",
+                first: &[],
             },
         ],
         rust_goal: 100,
@@ -98,6 +103,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(platform|scenarios|payments|rules|payment_rules|tenant_rules|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 100,
@@ -107,6 +113,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(platform|scenarios|builders|rules|tenant_rules|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 100,
@@ -116,6 +123,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 100,
@@ -125,6 +133,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(payments|payment_rules|tenant_rules|scenarios|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 100,
@@ -135,6 +144,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(contracts|platform|scenarios|builders|rules|tenant_rules)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 90,
@@ -145,6 +155,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(contracts|platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 90,
@@ -155,6 +166,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(accounts|platform|builders|purge|sync|scenarios|tenant_rules)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 90,
@@ -177,6 +189,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(invariants|tenant_rules|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 90,
@@ -188,6 +201,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(platform|scenarios|contracts|sync|payments|rules|payment_rules|tenant_rules|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 90,
@@ -197,6 +211,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: IT,
             filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 90,
@@ -206,6 +221,7 @@ pub(crate) const TARGETS: &[Target] = &[
         tiers: &[Tests {
             build: LIB_AND_IT,
             filter: "test(/^(payments|payment_rules|tenant_rules|scenarios|concurrency)::/)",
+            first: &[],
         }],
         rust_goal: 90,
         sql_goal: 90,
@@ -237,6 +253,10 @@ pub(crate) struct Tests {
     pub(crate) build: &'static [&'static str],
     /// The nextest filterset of the tests.
     pub(crate) filter: &'static str,
+    /// Filtersets of the tests among them that run first, in this order (nextest's highest
+    /// priorities), for the Rust mutants: they catch most, and a mutant stops at its first
+    /// failing test. The others follow in nextest's order.
+    pub(crate) first: &'static [&'static str],
 }
 
 /// Which kinds of mutant to run.
@@ -479,6 +499,15 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             timeouts.clone(),
         )?;
         let mut twin = None;
+        if args.kinds.rust() && !args.list && plan.len() > 1 {
+            // The targets with the most mutants first: the sides then end close together,
+            // instead of one building a big target alone at the end.
+            let counts = rust.counts(&plan).await?;
+            queue
+                .borrow_mut()
+                .make_contiguous()
+                .sort_by_key(|(target, _)| std::cmp::Reverse(counts.get(target).copied()));
+        }
         if args.list {
             list_sql(&planned);
             if args.kinds.rust() {
@@ -1459,7 +1488,7 @@ impl<'a> RustRun<'a> {
                 self.backup.hold(file)?;
             }
             let mut first = common.clone();
-            first.extend(cargo_mutants_test_args(&t.tiers[0]));
+            first.extend(self.test_args(target, 0)?);
             if let Some((k, n)) = self.args.shard {
                 first.push(format!("--shard={k}/{n}"));
             }
@@ -1473,7 +1502,9 @@ impl<'a> RustRun<'a> {
                     let mut list = first.clone();
                     list.extend(patterns.iter().map(|p| format!("--re={p}")));
                     list.push("--json".into());
-                    let listing = self.cargo_mutants_list(target, list).await?;
+                    let listing = self
+                        .cargo_mutants_list(&format!("rust-{target}-0"), list)
+                        .await?;
                     for outcome in parse_listed(&listing, target)? {
                         print_not_run(&outcome);
                         self.outcomes.push(outcome);
@@ -1484,7 +1515,7 @@ impl<'a> RustRun<'a> {
             // The tier's baseline (shared with the SQL mutants) stands for cargo-mutants' own.
             first.extend(self.skip_baseline(target, 0).await?);
             let mut outcomes = self.cargo_mutants(target, 0, first).await?;
-            for (tier, tests) in t.tiers.iter().enumerate().skip(1) {
+            for tier in 1..t.tiers.len() {
                 let survivors: Vec<String> = outcomes
                     .iter()
                     .filter(|o| o.status == Status::Survived)
@@ -1494,7 +1525,7 @@ impl<'a> RustRun<'a> {
                     break;
                 }
                 let mut args = common.clone();
-                args.extend(cargo_mutants_test_args(tests));
+                args.extend(self.test_args(target, tier)?);
                 args.extend(self.skip_baseline(target, tier).await?);
                 // The survivors only, by their exact names (the shard is already applied).
                 args.extend(
@@ -1530,6 +1561,28 @@ impl<'a> RustRun<'a> {
             "--baseline=skip".to_owned(),
             format!("--timeout={}", timeout.as_secs()),
         ])
+    }
+
+    /// The cargo-mutants options that run the tests of tier `tier` of `target`
+    /// ([`cargo_mutants_test_args`]), and, when the tier names tests to run
+    /// [`first`](Tests::first), a nextest profile that gives them priority.
+    fn test_args(&self, target: usize, tier: usize) -> anyhow::Result<Vec<String>> {
+        let tests = &TARGETS[target].tiers[tier];
+        let mut args = cargo_mutants_test_args(tests);
+        if !tests.first.is_empty() {
+            let output = self.state.join(format!("rust-{target}-{tier}"));
+            std::fs::create_dir_all(&output)?;
+            let config = output.join("nextest.toml");
+            std::fs::write(&config, first_profile(tests.first))?;
+            args.extend([
+                format!(
+                    "--cargo-test-arg=--tool-config-file=xtask:{}",
+                    config.display()
+                ),
+                format!("--cargo-test-arg=--profile={FIRST_PROFILE}"),
+            ]);
+        }
+        Ok(args)
     }
 
     /// Runs cargo-mutants with `args` for tier `tier` of `target` and reads its outcomes.
@@ -1574,20 +1627,47 @@ impl<'a> RustRun<'a> {
 
     /// Prints what cargo-mutants would run for `target`.
     async fn rust_list(&mut self, target: usize, args: Vec<String>) -> anyhow::Result<()> {
-        for line in self.cargo_mutants_list(target, args).await?.lines() {
+        let listing = self
+            .cargo_mutants_list(&format!("rust-{target}-0"), args)
+            .await?;
+        for line in listing.lines() {
             println!("{line}  [rust]");
         }
         Ok(())
     }
 
-    /// What `cargo mutants --list` with `args` prints for `target`.
+    /// How many Rust mutants each target of `plan` has, from one listing of all their files.
+    async fn counts(
+        &mut self,
+        plan: &BTreeMap<usize, Vec<PathBuf>>,
+    ) -> anyhow::Result<BTreeMap<usize, usize>> {
+        let mut args = vec!["mutants".to_owned(), "--json".to_owned()];
+        args.extend(
+            plan.values()
+                .flatten()
+                .map(|file| format!("--file={}", slashed(file))),
+        );
+        let listing = self.cargo_mutants_list("rust-all", args).await?;
+        let mut counts = BTreeMap::new();
+        for mutant in listed_mutants(&listing)? {
+            if let Some(target) = mutant["file"]
+                .as_str()
+                .and_then(|f| target_of(Path::new(f)))
+            {
+                *counts.entry(target).or_default() += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// What `cargo mutants --list` with `args` prints, kept in the state folder's `folder`.
     async fn cargo_mutants_list(
         &mut self,
-        target: usize,
+        folder: &str,
         mut args: Vec<String>,
     ) -> anyhow::Result<String> {
         args.push("--list".into());
-        let output = self.state.join(format!("rust-{target}-0"));
+        let output = self.state.join(folder);
         std::fs::create_dir_all(&output)?;
         let log = output.join("list.txt");
         let _ = std::fs::remove_file(&log);
@@ -1640,6 +1720,14 @@ fn accepted_patterns(accepted: &Accepted, files: &[PathBuf]) -> Vec<String> {
 
 /// The mutants of `cargo mutants --list --json` output, as accepted survivors not run.
 fn parse_listed(listing: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
+    Ok(listed_mutants(listing)?
+        .iter()
+        .map(|mutant| rust_outcome(mutant, target, Status::Survived, Duration::ZERO))
+        .collect())
+}
+
+/// The mutants in what `cargo mutants --list --json` printed.
+fn listed_mutants(listing: &str) -> anyhow::Result<Vec<serde_json::Value>> {
     let start = listing
         .find('[')
         .context("cargo mutants --list --json printed no list")?;
@@ -1647,19 +1735,10 @@ fn parse_listed(listing: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
     let value: serde_json::Value = stream
         .next()
         .context("cargo mutants --list --json printed no list")??;
-    value
-        .as_array()
-        .context("cargo mutants --list --json printed no list")?
-        .iter()
-        .map(|mutant| {
-            Ok(rust_outcome(
-                mutant,
-                target,
-                Status::Survived,
-                Duration::ZERO,
-            ))
-        })
-        .collect()
+    match value {
+        serde_json::Value::Array(mutants) => Ok(mutants),
+        _ => bail!("cargo mutants --list --json printed no list"),
+    }
 }
 
 /// How many of the tests that caught a target's latest mutants a mutant meets first.
@@ -1839,6 +1918,22 @@ fn cargo_mutants_test_args(tests: &Tests) -> Vec<String> {
         format!("--cargo-test-arg={}", tests.filter),
     ]);
     args
+}
+
+/// The nextest profile of [`first_profile`].
+const FIRST_PROFILE: &str = "xtask-mutants-first";
+
+/// A nextest tool config with a profile that runs the tests of each filterset of `first`
+/// before those of the next and before the others (it inherits the workspace's `default`).
+fn first_profile(first: &[&str]) -> String {
+    let mut config = format!("[profile.{FIRST_PROFILE}]\n");
+    for (filter, priority) in first.iter().zip((0..=100).rev()) {
+        config.push_str(&format!(
+            "\n[[profile.{FIRST_PROFILE}.overrides]]\nfilter = {}\npriority = {priority}\n",
+            toml::Value::from(*filter)
+        ));
+    }
+    config
 }
 
 /// Installs cargo-mutants [`CARGO_MUTANTS_VERSION`] unless that version is installed.
@@ -2285,18 +2380,40 @@ warning: something else
     }
 
     #[test]
+    fn the_first_tests_get_a_profile_of_their_own_at_the_highest_priorities_in_order() {
+        let config: toml::Table = first_profile(&["test(/^sync::/)", "test(/^purge::/)"])
+            .parse()
+            .unwrap();
+        let overrides = config["profile"][FIRST_PROFILE]["overrides"]
+            .as_array()
+            .unwrap();
+        let pairs: Vec<_> = overrides
+            .iter()
+            .map(|o| {
+                (
+                    o["filter"].as_str().unwrap(),
+                    o["priority"].as_integer().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(pairs, [("test(/^sync::/)", 100), ("test(/^purge::/)", 99)]);
+    }
+
+    #[test]
     fn frozen_runs_select_the_tiers_test_binaries() {
         assert_eq!(
             binaries_filter(&Tests {
                 build: LIB_AND_IT,
-                filter: "all()"
+                filter: "all()",
+                first: &[],
             }),
             "binary_id(billing-harness) | binary_id(billing-harness::it)"
         );
         assert_eq!(
             binaries_filter(&Tests {
                 build: IT,
-                filter: "all()"
+                filter: "all()",
+                first: &[],
             }),
             "binary_id(billing-harness::it)"
         );
