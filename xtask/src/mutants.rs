@@ -503,10 +503,7 @@ pub(crate) fn run(args: &MutantsArgs) -> anyhow::Result<ExitCode> {
             // The targets with the most mutants first: the sides then end close together,
             // instead of one building a big target alone at the end.
             let counts = rust.counts(&plan).await?;
-            queue
-                .borrow_mut()
-                .make_contiguous()
-                .sort_by_key(|(target, _)| std::cmp::Reverse(counts.get(target).copied()));
+            largest_first(queue.borrow_mut().make_contiguous(), &counts);
         }
         if args.list {
             list_sql(&planned);
@@ -1648,16 +1645,7 @@ impl<'a> RustRun<'a> {
                 .map(|file| format!("--file={}", slashed(file))),
         );
         let listing = self.cargo_mutants_list("rust-all", args).await?;
-        let mut counts = BTreeMap::new();
-        for mutant in listed_mutants(&listing)? {
-            if let Some(target) = mutant["file"]
-                .as_str()
-                .and_then(|f| target_of(Path::new(f)))
-            {
-                *counts.entry(target).or_default() += 1;
-            }
-        }
-        Ok(counts)
+        counts_by_target(&listing)
     }
 
     /// What `cargo mutants --list` with `args` prints, kept in the state folder's `folder`.
@@ -1724,6 +1712,26 @@ fn parse_listed(listing: &str, target: usize) -> anyhow::Result<Vec<Outcome>> {
         .iter()
         .map(|mutant| rust_outcome(mutant, target, Status::Survived, Duration::ZERO))
         .collect())
+}
+
+/// How many mutants of each target `cargo mutants --list --json` printed.
+fn counts_by_target(listing: &str) -> anyhow::Result<BTreeMap<usize, usize>> {
+    let mut counts = BTreeMap::new();
+    for mutant in listed_mutants(listing)? {
+        if let Some(target) = mutant["file"]
+            .as_str()
+            .and_then(|f| target_of(Path::new(f)))
+        {
+            *counts.entry(target).or_default() += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// Orders `queue` by its targets' mutant `counts`, the most first (a target without a count
+/// last; ties keep their order).
+fn largest_first(queue: &mut [(usize, Vec<PathBuf>)], counts: &BTreeMap<usize, usize>) {
+    queue.sort_by_key(|(target, _)| std::cmp::Reverse(counts.get(target).copied()));
 }
 
 /// The mutants in what `cargo mutants --list --json` printed.
@@ -2397,6 +2405,28 @@ warning: something else
             })
             .collect();
         assert_eq!(pairs, [("test(/^sync::/)", 100), ("test(/^purge::/)", 99)]);
+    }
+
+    #[test]
+    fn the_targets_with_the_most_listed_mutants_come_first() {
+        let listing = r#"Found 4 mutants
+[{"file": "harness/src/payments/gateway.rs"}, {"file": "harness/src/platform/sync/delivery.rs"},
+ {"file": "harness/src/platform/sync/delivery.rs"}, {"file": "harness/src/clock.rs"}]"#;
+        let of = |path: &str| TARGETS.iter().position(|t| t.path == path).unwrap();
+        let (sync, payments, billing) = (
+            of("harness/src/platform/sync/"),
+            of("harness/src/payments/"),
+            of("harness/src/billing/"),
+        );
+        let counts = counts_by_target(listing).unwrap();
+        assert_eq!(counts, BTreeMap::from([(sync, 2), (payments, 1)]));
+        let mut queue: Vec<(usize, Vec<PathBuf>)> = [billing, payments, sync]
+            .into_iter()
+            .map(|t| (t, Vec::new()))
+            .collect();
+        largest_first(&mut queue, &counts);
+        let order: Vec<usize> = queue.iter().map(|(t, _)| *t).collect();
+        assert_eq!(order, [sync, payments, billing]);
     }
 
     #[test]
