@@ -1,6 +1,7 @@
 //! The platform under concurrent calls: the three races found by hand (usage against the close,
-//! subscribe against subscribe, charge job against charge job), and a seeded stress suite that
-//! mixes every operation and job across tasks, then checks the invariants from the database.
+//! subscribe against subscribe, charge job against charge job), the month lock held on either
+//! side (each wait seen in the database, no timing), and a seeded stress suite that mixes every
+//! operation and job across tasks, then checks the invariants from the database.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -98,6 +99,120 @@ async fn usage_racing_the_close_is_billed_or_refused_never_lost() {
             "round {round}: accepted usage must be billed in the month's invoice, refused usage never"
         );
     }
+}
+
+/// The lock waits (`pg_stat_activity.wait_event`, sorted) of the other sessions on `holder`'s
+/// database, read in `holder`'s open transaction, once `wanted` of them wait or `task` has ended.
+async fn lock_waits<T>(
+    holder: &mut sqlx::PgConnection,
+    wanted: usize,
+    task: &tokio::task::JoinHandle<T>,
+) -> Vec<String> {
+    for _ in 0..3_000 {
+        // Statistics are read once per transaction unless cleared.
+        sqlx::query("select pg_stat_clear_snapshot()")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let waits: Vec<String> = sqlx::query_scalar(
+            "select wait_event from pg_stat_activity where datname = current_database() \
+             and wait_event_type = 'Lock' and pid <> pg_backend_pid() order by wait_event",
+        )
+        .fetch_all(&mut *holder)
+        .await
+        .unwrap();
+        if waits.len() >= wanted || task.is_finished() {
+            return waits;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no session waited within 30 s");
+}
+
+/// A subscribed tenant and October's usage of 1,000 calls, at midnight of November 1.
+async fn october_with_usage() -> (TestEnv, TenantId, DateTime<Utc>) {
+    let (env, tenants) = metered_world(seoul(2026, 10, 1), 1, TestCard::Ok).await;
+    let p = env.platform();
+    p.subscribe(tenants[0], "small", seoul(2026, 10, 1))
+        .await
+        .unwrap();
+    let midnight = seoul(2026, 11, 1);
+    env.clock().set(midnight).await.unwrap();
+    p.record_usage(tenants[0], "calls", 1_000, day(2026, 10, 31), midnight)
+        .await
+        .unwrap();
+    (env, tenants[0], midnight)
+}
+
+/// The month lock as the close takes it: held exclusive by a close stopped just after taking
+/// it, so that October's usage waits for the close and is then refused, never accepted into a
+/// month being closed. No timing: the test sees the waits in `pg_stat_activity`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_waits_for_a_close_under_way_and_is_then_refused() {
+    let october = Month::new(2026, 10).unwrap();
+    let (env, tenant, midnight) = october_with_usage().await;
+    let p = env.platform();
+    // The close inserts its `month_closes` row right after taking the month's lock: a table
+    // lock held here stops it there.
+    let mut holder = env.pool().begin().await.unwrap();
+    sqlx::query("lock table month_closes in exclusive mode")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let close = {
+        let pool = env.pool().clone();
+        tokio::spawn(async move { close_month(&pool, october, midnight).await })
+    };
+    assert_eq!(lock_waits(&mut holder, 1, &close).await, ["relation"]);
+    let usage = tokio::spawn(async move {
+        p.record_usage(tenant, "calls", 7, day(2026, 10, 31), midnight)
+            .await
+    });
+    assert_eq!(
+        lock_waits(&mut holder, 2, &usage).await,
+        ["advisory", "relation"],
+        "October's usage must wait for October's month lock while the close holds it"
+    );
+    holder.commit().await.unwrap();
+    close.await.unwrap().unwrap();
+    let refused = usage.await.unwrap().unwrap_err();
+    assert_eq!(refused.code(), "period_closed", "{refused}");
+    assert_eq!(billed_calls(&env.platform(), tenant, october).await, 1_000);
+}
+
+/// The month lock as usage takes it: held shared by a usage write stopped just after taking
+/// it, so that October's close waits for it and then bills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_close_waits_for_usage_under_way_and_then_bills_it() {
+    let october = Month::new(2026, 10).unwrap();
+    let (env, tenant, midnight) = october_with_usage().await;
+    let p = env.platform();
+    // Usage locks its tenant's row right after taking the month's lock: a row lock held here
+    // stops it there.
+    let mut holder = env.pool().begin().await.unwrap();
+    sqlx::query("select id from tenants where id = $1 for update")
+        .bind(tenant)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let usage = tokio::spawn(async move {
+        p.record_usage(tenant, "calls", 7, day(2026, 10, 31), midnight)
+            .await
+    });
+    assert_eq!(lock_waits(&mut holder, 1, &usage).await.len(), 1);
+    let close = {
+        let pool = env.pool().clone();
+        tokio::spawn(async move { close_month(&pool, october, midnight).await })
+    };
+    let waits = lock_waits(&mut holder, 2, &close).await;
+    assert!(
+        waits.iter().any(|w| w == "advisory"),
+        "October's close must wait for October's month lock while usage holds it: {waits:?}"
+    );
+    holder.commit().await.unwrap();
+    usage.await.unwrap().unwrap();
+    close.await.unwrap().unwrap();
+    assert_eq!(billed_calls(&env.platform(), tenant, october).await, 1_007);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
