@@ -262,13 +262,39 @@ fn doctor_reports_every_backend() {
     assert!(output.status.success(), "{stdout}");
 }
 
-/// Writes a scenario file into a temporary folder and returns its path.
-fn scenario_file(name: &str, body: &str) -> PathBuf {
+/// A scenario file in a temporary folder of its own; the folder goes when this is dropped.
+struct ScenarioFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for ScenarioFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for ScenarioFile {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+impl Drop for ScenarioFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes a scenario file `<name>.toml` into a temporary folder of its own.
+fn scenario_file(name: &str, body: &str) -> ScenarioFile {
     let dir = std::env::temp_dir().join(format!("bh-scenario-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, body).unwrap();
-    path
+    ScenarioFile { dir, path }
 }
 
 const HOLDS: &str = r#"version = 1
