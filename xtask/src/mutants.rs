@@ -228,6 +228,12 @@ pub(crate) const TARGETS: &[Target] = &[
     },
 ];
 
+/// The state folder's subfolder of one cargo-mutants run: tier `tier` of target `target` (its
+/// `mutants.out`, its nextest profile and its listings).
+fn run_folder(target: usize, tier: usize) -> String {
+    format!("rust-{target}-{tier}")
+}
+
 /// Files under a target directory that are never mutated: test modules.
 const NOT_MUTATED: &[&str] = &["tests.rs"];
 
@@ -1500,7 +1506,7 @@ impl<'a> RustRun<'a> {
                     list.extend(patterns.iter().map(|p| format!("--re={p}")));
                     list.push("--json".into());
                     let listing = self
-                        .cargo_mutants_list(&format!("rust-{target}-0"), list)
+                        .cargo_mutants_list(&run_folder(target, 0), list)
                         .await?;
                     for outcome in parse_listed(&listing, target)? {
                         print_not_run(&outcome);
@@ -1567,7 +1573,7 @@ impl<'a> RustRun<'a> {
         let tests = &TARGETS[target].tiers[tier];
         let mut args = cargo_mutants_test_args(tests);
         if !tests.first.is_empty() {
-            let output = self.state.join(format!("rust-{target}-{tier}"));
+            let output = self.state.join(run_folder(target, tier));
             std::fs::create_dir_all(&output)?;
             let config = output.join("nextest.toml");
             std::fs::write(&config, first_profile(tests.first))?;
@@ -1589,7 +1595,7 @@ impl<'a> RustRun<'a> {
         tier: usize,
         mut args: Vec<String>,
     ) -> anyhow::Result<Vec<Outcome>> {
-        let output = self.state.join(format!("rust-{target}-{tier}"));
+        let output = self.state.join(run_folder(target, tier));
         std::fs::create_dir_all(&output)?;
         let _ = std::fs::remove_dir_all(output.join("mutants.out"));
         args.push(format!("--output={}", output.display()));
@@ -1625,7 +1631,7 @@ impl<'a> RustRun<'a> {
     /// Prints what cargo-mutants would run for `target`.
     async fn rust_list(&mut self, target: usize, args: Vec<String>) -> anyhow::Result<()> {
         let listing = self
-            .cargo_mutants_list(&format!("rust-{target}-0"), args)
+            .cargo_mutants_list(&run_folder(target, 0), args)
             .await?;
         for line in listing.lines() {
             println!("{line}  [rust]");
