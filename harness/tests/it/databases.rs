@@ -152,14 +152,12 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
     // Databases that earlier failed tests left on this server count against the cap: at it, the
     // failure below is dropped over the cap instead (`keep_cap` covers that path), and the
     // suite must still pass until someone runs `cargo xtask db clean`.
-    let kept_before: i64 = sqlx::query_scalar(
-        "select count(*) from pg_database where datname like 'bh\\_%' \
-         and shobj_description(oid, 'pg_database') like 'billing-harness: kept%'",
-    )
-    .fetch_one(observer.pool())
-    .await
-    .unwrap();
-    let cap = Broker::global().unwrap().config().keep_failed;
+    let config = Broker::global().unwrap().config();
+    let kept_before = billing_harness::env::kept_databases(config)
+        .await
+        .unwrap()
+        .map_or(0, |kept| kept.len());
+    let cap = config.keep_failed;
     // A test that fails: a thread whose body panics while its TestEnv is alive.
     let failed = std::thread::Builder::new()
         .name("it::pretend_failure".into())
@@ -181,7 +179,7 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
     let comment = database_exists(&observer, &name).await;
     // Clean up before asserting, so that this test leaves nothing behind either way.
     let dropped = billing_harness::env::drop_kept(Some(&name)).await.unwrap();
-    if kept_before >= i64::from(cap) {
+    if kept_before >= cap as usize {
         eprintln!(
             "{kept_before} databases of failed tests are kept already (the cap is {cap}): \
              this failure's was dropped; `cargo xtask db clean` drops them"
