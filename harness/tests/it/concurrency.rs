@@ -14,14 +14,14 @@ use billing_harness::payments::{
 };
 use billing_harness::platform::sync::dispatch;
 use billing_harness::platform::{
-    Attempt, DomainError, Platform, SyncPolicy, charge_due, close_month, invariant_violations,
-    retry_due,
+    Attempt, CloseReport, DomainError, Platform, SyncPolicy, charge_due, close_month,
+    invariant_violations, retry_due,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::support::{day, metered_catalog, seoul};
+use crate::support::{day, hold_tenant, metered_catalog, seoul};
 
 /// A database with the metered catalog and `tenants` tenants of one org whose card is `card`.
 async fn metered_world(
@@ -80,10 +80,7 @@ async fn usage_racing_the_close_is_billed_or_refused_never_lost() {
                     .map(|()| quantity)
             }));
         }
-        let close = {
-            let pool = env.pool().clone();
-            tokio::spawn(async move { close_month(&pool, october, midnight).await })
-        };
+        let close = spawn_close(&env, october, midnight);
         let mut accepted = 0;
         for task in tasks {
             match task.await.unwrap() {
@@ -99,6 +96,28 @@ async fn usage_racing_the_close_is_billed_or_refused_never_lost() {
             "round {round}: accepted usage must be billed in the month's invoice, refused usage never"
         );
     }
+}
+
+/// `month`'s close at `at`, on a task of its own.
+fn spawn_close(
+    env: &TestEnv,
+    month: Month,
+    at: DateTime<Utc>,
+) -> tokio::task::JoinHandle<Result<CloseReport, DomainError>> {
+    let pool = env.pool().clone();
+    tokio::spawn(async move { close_month(&pool, month, at).await })
+}
+
+/// 7 calls of `tenant` on October 31, recorded at `at` on a task of their own.
+fn spawn_late_usage(
+    p: Platform,
+    tenant: TenantId,
+    at: DateTime<Utc>,
+) -> tokio::task::JoinHandle<Result<(), DomainError>> {
+    tokio::spawn(async move {
+        p.record_usage(tenant, "calls", 7, day(2026, 10, 31), at)
+            .await
+    })
 }
 
 /// The lock waits (`pg_stat_activity.wait_event`, sorted) of the other sessions on `holder`'s
@@ -151,7 +170,6 @@ async fn october_with_usage() -> (TestEnv, TenantId, DateTime<Utc>) {
 async fn usage_waits_for_a_close_under_way_and_is_then_refused() {
     let october = Month::new(2026, 10).unwrap();
     let (env, tenant, midnight) = october_with_usage().await;
-    let p = env.platform();
     // The close inserts its `month_closes` row right after taking the month's lock: a table
     // lock held here stops it there.
     let mut holder = env.pool().begin().await.unwrap();
@@ -159,15 +177,9 @@ async fn usage_waits_for_a_close_under_way_and_is_then_refused() {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let close = {
-        let pool = env.pool().clone();
-        tokio::spawn(async move { close_month(&pool, october, midnight).await })
-    };
+    let close = spawn_close(&env, october, midnight);
     assert_eq!(lock_waits(&mut holder, 1, &close).await, ["relation"]);
-    let usage = tokio::spawn(async move {
-        p.record_usage(tenant, "calls", 7, day(2026, 10, 31), midnight)
-            .await
-    });
+    let usage = spawn_late_usage(env.platform(), tenant, midnight);
     assert_eq!(
         lock_waits(&mut holder, 2, &usage).await,
         ["advisory", "relation"],
@@ -186,24 +198,12 @@ async fn usage_waits_for_a_close_under_way_and_is_then_refused() {
 async fn a_close_waits_for_usage_under_way_and_then_bills_it() {
     let october = Month::new(2026, 10).unwrap();
     let (env, tenant, midnight) = october_with_usage().await;
-    let p = env.platform();
     // Usage locks its tenant's row right after taking the month's lock: a row lock held here
     // stops it there.
-    let mut holder = env.pool().begin().await.unwrap();
-    sqlx::query("select id from tenants where id = $1 for update")
-        .bind(tenant)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    let usage = tokio::spawn(async move {
-        p.record_usage(tenant, "calls", 7, day(2026, 10, 31), midnight)
-            .await
-    });
+    let mut holder = hold_tenant(&env, tenant).await;
+    let usage = spawn_late_usage(env.platform(), tenant, midnight);
     assert_eq!(lock_waits(&mut holder, 1, &usage).await.len(), 1);
-    let close = {
-        let pool = env.pool().clone();
-        tokio::spawn(async move { close_month(&pool, october, midnight).await })
-    };
+    let close = spawn_close(&env, october, midnight);
     let waits = lock_waits(&mut holder, 2, &close).await;
     assert!(
         waits.iter().any(|w| w == "advisory"),
@@ -292,24 +292,6 @@ fn stress_runs() -> u64 {
         .unwrap_or(1)
 }
 
-/// Until another backend of `env`'s database waits for a lock (the close behind a tenant).
-async fn until_a_backend_waits_for_a_lock(env: &TestEnv) {
-    for _ in 0..500 {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity where datname = current_database() \
-             and pid <> pg_backend_pid() and wait_event_type = 'Lock'",
-        )
-        .fetch_one(env.pool())
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the close never waited for the tenant locked by the plan change");
-}
-
 #[tokio::test]
 async fn the_close_takes_a_tenant_before_its_subscription_as_a_plan_change_does() {
     let (env, tenants) = metered_world(seoul(2026, 9, 1), 1, TestCard::Ok).await;
@@ -321,16 +303,13 @@ async fn the_close_takes_a_tenant_before_its_subscription_as_a_plan_change_does(
     let first = seoul(2026, 10, 1);
     env.clock().set(first).await.unwrap();
     // A plan change's first two steps, held open: the tenant's row, then its subscription's.
-    let mut change = env.pool().begin().await.unwrap();
-    sqlx::query("select id from tenants where id = $1 for update")
-        .bind(tenants[0])
-        .execute(&mut *change)
-        .await
-        .unwrap();
-    let pool = env.pool().clone();
-    let close =
-        tokio::spawn(async move { close_month(&pool, Month::new(2026, 9).unwrap(), first).await });
-    until_a_backend_waits_for_a_lock(&env).await;
+    let mut change = hold_tenant(&env, tenants[0]).await;
+    let close = spawn_close(&env, Month::new(2026, 9).unwrap(), first);
+    assert_eq!(
+        lock_waits(&mut change, 1, &close).await.len(),
+        1,
+        "the close never waited for the tenant locked by the plan change"
+    );
     // Had the close locked the subscription before the tenant, this would wait for the close
     // while the close waits for this transaction: a deadlock, and one of them fails.
     let locked = sqlx::query("select id from subscriptions where id = $1 for update")

@@ -18,6 +18,20 @@ pub(crate) fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
+/// Holds `tenant`'s row as a plan change or cancel of it does, until the transaction ends.
+pub(crate) async fn hold_tenant(
+    env: &TestEnv,
+    tenant: TenantId,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = env.pool().begin().await.unwrap();
+    sqlx::query("select id from tenants where id = $1 for update")
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
 pub(crate) fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }

@@ -12,24 +12,10 @@ use billing_harness::prelude::*;
 use serde_json::json;
 
 use crate::rules::{env_with_catalog, invoice_of, kst, midnight, refused, show};
-use crate::support::{day, display_names};
+use crate::support::{day, display_names, hold_tenant};
 
 /// How long an operation that must not wait may take, far more than it needs.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Holds `tenant`'s row as a plan change or cancel of it does, until the transaction ends.
-async fn hold_tenant(
-    env: &TestEnv,
-    tenant: TenantId,
-) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut tx = env.pool().begin().await.unwrap();
-    sqlx::query("select id from tenants where id = $1 for update")
-        .bind(tenant)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx
-}
 
 /// Each tenant's subscription at the end: plan, status, cancel day and reason.
 async fn states(tenants: &[&Tenant<'_>]) -> Vec<String> {
