@@ -185,7 +185,12 @@ fn container_figures(config: &Config) -> anyhow::Result<Option<ContainerReport>>
         );
         return Ok(None);
     }
-    let source = Schema::new(config.migrations.clone());
+    let source = Schema::new(
+        config
+            .migrations
+            .clone()
+            .unwrap_or_else(billing_harness::platform_schema),
+    );
     let runtime = crate::runtime()?;
     // One new container per test: a state folder of its own each time, so each acquire starts
     // a container, waits for it and migrates the template, as a test would without sharing.
@@ -242,7 +247,12 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
         .state_dir
         .with_file_name(format!("billing-harness-bench-{}", std::process::id()));
     let config = config.with_state_dir(&state);
-    let source = Schema::new(config.migrations.clone());
+    let source = Schema::new(
+        config
+            .migrations
+            .clone()
+            .unwrap_or_else(billing_harness::platform_schema),
+    );
     let report = {
         let broker = Broker::start(config.clone())?;
         let runtime = crate::runtime()?;
@@ -443,7 +453,13 @@ fn db_child() -> anyhow::Result<ExitCode> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let runtime = crate::runtime()?;
     let broker = Broker::global()?;
-    let schema = Schema::new(broker.config().migrations.clone());
+    let schema = Schema::new(
+        broker
+            .config()
+            .migrations
+            .clone()
+            .unwrap_or_else(billing_harness::platform_schema),
+    );
     let times = runtime.block_on(async {
         let t = Instant::now();
         let env = TestEnv::new().await?;
@@ -629,7 +645,7 @@ fn scenarios(json: bool) -> anyhow::Result<ExitCode> {
     let catalog = crate::scenario::dir().join("catalog.toml");
     let t = Instant::now();
     for path in &files {
-        let scenario = billing_harness::scenario::load(path, Some(&catalog))
+        let scenario = billing_scenarios::load(path, Some(&catalog))
             .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
         let outcome = runtime.block_on(crate::scenario::play(&scenario))?;
         anyhow::ensure!(outcome.holds, "{} does not hold", path.display());

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use billing_harness::scenario::{self, Conformance, RunError, Verdict};
+use billing_scenarios::{self as scenario, Conformance, RunError, Verdict};
 use example_billing_service::Flaw;
 use example_billing_service::conformance::Example;
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use billing_harness::env::{Database, rows_written};
 use billing_harness::model::TenantId;
 use billing_harness::platform::{Platform, apply_contract};
-use billing_harness::scenario::parse_contract_file;
+use billing_scenarios::parse_contract_file;
 use sha2::{Digest, Sha256};
 
 /// `cargo xtask contract ...`.

@@ -156,7 +156,7 @@ fn bytes(n: u64) -> String {
 /// `db mark --env NAME --database-url URL`: lets the harness write to a database it did not
 /// create (installs the clock and the schema if missing, and records the marker).
 fn mark(env: &str, url: &str) -> anyhow::Result<ExitCode> {
-    crate::runtime()?.block_on(env::mark(url, env))?;
+    crate::runtime()?.block_on(env::mark(url, env, &billing_harness::platform_schema()))?;
     eprintln!("marked the database for {env}: `cargo xtask scenario seed` may write to it now");
     Ok(ExitCode::SUCCESS)
 }

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use billing_harness::TestEnv;
-use billing_harness::scenario::report::{self, IndexRow, Lang, PageOptions};
-use billing_harness::scenario::snapshot::Stored;
-use billing_harness::scenario::{self, Outcome, Scenario};
+use billing_scenarios::report::{self, IndexRow, Lang, PageOptions};
+use billing_scenarios::snapshot::Stored;
+use billing_scenarios::{self as scenario, Outcome, Scenario};
 
 /// `cargo xtask scenario ...`.
 #[derive(Debug, clap::Subcommand)]

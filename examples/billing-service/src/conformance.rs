@@ -20,8 +20,8 @@ use billing_harness::builders::{Fakes, Locale};
 use billing_harness::payments::{self as harness_payments, Gateway, MockGateway, TestCard};
 use billing_harness::products::{ProductMock, ProductServer};
 use billing_harness::purge::Scope;
-use billing_harness::scenario::driver::{DriverError, PurgeOf, Purged, ReadBack, Session};
-use billing_harness::scenario::{
+use billing_scenarios::driver::{DriverError, PurgeOf, Purged, ReadBack, Session};
+use billing_scenarios::{
     Driver, OrgDef, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
     OutcomeStatusChange, OutcomeSubscription, ProductSync, Scenario, ScriptedFault, TenantDef,
 };

@@ -21,7 +21,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnectOptions;
 
 /// A backend repository's migrations, relative to this crate's folder.
-const NOTES: &str = "tests/fixtures/notes";
+const NOTES: &str = "fixtures/notes";
 
 /// Set for a child process: what it does.
 const CHILD: &str = "BH_ADOPTER_CHILD";
@@ -165,7 +165,7 @@ fn a_template_from_migrations_given_in_code_is_built_once_for_two_processes() {
 }
 
 /// Friction 5: a relative migrations path is the crate's, not the working directory's: the
-/// child runs in `/` and still finds `tests/fixtures/notes` of this crate.
+/// child runs in `/` and still finds `fixtures/notes` of this crate.
 #[test]
 fn a_relative_migrations_path_is_taken_from_the_crates_folder() {
     if job().is_some() {
@@ -189,13 +189,13 @@ fn a_relative_migrations_path_is_taken_from_the_crates_folder() {
 #[tokio::test]
 async fn a_missing_migrations_folder_is_named_resolved() {
     let err = TestEnv::builder()
-        .migrations("tests/fixtures/no-such-folder")
+        .migrations("fixtures/no-such-folder")
         .build()
         .await
         .unwrap_err();
     let base = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| std::env::current_dir().unwrap(), PathBuf::from);
-    let resolved = base.join("tests/fixtures/no-such-folder");
+    let resolved = base.join("fixtures/no-such-folder");
     assert!(matches!(err, EnvError::NoMigrations { .. }), "{err}");
     assert!(
         err.to_string().starts_with(&format!(

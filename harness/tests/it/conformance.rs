@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use billing_harness::TestEnv;
 use billing_harness::model::ContractTerms;
 use billing_harness::payments::TestCard;
-use billing_harness::scenario::driver::{DriverError, ReadBack, Session};
-use billing_harness::scenario::{
+use billing_scenarios::driver::{DriverError, ReadBack, Session};
+use billing_scenarios::{
     Driver, OrgDef, Reference, ReferenceSession, Scenario, TenantDef, Verdict, run_with,
 };
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 
 fn bundled(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
+        .join("../../scenarios")
         .join(name)
 }
 
@@ -206,7 +206,7 @@ async fn a_file_that_is_not_a_scenario_is_an_error_naming_it() {
     let err = run_with(&Reference, &[&bad]).await.unwrap_err();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
-        matches!(&err, billing_harness::scenario::RunError::Invalid(e) if format!("{e:?}").contains("bad.toml")),
+        matches!(&err, billing_scenarios::RunError::Invalid(e) if format!("{e:?}").contains("bad.toml")),
         "{err:?}"
     );
 }

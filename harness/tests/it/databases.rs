@@ -115,7 +115,7 @@ async fn databases_come_from_a_warm_pool_topped_up_to_its_cap() {
     // Absolute: CI also runs this binary by hand as nobody, with no CARGO_MANIFEST_DIR set.
     let schema = Schema::new(MigrationSource::dir(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/warm"
+        "/fixtures/warm"
     )));
     broker.warm_up(&schema).await.unwrap();
     let first = broker.claim(&schema, 1).await.unwrap();
@@ -340,72 +340,4 @@ fn eight_processes_at_once_stay_isolated() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-/// Without the `containers` feature, `HARNESS_POSTGRES=container` is an error that names the
-/// feature (not a panic), and `auto` never picks the container backend.
-#[cfg(not(feature = "containers"))]
-#[tokio::test]
-async fn without_the_containers_feature_the_container_backend_names_it() {
-    use billing_harness::env::{
-        Backend, BackendChoice, Broker, CloneStrategy, Config, MigrationSource, Schema, doctor,
-    };
-
-    let state = std::env::temp_dir().join(format!("bh-no-containers-{}", std::process::id()));
-    let config = Config::from_env().unwrap().with_state_dir(&state);
-    let broker = Broker::start(config.clone().with_backend(BackendChoice::Container)).unwrap();
-    let refused = broker
-        .acquire(
-            &Schema::new(MigrationSource::Bundled),
-            CloneStrategy::FileCopy,
-        )
-        .await
-        .map(|lease| lease.name)
-        .unwrap_err()
-        .to_string();
-    drop(broker);
-    let (statuses, auto) = doctor(&config.with_backend(BackendChoice::Auto)).await;
-    let _ = std::fs::remove_dir_all(&state);
-
-    assert!(
-        refused.starts_with("the container backend is not available: billing-harness was built without its `containers` feature"),
-        "{refused}"
-    );
-    assert!(
-        refused.contains("fix: add \"containers\" to the features"),
-        "{refused}"
-    );
-    let container = statuses
-        .iter()
-        .find(|s| s.backend == Backend::Container)
-        .unwrap();
-    assert!(
-        container
-            .status
-            .as_ref()
-            .is_err_and(|why| why.contains("`containers` feature")),
-        "{container:?}"
-    );
-    assert!(
-        !matches!(auto, Ok(Backend::Container)),
-        "auto picked the container backend: {auto:?}"
-    );
-}
-
-/// Without the `containers` feature, product mocks asked for in a container are an error that
-/// names the feature.
-#[cfg(all(feature = "products", not(feature = "containers")))]
-#[tokio::test]
-async fn without_the_containers_feature_product_mocks_in_a_container_name_it() {
-    let refused = TestEnv::builder()
-        .products(billing_harness::env::ProductsChoice::Container)
-        .build()
-        .await
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        refused.contains("built without its `containers` feature"),
-        "{refused}"
-    );
 }

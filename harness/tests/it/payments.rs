@@ -196,7 +196,6 @@ async fn a_timeout_is_captured_once_and_found_by_its_idempotency_key() {
     timeout_found_by_its_key(TestEnv::builder().start_at(seoul(2026, 10, 1))).await;
 }
 
-#[cfg(feature = "gateway-http")]
 #[tokio::test]
 async fn a_timeout_over_http_is_captured_once_and_found_by_its_idempotency_key() {
     timeout_found_by_its_key(
@@ -291,7 +290,6 @@ async fn zero_total_invoices_are_never_charged() {
     );
 }
 
-#[cfg(feature = "gateway-http")]
 #[tokio::test]
 async fn the_gateway_over_http_gives_the_same_outcome() {
     let builder = TestEnv::builder()

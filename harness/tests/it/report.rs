@@ -3,13 +3,13 @@
 //! the produced HTML (heading order, labelled pictures, table headers, contrast of every text
 //! colour the pages use).
 
-use billing_harness::scenario::report::{self, IndexRow, Lang, PageOptions, palette};
-use billing_harness::scenario::{self, Outcome, Scenario};
+use billing_scenarios::report::{self, IndexRow, Lang, PageOptions, palette};
+use billing_scenarios::{self as scenario, Outcome, Scenario};
 
 /// Plays a bundled scenario and writes its page in `lang`.
 fn page(name: &str, lang: Lang) -> (Scenario, Outcome, String) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
+        .join("../../scenarios")
         .join(format!("{name}.toml"));
     let scenario = scenario::load(&path, None).unwrap_or_else(|e| panic!("{}", e.render()));
     let runtime = tokio::runtime::Builder::new_current_thread()

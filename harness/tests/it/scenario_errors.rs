@@ -1,7 +1,7 @@
 //! Malformed scenario files: each gives a precise diagnostic (file, line, column, the span and a
 //! hint), snapshotted as a terminal shows it.
 
-use billing_harness::scenario;
+use billing_scenarios as scenario;
 
 const VALID: &str = r#"version = 1
 name = "valid"
@@ -373,7 +373,7 @@ subscription = { tenant = "acme-analytics", plan = "enterprise" }"#,
 ];
 
 fn catalog() -> billing_harness::model::Catalog {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/catalog.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/catalog.toml");
     scenario::parse_catalog(
         "scenarios/catalog.toml",
         &std::fs::read_to_string(path).unwrap(),
@@ -390,7 +390,7 @@ fn the_valid_file_parses() {
 #[test]
 fn product_tables_and_product_steps_parse_into_their_meaning() {
     use billing_harness::products::Fault;
-    use billing_harness::scenario::{Action, DrawnFaults, ScriptedFault};
+    use billing_scenarios::{Action, DrawnFaults, ScriptedFault};
     let source = VALID
         .replacen(
             "[[step]]",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use billing_harness::TestEnv;
 use billing_harness::products::RedactedRequest;
-use billing_harness::scenario::{self, Outcome};
+use billing_scenarios::{self as scenario, Outcome};
 
 /// Scenarios played at once: each waits on its database far more than on the CPU.
 const AT_ONCE: usize = 3;
@@ -69,7 +69,7 @@ fn every_scenario_holds_and_matches_its_snapshot() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let mut outcomes = runtime.block_on(play_all(&dir));
     let with_expectations: Vec<String> = outcomes
         .keys()
@@ -136,7 +136,7 @@ fn every_scenario_holds_and_matches_its_snapshot() {
 /// column), expected vs got, and what the run wrote; the right ones stay quiet.
 #[tokio::test]
 async fn a_wrong_expectation_fails_the_run_with_a_diagnostic_at_the_expectation() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let catalog = scenario::parse_catalog(
         "catalog.toml",
         &std::fs::read_to_string(dir.join("catalog.toml")).unwrap(),

@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use billing_harness::TestEnv;
-use billing_harness::scenario::{self, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment};
+use billing_scenarios::{
+    self as scenario, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment,
+};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
 

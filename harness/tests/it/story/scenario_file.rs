@@ -1,4 +1,4 @@
-//! A story written as a scenario file (format v1, see `billing_harness::scenario`) that `cargo
+//! A story written as a scenario file (format v1, see `billing_scenarios`) that `cargo
 //! xtask scenario run FILE` replays: its own `[catalog]` unless it is `scenarios/catalog.toml`'s,
 //! every step with the error code the model expects, and the model's expected invoices, payments
 //! and states as comments at the end.
@@ -201,7 +201,7 @@ pub(crate) fn write(folder: &str, toml: &str) -> PathBuf {
 
 /// `scenarios/catalog.toml`, the catalog of files without their own.
 pub(crate) fn default_catalog_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/catalog.toml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/catalog.toml")
 }
 
 /// The catalog of `scenarios/catalog.toml`.
@@ -209,6 +209,6 @@ pub(crate) fn default_catalog() -> Catalog {
     let path = default_catalog_path();
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    billing_harness::scenario::parse_catalog(&path.display().to_string(), &text)
+    billing_scenarios::parse_catalog(&path.display().to_string(), &text)
         .unwrap_or_else(|e| panic!("{}", e.render()))
 }

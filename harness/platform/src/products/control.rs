@@ -1,0 +1,189 @@
+//! The control API of a served product mock: what a test does to a mock (faults, strict mode,
+//! drift) and reads from it (journal, state, violations), as one JSON request per call, so that a
+//! mock in another process or a container behaves like one held in the test.
+//!
+//! Every call is `POST {sync_url}/_mock` with a [`Control`] as its body, e.g.
+//! `{"op": "fail_next", "fault": "reset", "times": 2}`, answered `200` with the method's result as
+//! JSON (`null` for setters), or `400` with `{"error": ...}`. Control calls are not journaled.
+//! [`Remote`] is the client: one blocking HTTP/1.1 request per call (the mock's methods are
+//! synchronous, and the host is on the loopback).
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::api::ProductState;
+use super::fault::Fault;
+use super::mock::ProductMock;
+use crate::http::post_blocking;
+
+/// One call of the control API: a [`ProductMock`] method and its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(crate) enum Control {
+    SetStrict { strict: bool },
+    IsStrict,
+    SetHold { millis: u64 },
+    FailNext { fault: Fault, times: u32 },
+    FaultRate { rate: f64, seed: u64 },
+    RejectTenant { tenant: i64, status: u16 },
+    AcceptTenant { tenant: i64 },
+    Drift { tenant: i64 },
+    ReplaceState { state: ProductState },
+    ReadState,
+    Tenant { tenant: i64 },
+    Journal,
+    Requests,
+    FaultsApplied,
+    Violations,
+    AppliedTwice,
+}
+
+/// Runs the call in `body` on `mock`: the status and JSON body to answer.
+pub(crate) fn answer(mock: &ProductMock, body: &[u8]) -> (u16, Value) {
+    let op: Control = match serde_json::from_slice(body) {
+        Ok(op) => op,
+        Err(e) => {
+            return (
+                400,
+                serde_json::json!({ "error": format!("not a control call: {e}") }),
+            );
+        }
+    };
+    let value = match op {
+        Control::SetStrict { strict } => {
+            mock.set_strict(strict);
+            Value::Null
+        }
+        Control::IsStrict => json(mock.is_strict()),
+        Control::SetHold { millis } => {
+            mock.set_hold(Duration::from_millis(millis));
+            Value::Null
+        }
+        Control::FailNext { fault, times } => {
+            mock.fail_next(fault, times);
+            Value::Null
+        }
+        Control::FaultRate { rate, seed } => {
+            mock.fault_rate(rate, seed);
+            Value::Null
+        }
+        Control::RejectTenant { tenant, status } => {
+            mock.reject_tenant(tenant, status);
+            Value::Null
+        }
+        Control::AcceptTenant { tenant } => {
+            mock.accept_tenant(tenant);
+            Value::Null
+        }
+        Control::Drift { tenant } => json(mock.drift(tenant)),
+        Control::ReplaceState { state } => {
+            mock.replace_state(state);
+            Value::Null
+        }
+        Control::ReadState => json(mock.read_state()),
+        Control::Tenant { tenant } => json(mock.tenant(tenant)),
+        Control::Journal => json(mock.journal()),
+        Control::Requests => json(mock.requests()),
+        Control::FaultsApplied => json(mock.faults_applied()),
+        Control::Violations => json(mock.violations()),
+        Control::AppliedTwice => json(mock.applied_twice()),
+    };
+    (200, value)
+}
+
+fn json(value: impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The client side: a mock's namespace URL, called with blocking HTTP/1.1 requests.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    url: String,
+}
+
+/// Why a control call failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ControlError {
+    #[error("the mock's host could not be reached")]
+    Io(#[from] std::io::Error),
+    #[error("the mock's host answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the mock's host sent an answer that does not parse: {0}")]
+    Unreadable(String),
+}
+
+impl Remote {
+    pub(crate) fn new(url: String) -> Remote {
+        Remote {
+            url: url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs `op` on the remote mock and decodes its answer.
+    ///
+    /// # Panics
+    /// The host cannot be reached or answers with an error (see [`ProductMock::remote`]).
+    pub(crate) fn call<T: DeserializeOwned>(&self, op: &Control) -> T {
+        match self.try_call(op) {
+            Ok(value) => value,
+            Err(e) => panic!(
+                "the product mock at {} failed a control call ({op:?}): {}",
+                self.url,
+                throwaway_pg::with_causes(&e)
+            ),
+        }
+    }
+
+    pub(crate) fn try_call<T: DeserializeOwned>(&self, op: &Control) -> Result<T, ControlError> {
+        let body = serde_json::to_vec(op).map_err(|e| ControlError::Unreadable(e.to_string()))?;
+        let (status, answer) = post_blocking(&self.url, "/_mock", &body)?;
+        if status != 200 {
+            return Err(ControlError::Status {
+                status,
+                body: String::from_utf8_lossy(&answer).chars().take(200).collect(),
+            });
+        }
+        serde_json::from_slice(&answer).map_err(|e| ControlError::Unreadable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_read_as_their_method_and_arguments() {
+        let op = Control::FailNext {
+            fault: Fault::ReplyLost,
+            times: 2,
+        };
+        let text = serde_json::to_string(&op).unwrap();
+        assert_eq!(text, r#"{"op":"fail_next","fault":"reply_lost","times":2}"#);
+        assert_eq!(serde_json::from_str::<Control>(&text).unwrap(), op);
+        assert_eq!(
+            serde_json::to_string(&Control::Journal).unwrap(),
+            r#"{"op":"journal"}"#
+        );
+    }
+
+    #[test]
+    fn an_unknown_call_or_fault_is_a_400_that_says_why() {
+        let mock = ProductMock::new("p");
+        let (status, body) = answer(&mock, br#"{"op":"explode"}"#);
+        assert_eq!(status, 400);
+        assert!(
+            body["error"].as_str().unwrap().contains("explode"),
+            "{body}"
+        );
+        let (status, body) = answer(&mock, br#"{"op":"fail_next","fault":"gone","times":1}"#);
+        assert_eq!(status, 400);
+        assert!(body["error"].as_str().unwrap().contains("gone"), "{body}");
+    }
+}

@@ -1,0 +1,192 @@
+//! Scenarios for QA: TOML files that describe a billing case once (catalog, organizations,
+//! tenants, dated steps), checked with precise diagnostics and run on a throwaway database.
+//!
+//! Reading is two stages: `raw` deserializes the text with spans and refuses unknown fields;
+//! `validate` checks meaning (dates, references, cards, codes) and yields a [`Scenario`]. The
+//! runner ([`run()`]) plays it on a [`billing_harness::TestEnv`] and returns an [`Outcome`].
+//! Any billing implementation can play a scenario through the [`driver`] traits;
+//! [`run_with`] plays each file through one and through the reference platform
+//! ([`Reference`]) and compares every result.
+//!
+//! The format, version 1:
+//!
+//! ```toml
+//! version = 1
+//! name = "pro upgraded mid-month"
+//! start = "2026-10-01"        # the clock starts at 00:00 (catalog time zone) on this day
+//! until = "2026-11-10"        # after the last step, the clock runs to 00:00 of this day
+//!
+//! [[org]]
+//! key = "acme"
+//! card = "ok"                 # ok | declined | insufficient_funds | expired | fail_times:N | timeout
+//! owner = "owner@acme.test"   # optional: the owner's e-mail address (default: a fake one)
+//! members = ["jo@acme.test"]  # optional: members signed up with it
+//!
+//! [[tenant]]
+//! key = "acme-analytics"
+//! org = "acme"
+//! product = "analytics"
+//!
+//! [[step]]
+//! on = "2026-10-10"
+//! subscribe = { tenant = "acme-analytics", plan = "pro" }
+//!
+//! [[step]]
+//! on = "2026-10-20"
+//! change_plan = { tenant = "acme-analytics", plan = "pro" }
+//! expect_error = "same_plan"
+//! ```
+//!
+//! Without a `[catalog]` table the scenario uses `scenarios/catalog.toml`. Step kinds:
+//! `subscribe`, `change_plan` (`tenant`, `plan`), `cancel` (`tenant`), `usage` (`tenant`,
+//! `metric`, `quantity`, and optionally `day`: the day the units were used when it is before
+//! the step's `on`, i.e. usage reported late), `set_card` (`org`, `card`), `product_fault`
+//! (`product`, `fault`, `times`: the fault on that product's next `times` writes from the
+//! step's day on) and `product_drift` (`product`, `tenant`: the product changes its own copy of
+//! one of its tenants behind the platform's back; the reconciler must find and repair it) and
+//! `contract` (`tenant`, and the terms over a catalog plan: `plan` (default: the tenant's plan,
+//! or its contract's base), `base_fee`, `included = { METRIC = N }`, `overage = { METRIC =
+//! { block = N, price = "..." } }`, `limits = { NAME = N }`, `spec = { ... }`, `ends_on`;
+//! a term left out is the base plan's; the contract starts on the step's day and follows the
+//! plan-change rules, so `expect_error = "plan_change_limit"`, `"currency_mismatch"` or
+//! `"card_required"` apply) and
+//! `purge` (`org = KEY`, or `user = EMAIL`, an owner's or member's address from an `[[org]]`:
+//! see [`billing_harness::purge`]; the outcome lists what each purge deleted per table and the deletions
+//! the products were told of, under `purges`). Seeding adds `+RUN` to each address.
+//!
+//! Every product of the catalog gets a mock of the product sync API (`billing_harness::products`). A
+//! `[[product]]` table sets one up:
+//!
+//! ```toml
+//! [[product]]
+//! key = "analytics"             # a product of the catalog
+//! strict = true                 # a request outside the API fails the run (default false)
+//! fault_rate = 0.3              # a fault drawn for each unscripted write with this probability
+//! fault_seed = 7                # the draws' seed (default 1)
+//! faults = [{ fault = "status_500", times = 2 }, { fault = "reply_lost", times = 1 }]
+//! ```
+//!
+//! `[[expect]]` tables write down what the run must show at `until`, from the rules, by hand
+//! (see [`Expectation`]); each that does not hold fails the run with a diagnostic at its field:
+//!
+//! ```toml
+//! [[expect]]
+//! invoice = { tenant = "acme-analytics", period = "2026-10", total = "70258", status = "paid" }
+//! [[expect]]
+//! payment = { tenant = "acme-analytics", on = "2026-11-05", outcome = "succeeded", attempt = 1 }
+//! [[expect]]
+//! subscription = { tenant = "acme-analytics", plan = "pro", status = "active" }
+//! ```
+//!
+//! Faults: `status_500`, `status_503`, `delay`, `timeout`, `reset`, `reply_lost`, `duplicate`
+//! (see `billing_harness::products::Fault`). At `until` the runner runs product sync to idle and
+//! reconciles ([`billing_harness::TestEnv::converge`]); a product that does not converge fails the run
+//! with its drift report.
+
+mod conformance;
+mod contract;
+mod diagnostic;
+pub mod driver;
+mod expect;
+mod raw;
+pub mod report;
+mod run;
+pub mod snapshot;
+mod validate;
+
+use std::path::Path;
+
+pub use conformance::{Conformance, Difference, ScenarioConformance, Verdict, run_with};
+pub use contract::{ContractFile, parse_contract_file};
+pub use diagnostic::{Problem, ScenarioError};
+pub use driver::{Driver, DriverError, ReadBack, Session};
+pub use expect::{Expectation, Expected};
+pub use run::{
+    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
+    OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
+    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync, Reference,
+    ReferenceSession, RunError, RunOptions, run, run_on,
+};
+pub use validate::{
+    Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, PurgeStep, Scenario,
+    ScriptedFault, Step, TenantDef, VERSION,
+};
+
+use billing_harness::model::Catalog;
+
+/// Reads a scenario from `source` (`path` names it in diagnostics), using `default_catalog`
+/// when it has no `[catalog]` table.
+///
+/// # Errors
+/// Every problem found, with spans.
+pub fn parse(
+    path: &str,
+    source: &str,
+    default_catalog: Option<&Catalog>,
+) -> Result<Scenario, ScenarioError> {
+    let raw: raw::RawScenario = from_toml(path, source)?;
+    validate::scenario(path, source, raw, default_catalog)
+}
+
+/// Reads a catalog file (the whole file is one catalog: settings and `[[plan]]` entries).
+///
+/// # Errors
+/// Every problem found, with spans.
+pub fn parse_catalog(path: &str, source: &str) -> Result<Catalog, ScenarioError> {
+    let raw: raw::RawCatalog = from_toml(path, source)?;
+    let mut problems = diagnostic::Problems::new(path, source);
+    let catalog = validate::catalog(&mut problems, &raw);
+    problems.finish()?;
+    Ok(catalog)
+}
+
+/// Reads the scenario file at `path`. Its default catalog is `catalog_file` if given, else the
+/// `catalog.toml` beside it, if any.
+///
+/// # Errors
+/// The file cannot be read (a problem without a span), or its problems.
+pub fn load(path: &Path, catalog_file: Option<&Path>) -> Result<Scenario, ScenarioError> {
+    let shown = path.display().to_string();
+    let source = read(path)?;
+    let catalog_path =
+        catalog_file.map_or_else(|| path.with_file_name("catalog.toml"), Path::to_owned);
+    let catalog = if catalog_path.is_file() {
+        Some(parse_catalog(
+            &catalog_path.display().to_string(),
+            &read(&catalog_path)?,
+        )?)
+    } else {
+        None
+    };
+    parse(&shown, &source, catalog.as_ref())
+}
+
+fn read(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let shown = path.display().to_string();
+        let mut problems = diagnostic::Problems::new(&shown, "");
+        problems.add(0..0, format!("cannot read {shown}: {e}"), "", None);
+        problems
+            .finish()
+            .expect_err("cannot fail: one problem was just added")
+    })
+}
+
+fn from_toml<T: serde::de::DeserializeOwned>(path: &str, source: &str) -> Result<T, ScenarioError> {
+    toml::from_str(source).map_err(|e| {
+        let mut problems = diagnostic::Problems::new(path, source);
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_owned();
+        let help = if message.contains("unknown field") {
+            Some("check the spelling; the scenario format is documented in `billing_scenarios`".to_owned())
+        } else if message.contains("missing field") {
+            Some("every scenario needs version, name, start and until; steps need `on`".to_owned())
+        } else if message.contains("invalid type") {
+            Some("numbers are bare (quantity = 120000); amounts and dates are quoted (\"99000\", \"2026-10-01\")".to_owned())
+        } else {
+            None
+        };
+        problems.add(span, message, "here", help);
+        problems.finish().expect_err("cannot fail: one problem was just added")
+    })
+}

@@ -1,0 +1,1600 @@
+//! The timeline picture of a scenario page: a day axis, then for each tenant a stack of lanes
+//! (plan periods, subscription state, usage per metric, invoices, payment attempts, expected
+//! errors, contract and purge steps), then for each product one lane (its requests by day, the faults on
+//! them, drift steps and the convergence at the end), drawn as inline SVG.
+//!
+//! [`build`] turns a run into plain data (one [`Lane`] per row); [`svg`] draws it. A new kind of
+//! lane (product sync, contracts, purge) is one more [`Lane`] variant, filled in [`build`], with
+//! its marks and labels returned by [`Lane::marks`]; the axis, the label rows and the layout are
+//! shared.
+
+use crate::PurgeStep;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use chrono::{Datelike, NaiveDate};
+
+use super::facts::{Facts, PlanPeriod, ProductFacts, TenantFacts};
+use super::lang::{Lang, Words, fill};
+use super::money::{count, money, money_in};
+use super::palette as p;
+use crate::validate::{Action, Scenario};
+use crate::{Outcome, OutcomeInvoice};
+use billing_harness::billing::rules::prorated_quota;
+use billing_harness::calendar::Month;
+use billing_harness::model::PaymentOutcome;
+
+/// The days shown and the rows for each tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Timeline {
+    /// The first day shown.
+    pub(crate) first: NaiveDate,
+    /// The last day shown (the scenario's `until`).
+    pub(crate) last: NaiveDate,
+    /// The present day, marked when the run stopped at it (seeding).
+    pub(crate) today: Option<NaiveDate>,
+    /// One block of lanes per tenant, in the scenario's order.
+    pub(crate) tenants: Vec<TenantLanes>,
+    /// One [`Lane::Product`] per product that received a request or converged, by key.
+    pub(crate) products: Vec<Lane>,
+}
+
+/// One tenant's lanes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TenantLanes {
+    /// The tenant's key.
+    pub(crate) tenant: String,
+    /// Its rows, top to bottom; a lane with nothing to show is left out.
+    pub(crate) lanes: Vec<Lane>,
+}
+
+/// One row of the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Lane {
+    /// Plan periods, labelled by plan and monthly fee.
+    Plans(Vec<PlanMark>),
+    /// The subscription's state from day to day.
+    State(Vec<StateMark>),
+    /// Usage of one metric so far in each plan period, against the prorated quota.
+    Usage {
+        /// The metric.
+        metric: String,
+        /// One part per plan period and month.
+        segments: Vec<UsageSegment>,
+    },
+    /// Invoices, on the day of their close, labelled with their total.
+    Invoices(Vec<InvoiceMark>),
+    /// Payment attempts, labelled with day and outcome.
+    Payments(Vec<PaymentMark>),
+    /// Steps refused with their expected error.
+    Errors(Vec<ErrorMark>),
+    /// Contract steps, on their day.
+    Contracts(Vec<ContractMark>),
+    /// Purge steps that reached the tenant's organization, on their day.
+    Purges(Vec<PurgeMark>),
+    /// One product: its requests by day, the faults on them, drift steps and the convergence
+    /// result at the end.
+    Product(ProductLane),
+}
+
+/// A contract step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContractMark {
+    pub(crate) day: NaiveDate,
+    pub(crate) step: usize,
+    /// The catalog plan it is made over.
+    pub(crate) base: String,
+    /// The monthly base fee, formatted; empty when unknown.
+    pub(crate) fee: String,
+    /// Included units per metric.
+    pub(crate) included: Vec<(String, u64)>,
+    /// Overage price per metric: (metric, block, price formatted).
+    pub(crate) overage: Vec<(String, u64, String)>,
+    /// Limits set by the contract.
+    pub(crate) limits: Vec<(String, i64)>,
+    pub(crate) term_ends_on: Option<NaiveDate>,
+}
+
+/// A purge step, with what it deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PurgeMark {
+    pub(crate) day: NaiveDate,
+    pub(crate) step: usize,
+    /// The step in words.
+    pub(crate) purged: String,
+    /// Rows deleted per table.
+    pub(crate) rows: Vec<(String, u64)>,
+    /// Deletions queued for products.
+    pub(crate) told: Vec<(String, usize)>,
+}
+
+/// A product's lane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductLane {
+    pub(crate) product: String,
+    /// Days with requests, in order.
+    pub(crate) days: Vec<ProductDay>,
+    /// Drift steps on this product: (day, step, tenant).
+    pub(crate) drifts: Vec<(NaiveDate, usize, String)>,
+    /// The convergence at `until`, when it was checked.
+    pub(crate) end: Option<ProductEnd>,
+}
+
+/// The requests a product received on one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductDay {
+    pub(crate) day: NaiveDate,
+    /// Requests answered `2xx`, each as `PUT /v1/tenants/{tenant} 200`.
+    pub(crate) delivered: Vec<Request>,
+    /// Requests with a fault or without a `2xx` answer.
+    pub(crate) faulted: Vec<Request>,
+}
+
+/// One request as a tooltip lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub(crate) call: String,
+    /// The status answered; `None`: no answer.
+    pub(crate) status: Option<u16>,
+    pub(crate) fault: Option<String>,
+    pub(crate) replay: bool,
+}
+
+/// A product's convergence at `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProductEnd {
+    pub(crate) day: NaiveDate,
+    pub(crate) converged: bool,
+    pub(crate) repaired: Vec<String>,
+    pub(crate) drift: Vec<String>,
+    pub(crate) requests: usize,
+    pub(crate) faults_applied: u64,
+    pub(crate) dead_letters: usize,
+}
+
+/// A plan period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlanMark {
+    pub(crate) plan: String,
+    /// For a contract, the catalog plan it is made over.
+    pub(crate) contract_over: Option<String>,
+    pub(crate) from: NaiveDate,
+    pub(crate) until: Option<NaiveDate>,
+    /// The monthly base fee, formatted.
+    pub(crate) fee: String,
+    /// Index into the plan colours.
+    pub(crate) colour: usize,
+}
+
+/// A subscription state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Active,
+    PastDue,
+    Cancelled,
+}
+
+/// A stretch of one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StateMark {
+    pub(crate) state: State,
+    pub(crate) from: NaiveDate,
+    pub(crate) until: Option<NaiveDate>,
+}
+
+/// Usage of one plan period within one month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UsageSegment {
+    pub(crate) plan: String,
+    /// For a contract, the catalog plan it is made over.
+    pub(crate) contract_over: Option<String>,
+    pub(crate) from: NaiveDate,
+    /// Exclusive.
+    pub(crate) until: NaiveDate,
+    /// The period's monthly quota of the metric (its own terms: a contract's, not the
+    /// catalog's).
+    pub(crate) included: u64,
+    /// Days of the plan period in the month.
+    pub(crate) days: u32,
+    pub(crate) month_days: u32,
+    /// The prorated quota: `included × days / month_days`, floored.
+    pub(crate) quota: u64,
+    /// Each day from the first use to the end: (day, used that day, used so far).
+    pub(crate) days_used: Vec<(NaiveDate, u64, u64)>,
+    /// The first day the usage so far went above the quota.
+    pub(crate) crossed: Option<NaiveDate>,
+}
+
+/// An invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvoiceMark {
+    pub(crate) period: String,
+    /// Its close: the first day of the next month.
+    pub(crate) day: NaiveDate,
+    pub(crate) status: String,
+    pub(crate) subtotal: String,
+    pub(crate) tax: String,
+    pub(crate) total: String,
+}
+
+/// A payment attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PaymentMark {
+    pub(crate) day: NaiveDate,
+    pub(crate) attempt: i16,
+    pub(crate) period: String,
+    pub(crate) amount: String,
+    pub(crate) succeeded: bool,
+    pub(crate) reason: Option<String>,
+}
+
+/// A step refused with its expected error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ErrorMark {
+    pub(crate) day: NaiveDate,
+    pub(crate) step: usize,
+    pub(crate) code: String,
+}
+
+/// The timeline of a run.
+pub(crate) fn build(
+    scenario: &Scenario,
+    outcome: &Outcome,
+    facts: &Facts,
+    today: Option<NaiveDate>,
+) -> Timeline {
+    let currency = |invoice: Option<&OutcomeInvoice>, plan: &str| {
+        invoice
+            .map(|i| i.currency.clone())
+            .or_else(|| {
+                scenario
+                    .catalog
+                    .plan(plan)
+                    .map(|p| p.currency.code().to_owned())
+            })
+            .unwrap_or_else(|| scenario.catalog.currency.code().to_owned())
+    };
+    let mut plan_order: Vec<String> = Vec::new();
+    let mut tenants = Vec::new();
+    for def in &scenario.tenants {
+        let key = &def.key;
+        let fact = facts.tenants.iter().find(|f| &f.tenant == key);
+        let mut lanes = Vec::new();
+        let periods = fact.map_or(&[][..], |f| &f.periods[..]);
+        let plans: Vec<PlanMark> = periods
+            .iter()
+            .map(|period| {
+                let colour = match plan_order.iter().position(|p| p == &period.plan) {
+                    Some(n) => n,
+                    None => {
+                        plan_order.push(period.plan.clone());
+                        plan_order.len() - 1
+                    }
+                };
+                PlanMark {
+                    plan: period.plan.clone(),
+                    contract_over: period.contract_over.clone(),
+                    from: period.from,
+                    until: period.until,
+                    fee: money_in(period.terms.base_fee, &period.currency),
+                    colour,
+                }
+            })
+            .collect();
+        if !plans.is_empty() {
+            lanes.push(Lane::Plans(plans));
+        }
+        if let Some(subscription) = outcome.subscriptions.iter().find(|s| &s.tenant == key) {
+            let states: Vec<StateMark> = subscription
+                .changes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, change)| {
+                    let state = match change.status.as_str() {
+                        "active" => State::Active,
+                        "past_due" => State::PastDue,
+                        "cancelled" => State::Cancelled,
+                        _ => return None,
+                    };
+                    Some(StateMark {
+                        state,
+                        from: change.on,
+                        until: subscription.changes.get(i + 1).map(|c| c.on),
+                    })
+                })
+                .collect();
+            if !states.is_empty() {
+                lanes.push(Lane::State(states));
+            }
+        }
+        if let Some(fact) = fact {
+            let metrics: BTreeSet<&str> = fact.usage.iter().map(|u| u.metric.as_str()).collect();
+            for metric in metrics {
+                let segments = usage_segments(scenario, fact, metric);
+                if !segments.is_empty() {
+                    lanes.push(Lane::Usage {
+                        metric: metric.to_owned(),
+                        segments,
+                    });
+                }
+            }
+        }
+        let invoices: Vec<InvoiceMark> = outcome
+            .invoices
+            .iter()
+            .filter(|i| &i.tenant == key)
+            .map(|i| {
+                let day = i.period.parse::<Month>().map_or(scenario.until, Month::end);
+                InvoiceMark {
+                    period: i.period.clone(),
+                    day,
+                    status: i.status.to_string(),
+                    subtotal: money_in(i.subtotal, &i.currency),
+                    tax: money_in(i.tax, &i.currency),
+                    total: money_in(i.total, &i.currency),
+                }
+            })
+            .collect();
+        if !invoices.is_empty() {
+            lanes.push(Lane::Invoices(invoices));
+        }
+        let payments: Vec<PaymentMark> = outcome
+            .payments
+            .iter()
+            .filter(|pay| &pay.tenant == key)
+            .map(|pay| {
+                let invoice = outcome
+                    .invoices
+                    .iter()
+                    .find(|i| &i.tenant == key && i.period == pay.period);
+                PaymentMark {
+                    day: pay.on,
+                    attempt: pay.attempt,
+                    period: pay.period.clone(),
+                    amount: money_in(pay.amount, &currency(invoice, "")),
+                    succeeded: pay.outcome == PaymentOutcome::Succeeded,
+                    reason: pay.failure_code.clone(),
+                }
+            })
+            .collect();
+        if !payments.is_empty() {
+            lanes.push(Lane::Payments(payments));
+        }
+        let errors: Vec<ErrorMark> = outcome
+            .errors
+            .iter()
+            .filter_map(|e| {
+                let step = scenario.steps.iter().find(|s| s.number == e.step)?;
+                (step_tenant(scenario, &step.action)? == key.as_str()).then(|| ErrorMark {
+                    day: step.on,
+                    step: e.step,
+                    code: e.code.clone(),
+                })
+            })
+            .collect();
+        if !errors.is_empty() {
+            lanes.push(Lane::Errors(errors));
+        }
+        let contracts = contract_marks(scenario, key, fact);
+        if !contracts.is_empty() {
+            lanes.push(Lane::Contracts(contracts));
+        }
+        let purges = purge_marks(scenario, outcome, key);
+        if !purges.is_empty() {
+            lanes.push(Lane::Purges(purges));
+        }
+        tenants.push(TenantLanes {
+            tenant: key.clone(),
+            lanes,
+        });
+    }
+    Timeline {
+        first: scenario.start,
+        last: scenario.until.max(scenario.start),
+        today,
+        tenants,
+        products: product_lanes(scenario, outcome, &facts.products),
+    }
+}
+
+/// The purge steps that reached `tenant`'s organization: the organization itself, or one of its
+/// people, with what the step deleted (from the outcome).
+fn purge_marks(scenario: &Scenario, outcome: &Outcome, tenant: &str) -> Vec<PurgeMark> {
+    let Some(def) = scenario.tenants.iter().find(|t| t.key == tenant) else {
+        return Vec::new();
+    };
+    let org = scenario.orgs.get(def.org);
+    scenario
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let Action::Purge(purge) = &step.action else {
+                return None;
+            };
+            let reaches = match purge {
+                PurgeStep::Org(o) => *o == def.org,
+                PurgeStep::User(email) => org.is_some_and(|o| {
+                    o.owner.as_deref() == Some(email.as_str()) || o.members.contains(email)
+                }),
+            };
+            if !reaches {
+                return None;
+            }
+            let done = outcome.purges.iter().find(|p| p.step == step.number)?;
+            Some(PurgeMark {
+                day: step.on,
+                step: step.number,
+                purged: done.purged.clone(),
+                rows: done.rows.iter().map(|(t, n)| (t.clone(), *n)).collect(),
+                told: done.told.iter().map(|(t, n)| (t.clone(), *n)).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The contract steps of `tenant`, with the terms the period they opened was billed with (or,
+/// for a step that opened none, the terms it named).
+fn contract_marks(
+    scenario: &Scenario,
+    tenant: &str,
+    fact: Option<&TenantFacts>,
+) -> Vec<ContractMark> {
+    scenario
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let Action::Contract { tenant: t, terms } = &step.action else {
+                return None;
+            };
+            (scenario.tenants.get(*t)?.key == tenant).then_some(())?;
+            let period: Option<&PlanPeriod> = fact.and_then(|f| {
+                f.periods
+                    .iter()
+                    .find(|p| p.from == step.on && p.contract_over.is_some())
+            });
+            let base = period
+                .and_then(|p| p.contract_over.clone())
+                .or_else(|| terms.plan.clone())
+                .unwrap_or_else(|| "?".to_owned());
+            let (fee, included, overage) = match period {
+                Some(p) => (
+                    money_in(p.terms.base_fee, &p.currency),
+                    p.terms
+                        .included
+                        .iter()
+                        .map(|(m, n)| (m.clone(), *n))
+                        .collect(),
+                    p.terms
+                        .overage
+                        .iter()
+                        .map(|(m, o)| (m.clone(), o.block, money_in(o.price, &p.currency)))
+                        .collect(),
+                ),
+                None => {
+                    let currency = scenario.catalog.currency;
+                    (
+                        terms
+                            .base_fee
+                            .map(|f| money(f, currency))
+                            .unwrap_or_default(),
+                        terms
+                            .included
+                            .iter()
+                            .map(|(m, n)| (m.clone(), *n))
+                            .collect(),
+                        terms
+                            .overage
+                            .iter()
+                            .map(|(m, o)| (m.clone(), o.block, money(o.price, currency)))
+                            .collect(),
+                    )
+                }
+            };
+            Some(ContractMark {
+                day: step.on,
+                step: step.number,
+                base,
+                fee,
+                included,
+                overage,
+                limits: terms.limits.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                term_ends_on: terms.term_ends_on,
+            })
+        })
+        .collect()
+}
+
+/// A lane per product that has something to show, by key: it received a write, a step put a
+/// fault or drift on it, or it did not converge or needed repairs. A product that was only read
+/// back at the end (it holds nothing of the scenario's tenants) gets none.
+fn product_lanes(scenario: &Scenario, outcome: &Outcome, facts: &[ProductFacts]) -> Vec<Lane> {
+    let named = |key: &str| {
+        scenario.steps.iter().any(|step| match &step.action {
+            Action::ProductFault { product, .. } | Action::ProductDrift { product, .. } => {
+                product == key
+            }
+            _ => false,
+        }) || scenario.products.iter().any(|p| p.key == key)
+    };
+    let keys: BTreeSet<&str> = facts
+        .iter()
+        .filter(|f| f.requests.iter().any(|r| r.method != "GET"))
+        .map(|f| f.product.as_str())
+        .chain(
+            outcome
+                .products
+                .iter()
+                .filter(|p| !p.converged || !p.repaired.is_empty())
+                .map(|p| p.key.as_str()),
+        )
+        .chain(
+            facts
+                .iter()
+                .map(|f| f.product.as_str())
+                .chain(outcome.products.iter().map(|p| p.key.as_str()))
+                .filter(|key| named(key)),
+        )
+        .collect();
+    keys.into_iter()
+        .map(|key| {
+            let mut days: Vec<ProductDay> = Vec::new();
+            for r in facts
+                .iter()
+                .filter(|f| f.product == key)
+                .flat_map(|f| &f.requests)
+            {
+                if days.last().is_none_or(|d| d.day != r.day) {
+                    days.push(ProductDay {
+                        day: r.day,
+                        delivered: Vec::new(),
+                        faulted: Vec::new(),
+                    });
+                }
+                let Some(day) = days.iter_mut().find(|d| d.day == r.day) else {
+                    continue;
+                };
+                let request = Request {
+                    call: format!("{} {}", r.method, r.route),
+                    status: r.status,
+                    fault: r.fault.clone(),
+                    replay: r.replay,
+                };
+                if r.fault.is_some() || !r.delivered() {
+                    day.faulted.push(request.clone());
+                }
+                if r.delivered() {
+                    day.delivered.push(request);
+                }
+            }
+            days.sort_by_key(|d| d.day);
+            let drifts = scenario
+                .steps
+                .iter()
+                .filter_map(|step| match &step.action {
+                    Action::ProductDrift { product, tenant } if product == key => Some((
+                        step.on,
+                        step.number,
+                        scenario.tenants.get(*tenant)?.key.clone(),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            let end = outcome
+                .products
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| ProductEnd {
+                    day: scenario.until,
+                    converged: p.converged,
+                    repaired: p.repaired.clone(),
+                    drift: p.drift.clone(),
+                    requests: p.requests,
+                    faults_applied: p.faults_applied,
+                    dead_letters: p.dead_letters,
+                });
+            Lane::Product(ProductLane {
+                product: key.to_owned(),
+                days,
+                drifts,
+                end,
+            })
+        })
+        .collect()
+}
+
+/// A plan period's name: its key, or for a contract "contract over pro".
+pub(crate) fn plan_name(w: &Words, plan: &str, contract_over: Option<&str>) -> String {
+    match contract_over {
+        Some(base) => fill(w.contract_name, &[("base", base)]),
+        None => plan.to_owned(),
+    }
+}
+
+/// The tenant a step acts on: its own, or for a card the first tenant of the organization;
+/// none for a fault put on a product.
+fn step_tenant<'a>(scenario: &'a Scenario, action: &Action) -> Option<&'a str> {
+    let index = match action {
+        Action::Subscribe { tenant, .. }
+        | Action::ChangePlan { tenant, .. }
+        | Action::Cancel { tenant }
+        | Action::Usage { tenant, .. }
+        | Action::ProductDrift { tenant, .. }
+        | Action::Contract { tenant, .. } => *tenant,
+        Action::SetCard { org, .. } | Action::Purge(super::super::PurgeStep::Org(org)) => {
+            scenario.tenants.iter().position(|t| t.org == *org)?
+        }
+        Action::ProductFault { .. } | Action::Purge(_) => return None,
+    };
+    scenario.tenants.get(index).map(|t| t.key.as_str())
+}
+
+/// The usage of `metric` cut into plan periods within months, each with its prorated quota
+/// (the same rule as the invoice's overage line).
+fn usage_segments(scenario: &Scenario, fact: &TenantFacts, metric: &str) -> Vec<UsageSegment> {
+    let mut segments = Vec::new();
+    for period in &fact.periods {
+        let included = period.terms.included.get(metric).copied().unwrap_or(0);
+        let mut month = Month::of(period.from);
+        loop {
+            let from = period.from.max(month.first_day());
+            let until = period.until.unwrap_or(month.end()).min(month.end());
+            if from >= until || from > scenario.until {
+                break;
+            }
+            let days = u32::try_from((until - from).num_days()).unwrap_or(0);
+            let quota = prorated_quota(included, days, month.days());
+            let mut so_far = 0;
+            let mut days_used = Vec::new();
+            let mut crossed = None;
+            let mut day = from;
+            while day < until && day <= scenario.until {
+                let used: u64 = fact
+                    .usage
+                    .iter()
+                    .filter(|u| u.day == day && u.metric == metric)
+                    .map(|u| u.quantity)
+                    .sum();
+                so_far += used;
+                if so_far > 0 {
+                    days_used.push((day, used, so_far));
+                }
+                if crossed.is_none() && so_far > quota {
+                    crossed = Some(day);
+                }
+                day = day.succ_opt().unwrap_or(day);
+                if day == from {
+                    break;
+                }
+            }
+            segments.push(UsageSegment {
+                plan: period.plan.clone(),
+                contract_over: period.contract_over.clone(),
+                from,
+                until,
+                included,
+                days,
+                month_days: month.days(),
+                quota,
+                days_used,
+                crossed,
+            });
+            if period.until.is_some_and(|u| u <= month.end()) {
+                break;
+            }
+            month = month.next();
+        }
+    }
+    if segments.iter().all(|s| s.days_used.is_empty()) {
+        return Vec::new();
+    }
+    segments
+}
+
+/// Width of one day.
+const DAY: f64 = 16.0;
+/// Room for the lane labels on the left.
+const LEFT: f64 = 150.0;
+/// Height of the axis.
+const AXIS: f64 = 46.0;
+/// Height of a row of labels.
+const ROW: f64 = 15.0;
+/// Height of the band of marks in a lane.
+const BAND: f64 = 18.0;
+/// Height of the usage bars' area.
+const BARS: f64 = 56.0;
+
+/// One mark of a lane: its shape (SVG), where its label starts, the label and the tooltip.
+struct Mark {
+    shape: String,
+    x: f64,
+    label: String,
+    tip: String,
+}
+
+/// A day as in the labels: `11-05`.
+fn short(day: NaiveDate) -> String {
+    day.format("%m-%d").to_string()
+}
+
+fn escape(s: &str) -> String {
+    super::page::escape(s)
+}
+
+/// The width `text` takes at the labels' size, roughly (for placing labels in rows).
+fn text_width(text: &str) -> f64 {
+    text.chars()
+        .map(|c| if c.is_ascii() { 6.4 } else { 11.5 })
+        .sum()
+}
+
+/// Row of each label so that none overlaps the one before it in its row.
+fn place(starts: &[(f64, f64)]) -> Vec<usize> {
+    let mut ends: Vec<f64> = Vec::new();
+    starts
+        .iter()
+        .map(|&(x, width)| {
+            let row = ends
+                .iter()
+                .position(|&end| end + 6.0 <= x)
+                .unwrap_or(ends.len());
+            if row == ends.len() {
+                ends.push(x + width);
+            } else {
+                ends[row] = x + width;
+            }
+            row
+        })
+        .collect()
+}
+
+/// The state's name in `w`.
+pub(crate) fn state_name(w: &Words, status: &str) -> String {
+    match status {
+        "active" => w.active,
+        "past_due" => w.past_due,
+        "cancelled" => w.cancelled,
+        other => other,
+    }
+    .to_owned()
+}
+
+impl State {
+    fn key(self) -> &'static str {
+        match self {
+            State::Active => "active",
+            State::PastDue => "past_due",
+            State::Cancelled => "cancelled",
+        }
+    }
+}
+
+struct Scale {
+    first: NaiveDate,
+    last: NaiveDate,
+}
+
+impl Scale {
+    /// The left edge of `day`'s column, clamped to the days shown.
+    fn x(&self, day: NaiveDate) -> f64 {
+        let n = (day.min(self.end()) - self.first).num_days().max(0);
+        LEFT + DAY * n as f64
+    }
+
+    /// The day after the last one shown.
+    fn end(&self) -> NaiveDate {
+        self.last.succ_opt().unwrap_or(self.last)
+    }
+
+    fn days(&self) -> i64 {
+        (self.end() - self.first).num_days()
+    }
+}
+
+impl Lane {
+    /// The lane's label on the left.
+    fn title(&self, w: &Words) -> String {
+        match self {
+            Lane::Plans(_) => w.lane_plans.to_owned(),
+            Lane::State(_) => w.lane_state.to_owned(),
+            Lane::Usage { metric, .. } => fill(w.lane_usage, &[("metric", metric)]),
+            Lane::Invoices(_) => w.lane_invoices.to_owned(),
+            Lane::Payments(_) => w.lane_payments.to_owned(),
+            Lane::Errors(_) => w.lane_errors.to_owned(),
+            Lane::Contracts(_) => w.lane_contracts.to_owned(),
+            Lane::Purges(_) => w.lane_purges.to_owned(),
+            Lane::Product(lane) => lane.product.clone(),
+        }
+    }
+
+    /// Height of the band of marks above the labels.
+    fn band(&self) -> f64 {
+        match self {
+            Lane::Usage { .. } => BARS,
+            _ => BAND,
+        }
+    }
+
+    /// The marks, with `top` the top of the band.
+    fn marks(&self, w: &Words, s: &Scale, top: f64) -> Vec<Mark> {
+        let mid = top + BAND / 2.0;
+        let date = |d: NaiveDate| d.to_string();
+        match self {
+            Lane::Plans(plans) => plans
+                .iter()
+                .map(|m| {
+                    let (fill_colour, stroke) = p::PLANS[m.colour % p::PLANS.len()];
+                    let x1 = s.x(m.from);
+                    let x2 = s.x(m.until.unwrap_or(s.end()));
+                    Mark {
+                        shape: format!(
+                            r#"<rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" rx="3" fill="{fill_colour}" stroke="{stroke}"/>"#,
+                            (x2 - x1).max(2.0)
+                        ),
+                        x: x1,
+                        label: match &m.contract_over {
+                            Some(base) => {
+                                fill(w.contract_plan_label, &[("base", base), ("fee", &m.fee)])
+                            }
+                            None => fill(w.plan_label, &[("plan", &m.plan), ("fee", &m.fee)]),
+                        },
+                        tip: fill(
+                            w.plan_tip,
+                            &[
+                                ("plan", &plan_name(w, &m.plan, m.contract_over.as_deref())),
+                                ("from", &date(m.from)),
+                                ("until", &m.until.map_or(w.open.to_owned(), date)),
+                                ("fee", &m.fee),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::State(states) => states
+                .iter()
+                .map(|m| {
+                    let (background, _) = match m.state {
+                        State::Active => p::ACTIVE,
+                        State::PastDue => p::PAST_DUE,
+                        State::Cancelled => p::CANCELLED,
+                    };
+                    let x1 = s.x(m.from);
+                    let x2 = s.x(m.until.unwrap_or(s.end()));
+                    let name = state_name(w, m.state.key());
+                    Mark {
+                        shape: format!(
+                            r#"<rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" fill="{background}"/><rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" fill="url(#bh-{})" stroke="{}"/>"#,
+                            (x2 - x1).max(2.0),
+                            (x2 - x1).max(2.0),
+                            m.state.key(),
+                            p::GRID
+                        ),
+                        x: x1,
+                        label: fill(w.state_label, &[("state", &name), ("day", &short(m.from))]),
+                        tip: fill(
+                            w.state_tip,
+                            &[
+                                ("state", &name),
+                                ("from", &date(m.from)),
+                                ("until", &m.until.map_or(w.open.to_owned(), date)),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::Usage { metric, segments } => usage_marks(w, s, top, metric, segments),
+            Lane::Invoices(invoices) => invoices
+                .iter()
+                .map(|m| {
+                    let x = s.x(m.day) + 3.0;
+                    Mark {
+                        shape: format!(
+                            r#"<path d="M{x:.1} {:.1}h8l3 3v11h-11z" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
+                            top + 2.0,
+                            p::PAPER,
+                            p::INK
+                        ),
+                        x: s.x(m.day),
+                        label: fill(w.invoice_label, &[("period", &m.period), ("total", &m.total)]),
+                        tip: fill(
+                            w.invoice_tip,
+                            &[
+                                ("period", &m.period),
+                                ("day", &date(m.day)),
+                                ("status", &invoice_status(w, &m.status)),
+                                ("subtotal", &m.subtotal),
+                                ("tax", &m.tax),
+                                ("total", &m.total),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::Payments(payments) => payments
+                .iter()
+                .map(|m| {
+                    let cx = s.x(m.day) + DAY / 2.0;
+                    let shape = if m.succeeded {
+                        format!(
+                            r#"<circle cx="{cx:.1}" cy="{mid:.1}" r="5.5" fill="{}"/>"#,
+                            p::SUCCEEDED
+                        )
+                    } else {
+                        format!(
+                            r#"<path d="M{:.1} {:.1}l10 10m0 -10l-10 10" stroke="{}" stroke-width="3"/>"#,
+                            cx - 5.0,
+                            mid - 5.0,
+                            p::FAILED
+                        )
+                    };
+                    let (mark, outcome) = if m.succeeded {
+                        ("✓", w.succeeded)
+                    } else {
+                        ("✗", w.failed)
+                    };
+                    let reason = m
+                        .reason
+                        .as_deref()
+                        .map_or_else(String::new, |r| format!(" ({r})"));
+                    Mark {
+                        shape,
+                        x: s.x(m.day),
+                        label: fill(
+                            w.payment_label,
+                            &[("day", &short(m.day)), ("mark", mark), ("outcome", outcome)],
+                        ),
+                        tip: fill(
+                            w.payment_tip,
+                            &[
+                                ("date", &date(m.day)),
+                                ("attempt", &m.attempt.to_string()),
+                                ("period", &m.period),
+                                ("amount", &m.amount),
+                                ("outcome", outcome),
+                                ("reason", &reason),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::Errors(errors) => errors
+                .iter()
+                .map(|m| {
+                    let cx = s.x(m.day) + DAY / 2.0;
+                    Mark {
+                        shape: format!(
+                            r#"<path d="M{cx:.1} {:.1}l6 7l-6 7l-6 -7z" fill="{}"/>"#,
+                            top + 2.0,
+                            p::ERROR
+                        ),
+                        x: s.x(m.day),
+                        label: fill(w.error_label, &[("day", &short(m.day)), ("code", &m.code)]),
+                        tip: fill(
+                            w.error_tip,
+                            &[
+                                ("step", &m.step.to_string()),
+                                ("date", &date(m.day)),
+                                ("code", &m.code),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::Contracts(contracts) => contracts
+                .iter()
+                .map(|m| {
+                    let cx = s.x(m.day) + DAY / 2.0;
+                    Mark {
+                        shape: format!(
+                            r#"<path d="M{:.1} {:.1}h12v14h-12z M{:.1} {:.1}h6" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
+                            cx - 6.0,
+                            top + 2.0,
+                            cx - 3.0,
+                            top + 7.0,
+                            p::CONTRACT,
+                            p::INK
+                        ),
+                        x: s.x(m.day),
+                        label: fill(w.contract_label, &[("day", &short(m.day)), ("base", &m.base)]),
+                        tip: fill(
+                            w.contract_tip,
+                            &[
+                                ("step", &m.step.to_string()),
+                                ("date", &date(m.day)),
+                                ("base", &m.base),
+                                ("terms", &contract_terms(w, m)),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::Purges(purges) => purges
+                .iter()
+                .map(|m| {
+                    let cx = s.x(m.day) + DAY / 2.0;
+                    let rows: u64 = m.rows.iter().map(|(_, n)| n).sum();
+                    let list = |items: Vec<String>| {
+                        if items.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            items.join(", ")
+                        }
+                    };
+                    Mark {
+                        shape: format!(
+                            r#"<path d="M{:.1} {:.1}l12 14 M{:.1} {:.1}l-12 14" stroke="{}" stroke-width="2.5"/>"#,
+                            cx - 6.0,
+                            top + 2.0,
+                            cx + 6.0,
+                            top + 2.0,
+                            p::INK
+                        ),
+                        x: s.x(m.day),
+                        label: fill(
+                            w.purge_label,
+                            &[("day", &short(m.day)), ("rows", &count(rows))],
+                        ),
+                        tip: fill(
+                            w.purge_tip,
+                            &[
+                                ("step", &m.step.to_string()),
+                                ("date", &date(m.day)),
+                                ("purged", &m.purged),
+                                ("rows", &count(rows)),
+                                (
+                                    "tables",
+                                    &list(m.rows.iter().map(|(t, n)| format!("{t} {n}")).collect()),
+                                ),
+                                (
+                                    "told",
+                                    &list(m.told.iter().map(|(t, n)| format!("{t} ×{n}")).collect()),
+                                ),
+                            ],
+                        ),
+                    }
+                })
+                .collect(),
+            Lane::Product(lane) => product_marks(w, s, top, lane),
+        }
+    }
+}
+
+/// A contract's terms in words: fee, quotas, overage prices, limits and term.
+fn contract_terms(w: &Words, m: &ContractMark) -> String {
+    let mut parts = Vec::new();
+    if !m.fee.is_empty() {
+        parts.push(fill(w.term_fee, &[("fee", &m.fee)]));
+    }
+    for (metric, n) in &m.included {
+        parts.push(fill(
+            w.term_included,
+            &[("metric", metric), ("count", &count(*n))],
+        ));
+    }
+    for (metric, block, price) in &m.overage {
+        parts.push(fill(
+            w.term_overage,
+            &[
+                ("metric", metric),
+                ("block", &count(*block)),
+                ("price", price),
+            ],
+        ));
+    }
+    for (limit, value) in &m.limits {
+        parts.push(fill(
+            w.term_limit,
+            &[("limit", limit), ("value", &value.to_string())],
+        ));
+    }
+    if let Some(day) = m.term_ends_on {
+        parts.push(fill(w.term_ends, &[("date", &day.to_string())]));
+    }
+    parts.join(", ")
+}
+
+/// One request as a tooltip lists it: `PUT /v1/tenants/{tenant} 503 (status_503)`.
+fn request_text(w: &Words, r: &Request) -> String {
+    let mut out = format!(
+        "{} {}",
+        r.call,
+        r.status.map_or(w.no_answer.to_owned(), |s| s.to_string())
+    );
+    if let Some(fault) = &r.fault {
+        let _ = write!(out, " ({fault})");
+    }
+    if r.replay {
+        let _ = write!(out, " [{}]", w.replayed);
+    }
+    out
+}
+
+/// What went wrong on a day, by name with counts: `status_503 ×5, no answer`.
+fn fault_names(w: &Words, requests: &[Request]) -> String {
+    let mut names: Vec<(String, usize)> = Vec::new();
+    for r in requests {
+        let name = match (&r.fault, r.status) {
+            (Some(fault), _) => fault.clone(),
+            (None, Some(status)) => status.to_string(),
+            (None, None) => w.no_answer.to_owned(),
+        };
+        match names.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, times)) => *times += 1,
+            None => names.push((name, 1)),
+        }
+    }
+    names
+        .into_iter()
+        .map(|(name, times)| {
+            if times == 1 {
+                name
+            } else {
+                format!("{name} ×{times}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A product's marks: per day a dot with the number of answered requests and a cross naming the
+/// faults, a flag on each drift step, and at the end its convergence.
+fn product_marks(w: &Words, s: &Scale, top: f64, lane: &ProductLane) -> Vec<Mark> {
+    let mid = top + BAND / 2.0;
+    let date = |d: NaiveDate| d.to_string();
+    let list = |requests: &[Request]| {
+        requests
+            .iter()
+            .map(|r| request_text(w, r))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut marks = Vec::new();
+    for d in &lane.days {
+        let cx = s.x(d.day) + DAY / 2.0;
+        if !d.delivered.is_empty() {
+            marks.push(Mark {
+                // Above a cross on the same day, so that both show.
+                shape: format!(
+                    r#"<circle cx="{cx:.1}" cy="{:.1}" r="4.5" fill="{}"/>"#,
+                    top + 4.5,
+                    p::SUCCEEDED
+                ),
+                x: s.x(d.day),
+                label: fill(
+                    w.delivered_label,
+                    &[
+                        ("day", &short(d.day)),
+                        ("count", &d.delivered.len().to_string()),
+                    ],
+                ),
+                tip: fill(
+                    w.delivered_tip,
+                    &[
+                        ("date", &date(d.day)),
+                        ("product", &lane.product),
+                        ("count", &d.delivered.len().to_string()),
+                        ("requests", &list(&d.delivered)),
+                    ],
+                ),
+            });
+        }
+        if !d.faulted.is_empty() {
+            marks.push(Mark {
+                shape: format!(
+                    r#"<path d="M{:.1} {:.1}l7 7m0 -7l-7 7" stroke="{}" stroke-width="2.5"/>"#,
+                    cx - 3.5,
+                    top + 10.5,
+                    p::FAILED
+                ),
+                x: s.x(d.day),
+                label: fill(
+                    w.fault_label,
+                    &[
+                        ("day", &short(d.day)),
+                        ("faults", &fault_names(w, &d.faulted)),
+                    ],
+                ),
+                tip: fill(
+                    w.fault_tip,
+                    &[
+                        ("date", &date(d.day)),
+                        ("product", &lane.product),
+                        ("count", &d.faulted.len().to_string()),
+                        ("requests", &list(&d.faulted)),
+                    ],
+                ),
+            });
+        }
+    }
+    for (day, step, tenant) in &lane.drifts {
+        let x = s.x(*day) + DAY / 2.0;
+        marks.push(Mark {
+            shape: format!(
+                r#"<path d="M{x:.1} {:.1}v16 M{x:.1} {:.1}h7l-2 3l2 3h-7z" stroke="{}" stroke-width="1.5" fill="{}"/>"#,
+                top + 1.0,
+                top + 1.0,
+                p::INK,
+                p::DRIFT
+            ),
+            x: s.x(*day),
+            label: fill(w.drift_label, &[("day", &short(*day))]),
+            tip: fill(
+                w.drift_tip,
+                &[
+                    ("step", &step.to_string()),
+                    ("date", &date(*day)),
+                    ("product", &lane.product),
+                    ("tenant", tenant),
+                ],
+            ),
+        });
+    }
+    if let Some(end) = &lane.end {
+        // Right of the last day's column: the result of the run, after that day's requests.
+        let left = s.x(s.end()) + 2.0;
+        let x = left + 6.0;
+        let (colour, result) = if end.converged {
+            (p::SUCCEEDED, w.converged)
+        } else {
+            (p::FAILED, w.not_converged)
+        };
+        let none = || w.none.to_owned();
+        marks.push(Mark {
+            shape: format!(
+                r#"<rect x="{:.1}" y="{:.1}" width="12" height="12" rx="2" fill="{colour}"/>"#,
+                x - 6.0,
+                mid - 6.0,
+            ),
+            x: left,
+            label: if end.converged {
+                fill(
+                    w.converged_label,
+                    &[("repaired", &end.repaired.len().to_string())],
+                )
+            } else {
+                fill(
+                    w.not_converged_label,
+                    &[("drift", &end.drift.len().to_string())],
+                )
+            },
+            tip: fill(
+                w.product_end_tip,
+                &[
+                    ("product", &lane.product),
+                    ("date", &date(end.day)),
+                    ("result", result),
+                    ("requests", &end.requests.to_string()),
+                    ("faults", &end.faults_applied.to_string()),
+                    ("dead", &end.dead_letters.to_string()),
+                    (
+                        "repaired",
+                        &if end.repaired.is_empty() {
+                            none()
+                        } else {
+                            end.repaired.join("; ")
+                        },
+                    ),
+                    (
+                        "drift",
+                        &if end.drift.is_empty() {
+                            none()
+                        } else {
+                            end.drift.join("; ")
+                        },
+                    ),
+                ],
+            ),
+        });
+    }
+    marks
+}
+
+/// An invoice status in `w`.
+pub(crate) fn invoice_status(w: &Words, status: &str) -> String {
+    match status {
+        "finalized" => w.finalized,
+        "paid" => w.paid,
+        "past_due" => w.invoice_past_due,
+        "uncollectible" => w.uncollectible,
+        other => other,
+    }
+    .to_owned()
+}
+
+/// The usage bars and quota lines: one mark per quota line (labelled with the quota) and per
+/// crossing (labelled with its day); every bar has its own tooltip.
+fn usage_marks(
+    w: &Words,
+    s: &Scale,
+    top: f64,
+    metric: &str,
+    segments: &[UsageSegment],
+) -> Vec<Mark> {
+    let most = segments
+        .iter()
+        .flat_map(|g| g.days_used.iter().map(|d| d.2).chain([g.quota]))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let bottom = top + BARS;
+    let y = |n: u64| bottom - (BARS - 4.0) * n as f64 / most;
+    let mut marks = Vec::new();
+    for g in segments {
+        let mut bars = String::new();
+        for &(day, used, so_far) in &g.days_used {
+            let x = s.x(day) + 2.0;
+            let over = so_far > g.quota;
+            let tip = fill(
+                w.usage_tip,
+                &[
+                    ("date", &day.to_string()),
+                    ("metric", metric),
+                    ("day_used", &count(used)),
+                    ("used", &count(so_far)),
+                    ("quota", &count(g.quota)),
+                ],
+            );
+            // The part within the quota in blue, the part above it in red with stripes: the
+            // overage starts where a bar crosses the quota line.
+            let top_y = y(so_far);
+            let split = if over { y(g.quota) } else { top_y };
+            let _ = write!(
+                bars,
+                r#"<g><title>{}</title><rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
+                escape(&tip),
+                split,
+                DAY - 4.0,
+                bottom - split,
+                p::USAGE,
+            );
+            if over {
+                let _ = write!(
+                    bars,
+                    r#"<rect x="{x:.1}" y="{top_y:.1}" width="{w:.1}" height="{h:.1}" fill="{}"/><rect x="{x:.1}" y="{top_y:.1}" width="{w:.1}" height="{h:.1}" fill="url(#bh-over)"/>"#,
+                    p::OVER,
+                    w = DAY - 4.0,
+                    h = (split - top_y).max(1.5),
+                );
+            }
+            bars.push_str("</g>");
+        }
+        let (x1, x2) = (s.x(g.from), s.x(g.until));
+        let qy = y(g.quota);
+        let quota_tip = fill(
+            w.quota_tip,
+            &[
+                ("plan", &plan_name(w, &g.plan, g.contract_over.as_deref())),
+                ("metric", metric),
+                ("included", &count(g.included)),
+                ("days", &g.days.to_string()),
+                ("month_days", &g.month_days.to_string()),
+                ("quota", &count(g.quota)),
+            ],
+        );
+        marks.push(Mark {
+            shape: format!(
+                r#"{bars}<line x1="{x1:.1}" y1="{qy:.1}" x2="{x2:.1}" y2="{qy:.1}" stroke="{}" stroke-width="2" stroke-dasharray="5 3"/>"#,
+                p::INK
+            ),
+            x: x1,
+            label: fill(w.quota_label, &[("quota", &count(g.quota))]),
+            tip: quota_tip,
+        });
+        if let Some(day) = g.crossed {
+            let x = s.x(day) + DAY / 2.0;
+            marks.push(Mark {
+                shape: format!(
+                    r#"<path d="M{:.1} {:.1}l5 -7l5 7z" fill="{}"/>"#,
+                    x - 5.0,
+                    bottom + 1.0,
+                    p::OVER
+                ),
+                x: s.x(day),
+                label: fill(w.over_label, &[("day", &short(day))]),
+                tip: fill(
+                    w.usage_tip,
+                    &[
+                        ("date", &day.to_string()),
+                        ("metric", metric),
+                        (
+                            "day_used",
+                            &count(g.days_used.iter().find(|d| d.0 == day).map_or(0, |d| d.1)),
+                        ),
+                        (
+                            "used",
+                            &count(g.days_used.iter().find(|d| d.0 == day).map_or(0, |d| d.2)),
+                        ),
+                        ("quota", &count(g.quota)),
+                    ],
+                ),
+            });
+        }
+    }
+    marks
+}
+
+/// The patterns that tell states apart without colour.
+fn defs() -> String {
+    format!(
+        concat!(
+            r#"<defs>"#,
+            r#"<pattern id="bh-active" width="8" height="8" patternUnits="userSpaceOnUse"><rect width="8" height="8" fill="none"/></pattern>"#,
+            r#"<pattern id="bh-past_due" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3.5" height="8" fill="{past_due}"/></pattern>"#,
+            r#"<pattern id="bh-cancelled" width="8" height="8" patternUnits="userSpaceOnUse"><path d="M0 0l8 8M8 0l-8 8" stroke="{cancelled}" stroke-width="1.2"/></pattern>"#,
+            r#"<pattern id="bh-over" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)"><rect width="2" height="6" fill="{paper}" fill-opacity="0.55"/></pattern>"#,
+            r#"</defs>"#
+        ),
+        past_due = p::PAST_DUE.1,
+        cancelled = p::CANCELLED.1,
+        paper = p::PAPER,
+    )
+}
+
+/// A month on the axis.
+fn month_name(w: &Words, month: Month) -> String {
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    fill(
+        w.month,
+        &[
+            ("year", &month.year().to_string()),
+            ("month", &month.month().to_string()),
+            ("mon", MON[(month.month() as usize + 11) % 12]),
+        ],
+    )
+}
+
+/// The picture: `<svg role="img">` with a title and a description, an axis with every day
+/// ticked and each month's start labelled, and the lanes.
+pub(crate) fn svg(t: &Timeline, lang: Lang, name: &str) -> String {
+    let w = lang.words();
+    let s = Scale {
+        first: t.first,
+        last: t.last,
+    };
+    let blocks: Vec<(String, &[Lane])> = t
+        .tenants
+        .iter()
+        .map(|tenant| (tenant.tenant.clone(), &tenant.lanes[..]))
+        .chain((!t.products.is_empty()).then(|| (w.products_heading.to_owned(), &t.products[..])))
+        .collect();
+    // Wide enough for the days and for the labels that start near the end (the convergence).
+    let width = blocks
+        .iter()
+        .flat_map(|(_, lanes)| lanes.iter())
+        .flat_map(|lane| lane.marks(w, &s, 0.0))
+        .map(|m| m.x + 2.0 + text_width(&m.label) + 8.0)
+        .fold(LEFT + DAY * s.days() as f64 + 24.0, f64::max)
+        .ceil();
+    let mut body = String::new();
+    let mut y = AXIS + 6.0;
+    for (heading, lanes) in blocks {
+        let _ = write!(
+            body,
+            r#"<text x="8" y="{:.1}" font-weight="bold" font-size="13" fill="{}">{}</text>"#,
+            y + 14.0,
+            p::INK,
+            escape(&heading)
+        );
+        y += 22.0;
+        for lane in lanes {
+            let band = lane.band();
+            let marks = lane.marks(w, &s, y + 4.0);
+            let rows = place(
+                &marks
+                    .iter()
+                    .map(|m| (m.x, text_width(&m.label)))
+                    .collect::<Vec<_>>(),
+            );
+            let label_rows = rows.iter().max().map_or(0, |r| r + 1);
+            let height = 4.0 + band + ROW * label_rows as f64 + 8.0;
+            let _ = write!(
+                body,
+                r#"<line x1="8" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{}"/><text x="16" y="{:.1}" fill="{}">{}</text>"#,
+                width - 8.0,
+                p::GRID,
+                y + 4.0 + 13.0,
+                p::MUTED,
+                escape(&lane.title(w))
+            );
+            // Shapes and leaders first, then every label over them (with a halo), so that no
+            // line crosses a label.
+            let mut labels = String::new();
+            for (mark, row) in marks.iter().zip(&rows) {
+                let label_y = y + 4.0 + band + ROW * (*row as f64 + 1.0);
+                let tip = escape(&mark.tip);
+                let _ = write!(
+                    body,
+                    r#"<g><title>{tip}</title>{}<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{}"/></g>"#,
+                    mark.shape,
+                    y + 4.0 + band,
+                    label_y - 9.0,
+                    p::MUTED,
+                    x = mark.x + 0.5,
+                );
+                let _ = write!(
+                    labels,
+                    r#"<g><title>{tip}</title><text x="{:.1}" y="{label_y:.1}" fill="{}" stroke="{}" stroke-width="3" paint-order="stroke">{}</text></g>"#,
+                    mark.x + 2.0,
+                    p::INK,
+                    p::PAPER,
+                    escape(&mark.label),
+                );
+            }
+            body.push_str(&labels);
+            y += height;
+        }
+        y += 10.0;
+    }
+    let height = y + 4.0;
+    let mut axis = String::new();
+    let mut day = t.first;
+    while day <= t.last {
+        let x = s.x(day);
+        let month_start = day.day() == 1 || day == t.first;
+        if month_start {
+            let _ = write!(
+                axis,
+                r#"<line x1="{x:.1}" y1="4" x2="{x:.1}" y2="{height:.1}" stroke="{}"/><text x="{:.1}" y="14" font-weight="bold" fill="{}">{}</text>"#,
+                p::GRID,
+                x + 3.0,
+                p::INK,
+                escape(&month_name(w, Month::of(day)))
+            );
+        }
+        let _ = write!(
+            axis,
+            r#"<g><title>{day}</title><line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="30" stroke="{}"/><text x="{:.1}" y="42" font-size="9" text-anchor="middle" fill="{}">{}</text></g>"#,
+            if month_start { 18 } else { 24 },
+            p::MUTED,
+            x + DAY / 2.0,
+            p::MUTED,
+            day.day()
+        );
+        day = match day.succ_opt() {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    let _ = write!(
+        axis,
+        r#"<line x1="{LEFT}" y1="30" x2="{:.1}" y2="30" stroke="{}"/>"#,
+        s.x(s.end()),
+        p::MUTED
+    );
+    if let Some(today) = t.today.filter(|d| (t.first..=t.last).contains(d)) {
+        let x = s.x(today) + DAY / 2.0;
+        let _ = write!(
+            axis,
+            r#"<g><title>{} {today}</title><line x1="{x:.1}" y1="30" x2="{x:.1}" y2="{height:.1}" stroke="{}" stroke-width="2" stroke-dasharray="2 2"/><text x="{:.1}" y="{:.1}" fill="{}">{}</text></g>"#,
+            escape(w.today),
+            p::TODAY,
+            x + 3.0,
+            height - 4.0,
+            p::INK,
+            escape(w.today)
+        );
+    }
+    let title = fill(w.timeline_title, &[("name", name)]);
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" aria-labelledby="bh-tl-title bh-tl-desc" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11"><title id="bh-tl-title">{}</title><desc id="bh-tl-desc">{}</desc>{}<rect width="100%" height="100%" fill="{}"/>{axis}{body}</svg>"#,
+        escape(&title),
+        escape(w.timeline_desc),
+        defs(),
+        p::PAPER
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_that_would_overlap_go_to_the_next_row() {
+        assert_eq!(
+            place(&[(0.0, 50.0), (16.0, 50.0), (60.0, 20.0), (32.0, 10.0)]),
+            vec![0, 1, 0, 2]
+        );
+        assert_eq!(place(&[(0.0, 10.0), (100.0, 10.0)]), vec![0, 0]);
+    }
+}

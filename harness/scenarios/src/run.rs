@@ -1,0 +1,1200 @@
+//! The scenario runner: plays a [`Scenario`] on a test database through the builders and the
+//! platform, with the clock running every job on the way, and reports what happened.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use std::borrow::Borrow;
+
+use super::driver::{Driver, DriverError, PurgeOf, Purged, ReadBack, Session};
+use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, TenantDef};
+use billing_harness::builders::{BuildError, Day, Org};
+use billing_harness::calendar::{Calendar, Job};
+use billing_harness::model::ContractTerms;
+use billing_harness::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus, TenantId};
+use billing_harness::payments::TestCard;
+use billing_harness::platform::{SyncPolicy, timeline};
+use billing_harness::products::ProductMock;
+use billing_harness::products::api::Entity;
+use billing_harness::purge::PurgeTarget;
+use billing_harness::{Convergence, SyncError};
+use billing_harness::{TestEnv, TestEnvBuilder};
+
+/// The seed of every scenario run: fake data and the dispatcher's jitter.
+const SEED: u64 = 1;
+
+/// What a scenario run produced: the JSON of `cargo xtask scenario run --format json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Whether every step gave exactly the error it expected (or none).
+    pub holds: bool,
+    /// Why it does not hold.
+    pub failures: Vec<String>,
+    /// Every invoice finalised by the end of the run.
+    pub invoices: Vec<OutcomeInvoice>,
+    /// Every charge attempt.
+    pub payments: Vec<OutcomePayment>,
+    /// The last subscription of each tenant.
+    pub subscriptions: Vec<OutcomeSubscription>,
+    /// Every step that returned an error.
+    pub errors: Vec<OutcomeError>,
+    /// Each product of the catalog after sync ran to idle at `until`: whether it converged with
+    /// the platform, what its mock saw, and what it holds. Empty on a database without product
+    /// mocks (an attached QA database) or for a run stopped before `until`.
+    pub products: Vec<OutcomeProduct>,
+    /// Steps and jobs not applied because they fall after [`RunOptions::stop_at`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub later: Vec<String>,
+    /// Every purge step: what it deleted, per table, and the deletions products were told of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub purges: Vec<OutcomePurge>,
+}
+
+/// A purge step in an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomePurge {
+    /// The step's number.
+    pub step: usize,
+    /// The step in words (`purge organization acme`).
+    pub purged: String,
+    /// How far it reached (`organization`, `owner_data`, `user_left`).
+    pub scope: billing_harness::purge::Scope,
+    /// Rows deleted per table.
+    pub rows: BTreeMap<String, u64>,
+    /// Deletions queued for products: `product entity` and how many.
+    pub told: BTreeMap<String, usize>,
+}
+
+/// How a scenario is played: by default entirely, on a throwaway database.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Appended to tenant names, so that a scenario can be seeded into one database many times.
+    pub tenant_suffix: Option<String>,
+    /// Nothing dated after this instant is applied (the present, when seeding a QA database);
+    /// what is left is listed in [`Outcome::later`].
+    pub stop_at: Option<DateTime<Utc>>,
+}
+
+/// An invoice in an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeInvoice {
+    /// The tenant's key.
+    pub tenant: String,
+    /// `YYYY-MM`.
+    pub period: String,
+    /// `finalized`, `paid`, `past_due` or `uncollectible`.
+    pub status: InvoiceStatus,
+    /// `KRW` or `USD`.
+    pub currency: String,
+    /// Base and overage lines.
+    pub lines: Vec<OutcomeLine>,
+    /// Sum of the lines.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub subtotal: Decimal,
+    /// Tax.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub tax: Decimal,
+    /// Subtotal plus tax.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub total: Decimal,
+}
+
+/// An invoice line in an [`Outcome`]: every quantity its amount was computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeLine {
+    /// `base` or `overage`.
+    pub kind: String,
+    /// The plan's key.
+    pub plan: String,
+    /// The metric of an overage line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// First day of the plan period within the month, `YYYY-MM-DD`.
+    pub from: NaiveDate,
+    /// First day after the plan period within the month (`[from, until)`), `YYYY-MM-DD`.
+    pub until: NaiveDate,
+    /// Days of the plan period in the month.
+    pub days: u32,
+    /// Overage lines: units used in the plan period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<u64>,
+    /// Overage lines: the period's prorated included quota, in whole units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub included: Option<u64>,
+    /// Overage lines: units above the quota (`used − included`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overage: Option<u64>,
+    /// The amount.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+}
+
+/// A charge attempt in an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomePayment {
+    /// The tenant's key.
+    pub tenant: String,
+    /// The invoice's month, `YYYY-MM`.
+    pub period: String,
+    /// The day of the attempt, `YYYY-MM-DD` (billing time zone).
+    pub on: NaiveDate,
+    /// 1 for the charge on the charge day, 2 to 4 for the daily retries.
+    pub attempt: i16,
+    /// The amount asked of the card: the invoice's total, tax included.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    /// `succeeded` or `failed`.
+    pub outcome: PaymentOutcome,
+    /// Why it failed (`declined`, `insufficient_funds`, `expired_card`, `no_card`, ...); `null`
+    /// when it succeeded, always present.
+    pub failure_code: Option<String>,
+}
+
+/// A tenant's last subscription in an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeSubscription {
+    /// The tenant's key.
+    pub tenant: String,
+    /// Its plan.
+    pub plan: String,
+    /// `active`, `past_due` or `cancelled`.
+    pub status: SubscriptionStatus,
+    /// Every change of its status, oldest first, starting with `active` on the day it started.
+    pub changes: Vec<OutcomeStatusChange>,
+}
+
+/// A change of a subscription's status in an [`Outcome`], read from the sync events the platform
+/// queues in the same transaction as each change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeStatusChange {
+    /// The day it took effect, `YYYY-MM-DD` (billing time zone): the day the event was queued,
+    /// or for `cancelled` the subscription's `cancelled_on`, its first day not served.
+    pub on: NaiveDate,
+    /// The status from that day: `active`, `past_due` or `cancelled`.
+    pub status: String,
+}
+
+/// A step that returned an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeError {
+    /// 1-based index among the steps.
+    pub step: usize,
+    /// The error's code.
+    pub code: String,
+}
+
+/// A product at the end of a run: convergence, its mock's figures, and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeProduct {
+    /// The product's key in the catalog.
+    pub key: String,
+    /// Whether it holds what the platform says, with nothing undelivered, no dead letter and
+    /// (for a strict mock) no violation. A run with a product that did not converge fails.
+    pub converged: bool,
+    /// The drift left after repair, one line per entity, tenants named by their keys.
+    pub drift: Vec<String>,
+    /// The drift the reconciler found and repaired through the outbox on the way.
+    pub repaired: Vec<String>,
+    /// What its strict mock objected to (recorded for a lenient mock too).
+    pub violations: Vec<String>,
+    /// Requests its mock received: writes, replays and read-backs.
+    pub requests: usize,
+    /// Faults its mock put on writes, scripted or drawn.
+    pub faults_applied: u64,
+    /// Outbox rows to it given up on.
+    pub dead_letters: usize,
+    /// What it holds at the end.
+    pub state: OutcomeProductState,
+}
+
+/// What a product holds, without raw ids: users by e-mail, tenants by their keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutcomeProductState {
+    /// Its users, in the order they were created.
+    pub users: Vec<OutcomeProductUser>,
+    /// Its tenants, in the order they were created.
+    pub tenants: Vec<OutcomeProductTenant>,
+    /// Its subscriptions, one per tenant that has one; a cancelled one stays, cancelled.
+    pub subscriptions: Vec<OutcomeProductSubscription>,
+}
+
+/// A user a product holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeProductUser {
+    /// E-mail address (the login).
+    pub email: String,
+    /// `owner`, `admin` or `member` in its organization.
+    pub role: String,
+}
+
+/// A tenant a product holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeProductTenant {
+    /// The tenant's key in the scenario (its name when it is not one of the scenario's).
+    pub key: String,
+    /// `provisioning`, `active` or `suspended`.
+    pub status: String,
+}
+
+/// A subscription a product holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeProductSubscription {
+    /// The tenant's key in the scenario.
+    pub tenant: String,
+    /// The plan's key.
+    pub plan: String,
+    /// `active`, `past_due` or `cancelled`, the platform's words.
+    pub status: String,
+}
+
+/// Why a scenario could not be run at all (not whether it holds).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// Setting the scene failed.
+    #[error("could not set up the scenario")]
+    Setup(#[from] BuildError),
+    /// The platform failed (no catalog, or its database).
+    #[error(transparent)]
+    Platform(#[from] billing_harness::platform::DomainError),
+    /// The clock could not move.
+    #[error(transparent)]
+    Clock(#[from] billing_harness::clock::ClockError),
+    /// The database failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Product sync could not be run to idle at `until`.
+    #[error("could not run product sync to idle")]
+    Sync(#[from] SyncError),
+    /// A purge step was refused.
+    #[error("a purge step was refused")]
+    Purge(#[from] billing_harness::purge::PurgeError),
+    /// A driver failed, or lacks what a step needs.
+    #[error(transparent)]
+    Driver(DriverError),
+    /// A scenario file is not valid.
+    #[error(transparent)]
+    Invalid(#[from] Box<super::ScenarioError>),
+    /// A conformance run failed in one scenario, on one side.
+    #[error("scenario {path} through {side} failed")]
+    InScenario {
+        /// The scenario file, as named in diagnostics.
+        path: String,
+        /// `reference` or the driver's name.
+        side: String,
+        /// What failed.
+        #[source]
+        source: Box<RunError>,
+    },
+}
+
+impl Scenario {
+    /// 00:00 of the start day in the catalog's time zone: where the clock starts.
+    pub fn start_instant(&self) -> DateTime<Utc> {
+        Day::new(self.start, self.catalog.time_zone).midnight()
+    }
+
+    /// The test environment every run of this scenario uses: the clock at
+    /// [`Scenario::start_instant`], the same seed, and a dispatcher that delivers one row at a
+    /// time (in outbox order), so that each product's journal is the same on every run.
+    pub fn test_env(&self) -> TestEnvBuilder {
+        TestEnv::builder()
+            .start_at(self.start_instant())
+            .seed(SEED)
+            .sync_policy(SyncPolicy {
+                seed: SEED,
+                batch: 1,
+                ..SyncPolicy::default()
+            })
+    }
+}
+
+/// Plays `scenario` on `env` (whose clock should start at [`Scenario::start_instant`]) through
+/// the reference platform.
+///
+/// # Errors
+/// Setting up or the database failed; a scenario that does not hold is an `Ok` outcome.
+pub async fn run(scenario: &Scenario, env: &TestEnv) -> Result<Outcome, RunError> {
+    run_on(scenario, env, &RunOptions::default()).await
+}
+
+/// [`run`] with options: a partial run up to an instant, tenant names made unique.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_on(
+    scenario: &Scenario,
+    env: &TestEnv,
+    options: &RunOptions,
+) -> Result<Outcome, RunError> {
+    let mut session = ReferenceSession::new(env, scenario, options.clone())
+        .await
+        .map_err(RunError::from_driver)?;
+    play(scenario, &mut session, options.stop_at)
+        .await
+        .map_err(RunError::from_driver)
+}
+
+impl RunError {
+    /// The reference session's failures carry a [`RunError`]: unwrap it.
+    pub(crate) fn from_driver(e: DriverError) -> RunError {
+        match e {
+            DriverError::Failed(inner) => match inner.downcast::<RunError>() {
+                Ok(run) => *run,
+                Err(other) => RunError::Driver(DriverError::Failed(other)),
+            },
+            other => RunError::Driver(other),
+        }
+    }
+}
+
+/// Plays `scenario` through `session`: creates its organizations, users and tenants, plays the
+/// steps at 00:00 of their days, runs the clock to `until` (or `stop_at`, whichever comes
+/// first), reads back what the implementation holds and checks the expectations.
+///
+/// # Errors
+/// The session failed, or lacks what a step needs ([`DriverError::Unsupported`]); a refusal is
+/// part of the outcome.
+pub(crate) async fn play<S: Session>(
+    scenario: &Scenario,
+    session: &mut S,
+    stop_at: Option<DateTime<Utc>>,
+) -> Result<Outcome, DriverError> {
+    let tz = scenario.catalog.time_zone;
+    for def in &scenario.orgs {
+        session.create_org(def).await?;
+        for email in &def.members {
+            session.create_user(&def.key, email).await?;
+        }
+    }
+    for def in &scenario.tenants {
+        session
+            .create_tenant(def, &scenario.orgs[def.org].key)
+            .await?;
+    }
+    let tenant = |i: &usize| scenario.tenants[*i].key.as_str();
+    let mut failures = Vec::new();
+    let mut errors = Vec::new();
+    let mut later = Vec::new();
+    let mut purges = Vec::new();
+    let stop_at = stop_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    for step in &scenario.steps {
+        if Day::new(step.on, tz).midnight() > stop_at {
+            later.push(format!(
+                "step {} on {}: {}",
+                step.number,
+                step.on,
+                step.action.display(scenario)
+            ));
+            continue;
+        }
+        session.advance_to(Day::new(step.on, tz).midnight()).await?;
+        let result = match &step.action {
+            Action::ProductFault { product, fault } => session.product_fault(product, fault).await,
+            Action::ProductDrift { product, tenant: t } => {
+                if !session.product_drift(product, tenant(t)).await? {
+                    failures.push(format!(
+                        "step {} on {}: product {product} has no tenant {} to drift yet \
+                         (its writes arrive when the clock moves: drift on a later day)",
+                        step.number,
+                        step.on,
+                        tenant(t)
+                    ));
+                }
+                Ok(())
+            }
+            Action::Subscribe { tenant: t, plan } => session.subscribe(tenant(t), plan).await,
+            Action::ChangePlan { tenant: t, plan } => session.change_plan(tenant(t), plan).await,
+            Action::Contract { tenant: t, terms } => session.apply_contract(tenant(t), terms).await,
+            Action::Cancel { tenant: t } => session.cancel(tenant(t)).await,
+            Action::Purge(target) => {
+                let target = match target {
+                    PurgeStep::Org(o) => PurgeOf::Org(&scenario.orgs[*o].key),
+                    PurgeStep::User(email) => PurgeOf::User(email),
+                };
+                session.purge(target).await.map(|purged| {
+                    purges.push(OutcomePurge {
+                        step: step.number,
+                        purged: step.action.display(scenario).to_string(),
+                        scope: purged.scope,
+                        rows: purged.rows,
+                        told: purged.told,
+                    });
+                })
+            }
+            Action::Usage {
+                tenant: t,
+                metric,
+                quantity,
+                day,
+            } => {
+                session
+                    .record_usage(tenant(t), metric, *quantity, *day)
+                    .await
+            }
+            Action::SetCard { org, card } => {
+                session.register_card(&scenario.orgs[*org].key, *card).await
+            }
+        };
+        let refusal = match result {
+            Ok(()) => None,
+            Err(DriverError::Refused { code, message }) => Some((code, message)),
+            Err(other) => return Err(other),
+        };
+        if let Some((code, _)) = &refusal {
+            errors.push(OutcomeError {
+                step: step.number,
+                code: code.clone(),
+            });
+        }
+        match (&step.expect_error, &refusal) {
+            (Some(expected), None) => failures.push(format!(
+                "step {} on {}: expected {expected}, but it succeeded",
+                step.number, step.on
+            )),
+            (Some(expected), Some((code, _))) if expected != code => failures.push(format!(
+                "step {} on {}: expected {expected}, got {code}",
+                step.number, step.on
+            )),
+            (None, Some((code, message))) => failures.push(format!(
+                "step {} on {}: unexpected error {code}: {message}",
+                step.number, step.on
+            )),
+            _ => {}
+        }
+    }
+    let end = Day::new(scenario.until, tz).midnight();
+    session.advance_to(end.min(stop_at)).await?;
+    if end > stop_at {
+        let calendar =
+            Calendar::new(tz, scenario.catalog.charge_day).map_err(DriverError::failed)?;
+        for (at, jobs) in calendar.due_between(stop_at, end) {
+            let day = calendar.local_day(at);
+            for job in jobs {
+                if job != Job::Retry {
+                    later.push(format!("{job} at 00:00 on {day}"));
+                }
+            }
+        }
+    }
+    // Convergence is checked at `until`, before the read-back (repairs are part of it).
+    let products = if end <= stop_at {
+        match session.products().await? {
+            Some(products) => products,
+            // A scenario about product sync says nothing of an implementation without it.
+            None if !scenario.products.is_empty() => {
+                return Err(DriverError::unsupported("product sync"));
+            }
+            None => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    for product in &products {
+        if !product.converged {
+            failures.push(not_converged(product));
+        }
+    }
+    let back = session.read_back().await?;
+    let mut outcome = Outcome {
+        scenario: scenario.name.clone(),
+        holds: false,
+        failures,
+        invoices: back.invoices,
+        payments: back.payments,
+        subscriptions: back.subscriptions,
+        errors,
+        products,
+        later,
+        purges,
+    };
+    // A partial run (stop_at) has not reached the day the expectations speak of.
+    if end <= stop_at
+        && let Err(mismatches) = scenario.check(&outcome)
+    {
+        outcome
+            .failures
+            .extend(mismatches.problems().iter().map(|p| {
+                format!(
+                    "{}:{}:{}: {}",
+                    scenario.path(),
+                    p.line(),
+                    p.column(),
+                    p.message()
+                )
+            }));
+    }
+    outcome.holds = outcome.failures.is_empty();
+    Ok(outcome)
+}
+
+/// The reference platform as a [`Driver`]: each scenario on a fresh [`TestEnv`] made by
+/// [`Scenario::test_env`], with a product mock for every product of its catalog.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reference;
+
+impl Driver for Reference {
+    type Session = ReferenceSession<TestEnv>;
+
+    fn name(&self) -> &str {
+        "reference"
+    }
+
+    async fn start(&self, scenario: &Scenario) -> Result<ReferenceSession<TestEnv>, DriverError> {
+        let env = scenario
+            .test_env()
+            .build()
+            .await
+            .map_err(DriverError::failed)?;
+        ReferenceSession::new(env, scenario, RunOptions::default()).await
+    }
+}
+
+/// A scenario's world on the reference platform: a [`TestEnv`] (owned, or borrowed by
+/// [`run`]), and what the run made, by key.
+#[derive(Debug)]
+pub struct ReferenceSession<E> {
+    env: E,
+    options: RunOptions,
+    orgs: BTreeMap<String, Org>,
+    /// Tenants in the scenario's order, by key.
+    tenants: Vec<(String, TenantId)>,
+    mocks: BTreeMap<String, Arc<ProductMock>>,
+}
+
+impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
+    /// Installs `scenario`'s catalog on `env` at its clock's instant and sets up its product
+    /// mocks.
+    async fn new(
+        env: E,
+        scenario: &Scenario,
+        options: RunOptions,
+    ) -> Result<ReferenceSession<E>, DriverError> {
+        let e = env.borrow();
+        e.platform()
+            .install_catalog(&scenario.catalog, e.clock().now())
+            .await
+            .map_err(failed)?;
+        let mocks = configure_products(scenario, e).await.map_err(failed)?;
+        Ok(ReferenceSession {
+            env,
+            options,
+            orgs: BTreeMap::new(),
+            tenants: Vec::new(),
+            mocks,
+        })
+    }
+
+    fn env(&self) -> &TestEnv {
+        self.env.borrow()
+    }
+
+    fn org(&self, key: &str) -> Result<&Org, DriverError> {
+        self.orgs
+            .get(key)
+            .ok_or_else(|| DriverError::failed(UnknownKey(format!("organization {key}"))))
+    }
+
+    fn tenant(&self, key: &str) -> Result<TenantId, DriverError> {
+        self.tenants
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| DriverError::failed(UnknownKey(format!("tenant {key}"))))
+    }
+}
+
+/// A key the scenario did not create before using it: a bug of the runner.
+#[derive(Debug, thiserror::Error)]
+#[error("no {0} was created before it was used")]
+struct UnknownKey(String);
+
+/// A failure of the reference session, carrying the [`RunError`] that [`run`] returns.
+fn failed(e: impl Into<RunError>) -> DriverError {
+    DriverError::failed(e.into())
+}
+
+/// A platform refusal as a driver's, with the platform's code.
+fn refused(e: &billing_harness::platform::DomainError) -> DriverError {
+    DriverError::refused(e.code(), billing_harness::env::with_causes(e))
+}
+
+impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
+    async fn create_org(&mut self, def: &OrgDef) -> Result<(), DriverError> {
+        let builder = self
+            .env()
+            .org()
+            .name(def.name.clone().unwrap_or_else(|| def.key.clone()));
+        let builder = match def.card {
+            Some(card) => builder.card(card),
+            None => builder.without_card(),
+        };
+        let builder = match &def.owner {
+            Some(email) => builder.owner_email(suffixed(email, &self.options)),
+            None => builder,
+        };
+        let org = builder.create().await.map_err(failed)?;
+        self.orgs.insert(def.key.clone(), org);
+        Ok(())
+    }
+
+    async fn create_user(&mut self, org: &str, email: &str) -> Result<(), DriverError> {
+        let org = self.org(org)?;
+        self.env()
+            .user()
+            .org(org)
+            .email(suffixed(email, &self.options))
+            .create()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn create_tenant(&mut self, def: &TenantDef, org: &str) -> Result<(), DriverError> {
+        let org = self.org(org)?;
+        let tenant = self
+            .env()
+            .tenant()
+            .org(org)
+            .product(def.product.clone())
+            .name(format!(
+                "{}{}",
+                def.key,
+                self.options.tenant_suffix.as_deref().unwrap_or("")
+            ))
+            .create()
+            .await
+            .map_err(failed)?;
+        self.tenants.push((def.key.clone(), tenant.id()));
+        Ok(())
+    }
+
+    async fn register_card(&mut self, org: &str, card: TestCard) -> Result<(), DriverError> {
+        let id = self.org(org)?.id;
+        let at = self.env().clock().now();
+        self.env()
+            .platform()
+            .register_card(id, card, at)
+            .await
+            .map(drop)
+            .map_err(|e| refused(&e.into()))
+    }
+
+    async fn subscribe(&mut self, tenant: &str, plan: &str) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.subscribe(id, plan, at)
+            .await
+            .map(drop)
+            .map_err(|e| refused(&e))
+    }
+
+    async fn change_plan(&mut self, tenant: &str, plan: &str) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.change_plan(id, plan, at).await.map_err(|e| refused(&e))
+    }
+
+    async fn cancel(&mut self, tenant: &str) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.cancel(id, at).await.map_err(|e| refused(&e))
+    }
+
+    async fn apply_contract(
+        &mut self,
+        tenant: &str,
+        terms: &ContractTerms,
+    ) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.apply_contract(id, terms, at)
+            .await
+            .map(drop)
+            .map_err(|e| refused(&e))
+    }
+
+    async fn record_usage(
+        &mut self,
+        tenant: &str,
+        metric: &str,
+        quantity: i64,
+        day: NaiveDate,
+    ) -> Result<(), DriverError> {
+        let id = self.tenant(tenant)?;
+        let at = self.env().clock().now();
+        let p = self.env().platform();
+        p.record_usage(id, metric, quantity, day, at)
+            .await
+            .map_err(|e| refused(&e))
+    }
+
+    async fn advance_to(&mut self, at: DateTime<Utc>) -> Result<(), DriverError> {
+        self.env().clock().advance_to(at).await.map_err(failed)?;
+        Ok(())
+    }
+
+    async fn read_back(&mut self) -> Result<ReadBack, DriverError> {
+        read_back(self.env(), &self.tenants).await.map_err(failed)
+    }
+
+    async fn purge(&mut self, target: PurgeOf<'_>) -> Result<Purged, DriverError> {
+        let target = match target {
+            PurgeOf::Org(key) => PurgeTarget::Org(self.org(key)?.id),
+            PurgeOf::User(email) => PurgeTarget::Email(suffixed(email, &self.options)),
+        };
+        let at = self.env().clock().now();
+        let report = billing_harness::purge::purge(self.env().pool(), &target, at)
+            .await
+            .map_err(failed)?;
+        let notices = &report.plan.notices;
+        let told = Purged::count_told(notices.iter().map(|n| (&*n.product, &*n.entity)));
+        Ok(Purged {
+            scope: report.plan.scope,
+            rows: report.plan.rows,
+            told,
+        })
+    }
+
+    async fn product_fault(
+        &mut self,
+        product: &str,
+        fault: &ScriptedFault,
+    ) -> Result<(), DriverError> {
+        if let Some(mock) = self.mocks.get(product) {
+            mock.fail_next(fault.fault, fault.times);
+        }
+        Ok(())
+    }
+
+    async fn product_drift(&mut self, product: &str, tenant: &str) -> Result<bool, DriverError> {
+        let id = self.tenant(tenant)?;
+        Ok(self
+            .mocks
+            .get(product)
+            .is_none_or(|m| m.drift(id.0).is_some()))
+    }
+
+    async fn products(&mut self) -> Result<Option<Vec<OutcomeProduct>>, DriverError> {
+        // An attached database (a seed) has no mocks: nothing to converge, nothing lacking.
+        if self.mocks.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let env = self.env();
+        let convergence = env.converge().await.map_err(failed)?;
+        let names = Names::read(env, &self.tenants).await.map_err(failed)?;
+        Ok(Some(
+            self.mocks
+                .values()
+                .map(|mock| product_outcome(mock, &convergence, &names))
+                .collect(),
+        ))
+    }
+}
+
+/// A scenario's e-mail address made unique for a seed (`jo@acme.test` becomes
+/// `jo+run-1a2b@acme.test`), as tenant names are; unchanged otherwise.
+fn suffixed(email: &str, options: &RunOptions) -> String {
+    match (&options.tenant_suffix, email.split_once('@')) {
+        (Some(suffix), Some((local, domain))) => {
+            format!("{local}+{}@{domain}", suffix.trim_start_matches('-'))
+        }
+        _ => email.to_owned(),
+    }
+}
+
+/// Sets up the mock of every product with a `[[product]]` table, and returns every product's
+/// mock by key: none on a database without mocks.
+async fn configure_products(
+    scenario: &Scenario,
+    env: &TestEnv,
+) -> Result<BTreeMap<String, Arc<ProductMock>>, RunError> {
+    let mocks: BTreeMap<String, Arc<ProductMock>> = env
+        .products()
+        .await?
+        .into_iter()
+        .map(|m| (m.key().to_owned(), m))
+        .collect();
+    for def in &scenario.products {
+        let Some(mock) = mocks.get(&def.key) else {
+            continue;
+        };
+        mock.set_strict(def.strict);
+        if let Some(drawn) = def.drawn {
+            mock.fault_rate(drawn.rate, drawn.seed);
+        }
+        for f in &def.faults {
+            mock.fail_next(f.fault, f.times);
+        }
+    }
+    Ok(mocks)
+}
+
+/// How a run names what it made: tenants by their keys, users by e-mail.
+struct Names {
+    tenants: BTreeMap<i64, String>,
+    users: BTreeMap<i64, String>,
+}
+
+impl Names {
+    async fn read(env: &TestEnv, tenants: &[(String, TenantId)]) -> Result<Names, sqlx::Error> {
+        let users: Vec<(i64, String)> = sqlx::query_as("select id, email from users")
+            .fetch_all(env.pool())
+            .await?;
+        Ok(Names {
+            tenants: tenants
+                .iter()
+                .map(|(key, id)| (id.0, key.clone()))
+                .collect(),
+            users: users.into_iter().collect(),
+        })
+    }
+
+    fn tenant(&self, id: i64) -> Option<&str> {
+        self.tenants.get(&id).map(String::as_str)
+    }
+
+    /// `tenant acme-analytics`, `user jo@example.com`; the id when the run did not make it.
+    fn entity(&self, entity: Entity, id: i64) -> String {
+        let name = match entity {
+            Entity::User => self.users.get(&id),
+            Entity::Tenant | Entity::Subscription => self.tenants.get(&id),
+        };
+        name.map_or_else(|| format!("{entity} {id}"), |n| format!("{entity} {n}"))
+    }
+}
+
+/// A product at the end of a run, from its mock and the convergence of every product.
+fn product_outcome(mock: &ProductMock, c: &Convergence, names: &Names) -> OutcomeProduct {
+    let key = mock.key();
+    let describe = |d: &billing_harness::platform::Drift| d.describe(|e, id| names.entity(e, id));
+    let sync = ProductSync {
+        drift: c
+            .reconciliation
+            .drift
+            .iter()
+            .filter(|d| d.product == key)
+            .map(describe)
+            .collect(),
+        repaired: c
+            .repaired
+            .iter()
+            .filter(|d| d.product == key)
+            .map(describe)
+            .collect(),
+        busy: c.reconciliation.busy.iter().any(|b| b == key),
+        dead_letters: c.dead_letters.iter().filter(|r| r.product == key).count(),
+    };
+    OutcomeProduct::of(mock, sync, |id| names.tenant(id).map(str::to_owned))
+}
+
+/// What an implementation's product sync says of one product once it ran to idle at `until`:
+/// what [`OutcomeProduct::of`] joins with what the product's mock saw and holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductSync {
+    /// The drift left after repair, one line per entity, tenants named by their keys.
+    pub drift: Vec<String>,
+    /// The drift found and repaired on the way.
+    pub repaired: Vec<String>,
+    /// Whether rows to the product were still undelivered when it was compared.
+    pub busy: bool,
+    /// Rows to the product given up on.
+    pub dead_letters: usize,
+}
+
+impl OutcomeProduct {
+    /// A product at the end of a run: what `mock` saw and holds, with what the implementation's
+    /// `sync` says of it. Tenants are named by `tenant` (the scenario's key for an id the run
+    /// made; `None` keeps the name the product holds). It converged when no drift is left,
+    /// nothing was in flight or given up on, and a strict mock saw no violation.
+    pub fn of(
+        mock: &ProductMock,
+        sync: ProductSync,
+        tenant: impl Fn(i64) -> Option<String>,
+    ) -> OutcomeProduct {
+        let violations = mock.violations();
+        let held = mock.read_state();
+        let tenant_key = |id: i64, name: &str| tenant(id).unwrap_or_else(|| name.to_owned());
+        let state = OutcomeProductState {
+            users: held
+                .users
+                .iter()
+                .map(|u| OutcomeProductUser {
+                    email: u.email.clone(),
+                    role: u.role.clone(),
+                })
+                .collect(),
+            tenants: held
+                .tenants
+                .iter()
+                .map(|t| OutcomeProductTenant {
+                    key: tenant_key(t.id, &t.name),
+                    status: t.status.clone(),
+                })
+                .collect(),
+            subscriptions: held
+                .subscriptions
+                .iter()
+                .map(|s| OutcomeProductSubscription {
+                    tenant: tenant_key(s.tenant_id, &format!("tenant {}", s.tenant_id)),
+                    plan: s.plan.clone(),
+                    status: s.status.clone(),
+                })
+                .collect(),
+        };
+        OutcomeProduct {
+            key: mock.key().to_owned(),
+            converged: sync.drift.is_empty()
+                && !sync.busy
+                && sync.dead_letters == 0
+                && (violations.is_empty() || !mock.is_strict()),
+            drift: sync.drift,
+            repaired: sync.repaired,
+            violations,
+            requests: mock.requests(),
+            faults_applied: mock.faults_applied(),
+            dead_letters: sync.dead_letters,
+            state,
+        }
+    }
+}
+
+/// The failure of a run whose `product` did not converge: its drift report and what else held
+/// it back.
+fn not_converged(product: &OutcomeProduct) -> String {
+    let mut out = format!("product {} did not converge with the platform", product.key);
+    if !product.drift.is_empty() {
+        out.push_str(":\n");
+        out.push_str(&product.drift.join("\n"));
+    }
+    if product.dead_letters > 0 {
+        out.push_str(&format!(
+            "\n{} dead letter(s): rows given up on hold back their tenant",
+            product.dead_letters
+        ));
+    }
+    for v in &product.violations {
+        out.push_str(&format!("\nstrict mock: {v}"));
+    }
+    out
+}
+
+/// Every invoice, payment attempt and last subscription of `tenants` on the reference platform.
+async fn read_back(env: &TestEnv, tenants: &[(String, TenantId)]) -> Result<ReadBack, RunError> {
+    let p = env.platform();
+    let calendar = p.settings().await?.calendar;
+    let mut invoices = Vec::new();
+    let mut payments = Vec::new();
+    let mut subscriptions = Vec::new();
+    for (key, id) in tenants {
+        for stored in p.invoices(*id).await? {
+            let i = stored.invoice;
+            invoices.push(OutcomeInvoice {
+                tenant: key.clone(),
+                period: i.month.to_string(),
+                status: stored.status,
+                currency: i.currency.to_string(),
+                lines: i
+                    .lines
+                    .into_iter()
+                    .map(|l| OutcomeLine {
+                        kind: l.kind.as_str().to_owned(),
+                        plan: l.plan,
+                        metric: l.metric,
+                        from: l.from,
+                        until: l.until,
+                        days: l.days,
+                        used: l.used,
+                        included: l.included,
+                        overage: l.overage,
+                        amount: l.amount,
+                    })
+                    .collect(),
+                subtotal: i.subtotal,
+                tax: i.tax,
+                total: i.total,
+            });
+        }
+        let t = timeline(env.pool(), *id).await?;
+        payments.extend(t.attempts.iter().map(|a| OutcomePayment {
+            tenant: key.clone(),
+            period: a.period.to_string(),
+            on: a.on,
+            attempt: a.attempt,
+            amount: a.amount,
+            outcome: a.outcome,
+            failure_code: a.failure_code.clone(),
+        }));
+        if let Some(s) = t.subscription {
+            subscriptions.push(OutcomeSubscription {
+                tenant: key.clone(),
+                plan: s.plan,
+                status: s.status,
+                changes: status_changes(env, *id, &calendar).await?,
+            });
+        }
+    }
+    payments.sort_by(|a, b| (a.on, &a.tenant).cmp(&(b.on, &b.tenant)));
+    Ok(ReadBack {
+        invoices,
+        payments,
+        subscriptions,
+    })
+}
+
+/// The status changes of `tenant`'s last subscription, from the subscription events of the sync
+/// outbox: each status change of the platform queues one in its own transaction, with the
+/// subscription's status and `cancelled_on` after the change.
+async fn status_changes(
+    env: &TestEnv,
+    tenant: TenantId,
+    calendar: &Calendar,
+) -> Result<Vec<OutcomeStatusChange>, sqlx::Error> {
+    let events: Vec<(DateTime<Utc>, Option<String>, Option<NaiveDate>)> = sqlx::query_as(
+        "select o.created_at, o.payload->>'status', (o.payload->>'cancelled_on')::date \
+         from sync_outbox o \
+         where o.entity = 'subscription' \
+           and o.entity_id = (select max(s.id) from subscriptions s where s.tenant_id = $1) \
+         order by o.id",
+    )
+    .bind(tenant)
+    .fetch_all(env.pool())
+    .await?;
+    let mut changes: Vec<OutcomeStatusChange> = Vec::new();
+    for (created_at, status, cancelled_on) in events {
+        let Some(status) = status else { continue };
+        if changes.last().is_some_and(|c| c.status == status) {
+            continue;
+        }
+        let on = match cancelled_on {
+            Some(day) if status == "cancelled" => day,
+            _ => calendar.local_day(created_at),
+        };
+        changes.push(OutcomeStatusChange { on, status });
+    }
+    Ok(changes)
+}
+
+impl Outcome {
+    /// The invoices as text tables, for people at a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "scenario: {}\nresult:   {}\n",
+            self.scenario,
+            if self.holds { "holds" } else { "DOES NOT HOLD" }
+        );
+        for f in &self.failures {
+            out.push_str(&format!("  - {f}\n"));
+        }
+        for i in &self.invoices {
+            out.push_str(&format!(
+                "\n{} {} ({}, {})\n",
+                i.tenant, i.period, i.status, i.currency
+            ));
+            // The plan column fits its longest key (a contract's is long).
+            let w = i
+                .lines
+                .iter()
+                .map(|l| l.plan.len())
+                .max()
+                .unwrap_or(0)
+                .max(12);
+            out.push_str(&format!(
+                "  {:<8} {:<w$} {:<12} {:>5} {:>14}\n",
+                "kind", "plan", "metric", "days", "amount"
+            ));
+            for l in &i.lines {
+                out.push_str(&format!(
+                    "  {:<8} {:<w$} {:<12} {:>5} {:>14}\n",
+                    l.kind,
+                    l.plan,
+                    l.metric.as_deref().unwrap_or(""),
+                    l.days,
+                    l.amount
+                ));
+            }
+            let label = 29 + w;
+            out.push_str(&format!("  {:<label$} {:>14}\n", "subtotal", i.subtotal));
+            out.push_str(&format!("  {:<label$} {:>14}\n", "tax", i.tax));
+            out.push_str(&format!("  {:<label$} {:>14}\n", "total", i.total));
+        }
+        if !self.payments.is_empty() {
+            out.push_str("\npayments\n");
+            for p in &self.payments {
+                out.push_str(&format!(
+                    "  {} {} {} attempt {} {} {}{}\n",
+                    p.on,
+                    p.tenant,
+                    p.period,
+                    p.attempt,
+                    p.amount,
+                    p.outcome,
+                    p.failure_code
+                        .as_deref()
+                        .map_or_else(String::new, |c| format!(" ({c})"))
+                ));
+            }
+        }
+        out.push_str("\nsubscriptions\n");
+        for s in &self.subscriptions {
+            let changes: Vec<String> = s
+                .changes
+                .iter()
+                .map(|c| format!("{} {}", c.on, c.status))
+                .collect();
+            out.push_str(&format!(
+                "  {} {} {} ({})\n",
+                s.tenant,
+                s.plan,
+                s.status,
+                changes.join(", ")
+            ));
+        }
+        if !self.products.is_empty() {
+            out.push_str("\nproducts\n");
+        }
+        for p in &self.products {
+            out.push_str(&format!(
+                "  {} {}: {} requests, {} faults, {} dead letters; holds {} users, {} tenants",
+                p.key,
+                if p.converged {
+                    "converged"
+                } else {
+                    "DID NOT CONVERGE"
+                },
+                p.requests,
+                p.faults_applied,
+                p.dead_letters,
+                p.state.users.len(),
+                p.state.tenants.len(),
+            ));
+            let subscriptions: Vec<String> = p
+                .state
+                .subscriptions
+                .iter()
+                .map(|s| format!("{} {} {}", s.tenant, s.plan, s.status))
+                .collect();
+            if !subscriptions.is_empty() {
+                out.push_str(&format!(" ({})", subscriptions.join(", ")));
+            }
+            out.push('\n');
+            for line in &p.repaired {
+                out.push_str(&format!("    repaired: {line}\n"));
+            }
+            for line in &p.drift {
+                out.push_str(&format!("    drift: {line}\n"));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,1112 @@
+//! Stage two of reading a scenario: checking what the raw file means (dates, references, cards,
+//! error codes, amounts) and producing a [`Scenario`] that the runner can trust.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use toml::Spanned;
+
+use super::diagnostic::{Problems, ScenarioError};
+use super::expect::Expectation;
+use super::raw::{RawCatalog, RawProduct, RawScenario, RawStep};
+use billing_harness::model::{Catalog, Currency, Overage, Plan, Terms};
+use billing_harness::payments::TestCard;
+use billing_harness::products::Fault;
+
+/// The only format version this harness reads.
+pub const VERSION: i64 = 1;
+
+/// The error codes a step may expect: the platform's rule codes.
+pub const ERROR_CODES: &[&str] = billing_harness::platform::DomainError::RULE_CODES;
+
+const CARDS: &str =
+    "ok, declined, insufficient_funds, expired, fail_times:N, timeout, or a test card number";
+
+/// A checked scenario: every reference resolved, every date valid and in order.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// What it shows, for people.
+    pub description: Option<String>,
+    /// The clock starts at 00:00 of this day.
+    pub start: NaiveDate,
+    /// After the last step the clock runs to 00:00 of this day.
+    pub until: NaiveDate,
+    /// The catalog: inline, or `scenarios/catalog.toml`.
+    pub catalog: Catalog,
+    /// Organizations, by key.
+    pub orgs: Vec<OrgDef>,
+    /// Tenants, by key.
+    pub tenants: Vec<TenantDef>,
+    /// How product mocks behave, from the `[[product]]` tables; a product without one gets a
+    /// fault-free, lenient mock.
+    pub products: Vec<ProductDef>,
+    /// The steps, in file order.
+    pub steps: Vec<Step>,
+    /// The `[[expect]]` tables: what the outcome must show at `until`.
+    pub expectations: Vec<Expectation>,
+    /// The file it was read from, as named in diagnostics.
+    path: String,
+    /// The file's text, for diagnostics that point into it.
+    source: String,
+}
+
+/// A `[[product]]` table: how the mock of one product of the catalog behaves from the start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductDef {
+    /// The product's key in the catalog.
+    pub key: String,
+    /// Strict mode: a request outside the API is a violation, and the run does not converge.
+    pub strict: bool,
+    /// Faults drawn for each unscripted write, if any.
+    pub drawn: Option<DrawnFaults>,
+    /// Faults put on the first writes, in order.
+    pub faults: Vec<ScriptedFault>,
+}
+
+/// Faults drawn at a rate from a seeded stream (`fault_rate`, `fault_seed`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DrawnFaults {
+    /// The probability of a fault on each write, from 0 to 1.
+    pub rate: f64,
+    /// The stream's seed (default 1).
+    pub seed: u64,
+}
+
+/// A fault put on the next `times` writes (`{ fault = "status_500", times = 2 }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptedFault {
+    /// The fault.
+    pub fault: Fault,
+    /// How many writes in a row get it, at least 1.
+    pub times: u32,
+}
+
+/// An organization of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgDef {
+    /// Its key in the file.
+    pub key: String,
+    /// Its name (default: the key).
+    pub name: Option<String>,
+    /// Its card, if any.
+    pub card: Option<TestCard>,
+    /// Its owner's e-mail address (default: a fake one).
+    pub owner: Option<String>,
+    /// The e-mail addresses of the members signed up with it.
+    pub members: Vec<String>,
+}
+
+/// A tenant of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantDef {
+    /// Its key in the file, also its name.
+    pub key: String,
+    /// Index into [`Scenario::orgs`].
+    pub org: usize,
+    /// Its product.
+    pub product: String,
+}
+
+/// One step: what happens on a day, and the error it must give, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// 1-based position among the steps.
+    pub number: usize,
+    /// The day.
+    pub on: NaiveDate,
+    /// What happens.
+    pub action: Action,
+    /// The error code the step must give.
+    pub expect_error: Option<String>,
+}
+
+/// What a step does. Tenant and org fields index [`Scenario::tenants`] and [`Scenario::orgs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Subscribe a tenant to a plan.
+    Subscribe {
+        /// The tenant.
+        tenant: usize,
+        /// The plan's key.
+        plan: String,
+    },
+    /// Change a tenant's plan.
+    ChangePlan {
+        /// The tenant.
+        tenant: usize,
+        /// The plan's key.
+        plan: String,
+    },
+    /// Cancel a tenant's subscription.
+    Cancel {
+        /// The tenant.
+        tenant: usize,
+    },
+    /// Record usage, reported on the step's day.
+    Usage {
+        /// The tenant.
+        tenant: usize,
+        /// The metric.
+        metric: String,
+        /// The quantity, as written (the platform refuses one below 1).
+        quantity: i64,
+        /// The day the units were used: the step's day unless the file names an earlier one
+        /// (usage reported late, e.g. for a month already closed).
+        day: NaiveDate,
+    },
+    /// Register a new card for an organization.
+    SetCard {
+        /// The organization.
+        org: usize,
+        /// The card.
+        card: TestCard,
+    },
+    /// Put a fault on a product's next writes, after those already scripted.
+    ProductFault {
+        /// The product's key.
+        product: String,
+        /// The fault and how many writes get it.
+        fault: ScriptedFault,
+    },
+    /// Change a product's copy of a tenant behind the platform's back (drift).
+    ProductDrift {
+        /// The product's key.
+        product: String,
+        /// The tenant, one of that product.
+        tenant: usize,
+    },
+    /// Apply a sales contract to a tenant from the step's day.
+    Contract {
+        /// The tenant.
+        tenant: usize,
+        /// The terms, over the base plan.
+        terms: billing_harness::model::ContractTerms,
+    },
+    /// Purge an organization, or a user by e-mail address (see [`billing_harness::purge`]).
+    Purge(PurgeStep),
+}
+
+/// What a `purge` step purges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeStep {
+    /// An organization, by its index.
+    Org(usize),
+    /// A user, by the e-mail address the file gave it.
+    User(String),
+}
+
+impl Action {
+    /// The action for people, with the keys of `scenario` (the scenario it belongs to, whose
+    /// tenants and orgs its indices point into): `subscribe acme-analytics to pro`,
+    /// `change acme-analytics to plan business`, `cancel acme-analytics`,
+    /// `record 120000 api_calls for acme-analytics`, `register card declined for acme`,
+    /// `put status_500 on the next 2 writes to analytics`, `drift acme-analytics in analytics`.
+    pub fn display<'a>(&'a self, scenario: &'a Scenario) -> ActionDisplay<'a> {
+        ActionDisplay {
+            action: self,
+            scenario,
+        }
+    }
+}
+
+/// An [`Action`] written for people with its scenario's keys; made by [`Action::display`].
+#[derive(Debug, Clone, Copy)]
+pub struct ActionDisplay<'a> {
+    action: &'a Action,
+    scenario: &'a Scenario,
+}
+
+impl fmt::Display for ActionDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // An index from another scenario has no key here: say so rather than panic.
+        let tenant = |i: usize| {
+            self.scenario
+                .tenants
+                .get(i)
+                .map_or_else(|| format!("tenant #{i}"), |t| t.key.clone())
+        };
+        let org = |i: usize| {
+            self.scenario
+                .orgs
+                .get(i)
+                .map_or_else(|| format!("org #{i}"), |o| o.key.clone())
+        };
+        match self.action {
+            Action::Subscribe { tenant: t, plan } => {
+                write!(f, "subscribe {} to {plan}", tenant(*t))
+            }
+            Action::ChangePlan { tenant: t, plan } => {
+                write!(f, "change {} to plan {plan}", tenant(*t))
+            }
+            Action::Cancel { tenant: t } => write!(f, "cancel {}", tenant(*t)),
+            Action::Usage {
+                tenant: t,
+                metric,
+                quantity,
+                day,
+            } => write!(f, "record {quantity} {metric} for {} on {day}", tenant(*t)),
+            Action::SetCard { org: o, card } => write!(f, "register card {card} for {}", org(*o)),
+            Action::ProductFault { product, fault } => write!(
+                f,
+                "put {} on the next {} to {product}",
+                fault.fault,
+                if fault.times == 1 {
+                    "write".to_owned()
+                } else {
+                    format!("{} writes", fault.times)
+                }
+            ),
+            Action::ProductDrift { product, tenant: t } => {
+                write!(f, "drift {} in {product}", tenant(*t))
+            }
+            Action::Contract { tenant: t, terms } => write!(
+                f,
+                "apply a contract to {} over {}",
+                tenant(*t),
+                terms.plan.as_deref().unwrap_or("its plan")
+            ),
+            Action::Purge(PurgeStep::Org(o)) => write!(f, "purge organization {}", org(*o)),
+            Action::Purge(PurgeStep::User(email)) => write!(f, "purge user {email}"),
+        }
+    }
+}
+
+fn span<T>(s: &Spanned<T>) -> Range<usize> {
+    s.span()
+}
+
+fn date(problems: &mut Problems<'_>, value: &Spanned<String>, what: &str) -> Option<NaiveDate> {
+    match NaiveDate::parse_from_str(value.get_ref(), "%Y-%m-%d") {
+        Ok(day) => Some(day),
+        Err(_) => {
+            problems.add(
+                span(value),
+                format!("{what} {:?} is not a date", value.get_ref()),
+                "expected YYYY-MM-DD",
+                Some("write dates as \"2026-10-01\"".into()),
+            );
+            None
+        }
+    }
+}
+
+fn decimal(problems: &mut Problems<'_>, value: &Spanned<String>, what: &str) -> Option<Decimal> {
+    match value.get_ref().parse::<Decimal>() {
+        Ok(d) if d >= Decimal::ZERO => Some(d),
+        _ => {
+            problems.add(
+                span(value),
+                format!("{what} {:?} is not a non-negative decimal", value.get_ref()),
+                "expected a decimal string",
+                Some("write amounts as strings, e.g. \"99000\" or \"19.99\"".into()),
+            );
+            None
+        }
+    }
+}
+
+fn currency(problems: &mut Problems<'_>, value: &Spanned<String>) -> Option<Currency> {
+    match value.get_ref().parse() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problems.add(
+                span(value),
+                e,
+                "unknown currency",
+                Some("use KRW or USD".into()),
+            );
+            None
+        }
+    }
+}
+
+/// Checks a raw catalog and builds it.
+pub(crate) fn catalog(problems: &mut Problems<'_>, raw: &RawCatalog) -> Catalog {
+    let mut catalog = Catalog::new(Vec::new());
+    if let Some(c) = &raw.currency {
+        catalog.currency = currency(problems, c).unwrap_or(catalog.currency);
+    }
+    if let Some(t) = &raw.tax_rate {
+        match decimal(problems, t, "tax_rate") {
+            Some(rate) if rate < Decimal::ONE => catalog.tax_rate = rate,
+            Some(_) => problems.add(
+                span(t),
+                "tax_rate must be below 1",
+                "a rate, e.g. \"0.1\" for 10%",
+                None,
+            ),
+            None => {}
+        }
+    }
+    if let Some(tz) = &raw.time_zone {
+        match tz.get_ref().parse::<chrono_tz::Tz>() {
+            Ok(zone) => catalog.time_zone = zone,
+            Err(_) => problems.add(
+                span(tz),
+                format!("unknown time zone {:?}", tz.get_ref()),
+                "not an IANA time zone",
+                Some("e.g. \"Asia/Seoul\"".into()),
+            ),
+        }
+    }
+    if let Some(day) = &raw.charge_day {
+        match u32::try_from(*day.get_ref()) {
+            Ok(d) if (2..=28).contains(&d) => catalog.charge_day = d,
+            _ => problems.add(
+                span(day),
+                "charge_day must be from 2 to 28",
+                "out of range",
+                None,
+            ),
+        }
+    }
+    let mut keys: HashMap<String, Range<usize>> = HashMap::new();
+    for plan in &raw.plan {
+        let p = plan.get_ref();
+        if keys.insert(p.key.get_ref().clone(), span(&p.key)).is_some() {
+            problems.add(
+                span(&p.key),
+                format!("plan {:?} is defined twice", p.key.get_ref()),
+                "second definition",
+                Some("plan keys are unique across the catalog".into()),
+            );
+        }
+        let base_fee = decimal(problems, &p.base_fee, "base_fee").unwrap_or_default();
+        let plan_currency = p
+            .currency
+            .as_ref()
+            .and_then(|c| currency(problems, c))
+            .unwrap_or(catalog.currency);
+        let mut included = BTreeMap::new();
+        for (metric, units) in &p.included {
+            match u64::try_from(*units.get_ref()) {
+                Ok(u) => {
+                    included.insert(metric.clone(), u);
+                }
+                Err(_) => problems.add(
+                    span(units),
+                    format!("included {metric} must not be negative"),
+                    "negative",
+                    None,
+                ),
+            }
+        }
+        let mut overage = BTreeMap::new();
+        for (metric, o) in &p.overage {
+            let o = o.get_ref();
+            let block = match u64::try_from(*o.block.get_ref()) {
+                Ok(b) if b > 0 => b,
+                _ => {
+                    problems.add(
+                        span(&o.block),
+                        "an overage block must be at least 1 unit",
+                        "not a positive block",
+                        None,
+                    );
+                    1
+                }
+            };
+            let price = decimal(problems, &o.price, "price").unwrap_or_default();
+            overage.insert(metric.clone(), Overage { block, price });
+        }
+        let mut limits = BTreeMap::new();
+        for (option, value) in &p.limits {
+            if *value.get_ref() < 0 {
+                problems.add(
+                    span(value),
+                    format!("limit {option} must not be negative"),
+                    "negative",
+                    None,
+                );
+            }
+            limits.insert(option.clone(), *value.get_ref());
+        }
+        catalog.plans.push(Plan {
+            key: p.key.get_ref().clone(),
+            product: p.product.get_ref().clone(),
+            currency: plan_currency,
+            terms: Terms {
+                base_fee,
+                included,
+                overage,
+            },
+            limits,
+        });
+    }
+    catalog
+}
+
+/// The index of `key` among `known`; a problem naming the known ones when it is not there.
+/// A plan that meters every metric some plan of `product` meters: what a contract over the
+/// tenant's plan (not known before the run) may price.
+fn product_metrics(catalog: &Catalog, product: &str) -> billing_harness::model::Plan {
+    let mut all = billing_harness::model::Plan {
+        key: format!("any plan of {product}"),
+        product: product.to_owned(),
+        currency: catalog.currency,
+        terms: billing_harness::model::Terms {
+            base_fee: rust_decimal::Decimal::ZERO,
+            included: std::collections::BTreeMap::new(),
+            overage: std::collections::BTreeMap::new(),
+        },
+        limits: std::collections::BTreeMap::new(),
+    };
+    for plan in catalog.plans.iter().filter(|p| p.product == product) {
+        all.terms.included.extend(plan.terms.included.clone());
+        all.terms.overage.extend(plan.terms.overage.clone());
+    }
+    all
+}
+
+fn lookup(
+    problems: &mut Problems<'_>,
+    key: &Spanned<String>,
+    what: &str,
+    known: &[&str],
+) -> Option<usize> {
+    let found = known.iter().position(|k| k == key.get_ref());
+    if found.is_none() {
+        problems.add(
+            span(key),
+            format!("unknown {what} {:?}", key.get_ref()),
+            format!("no {what} has this key"),
+            Some(one_of(known)),
+        );
+    }
+    found
+}
+
+/// A test card by name or number; a problem listing the cards when it is neither.
+fn card(problems: &mut Problems<'_>, value: &Spanned<String>) -> Option<TestCard> {
+    let card = value.get_ref().parse::<TestCard>().ok();
+    if card.is_none() {
+        problems.add(
+            span(value),
+            format!("unknown card {:?}", value.get_ref()),
+            "unknown card",
+            Some(format!("cards: {CARDS}")),
+        );
+    }
+    card
+}
+
+/// A fault by name; a problem listing the faults when it is none.
+fn fault(problems: &mut Problems<'_>, name: &Spanned<String>) -> Option<Fault> {
+    let fault = Fault::parse(name.get_ref());
+    if fault.is_none() {
+        let names: Vec<&str> = Fault::ALL.iter().map(|f| f.as_str()).collect();
+        problems.add(
+            span(name),
+            format!("unknown fault {:?}", name.get_ref()),
+            "not a fault the product mock knows",
+            Some(format!("faults: {}", names.join(", "))),
+        );
+    }
+    fault
+}
+
+/// A count of writes, at least 1.
+fn times(problems: &mut Problems<'_>, times: &Spanned<i64>) -> Option<u32> {
+    match u32::try_from(*times.get_ref()) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            problems.add(
+                span(times),
+                format!("times must be at least 1, not {}", times.get_ref()),
+                "not a positive count",
+                Some("the number of writes in a row that get the fault".into()),
+            );
+            None
+        }
+    }
+}
+
+/// A scripted fault: its name and count.
+fn scripted(
+    problems: &mut Problems<'_>,
+    name: &Spanned<String>,
+    count: &Spanned<i64>,
+) -> Option<ScriptedFault> {
+    let fault = fault(problems, name);
+    let times = times(problems, count);
+    Some(ScriptedFault {
+        fault: fault?,
+        times: times?,
+    })
+}
+
+/// Checks a `[[product]]` table against the catalog's products.
+fn product(problems: &mut Problems<'_>, raw: &RawProduct, known: &[&str]) -> ProductDef {
+    lookup(problems, &raw.key, "product", known);
+    let rate = raw.fault_rate.as_ref().and_then(|rate| {
+        let r = *rate.get_ref();
+        if (0.0..=1.0).contains(&r) {
+            Some(r)
+        } else {
+            problems.add(
+                span(rate),
+                format!("fault_rate {r} is outside 0 to 1"),
+                "not a probability",
+                Some("the share of writes that get a drawn fault, e.g. 0.3".into()),
+            );
+            None
+        }
+    });
+    let seed = raw.fault_seed.as_ref().and_then(|seed| {
+        let s = u64::try_from(*seed.get_ref()).ok();
+        if s.is_none() {
+            problems.add(
+                span(seed),
+                "fault_seed must not be negative",
+                "negative",
+                None,
+            );
+        }
+        s
+    });
+    if let (Some(seed), None) = (&raw.fault_seed, &raw.fault_rate) {
+        problems.add(
+            span(seed),
+            "fault_seed without fault_rate draws nothing",
+            "no rate to draw at",
+            Some("add fault_rate = 0.3 (say), or remove fault_seed".into()),
+        );
+    }
+    let faults = raw
+        .faults
+        .iter()
+        .filter_map(|f| scripted(problems, &f.get_ref().fault, &f.get_ref().times))
+        .collect();
+    ProductDef {
+        key: raw.key.get_ref().clone(),
+        strict: raw.strict.unwrap_or(false),
+        drawn: rate.map(|rate| DrawnFaults {
+            rate,
+            seed: seed.unwrap_or(1),
+        }),
+        faults,
+    }
+}
+
+fn one_of(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none are defined".into()
+    } else {
+        format!("known: {}", names.join(", "))
+    }
+}
+
+/// Checks a raw scenario against its catalog (`default_catalog` when it has none inline).
+pub(crate) fn scenario(
+    path: &str,
+    source: &str,
+    raw: RawScenario,
+    default_catalog: Option<&Catalog>,
+) -> Result<Scenario, ScenarioError> {
+    let mut problems = Problems::new(path, source);
+    if *raw.version.get_ref() != VERSION {
+        problems.add(
+            span(&raw.version),
+            format!("unsupported scenario version {}", raw.version.get_ref()),
+            "unsupported",
+            Some(format!("this harness reads version {VERSION}")),
+        );
+    }
+    if raw.name.get_ref().trim().is_empty() {
+        problems.add(
+            span(&raw.name),
+            "the scenario has an empty name",
+            "empty",
+            None,
+        );
+    }
+    let start = date(&mut problems, &raw.start, "start");
+    let until = date(&mut problems, &raw.until, "until");
+    if let (Some(s), Some(u)) = (start, until)
+        && u <= s
+    {
+        problems.add(
+            span(&raw.until),
+            format!("until {u} is not after start {s}"),
+            "must be later than start",
+            None,
+        );
+    }
+    let catalog = match (&raw.catalog, default_catalog) {
+        (Some(inline), _) => catalog(&mut problems, inline.get_ref()),
+        (None, Some(default)) => default.clone(),
+        (None, None) => {
+            problems.add(
+                span(&raw.name),
+                "the scenario has no [catalog] and there is no scenarios/catalog.toml",
+                "no catalog",
+                Some("add a [catalog] table with [[catalog.plan]] entries".into()),
+            );
+            Catalog::new(Vec::new())
+        }
+    };
+    let plans: Vec<&str> = catalog.plans.iter().map(|p| p.key.as_str()).collect();
+    let mut products: Vec<&str> = catalog.plans.iter().map(|p| p.product.as_str()).collect();
+    products.dedup();
+
+    let mut orgs: Vec<OrgDef> = Vec::new();
+    for org in &raw.org {
+        let o = org.get_ref();
+        if orgs.iter().any(|x| &x.key == o.key.get_ref()) {
+            problems.add(
+                span(&o.key),
+                format!("org {:?} is defined twice", o.key.get_ref()),
+                "second definition",
+                None,
+            );
+        }
+        let card = o.card.as_ref().and_then(|c| card(&mut problems, c));
+        for email in o.owner.iter().chain(&o.members) {
+            let taken = orgs.iter().any(|x| {
+                x.owner.as_ref() == Some(email.get_ref()) || x.members.contains(email.get_ref())
+            });
+            if !email.get_ref().contains('@') || taken {
+                problems.add(
+                    span(email),
+                    format!("{:?} is not an e-mail address of its own", email.get_ref()),
+                    if taken { "used twice" } else { "no @" },
+                    Some(
+                        "give each owner and member a different address, like jo@acme.test".into(),
+                    ),
+                );
+            }
+        }
+        orgs.push(OrgDef {
+            key: o.key.get_ref().clone(),
+            name: o.name.clone(),
+            card,
+            owner: o.owner.as_ref().map(|e| e.get_ref().clone()),
+            members: o.members.iter().map(|e| e.get_ref().clone()).collect(),
+        });
+    }
+    let org_keys: Vec<&str> = orgs.iter().map(|o| o.key.as_str()).collect();
+    let mut tenants: Vec<TenantDef> = Vec::new();
+    for tenant in &raw.tenant {
+        let t = tenant.get_ref();
+        if tenants.iter().any(|x| &x.key == t.key.get_ref()) {
+            problems.add(
+                span(&t.key),
+                format!("tenant {:?} is defined twice", t.key.get_ref()),
+                "second definition",
+                None,
+            );
+        }
+        let org = lookup(&mut problems, &t.org, "org", &org_keys);
+        if !products.contains(&t.product.get_ref().as_str()) {
+            problems.add(
+                span(&t.product),
+                format!("unknown product {:?}", t.product.get_ref()),
+                "no plan of the catalog belongs to it",
+                Some(one_of(&products)),
+            );
+        }
+        tenants.push(TenantDef {
+            key: t.key.get_ref().clone(),
+            org: org.unwrap_or(0),
+            product: t.product.get_ref().clone(),
+        });
+    }
+    let tenant_keys: Vec<&str> = tenants.iter().map(|t| t.key.as_str()).collect();
+    let mut product_defs: Vec<ProductDef> = Vec::new();
+    for raw_product in &raw.product {
+        let def = product(&mut problems, raw_product.get_ref(), &products);
+        if product_defs.iter().any(|p| p.key == def.key) {
+            problems.add(
+                span(&raw_product.get_ref().key),
+                format!("product {:?} has two [[product]] tables", def.key),
+                "second table",
+                Some("put everything about a product's mock in one table".into()),
+            );
+        }
+        product_defs.push(def);
+    }
+
+    let mut steps = Vec::new();
+    let mut previous: Option<(NaiveDate, usize)> = None;
+    for (i, step) in raw.step.iter().enumerate() {
+        let number = i + 1;
+        let s: &RawStep = step.get_ref();
+        let on = date(&mut problems, &s.on, "on");
+        if let Some(on) = on {
+            if let Some((before, n)) = previous
+                && on < before
+            {
+                problems.add(
+                    span(&s.on),
+                    format!("step {number} is on {on}, before step {n} on {before}"),
+                    "dates out of order",
+                    Some("steps run in file order: sort them by date".into()),
+                );
+            }
+            if let (Some(start), Some(until)) = (start, until)
+                && (on < start || on > until)
+            {
+                problems.add(
+                    span(&s.on),
+                    format!("step {number} on {on} is outside {start} to {until}"),
+                    "outside the scenario",
+                    Some("move start or until, or the step".into()),
+                );
+            }
+            previous = Some((on, number));
+        }
+        let tenant = |problems: &mut Problems<'_>, key: &Spanned<String>| {
+            lookup(problems, key, "tenant", &tenant_keys).unwrap_or(0)
+        };
+        let plan = |problems: &mut Problems<'_>, key: &Spanned<String>| {
+            lookup(problems, key, "plan", &plans);
+            key.get_ref().clone()
+        };
+        let mut actions = Vec::new();
+        if let Some(a) = &s.subscribe {
+            let a = a.get_ref();
+            actions.push(Action::Subscribe {
+                tenant: tenant(&mut problems, &a.tenant),
+                plan: plan(&mut problems, &a.plan),
+            });
+        }
+        if let Some(a) = &s.change_plan {
+            let a = a.get_ref();
+            actions.push(Action::ChangePlan {
+                tenant: tenant(&mut problems, &a.tenant),
+                plan: plan(&mut problems, &a.plan),
+            });
+        }
+        if let Some(a) = &s.cancel {
+            actions.push(Action::Cancel {
+                tenant: tenant(&mut problems, &a.get_ref().tenant),
+            });
+        }
+        if let Some(a) = &s.usage {
+            let a = a.get_ref();
+            let day = match &a.day {
+                None => on,
+                Some(written) => {
+                    let day = date(&mut problems, written, "day");
+                    if let (Some(day), Some(on)) = (day, on)
+                        && day > on
+                    {
+                        problems.add(
+                            span(written),
+                            format!("usage of {day} is reported on {on}, before it happened"),
+                            "after the step's day",
+                            Some(
+                                "usage is reported on or after its day: move `on` or `day`".into(),
+                            ),
+                        );
+                    }
+                    day
+                }
+            };
+            actions.push(Action::Usage {
+                tenant: tenant(&mut problems, &a.tenant),
+                metric: a.metric.get_ref().clone(),
+                quantity: *a.quantity.get_ref(),
+                day: day.unwrap_or(NaiveDate::MIN),
+            });
+        }
+        if let Some(a) = &s.set_card {
+            let a = a.get_ref();
+            let org = lookup(&mut problems, &a.org, "org", &org_keys);
+            if let Some(card) = card(&mut problems, &a.card) {
+                actions.push(Action::SetCard {
+                    org: org.unwrap_or(0),
+                    card,
+                });
+            }
+        }
+        if let Some(a) = &s.product_fault {
+            let a = a.get_ref();
+            lookup(&mut problems, &a.product, "product", &products);
+            if let Some(fault) = scripted(&mut problems, &a.fault, &a.times) {
+                actions.push(Action::ProductFault {
+                    product: a.product.get_ref().clone(),
+                    fault,
+                });
+            }
+        }
+        if let Some(a) = &s.product_drift {
+            let a = a.get_ref();
+            let product = lookup(&mut problems, &a.product, "product", &products);
+            let t = lookup(&mut problems, &a.tenant, "tenant", &tenant_keys);
+            if let (Some(_), Some(t)) = (product, t)
+                && tenants[t].product != *a.product.get_ref()
+            {
+                problems.add(
+                    span(&a.tenant),
+                    format!(
+                        "tenant {:?} is a tenant of product {}, not {}",
+                        a.tenant.get_ref(),
+                        tenants[t].product,
+                        a.product.get_ref()
+                    ),
+                    "of another product",
+                    Some(format!(
+                        "a product drifts only on its own tenants: product = {:?}, or another tenant",
+                        tenants[t].product
+                    )),
+                );
+            }
+            actions.push(Action::ProductDrift {
+                product: a.product.get_ref().clone(),
+                tenant: t.unwrap_or(0),
+            });
+        }
+        if let Some(a) = &s.contract {
+            let a = a.get_ref();
+            let t = lookup(&mut problems, &a.tenant, "tenant", &tenant_keys);
+            if let Some(written) = &a.starts_on {
+                problems.add(
+                    span(written),
+                    "a contract step starts on the step's day",
+                    "starts_on in a step",
+                    Some("remove starts_on: the step's `on` is the contract's first day".into()),
+                );
+            }
+            // The base plan: the one named, else every plan of the tenant's product meters
+            // what the contract may price.
+            let base = match &a.plan {
+                Some(key) => {
+                    lookup(&mut problems, key, "plan", &plans);
+                    catalog.plan(key.get_ref()).cloned()
+                }
+                None => t.map(|t| product_metrics(&catalog, &tenants[t].product)),
+            };
+            let terms = super::contract::terms(&mut problems, a, base.as_ref(), on);
+            actions.push(Action::Contract {
+                tenant: t.unwrap_or(0),
+                terms,
+            });
+        }
+        if let Some(a) = &s.purge {
+            let written = a.get_ref();
+            match (&written.org, &written.user) {
+                (Some(org), None) => {
+                    let o = lookup(&mut problems, org, "org", &org_keys);
+                    actions.push(Action::Purge(PurgeStep::Org(o.unwrap_or(0))));
+                }
+                (None, Some(user)) => {
+                    let emails: Vec<&str> = orgs
+                        .iter()
+                        .flat_map(|o| o.owner.iter().chain(&o.members))
+                        .map(String::as_str)
+                        .collect();
+                    if !emails.contains(&user.get_ref().as_str()) {
+                        problems.add(
+                            span(user),
+                            format!(
+                                "no owner or member has the e-mail address {:?}",
+                                user.get_ref()
+                            ),
+                            "unknown user",
+                            Some(if emails.is_empty() {
+                                "give an [[org]] an owner = \"EMAIL\" or members = [\"EMAIL\"]"
+                                    .into()
+                            } else {
+                                one_of(&emails)
+                            }),
+                        );
+                    }
+                    actions.push(Action::Purge(PurgeStep::User(user.get_ref().clone())));
+                }
+                _ => problems.add(
+                    span(a),
+                    "a purge names exactly one of org and user",
+                    "org or user",
+                    Some(
+                        "write purge = { org = \"acme\" } or purge = { user = \"jo@acme.test\" }"
+                            .into(),
+                    ),
+                ),
+            }
+        }
+        if let Some(code) = &s.expect_error
+            && !ERROR_CODES.contains(&code.get_ref().as_str())
+        {
+            problems.add(
+                span(code),
+                format!("unknown error code {:?}", code.get_ref()),
+                "not an error the platform gives",
+                Some(format!("codes: {}", ERROR_CODES.join(", "))),
+            );
+        }
+        let actions_len = [
+            s.subscribe.is_some(),
+            s.change_plan.is_some(),
+            s.cancel.is_some(),
+            s.usage.is_some(),
+            s.set_card.is_some(),
+            s.product_fault.is_some(),
+            s.product_drift.is_some(),
+            s.contract.is_some(),
+            s.purge.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if actions_len != 1 {
+            problems.add(
+                span(step),
+                format!("step {number} has {actions_len} actions"),
+                "a step does exactly one thing",
+                Some(
+                    "give it one of subscribe, change_plan, cancel, usage, set_card, \
+                     product_fault, product_drift, contract, purge"
+                        .into(),
+                ),
+            );
+        }
+        if let (Some(on), Some(action)) = (on, actions.into_iter().next())
+            && actions_len == 1
+        {
+            steps.push(Step {
+                number,
+                on,
+                action,
+                expect_error: s.expect_error.as_ref().map(|c| c.get_ref().clone()),
+            });
+        }
+    }
+    let expectations =
+        super::expect::expectations(&mut problems, &raw.expect, &tenant_keys, &plans);
+    problems.finish()?;
+    Ok(Scenario {
+        expectations,
+        path: path.to_owned(),
+        source: source.to_owned(),
+        name: raw.name.into_inner(),
+        description: raw.description,
+        start: start.expect("cannot fail: a start that is not a date added a problem above"),
+        until: until.expect("cannot fail: an until that is not a date added a problem above"),
+        catalog,
+        orgs,
+        tenants,
+        products: product_defs,
+        steps,
+    })
+}
+
+impl Scenario {
+    /// The file it was read from, as its diagnostics name it.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Checks `outcome` against the `[[expect]]` tables.
+    ///
+    /// # Errors
+    /// One diagnostic with a problem at each expectation that does not hold (file, line and
+    /// column; expected vs got; what the run wrote instead).
+    pub fn check(&self, outcome: &super::Outcome) -> Result<(), ScenarioError> {
+        super::expect::check(&self.path, &self.source, &self.expectations, outcome)
+    }
+}
+
+impl Scenario {
+    /// The same scenario `months` months later (earlier when negative): every date moves by
+    /// whole months, a day past the end of its new month becoming that month's last day.
+    pub fn shifted(&self, months: i32) -> Scenario {
+        let shift = |day: NaiveDate| {
+            let moved = if months >= 0 {
+                day.checked_add_months(chrono::Months::new(months.unsigned_abs()))
+            } else {
+                day.checked_sub_months(chrono::Months::new(months.unsigned_abs()))
+            };
+            moved.unwrap_or(day)
+        };
+        let mut shifted = self.clone();
+        // Expectations name the file's own days; a shifted run is not checked against them.
+        shifted.expectations.clear();
+        shifted.start = shift(self.start);
+        shifted.until = shift(self.until);
+        for step in &mut shifted.steps {
+            step.on = shift(step.on);
+            if let Action::Usage { day, .. } = &mut step.action {
+                *day = shift(*day);
+            }
+        }
+        shifted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use billing_harness::calendar::Job;
+    use billing_harness::model::Month;
+
+    #[test]
+    fn actions_and_jobs_read_as_words_with_the_scenarios_keys() {
+        let scenario = Scenario {
+            name: "words".into(),
+            description: None,
+            start: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            until: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            catalog: Catalog::new(Vec::new()),
+            orgs: vec![OrgDef {
+                key: "acme".into(),
+                name: Some("Acme Inc.".into()),
+                card: None,
+                owner: None,
+                members: Vec::new(),
+            }],
+            tenants: vec![TenantDef {
+                key: "acme-analytics".into(),
+                org: 0,
+                product: "analytics".into(),
+            }],
+            products: Vec::new(),
+            steps: Vec::new(),
+            expectations: Vec::new(),
+            path: "words.toml".into(),
+            source: String::new(),
+        };
+        let text = |action: Action| action.display(&scenario).to_string();
+        assert_eq!(
+            text(Action::Subscribe {
+                tenant: 0,
+                plan: "pro".into()
+            }),
+            "subscribe acme-analytics to pro"
+        );
+        assert_eq!(
+            text(Action::ChangePlan {
+                tenant: 0,
+                plan: "business".into()
+            }),
+            "change acme-analytics to plan business"
+        );
+        assert_eq!(text(Action::Cancel { tenant: 0 }), "cancel acme-analytics");
+        assert_eq!(
+            text(Action::Usage {
+                tenant: 0,
+                metric: "api_calls".into(),
+                quantity: 120_000,
+                day: "2026-10-25".parse().expect("a date"),
+            }),
+            "record 120000 api_calls for acme-analytics on 2026-10-25"
+        );
+        assert_eq!(
+            text(Action::SetCard {
+                org: 0,
+                card: TestCard::FailTimes(2)
+            }),
+            "register card fail_times:2 for acme"
+        );
+        assert_eq!(text(Action::Cancel { tenant: 7 }), "cancel tenant #7");
+        let month = Month::new(2026, 11).unwrap();
+        assert_eq!(Job::Close(month).to_string(), "close of 2026-11");
+        assert_eq!(Job::Charge.to_string(), "charge");
+        assert_eq!(Job::Retry.to_string(), "retries");
+    }
+}

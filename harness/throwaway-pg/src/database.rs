@@ -1,0 +1,321 @@
+//! `Database`: one test's throwaway database (a clone of the migrated template) or an existing
+//! database attached by URL, with a pool on it. Dropped on success, kept for inspection when the
+//! test fails. Knows databases only: the domain is wired on top, in [`crate::TestEnv`].
+
+use std::path::PathBuf;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::EnvError;
+use super::broker::{Broker, Lease};
+use super::config::MigrationSource;
+use super::endpoint;
+use super::server::Backend;
+use super::template::Schema;
+
+/// A database for one test: a fresh clone of the migrated template, or an attached one.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let db = billing_harness::env::Database::new().await?;
+/// let n: i64 = sqlx::query_scalar("select count(*) from tenants").fetch_one(db.pool()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Database {
+    /// `None` only while dropping: the connections close before the database is dropped.
+    pool: Option<PgPool>,
+    target: Target,
+    /// Whether the schema has `harness_clock` and `harness_now()`.
+    db_clock: bool,
+    broker: &'static Broker,
+}
+
+/// Whose database a [`Database`] uses.
+#[derive(Debug)]
+enum Target {
+    /// A database the broker gave this test: dropped (or kept) at the end.
+    Leased(Lease),
+    /// An existing database ([`DatabaseBuilder::attach`]): never dropped.
+    Attached {
+        name: String,
+        url: String,
+        options: Box<PgConnectOptions>,
+    },
+}
+
+/// Options for a [`Database`]; every setter documents its default.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct DatabaseBuilder {
+    migrations: Option<MigrationSource>,
+    default_migrations: Option<MigrationSource>,
+    without_db_clock: bool,
+    app_pool: u32,
+}
+
+impl DatabaseBuilder {
+    /// Builds the template from this folder of sqlx migrations instead of the bundled platform
+    /// schema (default: `HARNESS_MIGRATIONS`, else the bundled schema). A relative path is taken
+    /// from the folder of the crate whose tests run (`CARGO_MANIFEST_DIR`; cargo and
+    /// cargo-nextest set it), so `.migrations("migrations")` finds the crate's own wherever the
+    /// tests are started; `concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")` fixes it at
+    /// compile time for binaries started without cargo. The template is keyed by the folder's
+    /// content, so editing a migration builds a new one.
+    pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.migrations = Some(MigrationSource::dir(dir));
+        self
+    }
+
+    /// Builds the template from migrations compiled into the test binary (`static MIGRATOR:
+    /// Migrator = sqlx::migrate!();`) instead of the bundled platform schema. The same
+    /// migrations read from a folder share the template.
+    pub fn migrator(mut self, migrator: &'static Migrator) -> Self {
+        self.migrations = Some(MigrationSource::Embedded(migrator));
+        self
+    }
+
+    /// The migrations to use when neither [`DatabaseBuilder::migrations`],
+    /// [`DatabaseBuilder::migrator`] nor `HARNESS_MIGRATIONS` names any (default: none, and
+    /// [`DatabaseBuilder::build`] says so). A library that ships a schema sets it.
+    pub fn default_migrations(mut self, migrations: MigrationSource) -> Self {
+        self.default_migrations = Some(migrations);
+        self
+    }
+
+    /// Leaves the schema untouched by the harness: no `harness_clock` table and no
+    /// `harness_now()` function go in before the migrations (default: they do). The database's
+    /// time is then the server's own (`now()`), and a test clock moves the application's time
+    /// only. The bundled platform schema needs them.
+    pub fn without_db_clock(mut self) -> Self {
+        self.without_db_clock = true;
+        self
+    }
+
+    /// Declares that the test opens a pool of its own with up to `connections` connections to
+    /// this database (the application under test, say), so that the connection budget shared
+    /// by every test process counts them (default 0: only the harness's pool of
+    /// `HARNESS_POOL_SIZE`).
+    pub fn app_pool(mut self, connections: u32) -> Self {
+        self.app_pool = connections;
+        self
+    }
+
+    /// A database for the test: one the server cloned ahead (the warm pool), or a fresh clone.
+    ///
+    /// # Errors
+    /// See [`EnvError`]: misconfiguration, no backend, a server that fails to start, failing
+    /// migrations; [`EnvError::Conflict`] for the bundled schema without the database clock.
+    pub async fn build(self) -> Result<Database, EnvError> {
+        let broker = Broker::global()?;
+        let migrations = self
+            .migrations
+            .or_else(|| broker.config().migrations.clone())
+            .or(self.default_migrations)
+            .ok_or_else(|| {
+                EnvError::Conflict(
+                    "no migrations to build the template from: give DatabaseBuilder::migrations(DIR) or ::migrator(&MIGRATOR), or set HARNESS_MIGRATIONS".into(),
+                )
+            })?;
+        if let MigrationSource::Named {
+            name,
+            needs_db_clock: true,
+            ..
+        } = migrations
+            && self.without_db_clock
+        {
+            return Err(EnvError::Conflict(format!(
+                "{name} calls harness_now(), so it cannot go without the database clock: give your own migrations, or leave the clock in"
+            )));
+        }
+        let schema = Schema::new(migrations).with_db_clock(!self.without_db_clock);
+        let pool_size = broker.config().pool_size;
+        let lease = broker.claim(&schema, pool_size + self.app_pool).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .connect_with(lease.connect_options())
+            .await
+            .map_err(EnvError::db(format!("connect to {}", lease.name)));
+        match pool {
+            Ok(pool) => Ok(Database {
+                pool: Some(pool),
+                target: Target::Leased(lease),
+                db_clock: schema.db_clock(),
+                broker,
+            }),
+            Err(e) => {
+                let _ = broker.release(&lease, None).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// An existing database (a QA database marked with `cargo xtask db mark`), never dropped.
+    ///
+    /// # Errors
+    /// The URL is invalid or the database cannot be reached.
+    pub async fn attach(self, url: &str) -> Result<Database, EnvError> {
+        let broker = Broker::global()?;
+        let shown = endpoint::redact(url);
+        let options: PgConnectOptions =
+            url.parse()
+                .map_err(|e: sqlx::Error| EnvError::BadVariable {
+                    var: "--database-url",
+                    value: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+        let name = options.get_database().unwrap_or("postgres").to_owned();
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await
+            .map_err(EnvError::db(format!("connect to {shown}")))?;
+        Ok(Database {
+            pool: Some(pool),
+            target: Target::Attached {
+                name,
+                url: shown,
+                options: Box::new(options),
+            },
+            // `cargo xtask db mark` installs it.
+            db_clock: true,
+            broker,
+        })
+    }
+}
+
+impl Database {
+    /// Options for a database.
+    pub fn builder() -> DatabaseBuilder {
+        DatabaseBuilder::default()
+    }
+
+    /// A fresh database from the configured migrations.
+    ///
+    /// # Errors
+    /// See [`DatabaseBuilder::build`].
+    pub async fn new() -> Result<Database, EnvError> {
+        Self::builder().build().await
+    }
+
+    /// A pool of connections to the database.
+    pub fn pool(&self) -> &PgPool {
+        self.pool
+            .as_ref()
+            .expect("the pool is only taken by Drop, after which nothing can call this")
+    }
+
+    /// Driver options for this database, for a pool of the test's own (declare its size with
+    /// [`DatabaseBuilder::app_pool`]): `PgPoolOptions::new().connect_with(db.connect_options())`.
+    /// On a local server they go through its unix socket.
+    pub fn connect_options(&self) -> PgConnectOptions {
+        match &self.target {
+            Target::Leased(lease) => lease.connect_options(),
+            Target::Attached { options, .. } => (**options).clone(),
+        }
+    }
+
+    /// The host other programs reach the database's server at over TCP (`127.0.0.1` for a
+    /// throwaway server).
+    pub fn host(&self) -> String {
+        match &self.target {
+            Target::Leased(lease) => lease.host(),
+            Target::Attached { options, .. } => options.get_host().to_owned(),
+        }
+    }
+
+    /// The server's TCP port.
+    pub fn port(&self) -> u16 {
+        match &self.target {
+            Target::Leased(lease) => lease.port(),
+            Target::Attached { options, .. } => options.get_port(),
+        }
+    }
+
+    /// The database's name (`bh_...`).
+    pub fn name(&self) -> &str {
+        match &self.target {
+            Target::Leased(lease) => &lease.name,
+            Target::Attached { name, .. } => name,
+        }
+    }
+
+    /// The database's URL, for other programs (a product under test, say). The password of a
+    /// server given by URL is hidden.
+    pub fn url(&self) -> String {
+        match &self.target {
+            Target::Leased(lease) => lease.url(),
+            Target::Attached { url, .. } => url.clone(),
+        }
+    }
+
+    /// A ready-to-paste `psql` command that opens the database.
+    pub fn psql_command(&self) -> String {
+        match &self.target {
+            Target::Leased(lease) => lease.psql_command(),
+            Target::Attached { url, .. } => format!("psql '{url}'"),
+        }
+    }
+
+    /// Whether the schema has the harness's database clock (`harness_clock` and
+    /// `harness_now()`); see [`DatabaseBuilder::without_db_clock`].
+    pub fn has_db_clock(&self) -> bool {
+        self.db_clock
+    }
+
+    /// Whether this is a throwaway clone (dropped after the test), not an attached database.
+    pub fn is_owned(&self) -> bool {
+        matches!(self.target, Target::Leased(_))
+    }
+
+    /// The backend serving the database.
+    pub fn backend(&self) -> Backend {
+        match &self.target {
+            Target::Leased(lease) => lease.backend,
+            Target::Attached { .. } => Backend::Url,
+        }
+    }
+
+    /// What a failed test prints: where its kept database is, how to open it, and how to drop
+    /// kept databases.
+    pub fn failure_note(&self) -> String {
+        super::note::kept(self.name(), &self.psql_command())
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Dropping the last pool handle closes its idle connections at once.
+        drop(self.pool.take());
+        let Target::Leased(lease) = &self.target else {
+            return;
+        };
+        if !std::thread::panicking() {
+            // Off the test's path: the broker drops it in the background.
+            self.broker.release_in_background(lease);
+            return;
+        }
+        let thread = std::thread::current();
+        let keep = format!("failed test {}", thread.name().unwrap_or("(unnamed)"));
+        let released = self
+            .broker
+            .release_blocking(lease, Some(keep))
+            .inspect_err(|e| {
+                eprintln!(
+                    "billing-harness: could not release {}: {}",
+                    lease.name,
+                    super::error::with_causes(e)
+                );
+            })
+            .ok();
+        match released.and_then(|r| r.dropped_note(&lease.name)) {
+            Some(note) => eprintln!("{note}"),
+            None => eprintln!("{}", self.failure_note()),
+        }
+        if let Some(warning) = self.broker.space_warning() {
+            eprintln!("{warning}");
+        }
+    }
+}

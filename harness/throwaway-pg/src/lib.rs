@@ -1,0 +1,117 @@
+//! Throwaway PostgreSQL for tests: the only module that starts processes, opens sockets or
+//! administers a server. It knows databases only, nothing of the billing domain (the product-mock
+//! container it starts serves mocks it knows nothing about).
+//!
+//! A process gets a server from one backend (`url`, `local` or `container`, see [`Config`]),
+//! builds one migrated template per [`Schema`] (keyed by the migrations' content), and hands each
+//! test a database of its own ([`Database`]), taken from a warm pool of clones made ahead in the
+//! server. Processes that share a state directory share the server; the templates, the warm
+//! pools, the reaping of what ended processes left, and the connection budget are coordinated
+//! through advisory locks in the server itself ([`Broker`]).
+
+mod admin;
+mod broker;
+mod budget;
+mod config;
+mod container;
+mod database;
+mod endpoint;
+mod error;
+mod instance;
+mod local;
+mod maintenance;
+mod mark;
+mod mock_container;
+mod note;
+mod os;
+mod pool;
+mod reaper;
+mod server;
+mod template;
+
+pub use broker::{Broker, CloneStrategy, Lease, Released};
+pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
+pub use database::{Database, DatabaseBuilder};
+pub use endpoint::redact as redact_url;
+pub use error::EnvError;
+pub use error::with_causes;
+pub use mark::{mark, marker};
+pub use mock_container::{MockContainer, product_mock_container, reap_dead as reap_product_mocks};
+pub use server::{
+    Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,
+};
+pub use template::Schema;
+
+/// The wall clock, to the second: read when a clock starts without an explicit instant, and by
+/// tools that must know the present (seeding a QA database). Nothing else in the workspace may
+/// read wall time (clippy's `disallowed-methods`).
+pub fn wall_now() -> chrono::DateTime<chrono::Utc> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one reader of wall time: the test clock starts from it, and the database's own bookkeeping stamps with it"
+    )]
+    let now = chrono::Utc::now();
+    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::seconds(1)).unwrap_or(now)
+}
+
+/// Drops the databases kept for failed tests on the configured server (the one `HARNESS_*`
+/// selects): all of them, or only the one named `only`. An idle throwaway server then stops once
+/// its linger time has passed. Returns the names dropped. `HARNESS_DROP_KEPT=1` does the same
+/// from the command line, as a test run starts.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), billing_harness::EnvError> {
+/// let dropped = billing_harness::env::drop_kept(None).await?;
+/// println!("dropped {dropped:?}");
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// The configuration is invalid, or the server cannot be reached.
+pub async fn drop_kept(only: Option<&str>) -> Result<Vec<String>, EnvError> {
+    Broker::global()?.drop_kept(only).await
+}
+
+/// Stops the throwaway server under `state_dir` now if no process uses it, forgetting kept
+/// databases. Returns which backends' servers were stopped.
+///
+/// # Errors
+/// A lock file could not be opened.
+pub fn stop_unused(state_dir: &std::path::Path) -> Result<Vec<&'static str>, EnvError> {
+    let mut stopped = Vec::new();
+    for backend in ["local", "container"] {
+        if instance::stop_if_unused(&state_dir.join(backend))? {
+            stopped.push(backend);
+        }
+    }
+    Ok(stopped)
+}
+
+/// Every row the current transaction on `conn` wrote or changed, per table of the `public`
+/// schema, as JSON objects (read from each row's `xmin`): what a transaction will commit, shown
+/// before it does. Tables without such rows are left out.
+///
+/// # Errors
+/// The database failed.
+pub async fn rows_written(
+    conn: &mut sqlx::PgConnection,
+) -> Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>, sqlx::Error> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select tablename::text from pg_tables where schemaname = 'public' order by 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut written = std::collections::BTreeMap::new();
+    for table in tables {
+        let rows: Vec<serde_json::Value> = sqlx::query_scalar(&format!(
+            "select to_jsonb(t) from public.\"{table}\" t \
+             where t.xmin = pg_current_xact_id()::xid order by 1::text"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        if !rows.is_empty() {
+            written.insert(table, rows);
+        }
+    }
+    Ok(written)
+}
