@@ -595,6 +595,7 @@ fn build(json: bool) -> anyhow::Result<ExitCode> {
         let t = Instant::now();
         for _ in 0..TENANTS {
             let tenant = env
+                .build()
                 .tenant()
                 .plan("pro")
                 .subscribed_on(start)

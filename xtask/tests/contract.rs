@@ -70,6 +70,7 @@ async fn a_contract_file_is_refused_unmarked_shown_on_a_dry_run_then_applied_onc
             .await
             .unwrap();
         qa_env
+            .build()
             .tenant()
             .plan("pro")
             .name("acme-analytics")

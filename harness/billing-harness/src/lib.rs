@@ -16,16 +16,19 @@
 //! QA's TOML scenarios are the `billing-scenarios` crate, built on this one.
 
 pub mod builders;
+mod dates;
+mod fakes;
 pub mod prelude;
 mod test_env;
+mod world;
 
 pub use billing_platform::{billing, calendar, clock, model, payments, platform, products, purge};
 /// The throwaway PostgreSQL under every [`TestEnv`]: the `throwaway-pg` crate.
 pub use throwaway_pg as env;
 
 pub use env::EnvError;
+pub use test_env::{Build, TestEnv, TestEnvBuilder};
 pub use test_env::{Convergence, SyncError};
-pub use test_env::{TestEnv, TestEnvBuilder};
 
 /// The reference platform's schema as [`TestEnv`] builds it by default (unless given migrations
 /// of the test's own, or `HARNESS_MIGRATIONS`).
@@ -36,8 +39,3 @@ pub fn platform_schema() -> env::MigrationSource {
         needs_db_clock: true,
     }
 }
-
-/// The README's examples, compiled as doctests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-mod readme {}

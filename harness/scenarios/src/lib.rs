@@ -190,3 +190,9 @@ fn from_toml<T: serde::de::DeserializeOwned>(path: &str, source: &str) -> Result
         problems.finish().expect_err("cannot fail: one problem was just added")
     })
 }
+
+/// The workspace README's examples, compiled as doctests so that they stay true: here, the one
+/// crate that sees every layer a README example uses.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}

@@ -629,6 +629,7 @@ impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
     async fn create_org(&mut self, def: &OrgDef) -> Result<(), DriverError> {
         let builder = self
             .env()
+            .build()
             .org()
             .name(def.name.clone().unwrap_or_else(|| def.key.clone()));
         let builder = match def.card {
@@ -647,6 +648,7 @@ impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
     async fn create_user(&mut self, org: &str, email: &str) -> Result<(), DriverError> {
         let org = self.org(org)?;
         self.env()
+            .build()
             .user()
             .org(org)
             .email(suffixed(email, &self.options))
@@ -660,6 +662,7 @@ impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
         let org = self.org(org)?;
         let tenant = self
             .env()
+            .build()
             .tenant()
             .org(org)
             .product(def.product.clone())

@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A database with the catalog, an organization and two of its members, jo and kim.
 async fn two_members() -> (TestEnv, billing_harness::builders::Org, UserId, UserId) {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let org = env.org().create().await.unwrap();
+    let org = env.build().org().create().await.unwrap();
     let now = env.clock().now();
     let p = env.platform();
     let jo = p
@@ -128,8 +128,8 @@ async fn a_user_leaves_once_and_alone() {
 #[tokio::test]
 async fn a_spec_is_set_on_its_own_tenant_and_a_deleted_tenant_is_unknown() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let a = env.tenant().plan("pro").create().await.unwrap();
-    let b = env.tenant().plan("pro").create().await.unwrap();
+    let a = env.build().tenant().plan("pro").create().await.unwrap();
+    let b = env.build().tenant().plan("pro").create().await.unwrap();
     let p = env.platform();
     let now = env.clock().now();
     let b_before = tenant(&env, b.id()).await;
@@ -168,9 +168,9 @@ async fn a_spec_is_set_on_its_own_tenant_and_a_deleted_tenant_is_unknown() {
 #[tokio::test]
 async fn deleting_a_tenant_ends_its_own_live_subscription_only_and_a_second_delete_is_unknown() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let a = env.tenant().plan("pro").create().await.unwrap();
+    let a = env.build().tenant().plan("pro").create().await.unwrap();
     // b has a cancelled subscription before its live one.
-    let b = env.tenant().plan("pro").create().await.unwrap();
+    let b = env.build().tenant().plan("pro").create().await.unwrap();
     b.cancel()
         .on(env.day(chrono::NaiveDate::from_ymd_opt(2026, 10, 3).unwrap()))
         .await
@@ -214,8 +214,8 @@ async fn deleting_a_tenant_ends_its_own_live_subscription_only_and_a_second_dele
 #[tokio::test]
 async fn a_new_card_replaces_its_organizations_active_card_only() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let other = env.org().card(TestCard::Ok).create().await.unwrap();
-    let org = env.org().card(TestCard::Ok).create().await.unwrap();
+    let other = env.build().org().card(TestCard::Ok).create().await.unwrap();
+    let org = env.build().org().card(TestCard::Ok).create().await.unwrap();
     // The organization removed its first card in the card service.
     sqlx::query("update cards set status = 'removed', removed_at = $2 where organization_id = $1")
         .bind(org.id)
@@ -254,8 +254,8 @@ async fn a_new_card_replaces_its_organizations_active_card_only() {
 #[tokio::test]
 async fn registering_a_card_does_not_wait_for_another_organization() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let a = env.org().create().await.unwrap();
-    let b = env.org().create().await.unwrap();
+    let a = env.build().org().create().await.unwrap();
+    let b = env.build().org().create().await.unwrap();
     // A registration for b in progress holds b's row until it commits.
     let mut held = env.pool().begin().await.unwrap();
     sqlx::query("select id from organizations where id = $1 for update")
@@ -279,7 +279,7 @@ async fn registering_a_card_does_not_wait_for_another_organization() {
 #[tokio::test]
 async fn a_registered_card_expires_on_january_1st_three_years_on() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let org = env.org().create().await.unwrap();
+    let org = env.build().org().create().await.unwrap();
     env.platform()
         .register_card(
             org.id,

@@ -106,7 +106,7 @@ async fn draw_fake_data(env: &TestEnv) {
         .install_catalog(&catalog, env.clock().now())
         .await
         .unwrap();
-    env.org().create().await.unwrap();
+    env.build().org().create().await.unwrap();
 }
 
 /// A folder of migrations whose content no other run has: its template is new to the server.

@@ -22,6 +22,7 @@ async fn env() -> TestEnv {
 async fn upgrade_mid_month_bills_both_plans() {
     let env = env().await;
     let t = env
+        .build()
         .tenant()
         .plan("pro")
         .subscribed_on(env.months_ago(1).day(10))
@@ -60,6 +61,7 @@ async fn upgrade_mid_month_bills_both_plans() {
 async fn a_subscription_from_last_month_with_daily_usage_is_consistent_across_six_tables() {
     let env = env().await;
     let t = env
+        .build()
         .tenant()
         .plan("pro")
         .subscribed_on(env.last_month().day(1))
@@ -122,17 +124,25 @@ async fn a_subscription_from_last_month_with_daily_usage_is_consistent_across_si
 #[tokio::test]
 async fn tenants_share_one_default_org_unless_they_ask_for_their_own() {
     let env = env().await;
-    let a = env.tenant().plan("pro").create().await.unwrap();
-    let b = env.tenant().create().await.unwrap();
+    let a = env.build().tenant().plan("pro").create().await.unwrap();
+    let b = env.build().tenant().create().await.unwrap();
     let c = env
+        .build()
         .tenant()
         .card(TestCard::Declined)
         .plan("free")
         .create()
         .await
         .unwrap();
-    let org = env.org().name("Globex").create().await.unwrap();
-    let d = env.tenant().org(&org).users(2).create().await.unwrap();
+    let org = env.build().org().name("Globex").create().await.unwrap();
+    let d = env
+        .build()
+        .tenant()
+        .org(&org)
+        .users(2)
+        .create()
+        .await
+        .unwrap();
     assert_eq!(a.org(), b.org());
     assert_ne!(c.org(), a.org());
     assert_eq!(d.org(), org.id);
@@ -150,14 +160,21 @@ async fn tenants_share_one_default_org_unless_they_ask_for_their_own() {
 #[tokio::test]
 async fn traits_compose_at_the_call_site() {
     let env = env().await;
-    let late = env.tenant().plan("pro").past_due().create().await.unwrap();
+    let late = env
+        .build()
+        .tenant()
+        .plan("pro")
+        .past_due()
+        .create()
+        .await
+        .unwrap();
     let timeline = late.timeline().await.unwrap();
     assert_eq!(timeline.subscription.unwrap().status.as_str(), "past_due");
     assert_eq!(
         timeline.attempts[0].failure_code.as_deref(),
         Some("declined")
     );
-    let org = env.org().invitations(3).create().await.unwrap();
+    let org = env.build().org().invitations(3).create().await.unwrap();
     let pending: i64 = sqlx::query_scalar(
         "select count(*) from invitations where organization_id = $1 and status = 'pending'",
     )
@@ -173,6 +190,7 @@ async fn build_gives_plain_values_and_writes_nothing() {
     let env = env().await;
     let before = fingerprint(&env).await;
     let spec = env
+        .build()
         .tenant()
         .card(TestCard::FailTimes(1))
         .plan("business")
@@ -198,7 +216,7 @@ async fn korean_people_and_companies() {
         .build()
         .await
         .unwrap();
-    env.tenant().create().await.unwrap();
+    env.build().tenant().create().await.unwrap();
     let (company, name, phone, locale): (String, String, String, String) = sqlx::query_as(
         "select o.name, u.name, u.phone, u.locale from organizations o join users u on u.organization_id = o.id",
     )
@@ -221,6 +239,7 @@ async fn the_same_seed_creates_identical_data() {
             .await
             .unwrap();
         let t = env
+            .build()
             .tenant()
             .plan("pro")
             .subscribed_on(env.last_month().day(5))
@@ -234,7 +253,7 @@ async fn the_same_seed_creates_identical_data() {
             .until(env.last_month().day(9))
             .await
             .unwrap();
-        env.org().invitations(2).create().await.unwrap();
+        env.build().org().invitations(2).create().await.unwrap();
         fingerprint(&env).await
     }
     let (a, b, other) = (world(7).await, world(7).await, world(8).await);
@@ -275,6 +294,7 @@ async fn bulk_usage_patterns_record_one_batch() {
 async fn a_refused_step_names_its_rule_and_the_clock_never_rewinds_past_a_job() {
     let env = env().await;
     let t = env
+        .build()
         .tenant()
         .plan("pro")
         .subscribed_on(env.last_month().day(10))
@@ -305,7 +325,7 @@ async fn a_failing_test_prints_its_seed() {
         .build()
         .await
         .unwrap();
-    env.tenant().plan("pro").create().await.unwrap();
+    env.build().tenant().plan("pro").create().await.unwrap();
     let note = env.failure_note();
     assert!(
         note.contains("fake data seed: 1234 (HARNESS_SEED=1234 replays it)"),

@@ -49,7 +49,13 @@ fn contract_terms() -> Terms {
 #[tokio::test]
 async fn a_contract_from_the_15th_bills_its_own_fee_quota_and_overage_prorated() {
     let env = env().await;
-    let t = env.tenant().product("analytics").create().await.unwrap();
+    let t = env
+        .build()
+        .tenant()
+        .product("analytics")
+        .create()
+        .await
+        .unwrap();
     let applied = t
         .contract()
         .plan("pro")
@@ -184,7 +190,7 @@ async fn applying_a_contract_twice_on_one_day_is_refused_and_writes_nothing() {
 #[tokio::test]
 async fn bad_terms_are_refused_with_the_term_named() {
     let env = env().await;
-    let t = env.tenant().plan("pro").create().await.unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
     let before = fingerprint(&env).await;
     let cases = [
         (t.contract().included("storage_gb", 10), "storage_gb"),
@@ -199,7 +205,7 @@ async fn bad_terms_are_refused_with_the_term_named() {
         assert!(e.to_string().contains(named), "{e}");
     }
     assert_eq!(fingerprint(&env).await, before, "nothing written");
-    let none = env.tenant().create().await.unwrap();
+    let none = env.build().tenant().create().await.unwrap();
     assert_eq!(
         none.contract().await.unwrap_err().code(),
         "no_active_subscription",
@@ -210,7 +216,13 @@ async fn bad_terms_are_refused_with_the_term_named() {
 #[tokio::test]
 async fn a_contract_ends_on_its_term_and_the_product_gets_spec_and_terms() {
     let env = env().await;
-    let t = env.tenant().plan("business").create().await.unwrap();
+    let t = env
+        .build()
+        .tenant()
+        .plan("business")
+        .create()
+        .await
+        .unwrap();
     env.assert_converged().await;
     t.contract()
         .limit("seats", 200)
@@ -276,8 +288,8 @@ async fn a_term_ending_today_ends_at_todays_run_and_one_ending_tomorrow_at_tomor
     let env = env().await;
     distinct_ids(&env).await;
     let today = env.today();
-    let ending = env.tenant().plan("pro").create().await.unwrap();
-    let staying = env.tenant().plan("pro").create().await.unwrap();
+    let ending = env.build().tenant().plan("pro").create().await.unwrap();
+    let staying = env.build().tenant().plan("pro").create().await.unwrap();
     let (slug, spec) = slug_and_spec(&env, staying.id()).await;
     // The later term first: written to the other subscription's contract too, it would be
     // overwritten there by the earlier one.
@@ -375,7 +387,13 @@ async fn a_contract_without_a_plan_over_a_contract_is_made_over_its_catalog_plan
     let env = env().await;
     distinct_ids(&env).await;
     let today = env.today();
-    let t = env.tenant().plan("business").create().await.unwrap();
+    let t = env
+        .build()
+        .tenant()
+        .plan("business")
+        .create()
+        .await
+        .unwrap();
     // Names are for people: the base is found by key.
     display_names(&env).await;
     t.contract()

@@ -60,7 +60,13 @@ async fn advance(env: &TestEnv, at: DateTime<Utc>, rule: &str) {
 
 /// A tenant of its own organization holding `card`, on pro from the clock's now.
 async fn pro_with<'e>(env: &'e TestEnv, card: TestCard) -> Tenant<'e> {
-    env.tenant().plan("pro").card(card).create().await.unwrap()
+    env.build()
+        .tenant()
+        .plan("pro")
+        .card(card)
+        .create()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -105,8 +111,14 @@ async fn an_invoice_is_charged_on_its_due_charge_day_and_not_before() {
 #[tokio::test]
 async fn the_charge_captures_the_total_with_tax() {
     let env = env_with_catalog(midnight(2026, 10, 10), "0.1").await;
-    let won = env.tenant().plan("pro").create().await.unwrap();
-    let cents = env.tenant().plan("team-usd").create().await.unwrap();
+    let won = env.build().tenant().plan("pro").create().await.unwrap();
+    let cents = env
+        .build()
+        .tenant()
+        .plan("team-usd")
+        .create()
+        .await
+        .unwrap();
     advance(&env, midnight(2026, 11, 5), "rule: the charge").await;
     // pro from October 10th: subtotal floor(99,000 × 22 / 31) = 70,258, tax floor(7,025.8) =
     // 7,025, total 77,283. team-usd: floor(19.99 × 22 / 31) = 14.18, tax floor(1.418) = 1.41,

@@ -178,7 +178,7 @@ async fn products_in_a_container_sync_with_faults_and_drift_and_converge() {
     mock.fail_next(Fault::Status503, 1);
     mock.fail_next(Fault::ReplyLost, 1);
     mock.fail_next(Fault::Timeout, 1);
-    let t = env.tenant().plan("pro").create().await.unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
     let converging = std::time::Instant::now();
     env.assert_converged().await;
     println!(

@@ -122,6 +122,7 @@ async fn rich(env: &TestEnv) -> (Org, Org, UserId) {
         .await
         .unwrap();
     let org = env
+        .build()
         .org()
         .card(TestCard::Ok)
         .invitations(2)
@@ -129,7 +130,8 @@ async fn rich(env: &TestEnv) -> (Org, Org, UserId) {
         .await
         .unwrap();
     let start = env.months_ago(3).day(3);
-    env.tenant()
+    env.build()
+        .tenant()
         .org(&org)
         .plan("pro")
         .users(1)
@@ -138,7 +140,8 @@ async fn rich(env: &TestEnv) -> (Org, Org, UserId) {
         .create()
         .await
         .unwrap();
-    env.tenant()
+    env.build()
+        .tenant()
         .org(&org)
         .plan("crm-basic")
         .subscribed_on(start)
@@ -149,8 +152,9 @@ async fn rich(env: &TestEnv) -> (Org, Org, UserId) {
         .register_card(org.id, TestCard::Ok, env.clock().now())
         .await
         .unwrap();
-    let other = env.org().card(TestCard::Ok).create().await.unwrap();
-    env.tenant()
+    let other = env.build().org().card(TestCard::Ok).create().await.unwrap();
+    env.build()
+        .tenant()
         .org(&other)
         .plan("pro")
         .users(1)
@@ -326,7 +330,14 @@ async fn a_rich_user_is_purged_completely_and_nothing_else_moves() {
 #[tokio::test]
 async fn the_last_member_takes_the_org_and_a_member_only_leaves() {
     let env = env().await;
-    let t = env.tenant().plan("pro").users(1).create().await.unwrap();
+    let t = env
+        .build()
+        .tenant()
+        .plan("pro")
+        .users(1)
+        .create()
+        .await
+        .unwrap();
     let org = t.org();
     let member: UserId =
         sqlx::query_scalar("select id from users where organization_id = $1 and role = 'member'")
@@ -364,7 +375,7 @@ async fn the_last_member_takes_the_org_and_a_member_only_leaves() {
 #[tokio::test]
 async fn a_table_a_later_migration_adds_is_covered_or_named() {
     let env = env().await;
-    let t = env.tenant().plan("pro").create().await.unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
     sqlx::raw_sql(
         "create table tenant_notes (id bigint generated always as identity primary key, \
          tenant_id bigint not null references tenants, note text not null)",

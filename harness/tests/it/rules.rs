@@ -87,7 +87,7 @@ pub(crate) fn refused<T: std::fmt::Debug>(
 
 /// A subscribed tenant of the default organization (card `ok`), subscribed at the clock's now.
 async fn subscribed<'e>(env: &'e TestEnv, plan: &str) -> Tenant<'e> {
-    env.tenant().plan(plan).create().await.unwrap()
+    env.build().tenant().plan(plan).create().await.unwrap()
 }
 
 /// The default plans (pro 99,000 KRW with 100,000 calls then 500 per 1,000; business 290,000
@@ -564,8 +564,8 @@ async fn a_zero_total_invoice_is_paid_at_once_and_never_charged() {
 #[tokio::test]
 async fn a_day_is_a_calendar_day_in_seoul() {
     let env = env_at(midnight(2026, 10, 9)).await;
-    let late = env.tenant().create().await.unwrap();
-    let midnight_tenant = env.tenant().create().await.unwrap();
+    let late = env.build().tenant().create().await.unwrap();
+    let midnight_tenant = env.build().tenant().create().await.unwrap();
     let p = env.platform();
     // 23:59 on October 9th in Seoul is 14:59 UTC: still the 9th. 23 of 31 days:
     // floor(99,000 × 23 / 31) = floor(73,451.61…) = 73,451.
@@ -766,9 +766,9 @@ async fn the_plan_changes_at_most_once_per_local_day() {
 async fn a_paid_plan_needs_a_card_and_a_free_plan_does_not() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
     // Another organization's card does not count.
-    env.org().card(TestCard::Ok).create().await.unwrap();
-    let org = env.org().without_card().create().await.unwrap();
-    let t = env.tenant().org(&org).create().await.unwrap();
+    env.build().org().card(TestCard::Ok).create().await.unwrap();
+    let org = env.build().org().without_card().create().await.unwrap();
+    let t = env.build().tenant().org(&org).create().await.unwrap();
     let p = env.platform();
     let now = || env.clock().now();
     let code = |r: Result<(), DomainError>| r.map_err(|e| e.code()).err();
@@ -796,14 +796,14 @@ async fn a_paid_plan_needs_a_card_and_a_free_plan_does_not() {
         "rule: with a card the paid plan is accepted"
     );
     // Only an active card counts: one its organization removed (in the card service) does not.
-    let removed = env.org().card(TestCard::Ok).create().await.unwrap();
+    let removed = env.build().org().card(TestCard::Ok).create().await.unwrap();
     sqlx::query("update cards set status = 'removed', removed_at = $2 where organization_id = $1")
         .bind(removed.id.0)
         .bind(now())
         .execute(env.pool())
         .await
         .unwrap();
-    let t = env.tenant().org(&removed).create().await.unwrap();
+    let t = env.build().tenant().org(&removed).create().await.unwrap();
     assert_eq!(
         code(p.subscribe(t.id(), "tiny", now()).await.map(drop)),
         Some("card_required"),

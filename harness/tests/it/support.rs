@@ -186,7 +186,8 @@ pub(crate) fn assert_timeline(name: &str, timeline: &billing_harness::platform::
 
 /// A tenant on `pro` since the 1st of last month, through the builders.
 pub(crate) async fn pro_since_last_month(env: &TestEnv) -> billing_harness::builders::Tenant<'_> {
-    env.tenant()
+    env.build()
+        .tenant()
         .plan("pro")
         .subscribed_on(env.last_month().day(1))
         .create()

@@ -42,6 +42,7 @@ async fn analytics(env: &TestEnv) -> Arc<ProductMock> {
 async fn subscribe_syncs_user_then_tenant_then_subscription() {
     let env = env_on("2026-11-24", 7).await;
     let t = env
+        .build()
         .tenant()
         .plan("pro")
         .subscribed_on(env.this_month().day(10))
@@ -81,11 +82,11 @@ async fn subscribe_syncs_user_then_tenant_then_subscription() {
 #[tokio::test]
 async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
     let env = env_giving_up_after(1, 3).await;
-    let a = env.tenant().plan("pro").create().await.unwrap();
+    let a = env.build().tenant().plan("pro").create().await.unwrap();
     let mock = analytics(&env).await;
     mock.reject_tenant(a.id().0, 422);
     env.sync_to_idle().await.unwrap();
-    let b = env.tenant().plan("pro").create().await.unwrap();
+    let b = env.build().tenant().plan("pro").create().await.unwrap();
     env.sync_to_idle().await.unwrap();
 
     assert!(
@@ -127,7 +128,7 @@ async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
 #[tokio::test]
 async fn drift_in_a_product_is_found_and_repaired() {
     let env = env_on("2026-11-24", 2).await;
-    let t = env.tenant().plan("pro").create().await.unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
     env.assert_converged().await;
     let mock = analytics(&env).await;
     let what = mock.drift(t.id().0).unwrap();
@@ -163,7 +164,7 @@ async fn faults_are_retried_with_backoff_on_the_test_clock() {
     let mock = analytics(&env).await;
     mock.fail_next(Fault::Status503, 2);
     let start = env.clock().now();
-    env.tenant().plan("pro").create().await.unwrap();
+    env.build().tenant().plan("pro").create().await.unwrap();
     env.assert_converged().await;
     let journal = mock.journal();
     assert_eq!(journal[0].status, Some(503));
@@ -181,7 +182,8 @@ async fn faults_are_retried_with_backoff_on_the_test_clock() {
 
 /// A new organization with a card that pays.
 async fn org_with_card(env: &TestEnv) -> Org {
-    env.org()
+    env.build()
+        .org()
         .card(billing_harness::payments::TestCard::Ok)
         .create()
         .await
@@ -191,8 +193,8 @@ async fn org_with_card(env: &TestEnv) -> Org {
 /// A tenant on `plan` subscribed on `on`: of `org`, or of a new organization.
 async fn tenant_on<'e>(env: &'e TestEnv, org: Option<&Org>, plan: &str, on: Day) -> Tenant<'e> {
     let builder = match org {
-        Some(org) => env.tenant().org(org),
-        None => env.tenant(),
+        Some(org) => env.build().tenant().org(org),
+        None => env.build().tenant(),
     };
     builder.plan(plan).subscribed_on(on).create().await.unwrap()
 }
@@ -262,7 +264,7 @@ async fn a_deleted_tenant_takes_from_its_product_the_users_no_other_live_tenant_
         tenant_on(&env, None, plan, on).await;
     }
     // And one on analytics only, whose users crm never held.
-    let analytics_only = env.org().create().await.unwrap();
+    let analytics_only = env.build().org().create().await.unwrap();
     tenant_on(&env, Some(&analytics_only), "free", on).await;
     let org = org_with_card(&env).await;
     let first = tenant_on(&env, Some(&org), "pro", on).await;
@@ -337,7 +339,7 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
     let crm_mock = env.product("crm").await.unwrap();
 
     // A key whose head is dead-lettered: it holds its subscription back and is never due.
-    let dead = env.tenant().plan("pro").create().await.unwrap();
+    let dead = env.build().tenant().plan("pro").create().await.unwrap();
     mock.reject_tenant(dead.id().0, 422);
     env.sync_to_idle().await.unwrap();
     assert_eq!(
@@ -352,7 +354,13 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
     // A product without a `sync_url`: its rows wait, untried, until it has one. (The test
     // environment's sync job gives such a product a mock first, so the platform's own
     // functions are called here.)
-    let unreachable = env.tenant().plan("crm-basic").create().await.unwrap();
+    let unreachable = env
+        .build()
+        .tenant()
+        .plan("crm-basic")
+        .create()
+        .await
+        .unwrap();
     sqlx::query("update products set sync_url = null where key = 'crm'")
         .execute(pool)
         .await
@@ -385,7 +393,7 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
 
     // A live head backing off: due when its backoff ends (2 s, up to half again of jitter).
     mock.fail_next(Fault::Status503, 1);
-    let backing_off = env.tenant().plan("pro").create().await.unwrap();
+    let backing_off = env.build().tenant().plan("pro").create().await.unwrap();
     let runs = env.clock().settle().await.unwrap();
     assert_eq!(
         runs.iter().map(|r| (r.job, r.effects)).collect::<Vec<_>>(),
@@ -446,8 +454,8 @@ async fn requeue_puts_back_the_dead_letter_named_due_from_the_given_instant_neve
     use billing_harness::platform::sync::{dead_letters, next_due, requeue};
     let env = env_giving_up_after(8, 2).await;
     let pool = env.pool();
-    let a = env.tenant().plan("pro").create().await.unwrap();
-    let b = env.tenant().plan("pro").create().await.unwrap();
+    let a = env.build().tenant().plan("pro").create().await.unwrap();
+    let b = env.build().tenant().plan("pro").create().await.unwrap();
     let mock = analytics(&env).await;
     mock.reject_tenant(a.id().0, 422);
     mock.reject_tenant(b.id().0, 422);
@@ -529,8 +537,14 @@ async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_o
     use billing_harness::platform::sync::reconcile;
     let env = env_on("2026-11-24", 9).await;
     let pool = env.pool();
-    let on_analytics = env.tenant().plan("pro").create().await.unwrap();
-    let on_crm = env.tenant().plan("crm-basic").create().await.unwrap();
+    let on_analytics = env.build().tenant().plan("pro").create().await.unwrap();
+    let on_crm = env
+        .build()
+        .tenant()
+        .plan("crm-basic")
+        .create()
+        .await
+        .unwrap();
     env.assert_converged().await;
     let crm = env.product("crm").await.unwrap();
     // Display names that sort the other way round from the keys.
@@ -557,7 +571,7 @@ async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_o
     );
 
     // A new analytics tenant's rows are on their way: analytics is busy, crm still read.
-    env.tenant().plan("pro").create().await.unwrap();
+    env.build().tenant().plan("pro").create().await.unwrap();
     let read = reconcile(pool, &client, false, now).await.unwrap();
     assert_eq!(
         found(&read),
@@ -654,7 +668,7 @@ async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_pr
 async fn a_dispatch_reports_what_it_delivered_what_failed_and_what_it_gave_up_on() {
     use billing_harness::platform::sync::dispatch;
     let env = env_on("2026-11-24", 11).await;
-    let t = env.tenant().plan("pro").create().await.unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
     analytics(&env).await.reject_tenant(t.id().0, 422);
     let policy = SyncPolicy {
         max_attempts: 1,

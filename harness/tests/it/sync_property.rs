@@ -122,11 +122,11 @@ async fn play(plan: &Plan) -> Result<(), TestCaseError> {
     }
     let mut tenants = Vec::new();
     let mut users = Vec::new();
-    let org = env.org().create().await.unwrap();
+    let org = env.build().org().create().await.unwrap();
     for step in &plan.steps {
         match step {
             Step::Tenant { own_org, plan } => {
-                let b = env.tenant().product("analytics");
+                let b = env.build().tenant().product("analytics");
                 let b = if *own_org {
                     b.card(billing_harness::payments::TestCard::Ok)
                 } else {
@@ -158,7 +158,7 @@ async fn play(plan: &Plan) -> Result<(), TestCaseError> {
                     let _ = t.delete().await;
                 }
             }
-            Step::User => users.push(env.user().org(&org).create().await.unwrap()),
+            Step::User => users.push(env.build().user().org(&org).create().await.unwrap()),
             Step::Rename(n) => {
                 if let Some(u) = users.get(*n) {
                     let _ = u.rename(&format!("Renamed {n}")).await;

@@ -59,15 +59,21 @@ async fn each_tenant_is_billed_and_charged_for_its_own_periods_and_usage_only() 
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
     display_names(&env).await;
     let p = env.platform();
-    let org_a = env.org().card(TestCard::Ok).create().await.unwrap();
-    let org_b = env.org().card(TestCard::Declined).create().await.unwrap();
+    let org_a = env.build().org().card(TestCard::Ok).create().await.unwrap();
+    let org_b = env
+        .build()
+        .org()
+        .card(TestCard::Declined)
+        .create()
+        .await
+        .unwrap();
     let (a1, a2) = (
-        env.tenant().org(&org_a).create().await.unwrap(),
-        env.tenant().org(&org_a).create().await.unwrap(),
+        env.build().tenant().org(&org_a).create().await.unwrap(),
+        env.build().tenant().org(&org_a).create().await.unwrap(),
     );
     let (b1, c1) = (
-        env.tenant().org(&org_b).create().await.unwrap(),
-        env.tenant().org(&org_b).create().await.unwrap(),
+        env.build().tenant().org(&org_b).create().await.unwrap(),
+        env.build().tenant().org(&org_b).create().await.unwrap(),
     );
     // Written in this order with the clock on October 1st, so that the latest subscription is
     // another tenant's and was cancelled: usage looked up among every tenant's subscriptions
@@ -240,8 +246,8 @@ async fn each_tenant_is_billed_and_charged_for_its_own_periods_and_usage_only() 
 #[tokio::test]
 async fn usage_and_plan_changes_of_one_tenant_do_not_wait_for_another_tenants_operation() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let a = env.tenant().plan("pro").create().await.unwrap();
-    let b = env.tenant().plan("pro").create().await.unwrap();
+    let a = env.build().tenant().plan("pro").create().await.unwrap();
+    let b = env.build().tenant().plan("pro").create().await.unwrap();
     // A plan change of b in progress holds b's row until it commits.
     let held = hold_tenant(&env, b.id()).await;
     let on = env.day(day(2026, 10, 2));
@@ -256,11 +262,11 @@ async fn usage_and_plan_changes_of_one_tenant_do_not_wait_for_another_tenants_op
 #[tokio::test]
 async fn a_reclosed_month_invoices_only_what_it_has_not_invoiced() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let early = env.tenant().plan("pro").create().await.unwrap();
+    let early = env.build().tenant().plan("pro").create().await.unwrap();
     env.clock().advance_to(midnight(2026, 12, 2)).await.unwrap();
     // A subscription written into October after its close, as a later seed writes into the
     // past of a shared database: 12 days from the 20th, floor(99,000 × 12 / 31) = 38,322.
-    let late = env.tenant().create().await.unwrap();
+    let late = env.build().tenant().create().await.unwrap();
     env.platform()
         .subscribe(late.id(), "pro", midnight(2026, 10, 20))
         .await
@@ -304,8 +310,8 @@ async fn a_reclosed_month_invoices_only_what_it_has_not_invoiced() {
 #[tokio::test]
 async fn a_charge_holds_its_own_tenant_and_no_other() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
-    let a = env.tenant().plan("pro").create().await.unwrap();
-    let b = env.tenant().plan("pro").create().await.unwrap();
+    let a = env.build().tenant().plan("pro").create().await.unwrap();
+    let b = env.build().tenant().plan("pro").create().await.unwrap();
     env.clock().advance_to(midnight(2026, 11, 4)).await.unwrap();
     // b's row is held by an operation of b: a's charge goes ahead, b's waits for it.
     let held = hold_tenant(&env, b.id()).await;
@@ -365,8 +371,8 @@ async fn each_subscription_change_queues_its_own_state_for_its_product() {
     let env = env_with_catalog(midnight(2026, 10, 1), "0").await;
     display_names(&env).await;
     let p = env.platform();
-    let analytics = env.tenant().create().await.unwrap();
-    let crm = env.tenant().product("crm").create().await.unwrap();
+    let analytics = env.build().tenant().create().await.unwrap();
+    let crm = env.build().tenant().product("crm").create().await.unwrap();
     let at = |d| midnight(2026, 10, d);
     p.subscribe(analytics.id(), "pro", at(3)).await.unwrap();
     p.subscribe(crm.id(), "crm-basic", at(4)).await.unwrap();

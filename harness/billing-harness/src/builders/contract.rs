@@ -7,8 +7,8 @@ use std::pin::Pin;
 use rust_decimal::Decimal;
 
 use super::BuildError;
-use super::dates::Day;
 use crate::TestEnv;
+use crate::dates::Day;
 use crate::model::{ContractTerms, Overage, TenantId};
 use crate::platform::AppliedContract;
 

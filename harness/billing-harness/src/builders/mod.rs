@@ -14,7 +14,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let env = TestEnv::builder().today("2026-11-24".parse()?).build().await?;
-//! let t = env.tenant().plan("pro").subscribed_on(env.months_ago(1).day(10)).create().await?;
+//! let t = env.build().tenant().plan("pro").subscribed_on(env.months_ago(1).day(10)).create().await?;
 //! t.change_plan("business").on(env.months_ago(1).day(20)).await?;
 //! t.usage("api_calls", 120_000).on(env.months_ago(1).day(25)).await?;
 //! env.clock().advance_to(env.this_month().day(1)).await?;
@@ -27,29 +27,23 @@
 //! ```
 
 mod contract;
-mod dates;
 mod error;
-mod fakes;
 mod org;
 mod tenant;
 mod user;
-mod world;
-
-use chrono::NaiveDate;
 
 pub use contract::ContractBuilder;
-pub use dates::{Day, MonthOf};
 pub use error::BuildError;
-pub use fakes::{Fakes, KoKr, Locale, Person};
-pub use org::{Org, OrgBuilder, OrgSpec};
+pub use org::{OrgBuilder, OrgSpec};
 pub use tenant::{NoPlan, Op, Tenant, TenantBuilder, TenantSpec, UsagePattern, WithPlan};
 pub use user::{User, UserBuilder, UserSpec};
-pub(crate) use world::World;
 
+pub use crate::dates::{Day, MonthOf};
+pub use crate::fakes::{Fakes, KoKr, Locale, Person};
 pub use crate::model::default_catalog;
+pub use crate::world::Org;
 
-use crate::TestEnv;
-use crate::model::Month;
+use crate::{Build, TestEnv};
 
 /// The product of a plan in the installed catalog.
 pub(crate) async fn plan_product(env: &TestEnv, plan: &str) -> Result<Option<String>, BuildError> {
@@ -85,50 +79,19 @@ pub(crate) async fn next_sequence(env: &TestEnv) -> Result<i64, BuildError> {
         .await?)
 }
 
-impl TestEnv {
+impl<'e> Build<'e> {
     /// A tenant builder: add `.plan(..)` for a subscription, then `.create().await`.
-    pub fn tenant(&self) -> TenantBuilder<'_, NoPlan> {
-        TenantBuilder::new(self)
+    pub fn tenant(self) -> TenantBuilder<'e, NoPlan> {
+        TenantBuilder::new(self.env())
     }
 
     /// An organization builder.
-    pub fn org(&self) -> OrgBuilder<'_> {
-        OrgBuilder::new(self)
+    pub fn org(self) -> OrgBuilder<'e> {
+        OrgBuilder::new(self.env())
     }
 
     /// A user builder: on their own by default, or `.org(&org)`.
-    pub fn user(&self) -> UserBuilder<'_> {
-        UserBuilder::new(self)
-    }
-
-    /// The day relative dates count from: `HARNESS_TODAY`, the builder's `today`, or the day the
-    /// clock started on.
-    pub fn today(&self) -> Day {
-        Day::new(self.world().today, self.world().tz)
-    }
-
-    /// The month of [`TestEnv::today`].
-    pub fn this_month(&self) -> MonthOf {
-        MonthOf::new(Month::of(self.world().today), self.world().tz)
-    }
-
-    /// The month before [`TestEnv::this_month`].
-    pub fn last_month(&self) -> MonthOf {
-        self.months_ago(1)
-    }
-
-    /// The month `n` months before [`TestEnv::this_month`].
-    pub fn months_ago(&self, n: u32) -> MonthOf {
-        self.this_month().minus(n)
-    }
-
-    /// The seed of this test's fake data (`HARNESS_SEED` replays it).
-    pub fn seed(&self) -> u64 {
-        self.world().fakes.seed()
-    }
-
-    /// A calendar day in the billing time zone, for the builders.
-    pub fn day(&self, date: NaiveDate) -> Day {
-        Day::new(date, self.world().tz)
+    pub fn user(self) -> UserBuilder<'e> {
+        UserBuilder::new(self.env())
     }
 }

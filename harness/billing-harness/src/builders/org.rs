@@ -1,21 +1,12 @@
-//! `env.org()`: organizations with their owner, billing account, card and invitations.
+//! `env.build().org()`: organizations with their owner, billing account, card and invitations.
 
 use serde::Serialize;
 
 use super::{BuildError, next_sequence};
 use crate::TestEnv;
-use crate::model::{OrgId, UserId};
 use crate::payments::TestCard;
 use crate::platform::NewUser;
-
-/// A created organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Org {
-    /// Its id.
-    pub id: OrgId,
-    /// Its owner, signed up with it.
-    pub owner: UserId,
-}
+use crate::world::Org;
 
 /// An organization as plain values: what [`OrgBuilder::build`] returns and `create` writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,4 +1,4 @@
-//! `env.tenant()`: tenants, their subscription and usage, built through the platform's
+//! `env.build().tenant()`: tenants, their subscription and usage, built through the platform's
 //! operations so that subscription, contract, contract details, billing, billing details and
 //! usage always agree.
 
@@ -7,15 +7,16 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
-use super::dates::{Day, day_of};
-use super::org::{Org, OrgBuilder, OrgSpec};
+use super::org::{OrgBuilder, OrgSpec};
 use super::user::member;
 use super::{BuildError, next_sequence};
 use crate::TestEnv;
+use crate::dates::{Day, day_of};
 use crate::model::{Month, OrgId, TenantId};
 use crate::payments::TestCard;
 use crate::platform::Timeline;
 use crate::platform::{StoredInvoice, UsageRecord};
+use crate::world::Org;
 
 /// Type state of a [`TenantBuilder`] without a plan: it can create a tenant, but not a
 /// subscription.
@@ -44,7 +45,7 @@ enum OrgChoice {
 /// ```compile_fail
 /// # async fn f(env: billing_harness::TestEnv) {
 /// // A subscription without a plan does not compile.
-/// env.tenant().subscribed_on(env.months_ago(1).day(10)).create().await;
+/// env.build().tenant().subscribed_on(env.months_ago(1).day(10)).create().await;
 /// # }
 /// ```
 #[derive(Debug)]

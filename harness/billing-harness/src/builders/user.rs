@@ -1,15 +1,15 @@
-//! `env.user()`: people, on their own (a sign-up makes their own organization) or inside one,
+//! `env.build().user()`: people, on their own (a sign-up makes their own organization) or inside one,
 //! with seeded fake names, e-mail addresses and phones; their profile changes and leaving, each
 //! synced to the products of their organization's tenants.
 
 use serde::Serialize;
 
-use super::fakes::Person;
-use super::org::Org;
 use super::{BuildError, next_sequence};
 use crate::TestEnv;
+use crate::fakes::Person;
 use crate::model::{OrgId, UserId};
 use crate::platform::NewUser;
+use crate::world::Org;
 
 /// Builds a user; every setter documents its default.
 #[derive(Debug)]

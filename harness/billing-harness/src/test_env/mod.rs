@@ -16,11 +16,14 @@ use chrono_tz::Tz;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
-use crate::builders::{Locale, World};
 use crate::clock::{self, Clock};
+use crate::dates::{Day, MonthOf};
 use crate::env::ProductsChoice;
 use crate::env::{Backend, Database, DatabaseBuilder, EnvError};
+use crate::fakes::Locale;
+use crate::model::Month;
 use crate::platform::SyncPolicy;
+use crate::world::World;
 
 /// One test's world: a fresh database cloned from the migrated template, a pool on it, and the
 /// test clock.
@@ -263,6 +266,20 @@ impl TestEnvBuilder {
     }
 }
 
+/// The builders' entry point, borrowed from a [`TestEnv`] ([`TestEnv::build`]): the test's
+/// database, clock and world, for `.tenant()`, `.org()` and `.user()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Build<'e> {
+    env: &'e TestEnv,
+}
+
+impl<'e> Build<'e> {
+    /// The test environment the builders write to.
+    pub fn env(self) -> &'e TestEnv {
+        self.env
+    }
+}
+
 impl TestEnv {
     /// Options for a test environment.
     pub fn builder() -> TestEnvBuilder {
@@ -327,6 +344,43 @@ impl TestEnv {
 
     pub(crate) fn world(&self) -> &World {
         &self.world
+    }
+
+    /// The builders, borrowed from this test's world: `env.build().tenant()`, `.org()`,
+    /// `.user()` (see [`crate::builders`]).
+    pub fn build(&self) -> Build<'_> {
+        Build { env: self }
+    }
+
+    /// The day relative dates count from: `HARNESS_TODAY`, the builder's `today`, or the day the
+    /// clock started on.
+    pub fn today(&self) -> Day {
+        Day::new(self.world.today, self.world.tz)
+    }
+
+    /// The month of [`TestEnv::today`].
+    pub fn this_month(&self) -> MonthOf {
+        MonthOf::new(Month::of(self.world.today), self.world.tz)
+    }
+
+    /// The month before [`TestEnv::this_month`].
+    pub fn last_month(&self) -> MonthOf {
+        self.months_ago(1)
+    }
+
+    /// The month `n` months before [`TestEnv::this_month`].
+    pub fn months_ago(&self, n: u32) -> MonthOf {
+        self.this_month().minus(n)
+    }
+
+    /// The seed of this test's fake data (`HARNESS_SEED` replays it).
+    pub fn seed(&self) -> u64 {
+        self.world.fakes.seed()
+    }
+
+    /// A calendar day in the billing time zone, for the builders.
+    pub fn day(&self, date: NaiveDate) -> Day {
+        Day::new(date, self.world.tz)
     }
 
     /// The database's name (`bh_...`).

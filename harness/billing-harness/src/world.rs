@@ -1,13 +1,23 @@
-//! The builders' per-test state: seeded fake data, "today" and the default organization.
+//! One test's world, as `TestEnv` keeps it for the builders: seeded fake data, "today" in the
+//! billing time zone, and the default organization once made.
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use tokio::sync::Mutex;
 
-use super::fakes::{Fakes, Locale};
-use super::org::Org;
+use crate::fakes::{Fakes, Locale};
+use crate::model::{OrgId, UserId};
 
-/// What the builders of one [`crate::TestEnv`] share.
+/// A created organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Org {
+    /// Its id.
+    pub id: OrgId,
+    /// Its owner, signed up with it.
+    pub owner: UserId,
+}
+
+/// What the builders of one `TestEnv` share.
 #[derive(Debug)]
 pub(crate) struct World {
     pub(crate) fakes: Fakes,
