@@ -47,11 +47,7 @@ pub(crate) fn build(work: &std::path::Path) -> anyhow::Result<String> {
     Ok(name)
 }
 
-/// `cargo build -p xtask -p billing-harness --no-default-features --features
-/// billing-harness/products --bin harness-product-mock`; the executable's path. Selecting xtask
-/// too, without the harness's default features, builds the library with exactly the features
-/// `cargo xtask` itself uses (the binary's `products` among them): alone, billing-harness gets
-/// other features, and each of the two builds undoes the other's.
+/// `cargo build -p harness-product-mock`; the executable's path.
 fn build_binary() -> anyhow::Result<PathBuf> {
     eprintln!("product-mock: cargo build --bin harness-product-mock");
     let mut command = crate::cargo_command();
@@ -59,13 +55,6 @@ fn build_binary() -> anyhow::Result<PathBuf> {
         .args([
             "build",
             "-p",
-            "xtask",
-            "-p",
-            "billing-harness",
-            "--no-default-features",
-            "--features",
-            "billing-harness/products",
-            "--bin",
             "harness-product-mock",
             "--message-format=json-render-diagnostics",
         ])
