@@ -19,7 +19,7 @@ pub const DEFAULT_TIME_ZONE: Tz = chrono_tz::Asia::Seoul;
 /// The calendar day (in `time_zone`) that `at` falls on.
 ///
 /// ```
-/// use billing_harness::calendar::local_day;
+/// use billing_platform::calendar::local_day;
 /// use chrono::{NaiveDate, TimeZone, Utc};
 ///
 /// // 16:00 UTC on October 31 is already 01:00 on November 1 in Seoul.
@@ -34,7 +34,7 @@ pub fn local_day(time_zone: Tz, at: DateTime<Utc>) -> NaiveDate {
 /// daylight-saving change skips midnight.
 ///
 /// ```
-/// use billing_harness::calendar::start_of_day;
+/// use billing_platform::calendar::start_of_day;
 /// use chrono::{NaiveDate, TimeZone, Utc};
 ///
 /// let day = NaiveDate::from_ymd_opt(2025, 11, 1).unwrap();
@@ -95,8 +95,8 @@ pub enum CalendarError {
 /// The platform's calendar: where days begin, and which jobs fall due on which day.
 ///
 /// ```
-/// use billing_harness::calendar::{Calendar, Job};
-/// use billing_harness::model::Month;
+/// use billing_platform::calendar::{Calendar, Job};
+/// use billing_platform::model::Month;
 ///
 /// let cal = Calendar::platform();
 /// let first = cal.start_of_day("2026-11-01".parse().unwrap());

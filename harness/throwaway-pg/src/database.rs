@@ -19,7 +19,7 @@ use super::template::Schema;
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-/// let db = billing_harness::env::Database::new().await?;
+/// let db = throwaway_pg::Database::new().await?;
 /// let n: i64 = sqlx::query_scalar("select count(*) from tenants").fetch_one(db.pool()).await?;
 /// # Ok(()) }
 /// ```

@@ -149,7 +149,7 @@ impl Endpoint {
 /// past the user name).
 ///
 /// ```
-/// use billing_harness::env::redact_url;
+/// use throwaway_pg::redact_url;
 ///
 /// assert_eq!(
 ///     redact_url("postgres://qa:s3cret@db.internal:5432/app"),

@@ -60,8 +60,8 @@ pub fn wall_now() -> chrono::DateTime<chrono::Utc> {
 /// from the command line, as a test run starts.
 ///
 /// ```no_run
-/// # async fn f() -> Result<(), billing_harness::EnvError> {
-/// let dropped = billing_harness::env::drop_kept(None).await?;
+/// # async fn f() -> Result<(), throwaway_pg::EnvError> {
+/// let dropped = throwaway_pg::drop_kept(None).await?;
 /// println!("dropped {dropped:?}");
 /// # Ok(()) }
 /// ```

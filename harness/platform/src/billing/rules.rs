@@ -123,8 +123,8 @@
 //! ```
 //! use std::collections::BTreeMap;
 //!
-//! use billing_harness::billing::{invoice, InvoiceInput, PlanPeriod};
-//! use billing_harness::model::{Currency, Month, Terms};
+//! use billing_platform::billing::{invoice, InvoiceInput, PlanPeriod};
+//! use billing_platform::model::{Currency, Month, Terms};
 //! use chrono::NaiveDate;
 //! use rust_decimal::Decimal;
 //!
@@ -166,8 +166,8 @@
 //! ```
 //! use std::collections::BTreeMap;
 //!
-//! use billing_harness::billing::{invoice, InvoiceInput, PlanPeriod};
-//! use billing_harness::model::{Currency, Month, Terms};
+//! use billing_platform::billing::{invoice, InvoiceInput, PlanPeriod};
+//! use billing_platform::model::{Currency, Month, Terms};
 //! use chrono::NaiveDate;
 //! use rust_decimal::Decimal;
 //!
@@ -214,8 +214,8 @@
 //! ```
 //! use std::collections::BTreeMap;
 //!
-//! use billing_harness::billing::{invoice, InvoiceInput, LineKind, PlanPeriod, Usage};
-//! use billing_harness::model::{Currency, Month, Overage, Terms};
+//! use billing_platform::billing::{invoice, InvoiceInput, LineKind, PlanPeriod, Usage};
+//! use billing_platform::model::{Currency, Month, Overage, Terms};
 //! use chrono::NaiveDate;
 //! use rust_decimal::Decimal;
 //!
@@ -267,8 +267,8 @@
 //! ```
 //! use std::collections::BTreeMap;
 //!
-//! use billing_harness::billing::{invoice, InvoiceInput, PlanPeriod};
-//! use billing_harness::model::{Currency, Month, Terms};
+//! use billing_platform::billing::{invoice, InvoiceInput, PlanPeriod};
+//! use billing_platform::model::{Currency, Month, Terms};
 //! use chrono::NaiveDate;
 //! use rust_decimal::Decimal;
 //!
@@ -306,8 +306,8 @@
 //! ```
 //! use std::collections::BTreeMap;
 //!
-//! use billing_harness::billing::{invoice, InvoiceInput, PlanPeriod, Usage};
-//! use billing_harness::model::{Currency, Month, Overage, Terms};
+//! use billing_platform::billing::{invoice, InvoiceInput, PlanPeriod, Usage};
+//! use billing_platform::model::{Currency, Month, Overage, Terms};
 //! use chrono::NaiveDate;
 //! use rust_decimal::Decimal;
 //!
@@ -361,7 +361,7 @@
 //! November 1 in Seoul.
 //!
 //! ```
-//! use billing_harness::calendar::local_day;
+//! use billing_platform::calendar::local_day;
 //! use chrono::{NaiveDate, TimeZone, Utc};
 //!
 //! let at = Utc.with_ymd_and_hms(2025, 10, 31, 16, 0, 0).unwrap();
@@ -384,8 +384,8 @@ use crate::model::{Currency, Overage};
 /// Rule 4: `floor(amount × days / days_in_month)` to the currency's minor unit.
 ///
 /// ```
-/// use billing_harness::billing::rules::prorate;
-/// use billing_harness::model::Currency;
+/// use billing_platform::billing::rules::prorate;
+/// use billing_platform::model::Currency;
 /// use rust_decimal::Decimal;
 ///
 /// // pro at 99,000 KRW from October 10: 22 of 31 days.
@@ -403,7 +403,7 @@ pub fn prorate(amount: Decimal, days: u32, days_in_month: u32, currency: Currenc
 /// down.
 ///
 /// ```
-/// use billing_harness::billing::rules::prorated_quota;
+/// use billing_platform::billing::rules::prorated_quota;
 ///
 /// // 100,000 calls a month, 22 of 31 days: floor(70,967.7…) = 70,967.
 /// assert_eq!(prorated_quota(100_000, 22, 31), 70_967);
@@ -420,7 +420,7 @@ pub fn prorated_quota(quota: u64, days: u32, days_in_month: u32) -> u64 {
 /// Rule 5: units used above the included quota, zero when within it.
 ///
 /// ```
-/// use billing_harness::billing::rules::overage;
+/// use billing_platform::billing::rules::overage;
 ///
 /// assert_eq!(overage(120_000, 100_000), 20_000);
 /// assert_eq!(overage(100_000, 100_000), 0); // exactly at the quota: no overage
@@ -434,8 +434,8 @@ pub fn overage(used: u64, included: u64) -> u64 {
 /// block is a whole block.
 ///
 /// ```
-/// use billing_harness::billing::rules::overage_amount;
-/// use billing_harness::model::{Currency, Overage};
+/// use billing_platform::billing::rules::overage_amount;
+/// use billing_platform::model::{Currency, Overage};
 /// use rust_decimal::Decimal;
 ///
 /// let price = Overage { block: 1_000, price: Decimal::from(500) };
@@ -452,8 +452,8 @@ pub fn overage_amount(overage: u64, price: &Overage, currency: Currency) -> Deci
 /// Rule 6: `floor(subtotal × tax_rate)` to the currency's minor unit.
 ///
 /// ```
-/// use billing_harness::billing::rules::tax;
-/// use billing_harness::model::Currency;
+/// use billing_platform::billing::rules::tax;
+/// use billing_platform::model::Currency;
 /// use rust_decimal::Decimal;
 ///
 /// assert_eq!(tax(Decimal::from(70_258), "0.1".parse().unwrap(), Currency::Krw), Decimal::from(7_025));

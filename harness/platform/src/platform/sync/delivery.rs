@@ -53,7 +53,7 @@ impl SyncPolicy {
     /// millisecond.
     ///
     /// ```
-    /// use billing_harness::platform::SyncPolicy;
+    /// use billing_platform::platform::SyncPolicy;
     /// use chrono::TimeDelta;
     ///
     /// let policy = SyncPolicy { seed: 7, ..SyncPolicy::default() };
