@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use std::str::FromStr;
@@ -30,8 +30,10 @@ pub fn local_day(time_zone: Tz, at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&time_zone).date_naive()
 }
 
-/// The instant `day` starts in `time_zone`: its 00:00, or the first instant after a gap when a
-/// daylight-saving change skips midnight.
+/// The instant `day` starts in `time_zone`: its first existing instant. That is its 00:00, the
+/// first of the two 00:00s when a change back repeats midnight, or the instant of the change
+/// when a daylight-saving change skips midnight (in Santiago on 2025-09-07 the clocks go from
+/// 00:00 to 01:00, so the day starts at 01:00 local, 04:00 UTC).
 ///
 /// ```
 /// use billing_platform::calendar::start_of_day;
@@ -45,13 +47,23 @@ pub fn local_day(time_zone: Tz, at: DateTime<Utc>) -> NaiveDate {
 /// ```
 pub fn start_of_day(time_zone: Tz, day: NaiveDate) -> DateTime<Utc> {
     let midnight = day.and_time(chrono::NaiveTime::MIN);
-    time_zone
-        .from_local_datetime(&midnight)
+    match time_zone.from_local_datetime(&midnight).earliest() {
+        Some(start) => start.with_timezone(&Utc),
+        None => start_after_gap(time_zone, midnight),
+    }
+}
+
+/// The first instant of a day whose midnight falls in a gap: the instant of the change, which
+/// is midnight read in the offset in force just before it (the offset of the previous evening).
+fn start_after_gap(time_zone: Tz, midnight: chrono::NaiveDateTime) -> DateTime<Utc> {
+    // A gap is at most a few hours long, so the evening before has an offset of its own; the
+    // dates a calendar can hold have a day before.
+    let evening = midnight - chrono::TimeDelta::hours(12);
+    let before = time_zone
+        .from_local_datetime(&evening)
         .earliest()
-        // Midnight does not exist that day (a daylight-saving gap at 00:00, in zones that have
-        // one): read it as UTC rather than fail, as the platform does.
-        .unwrap_or_else(|| time_zone.from_utc_datetime(&midnight))
-        .with_timezone(&Utc)
+        .map_or(0, |t| i64::from(t.offset().fix().local_minus_utc()));
+    Utc.from_utc_datetime(&(midnight - chrono::TimeDelta::seconds(before)))
 }
 
 /// A scheduled job of the platform, as the calendar names it.
@@ -350,6 +362,99 @@ impl Serialize for Month {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_whose_midnight_is_skipped_starts_at_the_change() {
+        // Santiago moves from -04 to -03 at 00:00 on 2025-09-07: that day has no 00:00.
+        let santiago = chrono_tz::America::Santiago;
+        let start = start_of_day(santiago, day("2025-09-07"));
+        assert_eq!(start, Utc.with_ymd_and_hms(2025, 9, 7, 4, 0, 0).unwrap());
+        assert_eq!(local_day(santiago, start), day("2025-09-07"));
+        assert_eq!(
+            local_day(santiago, start - chrono::TimeDelta::seconds(1)),
+            day("2025-09-06")
+        );
+        // The day before and after start at their own midnights.
+        assert_eq!(
+            start_of_day(santiago, day("2025-09-06")),
+            Utc.with_ymd_and_hms(2025, 9, 6, 4, 0, 0).unwrap()
+        );
+        assert_eq!(
+            start_of_day(santiago, day("2025-09-08")),
+            Utc.with_ymd_and_hms(2025, 9, 8, 3, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_day_whose_midnight_repeats_starts_at_the_first() {
+        // Santiago moves back from -03 to -04 at 00:00 on 2025-04-06: 23:00 to 00:00 comes twice
+        // on the 5th, and the 6th starts at the first 00:00 after it, once.
+        let santiago = chrono_tz::America::Santiago;
+        let start = start_of_day(santiago, day("2025-04-06"));
+        assert_eq!(local_day(santiago, start), day("2025-04-06"));
+        assert_eq!(
+            local_day(santiago, start - chrono::TimeDelta::seconds(1)),
+            day("2025-04-05")
+        );
+    }
+
+    /// Every zone chrono-tz knows, every day from 2020 to 2035: each day starts on itself, at an
+    /// instant the day before does not reach, and later than the day before started.
+    #[test]
+    fn every_zone_starts_every_day_once_and_in_order() {
+        let first = day("2020-01-01");
+        let last = day("2035-12-31");
+        let mut bad = Vec::new();
+        for zone in chrono_tz::TZ_VARIANTS {
+            let mut previous = start_of_day(zone, first.pred_opt().unwrap());
+            let mut d = first;
+            while d <= last {
+                let start = start_of_day(zone, d);
+                let ok = start > previous
+                    && local_day(zone, start) == d
+                    && local_day(zone, start - chrono::TimeDelta::seconds(1)) < d;
+                if !ok && bad.len() < 10 {
+                    bad.push(format!(
+                        "{zone} {d}: starts {start}, the day before {previous}"
+                    ));
+                }
+                previous = start;
+                d = d.succ_opt().unwrap();
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "days that do not start once:\n{}",
+            bad.join("\n")
+        );
+    }
+
+    /// In every zone, a year of `due_between` lists every local day once, the close on every
+    /// 1st, the charge on every charge day and the retries every day.
+    #[test]
+    fn due_between_lists_every_job_of_a_year_once_in_every_zone() {
+        for zone in chrono_tz::TZ_VARIANTS {
+            let cal = Calendar::new(zone, 5).unwrap();
+            let due = cal.due_between(
+                cal.start_of_day(day("2025-01-01")),
+                cal.start_of_day(day("2026-01-01")),
+            );
+            let days: Vec<NaiveDate> = due.iter().map(|(at, _)| cal.local_day(*at)).collect();
+            let expected: Vec<NaiveDate> = day("2025-01-02")
+                .iter_days()
+                .take_while(|d| *d <= day("2026-01-01"))
+                .collect();
+            assert_eq!(days, expected, "{zone}: the days visited");
+            let count = |job: Job| due.iter().filter(|(_, jobs)| jobs.contains(&job)).count();
+            let closes = due
+                .iter()
+                .filter(|(_, jobs)| jobs.iter().any(|j| matches!(j, Job::Close(_))))
+                .count();
+            assert_eq!(closes, 12, "{zone}: closes");
+            assert_eq!(count(Job::Charge), 12, "{zone}: charges");
+            assert_eq!(count(Job::Retry), 365, "{zone}: retry days");
+        }
+    }
 
     fn day(s: &str) -> NaiveDate {
         s.parse().expect("a test date")
