@@ -119,6 +119,25 @@ const LAYERS: &[Layer] = &[
     },
 ];
 
+/// The import cycles between sibling modules found today, per crate (full module paths). Another
+/// change is removing them: this list must only shrink. A cycle not in it fails the test, and so
+/// does an entry that no longer matches a cycle found (remove or shrink it).
+const KNOWN_CYCLES: &[(&str, &[&str])] = &[
+    ("throwaway-pg", &["admin", "server"]),
+    ("throwaway-pg", &["broker", "maintenance"]),
+    ("throwaway-pg", &["error", "os"]),
+    ("billing-platform", &["products::control", "products::mock"]),
+    ("billing-platform", &["purge::catalog", "purge::run"]),
+    ("billing-harness", &["builders", "test_env"]),
+    (
+        "billing-scenarios",
+        &["driver", "expect", "raw", "run", "validate"],
+    ),
+    ("billing-scenarios", &["report::page", "report::timeline"]),
+    ("xtask", &["conformance", "scenario"]),
+    ("example-billing-service", &["error", "service", "sync"]),
+];
+
 #[test]
 fn crates_depend_downwards_and_only_the_example_has_features() {
     assert_none(&crates::check(&workspace().metadata));
@@ -158,4 +177,14 @@ fn test_env_has_no_feature_gated_field() {
         .filter(|f| f.module.first().is_some_and(|m| m == "test_env"));
     let found: Vec<Violation> = files.flat_map(layers::gated_fields).collect();
     assert_none(&found);
+}
+
+#[test]
+fn no_import_cycle_but_the_known_ones() {
+    let found: Vec<modules::Cycle> = workspace()
+        .crates
+        .iter()
+        .flat_map(modules::cycles)
+        .collect();
+    assert_none(&modules::cycles_against(&found, KNOWN_CYCLES));
 }

@@ -1,11 +1,11 @@
 //! Which module of a crate refers to which: every `use` tree and every path that starts at
 //! `crate::`, `super::`, `self::`, a child module or a name the module imports, resolved through
 //! the crate's modules and their `use` re-exports, in library code only (test code may reach
-//! anywhere). The layering rules read these references.
+//! anywhere). The layering rules and the cycle check read these references.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::source::{Krate, Lines, SourceFile, is_ident, module_name};
+use super::source::{Krate, Lines, SourceFile, Violation, is_ident, module_name};
 
 /// One module's reference to another module of the same crate.
 #[derive(Debug, Clone)]
@@ -16,6 +16,13 @@ pub(super) struct Reference {
     pub(super) at: String,
     /// The path as written.
     pub(super) path: String,
+}
+
+impl Reference {
+    /// `file:line: \`path\``.
+    pub(super) fn evidence(&self) -> String {
+        format!("{} `{}`", self.at, self.path)
+    }
 }
 
 /// A path in code, split into segments, at a byte offset.
@@ -290,6 +297,148 @@ fn code_paths(code: &str) -> Vec<Path> {
     paths
 }
 
+/// One import cycle: sibling modules of a crate (children of its root or of one folder) that
+/// reach each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Cycle {
+    pub(super) krate: String,
+    /// The cycle's modules, full paths, sorted.
+    pub(super) modules: Vec<String>,
+    /// One reference per edge inside the cycle, as `a -> b: file:line \`path\``.
+    pub(super) edges: Vec<String>,
+}
+
+/// Every import cycle of `krate`: for the crate root and every folder, the strongly connected
+/// groups of its child modules, where a child refers to another when any file of its subtree
+/// refers into the other's.
+pub(super) fn cycles(krate: &Krate) -> Vec<Cycle> {
+    let references = references(krate);
+    let modules = krate.modules();
+    let mut cycles = Vec::new();
+    for parent in &modules {
+        let children: Vec<&Vec<String>> = modules
+            .iter()
+            .filter(|m| m.len() == parent.len() + 1 && m.starts_with(parent))
+            .collect();
+        let mut edges: BTreeMap<(usize, usize), &Reference> = BTreeMap::new();
+        for r in &references {
+            let from = children.iter().position(|c| r.from.starts_with(c));
+            let to = children.iter().position(|c| r.to.starts_with(c));
+            if let (Some(from), Some(to)) = (from, to)
+                && from != to
+            {
+                edges.entry((from, to)).or_insert(r);
+            }
+        }
+        for group in strongly_connected(children.len(), &edges.keys().copied().collect::<Vec<_>>())
+        {
+            cycles.push(Cycle {
+                krate: krate.name.clone(),
+                modules: group.iter().map(|&m| module_name(children[m])).collect(),
+                edges: edges
+                    .iter()
+                    .filter(|((a, b), _)| group.contains(a) && group.contains(b))
+                    .map(|((a, b), r)| {
+                        format!(
+                            "{} -> {}: {}",
+                            module_name(children[*a]),
+                            module_name(children[*b]),
+                            r.evidence()
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    cycles
+}
+
+/// The cycles of `found` that `known` does not list, and the entries of `known` that match no
+/// cycle found.
+pub(super) fn cycles_against(found: &[Cycle], known: &[(&str, &[&str])]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for cycle in found {
+        let listed = known.iter().any(|(k, m)| {
+            *k == cycle.krate
+                && m.iter()
+                    .copied()
+                    .eq(cycle.modules.iter().map(String::as_str))
+        });
+        if !listed {
+            violations.push(Violation {
+                at: cycle.edges.first().cloned().unwrap_or_default(),
+                what: format!(
+                    "an import cycle in {} between {}:\n      {}",
+                    cycle.krate,
+                    cycle.modules.join(", "),
+                    cycle.edges.join("\n      ")
+                ),
+                rule: "no import cycle between the modules of a crate",
+                fix: "break one edge: move what both need into one of them, or down into a module \
+                      both use (do not add the cycle to KNOWN_CYCLES)"
+                    .to_owned(),
+            });
+        }
+    }
+    for (krate, modules) in known {
+        let still = found.iter().any(|c| {
+            c.krate == *krate
+                && modules
+                    .iter()
+                    .copied()
+                    .eq(c.modules.iter().map(String::as_str))
+        });
+        if !still {
+            violations.push(Violation {
+                at: "harness/tests/it/architecture.rs".to_owned(),
+                what: format!(
+                    "KNOWN_CYCLES lists {krate}: {}, which is no longer a cycle",
+                    modules.join(", ")
+                ),
+                rule: "KNOWN_CYCLES only shrinks",
+                fix: "remove the entry, or replace it with the smaller cycle this test reports"
+                    .to_owned(),
+            });
+        }
+    }
+    violations
+}
+
+/// The groups of two or more of `n` nodes that reach each other over `edges`, each sorted.
+fn strongly_connected(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
+    let mut reach = vec![vec![false; n]; n];
+    for &(a, b) in edges {
+        reach[a][b] = true;
+    }
+    for k in 0..n {
+        let via = reach[k].clone();
+        for row in &mut reach {
+            if row[k] {
+                for (cell, hop) in row.iter_mut().zip(&via) {
+                    *cell |= *hop;
+                }
+            }
+        }
+    }
+    let mut seen = vec![false; n];
+    let mut groups = Vec::new();
+    for a in 0..n {
+        if seen[a] {
+            continue;
+        }
+        let group: Vec<usize> = (0..n)
+            .filter(|&b| b == a || reach[a][b] && reach[b][a])
+            .collect();
+        for &m in &group {
+            seen[m] = true;
+        }
+        if group.len() > 1 {
+            groups.push(group);
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod planted {
     use super::*;
@@ -347,5 +496,70 @@ mod planted {
             .map(|(a, b)| ((*a).into(), (*b).into()))
             .collect();
         assert_eq!(found, want);
+    }
+
+    #[test]
+    fn a_two_module_cycle_is_reported_with_its_edges() {
+        let k = krate(&[
+            ("lib.rs", "mod a; mod b; mod c;\n"),
+            ("a.rs", "use crate::b::B;\npub struct A;\n"),
+            ("b.rs", "pub struct B(crate::a::A);\n"),
+            ("c.rs", "use crate::a::A;\n"),
+        ]);
+        let cycles = cycles(&k);
+        assert_eq!(cycles.len(), 1, "{cycles:?}");
+        assert_eq!(cycles[0].modules, ["a", "b"]);
+        assert_eq!(
+            cycles[0].edges,
+            [
+                "a -> b: k/src/a.rs:1 `crate::b::B`",
+                "b -> a: k/src/b.rs:1 `crate::a::A`"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_inside_a_folder_is_reported_and_a_parent_child_pair_is_not() {
+        let k = krate(&[
+            ("lib.rs", "mod f;\n"),
+            (
+                "f/mod.rs",
+                "mod p; mod q;\npub use p::P;\npub struct Shared;\n",
+            ),
+            (
+                "f/p.rs",
+                "use super::q::Q;\nuse super::Shared;\npub struct P;\n",
+            ),
+            ("f/q.rs", "pub struct Q(super::P);\n"),
+        ]);
+        let cycles = cycles(&k);
+        assert_eq!(cycles.len(), 1, "{cycles:?}");
+        assert_eq!(cycles[0].modules, ["f::p", "f::q"]);
+    }
+
+    fn cycle(krate: &str, modules: &[&str]) -> Cycle {
+        Cycle {
+            krate: krate.to_owned(),
+            modules: modules.iter().map(|m| (*m).to_owned()).collect(),
+            edges: vec!["a -> b: k/src/a.rs:1 `crate::b`".to_owned()],
+        }
+    }
+
+    #[test]
+    fn a_cycle_not_listed_fails_and_a_listed_one_that_is_gone_fails_too() {
+        let found = [cycle("k", &["a", "b"]), cycle("k", &["f::p", "f::q"])];
+        let known: &[(&str, &[&str])] = &[("k", &["a", "b"]), ("k", &["c", "d"])];
+        let rules: Vec<&str> = cycles_against(&found, known)
+            .iter()
+            .map(|v| v.rule)
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "no import cycle between the modules of a crate",
+                "KNOWN_CYCLES only shrinks"
+            ]
+        );
+        assert!(cycles_against(&found[..1], &known[..1]).is_empty());
     }
 }
