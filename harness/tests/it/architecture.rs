@@ -129,7 +129,6 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[
     ("throwaway-pg", &["error", "os"]),
     ("billing-platform", &["products::control", "products::mock"]),
     ("billing-platform", &["purge::catalog", "purge::run"]),
-    ("billing-harness", &["builders", "test_env"]),
     (
         "billing-scenarios",
         &["driver", "expect", "raw", "run", "validate"],
