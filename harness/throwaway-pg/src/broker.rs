@@ -656,14 +656,14 @@ impl Session {
         jobs: mpsc::UnboundedSender<Job>,
     ) -> Result<Session, EnvError> {
         let mut server = server::connect(config, true).await?;
-        let mut control = match admin::connect(&server).await {
+        let mut control = match admin::connect(&server.endpoint).await {
             Ok(control) => control,
             // Joined without a probe, and the server does not answer: the slow way in checks
             // it and starts a new one if it is dead.
             Err(_) if server.joined_unprobed => {
                 drop(server);
                 server = server::connect(config, false).await?;
-                admin::connect(&server).await?
+                admin::connect(&server.endpoint).await?
             }
             Err(e) => return Err(e),
         };

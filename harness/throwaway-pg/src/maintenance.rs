@@ -159,7 +159,7 @@ pub(crate) async fn serve(
             continue;
         }
         if conn.is_none() {
-            match admin::connect(&session.server).await {
+            match admin::connect(&session.server.endpoint).await {
                 Ok(opened) => conn = Some(opened),
                 Err(e) => {
                     report(&e);
