@@ -100,8 +100,8 @@ impl Released {
                 super::error::space_folder()
                     .map(|f| format!(" {}", f.display()))
                     .unwrap_or_default(),
-                super::os::human_bytes(free),
-                super::os::human_bytes(size),
+                super::disk::human_bytes(free),
+                super::disk::human_bytes(size),
             ),
             Released::Dropped | Released::Kept => return None,
         };
@@ -451,16 +451,16 @@ impl Broker {
     /// lack of space rather than from the code under test).
     pub(crate) fn space_warning(&self) -> Option<String> {
         let folder = super::error::space_folder()?;
-        let space = super::os::space(&folder)?;
+        let space = super::disk::space(&folder)?;
         if space.free >= 2 * super::config::Footprint::DATABASE_BYTES {
             return None;
         }
         Some(format!(
             "billing-harness: the state folder {} has {} free of {}, less than the {} the harness needs: the failure may come from the lack of space; set HARNESS_STATE_DIR to a folder with more room",
             folder.display(),
-            super::os::human_bytes(space.free),
-            super::os::human_bytes(space.size),
-            super::os::human_bytes(self.state.config.footprint().bytes()),
+            super::disk::human_bytes(space.free),
+            super::disk::human_bytes(space.size),
+            super::disk::human_bytes(self.state.config.footprint().bytes()),
         ))
     }
 
@@ -886,14 +886,14 @@ impl Session {
         &self,
         control: &mut PgConnection,
         lease: &Lease,
-    ) -> Option<super::os::Space> {
+    ) -> Option<super::disk::Space> {
         let folder = self.local_folder()?;
         let size: i64 = sqlx::query_scalar("select pg_database_size($1)")
             .bind(&lease.name)
             .fetch_one(&mut *control)
             .await
             .ok()?;
-        let space = super::os::space(folder)?;
+        let space = super::disk::space(folder)?;
         (space.free < u64::try_from(size).unwrap_or(0) + ROOM_RESERVE).then_some(space)
     }
 
@@ -918,7 +918,7 @@ impl Session {
         let size = u64::try_from(size).unwrap_or(0);
         let start = Instant::now();
         loop {
-            let Some(space) = super::os::space(folder) else {
+            let Some(space) = super::disk::space(folder) else {
                 return Ok(());
             };
             if space.free >= size + ROOM_RESERVE {
@@ -929,9 +929,9 @@ impl Session {
                     action,
                     format!(
                         "a new database needs {} plus {} kept free for the WAL, and {} stayed free for {} s while other tests ran",
-                        super::os::human_bytes(size),
-                        super::os::human_bytes(ROOM_RESERVE),
-                        super::os::human_bytes(space.free),
+                        super::disk::human_bytes(size),
+                        super::disk::human_bytes(ROOM_RESERVE),
+                        super::disk::human_bytes(space.free),
                         WAIT.as_secs()
                     ),
                 ));

@@ -15,6 +15,7 @@ mod budget;
 mod config;
 mod container;
 mod database;
+mod disk;
 mod endpoint;
 mod error;
 mod instance;

@@ -302,5 +302,5 @@ async fn room_for_one_more(
             size
         }
     };
-    Ok(super::os::space(folder).is_none_or(|space| space.free >= 2 * size + ROOM_RESERVE))
+    Ok(super::disk::space(folder).is_none_or(|space| space.free >= 2 * size + ROOM_RESERVE))
 }

@@ -235,14 +235,14 @@ pub struct SpaceReport {
 
 /// Measures the state directory of `config` without starting anything.
 pub fn space_report(config: &Config) -> SpaceReport {
-    let space = super::os::space(&config.state_dir);
+    let space = super::disk::space(&config.state_dir);
     SpaceReport {
         state_dir: config.state_dir.clone(),
         choice: config.state_dir_choice().to_owned(),
         size: space.map(|s| s.size),
         free: space.map(|s| s.free),
         footprint: config.footprint(),
-        in_use: super::os::disk_usage(&config.state_dir),
+        in_use: super::disk::disk_usage(&config.state_dir),
     }
 }
 
