@@ -45,8 +45,6 @@ pub(crate) struct Server {
     pub(crate) joined_unprobed: bool,
 }
 
-/// Why the `container` backend is unavailable in a build without the `containers` feature.
-
 /// Resolves `auto` the documented way: url, then container, then local.
 pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
     match config.backend {
