@@ -19,6 +19,7 @@ mod disk;
 mod endpoint;
 mod error;
 mod instance;
+mod lease;
 mod local;
 mod maintenance;
 mod mark;
@@ -28,15 +29,17 @@ mod os;
 mod pool;
 mod reaper;
 mod server;
+mod session;
 mod template;
 mod wall_clock;
 
-pub use broker::{Broker, CloneStrategy, Lease, Released};
+pub use broker::{Broker, Released};
 pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
 pub use database::{Database, DatabaseBuilder};
 pub use endpoint::redact as redact_url;
 pub use error::EnvError;
 pub use error::with_causes;
+pub use lease::{CloneStrategy, Lease};
 pub use mark::{mark, marker};
 pub use mock_container::{MockContainer, product_mock_container, reap_dead as reap_product_mocks};
 pub use server::{
