@@ -19,6 +19,7 @@ pub mod builders;
 mod dates;
 mod fakes;
 pub mod prelude;
+mod schema;
 mod test_env;
 mod world;
 
@@ -27,15 +28,6 @@ pub use billing_platform::{billing, calendar, clock, model, payments, platform, 
 pub use throwaway_pg as env;
 
 pub use env::EnvError;
+pub use schema::platform_schema;
 pub use test_env::{Build, TestEnv, TestEnvBuilder};
 pub use test_env::{Convergence, SyncError};
-
-/// The reference platform's schema as [`TestEnv`] builds it by default (unless given migrations
-/// of the test's own, or `HARNESS_MIGRATIONS`).
-pub fn platform_schema() -> env::MigrationSource {
-    env::MigrationSource::Named {
-        name: "the bundled platform schema",
-        migrator: &billing_platform::MIGRATOR,
-        needs_db_clock: true,
-    }
-}

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, Executor, PgConnection};
 
 use super::EnvError;
-use super::server::Server;
+use super::endpoint::Endpoint;
 
 pub(crate) const LOCK_SETUP: i32 = 0x6268_0001;
 pub(crate) const LOCK_PROCESS: i32 = 0x6268_0002;
@@ -94,12 +94,10 @@ pub(crate) fn warm_pattern(hash: &str) -> String {
     format!("bh\\_pool\\_{hash}\\_%")
 }
 
-/// A connection to the server's administration database, named so in `pg_stat_activity`.
-pub(crate) async fn connect(server: &Server) -> Result<PgConnection, EnvError> {
-    let options = server
-        .endpoint
-        .admin_options()
-        .application_name("billing-harness");
+/// A connection to the administration database of the server at `endpoint`, named so in
+/// `pg_stat_activity`.
+pub(crate) async fn connect(endpoint: &Endpoint) -> Result<PgConnection, EnvError> {
+    let options = endpoint.admin_options().application_name("billing-harness");
     PgConnection::connect_with(&options)
         .await
         .map_err(EnvError::db(

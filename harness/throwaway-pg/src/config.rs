@@ -5,7 +5,8 @@ use std::sync::Once;
 use std::time::Duration;
 
 use super::EnvError;
-use super::os::{self, human_bytes};
+use super::disk::{self, human_bytes};
+use super::os;
 
 /// Which PostgreSQL server the harness uses (`HARNESS_POSTGRES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,7 +452,7 @@ fn default_state_dir(footprint: Footprint) -> StateDirChoice {
         };
     }
     let needed = footprint.bytes();
-    match os::space(shm) {
+    match disk::space(shm) {
         Some(space) if space.free < needed => {
             let why = format!(
                 "/dev/shm has {} free of {}, less than the {} a local server needs",

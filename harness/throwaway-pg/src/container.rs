@@ -99,7 +99,7 @@ pub(crate) fn reap(dir: &Path) -> Vec<String> {
         200,
     )
     .unwrap_or_default();
-    let now = crate::wall_now().timestamp();
+    let now = super::wall_clock::wall_now().timestamp();
     let all = docker(
         &[
             "ps",
@@ -169,7 +169,7 @@ impl Launch for ContainerLauncher {
             .with_label("billing-harness.state", state_label(dir))
             .with_label(
                 "billing-harness.started",
-                crate::wall_now().timestamp().to_string(),
+                super::wall_clock::wall_now().timestamp().to_string(),
             )
             .with_startup_timeout(Duration::from_secs(120))
             .start()

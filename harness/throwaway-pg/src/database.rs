@@ -9,9 +9,10 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::EnvError;
-use super::broker::{Broker, Lease};
+use super::broker::Broker;
 use super::config::MigrationSource;
 use super::endpoint;
+use super::lease::Lease;
 use super::server::Backend;
 use super::template::Schema;
 

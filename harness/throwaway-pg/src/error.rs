@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::os::{self, human_bytes};
+use super::disk::{self, human_bytes};
 
 /// Why the harness could not provide a database.
 ///
@@ -194,7 +194,7 @@ impl EnvError {
     /// its size and free space measured now.
     pub(crate) fn out_of_space(action: impl Into<String>, message: impl Into<String>) -> EnvError {
         let place = SPACE_PLACE.lock().map(|p| p.clone()).unwrap_or_default();
-        let space = place.folder.as_deref().and_then(os::space);
+        let space = place.folder.as_deref().and_then(disk::space);
         EnvError::OutOfSpace {
             action: action.into(),
             message: message.into(),

@@ -15,9 +15,11 @@ mod budget;
 mod config;
 mod container;
 mod database;
+mod disk;
 mod endpoint;
 mod error;
 mod instance;
+mod lease;
 mod local;
 mod maintenance;
 mod mark;
@@ -27,32 +29,24 @@ mod os;
 mod pool;
 mod reaper;
 mod server;
+mod session;
 mod template;
+mod wall_clock;
 
-pub use broker::{Broker, CloneStrategy, Lease, Released};
+pub use broker::{Broker, Released};
 pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
 pub use database::{Database, DatabaseBuilder};
 pub use endpoint::redact as redact_url;
 pub use error::EnvError;
 pub use error::with_causes;
+pub use lease::{CloneStrategy, Lease};
 pub use mark::{mark, marker};
 pub use mock_container::{MockContainer, product_mock_container, reap_dead as reap_product_mocks};
 pub use server::{
     Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,
 };
 pub use template::Schema;
-
-/// The wall clock, to the second: read when a clock starts without an explicit instant, and by
-/// tools that must know the present (seeding a QA database). Nothing else in the workspace may
-/// read wall time (clippy's `disallowed-methods`).
-pub fn wall_now() -> chrono::DateTime<chrono::Utc> {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the one reader of wall time: the test clock starts from it, and the database's own bookkeeping stamps with it"
-    )]
-    let now = chrono::Utc::now();
-    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::seconds(1)).unwrap_or(now)
-}
+pub use wall_clock::wall_now;
 
 /// Drops the databases kept for failed tests on the configured server (the one `HARNESS_*`
 /// selects): all of them, or only the one named `only`. An idle throwaway server then stops once

@@ -130,7 +130,7 @@ log_min_messages = warning
 /// few megabytes.
 fn shared_buffers(dir: &Path) -> u64 {
     const MB: u64 = 1 << 20;
-    let free = os::space(dir).map_or(128 * MB, |s| s.free);
+    let free = super::disk::space(dir).map_or(128 * MB, |s| s.free);
     (free / 4).clamp(16 * MB, 128 * MB) / MB
 }
 

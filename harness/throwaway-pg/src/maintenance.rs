@@ -17,31 +17,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::EnvError;
 use super::admin::{self, LOCK_FILL, drop_database, try_lock, unlock};
-use super::broker::{self, CloneStrategy, Lease, ROOM_RESERVE, Session, State};
+use super::lease::{CloneStrategy, Lease};
 use super::pool::{self, Step};
 use super::reaper::{self, Reap};
+use super::session::{Job, ROOM_RESERVE, Session, State, drop_kept};
 use super::template::{self, Migrations};
-
-/// A piece of background work.
-#[derive(Debug)]
-pub(crate) enum Job {
-    /// Drop a passing test's database and free its slots.
-    Drop(Lease),
-    /// Record that this process began to use a template.
-    Stamp(Arc<Migrations>),
-    /// Top a template's warm pool up.
-    Fill(Arc<Migrations>),
-    /// Reap what ended processes left (once per process).
-    Reap,
-    /// Drop every kept database (`HARNESS_DROP_KEPT=1`).
-    DropKept,
-    /// Answer once everything asked before is done (`drops_only`: once the databases to drop
-    /// are gone).
-    Settle {
-        done: oneshot::Sender<()>,
-        drops_only: bool,
-    },
-}
 
 /// Where the reaper is.
 #[derive(Debug, Default)]
@@ -159,7 +139,7 @@ pub(crate) async fn serve(
             continue;
         }
         if conn.is_none() {
-            match admin::connect(&session.server).await {
+            match admin::connect(&session.server.endpoint).await {
                 Ok(opened) => conn = Some(opened),
                 Err(e) => {
                     report(&e);
@@ -196,9 +176,7 @@ async fn step(
     conn: &mut PgConnection,
 ) -> Result<(), EnvError> {
     if std::mem::take(&mut work.drop_kept) {
-        return broker::drop_kept(conn, &session.server, None)
-            .await
-            .map(drop);
+        return drop_kept(conn, &session.server, None).await.map(drop);
     }
     if let Some(lease) = work.drops.pop_front() {
         let dropped = drop_database(conn, &lease.name).await;
@@ -302,5 +280,5 @@ async fn room_for_one_more(
             size
         }
     };
-    Ok(super::os::space(folder).is_none_or(|space| space.free >= 2 * size + ROOM_RESERVE))
+    Ok(super::disk::space(folder).is_none_or(|space| space.free >= 2 * size + ROOM_RESERVE))
 }

@@ -44,7 +44,7 @@ pub async fn mark(url: &str, env: &str, migrations: &MigrationSource) -> Result<
         .map_err(EnvError::db("create harness_marker"))?;
     sqlx::query("insert into harness_marker (env, marked_at) values ($1, $2)")
         .bind(env)
-        .bind(crate::wall_now())
+        .bind(super::wall_clock::wall_now())
         .execute(&pool)
         .await
         .map_err(EnvError::db("record the marker"))?;

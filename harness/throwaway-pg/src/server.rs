@@ -45,7 +45,6 @@ pub(crate) struct Server {
     pub(crate) joined_unprobed: bool,
 }
 
-
 /// Resolves `auto` the documented way: url, then container, then local.
 pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
     match config.backend {
@@ -234,14 +233,14 @@ pub struct SpaceReport {
 
 /// Measures the state directory of `config` without starting anything.
 pub fn space_report(config: &Config) -> SpaceReport {
-    let space = super::os::space(&config.state_dir);
+    let space = super::disk::space(&config.state_dir);
     SpaceReport {
         state_dir: config.state_dir.clone(),
         choice: config.state_dir_choice().to_owned(),
         size: space.map(|s| s.size),
         free: space.map(|s| s.free),
         footprint: config.footprint(),
-        in_use: super::os::disk_usage(&config.state_dir),
+        in_use: super::disk::disk_usage(&config.state_dir),
     }
 }
 

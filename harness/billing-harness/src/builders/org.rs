@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{BuildError, next_sequence};
+use super::BuildError;
+use super::lookup::next_sequence;
 use crate::TestEnv;
 use crate::payments::TestCard;
 use crate::platform::NewUser;

@@ -7,9 +7,10 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+use super::BuildError;
+use super::lookup::{next_sequence, plan_product};
 use super::org::{OrgBuilder, OrgSpec};
 use super::user::member;
-use super::{BuildError, next_sequence};
 use crate::TestEnv;
 use crate::dates::{Day, day_of};
 use crate::model::{Month, OrgId, TenantId};
@@ -280,7 +281,7 @@ impl<'e> TenantBuilder<'e, WithPlan> {
         let env = self.env;
         env.ensure_catalog().await?;
         if self.product.is_none() {
-            self.product = super::plan_product(env, &self.plan.plan).await?;
+            self.product = plan_product(env, &self.plan.plan).await?;
         }
         let on = match (self.plan.on, self.plan.past_due) {
             (Some(day), _) => Some(day),

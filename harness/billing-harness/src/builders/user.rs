@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use super::{BuildError, next_sequence};
+use super::BuildError;
+use super::lookup::next_sequence;
 use crate::TestEnv;
 use crate::fakes::Person;
 use crate::model::{OrgId, UserId};

@@ -198,7 +198,7 @@ impl TestEnvBuilder {
     /// migrations.
     pub async fn build(mut self) -> Result<TestEnv, EnvError> {
         let db = std::mem::take(&mut self.db)
-            .default_migrations(crate::platform_schema())
+            .default_migrations(crate::schema::platform_schema())
             .build()
             .await?;
         self.open(db).await

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Datelike, Utc};
 
-use super::{DomainError, Platform, sync};
+use super::handle::Platform;
+use super::settings::settings;
+use super::{DomainError, sync};
 use crate::model::{CardId, OrgId, TenantId, UserId};
 use crate::payments::{MockGateway, TestCard};
 use crate::products::api::Entity;
@@ -145,7 +147,7 @@ impl Platform {
         if found.is_none_or(|status| status == "deleted") {
             return Err(DomainError::UnknownTenant(tenant.0));
         }
-        let day = super::settings(&mut tx).await?.calendar.local_day(at);
+        let day = settings(&mut tx).await?.calendar.local_day(at);
         let live: Option<i64> = sqlx::query_scalar(
             "select id from subscriptions where tenant_id = $1 and status <> 'cancelled'",
         )
@@ -281,7 +283,7 @@ impl Platform {
         at: DateTime<Utc>,
     ) -> Result<(), DomainError> {
         let mut conn = self.pool.acquire().await?;
-        let settings = super::settings(&mut conn).await?;
+        let settings = settings(&mut conn).await?;
         sqlx::query(
             "insert into billing_accounts (organization_id, billing_email, currency, billing_day, tax_rate, created_at) \
              values ($1, $2, $3, $4, $5, $6)",

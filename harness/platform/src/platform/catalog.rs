@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use super::handle::Platform;
 use crate::model::{Catalog, Plan};
 
 /// Installs `catalog`: the settings row, one product per product key, and every plan with its
@@ -57,6 +58,20 @@ pub async fn install(
         insert_terms(&mut tx, plan_id, plan).await?;
     }
     tx.commit().await
+}
+
+impl Platform {
+    /// Installs a catalog (see [`install`]).
+    ///
+    /// # Errors
+    /// The database refused a row.
+    pub async fn install_catalog(
+        &self,
+        catalog: &Catalog,
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        install(&self.pool, catalog, at).await
+    }
 }
 
 /// Writes a plan's limits and metrics (included quota, overage block and price): a catalog

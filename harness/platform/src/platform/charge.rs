@@ -14,9 +14,10 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use super::DomainError;
+use super::settings::{Settings, settings};
 use super::subscriptions::end_subscription;
 use super::sync::queue_change;
-use super::{DomainError, Settings, settings};
 use crate::model::{
     CancelReason, Currency, InvoiceId, InvoiceStatus, Month, PaymentOutcome, SubscriptionStatus,
 };

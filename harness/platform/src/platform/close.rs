@@ -7,8 +7,11 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use super::DomainError;
 use super::assemble::{self, Closing, DetailRow, PeriodRow, UsedRow};
-use super::{DomainError, Platform, settings};
+use super::handle::Platform;
+use super::month_lock::month_lock;
+use super::settings::settings;
 use crate::billing::{Invoice, Line, LineKind};
 use crate::model::{Currency, InvoiceId, InvoiceStatus, Month, Overage, TenantId};
 
@@ -109,7 +112,7 @@ pub async fn close_month(
     at: DateTime<Utc>,
 ) -> Result<CloseReport, DomainError> {
     let mut tx = pool.begin().await?;
-    super::month_lock(&mut tx, month, false).await?;
+    month_lock(&mut tx, month, false).await?;
     let first = month.first_day();
     let end = month.end();
     let fresh: Option<NaiveDate> = sqlx::query_scalar(
@@ -336,6 +339,18 @@ struct LineColumns {
 }
 
 impl Platform {
+    /// Finalises `month`: one invoice per subscription with a service day in it.
+    ///
+    /// # Errors
+    /// No catalog is installed, or the database failed.
+    pub async fn close_month(
+        &self,
+        month: Month,
+        at: DateTime<Utc>,
+    ) -> Result<CloseReport, DomainError> {
+        close_month(&self.pool, month, at).await
+    }
+
     /// Every invoice of `tenant`, oldest first, with its lines.
     ///
     /// # Errors

@@ -7,11 +7,13 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use super::catalog::{insert_terms, read_plan};
+use super::handle::Platform;
+use super::settings::settings;
 use super::subscriptions::{
     PlanRow, check_card, check_currency, check_product, live_subscription, lock_tenant,
     move_subscription, plan, start_subscription, tenant,
 };
-use super::{DomainError, Platform, settings, sync};
+use super::{DomainError, sync};
 use crate::model::{CancelReason, ContractTerms, SubscriptionId, TenantId};
 use crate::products::api::Entity;
 

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::settings::stored_settings;
 use super::sync::{self, SyncPolicy};
-use super::{charge_due, close_month, retry_due, stored_settings};
+use super::{charge_due, close_month, retry_due};
 use crate::calendar::Job;
 use crate::clock::Due;
 use crate::clock::{BoxFuture, JobError, Jobs, Schedule};

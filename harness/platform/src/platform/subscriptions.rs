@@ -5,7 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
-use super::{DomainError, Platform, settings};
+use super::DomainError;
+use super::handle::Platform;
+use super::settings::settings;
 use crate::model::{CancelReason, Currency, Month, SubscriptionId, SubscriptionStatus, TenantId};
 use crate::products::api::Entity;
 

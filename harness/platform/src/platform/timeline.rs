@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::{DomainError, settings};
+use super::DomainError;
+use super::handle::Platform;
+use super::settings::settings;
 use crate::model::{
     CancelReason, Currency, InvoiceStatus, Month, PaymentOutcome, SubscriptionStatus, TenantId,
 };
@@ -149,4 +151,14 @@ pub async fn timeline(pool: &PgPool, tenant: TenantId) -> Result<Timeline, Domai
             }
         }),
     })
+}
+
+impl Platform {
+    /// A tenant's payment timeline (see [`timeline`]).
+    ///
+    /// # Errors
+    /// No catalog is installed, or the database failed.
+    pub async fn timeline(&self, tenant: TenantId) -> Result<Timeline, DomainError> {
+        timeline(&self.pool, tenant).await
+    }
 }

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{DomainError, Platform};
+use super::DomainError;
+use super::handle::Platform;
+use super::month_lock::month_lock;
 use crate::model::{Month, TenantId};
 
 type BatchFacts = (
@@ -69,7 +71,7 @@ impl Platform {
         locked.dedup();
         // Before reading whether a month is closed: see `month_lock`.
         for month in locked {
-            super::month_lock(&mut tx, month, true).await?;
+            month_lock(&mut tx, month, true).await?;
         }
         // Shared with other usage, exclusive with a plan change or cancel of the same tenant
         // (they lock its row for update): the subscription read below stays true until commit.

@@ -6,20 +6,16 @@
 //! `{"op": "fail_next", "fault": "reset", "times": 2}`, answered `200` with the method's result as
 //! JSON (`null` for setters), or `400` with `{"error": ...}`. Control calls are not journaled.
 //! [`Remote`] is the client: one blocking HTTP/1.1 request per call (the mock's methods are
-//! synchronous, and the host is on the loopback).
-
-use std::time::Duration;
+//! synchronous, and the host is on the loopback). The mock's server (`server.rs`) answers them.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::api::ProductState;
 use super::fault::Fault;
-use super::mock::ProductMock;
 use crate::http::post_blocking;
 
-/// One call of the control API: a [`ProductMock`] method and its arguments.
+/// One call of the control API: a `ProductMock` method and its arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum Control {
@@ -39,63 +35,6 @@ pub(crate) enum Control {
     FaultsApplied,
     Violations,
     AppliedTwice,
-}
-
-/// Runs the call in `body` on `mock`: the status and JSON body to answer.
-pub(crate) fn answer(mock: &ProductMock, body: &[u8]) -> (u16, Value) {
-    let op: Control = match serde_json::from_slice(body) {
-        Ok(op) => op,
-        Err(e) => {
-            return (
-                400,
-                serde_json::json!({ "error": format!("not a control call: {e}") }),
-            );
-        }
-    };
-    let value = match op {
-        Control::SetStrict { strict } => {
-            mock.set_strict(strict);
-            Value::Null
-        }
-        Control::IsStrict => json(mock.is_strict()),
-        Control::SetHold { millis } => {
-            mock.set_hold(Duration::from_millis(millis));
-            Value::Null
-        }
-        Control::FailNext { fault, times } => {
-            mock.fail_next(fault, times);
-            Value::Null
-        }
-        Control::FaultRate { rate, seed } => {
-            mock.fault_rate(rate, seed);
-            Value::Null
-        }
-        Control::RejectTenant { tenant, status } => {
-            mock.reject_tenant(tenant, status);
-            Value::Null
-        }
-        Control::AcceptTenant { tenant } => {
-            mock.accept_tenant(tenant);
-            Value::Null
-        }
-        Control::Drift { tenant } => json(mock.drift(tenant)),
-        Control::ReplaceState { state } => {
-            mock.replace_state(state);
-            Value::Null
-        }
-        Control::ReadState => json(mock.read_state()),
-        Control::Tenant { tenant } => json(mock.tenant(tenant)),
-        Control::Journal => json(mock.journal()),
-        Control::Requests => json(mock.requests()),
-        Control::FaultsApplied => json(mock.faults_applied()),
-        Control::Violations => json(mock.violations()),
-        Control::AppliedTwice => json(mock.applied_twice()),
-    };
-    (200, value)
-}
-
-fn json(value: impl Serialize) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// The client side: a mock's namespace URL, called with blocking HTTP/1.1 requests.
@@ -129,7 +68,7 @@ impl Remote {
     /// Runs `op` on the remote mock and decodes its answer.
     ///
     /// # Panics
-    /// The host cannot be reached or answers with an error (see [`ProductMock::remote`]).
+    /// The host cannot be reached or answers with an error (see `ProductMock::remote`).
     pub(crate) fn call<T: DeserializeOwned>(&self, op: &Control) -> T {
         match self.try_call(op) {
             Ok(value) => value,
@@ -171,19 +110,5 @@ mod tests {
             serde_json::to_string(&Control::Journal).unwrap(),
             r#"{"op":"journal"}"#
         );
-    }
-
-    #[test]
-    fn an_unknown_call_or_fault_is_a_400_that_says_why() {
-        let mock = ProductMock::new("p");
-        let (status, body) = answer(&mock, br#"{"op":"explode"}"#);
-        assert_eq!(status, 400);
-        assert!(
-            body["error"].as_str().unwrap().contains("explode"),
-            "{body}"
-        );
-        let (status, body) = answer(&mock, br#"{"op":"fail_next","fault":"gone","times":1}"#);
-        assert_eq!(status, 400);
-        assert!(body["error"].as_str().unwrap().contains("gone"), "{body}");
     }
 }

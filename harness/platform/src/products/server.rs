@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,10 +15,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::api::IDEMPOTENCY_KEY;
-use super::control;
+use super::control::Control;
 use super::mock::{ProductMock, Reply};
 use crate::http::{ResetConnection, Served, serve_resettable, serve_resettable_on};
 
@@ -168,7 +170,7 @@ async fn respond(
         if method != Method::POST {
             return StatusCode::METHOD_NOT_ALLOWED.into_response();
         }
-        let (status, answer) = control::answer(mock, body);
+        let (status, answer) = answer_control(mock, body);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return (status, Json(answer)).into_response();
     }
@@ -196,5 +198,82 @@ async fn respond(
             reset.reset();
             std::future::pending::<Response>().await
         }
+    }
+}
+
+/// Runs the control call in `body` on `mock`: the status and JSON body to answer.
+fn answer_control(mock: &ProductMock, body: &[u8]) -> (u16, Value) {
+    let op: Control = match serde_json::from_slice(body) {
+        Ok(op) => op,
+        Err(e) => {
+            return (
+                400,
+                serde_json::json!({ "error": format!("not a control call: {e}") }),
+            );
+        }
+    };
+    let value = match op {
+        Control::SetStrict { strict } => {
+            mock.set_strict(strict);
+            Value::Null
+        }
+        Control::IsStrict => json(mock.is_strict()),
+        Control::SetHold { millis } => {
+            mock.set_hold(Duration::from_millis(millis));
+            Value::Null
+        }
+        Control::FailNext { fault, times } => {
+            mock.fail_next(fault, times);
+            Value::Null
+        }
+        Control::FaultRate { rate, seed } => {
+            mock.fault_rate(rate, seed);
+            Value::Null
+        }
+        Control::RejectTenant { tenant, status } => {
+            mock.reject_tenant(tenant, status);
+            Value::Null
+        }
+        Control::AcceptTenant { tenant } => {
+            mock.accept_tenant(tenant);
+            Value::Null
+        }
+        Control::Drift { tenant } => json(mock.drift(tenant)),
+        Control::ReplaceState { state } => {
+            mock.replace_state(state);
+            Value::Null
+        }
+        Control::ReadState => json(mock.read_state()),
+        Control::Tenant { tenant } => json(mock.tenant(tenant)),
+        Control::Journal => json(mock.journal()),
+        Control::Requests => json(mock.requests()),
+        Control::FaultsApplied => json(mock.faults_applied()),
+        Control::Violations => json(mock.violations()),
+        Control::AppliedTwice => json(mock.applied_twice()),
+    };
+    (200, value)
+}
+
+fn json(value: impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_call_or_fault_is_a_400_that_says_why() {
+        let mock = ProductMock::new("p");
+        let (status, body) = answer_control(&mock, br#"{"op":"explode"}"#);
+        assert_eq!(status, 400);
+        assert!(
+            body["error"].as_str().unwrap().contains("explode"),
+            "{body}"
+        );
+        let (status, body) =
+            answer_control(&mock, br#"{"op":"fail_next","fault":"gone","times":1}"#);
+        assert_eq!(status, 400);
+        assert!(body["error"].as_str().unwrap().contains("gone"), "{body}");
     }
 }

@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 
-use super::PurgeError;
+use super::error::PurgeError;
 
 /// A foreign key, child columns to parent columns, as `pg_constraint` states it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -4,9 +4,10 @@
 //! an audit row that names no person.
 
 mod catalog;
+mod error;
 mod run;
 
+pub use error::PurgeError;
 pub use run::{
-    Leftover, Notice, PurgeError, PurgePlan, PurgeReport, PurgeTarget, Scope, leftovers, plan,
-    purge,
+    Leftover, Notice, PurgePlan, PurgeReport, PurgeTarget, Scope, leftovers, plan, purge,
 };

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::{Column, HEADS, queue_upserts};
+use super::outbox::{Column, HEADS, queue_upserts};
 use crate::platform::DomainError;
 use crate::products::api::{Entity, ProductState, Write};
 use crate::products::{DeliveryError, SyncClient, splitmix};

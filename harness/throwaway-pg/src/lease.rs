@@ -1,0 +1,68 @@
+//! What the broker hands a user: a database leased from a template, and how it was cloned.
+
+use super::endpoint::Endpoint;
+use super::server::Backend;
+
+/// How a clone is copied from its template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneStrategy {
+    /// `STRATEGY FILE_COPY` (PostgreSQL 15+): copies the files after a checkpoint. Fastest for
+    /// small templates on a server with fsync off; the default.
+    FileCopy,
+    /// `STRATEGY WAL_LOG` (PostgreSQL 15+'s own default): copies block by block through the WAL.
+    WalLog,
+}
+
+impl CloneStrategy {
+    /// The `CREATE DATABASE` clause for a server of `version` (none before 15).
+    pub(crate) fn clause(self, version: i32) -> &'static str {
+        match (version >= 150_000, self) {
+            (false, _) => "",
+            (true, CloneStrategy::FileCopy) => " strategy file_copy",
+            (true, CloneStrategy::WalLog) => " strategy wal_log",
+        }
+    }
+}
+
+/// A database the broker made for one user.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// The database's name, `bh_<template hash>_<process token>_<n>`.
+    pub name: String,
+    /// Where it lives.
+    pub(crate) endpoint: Endpoint,
+    /// The backend serving it.
+    pub backend: Backend,
+    /// Whether it came from the warm pool (cloned ahead) rather than being cloned for the asker.
+    pub warm: bool,
+    /// The connection slots it holds.
+    pub(crate) slots: Vec<u32>,
+}
+
+impl Lease {
+    /// Driver options for this database.
+    pub fn connect_options(&self) -> sqlx::postgres::PgConnectOptions {
+        self.endpoint.options(&self.name)
+    }
+
+    /// Its URL (with the password only on throwaway servers).
+    pub fn url(&self) -> String {
+        self.endpoint.url(&self.name)
+    }
+
+    /// A ready-to-paste `psql` command.
+    pub fn psql_command(&self) -> String {
+        self.endpoint.psql(&self.name)
+    }
+
+    /// The host other programs reach the server at (the TCP address, even where the harness
+    /// itself goes through a unix socket).
+    pub fn host(&self) -> String {
+        self.endpoint.host()
+    }
+
+    /// The server's TCP port.
+    pub fn port(&self) -> u16 {
+        self.endpoint.port()
+    }
+}
