@@ -20,63 +20,12 @@ use std::str::FromStr;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::diagnostic::{Problems, ScenarioError};
+use super::raw::RawExpect;
 use super::run::{Outcome, OutcomeInvoice};
 use billing_harness::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus};
-
-/// An `[[expect]]` table as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawExpect {
-    #[serde(default)]
-    invoice: Option<Spanned<RawInvoice>>,
-    #[serde(default)]
-    payment: Option<Spanned<RawPayment>>,
-    #[serde(default)]
-    subscription: Option<Spanned<RawSubscription>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInvoice {
-    tenant: Spanned<String>,
-    period: Spanned<String>,
-    #[serde(default)]
-    total: Option<Spanned<String>>,
-    #[serde(default)]
-    subtotal: Option<Spanned<String>>,
-    #[serde(default)]
-    tax: Option<Spanned<String>>,
-    #[serde(default)]
-    status: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPayment {
-    tenant: Spanned<String>,
-    on: Spanned<String>,
-    outcome: Spanned<String>,
-    #[serde(default)]
-    attempt: Option<Spanned<i64>>,
-    #[serde(default)]
-    amount: Option<Spanned<String>>,
-    #[serde(default)]
-    failure_code: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSubscription {
-    tenant: Spanned<String>,
-    #[serde(default)]
-    plan: Option<Spanned<String>>,
-    #[serde(default)]
-    status: Option<Spanned<String>>,
-}
 
 /// One checked `[[expect]]` table, with where it is written.
 #[derive(Debug, Clone, PartialEq)]

@@ -124,7 +124,7 @@ pub fn parse(
     source: &str,
     default_catalog: Option<&Catalog>,
 ) -> Result<Scenario, ScenarioError> {
-    let raw: raw::RawScenario = from_toml(path, source)?;
+    let raw: raw::RawScenario = raw::from_toml(path, source)?;
     validate::scenario(path, source, raw, default_catalog)
 }
 
@@ -133,7 +133,7 @@ pub fn parse(
 /// # Errors
 /// Every problem found, with spans.
 pub fn parse_catalog(path: &str, source: &str) -> Result<Catalog, ScenarioError> {
-    let raw: raw::RawCatalog = from_toml(path, source)?;
+    let raw: raw::RawCatalog = raw::from_toml(path, source)?;
     let mut problems = diagnostic::Problems::new(path, source);
     let catalog = validate::catalog(&mut problems, &raw);
     problems.finish()?;
@@ -169,25 +169,6 @@ fn read(path: &Path) -> Result<String, ScenarioError> {
         problems
             .finish()
             .expect_err("cannot fail: one problem was just added")
-    })
-}
-
-fn from_toml<T: serde::de::DeserializeOwned>(path: &str, source: &str) -> Result<T, ScenarioError> {
-    toml::from_str(source).map_err(|e| {
-        let mut problems = diagnostic::Problems::new(path, source);
-        let span = e.span().unwrap_or(0..0);
-        let message = e.message().trim().to_owned();
-        let help = if message.contains("unknown field") {
-            Some("check the spelling; the scenario format is documented in `billing_scenarios`".to_owned())
-        } else if message.contains("missing field") {
-            Some("every scenario needs version, name, start and until; steps need `on`".to_owned())
-        } else if message.contains("invalid type") {
-            Some("numbers are bare (quantity = 120000); amounts and dates are quoted (\"99000\", \"2026-10-01\")".to_owned())
-        } else {
-            None
-        };
-        problems.add(span, message, "here", help);
-        problems.finish().expect_err("cannot fail: one problem was just added")
     })
 }
 
