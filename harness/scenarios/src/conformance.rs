@@ -7,10 +7,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::driver::{Driver, DriverError};
-use super::run::{
-    Outcome, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription, Reference, RunError,
-    play,
+use super::outcome::{
+    Outcome, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct, OutcomePurge,
+    OutcomeSubscription,
 };
+use super::run::{Reference, RunError, play};
 use super::validate::Scenario;
 
 /// What a conformance run found, scenario by scenario.
@@ -317,7 +318,7 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
                 format!("{:?}", g.scope),
                 PURGE,
             );
-            let told = |p: &super::OutcomePurge| format!("{:?}", p.told);
+            let told = |p: &OutcomePurge| format!("{:?}", p.told);
             field(out, at, "told the products", told(e), told(g), PURGE);
         },
     );
@@ -338,7 +339,7 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
             },
             PRODUCT,
             |out, at, e, g| {
-                let state = |p: &super::OutcomeProduct| format!("{:?}", p.state);
+                let state = |p: &OutcomeProduct| format!("{:?}", p.state);
                 field(out, at, "state", state(e), state(g), PRODUCT);
             },
         );

@@ -23,8 +23,8 @@ use rust_decimal::Decimal;
 use toml::Spanned;
 
 use super::diagnostic::{Problems, ScenarioError};
+use super::outcome::{Outcome, OutcomeInvoice};
 use super::raw::RawExpect;
-use super::run::{Outcome, OutcomeInvoice};
 use billing_harness::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus};
 
 /// One checked `[[expect]]` table, with where it is written.

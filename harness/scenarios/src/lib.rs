@@ -88,6 +88,7 @@ mod contract;
 mod diagnostic;
 pub mod driver;
 mod expect;
+mod outcome;
 mod raw;
 pub mod report;
 mod run;
@@ -101,12 +102,12 @@ pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
 pub use driver::{Driver, DriverError, ReadBack, Session};
 pub use expect::{Expectation, Expected};
-pub use run::{
+pub use outcome::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
     OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
-    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync, Reference,
-    ReferenceSession, RunError, RunOptions, run, run_on,
+    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
+pub use run::{Reference, ReferenceSession, RunError, RunOptions, run, run_on};
 pub use validate::{
     Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, PurgeStep, Scenario,
     ScriptedFault, Step, TenantDef, VERSION,
