@@ -101,7 +101,6 @@ pub use conformance::{Conformance, Difference, ScenarioConformance, Verdict, run
 pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
 pub use driver::{Driver, DriverError, ReadBack, Session};
-pub use expect::{Expectation, Expected};
 pub use outcome::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
     OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
@@ -109,8 +108,8 @@ pub use outcome::{
 };
 pub use run::{Reference, ReferenceSession, RunError, RunOptions, run, run_on};
 pub use validate::{
-    Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, PurgeStep, Scenario,
-    ScriptedFault, Step, TenantDef, VERSION,
+    Action, ActionDisplay, DrawnFaults, ERROR_CODES, Expectation, Expected, OrgDef, ProductDef,
+    PurgeStep, Scenario, ScriptedFault, Step, TenantDef, VERSION,
 };
 
 use billing_harness::model::Catalog;
