@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::driver::{Driver, DriverError};
+use super::load::load;
 use super::outcome::{
     Outcome, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct, OutcomePurge,
     OutcomeSubscription,
@@ -146,7 +147,7 @@ pub async fn run_with<D: Driver>(
     // Every file is read before any is played: an invalid one fails the run at once.
     let loaded = files
         .iter()
-        .map(|file| super::load(file.as_ref(), None).map_err(Box::new))
+        .map(|file| load(file.as_ref(), None).map_err(Box::new))
         .collect::<Result<Vec<Scenario>, _>>()?;
     let mut scenarios = Vec::new();
     for scenario in &loaded {
