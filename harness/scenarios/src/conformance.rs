@@ -14,6 +14,7 @@ use super::outcome::{
 };
 use super::run::{Reference, RunError, play};
 use super::validate::Scenario;
+use billing_harness::billing::LineKind;
 
 /// What a conformance run found, scenario by scenario.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -438,7 +439,7 @@ fn compare_invoice(out: &mut Vec<Difference>, at: &str, e: &OutcomeInvoice, g: &
         format!(
             "{at}, line {} ({} {}{})",
             i + 1,
-            l.kind,
+            l.kind.as_str(),
             l.plan,
             l.metric
                 .as_deref()
@@ -447,7 +448,7 @@ fn compare_invoice(out: &mut Vec<Difference>, at: &str, e: &OutcomeInvoice, g: &
     };
     for (i, (el, gl)) in e.lines.iter().zip(&g.lines).enumerate() {
         let at = line(i, el);
-        field(out, &at, "kind", &el.kind, &gl.kind, PERIOD);
+        field(out, &at, "kind", el.kind.as_str(), gl.kind.as_str(), PERIOD);
         field(out, &at, "plan", &el.plan, &gl.plan, PERIOD);
         field(out, &at, "metric", opt(&el.metric), opt(&gl.metric), PERIOD);
         field(out, &at, "from", el.from, gl.from, PERIOD);
@@ -470,7 +471,10 @@ fn compare_invoice(out: &mut Vec<Difference>, at: &str, e: &OutcomeInvoice, g: &
             opt(&gl.overage),
             OVERAGE,
         );
-        let amount_rule = if el.kind == "base" { BASE } else { OVERAGE };
+        let amount_rule = match el.kind {
+            LineKind::Base => BASE,
+            LineKind::Overage => OVERAGE,
+        };
         field(out, &at, "amount", el.amount, gl.amount, amount_rule);
     }
     for (i, l) in e.lines.iter().enumerate().skip(g.lines.len()) {

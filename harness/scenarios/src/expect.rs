@@ -42,7 +42,7 @@ fn lines_of(invoice: &OutcomeInvoice) -> String {
     for l in &invoice.lines {
         text.push_str(&format!(
             "\n  {} {} {}{} to {} ({} days) {}",
-            l.kind,
+            l.kind.as_str(),
             l.plan,
             l.metric
                 .as_deref()

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use billing_harness::billing::Line;
 use billing_harness::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus};
 use billing_harness::products::ProductMock;
 
@@ -80,35 +81,10 @@ pub struct OutcomeInvoice {
     pub total: Decimal,
 }
 
-/// An invoice line in an [`Outcome`]: every quantity its amount was computed from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeLine {
-    /// `base` or `overage`.
-    pub kind: String,
-    /// The plan's key.
-    pub plan: String,
-    /// The metric of an overage line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metric: Option<String>,
-    /// First day of the plan period within the month, `YYYY-MM-DD`.
-    pub from: NaiveDate,
-    /// First day after the plan period within the month (`[from, until)`), `YYYY-MM-DD`.
-    pub until: NaiveDate,
-    /// Days of the plan period in the month.
-    pub days: u32,
-    /// Overage lines: units used in the plan period.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub used: Option<u64>,
-    /// Overage lines: the period's prorated included quota, in whole units.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub included: Option<u64>,
-    /// Overage lines: units above the quota (`used − included`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overage: Option<u64>,
-    /// The amount.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub amount: Decimal,
-}
+/// An invoice line in an [`Outcome`]: the platform's own [`Line`], every quantity its amount
+/// was computed from (`kind` is `base` or `overage` in JSON), so that an outcome shows the very
+/// lines the billing rules produce. A driver builds it from its implementation's lines.
+pub type OutcomeLine = Line;
 
 /// A charge attempt in an [`Outcome`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -330,7 +306,7 @@ impl Outcome {
             for l in &i.lines {
                 out.push_str(&format!(
                     "  {:<8} {:<w$} {:<12} {:>5} {:>14}\n",
-                    l.kind,
+                    l.kind.as_str(),
                     l.plan,
                     l.metric.as_deref().unwrap_or(""),
                     l.days,

@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::diagnostic::ScenarioError;
 use super::driver::{Driver, DriverError, PurgeOf, Purged, ReadBack, Session};
 use super::outcome::{
-    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
-    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
+    Outcome, OutcomeError, OutcomeInvoice, OutcomePayment, OutcomeProduct, OutcomePurge,
+    OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
 use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, TenantDef};
 use billing_harness::builders::{BuildError, Day, Org};
@@ -721,22 +721,7 @@ async fn read_back(env: &TestEnv, tenants: &[(String, TenantId)]) -> Result<Read
                 period: i.month.to_string(),
                 status: stored.status,
                 currency: i.currency.to_string(),
-                lines: i
-                    .lines
-                    .into_iter()
-                    .map(|l| OutcomeLine {
-                        kind: l.kind.as_str().to_owned(),
-                        plan: l.plan,
-                        metric: l.metric,
-                        from: l.from,
-                        until: l.until,
-                        days: l.days,
-                        used: l.used,
-                        included: l.included,
-                        overage: l.overage,
-                        amount: l.amount,
-                    })
-                    .collect(),
+                lines: i.lines,
                 subtotal: i.subtotal,
                 tax: i.tax,
                 total: i.total,
