@@ -13,7 +13,7 @@ use super::outcome::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomePayment, OutcomeProduct, OutcomePurge,
     OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
-use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, TenantDef};
+use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, Step, TenantDef};
 use billing_harness::builders::{BuildError, Day, Org};
 use billing_harness::calendar::{Calendar, Job};
 use billing_harness::model::{ContractTerms, TenantId};
@@ -152,26 +152,12 @@ pub(crate) async fn play<S: Session>(
     stop_at: Option<DateTime<Utc>>,
 ) -> Result<Outcome, DriverError> {
     let tz = scenario.catalog.time_zone;
-    for def in &scenario.orgs {
-        session.create_org(def).await?;
-        for email in &def.members {
-            session.create_user(&def.key, email).await?;
-        }
-    }
-    for def in &scenario.tenants {
-        session
-            .create_tenant(def, &scenario.orgs[def.org].key)
-            .await?;
-    }
-    let tenant = |i: &usize| scenario.tenants[*i].key.as_str();
-    let mut failures = Vec::new();
-    let mut errors = Vec::new();
-    let mut later = Vec::new();
-    let mut purges = Vec::new();
+    set_up(scenario, session).await?;
     let stop_at = stop_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let mut played = Played::default();
     for step in &scenario.steps {
         if Day::new(step.on, tz).midnight() > stop_at {
-            later.push(format!(
+            played.later.push(format!(
                 "step {} on {}: {}",
                 step.number,
                 step.on,
@@ -180,124 +166,37 @@ pub(crate) async fn play<S: Session>(
             continue;
         }
         session.advance_to(Day::new(step.on, tz).midnight()).await?;
-        let result = match &step.action {
-            Action::ProductFault { product, fault } => session.product_fault(product, fault).await,
-            Action::ProductDrift { product, tenant: t } => {
-                if !session.product_drift(product, tenant(t)).await? {
-                    failures.push(format!(
-                        "step {} on {}: product {product} has no tenant {} to drift yet \
-                         (its writes arrive when the clock moves: drift on a later day)",
-                        step.number,
-                        step.on,
-                        tenant(t)
-                    ));
-                }
-                Ok(())
-            }
-            Action::Subscribe { tenant: t, plan } => session.subscribe(tenant(t), plan).await,
-            Action::ChangePlan { tenant: t, plan } => session.change_plan(tenant(t), plan).await,
-            Action::Contract { tenant: t, terms } => session.apply_contract(tenant(t), terms).await,
-            Action::Cancel { tenant: t } => session.cancel(tenant(t)).await,
-            Action::Purge(target) => {
-                let target = match target {
-                    PurgeStep::Org(o) => PurgeOf::Org(&scenario.orgs[*o].key),
-                    PurgeStep::User(email) => PurgeOf::User(email),
-                };
-                session.purge(target).await.map(|purged| {
-                    purges.push(OutcomePurge {
-                        step: step.number,
-                        purged: step.action.display(scenario).to_string(),
-                        scope: purged.scope,
-                        rows: purged.rows,
-                        told: purged.told,
-                    });
-                })
-            }
-            Action::Usage {
-                tenant: t,
-                metric,
-                quantity,
-                day,
-            } => {
-                session
-                    .record_usage(tenant(t), metric, *quantity, *day)
-                    .await
-            }
-            Action::SetCard { org, card } => {
-                session.register_card(&scenario.orgs[*org].key, *card).await
-            }
-        };
-        let refusal = match result {
-            Ok(()) => None,
-            Err(DriverError::Refused { code, message }) => Some((code, message)),
-            Err(other) => return Err(other),
-        };
-        if let Some((code, _)) = &refusal {
-            errors.push(OutcomeError {
-                step: step.number,
-                code: code.clone(),
-            });
-        }
-        match (&step.expect_error, &refusal) {
-            (Some(expected), None) => failures.push(format!(
-                "step {} on {}: expected {expected}, but it succeeded",
-                step.number, step.on
-            )),
-            (Some(expected), Some((code, _))) if expected != code => failures.push(format!(
-                "step {} on {}: expected {expected}, got {code}",
-                step.number, step.on
-            )),
-            (None, Some((code, message))) => failures.push(format!(
-                "step {} on {}: unexpected error {code}: {message}",
-                step.number, step.on
-            )),
-            _ => {}
-        }
+        let refusal = act(scenario, step, session, &mut played).await?;
+        played.compare_error(step, refusal);
     }
     let end = Day::new(scenario.until, tz).midnight();
     session.advance_to(end.min(stop_at)).await?;
     if end > stop_at {
-        let calendar =
-            Calendar::new(tz, scenario.catalog.charge_day).map_err(DriverError::failed)?;
-        for (at, jobs) in calendar.due_between(stop_at, end) {
-            let day = calendar.local_day(at);
-            for job in jobs {
-                if job != Job::Retry {
-                    later.push(format!("{job} at 00:00 on {day}"));
-                }
-            }
-        }
+        played.later.extend(jobs_after(scenario, stop_at, end)?);
     }
     // Convergence is checked at `until`, before the read-back (repairs are part of it).
     let products = if end <= stop_at {
-        match session.products().await? {
-            Some(products) => products,
-            // A scenario about product sync says nothing of an implementation without it.
-            None if !scenario.products.is_empty() => {
-                return Err(DriverError::unsupported("product sync"));
-            }
-            None => Vec::new(),
-        }
+        products_at_until(scenario, session).await?
     } else {
         Vec::new()
     };
     for product in &products {
         if !product.converged {
-            failures.push(not_converged(product));
+            played.failures.push(not_converged(product));
         }
     }
     let back = session.read_back().await?;
     let mut outcome = Outcome {
         scenario: scenario.name.clone(),
         holds: false,
-        failures,
+        failures: played.failures,
         invoices: back.invoices,
         payments: back.payments,
         subscriptions: back.subscriptions,
-        errors,
+        errors: played.errors,
         products,
-        later,
-        purges,
+        later: played.later,
+        purges: played.purges,
     };
     // A partial run (stop_at) has not reached the day the expectations speak of.
     if end <= stop_at
@@ -317,6 +216,162 @@ pub(crate) async fn play<S: Session>(
     }
     outcome.holds = outcome.failures.is_empty();
     Ok(outcome)
+}
+
+/// What playing the steps gathers for the [`Outcome`], besides what is read back at the end.
+#[derive(Debug, Default)]
+struct Played {
+    /// Why the run does not hold, so far.
+    failures: Vec<String>,
+    /// Every step that returned an error.
+    errors: Vec<OutcomeError>,
+    /// Steps and jobs after `stop_at`, not applied.
+    later: Vec<String>,
+    /// What each purge step deleted.
+    purges: Vec<OutcomePurge>,
+}
+
+impl Played {
+    /// Records a step's `refusal` (code and message), and a failure when it is not the error
+    /// the step expects.
+    fn compare_error(&mut self, step: &Step, refusal: Option<(String, String)>) {
+        if let Some((code, _)) = &refusal {
+            self.errors.push(OutcomeError {
+                step: step.number,
+                code: code.clone(),
+            });
+        }
+        match (&step.expect_error, &refusal) {
+            (Some(expected), None) => self.failures.push(format!(
+                "step {} on {}: expected {expected}, but it succeeded",
+                step.number, step.on
+            )),
+            (Some(expected), Some((code, _))) if expected != code => self.failures.push(format!(
+                "step {} on {}: expected {expected}, got {code}",
+                step.number, step.on
+            )),
+            (None, Some((code, message))) => self.failures.push(format!(
+                "step {} on {}: unexpected error {code}: {message}",
+                step.number, step.on
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// Creates the scenario's organizations with their members, then its tenants.
+async fn set_up<S: Session>(scenario: &Scenario, session: &mut S) -> Result<(), DriverError> {
+    for def in &scenario.orgs {
+        session.create_org(def).await?;
+        for email in &def.members {
+            session.create_user(&def.key, email).await?;
+        }
+    }
+    for def in &scenario.tenants {
+        session
+            .create_tenant(def, &scenario.orgs[def.org].key)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Plays `step`'s action through `session`, one arm per kind of action, and returns the
+/// refusal it met (code and message), if any. A drift that finds no tenant to change is a
+/// failure of the run; what a purge deleted goes to `played`.
+async fn act<S: Session>(
+    scenario: &Scenario,
+    step: &Step,
+    session: &mut S,
+    played: &mut Played,
+) -> Result<Option<(String, String)>, DriverError> {
+    let tenant = |i: &usize| scenario.tenants[*i].key.as_str();
+    let result = match &step.action {
+        Action::ProductFault { product, fault } => session.product_fault(product, fault).await,
+        Action::ProductDrift { product, tenant: t } => {
+            if !session.product_drift(product, tenant(t)).await? {
+                played.failures.push(format!(
+                    "step {} on {}: product {product} has no tenant {} to drift yet \
+                     (its writes arrive when the clock moves: drift on a later day)",
+                    step.number,
+                    step.on,
+                    tenant(t)
+                ));
+            }
+            Ok(())
+        }
+        Action::Subscribe { tenant: t, plan } => session.subscribe(tenant(t), plan).await,
+        Action::ChangePlan { tenant: t, plan } => session.change_plan(tenant(t), plan).await,
+        Action::Contract { tenant: t, terms } => session.apply_contract(tenant(t), terms).await,
+        Action::Cancel { tenant: t } => session.cancel(tenant(t)).await,
+        Action::Purge(target) => {
+            let target = match target {
+                PurgeStep::Org(o) => PurgeOf::Org(&scenario.orgs[*o].key),
+                PurgeStep::User(email) => PurgeOf::User(email),
+            };
+            session.purge(target).await.map(|purged| {
+                played.purges.push(OutcomePurge {
+                    step: step.number,
+                    purged: step.action.display(scenario).to_string(),
+                    scope: purged.scope,
+                    rows: purged.rows,
+                    told: purged.told,
+                });
+            })
+        }
+        Action::Usage {
+            tenant: t,
+            metric,
+            quantity,
+            day,
+        } => {
+            session
+                .record_usage(tenant(t), metric, *quantity, *day)
+                .await
+        }
+        Action::SetCard { org, card } => {
+            session.register_card(&scenario.orgs[*org].key, *card).await
+        }
+    };
+    match result {
+        Ok(()) => Ok(None),
+        Err(DriverError::Refused { code, message }) => Ok(Some((code, message))),
+        Err(other) => Err(other),
+    }
+}
+
+/// The jobs due after `stop_at` up to `end` (`until`), retries left out: what a partial run
+/// did not apply.
+fn jobs_after(
+    scenario: &Scenario,
+    stop_at: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<String>, DriverError> {
+    let calendar = Calendar::new(scenario.catalog.time_zone, scenario.catalog.charge_day)
+        .map_err(DriverError::failed)?;
+    let mut later = Vec::new();
+    for (at, jobs) in calendar.due_between(stop_at, end) {
+        let day = calendar.local_day(at);
+        for job in jobs {
+            if job != Job::Retry {
+                later.push(format!("{job} at 00:00 on {day}"));
+            }
+        }
+    }
+    Ok(later)
+}
+
+/// Each product after sync ran to idle at `until`; none for an implementation without product
+/// sync, unless the scenario is about it.
+async fn products_at_until<S: Session>(
+    scenario: &Scenario,
+    session: &mut S,
+) -> Result<Vec<OutcomeProduct>, DriverError> {
+    match session.products().await? {
+        Some(products) => Ok(products),
+        // A scenario about product sync says nothing of an implementation without it.
+        None if !scenario.products.is_empty() => Err(DriverError::unsupported("product sync")),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The reference platform as a [`Driver`]: each scenario on a fresh [`TestEnv`] made by
