@@ -17,8 +17,10 @@
 //! An invoice expectation may also name `subtotal` and `tax`; a payment one `attempt`,
 //! `amount` and `failure_code`. A field left out is not checked.
 
+use chrono::NaiveDate;
+
 use super::diagnostic::{Problems, ScenarioError};
-use super::outcome::{Outcome, OutcomeInvoice};
+use super::outcome::{Outcome, OutcomeInvoice, OutcomePayment};
 use super::validate::{Expectation, Expected, Scenario};
 
 /// One field that differs: its name, what the file says, what the run gave.
@@ -81,29 +83,9 @@ impl Expectation {
                 tax,
                 status,
             } => {
-                let Some(got) = outcome
-                    .invoices
-                    .iter()
-                    .find(|i| &i.tenant == tenant && &i.period == period)
-                else {
-                    let periods: Vec<&str> = outcome
-                        .invoices
-                        .iter()
-                        .filter(|i| &i.tenant == tenant)
-                        .map(|i| i.period.as_str())
-                        .collect();
-                    return Some((
-                        format!("expected an invoice of {tenant} for {period}, got none"),
-                        Some(format!(
-                            "{tenant}'s invoices: {}",
-                            if periods.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                periods.join(", ")
-                            }
-                        )),
-                        None,
-                    ));
+                let got = match invoice_of(outcome, tenant, period) {
+                    Ok(got) => got,
+                    Err((message, hint)) => return Some((message, hint, None)),
                 };
                 compare(&mut differs, "total", total.as_ref(), &got.total);
                 compare(&mut differs, "subtotal", subtotal.as_ref(), &got.subtotal);
@@ -124,28 +106,9 @@ impl Expectation {
                 amount,
                 failure_code,
             } => {
-                let tried: Vec<_> = outcome
-                    .payments
-                    .iter()
-                    .filter(|p| &p.tenant == tenant)
-                    .collect();
-                let Some(got) = tried.iter().find(|p| &p.on == on) else {
-                    let days: Vec<String> = tried
-                        .iter()
-                        .map(|p| format!("{} ({})", p.on, p.outcome))
-                        .collect();
-                    return Some((
-                        format!("expected a payment attempt of {tenant} on {on}, got none"),
-                        Some(format!(
-                            "{tenant}'s attempts: {}",
-                            if days.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                days.join(", ")
-                            }
-                        )),
-                        None,
-                    ));
+                let got = match attempt_of(outcome, tenant, *on) {
+                    Ok(got) => got,
+                    Err((message, hint)) => return Some((message, hint, None)),
                 };
                 compare(&mut differs, "outcome", Some(want), &got.outcome);
                 compare(&mut differs, "attempt", attempt.as_ref(), &got.attempt);
@@ -197,6 +160,73 @@ impl Expectation {
             }
         };
         found.map(|(message, hint)| (message, hint, differs.first().map(|d| d.0)))
+    }
+}
+
+/// A message and its hint.
+type Said = (String, Option<String>);
+
+/// The invoice of `tenant` for `period` in `outcome`, or why there is none, with the periods
+/// it has.
+fn invoice_of<'a>(
+    outcome: &'a Outcome,
+    tenant: &str,
+    period: &str,
+) -> Result<&'a OutcomeInvoice, Said> {
+    if let Some(got) = outcome
+        .invoices
+        .iter()
+        .find(|i| i.tenant == tenant && i.period == period)
+    {
+        return Ok(got);
+    }
+    let periods: Vec<&str> = outcome
+        .invoices
+        .iter()
+        .filter(|i| i.tenant == tenant)
+        .map(|i| i.period.as_str())
+        .collect();
+    Err((
+        format!("expected an invoice of {tenant} for {period}, got none"),
+        Some(format!("{tenant}'s invoices: {}", listed(&periods))),
+    ))
+}
+
+/// The payment attempt of `tenant` on `on` in `outcome`, or why there is none, with the days
+/// it was attempted on.
+fn attempt_of<'a>(
+    outcome: &'a Outcome,
+    tenant: &str,
+    on: NaiveDate,
+) -> Result<&'a OutcomePayment, Said> {
+    let tried: Vec<_> = outcome
+        .payments
+        .iter()
+        .filter(|p| p.tenant == tenant)
+        .collect();
+    if let Some(got) = tried.iter().find(|p| p.on == on) {
+        return Ok(got);
+    }
+    let days: Vec<String> = tried
+        .iter()
+        .map(|p| format!("{} ({})", p.on, p.outcome))
+        .collect();
+    Err((
+        format!("expected a payment attempt of {tenant} on {on}, got none"),
+        Some(format!("{tenant}'s attempts: {}", listed(&days))),
+    ))
+}
+
+/// `items` joined with commas, or `none`.
+fn listed(items: &[impl AsRef<str>]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .join(", ")
     }
 }
 
