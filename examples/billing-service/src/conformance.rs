@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use billing_harness::TestEnv;
+use billing_harness::billing::LineKind as HarnessLineKind;
 use billing_harness::builders::{Fakes, Locale};
 use billing_harness::payments::{self as harness_payments, Gateway, MockGateway, TestCard};
 use billing_harness::products::{ProductMock, ProductServer};
@@ -28,7 +29,7 @@ use billing_scenarios::{
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use crate::accounts::NewUser;
-use crate::billing::{Currency, Plan};
+use crate::billing::{Currency, LineKind, Plan};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
 use crate::contracts::{Contract, Overage};
@@ -631,7 +632,10 @@ impl Session for ExampleSession {
                         .lines
                         .iter()
                         .map(|l| OutcomeLine {
-                            kind: l.kind.as_str().to_owned(),
+                            kind: match l.kind {
+                                LineKind::Base => HarnessLineKind::Base,
+                                LineKind::Overage => HarnessLineKind::Overage,
+                            },
                             plan: self.plan_key(&l.plan),
                             metric: l.metric.clone(),
                             from: l.from,

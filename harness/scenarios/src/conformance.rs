@@ -7,11 +7,14 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::driver::{Driver, DriverError};
-use super::run::{
-    Outcome, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeSubscription, Reference, RunError,
-    play,
+use super::load::load;
+use super::outcome::{
+    Outcome, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct, OutcomePurge,
+    OutcomeSubscription,
 };
+use super::run::{Reference, RunError, play};
 use super::validate::Scenario;
+use billing_harness::billing::LineKind;
 
 /// What a conformance run found, scenario by scenario.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,7 +148,7 @@ pub async fn run_with<D: Driver>(
     // Every file is read before any is played: an invalid one fails the run at once.
     let loaded = files
         .iter()
-        .map(|file| super::load(file.as_ref(), None).map_err(Box::new))
+        .map(|file| load(file.as_ref(), None).map_err(Box::new))
         .collect::<Result<Vec<Scenario>, _>>()?;
     let mut scenarios = Vec::new();
     for scenario in &loaded {
@@ -317,7 +320,7 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
                 format!("{:?}", g.scope),
                 PURGE,
             );
-            let told = |p: &super::OutcomePurge| format!("{:?}", p.told);
+            let told = |p: &OutcomePurge| format!("{:?}", p.told);
             field(out, at, "told the products", told(e), told(g), PURGE);
         },
     );
@@ -338,7 +341,7 @@ fn compare(expected: &Outcome, got: &Outcome) -> Vec<Difference> {
             },
             PRODUCT,
             |out, at, e, g| {
-                let state = |p: &super::OutcomeProduct| format!("{:?}", p.state);
+                let state = |p: &OutcomeProduct| format!("{:?}", p.state);
                 field(out, at, "state", state(e), state(g), PRODUCT);
             },
         );
@@ -436,7 +439,7 @@ fn compare_invoice(out: &mut Vec<Difference>, at: &str, e: &OutcomeInvoice, g: &
         format!(
             "{at}, line {} ({} {}{})",
             i + 1,
-            l.kind,
+            l.kind.as_str(),
             l.plan,
             l.metric
                 .as_deref()
@@ -445,7 +448,7 @@ fn compare_invoice(out: &mut Vec<Difference>, at: &str, e: &OutcomeInvoice, g: &
     };
     for (i, (el, gl)) in e.lines.iter().zip(&g.lines).enumerate() {
         let at = line(i, el);
-        field(out, &at, "kind", &el.kind, &gl.kind, PERIOD);
+        field(out, &at, "kind", el.kind.as_str(), gl.kind.as_str(), PERIOD);
         field(out, &at, "plan", &el.plan, &gl.plan, PERIOD);
         field(out, &at, "metric", opt(&el.metric), opt(&gl.metric), PERIOD);
         field(out, &at, "from", el.from, gl.from, PERIOD);
@@ -468,7 +471,10 @@ fn compare_invoice(out: &mut Vec<Difference>, at: &str, e: &OutcomeInvoice, g: &
             opt(&gl.overage),
             OVERAGE,
         );
-        let amount_rule = if el.kind == "base" { BASE } else { OVERAGE };
+        let amount_rule = match el.kind {
+            LineKind::Base => BASE,
+            LineKind::Overage => OVERAGE,
+        };
         field(out, &at, "amount", el.amount, gl.amount, amount_rule);
     }
     for (i, l) in e.lines.iter().enumerate().skip(g.lines.len()) {

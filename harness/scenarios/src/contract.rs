@@ -2,47 +2,13 @@
 //! applied to a QA database (`cargo xtask contract apply`), read with spans and checked into
 //! [`ContractTerms`], every bad term located.
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::diagnostic::{Problems, ScenarioError};
+use super::raw::{RawContract, from_toml};
 use billing_harness::model::{ContractTerms, Overage, Plan};
-
-/// A contract as written: in a scenario step (`tenant` is a tenant key) or in a contract file
-/// (`tenant` is a slug, with `starts_on`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawContract {
-    pub(crate) tenant: Spanned<String>,
-    #[serde(default)]
-    pub(crate) starts_on: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(crate) plan: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(crate) base_fee: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(crate) included: BTreeMap<String, Spanned<i64>>,
-    #[serde(default)]
-    pub(crate) overage: BTreeMap<String, Spanned<RawOverage>>,
-    #[serde(default)]
-    pub(crate) limits: BTreeMap<String, Spanned<i64>>,
-    #[serde(default)]
-    pub(crate) spec: Option<Spanned<toml::Table>>,
-    #[serde(default)]
-    pub(crate) ends_on: Option<Spanned<String>>,
-}
-
-/// Overage terms as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawOverage {
-    pub(crate) block: Spanned<i64>,
-    pub(crate) price: Spanned<String>,
-}
 
 /// A contract file: which tenant, from which day, on which terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +39,7 @@ pub struct ContractFile {
 /// Every problem found, located: a field unknown or missing, an amount that does not parse or
 /// is negative, a block of 0, a date that does not parse or a term that ends first.
 pub fn parse_contract_file(path: &str, source: &str) -> Result<ContractFile, ScenarioError> {
-    let raw: RawContract = super::from_toml(path, source)?;
+    let raw: RawContract = from_toml(path, source)?;
     let mut problems = Problems::new(path, source);
     let starts_on = match &raw.starts_on {
         Some(s) => date(&mut problems, s, "starts_on"),

@@ -15,7 +15,7 @@ use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::run::{OutcomeInvoice, OutcomePayment, OutcomeProduct, OutcomeSubscription};
+use super::outcome::{OutcomeInvoice, OutcomePayment, OutcomeProduct, OutcomeSubscription};
 use super::validate::{OrgDef, Scenario, ScriptedFault, TenantDef};
 use billing_harness::model::ContractTerms;
 use billing_harness::payments::TestCard;

@@ -1,5 +1,7 @@
-//! `[[expect]]` tables: what a QA engineer knows a scenario must bill, charge and leave,
-//! written into the file and checked against the outcome with a diagnostic at the expectation.
+//! `[[expect]]` tables checked against an outcome: what a QA engineer knows a scenario must
+//! bill, charge and leave, written into the file (and checked into an [`Expectation`] by
+//! [`super::validate`]), compared with what the run gave, with a diagnostic at the
+//! expectation.
 //!
 //! ```toml
 //! [[expect]]
@@ -15,317 +17,11 @@
 //! An invoice expectation may also name `subtotal` and `tax`; a payment one `attempt`,
 //! `amount` and `failure_code`. A field left out is not checked.
 
-use std::ops::Range;
-use std::str::FromStr;
-
 use chrono::NaiveDate;
-use rust_decimal::Decimal;
-use serde::Deserialize;
-use toml::Spanned;
 
 use super::diagnostic::{Problems, ScenarioError};
-use super::run::{Outcome, OutcomeInvoice};
-use billing_harness::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus};
-
-/// An `[[expect]]` table as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawExpect {
-    #[serde(default)]
-    invoice: Option<Spanned<RawInvoice>>,
-    #[serde(default)]
-    payment: Option<Spanned<RawPayment>>,
-    #[serde(default)]
-    subscription: Option<Spanned<RawSubscription>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInvoice {
-    tenant: Spanned<String>,
-    period: Spanned<String>,
-    #[serde(default)]
-    total: Option<Spanned<String>>,
-    #[serde(default)]
-    subtotal: Option<Spanned<String>>,
-    #[serde(default)]
-    tax: Option<Spanned<String>>,
-    #[serde(default)]
-    status: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPayment {
-    tenant: Spanned<String>,
-    on: Spanned<String>,
-    outcome: Spanned<String>,
-    #[serde(default)]
-    attempt: Option<Spanned<i64>>,
-    #[serde(default)]
-    amount: Option<Spanned<String>>,
-    #[serde(default)]
-    failure_code: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSubscription {
-    tenant: Spanned<String>,
-    #[serde(default)]
-    plan: Option<Spanned<String>>,
-    #[serde(default)]
-    status: Option<Spanned<String>>,
-}
-
-/// One checked `[[expect]]` table, with where it is written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Expectation {
-    /// What must hold.
-    pub expected: Expected,
-    /// The inline table (`invoice = { .. }`), where a missing invoice or attempt is shown.
-    span: Range<usize>,
-    /// Each field's value, where a field that differs is shown.
-    fields: Vec<(&'static str, Range<usize>)>,
-}
-
-/// What one `[[expect]]` table asks of the outcome; fields left out are `None` and not checked.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Expected {
-    /// `invoice = { tenant, period, total, subtotal, tax, status }`.
-    Invoice {
-        /// The tenant's key.
-        tenant: String,
-        /// The month billed, `YYYY-MM`.
-        period: String,
-        /// The amount charged, tax included.
-        total: Option<Decimal>,
-        /// The amount before tax.
-        subtotal: Option<Decimal>,
-        /// The tax.
-        tax: Option<Decimal>,
-        /// Its status at `until`.
-        status: Option<InvoiceStatus>,
-    },
-    /// `payment = { tenant, on, outcome, attempt, amount, failure_code }`.
-    Payment {
-        /// The tenant's key.
-        tenant: String,
-        /// The day of the attempt, in the catalog's time zone.
-        on: NaiveDate,
-        /// What the gateway answered.
-        outcome: PaymentOutcome,
-        /// The attempt's number for its invoice (1 to 4).
-        attempt: Option<i16>,
-        /// The amount asked for.
-        amount: Option<Decimal>,
-        /// The gateway's failure code.
-        failure_code: Option<String>,
-    },
-    /// `subscription = { tenant, plan, status }`: the tenant's last subscription at `until`.
-    Subscription {
-        /// The tenant's key.
-        tenant: String,
-        /// Its plan's key.
-        plan: Option<String>,
-        /// Its status.
-        status: Option<SubscriptionStatus>,
-    },
-}
-
-fn span<T>(s: &Spanned<T>) -> Range<usize> {
-    s.span()
-}
-
-fn parsed<T: FromStr>(
-    problems: &mut Problems<'_>,
-    value: Option<&Spanned<String>>,
-    what: &str,
-    help: &str,
-) -> Option<T> {
-    let value = value?;
-    match value.get_ref().parse::<T>() {
-        Ok(v) => Some(v),
-        Err(_) => {
-            problems.add(
-                span(value),
-                format!("{what} {:?} is not valid here", value.get_ref()),
-                format!("invalid {what}"),
-                Some(help.to_owned()),
-            );
-            None
-        }
-    }
-}
-
-fn options(values: &[impl std::fmt::Display]) -> String {
-    let names: Vec<String> = values.iter().map(ToString::to_string).collect();
-    format!("one of: {}", names.join(", "))
-}
-
-/// Checks the `[[expect]]` tables of a scenario whose tenants and plans are `tenants` and
-/// `plans`; problems go to `problems`.
-pub(crate) fn expectations(
-    problems: &mut Problems<'_>,
-    raw: &[Spanned<RawExpect>],
-    tenants: &[&str],
-    plans: &[&str],
-) -> Vec<Expectation> {
-    let mut out = Vec::new();
-    for table in raw {
-        let r = table.get_ref();
-        let given = [
-            r.invoice.is_some(),
-            r.payment.is_some(),
-            r.subscription.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count();
-        if given != 1 {
-            problems.add(
-                span(table),
-                format!("an [[expect]] table names {given} things to check"),
-                "exactly one of invoice, payment, subscription",
-                Some(
-                    "write one per table: invoice = { .. }, payment = { .. } or subscription = { .. }"
-                        .into(),
-                ),
-            );
-            continue;
-        }
-        let tenant = |problems: &mut Problems<'_>, key: &Spanned<String>| {
-            if !tenants.contains(&key.get_ref().as_str()) {
-                problems.add(
-                    span(key),
-                    format!("unknown tenant {:?}", key.get_ref()),
-                    "not a [[tenant]] of this scenario",
-                    Some(format!("one of: {}", tenants.join(", "))),
-                );
-            }
-            key.get_ref().clone()
-        };
-        let money = "an amount is a quoted decimal, like \"70258\" or \"12.50\"";
-        let mut fields: Vec<(&'static str, Range<usize>)> = Vec::new();
-        let mut at = |name: &'static str, value: Option<Range<usize>>| {
-            if let Some(value) = value {
-                fields.push((name, value));
-            }
-        };
-        let inline = r
-            .invoice
-            .as_ref()
-            .map(span)
-            .or(r.payment.as_ref().map(span))
-            .or(r.subscription.as_ref().map(span))
-            .unwrap_or_else(|| span(table));
-        let expected = if let Some(i) = &r.invoice {
-            let i = i.get_ref();
-            at("total", i.total.as_ref().map(span));
-            at("subtotal", i.subtotal.as_ref().map(span));
-            at("tax", i.tax.as_ref().map(span));
-            at("status", i.status.as_ref().map(span));
-            let period = i.period.get_ref();
-            if NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").is_err() {
-                problems.add(
-                    span(&i.period),
-                    format!("period {period:?} is not a month"),
-                    "not YYYY-MM",
-                    Some("write the month billed as \"2026-10\"".into()),
-                );
-            }
-            Expected::Invoice {
-                tenant: tenant(problems, &i.tenant),
-                period: period.clone(),
-                total: parsed(problems, i.total.as_ref(), "total", money),
-                subtotal: parsed(problems, i.subtotal.as_ref(), "subtotal", money),
-                tax: parsed(problems, i.tax.as_ref(), "tax", money),
-                status: parsed(
-                    problems,
-                    i.status.as_ref(),
-                    "invoice status",
-                    &options(InvoiceStatus::ALL),
-                ),
-            }
-        } else if let Some(p) = &r.payment {
-            let p = p.get_ref();
-            at("outcome", Some(span(&p.outcome)));
-            at("attempt", p.attempt.as_ref().map(span));
-            at("amount", p.amount.as_ref().map(span));
-            at("failure_code", p.failure_code.as_ref().map(span));
-            let attempt = p.attempt.as_ref().and_then(|a| {
-                let n = *a.get_ref();
-                if (1..=4).contains(&n) {
-                    i16::try_from(n).ok()
-                } else {
-                    problems.add(
-                        span(a),
-                        format!("attempt {n} cannot happen"),
-                        "not 1 to 4",
-                        Some("an invoice is attempted on the charge day and retried up to 3 times: attempts 1 to 4".into()),
-                    );
-                    None
-                }
-            });
-            Expected::Payment {
-                tenant: tenant(problems, &p.tenant),
-                on: parsed(
-                    problems,
-                    Some(&p.on),
-                    "day",
-                    "write a day as \"2026-11-05\"",
-                )
-                .unwrap_or(NaiveDate::MIN),
-                outcome: parsed(
-                    problems,
-                    Some(&p.outcome),
-                    "payment outcome",
-                    &options(PaymentOutcome::ALL),
-                )
-                .unwrap_or(PaymentOutcome::ALL[0]),
-                attempt,
-                amount: parsed(problems, p.amount.as_ref(), "amount", money),
-                failure_code: p.failure_code.as_ref().map(|c| c.get_ref().clone()),
-            }
-        } else if let Some(s) = &r.subscription {
-            let s = s.get_ref();
-            at("plan", s.plan.as_ref().map(span));
-            at("status", s.status.as_ref().map(span));
-            if let Some(plan) = &s.plan
-                && !plans.contains(&plan.get_ref().trim_end_matches(" (contract)").trim_end())
-            {
-                problems.add(
-                    span(plan),
-                    format!("unknown plan {:?}", plan.get_ref()),
-                    "not a plan of the catalog",
-                    Some(format!(
-                        "one of: {} (a contract's plan is \"BASE (contract)\")",
-                        plans.join(", ")
-                    )),
-                );
-            }
-            Expected::Subscription {
-                tenant: tenant(problems, &s.tenant),
-                plan: s.plan.as_ref().map(|p| p.get_ref().clone()),
-                status: parsed(
-                    problems,
-                    s.status.as_ref(),
-                    "subscription status",
-                    &options(SubscriptionStatus::ALL),
-                ),
-            }
-        } else {
-            continue;
-        };
-        out.push(Expectation {
-            expected,
-            span: inline,
-            fields,
-        });
-    }
-    out
-}
+use super::outcome::{Outcome, OutcomeInvoice, OutcomePayment};
+use super::validate::{Expectation, Expected, Scenario};
 
 /// One field that differs: its name, what the file says, what the run gave.
 type Differs = Vec<(&'static str, String, String)>;
@@ -348,7 +44,7 @@ fn lines_of(invoice: &OutcomeInvoice) -> String {
     for l in &invoice.lines {
         text.push_str(&format!(
             "\n  {} {} {}{} to {} ({} days) {}",
-            l.kind,
+            l.kind.as_str(),
             l.plan,
             l.metric
                 .as_deref()
@@ -387,29 +83,9 @@ impl Expectation {
                 tax,
                 status,
             } => {
-                let Some(got) = outcome
-                    .invoices
-                    .iter()
-                    .find(|i| &i.tenant == tenant && &i.period == period)
-                else {
-                    let periods: Vec<&str> = outcome
-                        .invoices
-                        .iter()
-                        .filter(|i| &i.tenant == tenant)
-                        .map(|i| i.period.as_str())
-                        .collect();
-                    return Some((
-                        format!("expected an invoice of {tenant} for {period}, got none"),
-                        Some(format!(
-                            "{tenant}'s invoices: {}",
-                            if periods.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                periods.join(", ")
-                            }
-                        )),
-                        None,
-                    ));
+                let got = match invoice_of(outcome, tenant, period) {
+                    Ok(got) => got,
+                    Err((message, hint)) => return Some((message, hint, None)),
                 };
                 compare(&mut differs, "total", total.as_ref(), &got.total);
                 compare(&mut differs, "subtotal", subtotal.as_ref(), &got.subtotal);
@@ -430,28 +106,9 @@ impl Expectation {
                 amount,
                 failure_code,
             } => {
-                let tried: Vec<_> = outcome
-                    .payments
-                    .iter()
-                    .filter(|p| &p.tenant == tenant)
-                    .collect();
-                let Some(got) = tried.iter().find(|p| &p.on == on) else {
-                    let days: Vec<String> = tried
-                        .iter()
-                        .map(|p| format!("{} ({})", p.on, p.outcome))
-                        .collect();
-                    return Some((
-                        format!("expected a payment attempt of {tenant} on {on}, got none"),
-                        Some(format!(
-                            "{tenant}'s attempts: {}",
-                            if days.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                days.join(", ")
-                            }
-                        )),
-                        None,
-                    ));
+                let got = match attempt_of(outcome, tenant, *on) {
+                    Ok(got) => got,
+                    Err((message, hint)) => return Some((message, hint, None)),
                 };
                 compare(&mut differs, "outcome", Some(want), &got.outcome);
                 compare(&mut differs, "attempt", attempt.as_ref(), &got.attempt);
@@ -506,6 +163,73 @@ impl Expectation {
     }
 }
 
+/// A message and its hint.
+type Said = (String, Option<String>);
+
+/// The invoice of `tenant` for `period` in `outcome`, or why there is none, with the periods
+/// it has.
+fn invoice_of<'a>(
+    outcome: &'a Outcome,
+    tenant: &str,
+    period: &str,
+) -> Result<&'a OutcomeInvoice, Said> {
+    if let Some(got) = outcome
+        .invoices
+        .iter()
+        .find(|i| i.tenant == tenant && i.period == period)
+    {
+        return Ok(got);
+    }
+    let periods: Vec<&str> = outcome
+        .invoices
+        .iter()
+        .filter(|i| i.tenant == tenant)
+        .map(|i| i.period.as_str())
+        .collect();
+    Err((
+        format!("expected an invoice of {tenant} for {period}, got none"),
+        Some(format!("{tenant}'s invoices: {}", listed(&periods))),
+    ))
+}
+
+/// The payment attempt of `tenant` on `on` in `outcome`, or why there is none, with the days
+/// it was attempted on.
+fn attempt_of<'a>(
+    outcome: &'a Outcome,
+    tenant: &str,
+    on: NaiveDate,
+) -> Result<&'a OutcomePayment, Said> {
+    let tried: Vec<_> = outcome
+        .payments
+        .iter()
+        .filter(|p| p.tenant == tenant)
+        .collect();
+    if let Some(got) = tried.iter().find(|p| p.on == on) {
+        return Ok(got);
+    }
+    let days: Vec<String> = tried
+        .iter()
+        .map(|p| format!("{} ({})", p.on, p.outcome))
+        .collect();
+    Err((
+        format!("expected a payment attempt of {tenant} on {on}, got none"),
+        Some(format!("{tenant}'s attempts: {}", listed(&days))),
+    ))
+}
+
+/// `items` joined with commas, or `none`.
+fn listed(items: &[impl AsRef<str>]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .join(", ")
+    }
+}
+
 fn said(differs: &Differs) -> String {
     let parts: Vec<String> = differs
         .iter()
@@ -514,22 +238,22 @@ fn said(differs: &Differs) -> String {
     parts.join("; ")
 }
 
-/// Every expectation of a scenario that `outcome` does not meet, as one diagnostic pointing at
-/// each (`path` and `source` are the scenario file's).
-pub(crate) fn check(
-    path: &str,
-    source: &str,
-    expectations: &[Expectation],
-    outcome: &Outcome,
-) -> Result<(), ScenarioError> {
-    let mut problems = Problems::new(path, source);
-    for e in expectations {
-        if let Some((message, hint, field)) = e.differs(outcome) {
-            let at = field
-                .and_then(|f| e.fields.iter().find(|(name, _)| *name == f))
-                .map_or_else(|| e.span.clone(), |(_, span)| span.clone());
-            problems.add(at, message, "expected here", hint);
+impl Scenario {
+    /// Checks `outcome` against the `[[expect]]` tables.
+    ///
+    /// # Errors
+    /// One diagnostic with a problem at each expectation that does not hold (file, line and
+    /// column; expected vs got; what the run wrote instead).
+    pub fn check(&self, outcome: &Outcome) -> Result<(), ScenarioError> {
+        let mut problems = Problems::new(self.path(), self.source());
+        for e in &self.expectations {
+            if let Some((message, hint, field)) = e.differs(outcome) {
+                let at = field
+                    .and_then(|f| e.fields.iter().find(|(name, _)| *name == f))
+                    .map_or_else(|| e.span.clone(), |(_, span)| span.clone());
+                problems.add(at, message, "expected here", hint);
+            }
         }
+        problems.finish()
     }
-    problems.finish()
 }

@@ -88,108 +88,29 @@ mod contract;
 mod diagnostic;
 pub mod driver;
 mod expect;
+mod load;
+mod outcome;
 mod raw;
 pub mod report;
 mod run;
 pub mod snapshot;
 mod validate;
 
-use std::path::Path;
-
 pub use conformance::{Conformance, Difference, ScenarioConformance, Verdict, run_with};
 pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
 pub use driver::{Driver, DriverError, ReadBack, Session};
-pub use expect::{Expectation, Expected};
-pub use run::{
+pub use load::{load, parse, parse_catalog};
+pub use outcome::{
     Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
     OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
-    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync, Reference,
-    ReferenceSession, RunError, RunOptions, run, run_on,
+    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
+pub use run::{Reference, ReferenceSession, RunError, RunOptions, run, run_on};
 pub use validate::{
-    Action, ActionDisplay, DrawnFaults, ERROR_CODES, OrgDef, ProductDef, PurgeStep, Scenario,
-    ScriptedFault, Step, TenantDef, VERSION,
+    Action, ActionDisplay, DrawnFaults, ERROR_CODES, Expectation, Expected, OrgDef, ProductDef,
+    PurgeStep, Scenario, ScriptedFault, Step, TenantDef, VERSION,
 };
-
-use billing_harness::model::Catalog;
-
-/// Reads a scenario from `source` (`path` names it in diagnostics), using `default_catalog`
-/// when it has no `[catalog]` table.
-///
-/// # Errors
-/// Every problem found, with spans.
-pub fn parse(
-    path: &str,
-    source: &str,
-    default_catalog: Option<&Catalog>,
-) -> Result<Scenario, ScenarioError> {
-    let raw: raw::RawScenario = from_toml(path, source)?;
-    validate::scenario(path, source, raw, default_catalog)
-}
-
-/// Reads a catalog file (the whole file is one catalog: settings and `[[plan]]` entries).
-///
-/// # Errors
-/// Every problem found, with spans.
-pub fn parse_catalog(path: &str, source: &str) -> Result<Catalog, ScenarioError> {
-    let raw: raw::RawCatalog = from_toml(path, source)?;
-    let mut problems = diagnostic::Problems::new(path, source);
-    let catalog = validate::catalog(&mut problems, &raw);
-    problems.finish()?;
-    Ok(catalog)
-}
-
-/// Reads the scenario file at `path`. Its default catalog is `catalog_file` if given, else the
-/// `catalog.toml` beside it, if any.
-///
-/// # Errors
-/// The file cannot be read (a problem without a span), or its problems.
-pub fn load(path: &Path, catalog_file: Option<&Path>) -> Result<Scenario, ScenarioError> {
-    let shown = path.display().to_string();
-    let source = read(path)?;
-    let catalog_path =
-        catalog_file.map_or_else(|| path.with_file_name("catalog.toml"), Path::to_owned);
-    let catalog = if catalog_path.is_file() {
-        Some(parse_catalog(
-            &catalog_path.display().to_string(),
-            &read(&catalog_path)?,
-        )?)
-    } else {
-        None
-    };
-    parse(&shown, &source, catalog.as_ref())
-}
-
-fn read(path: &Path) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|e| {
-        let shown = path.display().to_string();
-        let mut problems = diagnostic::Problems::new(&shown, "");
-        problems.add(0..0, format!("cannot read {shown}: {e}"), "", None);
-        problems
-            .finish()
-            .expect_err("cannot fail: one problem was just added")
-    })
-}
-
-fn from_toml<T: serde::de::DeserializeOwned>(path: &str, source: &str) -> Result<T, ScenarioError> {
-    toml::from_str(source).map_err(|e| {
-        let mut problems = diagnostic::Problems::new(path, source);
-        let span = e.span().unwrap_or(0..0);
-        let message = e.message().trim().to_owned();
-        let help = if message.contains("unknown field") {
-            Some("check the spelling; the scenario format is documented in `billing_scenarios`".to_owned())
-        } else if message.contains("missing field") {
-            Some("every scenario needs version, name, start and until; steps need `on`".to_owned())
-        } else if message.contains("invalid type") {
-            Some("numbers are bare (quantity = 120000); amounts and dates are quoted (\"99000\", \"2026-10-01\")".to_owned())
-        } else {
-            None
-        };
-        problems.add(span, message, "here", help);
-        problems.finish().expect_err("cannot fail: one problem was just added")
-    })
-}
 
 /// The workspace README's examples, compiled as doctests so that they stay true: here, the one
 /// crate that sees every layer a README example uses.

@@ -1,10 +1,13 @@
-//! Stage one of reading a scenario: the TOML as written, every value with its span, unknown
-//! fields refused. No meaning is checked here; [`super::validate`] does that.
+//! Stage one of reading a scenario, a catalog or a contract file: the TOML as written, every
+//! value with its span, unknown fields refused. No meaning is checked here; [`super::validate`]
+//! (and [`super::contract`] for contract terms) does that.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use super::diagnostic::{Problems, ScenarioError};
 
 /// A scenario file as written.
 #[derive(Debug, Deserialize)]
@@ -27,7 +30,7 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub(crate) step: Vec<Spanned<RawStep>>,
     #[serde(default)]
-    pub(crate) expect: Vec<Spanned<super::expect::RawExpect>>,
+    pub(crate) expect: Vec<Spanned<RawExpect>>,
 }
 
 /// A `[[product]]` table: how one product's mock behaves.
@@ -85,6 +88,7 @@ pub(crate) struct RawPlan {
     pub(crate) limits: BTreeMap<String, Spanned<i64>>,
 }
 
+/// Overage terms as written, in a plan or a contract: `{ block = N, price = "..." }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOverage {
@@ -133,7 +137,7 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub(crate) product_drift: Option<Spanned<RawProductDrift>>,
     #[serde(default)]
-    pub(crate) contract: Option<Spanned<super::contract::RawContract>>,
+    pub(crate) contract: Option<Spanned<RawContract>>,
     #[serde(default)]
     pub(crate) purge: Option<Spanned<RawPurge>>,
     #[serde(default)]
@@ -193,4 +197,106 @@ pub(crate) struct RawProductFault {
 pub(crate) struct RawProductDrift {
     pub(crate) product: Spanned<String>,
     pub(crate) tenant: Spanned<String>,
+}
+
+/// A contract as written: in a scenario step (`tenant` is a tenant key) or in a contract file
+/// (`tenant` is a slug, with `starts_on`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawContract {
+    pub(crate) tenant: Spanned<String>,
+    #[serde(default)]
+    pub(crate) starts_on: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) plan: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) base_fee: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) included: BTreeMap<String, Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) overage: BTreeMap<String, Spanned<RawOverage>>,
+    #[serde(default)]
+    pub(crate) limits: BTreeMap<String, Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) spec: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub(crate) ends_on: Option<Spanned<String>>,
+}
+
+/// An `[[expect]]` table as written: exactly one of its fields is expected.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpect {
+    #[serde(default)]
+    pub(crate) invoice: Option<Spanned<RawInvoice>>,
+    #[serde(default)]
+    pub(crate) payment: Option<Spanned<RawPayment>>,
+    #[serde(default)]
+    pub(crate) subscription: Option<Spanned<RawSubscription>>,
+}
+
+/// `invoice = { .. }` in an `[[expect]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInvoice {
+    pub(crate) tenant: Spanned<String>,
+    pub(crate) period: Spanned<String>,
+    #[serde(default)]
+    pub(crate) total: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) subtotal: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) tax: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) status: Option<Spanned<String>>,
+}
+
+/// `payment = { .. }` in an `[[expect]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPayment {
+    pub(crate) tenant: Spanned<String>,
+    pub(crate) on: Spanned<String>,
+    pub(crate) outcome: Spanned<String>,
+    #[serde(default)]
+    pub(crate) attempt: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) amount: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) failure_code: Option<Spanned<String>>,
+}
+
+/// `subscription = { .. }` in an `[[expect]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubscription {
+    pub(crate) tenant: Spanned<String>,
+    #[serde(default)]
+    pub(crate) plan: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) status: Option<Spanned<String>>,
+}
+
+/// Deserializes `source` (`path` names it in diagnostics) into a raw shape; a TOML or shape
+/// error is one problem at its span, with a hint for the usual mistakes.
+pub(crate) fn from_toml<T: serde::de::DeserializeOwned>(
+    path: &str,
+    source: &str,
+) -> Result<T, ScenarioError> {
+    toml::from_str(source).map_err(|e| {
+        let mut problems = Problems::new(path, source);
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_owned();
+        let help = if message.contains("unknown field") {
+            Some("check the spelling; the scenario format is documented in `billing_scenarios`".to_owned())
+        } else if message.contains("missing field") {
+            Some("every scenario needs version, name, start and until; steps need `on`".to_owned())
+        } else if message.contains("invalid type") {
+            Some("numbers are bare (quantity = 120000); amounts and dates are quoted (\"99000\", \"2026-10-01\")".to_owned())
+        } else {
+            None
+        };
+        problems.add(span, message, "here", help);
+        problems.finish().expect_err("cannot fail: one problem was just added")
+    })
 }

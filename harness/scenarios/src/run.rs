@@ -1,21 +1,22 @@
 //! The scenario runner: plays a [`Scenario`] on a test database through the builders and the
 //! platform, with the clock running every job on the way, and reports what happened.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::Decimal;
-use serde::Serialize;
 
-use std::borrow::Borrow;
-
+use super::diagnostic::ScenarioError;
 use super::driver::{Driver, DriverError, PurgeOf, Purged, ReadBack, Session};
-use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, TenantDef};
+use super::outcome::{
+    Outcome, OutcomeError, OutcomeInvoice, OutcomePayment, OutcomeProduct, OutcomePurge,
+    OutcomeStatusChange, OutcomeSubscription, ProductSync,
+};
+use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, Step, TenantDef};
 use billing_harness::builders::{BuildError, Day, Org};
 use billing_harness::calendar::{Calendar, Job};
-use billing_harness::model::ContractTerms;
-use billing_harness::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus, TenantId};
+use billing_harness::model::{ContractTerms, TenantId};
 use billing_harness::payments::TestCard;
 use billing_harness::platform::{SyncPolicy, timeline};
 use billing_harness::products::ProductMock;
@@ -27,50 +28,6 @@ use billing_harness::{TestEnv, TestEnvBuilder};
 /// The seed of every scenario run: fake data and the dispatcher's jitter.
 const SEED: u64 = 1;
 
-/// What a scenario run produced: the JSON of `cargo xtask scenario run --format json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Outcome {
-    /// The scenario's name.
-    pub scenario: String,
-    /// Whether every step gave exactly the error it expected (or none).
-    pub holds: bool,
-    /// Why it does not hold.
-    pub failures: Vec<String>,
-    /// Every invoice finalised by the end of the run.
-    pub invoices: Vec<OutcomeInvoice>,
-    /// Every charge attempt.
-    pub payments: Vec<OutcomePayment>,
-    /// The last subscription of each tenant.
-    pub subscriptions: Vec<OutcomeSubscription>,
-    /// Every step that returned an error.
-    pub errors: Vec<OutcomeError>,
-    /// Each product of the catalog after sync ran to idle at `until`: whether it converged with
-    /// the platform, what its mock saw, and what it holds. Empty on a database without product
-    /// mocks (an attached QA database) or for a run stopped before `until`.
-    pub products: Vec<OutcomeProduct>,
-    /// Steps and jobs not applied because they fall after [`RunOptions::stop_at`].
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub later: Vec<String>,
-    /// Every purge step: what it deleted, per table, and the deletions products were told of.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub purges: Vec<OutcomePurge>,
-}
-
-/// A purge step in an [`Outcome`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomePurge {
-    /// The step's number.
-    pub step: usize,
-    /// The step in words (`purge organization acme`).
-    pub purged: String,
-    /// How far it reached (`organization`, `owner_data`, `user_left`).
-    pub scope: billing_harness::purge::Scope,
-    /// Rows deleted per table.
-    pub rows: BTreeMap<String, u64>,
-    /// Deletions queued for products: `product entity` and how many.
-    pub told: BTreeMap<String, usize>,
-}
-
 /// How a scenario is played: by default entirely, on a throwaway database.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -79,178 +36,6 @@ pub struct RunOptions {
     /// Nothing dated after this instant is applied (the present, when seeding a QA database);
     /// what is left is listed in [`Outcome::later`].
     pub stop_at: Option<DateTime<Utc>>,
-}
-
-/// An invoice in an [`Outcome`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeInvoice {
-    /// The tenant's key.
-    pub tenant: String,
-    /// `YYYY-MM`.
-    pub period: String,
-    /// `finalized`, `paid`, `past_due` or `uncollectible`.
-    pub status: InvoiceStatus,
-    /// `KRW` or `USD`.
-    pub currency: String,
-    /// Base and overage lines.
-    pub lines: Vec<OutcomeLine>,
-    /// Sum of the lines.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub subtotal: Decimal,
-    /// Tax.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub tax: Decimal,
-    /// Subtotal plus tax.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub total: Decimal,
-}
-
-/// An invoice line in an [`Outcome`]: every quantity its amount was computed from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeLine {
-    /// `base` or `overage`.
-    pub kind: String,
-    /// The plan's key.
-    pub plan: String,
-    /// The metric of an overage line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metric: Option<String>,
-    /// First day of the plan period within the month, `YYYY-MM-DD`.
-    pub from: NaiveDate,
-    /// First day after the plan period within the month (`[from, until)`), `YYYY-MM-DD`.
-    pub until: NaiveDate,
-    /// Days of the plan period in the month.
-    pub days: u32,
-    /// Overage lines: units used in the plan period.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub used: Option<u64>,
-    /// Overage lines: the period's prorated included quota, in whole units.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub included: Option<u64>,
-    /// Overage lines: units above the quota (`used − included`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overage: Option<u64>,
-    /// The amount.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub amount: Decimal,
-}
-
-/// A charge attempt in an [`Outcome`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomePayment {
-    /// The tenant's key.
-    pub tenant: String,
-    /// The invoice's month, `YYYY-MM`.
-    pub period: String,
-    /// The day of the attempt, `YYYY-MM-DD` (billing time zone).
-    pub on: NaiveDate,
-    /// 1 for the charge on the charge day, 2 to 4 for the daily retries.
-    pub attempt: i16,
-    /// The amount asked of the card: the invoice's total, tax included.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub amount: Decimal,
-    /// `succeeded` or `failed`.
-    pub outcome: PaymentOutcome,
-    /// Why it failed (`declined`, `insufficient_funds`, `expired_card`, `no_card`, ...); `null`
-    /// when it succeeded, always present.
-    pub failure_code: Option<String>,
-}
-
-/// A tenant's last subscription in an [`Outcome`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeSubscription {
-    /// The tenant's key.
-    pub tenant: String,
-    /// Its plan.
-    pub plan: String,
-    /// `active`, `past_due` or `cancelled`.
-    pub status: SubscriptionStatus,
-    /// Every change of its status, oldest first, starting with `active` on the day it started.
-    pub changes: Vec<OutcomeStatusChange>,
-}
-
-/// A change of a subscription's status in an [`Outcome`], read from the sync events the platform
-/// queues in the same transaction as each change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeStatusChange {
-    /// The day it took effect, `YYYY-MM-DD` (billing time zone): the day the event was queued,
-    /// or for `cancelled` the subscription's `cancelled_on`, its first day not served.
-    pub on: NaiveDate,
-    /// The status from that day: `active`, `past_due` or `cancelled`.
-    pub status: String,
-}
-
-/// A step that returned an error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeError {
-    /// 1-based index among the steps.
-    pub step: usize,
-    /// The error's code.
-    pub code: String,
-}
-
-/// A product at the end of a run: convergence, its mock's figures, and what it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeProduct {
-    /// The product's key in the catalog.
-    pub key: String,
-    /// Whether it holds what the platform says, with nothing undelivered, no dead letter and
-    /// (for a strict mock) no violation. A run with a product that did not converge fails.
-    pub converged: bool,
-    /// The drift left after repair, one line per entity, tenants named by their keys.
-    pub drift: Vec<String>,
-    /// The drift the reconciler found and repaired through the outbox on the way.
-    pub repaired: Vec<String>,
-    /// What its strict mock objected to (recorded for a lenient mock too).
-    pub violations: Vec<String>,
-    /// Requests its mock received: writes, replays and read-backs.
-    pub requests: usize,
-    /// Faults its mock put on writes, scripted or drawn.
-    pub faults_applied: u64,
-    /// Outbox rows to it given up on.
-    pub dead_letters: usize,
-    /// What it holds at the end.
-    pub state: OutcomeProductState,
-}
-
-/// What a product holds, without raw ids: users by e-mail, tenants by their keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct OutcomeProductState {
-    /// Its users, in the order they were created.
-    pub users: Vec<OutcomeProductUser>,
-    /// Its tenants, in the order they were created.
-    pub tenants: Vec<OutcomeProductTenant>,
-    /// Its subscriptions, one per tenant that has one; a cancelled one stays, cancelled.
-    pub subscriptions: Vec<OutcomeProductSubscription>,
-}
-
-/// A user a product holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeProductUser {
-    /// E-mail address (the login).
-    pub email: String,
-    /// `owner`, `admin` or `member` in its organization.
-    pub role: String,
-}
-
-/// A tenant a product holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeProductTenant {
-    /// The tenant's key in the scenario (its name when it is not one of the scenario's).
-    pub key: String,
-    /// `provisioning`, `active` or `suspended`.
-    pub status: String,
-}
-
-/// A subscription a product holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutcomeProductSubscription {
-    /// The tenant's key in the scenario.
-    pub tenant: String,
-    /// The plan's key.
-    pub plan: String,
-    /// `active`, `past_due` or `cancelled`, the platform's words.
-    pub status: String,
 }
 
 /// Why a scenario could not be run at all (not whether it holds).
@@ -280,7 +65,7 @@ pub enum RunError {
     Driver(DriverError),
     /// A scenario file is not valid.
     #[error(transparent)]
-    Invalid(#[from] Box<super::ScenarioError>),
+    Invalid(#[from] Box<ScenarioError>),
     /// A conformance run failed in one scenario, on one side.
     #[error("scenario {path} through {side} failed")]
     InScenario {
@@ -367,26 +152,12 @@ pub(crate) async fn play<S: Session>(
     stop_at: Option<DateTime<Utc>>,
 ) -> Result<Outcome, DriverError> {
     let tz = scenario.catalog.time_zone;
-    for def in &scenario.orgs {
-        session.create_org(def).await?;
-        for email in &def.members {
-            session.create_user(&def.key, email).await?;
-        }
-    }
-    for def in &scenario.tenants {
-        session
-            .create_tenant(def, &scenario.orgs[def.org].key)
-            .await?;
-    }
-    let tenant = |i: &usize| scenario.tenants[*i].key.as_str();
-    let mut failures = Vec::new();
-    let mut errors = Vec::new();
-    let mut later = Vec::new();
-    let mut purges = Vec::new();
+    set_up(scenario, session).await?;
     let stop_at = stop_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let mut played = Played::default();
     for step in &scenario.steps {
         if Day::new(step.on, tz).midnight() > stop_at {
-            later.push(format!(
+            played.later.push(format!(
                 "step {} on {}: {}",
                 step.number,
                 step.on,
@@ -395,124 +166,37 @@ pub(crate) async fn play<S: Session>(
             continue;
         }
         session.advance_to(Day::new(step.on, tz).midnight()).await?;
-        let result = match &step.action {
-            Action::ProductFault { product, fault } => session.product_fault(product, fault).await,
-            Action::ProductDrift { product, tenant: t } => {
-                if !session.product_drift(product, tenant(t)).await? {
-                    failures.push(format!(
-                        "step {} on {}: product {product} has no tenant {} to drift yet \
-                         (its writes arrive when the clock moves: drift on a later day)",
-                        step.number,
-                        step.on,
-                        tenant(t)
-                    ));
-                }
-                Ok(())
-            }
-            Action::Subscribe { tenant: t, plan } => session.subscribe(tenant(t), plan).await,
-            Action::ChangePlan { tenant: t, plan } => session.change_plan(tenant(t), plan).await,
-            Action::Contract { tenant: t, terms } => session.apply_contract(tenant(t), terms).await,
-            Action::Cancel { tenant: t } => session.cancel(tenant(t)).await,
-            Action::Purge(target) => {
-                let target = match target {
-                    PurgeStep::Org(o) => PurgeOf::Org(&scenario.orgs[*o].key),
-                    PurgeStep::User(email) => PurgeOf::User(email),
-                };
-                session.purge(target).await.map(|purged| {
-                    purges.push(OutcomePurge {
-                        step: step.number,
-                        purged: step.action.display(scenario).to_string(),
-                        scope: purged.scope,
-                        rows: purged.rows,
-                        told: purged.told,
-                    });
-                })
-            }
-            Action::Usage {
-                tenant: t,
-                metric,
-                quantity,
-                day,
-            } => {
-                session
-                    .record_usage(tenant(t), metric, *quantity, *day)
-                    .await
-            }
-            Action::SetCard { org, card } => {
-                session.register_card(&scenario.orgs[*org].key, *card).await
-            }
-        };
-        let refusal = match result {
-            Ok(()) => None,
-            Err(DriverError::Refused { code, message }) => Some((code, message)),
-            Err(other) => return Err(other),
-        };
-        if let Some((code, _)) = &refusal {
-            errors.push(OutcomeError {
-                step: step.number,
-                code: code.clone(),
-            });
-        }
-        match (&step.expect_error, &refusal) {
-            (Some(expected), None) => failures.push(format!(
-                "step {} on {}: expected {expected}, but it succeeded",
-                step.number, step.on
-            )),
-            (Some(expected), Some((code, _))) if expected != code => failures.push(format!(
-                "step {} on {}: expected {expected}, got {code}",
-                step.number, step.on
-            )),
-            (None, Some((code, message))) => failures.push(format!(
-                "step {} on {}: unexpected error {code}: {message}",
-                step.number, step.on
-            )),
-            _ => {}
-        }
+        let refusal = act(scenario, step, session, &mut played).await?;
+        played.compare_error(step, refusal);
     }
     let end = Day::new(scenario.until, tz).midnight();
     session.advance_to(end.min(stop_at)).await?;
     if end > stop_at {
-        let calendar =
-            Calendar::new(tz, scenario.catalog.charge_day).map_err(DriverError::failed)?;
-        for (at, jobs) in calendar.due_between(stop_at, end) {
-            let day = calendar.local_day(at);
-            for job in jobs {
-                if job != Job::Retry {
-                    later.push(format!("{job} at 00:00 on {day}"));
-                }
-            }
-        }
+        played.later.extend(jobs_after(scenario, stop_at, end)?);
     }
     // Convergence is checked at `until`, before the read-back (repairs are part of it).
     let products = if end <= stop_at {
-        match session.products().await? {
-            Some(products) => products,
-            // A scenario about product sync says nothing of an implementation without it.
-            None if !scenario.products.is_empty() => {
-                return Err(DriverError::unsupported("product sync"));
-            }
-            None => Vec::new(),
-        }
+        products_at_until(scenario, session).await?
     } else {
         Vec::new()
     };
     for product in &products {
         if !product.converged {
-            failures.push(not_converged(product));
+            played.failures.push(not_converged(product));
         }
     }
     let back = session.read_back().await?;
     let mut outcome = Outcome {
         scenario: scenario.name.clone(),
         holds: false,
-        failures,
+        failures: played.failures,
         invoices: back.invoices,
         payments: back.payments,
         subscriptions: back.subscriptions,
-        errors,
+        errors: played.errors,
         products,
-        later,
-        purges,
+        later: played.later,
+        purges: played.purges,
     };
     // A partial run (stop_at) has not reached the day the expectations speak of.
     if end <= stop_at
@@ -532,6 +216,162 @@ pub(crate) async fn play<S: Session>(
     }
     outcome.holds = outcome.failures.is_empty();
     Ok(outcome)
+}
+
+/// What playing the steps gathers for the [`Outcome`], besides what is read back at the end.
+#[derive(Debug, Default)]
+struct Played {
+    /// Why the run does not hold, so far.
+    failures: Vec<String>,
+    /// Every step that returned an error.
+    errors: Vec<OutcomeError>,
+    /// Steps and jobs after `stop_at`, not applied.
+    later: Vec<String>,
+    /// What each purge step deleted.
+    purges: Vec<OutcomePurge>,
+}
+
+impl Played {
+    /// Records a step's `refusal` (code and message), and a failure when it is not the error
+    /// the step expects.
+    fn compare_error(&mut self, step: &Step, refusal: Option<(String, String)>) {
+        if let Some((code, _)) = &refusal {
+            self.errors.push(OutcomeError {
+                step: step.number,
+                code: code.clone(),
+            });
+        }
+        match (&step.expect_error, &refusal) {
+            (Some(expected), None) => self.failures.push(format!(
+                "step {} on {}: expected {expected}, but it succeeded",
+                step.number, step.on
+            )),
+            (Some(expected), Some((code, _))) if expected != code => self.failures.push(format!(
+                "step {} on {}: expected {expected}, got {code}",
+                step.number, step.on
+            )),
+            (None, Some((code, message))) => self.failures.push(format!(
+                "step {} on {}: unexpected error {code}: {message}",
+                step.number, step.on
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// Creates the scenario's organizations with their members, then its tenants.
+async fn set_up<S: Session>(scenario: &Scenario, session: &mut S) -> Result<(), DriverError> {
+    for def in &scenario.orgs {
+        session.create_org(def).await?;
+        for email in &def.members {
+            session.create_user(&def.key, email).await?;
+        }
+    }
+    for def in &scenario.tenants {
+        session
+            .create_tenant(def, &scenario.orgs[def.org].key)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Plays `step`'s action through `session`, one arm per kind of action, and returns the
+/// refusal it met (code and message), if any. A drift that finds no tenant to change is a
+/// failure of the run; what a purge deleted goes to `played`.
+async fn act<S: Session>(
+    scenario: &Scenario,
+    step: &Step,
+    session: &mut S,
+    played: &mut Played,
+) -> Result<Option<(String, String)>, DriverError> {
+    let tenant = |i: &usize| scenario.tenants[*i].key.as_str();
+    let result = match &step.action {
+        Action::ProductFault { product, fault } => session.product_fault(product, fault).await,
+        Action::ProductDrift { product, tenant: t } => {
+            if !session.product_drift(product, tenant(t)).await? {
+                played.failures.push(format!(
+                    "step {} on {}: product {product} has no tenant {} to drift yet \
+                     (its writes arrive when the clock moves: drift on a later day)",
+                    step.number,
+                    step.on,
+                    tenant(t)
+                ));
+            }
+            Ok(())
+        }
+        Action::Subscribe { tenant: t, plan } => session.subscribe(tenant(t), plan).await,
+        Action::ChangePlan { tenant: t, plan } => session.change_plan(tenant(t), plan).await,
+        Action::Contract { tenant: t, terms } => session.apply_contract(tenant(t), terms).await,
+        Action::Cancel { tenant: t } => session.cancel(tenant(t)).await,
+        Action::Purge(target) => {
+            let target = match target {
+                PurgeStep::Org(o) => PurgeOf::Org(&scenario.orgs[*o].key),
+                PurgeStep::User(email) => PurgeOf::User(email),
+            };
+            session.purge(target).await.map(|purged| {
+                played.purges.push(OutcomePurge {
+                    step: step.number,
+                    purged: step.action.display(scenario).to_string(),
+                    scope: purged.scope,
+                    rows: purged.rows,
+                    told: purged.told,
+                });
+            })
+        }
+        Action::Usage {
+            tenant: t,
+            metric,
+            quantity,
+            day,
+        } => {
+            session
+                .record_usage(tenant(t), metric, *quantity, *day)
+                .await
+        }
+        Action::SetCard { org, card } => {
+            session.register_card(&scenario.orgs[*org].key, *card).await
+        }
+    };
+    match result {
+        Ok(()) => Ok(None),
+        Err(DriverError::Refused { code, message }) => Ok(Some((code, message))),
+        Err(other) => Err(other),
+    }
+}
+
+/// The jobs due after `stop_at` up to `end` (`until`), retries left out: what a partial run
+/// did not apply.
+fn jobs_after(
+    scenario: &Scenario,
+    stop_at: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<String>, DriverError> {
+    let calendar = Calendar::new(scenario.catalog.time_zone, scenario.catalog.charge_day)
+        .map_err(DriverError::failed)?;
+    let mut later = Vec::new();
+    for (at, jobs) in calendar.due_between(stop_at, end) {
+        let day = calendar.local_day(at);
+        for job in jobs {
+            if job != Job::Retry {
+                later.push(format!("{job} at 00:00 on {day}"));
+            }
+        }
+    }
+    Ok(later)
+}
+
+/// Each product after sync ran to idle at `until`; none for an implementation without product
+/// sync, unless the scenario is about it.
+async fn products_at_until<S: Session>(
+    scenario: &Scenario,
+    session: &mut S,
+) -> Result<Vec<OutcomeProduct>, DriverError> {
+    match session.products().await? {
+        Some(products) => Ok(products),
+        // A scenario about product sync says nothing of an implementation without it.
+        None if !scenario.products.is_empty() => Err(DriverError::unsupported("product sync")),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The reference platform as a [`Driver`]: each scenario on a fresh [`TestEnv`] made by
@@ -901,77 +741,6 @@ fn product_outcome(mock: &ProductMock, c: &Convergence, names: &Names) -> Outcom
     OutcomeProduct::of(mock, sync, |id| names.tenant(id).map(str::to_owned))
 }
 
-/// What an implementation's product sync says of one product once it ran to idle at `until`:
-/// what [`OutcomeProduct::of`] joins with what the product's mock saw and holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProductSync {
-    /// The drift left after repair, one line per entity, tenants named by their keys.
-    pub drift: Vec<String>,
-    /// The drift found and repaired on the way.
-    pub repaired: Vec<String>,
-    /// Whether rows to the product were still undelivered when it was compared.
-    pub busy: bool,
-    /// Rows to the product given up on.
-    pub dead_letters: usize,
-}
-
-impl OutcomeProduct {
-    /// A product at the end of a run: what `mock` saw and holds, with what the implementation's
-    /// `sync` says of it. Tenants are named by `tenant` (the scenario's key for an id the run
-    /// made; `None` keeps the name the product holds). It converged when no drift is left,
-    /// nothing was in flight or given up on, and a strict mock saw no violation.
-    pub fn of(
-        mock: &ProductMock,
-        sync: ProductSync,
-        tenant: impl Fn(i64) -> Option<String>,
-    ) -> OutcomeProduct {
-        let violations = mock.violations();
-        let held = mock.read_state();
-        let tenant_key = |id: i64, name: &str| tenant(id).unwrap_or_else(|| name.to_owned());
-        let state = OutcomeProductState {
-            users: held
-                .users
-                .iter()
-                .map(|u| OutcomeProductUser {
-                    email: u.email.clone(),
-                    role: u.role.clone(),
-                })
-                .collect(),
-            tenants: held
-                .tenants
-                .iter()
-                .map(|t| OutcomeProductTenant {
-                    key: tenant_key(t.id, &t.name),
-                    status: t.status.clone(),
-                })
-                .collect(),
-            subscriptions: held
-                .subscriptions
-                .iter()
-                .map(|s| OutcomeProductSubscription {
-                    tenant: tenant_key(s.tenant_id, &format!("tenant {}", s.tenant_id)),
-                    plan: s.plan.clone(),
-                    status: s.status.clone(),
-                })
-                .collect(),
-        };
-        OutcomeProduct {
-            key: mock.key().to_owned(),
-            converged: sync.drift.is_empty()
-                && !sync.busy
-                && sync.dead_letters == 0
-                && (violations.is_empty() || !mock.is_strict()),
-            drift: sync.drift,
-            repaired: sync.repaired,
-            violations,
-            requests: mock.requests(),
-            faults_applied: mock.faults_applied(),
-            dead_letters: sync.dead_letters,
-            state,
-        }
-    }
-}
-
 /// The failure of a run whose `product` did not converge: its drift report and what else held
 /// it back.
 fn not_converged(product: &OutcomeProduct) -> String {
@@ -1007,22 +776,7 @@ async fn read_back(env: &TestEnv, tenants: &[(String, TenantId)]) -> Result<Read
                 period: i.month.to_string(),
                 status: stored.status,
                 currency: i.currency.to_string(),
-                lines: i
-                    .lines
-                    .into_iter()
-                    .map(|l| OutcomeLine {
-                        kind: l.kind.as_str().to_owned(),
-                        plan: l.plan,
-                        metric: l.metric,
-                        from: l.from,
-                        until: l.until,
-                        days: l.days,
-                        used: l.used,
-                        included: l.included,
-                        overage: l.overage,
-                        amount: l.amount,
-                    })
-                    .collect(),
+                lines: i.lines,
                 subtotal: i.subtotal,
                 tax: i.tax,
                 total: i.total,
@@ -1086,118 +840,4 @@ async fn status_changes(
         changes.push(OutcomeStatusChange { on, status });
     }
     Ok(changes)
-}
-
-impl Outcome {
-    /// The invoices as text tables, for people at a terminal.
-    pub fn to_text(&self) -> String {
-        let mut out = format!(
-            "scenario: {}\nresult:   {}\n",
-            self.scenario,
-            if self.holds { "holds" } else { "DOES NOT HOLD" }
-        );
-        for f in &self.failures {
-            out.push_str(&format!("  - {f}\n"));
-        }
-        for i in &self.invoices {
-            out.push_str(&format!(
-                "\n{} {} ({}, {})\n",
-                i.tenant, i.period, i.status, i.currency
-            ));
-            // The plan column fits its longest key (a contract's is long).
-            let w = i
-                .lines
-                .iter()
-                .map(|l| l.plan.len())
-                .max()
-                .unwrap_or(0)
-                .max(12);
-            out.push_str(&format!(
-                "  {:<8} {:<w$} {:<12} {:>5} {:>14}\n",
-                "kind", "plan", "metric", "days", "amount"
-            ));
-            for l in &i.lines {
-                out.push_str(&format!(
-                    "  {:<8} {:<w$} {:<12} {:>5} {:>14}\n",
-                    l.kind,
-                    l.plan,
-                    l.metric.as_deref().unwrap_or(""),
-                    l.days,
-                    l.amount
-                ));
-            }
-            let label = 29 + w;
-            out.push_str(&format!("  {:<label$} {:>14}\n", "subtotal", i.subtotal));
-            out.push_str(&format!("  {:<label$} {:>14}\n", "tax", i.tax));
-            out.push_str(&format!("  {:<label$} {:>14}\n", "total", i.total));
-        }
-        if !self.payments.is_empty() {
-            out.push_str("\npayments\n");
-            for p in &self.payments {
-                out.push_str(&format!(
-                    "  {} {} {} attempt {} {} {}{}\n",
-                    p.on,
-                    p.tenant,
-                    p.period,
-                    p.attempt,
-                    p.amount,
-                    p.outcome,
-                    p.failure_code
-                        .as_deref()
-                        .map_or_else(String::new, |c| format!(" ({c})"))
-                ));
-            }
-        }
-        out.push_str("\nsubscriptions\n");
-        for s in &self.subscriptions {
-            let changes: Vec<String> = s
-                .changes
-                .iter()
-                .map(|c| format!("{} {}", c.on, c.status))
-                .collect();
-            out.push_str(&format!(
-                "  {} {} {} ({})\n",
-                s.tenant,
-                s.plan,
-                s.status,
-                changes.join(", ")
-            ));
-        }
-        if !self.products.is_empty() {
-            out.push_str("\nproducts\n");
-        }
-        for p in &self.products {
-            out.push_str(&format!(
-                "  {} {}: {} requests, {} faults, {} dead letters; holds {} users, {} tenants",
-                p.key,
-                if p.converged {
-                    "converged"
-                } else {
-                    "DID NOT CONVERGE"
-                },
-                p.requests,
-                p.faults_applied,
-                p.dead_letters,
-                p.state.users.len(),
-                p.state.tenants.len(),
-            ));
-            let subscriptions: Vec<String> = p
-                .state
-                .subscriptions
-                .iter()
-                .map(|s| format!("{} {} {}", s.tenant, s.plan, s.status))
-                .collect();
-            if !subscriptions.is_empty() {
-                out.push_str(&format!(" ({})", subscriptions.join(", ")));
-            }
-            out.push('\n');
-            for line in &p.repaired {
-                out.push_str(&format!("    repaired: {line}\n"));
-            }
-            for line in &p.drift {
-                out.push_str(&format!("    drift: {line}\n"));
-            }
-        }
-        out
-    }
 }

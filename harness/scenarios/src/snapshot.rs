@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use billing_harness::TestEnv;
 use billing_harness::platform::DomainError;
 use billing_harness::products::{RedactedRequest, redacted};

@@ -1,18 +1,25 @@
 //! Stage two of reading a scenario: checking what the raw file means (dates, references, cards,
-//! error codes, amounts) and producing a [`Scenario`] that the runner can trust.
+//! error codes, amounts, `[[expect]]` tables) and producing a [`Scenario`] that the runner can
+//! trust.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
+use std::str::FromStr;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use toml::Spanned;
 
 use super::diagnostic::{Problems, ScenarioError};
-use super::expect::Expectation;
-use super::raw::{RawCatalog, RawProduct, RawScenario, RawStep};
-use billing_harness::model::{Catalog, Currency, Overage, Plan, Terms};
+use super::raw::{
+    RawCatalog, RawContract, RawExpect, RawInvoice, RawOrg, RawPayment, RawProduct,
+    RawProductDrift, RawProductFault, RawPurge, RawScenario, RawSetCard, RawStep, RawSubscription,
+    RawTenant, RawUsage,
+};
+use billing_harness::model::{
+    Catalog, Currency, InvoiceStatus, Overage, PaymentOutcome, Plan, SubscriptionStatus, Terms,
+};
 use billing_harness::payments::TestCard;
 use billing_harness::products::Fault;
 
@@ -276,6 +283,62 @@ impl fmt::Display for ActionDisplay<'_> {
     }
 }
 
+/// One checked `[[expect]]` table, with where it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// What must hold.
+    pub expected: Expected,
+    /// The inline table (`invoice = { .. }`), where a missing invoice or attempt is shown.
+    pub(crate) span: Range<usize>,
+    /// Each field's value, where a field that differs is shown.
+    pub(crate) fields: Vec<(&'static str, Range<usize>)>,
+}
+
+/// What one `[[expect]]` table asks of the outcome; fields left out are `None` and not checked.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Expected {
+    /// `invoice = { tenant, period, total, subtotal, tax, status }`.
+    Invoice {
+        /// The tenant's key.
+        tenant: String,
+        /// The month billed, `YYYY-MM`.
+        period: String,
+        /// The amount charged, tax included.
+        total: Option<Decimal>,
+        /// The amount before tax.
+        subtotal: Option<Decimal>,
+        /// The tax.
+        tax: Option<Decimal>,
+        /// Its status at `until`.
+        status: Option<InvoiceStatus>,
+    },
+    /// `payment = { tenant, on, outcome, attempt, amount, failure_code }`.
+    Payment {
+        /// The tenant's key.
+        tenant: String,
+        /// The day of the attempt, in the catalog's time zone.
+        on: NaiveDate,
+        /// What the gateway answered.
+        outcome: PaymentOutcome,
+        /// The attempt's number for its invoice (1 to 4).
+        attempt: Option<i16>,
+        /// The amount asked for.
+        amount: Option<Decimal>,
+        /// The gateway's failure code.
+        failure_code: Option<String>,
+    },
+    /// `subscription = { tenant, plan, status }`: the tenant's last subscription at `until`.
+    Subscription {
+        /// The tenant's key.
+        tenant: String,
+        /// Its plan's key.
+        plan: Option<String>,
+        /// Its status.
+        status: Option<SubscriptionStatus>,
+    },
+}
+
 fn span<T>(s: &Spanned<T>) -> Range<usize> {
     s.span()
 }
@@ -441,7 +504,6 @@ pub(crate) fn catalog(problems: &mut Problems<'_>, raw: &RawCatalog) -> Catalog 
     catalog
 }
 
-/// The index of `key` among `known`; a problem naming the known ones when it is not there.
 /// A plan that meters every metric some plan of `product` meters: what a contract over the
 /// tenant's plan (not known before the run) may price.
 fn product_metrics(catalog: &Catalog, product: &str) -> billing_harness::model::Plan {
@@ -463,6 +525,7 @@ fn product_metrics(catalog: &Catalog, product: &str) -> billing_harness::model::
     all
 }
 
+/// The index of `key` among `known`; a problem naming the known ones when it is not there.
 fn lookup(
     problems: &mut Problems<'_>,
     key: &Spanned<String>,
@@ -601,7 +664,8 @@ fn one_of(names: &[&str]) -> String {
     }
 }
 
-/// Checks a raw scenario against its catalog (`default_catalog` when it has none inline).
+/// Checks a raw scenario against its catalog (`default_catalog` when it has none inline), one
+/// section after another: each may refer to the keys of those before it.
 pub(crate) fn scenario(
     path: &str,
     source: &str,
@@ -609,6 +673,71 @@ pub(crate) fn scenario(
     default_catalog: Option<&Catalog>,
 ) -> Result<Scenario, ScenarioError> {
     let mut problems = Problems::new(path, source);
+    let (start, until) = head(&mut problems, &raw);
+    let catalog = scenario_catalog(&mut problems, &raw, default_catalog);
+    let plans: Vec<&str> = catalog.plans.iter().map(|p| p.key.as_str()).collect();
+    let mut products: Vec<&str> = catalog.plans.iter().map(|p| p.product.as_str()).collect();
+    products.dedup();
+    let orgs = orgs(&mut problems, &raw.org);
+    let org_keys: Vec<&str> = orgs.iter().map(|o| o.key.as_str()).collect();
+    let tenants = tenants(&mut problems, &raw.tenant, &org_keys, &products);
+    let tenant_keys: Vec<&str> = tenants.iter().map(|t| t.key.as_str()).collect();
+    let product_defs = product_tables(&mut problems, &raw.product, &products);
+    let known = Known {
+        catalog: &catalog,
+        plans,
+        products,
+        orgs: &orgs,
+        org_keys,
+        tenants: &tenants,
+        tenant_keys,
+    };
+    let steps = steps(&mut problems, &raw.step, &known, start.zip(until));
+    let expectations = expectations(&mut problems, &raw.expect, &known);
+    problems.finish()?;
+    Ok(Scenario {
+        expectations,
+        path: path.to_owned(),
+        source: source.to_owned(),
+        name: raw.name.into_inner(),
+        description: raw.description,
+        start: start.expect("cannot fail: a start that is not a date added a problem above"),
+        until: until.expect("cannot fail: an until that is not a date added a problem above"),
+        catalog,
+        orgs,
+        tenants,
+        products: product_defs,
+        steps,
+    })
+}
+
+/// What the steps and expectations may refer to: the keys the sections before them define.
+struct Known<'a> {
+    catalog: &'a Catalog,
+    plans: Vec<&'a str>,
+    products: Vec<&'a str>,
+    orgs: &'a [OrgDef],
+    org_keys: Vec<&'a str>,
+    tenants: &'a [TenantDef],
+    tenant_keys: Vec<&'a str>,
+}
+
+impl Known<'_> {
+    /// The index of a tenant (0 after a problem, when it is unknown).
+    fn tenant(&self, problems: &mut Problems<'_>, key: &Spanned<String>) -> usize {
+        lookup(problems, key, "tenant", &self.tenant_keys).unwrap_or(0)
+    }
+
+    /// A plan's key, with a problem when the catalog has no such plan.
+    fn plan(&self, problems: &mut Problems<'_>, key: &Spanned<String>) -> String {
+        lookup(problems, key, "plan", &self.plans);
+        key.get_ref().clone()
+    }
+}
+
+/// The head of the file: its version, name, and the days it starts and ends (`None` when one
+/// is not a date).
+fn head(problems: &mut Problems<'_>, raw: &RawScenario) -> (Option<NaiveDate>, Option<NaiveDate>) {
     if *raw.version.get_ref() != VERSION {
         problems.add(
             span(&raw.version),
@@ -625,8 +754,8 @@ pub(crate) fn scenario(
             None,
         );
     }
-    let start = date(&mut problems, &raw.start, "start");
-    let until = date(&mut problems, &raw.until, "until");
+    let start = date(problems, &raw.start, "start");
+    let until = date(problems, &raw.until, "until");
     if let (Some(s), Some(u)) = (start, until)
         && u <= s
     {
@@ -637,8 +766,17 @@ pub(crate) fn scenario(
             None,
         );
     }
-    let catalog = match (&raw.catalog, default_catalog) {
-        (Some(inline), _) => catalog(&mut problems, inline.get_ref()),
+    (start, until)
+}
+
+/// The scenario's catalog: its `[catalog]` table, else `default_catalog`.
+fn scenario_catalog(
+    problems: &mut Problems<'_>,
+    raw: &RawScenario,
+    default_catalog: Option<&Catalog>,
+) -> Catalog {
+    match (&raw.catalog, default_catalog) {
+        (Some(inline), _) => catalog(problems, inline.get_ref()),
         (None, Some(default)) => default.clone(),
         (None, None) => {
             problems.add(
@@ -649,13 +787,13 @@ pub(crate) fn scenario(
             );
             Catalog::new(Vec::new())
         }
-    };
-    let plans: Vec<&str> = catalog.plans.iter().map(|p| p.key.as_str()).collect();
-    let mut products: Vec<&str> = catalog.plans.iter().map(|p| p.product.as_str()).collect();
-    products.dedup();
+    }
+}
 
+/// The `[[org]]` tables: keys and e-mail addresses unique, cards known.
+fn orgs(problems: &mut Problems<'_>, raw: &[Spanned<RawOrg>]) -> Vec<OrgDef> {
     let mut orgs: Vec<OrgDef> = Vec::new();
-    for org in &raw.org {
+    for org in raw {
         let o = org.get_ref();
         if orgs.iter().any(|x| &x.key == o.key.get_ref()) {
             problems.add(
@@ -665,7 +803,7 @@ pub(crate) fn scenario(
                 None,
             );
         }
-        let card = o.card.as_ref().and_then(|c| card(&mut problems, c));
+        let card = o.card.as_ref().and_then(|c| card(problems, c));
         for email in o.owner.iter().chain(&o.members) {
             let taken = orgs.iter().any(|x| {
                 x.owner.as_ref() == Some(email.get_ref()) || x.members.contains(email.get_ref())
@@ -689,9 +827,19 @@ pub(crate) fn scenario(
             members: o.members.iter().map(|e| e.get_ref().clone()).collect(),
         });
     }
-    let org_keys: Vec<&str> = orgs.iter().map(|o| o.key.as_str()).collect();
+    orgs
+}
+
+/// The `[[tenant]]` tables: keys unique, each of a known org (`org_keys`) and of a product of
+/// the catalog (`products`).
+fn tenants(
+    problems: &mut Problems<'_>,
+    raw: &[Spanned<RawTenant>],
+    org_keys: &[&str],
+    products: &[&str],
+) -> Vec<TenantDef> {
     let mut tenants: Vec<TenantDef> = Vec::new();
-    for tenant in &raw.tenant {
+    for tenant in raw {
         let t = tenant.get_ref();
         if tenants.iter().any(|x| &x.key == t.key.get_ref()) {
             problems.add(
@@ -701,13 +849,13 @@ pub(crate) fn scenario(
                 None,
             );
         }
-        let org = lookup(&mut problems, &t.org, "org", &org_keys);
+        let org = lookup(problems, &t.org, "org", org_keys);
         if !products.contains(&t.product.get_ref().as_str()) {
             problems.add(
                 span(&t.product),
                 format!("unknown product {:?}", t.product.get_ref()),
                 "no plan of the catalog belongs to it",
-                Some(one_of(&products)),
+                Some(one_of(products)),
             );
         }
         tenants.push(TenantDef {
@@ -716,11 +864,19 @@ pub(crate) fn scenario(
             product: t.product.get_ref().clone(),
         });
     }
-    let tenant_keys: Vec<&str> = tenants.iter().map(|t| t.key.as_str()).collect();
-    let mut product_defs: Vec<ProductDef> = Vec::new();
-    for raw_product in &raw.product {
-        let def = product(&mut problems, raw_product.get_ref(), &products);
-        if product_defs.iter().any(|p| p.key == def.key) {
+    tenants
+}
+
+/// The `[[product]]` tables: one at most per product of the catalog (`products`).
+fn product_tables(
+    problems: &mut Problems<'_>,
+    raw: &[Spanned<RawProduct>],
+    products: &[&str],
+) -> Vec<ProductDef> {
+    let mut defs: Vec<ProductDef> = Vec::new();
+    for raw_product in raw {
+        let def = product(problems, raw_product.get_ref(), products);
+        if defs.iter().any(|p| p.key == def.key) {
             problems.add(
                 span(&raw_product.get_ref().key),
                 format!("product {:?} has two [[product]] tables", def.key),
@@ -728,208 +884,30 @@ pub(crate) fn scenario(
                 Some("put everything about a product's mock in one table".into()),
             );
         }
-        product_defs.push(def);
+        defs.push(def);
     }
+    defs
+}
 
+/// The `[[step]]` tables: each on a day within `bounds` (start and until, when both are
+/// dates), in order, doing exactly one thing.
+fn steps(
+    problems: &mut Problems<'_>,
+    raw: &[Spanned<RawStep>],
+    known: &Known<'_>,
+    bounds: Option<(NaiveDate, NaiveDate)>,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut previous: Option<(NaiveDate, usize)> = None;
-    for (i, step) in raw.step.iter().enumerate() {
+    for (i, step) in raw.iter().enumerate() {
         let number = i + 1;
         let s: &RawStep = step.get_ref();
-        let on = date(&mut problems, &s.on, "on");
+        let on = date(problems, &s.on, "on");
         if let Some(on) = on {
-            if let Some((before, n)) = previous
-                && on < before
-            {
-                problems.add(
-                    span(&s.on),
-                    format!("step {number} is on {on}, before step {n} on {before}"),
-                    "dates out of order",
-                    Some("steps run in file order: sort them by date".into()),
-                );
-            }
-            if let (Some(start), Some(until)) = (start, until)
-                && (on < start || on > until)
-            {
-                problems.add(
-                    span(&s.on),
-                    format!("step {number} on {on} is outside {start} to {until}"),
-                    "outside the scenario",
-                    Some("move start or until, or the step".into()),
-                );
-            }
+            step_day(problems, &s.on, (on, number), previous, bounds);
             previous = Some((on, number));
         }
-        let tenant = |problems: &mut Problems<'_>, key: &Spanned<String>| {
-            lookup(problems, key, "tenant", &tenant_keys).unwrap_or(0)
-        };
-        let plan = |problems: &mut Problems<'_>, key: &Spanned<String>| {
-            lookup(problems, key, "plan", &plans);
-            key.get_ref().clone()
-        };
-        let mut actions = Vec::new();
-        if let Some(a) = &s.subscribe {
-            let a = a.get_ref();
-            actions.push(Action::Subscribe {
-                tenant: tenant(&mut problems, &a.tenant),
-                plan: plan(&mut problems, &a.plan),
-            });
-        }
-        if let Some(a) = &s.change_plan {
-            let a = a.get_ref();
-            actions.push(Action::ChangePlan {
-                tenant: tenant(&mut problems, &a.tenant),
-                plan: plan(&mut problems, &a.plan),
-            });
-        }
-        if let Some(a) = &s.cancel {
-            actions.push(Action::Cancel {
-                tenant: tenant(&mut problems, &a.get_ref().tenant),
-            });
-        }
-        if let Some(a) = &s.usage {
-            let a = a.get_ref();
-            let day = match &a.day {
-                None => on,
-                Some(written) => {
-                    let day = date(&mut problems, written, "day");
-                    if let (Some(day), Some(on)) = (day, on)
-                        && day > on
-                    {
-                        problems.add(
-                            span(written),
-                            format!("usage of {day} is reported on {on}, before it happened"),
-                            "after the step's day",
-                            Some(
-                                "usage is reported on or after its day: move `on` or `day`".into(),
-                            ),
-                        );
-                    }
-                    day
-                }
-            };
-            actions.push(Action::Usage {
-                tenant: tenant(&mut problems, &a.tenant),
-                metric: a.metric.get_ref().clone(),
-                quantity: *a.quantity.get_ref(),
-                day: day.unwrap_or(NaiveDate::MIN),
-            });
-        }
-        if let Some(a) = &s.set_card {
-            let a = a.get_ref();
-            let org = lookup(&mut problems, &a.org, "org", &org_keys);
-            if let Some(card) = card(&mut problems, &a.card) {
-                actions.push(Action::SetCard {
-                    org: org.unwrap_or(0),
-                    card,
-                });
-            }
-        }
-        if let Some(a) = &s.product_fault {
-            let a = a.get_ref();
-            lookup(&mut problems, &a.product, "product", &products);
-            if let Some(fault) = scripted(&mut problems, &a.fault, &a.times) {
-                actions.push(Action::ProductFault {
-                    product: a.product.get_ref().clone(),
-                    fault,
-                });
-            }
-        }
-        if let Some(a) = &s.product_drift {
-            let a = a.get_ref();
-            let product = lookup(&mut problems, &a.product, "product", &products);
-            let t = lookup(&mut problems, &a.tenant, "tenant", &tenant_keys);
-            if let (Some(_), Some(t)) = (product, t)
-                && tenants[t].product != *a.product.get_ref()
-            {
-                problems.add(
-                    span(&a.tenant),
-                    format!(
-                        "tenant {:?} is a tenant of product {}, not {}",
-                        a.tenant.get_ref(),
-                        tenants[t].product,
-                        a.product.get_ref()
-                    ),
-                    "of another product",
-                    Some(format!(
-                        "a product drifts only on its own tenants: product = {:?}, or another tenant",
-                        tenants[t].product
-                    )),
-                );
-            }
-            actions.push(Action::ProductDrift {
-                product: a.product.get_ref().clone(),
-                tenant: t.unwrap_or(0),
-            });
-        }
-        if let Some(a) = &s.contract {
-            let a = a.get_ref();
-            let t = lookup(&mut problems, &a.tenant, "tenant", &tenant_keys);
-            if let Some(written) = &a.starts_on {
-                problems.add(
-                    span(written),
-                    "a contract step starts on the step's day",
-                    "starts_on in a step",
-                    Some("remove starts_on: the step's `on` is the contract's first day".into()),
-                );
-            }
-            // The base plan: the one named, else every plan of the tenant's product meters
-            // what the contract may price.
-            let base = match &a.plan {
-                Some(key) => {
-                    lookup(&mut problems, key, "plan", &plans);
-                    catalog.plan(key.get_ref()).cloned()
-                }
-                None => t.map(|t| product_metrics(&catalog, &tenants[t].product)),
-            };
-            let terms = super::contract::terms(&mut problems, a, base.as_ref(), on);
-            actions.push(Action::Contract {
-                tenant: t.unwrap_or(0),
-                terms,
-            });
-        }
-        if let Some(a) = &s.purge {
-            let written = a.get_ref();
-            match (&written.org, &written.user) {
-                (Some(org), None) => {
-                    let o = lookup(&mut problems, org, "org", &org_keys);
-                    actions.push(Action::Purge(PurgeStep::Org(o.unwrap_or(0))));
-                }
-                (None, Some(user)) => {
-                    let emails: Vec<&str> = orgs
-                        .iter()
-                        .flat_map(|o| o.owner.iter().chain(&o.members))
-                        .map(String::as_str)
-                        .collect();
-                    if !emails.contains(&user.get_ref().as_str()) {
-                        problems.add(
-                            span(user),
-                            format!(
-                                "no owner or member has the e-mail address {:?}",
-                                user.get_ref()
-                            ),
-                            "unknown user",
-                            Some(if emails.is_empty() {
-                                "give an [[org]] an owner = \"EMAIL\" or members = [\"EMAIL\"]"
-                                    .into()
-                            } else {
-                                one_of(&emails)
-                            }),
-                        );
-                    }
-                    actions.push(Action::Purge(PurgeStep::User(user.get_ref().clone())));
-                }
-                _ => problems.add(
-                    span(a),
-                    "a purge names exactly one of org and user",
-                    "org or user",
-                    Some(
-                        "write purge = { org = \"acme\" } or purge = { user = \"jo@acme.test\" }"
-                            .into(),
-                    ),
-                ),
-            }
-        }
+        let actions = actions(problems, s, on, known);
         if let Some(code) = &s.expect_error
             && !ERROR_CODES.contains(&code.get_ref().as_str())
         {
@@ -977,23 +955,479 @@ pub(crate) fn scenario(
             });
         }
     }
-    let expectations =
-        super::expect::expectations(&mut problems, &raw.expect, &tenant_keys, &plans);
-    problems.finish()?;
-    Ok(Scenario {
-        expectations,
-        path: path.to_owned(),
-        source: source.to_owned(),
-        name: raw.name.into_inner(),
-        description: raw.description,
-        start: start.expect("cannot fail: a start that is not a date added a problem above"),
-        until: until.expect("cannot fail: an until that is not a date added a problem above"),
-        catalog,
-        orgs,
-        tenants,
-        products: product_defs,
-        steps,
+    steps
+}
+
+/// A step's day (`on`, written at `written`, of step `number`): not before the `previous`
+/// step's, and within `bounds`.
+fn step_day(
+    problems: &mut Problems<'_>,
+    written: &Spanned<String>,
+    (on, number): (NaiveDate, usize),
+    previous: Option<(NaiveDate, usize)>,
+    bounds: Option<(NaiveDate, NaiveDate)>,
+) {
+    if let Some((before, n)) = previous
+        && on < before
+    {
+        problems.add(
+            span(written),
+            format!("step {number} is on {on}, before step {n} on {before}"),
+            "dates out of order",
+            Some("steps run in file order: sort them by date".into()),
+        );
+    }
+    if let Some((start, until)) = bounds
+        && (on < start || on > until)
+    {
+        problems.add(
+            span(written),
+            format!("step {number} on {on} is outside {start} to {until}"),
+            "outside the scenario",
+            Some("move start or until, or the step".into()),
+        );
+    }
+}
+
+/// What a step on day `on` does: one action per kind it names (a step names exactly one, which
+/// [`steps`] checks), in the order of [`RawStep`]'s fields.
+fn actions(
+    problems: &mut Problems<'_>,
+    s: &RawStep,
+    on: Option<NaiveDate>,
+    known: &Known<'_>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    if let Some(a) = &s.subscribe {
+        let a = a.get_ref();
+        actions.push(Action::Subscribe {
+            tenant: known.tenant(problems, &a.tenant),
+            plan: known.plan(problems, &a.plan),
+        });
+    }
+    if let Some(a) = &s.change_plan {
+        let a = a.get_ref();
+        actions.push(Action::ChangePlan {
+            tenant: known.tenant(problems, &a.tenant),
+            plan: known.plan(problems, &a.plan),
+        });
+    }
+    if let Some(a) = &s.cancel {
+        actions.push(Action::Cancel {
+            tenant: known.tenant(problems, &a.get_ref().tenant),
+        });
+    }
+    if let Some(a) = &s.usage {
+        actions.push(usage(problems, a.get_ref(), on, known));
+    }
+    if let Some(a) = &s.set_card {
+        actions.extend(set_card(problems, a.get_ref(), known));
+    }
+    if let Some(a) = &s.product_fault {
+        actions.extend(product_fault(problems, a.get_ref(), known));
+    }
+    if let Some(a) = &s.product_drift {
+        actions.push(product_drift(problems, a.get_ref(), known));
+    }
+    if let Some(a) = &s.contract {
+        actions.push(contract(problems, a.get_ref(), on, known));
+    }
+    if let Some(a) = &s.purge {
+        actions.extend(purge(problems, a, known));
+    }
+    actions
+}
+
+/// `usage = { .. }` in a step on day `on`: the day the units were used is not after it.
+fn usage(
+    problems: &mut Problems<'_>,
+    a: &RawUsage,
+    on: Option<NaiveDate>,
+    known: &Known<'_>,
+) -> Action {
+    let day = match &a.day {
+        None => on,
+        Some(written) => {
+            let day = date(problems, written, "day");
+            if let (Some(day), Some(on)) = (day, on)
+                && day > on
+            {
+                problems.add(
+                    span(written),
+                    format!("usage of {day} is reported on {on}, before it happened"),
+                    "after the step's day",
+                    Some("usage is reported on or after its day: move `on` or `day`".into()),
+                );
+            }
+            day
+        }
+    };
+    Action::Usage {
+        tenant: known.tenant(problems, &a.tenant),
+        metric: a.metric.get_ref().clone(),
+        quantity: *a.quantity.get_ref(),
+        day: day.unwrap_or(NaiveDate::MIN),
+    }
+}
+
+/// `set_card = { org, card }`: none when the card is unknown.
+fn set_card(problems: &mut Problems<'_>, a: &RawSetCard, known: &Known<'_>) -> Option<Action> {
+    let org = lookup(problems, &a.org, "org", &known.org_keys);
+    let card = card(problems, &a.card)?;
+    Some(Action::SetCard {
+        org: org.unwrap_or(0),
+        card,
     })
+}
+
+/// `product_fault = { product, fault, times }`: none when the fault or its count is wrong.
+fn product_fault(
+    problems: &mut Problems<'_>,
+    a: &RawProductFault,
+    known: &Known<'_>,
+) -> Option<Action> {
+    lookup(problems, &a.product, "product", &known.products);
+    let fault = scripted(problems, &a.fault, &a.times)?;
+    Some(Action::ProductFault {
+        product: a.product.get_ref().clone(),
+        fault,
+    })
+}
+
+/// `product_drift = { product, tenant }`: the tenant is one of that product.
+fn product_drift(problems: &mut Problems<'_>, a: &RawProductDrift, known: &Known<'_>) -> Action {
+    let product = lookup(problems, &a.product, "product", &known.products);
+    let t = lookup(problems, &a.tenant, "tenant", &known.tenant_keys);
+    if let (Some(_), Some(t)) = (product, t)
+        && known.tenants[t].product != *a.product.get_ref()
+    {
+        problems.add(
+            span(&a.tenant),
+            format!(
+                "tenant {:?} is a tenant of product {}, not {}",
+                a.tenant.get_ref(),
+                known.tenants[t].product,
+                a.product.get_ref()
+            ),
+            "of another product",
+            Some(format!(
+                "a product drifts only on its own tenants: product = {:?}, or another tenant",
+                known.tenants[t].product
+            )),
+        );
+    }
+    Action::ProductDrift {
+        product: a.product.get_ref().clone(),
+        tenant: t.unwrap_or(0),
+    }
+}
+
+/// `contract = { tenant, .. }` in a step on day `on`: the terms over the base plan, starting
+/// on the step's day.
+fn contract(
+    problems: &mut Problems<'_>,
+    a: &RawContract,
+    on: Option<NaiveDate>,
+    known: &Known<'_>,
+) -> Action {
+    let t = lookup(problems, &a.tenant, "tenant", &known.tenant_keys);
+    if let Some(written) = &a.starts_on {
+        problems.add(
+            span(written),
+            "a contract step starts on the step's day",
+            "starts_on in a step",
+            Some("remove starts_on: the step's `on` is the contract's first day".into()),
+        );
+    }
+    // The base plan: the one named, else every plan of the tenant's product meters
+    // what the contract may price.
+    let base = match &a.plan {
+        Some(key) => {
+            lookup(problems, key, "plan", &known.plans);
+            known.catalog.plan(key.get_ref()).cloned()
+        }
+        None => t.map(|t| product_metrics(known.catalog, &known.tenants[t].product)),
+    };
+    let terms = super::contract::terms(problems, a, base.as_ref(), on);
+    Action::Contract {
+        tenant: t.unwrap_or(0),
+        terms,
+    }
+}
+
+/// `purge = { org }` or `purge = { user }`: an org of the scenario, or an owner's or member's
+/// address; none when it names neither or both.
+fn purge(problems: &mut Problems<'_>, a: &Spanned<RawPurge>, known: &Known<'_>) -> Option<Action> {
+    let written = a.get_ref();
+    match (&written.org, &written.user) {
+        (Some(org), None) => {
+            let o = lookup(problems, org, "org", &known.org_keys);
+            Some(Action::Purge(PurgeStep::Org(o.unwrap_or(0))))
+        }
+        (None, Some(user)) => {
+            let emails: Vec<&str> = known
+                .orgs
+                .iter()
+                .flat_map(|o| o.owner.iter().chain(&o.members))
+                .map(String::as_str)
+                .collect();
+            if !emails.contains(&user.get_ref().as_str()) {
+                problems.add(
+                    span(user),
+                    format!(
+                        "no owner or member has the e-mail address {:?}",
+                        user.get_ref()
+                    ),
+                    "unknown user",
+                    Some(if emails.is_empty() {
+                        "give an [[org]] an owner = \"EMAIL\" or members = [\"EMAIL\"]".into()
+                    } else {
+                        one_of(&emails)
+                    }),
+                );
+            }
+            Some(Action::Purge(PurgeStep::User(user.get_ref().clone())))
+        }
+        _ => {
+            problems.add(
+                span(a),
+                "a purge names exactly one of org and user",
+                "org or user",
+                Some(
+                    "write purge = { org = \"acme\" } or purge = { user = \"jo@acme.test\" }"
+                        .into(),
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `value` parsed as a `T`; a problem with `help` when it does not parse.
+fn parsed<T: FromStr>(
+    problems: &mut Problems<'_>,
+    value: Option<&Spanned<String>>,
+    what: &str,
+    help: &str,
+) -> Option<T> {
+    let value = value?;
+    match value.get_ref().parse::<T>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            problems.add(
+                span(value),
+                format!("{what} {:?} is not valid here", value.get_ref()),
+                format!("invalid {what}"),
+                Some(help.to_owned()),
+            );
+            None
+        }
+    }
+}
+
+/// The hint listing the values a field may take.
+fn options(values: &[impl std::fmt::Display]) -> String {
+    let names: Vec<String> = values.iter().map(ToString::to_string).collect();
+    format!("one of: {}", names.join(", "))
+}
+
+/// Where each field of an `[[expect]]` table is written, by name.
+type Fields = Vec<(&'static str, Range<usize>)>;
+
+/// The hint for an amount that does not parse.
+const MONEY: &str = "an amount is a quoted decimal, like \"70258\" or \"12.50\"";
+
+/// Adds where `value`, the field `name`, is written to `fields`, when the table has it.
+fn written<T>(fields: &mut Fields, name: &'static str, value: Option<&Spanned<T>>) {
+    if let Some(value) = value {
+        fields.push((name, span(value)));
+    }
+}
+
+/// The `[[expect]]` tables, each naming exactly one invoice, payment or subscription of the
+/// scenario's tenants.
+fn expectations(
+    problems: &mut Problems<'_>,
+    raw: &[Spanned<RawExpect>],
+    known: &Known<'_>,
+) -> Vec<Expectation> {
+    let mut out = Vec::new();
+    for table in raw {
+        let r = table.get_ref();
+        let given = [
+            r.invoice.is_some(),
+            r.payment.is_some(),
+            r.subscription.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if given != 1 {
+            problems.add(
+                span(table),
+                format!("an [[expect]] table names {given} things to check"),
+                "exactly one of invoice, payment, subscription",
+                Some(
+                    "write one per table: invoice = { .. }, payment = { .. } or subscription = { .. }"
+                        .into(),
+                ),
+            );
+            continue;
+        }
+        let (inline, (expected, fields)) = if let Some(i) = &r.invoice {
+            (span(i), expected_invoice(problems, i.get_ref(), known))
+        } else if let Some(p) = &r.payment {
+            (span(p), expected_payment(problems, p.get_ref(), known))
+        } else if let Some(s) = &r.subscription {
+            (span(s), expected_subscription(problems, s.get_ref(), known))
+        } else {
+            continue;
+        };
+        out.push(Expectation {
+            expected,
+            span: inline,
+            fields,
+        });
+    }
+    out
+}
+
+/// The tenant an expectation names, with a problem when it is not one of the scenario's.
+fn expected_tenant(
+    problems: &mut Problems<'_>,
+    key: &Spanned<String>,
+    known: &Known<'_>,
+) -> String {
+    let tenants = &known.tenant_keys;
+    if !tenants.contains(&key.get_ref().as_str()) {
+        problems.add(
+            span(key),
+            format!("unknown tenant {:?}", key.get_ref()),
+            "not a [[tenant]] of this scenario",
+            Some(format!("one of: {}", tenants.join(", "))),
+        );
+    }
+    key.get_ref().clone()
+}
+
+/// `invoice = { tenant, period, total, subtotal, tax, status }`.
+fn expected_invoice(
+    problems: &mut Problems<'_>,
+    i: &RawInvoice,
+    known: &Known<'_>,
+) -> (Expected, Fields) {
+    let mut fields = Fields::new();
+    written(&mut fields, "total", i.total.as_ref());
+    written(&mut fields, "subtotal", i.subtotal.as_ref());
+    written(&mut fields, "tax", i.tax.as_ref());
+    written(&mut fields, "status", i.status.as_ref());
+    let period = i.period.get_ref();
+    if NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").is_err() {
+        problems.add(
+            span(&i.period),
+            format!("period {period:?} is not a month"),
+            "not YYYY-MM",
+            Some("write the month billed as \"2026-10\"".into()),
+        );
+    }
+    let expected = Expected::Invoice {
+        tenant: expected_tenant(problems, &i.tenant, known),
+        period: period.clone(),
+        total: parsed(problems, i.total.as_ref(), "total", MONEY),
+        subtotal: parsed(problems, i.subtotal.as_ref(), "subtotal", MONEY),
+        tax: parsed(problems, i.tax.as_ref(), "tax", MONEY),
+        status: parsed(
+            problems,
+            i.status.as_ref(),
+            "invoice status",
+            &options(InvoiceStatus::ALL),
+        ),
+    };
+    (expected, fields)
+}
+
+/// `payment = { tenant, on, outcome, attempt, amount, failure_code }`.
+fn expected_payment(
+    problems: &mut Problems<'_>,
+    p: &RawPayment,
+    known: &Known<'_>,
+) -> (Expected, Fields) {
+    let mut fields = Fields::new();
+    written(&mut fields, "outcome", Some(&p.outcome));
+    written(&mut fields, "attempt", p.attempt.as_ref());
+    written(&mut fields, "amount", p.amount.as_ref());
+    written(&mut fields, "failure_code", p.failure_code.as_ref());
+    let attempt = p.attempt.as_ref().and_then(|a| {
+        let n = *a.get_ref();
+        if (1..=4).contains(&n) {
+            i16::try_from(n).ok()
+        } else {
+            problems.add(
+                span(a),
+                format!("attempt {n} cannot happen"),
+                "not 1 to 4",
+                Some("an invoice is attempted on the charge day and retried up to 3 times: attempts 1 to 4".into()),
+            );
+            None
+        }
+    });
+    let expected = Expected::Payment {
+        tenant: expected_tenant(problems, &p.tenant, known),
+        on: parsed(
+            problems,
+            Some(&p.on),
+            "day",
+            "write a day as \"2026-11-05\"",
+        )
+        .unwrap_or(NaiveDate::MIN),
+        outcome: parsed(
+            problems,
+            Some(&p.outcome),
+            "payment outcome",
+            &options(PaymentOutcome::ALL),
+        )
+        .unwrap_or(PaymentOutcome::ALL[0]),
+        attempt,
+        amount: parsed(problems, p.amount.as_ref(), "amount", MONEY),
+        failure_code: p.failure_code.as_ref().map(|c| c.get_ref().clone()),
+    };
+    (expected, fields)
+}
+
+/// `subscription = { tenant, plan, status }`: a plan of the catalog, or a contract's over one.
+fn expected_subscription(
+    problems: &mut Problems<'_>,
+    s: &RawSubscription,
+    known: &Known<'_>,
+) -> (Expected, Fields) {
+    let mut fields = Fields::new();
+    written(&mut fields, "plan", s.plan.as_ref());
+    written(&mut fields, "status", s.status.as_ref());
+    let plans = &known.plans;
+    if let Some(plan) = &s.plan
+        && !plans.contains(&plan.get_ref().trim_end_matches(" (contract)").trim_end())
+    {
+        problems.add(
+            span(plan),
+            format!("unknown plan {:?}", plan.get_ref()),
+            "not a plan of the catalog",
+            Some(format!(
+                "one of: {} (a contract's plan is \"BASE (contract)\")",
+                plans.join(", ")
+            )),
+        );
+    }
+    let expected = Expected::Subscription {
+        tenant: expected_tenant(problems, &s.tenant, known),
+        plan: s.plan.as_ref().map(|p| p.get_ref().clone()),
+        status: parsed(
+            problems,
+            s.status.as_ref(),
+            "subscription status",
+            &options(SubscriptionStatus::ALL),
+        ),
+    };
+    (expected, fields)
 }
 
 impl Scenario {
@@ -1002,13 +1436,9 @@ impl Scenario {
         &self.path
     }
 
-    /// Checks `outcome` against the `[[expect]]` tables.
-    ///
-    /// # Errors
-    /// One diagnostic with a problem at each expectation that does not hold (file, line and
-    /// column; expected vs got; what the run wrote instead).
-    pub fn check(&self, outcome: &super::Outcome) -> Result<(), ScenarioError> {
-        super::expect::check(&self.path, &self.source, &self.expectations, outcome)
+    /// The file's text, for diagnostics that point into it.
+    pub(crate) fn source(&self) -> &str {
+        &self.source
     }
 }
 

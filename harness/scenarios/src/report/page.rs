@@ -15,6 +15,7 @@ use super::palette as p;
 use super::timeline::{self, invoice_status, plan_name, state_name};
 use crate::validate::Scenario;
 use crate::{Outcome, OutcomeLine};
+use billing_harness::billing::LineKind;
 use billing_harness::calendar::Month;
 
 /// How a page is written.
@@ -91,7 +92,7 @@ pub fn html(
             escape(w.col_amount)
         );
         for l in &i.lines {
-            let kind = if l.kind == "overage" {
+            let kind = if l.kind == LineKind::Overage {
                 w.overage
             } else {
                 w.base
@@ -294,7 +295,7 @@ fn period<'a>(facts: &'a Facts, tenant: &str, line: &OutcomeLine) -> Option<&'a 
 /// quota of 32,258, at ₩500 a block".
 fn rule(w: &Words, period: Option<&PlanPeriod>, line: &OutcomeLine, currency: &str) -> String {
     let month_days = Month::of(line.from).days().to_string();
-    if line.kind != "overage" {
+    if line.kind != LineKind::Overage {
         let fee = period.map_or_else(String::new, |p| money_in(p.terms.base_fee, currency));
         let plan = plan_name(
             w,
