@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 
 use super::facts::{Facts, PlanPeriod};
 use super::lang::{Lang, Words, fill};
+use super::markup::escape;
 use super::money::{count, money_in};
 use super::palette as p;
 use super::timeline::{self, invoice_status, plan_name, state_name};
@@ -34,14 +35,6 @@ pub struct IndexRow<'a> {
     pub stem: &'a str,
     /// What the run produced.
     pub outcome: Option<&'a Outcome>,
-}
-
-/// `s` with `&`, `<`, `>` and `"` escaped for HTML text and attributes.
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The page of one scenario run.

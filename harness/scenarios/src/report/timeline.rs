@@ -16,6 +16,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::facts::{Facts, PlanPeriod, ProductFacts, TenantFacts};
 use super::lang::{Lang, Words, fill};
+use super::markup::escape;
 use super::money::{count, money, money_in};
 use super::palette as p;
 use crate::validate::{Action, Scenario};
@@ -714,10 +715,6 @@ struct Mark {
 /// A day as in the labels: `11-05`.
 fn short(day: NaiveDate) -> String {
     day.format("%m-%d").to_string()
-}
-
-fn escape(s: &str) -> String {
-    super::page::escape(s)
 }
 
 /// The width `text` takes at the labels' size, roughly (for placing labels in rows).
