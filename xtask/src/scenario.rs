@@ -11,6 +11,8 @@ use billing_scenarios::report::{self, IndexRow, Lang, PageOptions};
 use billing_scenarios::snapshot::Stored;
 use billing_scenarios::{self as scenario, Outcome, Scenario};
 
+use crate::format::{Format, xml};
+
 /// `cargo xtask scenario ...`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
@@ -80,17 +82,6 @@ pub(crate) enum Command {
         #[arg(long, value_name = "en|ko")]
         lang: Option<Lang>,
     },
-}
-
-/// How `scenario run` prints its outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Format {
-    /// Tables for people.
-    Text,
-    /// One JSON document.
-    Json,
-    /// A JUnit XML report, as CI systems display test results.
-    Junit,
 }
 
 /// The month a seeded scenario starts in, counted back from this one; as written on the
@@ -484,24 +475,6 @@ fn print_table(played: &[Played], total: f64) {
     }
     let held = played.iter().filter(|p| p.holds()).count();
     println!("\n{held} of {} scenarios hold ({total:.1} s)", played.len());
-}
-
-/// Escapes text for XML attributes and content.
-pub(crate) fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows no other control characters (miette's output has none but tabs).
-            c if c.is_control() && c != '\n' && c != '\t' && c != '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The run as a JUnit XML report: one `<testsuite>` of one `<testcase>` per scenario, a
