@@ -256,122 +256,129 @@ fn db(json: bool) -> anyhow::Result<ExitCode> {
     let report = {
         let broker = Broker::start(config.clone())?;
         let runtime = crate::runtime()?;
-        runtime.block_on(async {
-            let started = Instant::now();
-            let first = broker.acquire(&source, CloneStrategy::FileCopy).await?;
-            let cold_start = started.elapsed();
-            broker.release(&first, None).await?;
-            let backend = first.backend.to_string();
-
-            let time = |strategy: Option<CloneStrategy>| {
-                let broker = &broker;
-                let source = &source;
-                async move {
-                    let mut samples = Vec::with_capacity(ROUNDS);
-                    for _ in 0..ROUNDS {
-                        let t = Instant::now();
-                        let lease = match strategy {
-                            Some(strategy) => broker.acquire(source, strategy).await?,
-                            None => broker.acquire_by_migrating(source).await?,
-                        };
-                        samples.push(t.elapsed());
-                        broker.release(&lease, None).await?;
-                    }
-                    anyhow::Ok(Spread::of(samples))
-                }
-            };
-            let clone = time(Some(CloneStrategy::FileCopy)).await?;
-            let wal_log = time(Some(CloneStrategy::WalLog)).await?;
-            let migrate = time(None).await?;
-            // A test's database from the warm pool, topped up between rounds as it is while
-            // tests run (a clone takes about as long as the shortest test).
-            let connections = broker.config().pool_size;
-            let mut ready = Vec::with_capacity(ROUNDS);
-            let mut warm = 0;
-            broker.warm_up(&source).await?;
-            for _ in 0..ROUNDS {
-                broker.settle().await?;
-                let t = Instant::now();
-                let lease = broker.claim(&source, connections).await?;
-                ready.push(t.elapsed());
-                warm += usize::from(lease.warm);
-                broker.release(&lease, None).await?;
-            }
-            // Fresh processes join the server this broker keeps up, as nextest's do.
-            let children = db_children(&broker, &source, &state, &backend).await?;
-            anyhow::Ok(DbReport {
-                ready_ms: Quantiles::of(ready),
-                warm_hits: warm,
-                first_env_ms: Quantiles::of(children.first),
-                env_ms: Quantiles::of(children.later),
-                drop_ms: Quantiles::of(children.drops),
-                processes: PROCESSES,
-                ratio: (migrate.median / clone.median * 10.0).round() / 10.0,
-                clone_ms: clone,
-                migrate_ms: migrate,
-                cold_start_ms: (cold_start.as_secs_f64() * 1000.0).round(),
-                clone_wal_log_ms: wal_log,
-                backend,
-                rounds: ROUNDS,
-                container: None,
-            })
-        })?
+        runtime.block_on(db_figures(&broker, &source, &state))?
     };
     let mut report = report;
     report.container = container_figures(&config)?;
     // The broker is gone, so nobody uses the bench's server: stop it now rather than linger.
     stop_when_unused(&state);
     let _ = std::fs::remove_dir_all(&state);
-    emit(json, &report, |r| {
-        format!(
-            "database per test, {} rounds each, {} backend\n\
-             \x20 template clone (FILE_COPY)  median {:>7.1} ms   p95 {:>7.1} ms\n\
-             \x20 template clone (WAL_LOG)    median {:>7.1} ms   p95 {:>7.1} ms\n\
-             \x20 create + migrate            median {:>7.1} ms   p95 {:>7.1} ms\n\
-             \x20 clone is {:.1}x faster; cold start to first database {:.0} ms\n\
-             \x20 database ready for a test    p50 {:>7.1} ms   p90 {:>7.1} ms   ({} of {} from the warm pool)\n\
-             \x20 first TestEnv of a process   p50 {:>7.1} ms   p90 {:>7.1} ms   ({} fresh processes, server up)\n\
-             \x20 later TestEnv                p50 {:>7.1} ms   p90 {:>7.1} ms\n\
-             \x20 drop on the test's path      p50 {:>7.1} ms   p90 {:>7.1} ms",
-            r.rounds,
-            r.backend,
-            r.clone_ms.median,
-            r.clone_ms.p95,
-            r.clone_wal_log_ms.median,
-            r.clone_wal_log_ms.p95,
-            r.migrate_ms.median,
-            r.migrate_ms.p95,
-            r.ratio,
-            r.cold_start_ms,
-            r.ready_ms.p50,
-            r.ready_ms.p90,
-            r.warm_hits,
-            r.rounds,
-            r.first_env_ms.p50,
-            r.first_env_ms.p90,
-            r.processes,
-            r.env_ms.p50,
-            r.env_ms.p90,
-            r.drop_ms.p50,
-            r.drop_ms.p90,
-        ) + &r.container.as_ref().map_or_else(
-            || "\n  container backend: not measured (no engine or image; see above)".to_owned(),
-            |c| {
-                format!(
-                    "\ncontainer backend, image {}\n\
-                     \x20 clone in the shared container median {:>7.1} ms   p95 {:>7.1} ms\n\
-                     \x20 a new container per test      median {:>7.1} ms   ({} rounds: start, ready, migrate)\n\
-                     \x20 clone in the shared container is {:.1}x faster",
-                    c.image,
-                    c.clone_ms.median,
-                    c.clone_ms.p95,
-                    c.container_per_test_ms.median,
-                    c.container_rounds,
-                    c.ratio
-                )
-            },
-        )
+    emit(json, &report, db_text)
+}
+
+/// The figures of `bench db` on `broker`'s server, started by the first acquire (the cold
+/// start): clones both ways, create-plus-migrate, the warm pool, and fresh processes' `TestEnv`s.
+async fn db_figures(
+    broker: &Broker,
+    source: &Schema,
+    state: &std::path::Path,
+) -> anyhow::Result<DbReport> {
+    let started = Instant::now();
+    let first = broker.acquire(source, CloneStrategy::FileCopy).await?;
+    let cold_start = started.elapsed();
+    broker.release(&first, None).await?;
+    let backend = first.backend.to_string();
+
+    let time = |strategy: Option<CloneStrategy>| async move {
+        let mut samples = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            let lease = match strategy {
+                Some(strategy) => broker.acquire(source, strategy).await?,
+                None => broker.acquire_by_migrating(source).await?,
+            };
+            samples.push(t.elapsed());
+            broker.release(&lease, None).await?;
+        }
+        anyhow::Ok(Spread::of(samples))
+    };
+    let clone = time(Some(CloneStrategy::FileCopy)).await?;
+    let wal_log = time(Some(CloneStrategy::WalLog)).await?;
+    let migrate = time(None).await?;
+    // A test's database from the warm pool, topped up between rounds as it is while
+    // tests run (a clone takes about as long as the shortest test).
+    let connections = broker.config().pool_size;
+    let mut ready = Vec::with_capacity(ROUNDS);
+    let mut warm = 0;
+    broker.warm_up(source).await?;
+    for _ in 0..ROUNDS {
+        broker.settle().await?;
+        let t = Instant::now();
+        let lease = broker.claim(source, connections).await?;
+        ready.push(t.elapsed());
+        warm += usize::from(lease.warm);
+        broker.release(&lease, None).await?;
+    }
+    // Fresh processes join the server this broker keeps up, as nextest's do.
+    let children = db_children(broker, source, state, &backend).await?;
+    anyhow::Ok(DbReport {
+        ready_ms: Quantiles::of(ready),
+        warm_hits: warm,
+        first_env_ms: Quantiles::of(children.first),
+        env_ms: Quantiles::of(children.later),
+        drop_ms: Quantiles::of(children.drops),
+        processes: PROCESSES,
+        ratio: (migrate.median / clone.median * 10.0).round() / 10.0,
+        clone_ms: clone,
+        migrate_ms: migrate,
+        cold_start_ms: (cold_start.as_secs_f64() * 1000.0).round(),
+        clone_wal_log_ms: wal_log,
+        backend,
+        rounds: ROUNDS,
+        container: None,
     })
+}
+
+/// `bench db`'s report for people.
+fn db_text(r: &DbReport) -> String {
+    format!(
+        "database per test, {} rounds each, {} backend\n\
+         \x20 template clone (FILE_COPY)  median {:>7.1} ms   p95 {:>7.1} ms\n\
+         \x20 template clone (WAL_LOG)    median {:>7.1} ms   p95 {:>7.1} ms\n\
+         \x20 create + migrate            median {:>7.1} ms   p95 {:>7.1} ms\n\
+         \x20 clone is {:.1}x faster; cold start to first database {:.0} ms\n\
+         \x20 database ready for a test    p50 {:>7.1} ms   p90 {:>7.1} ms   ({} of {} from the warm pool)\n\
+         \x20 first TestEnv of a process   p50 {:>7.1} ms   p90 {:>7.1} ms   ({} fresh processes, server up)\n\
+         \x20 later TestEnv                p50 {:>7.1} ms   p90 {:>7.1} ms\n\
+         \x20 drop on the test's path      p50 {:>7.1} ms   p90 {:>7.1} ms",
+        r.rounds,
+        r.backend,
+        r.clone_ms.median,
+        r.clone_ms.p95,
+        r.clone_wal_log_ms.median,
+        r.clone_wal_log_ms.p95,
+        r.migrate_ms.median,
+        r.migrate_ms.p95,
+        r.ratio,
+        r.cold_start_ms,
+        r.ready_ms.p50,
+        r.ready_ms.p90,
+        r.warm_hits,
+        r.rounds,
+        r.first_env_ms.p50,
+        r.first_env_ms.p90,
+        r.processes,
+        r.env_ms.p50,
+        r.env_ms.p90,
+        r.drop_ms.p50,
+        r.drop_ms.p90,
+    ) + &r.container.as_ref().map_or_else(
+        || "\n  container backend: not measured (no engine or image; see above)".to_owned(),
+        |c| {
+            format!(
+                "\ncontainer backend, image {}\n\
+                 \x20 clone in the shared container median {:>7.1} ms   p95 {:>7.1} ms\n\
+                 \x20 a new container per test      median {:>7.1} ms   ({} rounds: start, ready, migrate)\n\
+                 \x20 clone in the shared container is {:.1}x faster",
+                c.image,
+                c.clone_ms.median,
+                c.clone_ms.p95,
+                c.container_per_test_ms.median,
+                c.container_rounds,
+                c.ratio
+            )
+        },
+    )
 }
 
 /// Fresh processes started for the first-`TestEnv` figure.

@@ -9,7 +9,7 @@ use billing_scenarios::{self as scenario, Conformance, RunError, Verdict};
 use example_billing_service::Flaw;
 use example_billing_service::conformance::Example;
 
-use crate::scenario::{Format, xml};
+use crate::format::{Format, xml};
 
 /// The implementations `--driver` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -7,6 +7,7 @@ mod contract;
 mod db;
 mod errors;
 mod fixtures;
+mod format;
 mod images;
 mod mutants;
 mod pact;

@@ -11,6 +11,8 @@ use billing_scenarios::report::{self, IndexRow, Lang, PageOptions};
 use billing_scenarios::snapshot::Stored;
 use billing_scenarios::{self as scenario, Outcome, Scenario};
 
+use crate::format::{Format, xml};
+
 /// `cargo xtask scenario ...`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
@@ -80,17 +82,6 @@ pub(crate) enum Command {
         #[arg(long, value_name = "en|ko")]
         lang: Option<Lang>,
     },
-}
-
-/// How `scenario run` prints its outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Format {
-    /// Tables for people.
-    Text,
-    /// One JSON document.
-    Json,
-    /// A JUnit XML report, as CI systems display test results.
-    Junit,
 }
 
 /// The month a seeded scenario starts in, counted back from this one; as written on the
@@ -232,13 +223,23 @@ pub(crate) async fn play_on(scenario: &Scenario) -> anyhow::Result<(TestEnv, Out
 /// Plays one scenario on a throwaway database and writes its page.
 async fn play_and_page(scenario: &Scenario, lang: Lang) -> anyhow::Result<(Outcome, String)> {
     let (env, outcome) = play_on(scenario).await?;
-    let facts = report::facts(scenario, &env).await?;
+    let page = page(scenario, &env, &outcome, lang).await?;
+    Ok((outcome, page))
+}
+
+/// The page of a scenario played on `env`.
+async fn page(
+    scenario: &Scenario,
+    env: &TestEnv,
+    outcome: &Outcome,
+    lang: Lang,
+) -> anyhow::Result<String> {
+    let facts = report::facts(scenario, env).await?;
     let options = PageOptions {
         lang,
         ..PageOptions::default()
     };
-    let page = report::html(scenario, &outcome, &facts, &options);
-    Ok((outcome, page))
+    Ok(report::html(scenario, outcome, &facts, &options))
 }
 
 /// Writes `text` to `path`, creating its folder.
@@ -278,8 +279,6 @@ fn list() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `scenario run NAME|FILE|--all [--format text|json] [--report DIR [--lang en|ko]]`; no
-/// target means `--all`.
 /// What one scenario file gave: its verdict and what to say about it.
 struct Played {
     /// The file's name without `.toml`.
@@ -300,8 +299,8 @@ impl Played {
     }
 }
 
-/// `scenario run`: one scenario (`target`) or all, compared with their snapshots, printed as
-/// `format`.
+/// `scenario run NAME|FILE|--all [--format text|json|junit] [--accept] [--report DIR [--lang
+/// en|ko]]`: one scenario (`target`) or all, compared with their snapshots, printed as `format`.
 fn run_scenarios(
     target: Option<&str>,
     format: Format,
@@ -313,110 +312,16 @@ fn run_scenarios(
         Some(target) => vec![resolve(target)?],
         None => files()?,
     };
-    let bar = indicatif::ProgressBar::new(files.len() as u64);
-    if target.is_none() && std::io::stderr().is_terminal() {
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .expect("a valid template"),
-        );
-    } else {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = progress_bar(files.len() as u64, target.is_none());
+    // A failing outcome goes to stderr too, unless it is what stdout shows.
+    let loud = target.is_none() || format != Format::Text;
     let started = Instant::now();
     let mut played = Vec::new();
     let mut written = 0;
     for path in &files {
-        let stem = stem(path);
-        bar.set_message(stem.clone());
-        let scenario = match read(path) {
-            Ok(s) => s,
-            Err(e) => {
-                let rendered = e.render();
-                bar.suspend(|| eprintln!("{:?}", miette::Report::new(e)));
-                played.push(Played {
-                    stem,
-                    outcome: None,
-                    invalid: Some(rendered),
-                    changed: Vec::new(),
-                    seconds: 0.0,
-                });
-                bar.inc(1);
-                continue;
-            }
-        };
-        let t = Instant::now();
-        let (env, mut outcome) = runtime.block_on(play_on(&scenario))?;
-        if let Some((dir, lang)) = report {
-            let facts = runtime.block_on(report::facts(&scenario, &env))?;
-            let options = PageOptions {
-                lang,
-                ..PageOptions::default()
-            };
-            write_file(
-                &dir.join(format!("{stem}.html")),
-                &report::html(&scenario, &outcome, &facts, &options),
-            )?;
-        }
-        let mut changed = Vec::new();
-        if is_bundled(path) {
-            let journals = runtime.block_on(scenario::snapshot::journals(&env))?;
-            let name = format!("{stem}.toml");
-            for snap in scenario::snapshot::snapshots(&snapshots_dir(), &name, &outcome, &journals)
-            {
-                let stored = snap
-                    .stored()
-                    .with_context(|| format!("read {}", snap.path.display()))?;
-                match (stored, accept) {
-                    (Stored::Same, _) => {}
-                    (_, true) => {
-                        snap.write()
-                            .with_context(|| format!("write {}", snap.path.display()))?;
-                        written += 1;
-                    }
-                    (Stored::Missing, false) => bar.suspend(|| {
-                        eprintln!(
-                            "{stem}: no snapshot {} yet (--accept writes it)",
-                            shown(&snap.path)
-                        );
-                    }),
-                    (Stored::Changed(before), false) => {
-                        let (before, now) = (
-                            format!("{}\n", before.trim_end()),
-                            format!("{}\n", snap.body.trim_end()),
-                        );
-                        let diff = similar::TextDiff::from_lines(&before, &now)
-                            .unified_diff()
-                            .context_radius(3)
-                            .header("stored snapshot", "this run")
-                            .to_string();
-                        outcome.failures.push(format!(
-                            "the run differs from its snapshot {} (`cargo xtask scenario run {stem} --accept` writes it)",
-                            shown(&snap.path)
-                        ));
-                        outcome.holds = false;
-                        changed.push((snap.path.clone(), diff));
-                    }
-                }
-            }
-        }
-        if !outcome.holds && (target.is_none() || format != Format::Text) {
-            bar.suspend(|| eprint!("{}", outcome.to_text()));
-        }
-        bar.suspend(|| {
-            for (path, diff) in &changed {
-                eprintln!("{}:\n{diff}", shown(path));
-            }
-            if let Err(mismatches) = scenario.check(&outcome) {
-                eprint!("{}", mismatches.render());
-            }
-        });
-        played.push(Played {
-            stem,
-            outcome: Some(outcome),
-            invalid: None,
-            changed,
-            seconds: t.elapsed().as_secs_f64(),
-        });
+        let (one, wrote) = play_file(&runtime, &bar, path, accept, report, loud)?;
+        played.push(one);
+        written += wrote;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -433,9 +338,147 @@ fn run_scenarios(
     if written > 0 {
         eprintln!("wrote {written} snapshot(s)");
     }
-    let total = started.elapsed().as_secs_f64();
+    print_run(format, target, &played, started.elapsed().as_secs_f64())?;
+    Ok(exit_code(&played))
+}
+
+/// The progress bar of a run: drawn for `--all` on a terminal, hidden otherwise.
+fn progress_bar(files: u64, all: bool) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(files);
+    if all && std::io::stderr().is_terminal() {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .expect("a valid template"),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// One file of a run: read (an invalid one is reported and goes no further), played, its page
+/// written with `--report`, compared with its snapshots when it is bundled, and what fails
+/// printed (its outcome too when `loud`). Returns what it gave and how many snapshots it wrote.
+fn play_file(
+    runtime: &tokio::runtime::Runtime,
+    bar: &indicatif::ProgressBar,
+    path: &Path,
+    accept: bool,
+    report: Option<(&Path, Lang)>,
+    loud: bool,
+) -> anyhow::Result<(Played, usize)> {
+    let stem = stem(path);
+    bar.set_message(stem.clone());
+    let scenario = match read(path) {
+        Ok(s) => s,
+        Err(e) => {
+            let rendered = e.render();
+            bar.suspend(|| eprintln!("{:?}", miette::Report::new(e)));
+            let played = Played {
+                stem,
+                outcome: None,
+                invalid: Some(rendered),
+                changed: Vec::new(),
+                seconds: 0.0,
+            };
+            return Ok((played, 0));
+        }
+    };
+    let t = Instant::now();
+    let (env, mut outcome) = runtime.block_on(play_on(&scenario))?;
+    if let Some((dir, lang)) = report {
+        let page = runtime.block_on(page(&scenario, &env, &outcome, lang))?;
+        write_file(&dir.join(format!("{stem}.html")), &page)?;
+    }
+    let (changed, written) = if is_bundled(path) {
+        compare_snapshots(runtime, bar, &stem, &env, &mut outcome, accept)?
+    } else {
+        (Vec::new(), 0)
+    };
+    if !outcome.holds && loud {
+        bar.suspend(|| eprint!("{}", outcome.to_text()));
+    }
+    bar.suspend(|| {
+        for (path, diff) in &changed {
+            eprintln!("{}:\n{diff}", shown(path));
+        }
+        if let Err(mismatches) = scenario.check(&outcome) {
+            eprint!("{}", mismatches.render());
+        }
+    });
+    let played = Played {
+        stem,
+        outcome: Some(outcome),
+        invalid: None,
+        changed,
+        seconds: t.elapsed().as_secs_f64(),
+    };
+    Ok((played, written))
+}
+
+/// Compares a bundled scenario's run with its snapshots: with `accept`, writes each one missing
+/// or differing; without, a missing one is reported and a differing one fails the outcome.
+/// Returns each differing snapshot with its diff, and how many it wrote.
+fn compare_snapshots(
+    runtime: &tokio::runtime::Runtime,
+    bar: &indicatif::ProgressBar,
+    stem: &str,
+    env: &TestEnv,
+    outcome: &mut Outcome,
+    accept: bool,
+) -> anyhow::Result<(Vec<(PathBuf, String)>, usize)> {
+    let mut changed = Vec::new();
+    let mut written = 0;
+    let journals = runtime.block_on(scenario::snapshot::journals(env))?;
+    let name = format!("{stem}.toml");
+    for snap in scenario::snapshot::snapshots(&snapshots_dir(), &name, outcome, &journals) {
+        let stored = snap
+            .stored()
+            .with_context(|| format!("read {}", snap.path.display()))?;
+        match (stored, accept) {
+            (Stored::Same, _) => {}
+            (_, true) => {
+                snap.write()
+                    .with_context(|| format!("write {}", snap.path.display()))?;
+                written += 1;
+            }
+            (Stored::Missing, false) => bar.suspend(|| {
+                eprintln!(
+                    "{stem}: no snapshot {} yet (--accept writes it)",
+                    shown(&snap.path)
+                );
+            }),
+            (Stored::Changed(before), false) => {
+                let (before, now) = (
+                    format!("{}\n", before.trim_end()),
+                    format!("{}\n", snap.body.trim_end()),
+                );
+                let diff = similar::TextDiff::from_lines(&before, &now)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header("stored snapshot", "this run")
+                    .to_string();
+                outcome.failures.push(format!(
+                    "the run differs from its snapshot {} (`cargo xtask scenario run {stem} --accept` writes it)",
+                    shown(&snap.path)
+                ));
+                outcome.holds = false;
+                changed.push((snap.path.clone(), diff));
+            }
+        }
+    }
+    Ok((changed, written))
+}
+
+/// Prints a run on stdout as `format` asks: one scenario's outcome, or every scenario's.
+fn print_run(
+    format: Format,
+    target: Option<&str>,
+    played: &[Played],
+    total: f64,
+) -> anyhow::Result<()> {
     match (format, target) {
-        (Format::Junit, _) => print!("{}", junit(&played, total)),
+        (Format::Junit, _) => print!("{}", junit(played, total)),
         (Format::Json, Some(_)) => {
             println!("{}", serde_json::to_string_pretty(&played[0].outcome)?);
         }
@@ -452,15 +495,20 @@ fn run_scenarios(
                 print!("{}", outcome.to_text());
             }
         }
-        (Format::Text, None) => print_table(&played, total),
+        (Format::Text, None) => print_table(played, total),
     }
-    Ok(if played.iter().any(|p| p.invalid.is_some()) {
+    Ok(())
+}
+
+/// A run's exit code: 2 when a file is invalid, else 0 when every scenario holds, else 1.
+fn exit_code(played: &[Played]) -> ExitCode {
+    if played.iter().any(|p| p.invalid.is_some()) {
         ExitCode::from(2)
     } else if played.iter().all(Played::holds) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 /// The summary table of `scenario run --all`.
@@ -484,24 +532,6 @@ fn print_table(played: &[Played], total: f64) {
     }
     let held = played.iter().filter(|p| p.holds()).count();
     println!("\n{held} of {} scenarios hold ({total:.1} s)", played.len());
-}
-
-/// Escapes text for XML attributes and content.
-pub(crate) fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows no other control characters (miette's output has none but tabs).
-            c if c.is_control() && c != '\n' && c != '\t' && c != '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The run as a JUnit XML report: one `<testsuite>` of one `<testcase>` per scenario, a

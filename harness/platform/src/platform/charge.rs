@@ -9,10 +9,10 @@
 //! `uncollectible` and the subscription is cancelled from that day. Every subscription status
 //! change queues a sync event in the same transaction.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::DomainError;
 use super::settings::{Settings, settings};
@@ -141,9 +141,33 @@ async fn attempt(
     at: DateTime<Utc>,
 ) -> Result<Option<Attempt>, sqlx::Error> {
     let number = i16::try_from(invoice.attempts + 1).unwrap_or(i16::MAX);
-    let last_attempt = i16::try_from(settings.calendar.attempts()).unwrap_or(i16::MAX);
     let key = format!("inv{}-a{number}", invoice.id);
     let mut tx = pool.begin().await?;
+    if !still_due(&mut tx, &invoice).await? {
+        return Ok(None);
+    }
+    hold_tenant(&mut tx, &invoice).await?;
+    let card = active_card(&mut tx, &invoice).await?;
+    let result = charge_card(gateway, &invoice, card.as_ref(), &key).await;
+    let answer = answer(&result);
+    if !record(&mut tx, &invoice, card.as_ref(), number, &key, &answer, at).await? {
+        // Another job wrote this attempt between our check and our insert; the gateway saw the
+        // same idempotency key, so nothing was captured twice.
+        return Ok(None);
+    }
+    apply(&mut tx, settings, &invoice, number, result.is_ok(), at).await?;
+    tx.commit().await?;
+    Ok(Some(Attempt {
+        invoice: InvoiceId(invoice.id),
+        attempt: number,
+        outcome: answer.outcome,
+        failure_code: answer.failure,
+    }))
+}
+
+/// Takes the invoice's row if it is still as listed (same status, same number of attempts) and
+/// no other job holds it; `false`: skip it.
+async fn still_due(conn: &mut PgConnection, invoice: &Due) -> Result<bool, sqlx::Error> {
     let still_due: Option<i64> = sqlx::query_scalar(
         "select i.id from invoices i where i.id = $1 and i.status = $2 \
            and (select count(*) from payments p where p.invoice_id = i.id) = $3 \
@@ -152,29 +176,47 @@ async fn attempt(
     .bind(invoice.id)
     .bind(invoice.status)
     .bind(invoice.attempts)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
-    if still_due.is_none() {
-        return Ok(None);
-    }
-    // The attempt may end or renew the subscription: like every operation that changes one, it
-    // holds the tenant's row, so usage being recorded for the tenant sees the change or
-    // finishes before it.
+    Ok(still_due.is_some())
+}
+
+/// Holds the invoice's tenant: the attempt may end or renew the subscription, and like every
+/// operation that changes one it holds the tenant's row, so usage being recorded for the tenant
+/// sees the change or finishes before it.
+async fn hold_tenant(conn: &mut PgConnection, invoice: &Due) -> Result<(), sqlx::Error> {
     sqlx::query(
         "select t.id from tenants t join invoices i on i.tenant_id = t.id where i.id = $1 \
          for update of t",
     )
     .bind(invoice.id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    let card: Option<(i64, String)> = sqlx::query_as(
+    Ok(())
+}
+
+/// The organization's active card: its id and billing key.
+async fn active_card(
+    conn: &mut PgConnection,
+    invoice: &Due,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as(
         "select id, billing_key from cards where organization_id = $1 and status = 'active'",
     )
     .bind(invoice.organization_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let currency = invoice.currency;
-    let result = match &card {
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Charges the invoice's total to `card` under the attempt's idempotency `key`; without a card,
+/// a decline `no_card` that the gateway never sees.
+async fn charge_card(
+    gateway: &dyn Gateway,
+    invoice: &Due,
+    card: Option<&(i64, String)>,
+    key: &str,
+) -> Result<Approval, GatewayError> {
+    match card {
         None => Err(GatewayError::Declined {
             request_id: String::new(),
             code: "no_card".into(),
@@ -183,20 +225,33 @@ async fn attempt(
             let request = ChargeRequest {
                 billing_key: billing_key.clone(),
                 amount: invoice.total,
-                currency,
-                idempotency_key: key.clone(),
+                currency: invoice.currency,
+                idempotency_key: key.to_owned(),
                 order_name: format!("{} invoice {}", Month::of(invoice.period), invoice.id),
             };
             charge(gateway, &request).await
         }
-    };
-    let today = settings.calendar.local_day(at);
+    }
+}
+
+/// What the gateway answered, as the payment row keeps it.
+struct Answer {
+    outcome: PaymentOutcome,
+    /// The gateway's id of the request, when it gave one.
+    request_id: Option<String>,
+    approval: Option<String>,
+    /// Why it failed: the decline's code, or the error's.
+    failure: Option<String>,
+}
+
+/// The answer to a charge, from its result.
+fn answer(result: &Result<Approval, GatewayError>) -> Answer {
     let outcome = if result.is_ok() {
         PaymentOutcome::Succeeded
     } else {
         PaymentOutcome::Failed
     };
-    let (request_id, approval, failure) = match &result {
+    let (request_id, approval, failure) = match result {
         Ok(a) => (
             Some(a.request_id.clone()),
             Some(a.approval_number.clone()),
@@ -209,6 +264,24 @@ async fn attempt(
         ),
         Err(e) => (None, None, Some(e.code().to_owned())),
     };
+    Answer {
+        outcome,
+        request_id,
+        approval,
+        failure,
+    }
+}
+
+/// Writes the attempt's payment row; `false`: another job wrote this attempt first.
+async fn record(
+    conn: &mut PgConnection,
+    invoice: &Due,
+    card: Option<&(i64, String)>,
+    number: i16,
+    key: &str,
+    answer: &Answer,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let written: Option<i64> = sqlx::query_scalar(
         "insert into payments (invoice_id, card_id, attempt, attempted_at, outcome, amount, \
                                gateway_request_id, idempotency_key, approval_number, failure_code) \
@@ -216,88 +289,127 @@ async fn attempt(
          on conflict do nothing returning id",
     )
     .bind(invoice.id)
-    .bind(card.as_ref().map(|(id, _)| *id))
+    .bind(card.map(|(id, _)| *id))
     .bind(number)
     .bind(at)
-    .bind(outcome)
+    .bind(answer.outcome)
     .bind(invoice.total)
-    .bind(&request_id)
-    .bind(&key)
-    .bind(&approval)
-    .bind(&failure)
-    .fetch_optional(&mut *tx)
+    .bind(&answer.request_id)
+    .bind(key)
+    .bind(&answer.approval)
+    .bind(&answer.failure)
+    .fetch_optional(&mut *conn)
     .await?;
-    if written.is_none() {
-        // Another job wrote this attempt between our check and our insert; the gateway saw the
-        // same idempotency key, so nothing was captured twice.
-        return Ok(None);
-    }
+    Ok(written.is_some())
+}
+
+/// What attempt `number` does to the invoice and its subscription, held for the change: paid
+/// renews it, a failure with attempts left makes it past due, the last failure cancels it.
+async fn apply(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    invoice: &Due,
+    number: i16,
+    succeeded: bool,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let last_attempt = i16::try_from(settings.calendar.attempts()).unwrap_or(i16::MAX);
+    let today = settings.calendar.local_day(at);
     let subscription_status: SubscriptionStatus =
         sqlx::query_scalar("select status from subscriptions where id = $1 for update")
             .bind(invoice.subscription_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
-    let cancelled = subscription_status == SubscriptionStatus::Cancelled;
-    if result.is_ok() {
-        sqlx::query("update invoices set status = $3, paid_at = $2 where id = $1")
-            .bind(invoice.id)
-            .bind(at)
-            .bind(InvoiceStatus::Paid)
-            .execute(&mut *tx)
-            .await?;
-        if !cancelled {
-            // Renewal: active again, and the current period moves on to this month.
-            let month = Month::of(today);
-            sqlx::query(
-                "update subscriptions set status = $5, current_period_start = $2, \
-                 current_period_end = $3, updated_at = $4 where id = $1",
-            )
-            .bind(invoice.subscription_id)
-            .bind(month.first_day())
-            .bind(month.end())
-            .bind(at)
-            .bind(SubscriptionStatus::Active)
-            .execute(&mut *tx)
-            .await?;
-            queue_change(&mut tx, Entity::Subscription, invoice.subscription_id, at).await?;
-        }
+    if succeeded {
+        paid(conn, invoice, subscription_status, today, at).await
     } else if number < last_attempt {
-        sqlx::query("update invoices set status = $2 where id = $1")
-            .bind(invoice.id)
-            .bind(InvoiceStatus::PastDue)
-            .execute(&mut *tx)
-            .await?;
-        if subscription_status == SubscriptionStatus::Active {
-            sqlx::query("update subscriptions set status = $3, updated_at = $2 where id = $1")
-                .bind(invoice.subscription_id)
-                .bind(at)
-                .bind(SubscriptionStatus::PastDue)
-                .execute(&mut *tx)
-                .await?;
-            queue_change(&mut tx, Entity::Subscription, invoice.subscription_id, at).await?;
-        }
+        past_due(conn, invoice, subscription_status, at).await
     } else {
-        sqlx::query("update invoices set status = $2 where id = $1")
-            .bind(invoice.id)
-            .bind(InvoiceStatus::Uncollectible)
-            .execute(&mut *tx)
-            .await?;
-        if !cancelled {
-            end_subscription(
-                &mut tx,
-                invoice.subscription_id,
-                today,
-                CancelReason::PaymentFailed,
-                at,
-            )
-            .await?;
-        }
+        uncollectible(conn, invoice, subscription_status, today, at).await
     }
-    tx.commit().await?;
-    Ok(Some(Attempt {
-        invoice: InvoiceId(invoice.id),
-        attempt: number,
-        outcome,
-        failure_code: failure,
-    }))
+}
+
+/// A success: the invoice is paid, and a subscription not cancelled is renewed.
+async fn paid(
+    conn: &mut PgConnection,
+    invoice: &Due,
+    subscription_status: SubscriptionStatus,
+    today: NaiveDate,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update invoices set status = $3, paid_at = $2 where id = $1")
+        .bind(invoice.id)
+        .bind(at)
+        .bind(InvoiceStatus::Paid)
+        .execute(&mut *conn)
+        .await?;
+    if subscription_status != SubscriptionStatus::Cancelled {
+        // Renewal: active again, and the current period moves on to this month.
+        let month = Month::of(today);
+        sqlx::query(
+            "update subscriptions set status = $5, current_period_start = $2, \
+             current_period_end = $3, updated_at = $4 where id = $1",
+        )
+        .bind(invoice.subscription_id)
+        .bind(month.first_day())
+        .bind(month.end())
+        .bind(at)
+        .bind(SubscriptionStatus::Active)
+        .execute(&mut *conn)
+        .await?;
+        queue_change(conn, Entity::Subscription, invoice.subscription_id, at).await?;
+    }
+    Ok(())
+}
+
+/// A failure with attempts left: the invoice is past due, and so is an active subscription;
+/// the retry job attempts it again tomorrow.
+async fn past_due(
+    conn: &mut PgConnection,
+    invoice: &Due,
+    subscription_status: SubscriptionStatus,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update invoices set status = $2 where id = $1")
+        .bind(invoice.id)
+        .bind(InvoiceStatus::PastDue)
+        .execute(&mut *conn)
+        .await?;
+    if subscription_status == SubscriptionStatus::Active {
+        sqlx::query("update subscriptions set status = $3, updated_at = $2 where id = $1")
+            .bind(invoice.subscription_id)
+            .bind(at)
+            .bind(SubscriptionStatus::PastDue)
+            .execute(&mut *conn)
+            .await?;
+        queue_change(conn, Entity::Subscription, invoice.subscription_id, at).await?;
+    }
+    Ok(())
+}
+
+/// The last attempt failed: the invoice is uncollectible, and a subscription not cancelled
+/// already is cancelled from `today`.
+async fn uncollectible(
+    conn: &mut PgConnection,
+    invoice: &Due,
+    subscription_status: SubscriptionStatus,
+    today: NaiveDate,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update invoices set status = $2 where id = $1")
+        .bind(invoice.id)
+        .bind(InvoiceStatus::Uncollectible)
+        .execute(&mut *conn)
+        .await?;
+    if subscription_status != SubscriptionStatus::Cancelled {
+        end_subscription(
+            conn,
+            invoice.subscription_id,
+            today,
+            CancelReason::PaymentFailed,
+            at,
+        )
+        .await?;
+    }
+    Ok(())
 }

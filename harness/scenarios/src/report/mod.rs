@@ -10,6 +10,7 @@
 
 mod facts;
 mod lang;
+mod markup;
 mod money;
 mod page;
 pub mod palette;

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 
 use super::facts::{Facts, PlanPeriod};
 use super::lang::{Lang, Words, fill};
+use super::markup::escape;
 use super::money::{count, money_in};
 use super::palette as p;
 use super::timeline::{self, invoice_status, plan_name, state_name};
@@ -37,14 +38,6 @@ pub struct IndexRow<'a> {
     pub outcome: Option<&'a Outcome>,
 }
 
-/// `s` with `&`, `<`, `>` and `"` escaped for HTML text and attributes.
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The page of one scenario run.
 pub fn html(
     scenario: &Scenario,
@@ -54,30 +47,94 @@ pub fn html(
 ) -> String {
     let lang = options.lang;
     let w = lang.words();
-    let timeline = timeline::build(scenario, outcome, facts, options.today);
+    let main = [
+        failures(w, outcome),
+        timeline_section(w, lang, scenario, outcome, facts, options.today),
+        section(w, w.invoices, invoices(w, outcome, facts)),
+        section(w, w.payments, payments(w, scenario, outcome)),
+        section(w, w.states, states(w, outcome)),
+        section(w, w.errors, errors(w, scenario, outcome)),
+    ]
+    .concat();
+    document(
+        lang,
+        &fill(w.page_title, &[("name", &scenario.name)]),
+        &format!("{}<main>{main}</main>", header(w, scenario, outcome.holds)),
+    )
+}
+
+/// A section of a page: its heading, then `body`, or a paragraph saying there is nothing to
+/// show.
+fn section(w: &Words, heading: &str, body: Option<String>) -> String {
+    let body = body.unwrap_or_else(|| format!("<p>{}</p>", escape(w.none)));
+    format!("<section><h2>{}</h2>{body}</section>", escape(heading))
+}
+
+/// The page's header: the scenario's name and description, the days it covers and its verdict.
+fn header(w: &Words, scenario: &Scenario, holds: bool) -> String {
+    let description = scenario
+        .description
+        .as_deref()
+        .map_or_else(String::new, |d| format!("<p>{}</p>", escape(d)));
+    let covers = escape(&fill(
+        w.covers,
+        &[
+            ("start", &scenario.start.to_string()),
+            ("until", &scenario.until.to_string()),
+        ],
+    ));
+    format!(
+        "<header><h1>{}</h1>{description}<p>{covers} {}</p></header>",
+        escape(&scenario.name),
+        verdict(w, holds)
+    )
+}
+
+/// Why the scenario does not hold, first on the page; nothing when it holds.
+fn failures(w: &Words, outcome: &Outcome) -> String {
+    if outcome.failures.is_empty() {
+        return String::new();
+    }
+    let mut list = String::from("<ul>");
+    for f in &outcome.failures {
+        let _ = write!(list, "<li>{}</li>", escape(f));
+    }
+    list.push_str("</ul>");
+    section(w, w.why_not, Some(list))
+}
+
+/// The timeline: its legend, then the picture (scrolled sideways when it is wider than the
+/// page).
+fn timeline_section(
+    w: &Words,
+    lang: Lang,
+    scenario: &Scenario,
+    outcome: &Outcome,
+    facts: &Facts,
+    today: Option<NaiveDate>,
+) -> String {
+    let timeline = timeline::build(scenario, outcome, facts, today);
     let picture = timeline::svg(&timeline, lang, &scenario.name);
-    let mut main = String::new();
-    if !outcome.failures.is_empty() {
-        let _ = write!(main, "<section><h2>{}</h2><ul>", escape(w.why_not));
-        for f in &outcome.failures {
-            let _ = write!(main, "<li>{}</li>", escape(f));
-        }
-        main.push_str("</ul></section>");
-    }
-    let _ = write!(
-        main,
-        r#"<section><h2>{}</h2><h3>{}</h3>{}<div class="scroll">{picture}</div></section>"#,
-        escape(w.timeline),
-        escape(w.legend),
-        legend(w, &timeline)
-    );
-    let _ = write!(main, "<section><h2>{}</h2>", escape(w.invoices));
+    section(
+        w,
+        w.timeline,
+        Some(format!(
+            r#"<h3>{}</h3>{}<div class="scroll">{picture}</div>"#,
+            escape(w.legend),
+            legend(w, &timeline)
+        )),
+    )
+}
+
+/// A table per invoice: each line with its rule in words, then subtotal, tax and total.
+fn invoices(w: &Words, outcome: &Outcome, facts: &Facts) -> Option<String> {
     if outcome.invoices.is_empty() {
-        let _ = write!(main, "<p>{}</p>", escape(w.none));
+        return None;
     }
+    let mut out = String::new();
     for i in &outcome.invoices {
         let _ = write!(
-            main,
+            out,
             r#"<h3>{}</h3><table><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
             escape(&fill(
                 w.invoice_heading,
@@ -98,7 +155,7 @@ pub fn html(
                 w.base
             };
             let _ = write!(
-                main,
+                out,
                 r#"<tr><th scope="row">{}</th><td>{}</td><td class="n">{}</td></tr>"#,
                 escape(kind),
                 escape(&rule(w, period(facts, &i.tenant, l), l, &i.currency)),
@@ -106,7 +163,7 @@ pub fn html(
             );
         }
         let _ = write!(
-            main,
+            out,
             r#"</tbody><tfoot><tr><th scope="row" colspan="2">{}</th><td class="n">{}</td></tr><tr><th scope="row" colspan="2">{}</th><td class="n">{}</td></tr><tr class="total"><th scope="row" colspan="2">{}</th><td class="n">{}</td></tr></tfoot></table>"#,
             escape(w.subtotal),
             escape(&money_in(i.subtotal, &i.currency)),
@@ -116,107 +173,93 @@ pub fn html(
             escape(&money_in(i.total, &i.currency)),
         );
     }
-    main.push_str("</section>");
-    let _ = write!(main, "<section><h2>{}</h2>", escape(w.payments));
+    Some(out)
+}
+
+/// The payment attempts: day, invoice, attempt, amount, outcome and reason.
+fn payments(w: &Words, scenario: &Scenario, outcome: &Outcome) -> Option<String> {
     if outcome.payments.is_empty() {
-        let _ = write!(main, "<p>{}</p>", escape(w.none));
-    } else {
-        main.push_str(&header_row(&[
-            w.col_tenant,
-            w.col_day,
-            w.col_invoice,
-            w.col_attempt,
-            w.col_amount,
-            w.col_outcome,
-            w.col_reason,
-        ]));
-        for pay in &outcome.payments {
-            let currency = outcome
-                .invoices
-                .iter()
-                .find(|i| i.tenant == pay.tenant && i.period == pay.period)
-                .map_or_else(
-                    || scenario.catalog.currency.code().to_owned(),
-                    |i| i.currency.clone(),
-                );
-            let succeeded = pay.outcome == billing_harness::model::PaymentOutcome::Succeeded;
-            let _ = write!(
-                main,
-                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td>{} {}</td><td>{}</td></tr>"#,
-                escape(&pay.tenant),
-                pay.on,
-                escape(&pay.period),
-                pay.attempt,
-                escape(&money_in(pay.amount, &currency)),
-                if succeeded { "✓" } else { "✗" },
-                escape(if succeeded { w.succeeded } else { w.failed }),
-                escape(pay.failure_code.as_deref().unwrap_or(""))
-            );
-        }
-        main.push_str("</tbody></table>");
+        return None;
     }
-    main.push_str("</section>");
-    let _ = write!(main, "<section><h2>{}</h2>", escape(w.states));
+    let mut out = header_row(&[
+        w.col_tenant,
+        w.col_day,
+        w.col_invoice,
+        w.col_attempt,
+        w.col_amount,
+        w.col_outcome,
+        w.col_reason,
+    ]);
+    for pay in &outcome.payments {
+        let currency = outcome
+            .invoices
+            .iter()
+            .find(|i| i.tenant == pay.tenant && i.period == pay.period)
+            .map_or_else(
+                || scenario.catalog.currency.code().to_owned(),
+                |i| i.currency.clone(),
+            );
+        let succeeded = pay.outcome == billing_harness::model::PaymentOutcome::Succeeded;
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td>{} {}</td><td>{}</td></tr>"#,
+            escape(&pay.tenant),
+            pay.on,
+            escape(&pay.period),
+            pay.attempt,
+            escape(&money_in(pay.amount, &currency)),
+            if succeeded { "✓" } else { "✗" },
+            escape(if succeeded { w.succeeded } else { w.failed }),
+            escape(pay.failure_code.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str("</tbody></table>");
+    Some(out)
+}
+
+/// Each subscription's states, with the day each began.
+fn states(w: &Words, outcome: &Outcome) -> Option<String> {
     if outcome.subscriptions.is_empty() {
-        let _ = write!(main, "<p>{}</p>", escape(w.none));
-    } else {
-        main.push_str(&header_row(&[w.col_tenant, w.col_day, w.col_state]));
-        for s in &outcome.subscriptions {
-            for c in &s.changes {
-                let _ = write!(
-                    main,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    escape(&s.tenant),
-                    c.on,
-                    escape(&state_name(w, &c.status))
-                );
-            }
-        }
-        main.push_str("</tbody></table>");
+        return None;
     }
-    main.push_str("</section>");
-    let _ = write!(main, "<section><h2>{}</h2>", escape(w.errors));
-    if outcome.errors.is_empty() {
-        let _ = write!(main, "<p>{}</p>", escape(w.none));
-    } else {
-        main.push_str(&header_row(&[w.col_step, w.col_day, w.col_code]));
-        for e in &outcome.errors {
-            let day = scenario
-                .steps
-                .iter()
-                .find(|s| s.number == e.step)
-                .map(|s| s.on.to_string())
-                .unwrap_or_default();
+    let mut out = header_row(&[w.col_tenant, w.col_day, w.col_state]);
+    for s in &outcome.subscriptions {
+        for c in &s.changes {
             let _ = write!(
-                main,
-                r#"<tr><td class="n">{}</td><td>{day}</td><td>{}</td></tr>"#,
-                e.step,
-                escape(&e.code)
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&s.tenant),
+                c.on,
+                escape(&state_name(w, &c.status))
             );
         }
-        main.push_str("</tbody></table>");
     }
-    main.push_str("</section>");
-    let description = scenario
-        .description
-        .as_deref()
-        .map_or_else(String::new, |d| format!("<p>{}</p>", escape(d)));
-    let verdict = verdict(w, outcome.holds);
-    let covers = escape(&fill(
-        w.covers,
-        &[
-            ("start", &scenario.start.to_string()),
-            ("until", &scenario.until.to_string()),
-        ],
-    ));
-    document(
-        lang,
-        &fill(w.page_title, &[("name", &scenario.name)]),
-        &format!(
-            "<header><h1>{}</h1>{description}<p>{covers} {verdict}</p></header><main>{main}</main>",
-            escape(&scenario.name)
-        ),
-    )
+    out.push_str("</tbody></table>");
+    Some(out)
+}
+
+/// The steps refused with the error they expected, on their day.
+fn errors(w: &Words, scenario: &Scenario, outcome: &Outcome) -> Option<String> {
+    if outcome.errors.is_empty() {
+        return None;
+    }
+    let mut out = header_row(&[w.col_step, w.col_day, w.col_code]);
+    for e in &outcome.errors {
+        let day = scenario
+            .steps
+            .iter()
+            .find(|s| s.number == e.step)
+            .map(|s| s.on.to_string())
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            r#"<tr><td class="n">{}</td><td>{day}</td><td>{}</td></tr>"#,
+            e.step,
+            escape(&e.code)
+        );
+    }
+    out.push_str("</tbody></table>");
+    Some(out)
 }
 
 /// The index of a run: each scenario with its result, its number of invoices and their totals
@@ -355,142 +398,162 @@ fn header_row(columns: &[&str]) -> String {
 /// The legend: a swatch (decorative: the text says it) and a sentence per kind of mark; the
 /// marks of contracts and products only when the timeline has them.
 fn legend(w: &Words, timeline: &timeline::Timeline) -> String {
-    let swatch = |shape: String| {
-        format!(
-            r#"<svg width="30" height="16" viewBox="0 0 30 16" aria-hidden="true" focusable="false">{shape}</svg>"#
-        )
-    };
-    let (plan_fill, plan_stroke) = p::PLANS[0];
-    let items = [
-        (
-            swatch(format!(
-                r#"<rect x="1" y="2" width="28" height="12" rx="3" fill="{plan_fill}" stroke="{plan_stroke}"/>"#
-            )),
-            w.legend_plan.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<rect x="1" y="2" width="28" height="12" fill="{}" stroke="{}"/>"#,
-                p::ACTIVE.0,
-                p::GRID
-            )),
-            w.active.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<rect x="1" y="2" width="28" height="12" fill="{}"/><rect x="1" y="2" width="28" height="12" fill="url(#bh-past_due)" stroke="{}"/>"#,
-                p::PAST_DUE.0,
-                p::GRID
-            )),
-            w.past_due.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<rect x="1" y="2" width="28" height="12" fill="{}"/><rect x="1" y="2" width="28" height="12" fill="url(#bh-cancelled)" stroke="{}"/>"#,
-                p::CANCELLED.0,
-                p::GRID
-            )),
-            w.cancelled.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<rect x="3" y="6" width="8" height="10" fill="{}"/><rect x="15" y="3" width="8" height="13" fill="{}"/><line x1="0" y1="8" x2="30" y2="8" stroke="{}" stroke-width="2" stroke-dasharray="5 3"/>"#,
-                p::USAGE,
-                p::USAGE,
-                p::INK
-            )),
-            w.legend_usage.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<rect x="10" y="1" width="10" height="15" fill="{}"/><rect x="10" y="1" width="10" height="15" fill="url(#bh-over)"/>"#,
-                p::OVER
-            )),
-            w.legend_over.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<path d="M10 1h8l3 3v11h-11z" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
-                p::PAPER,
-                p::INK
-            )),
-            w.legend_invoice.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<circle cx="15" cy="8" r="5.5" fill="{}"/>"#,
-                p::SUCCEEDED
-            )),
-            w.legend_paid.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<path d="M10 3l10 10m0 -10l-10 10" stroke="{}" stroke-width="3"/>"#,
-                p::FAILED
-            )),
-            w.legend_failed.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<path d="M15 1l6 7l-6 7l-6 -7z" fill="{}"/>"#,
-                p::ERROR
-            )),
-            w.legend_error.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<path d="M9 1h12v14h-12z M12 6h6" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
-                p::CONTRACT,
-                p::INK
-            )),
-            w.legend_contract.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<circle cx="15" cy="8" r="5" fill="{}"/>"#,
-                p::SUCCEEDED
-            )),
-            w.legend_delivered.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<path d="M11 4l8 8m0 -8l-8 8" stroke="{}" stroke-width="2.5"/>"#,
-                p::FAILED
-            )),
-            w.legend_fault.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<path d="M12 0v16 M12 0h7l-2 3l2 3h-7z" stroke="{}" stroke-width="1.5" fill="{}"/>"#,
-                p::INK,
-                p::DRIFT
-            )),
-            w.legend_drift.to_owned(),
-        ),
-        (
-            swatch(format!(
-                r#"<rect x="9" y="2" width="12" height="12" rx="2" fill="{}"/>"#,
-                p::SUCCEEDED
-            )),
-            w.legend_converged.to_owned(),
-        ),
-    ];
     let contracts = timeline.tenants.iter().any(|t| {
         t.lanes
             .iter()
             .any(|l| matches!(l, timeline::Lane::Contracts(_)))
     });
     let products = !timeline.products.is_empty();
+    let mut items = every_page_swatches(w);
+    if contracts {
+        items.push(contract_swatch(w));
+    }
+    if products {
+        items.extend(product_swatches(w));
+    }
     let mut out = String::from(r#"<ul class="legend">"#);
-    for (n, (swatch, text)) in items.into_iter().enumerate() {
-        // The first ten are every page's; then the contract's; then the products'.
-        if (n == 10 && !contracts) || (n > 10 && !products) {
-            continue;
-        }
-        let _ = write!(out, "<li>{swatch}{}</li>", escape(&text));
+    for (swatch, text) in items {
+        let _ = write!(out, "<li>{swatch}{}</li>", escape(text));
     }
     out.push_str("</ul>");
     out
+}
+
+/// A legend's swatch: a small picture of a mark, hidden from screen readers (its text says it).
+fn swatch(shape: &str) -> String {
+    format!(
+        r#"<svg width="30" height="16" viewBox="0 0 30 16" aria-hidden="true" focusable="false">{shape}</svg>"#
+    )
+}
+
+/// The marks every page has: plan periods, the states, usage, overage, invoices, payments and
+/// expected errors.
+fn every_page_swatches(w: &Words) -> Vec<(String, &'static str)> {
+    let (plan_fill, plan_stroke) = p::PLANS[0];
+    vec![
+        (
+            swatch(&format!(
+                r#"<rect x="1" y="2" width="28" height="12" rx="3" fill="{plan_fill}" stroke="{plan_stroke}"/>"#
+            )),
+            w.legend_plan,
+        ),
+        (
+            swatch(&format!(
+                r#"<rect x="1" y="2" width="28" height="12" fill="{}" stroke="{}"/>"#,
+                p::ACTIVE.0,
+                p::GRID
+            )),
+            w.active,
+        ),
+        (
+            swatch(&format!(
+                r#"<rect x="1" y="2" width="28" height="12" fill="{}"/><rect x="1" y="2" width="28" height="12" fill="url(#bh-past_due)" stroke="{}"/>"#,
+                p::PAST_DUE.0,
+                p::GRID
+            )),
+            w.past_due,
+        ),
+        (
+            swatch(&format!(
+                r#"<rect x="1" y="2" width="28" height="12" fill="{}"/><rect x="1" y="2" width="28" height="12" fill="url(#bh-cancelled)" stroke="{}"/>"#,
+                p::CANCELLED.0,
+                p::GRID
+            )),
+            w.cancelled,
+        ),
+        (
+            swatch(&format!(
+                r#"<rect x="3" y="6" width="8" height="10" fill="{}"/><rect x="15" y="3" width="8" height="13" fill="{}"/><line x1="0" y1="8" x2="30" y2="8" stroke="{}" stroke-width="2" stroke-dasharray="5 3"/>"#,
+                p::USAGE,
+                p::USAGE,
+                p::INK
+            )),
+            w.legend_usage,
+        ),
+        (
+            swatch(&format!(
+                r#"<rect x="10" y="1" width="10" height="15" fill="{}"/><rect x="10" y="1" width="10" height="15" fill="url(#bh-over)"/>"#,
+                p::OVER
+            )),
+            w.legend_over,
+        ),
+        (
+            swatch(&format!(
+                r#"<path d="M10 1h8l3 3v11h-11z" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
+                p::PAPER,
+                p::INK
+            )),
+            w.legend_invoice,
+        ),
+        (
+            swatch(&format!(
+                r#"<circle cx="15" cy="8" r="5.5" fill="{}"/>"#,
+                p::SUCCEEDED
+            )),
+            w.legend_paid,
+        ),
+        (
+            swatch(&format!(
+                r#"<path d="M10 3l10 10m0 -10l-10 10" stroke="{}" stroke-width="3"/>"#,
+                p::FAILED
+            )),
+            w.legend_failed,
+        ),
+        (
+            swatch(&format!(
+                r#"<path d="M15 1l6 7l-6 7l-6 -7z" fill="{}"/>"#,
+                p::ERROR
+            )),
+            w.legend_error,
+        ),
+    ]
+}
+
+/// The mark of a contract step.
+fn contract_swatch(w: &Words) -> (String, &'static str) {
+    (
+        swatch(&format!(
+            r#"<path d="M9 1h12v14h-12z M12 6h6" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
+            p::CONTRACT,
+            p::INK
+        )),
+        w.legend_contract,
+    )
+}
+
+/// The marks of a product's lane: delivered requests, faults, drift steps and the convergence.
+fn product_swatches(w: &Words) -> [(String, &'static str); 4] {
+    [
+        (
+            swatch(&format!(
+                r#"<circle cx="15" cy="8" r="5" fill="{}"/>"#,
+                p::SUCCEEDED
+            )),
+            w.legend_delivered,
+        ),
+        (
+            swatch(&format!(
+                r#"<path d="M11 4l8 8m0 -8l-8 8" stroke="{}" stroke-width="2.5"/>"#,
+                p::FAILED
+            )),
+            w.legend_fault,
+        ),
+        (
+            swatch(&format!(
+                r#"<path d="M12 0v16 M12 0h7l-2 3l2 3h-7z" stroke="{}" stroke-width="1.5" fill="{}"/>"#,
+                p::INK,
+                p::DRIFT
+            )),
+            w.legend_drift,
+        ),
+        (
+            swatch(&format!(
+                r#"<rect x="9" y="2" width="12" height="12" rx="2" fill="{}"/>"#,
+                p::SUCCEEDED
+            )),
+            w.legend_converged,
+        ),
+    ]
 }
 
 /// A whole page: the head with the inline style, and `body`.

@@ -16,6 +16,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::facts::{Facts, PlanPeriod, ProductFacts, TenantFacts};
 use super::lang::{Lang, Words, fill};
+use super::markup::escape;
 use super::money::{count, money, money_in};
 use super::palette as p;
 use crate::validate::{Action, Scenario};
@@ -243,6 +244,165 @@ pub(crate) fn build(
     facts: &Facts,
     today: Option<NaiveDate>,
 ) -> Timeline {
+    // A plan keeps its colour across tenants: the order plans are first seen in.
+    let mut plan_order: Vec<String> = Vec::new();
+    let tenants = scenario
+        .tenants
+        .iter()
+        .map(|def| {
+            let fact = facts.tenants.iter().find(|f| f.tenant == def.key);
+            TenantLanes {
+                tenant: def.key.clone(),
+                lanes: tenant_lanes(scenario, outcome, &def.key, fact, &mut plan_order),
+            }
+        })
+        .collect();
+    Timeline {
+        first: scenario.start,
+        last: scenario.until.max(scenario.start),
+        today,
+        tenants,
+        products: product_lanes(scenario, outcome, &facts.products),
+    }
+}
+
+/// A tenant's lanes, top to bottom, each left out when it has nothing to show.
+fn tenant_lanes(
+    scenario: &Scenario,
+    outcome: &Outcome,
+    key: &str,
+    fact: Option<&TenantFacts>,
+    plan_order: &mut Vec<String>,
+) -> Vec<Lane> {
+    let mut lanes = Vec::new();
+    let periods = fact.map_or(&[][..], |f| &f.periods[..]);
+    push_lane(&mut lanes, plan_marks(periods, plan_order), Lane::Plans);
+    push_lane(&mut lanes, state_marks(outcome, key), Lane::State);
+    if let Some(fact) = fact {
+        lanes.extend(usage_lanes(scenario, fact));
+    }
+    push_lane(
+        &mut lanes,
+        invoice_marks(scenario, outcome, key),
+        Lane::Invoices,
+    );
+    push_lane(
+        &mut lanes,
+        payment_marks(scenario, outcome, key),
+        Lane::Payments,
+    );
+    push_lane(
+        &mut lanes,
+        error_marks(scenario, outcome, key),
+        Lane::Errors,
+    );
+    push_lane(
+        &mut lanes,
+        contract_marks(scenario, key, fact),
+        Lane::Contracts,
+    );
+    push_lane(
+        &mut lanes,
+        purge_marks(scenario, outcome, key),
+        Lane::Purges,
+    );
+    lanes
+}
+
+/// Adds the lane of `marks` to `lanes`, unless there is none to show.
+fn push_lane<T>(lanes: &mut Vec<Lane>, marks: Vec<T>, lane: fn(Vec<T>) -> Lane) {
+    if !marks.is_empty() {
+        lanes.push(lane(marks));
+    }
+}
+
+/// The plan periods, each coloured by its plan's place in `plan_order` (a new plan is added to
+/// it).
+fn plan_marks(periods: &[PlanPeriod], plan_order: &mut Vec<String>) -> Vec<PlanMark> {
+    periods
+        .iter()
+        .map(|period| {
+            let colour = match plan_order.iter().position(|p| p == &period.plan) {
+                Some(n) => n,
+                None => {
+                    plan_order.push(period.plan.clone());
+                    plan_order.len() - 1
+                }
+            };
+            PlanMark {
+                plan: period.plan.clone(),
+                contract_over: period.contract_over.clone(),
+                from: period.from,
+                until: period.until,
+                fee: money_in(period.terms.base_fee, &period.currency),
+                colour,
+            }
+        })
+        .collect()
+}
+
+/// The subscription's states of `tenant`, each until the next change.
+fn state_marks(outcome: &Outcome, tenant: &str) -> Vec<StateMark> {
+    let Some(subscription) = outcome.subscriptions.iter().find(|s| s.tenant == tenant) else {
+        return Vec::new();
+    };
+    subscription
+        .changes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, change)| {
+            let state = match change.status.as_str() {
+                "active" => State::Active,
+                "past_due" => State::PastDue,
+                "cancelled" => State::Cancelled,
+                _ => return None,
+            };
+            Some(StateMark {
+                state,
+                from: change.on,
+                until: subscription.changes.get(i + 1).map(|c| c.on),
+            })
+        })
+        .collect()
+}
+
+/// A usage lane per metric the tenant used, by name.
+fn usage_lanes(scenario: &Scenario, fact: &TenantFacts) -> Vec<Lane> {
+    let metrics: BTreeSet<&str> = fact.usage.iter().map(|u| u.metric.as_str()).collect();
+    metrics
+        .into_iter()
+        .filter_map(|metric| {
+            let segments = usage_segments(scenario, fact, metric);
+            (!segments.is_empty()).then(|| Lane::Usage {
+                metric: metric.to_owned(),
+                segments,
+            })
+        })
+        .collect()
+}
+
+/// The invoices of `tenant`, on the day of their close.
+fn invoice_marks(scenario: &Scenario, outcome: &Outcome, tenant: &str) -> Vec<InvoiceMark> {
+    outcome
+        .invoices
+        .iter()
+        .filter(|i| i.tenant == tenant)
+        .map(|i| {
+            let day = i.period.parse::<Month>().map_or(scenario.until, Month::end);
+            InvoiceMark {
+                period: i.period.clone(),
+                day,
+                status: i.status.to_string(),
+                subtotal: money_in(i.subtotal, &i.currency),
+                tax: money_in(i.tax, &i.currency),
+                total: money_in(i.total, &i.currency),
+            }
+        })
+        .collect()
+}
+
+/// The payment attempts of `tenant`, each amount in its invoice's currency.
+fn payment_marks(scenario: &Scenario, outcome: &Outcome, tenant: &str) -> Vec<PaymentMark> {
     let currency = |invoice: Option<&OutcomeInvoice>, plan: &str| {
         invoice
             .map(|i| i.currency.clone())
@@ -254,147 +414,41 @@ pub(crate) fn build(
             })
             .unwrap_or_else(|| scenario.catalog.currency.code().to_owned())
     };
-    let mut plan_order: Vec<String> = Vec::new();
-    let mut tenants = Vec::new();
-    for def in &scenario.tenants {
-        let key = &def.key;
-        let fact = facts.tenants.iter().find(|f| &f.tenant == key);
-        let mut lanes = Vec::new();
-        let periods = fact.map_or(&[][..], |f| &f.periods[..]);
-        let plans: Vec<PlanMark> = periods
-            .iter()
-            .map(|period| {
-                let colour = match plan_order.iter().position(|p| p == &period.plan) {
-                    Some(n) => n,
-                    None => {
-                        plan_order.push(period.plan.clone());
-                        plan_order.len() - 1
-                    }
-                };
-                PlanMark {
-                    plan: period.plan.clone(),
-                    contract_over: period.contract_over.clone(),
-                    from: period.from,
-                    until: period.until,
-                    fee: money_in(period.terms.base_fee, &period.currency),
-                    colour,
-                }
-            })
-            .collect();
-        if !plans.is_empty() {
-            lanes.push(Lane::Plans(plans));
-        }
-        if let Some(subscription) = outcome.subscriptions.iter().find(|s| &s.tenant == key) {
-            let states: Vec<StateMark> = subscription
-                .changes
+    outcome
+        .payments
+        .iter()
+        .filter(|pay| pay.tenant == tenant)
+        .map(|pay| {
+            let invoice = outcome
+                .invoices
                 .iter()
-                .enumerate()
-                .filter_map(|(i, change)| {
-                    let state = match change.status.as_str() {
-                        "active" => State::Active,
-                        "past_due" => State::PastDue,
-                        "cancelled" => State::Cancelled,
-                        _ => return None,
-                    };
-                    Some(StateMark {
-                        state,
-                        from: change.on,
-                        until: subscription.changes.get(i + 1).map(|c| c.on),
-                    })
-                })
-                .collect();
-            if !states.is_empty() {
-                lanes.push(Lane::State(states));
+                .find(|i| i.tenant == tenant && i.period == pay.period);
+            PaymentMark {
+                day: pay.on,
+                attempt: pay.attempt,
+                period: pay.period.clone(),
+                amount: money_in(pay.amount, &currency(invoice, "")),
+                succeeded: pay.outcome == PaymentOutcome::Succeeded,
+                reason: pay.failure_code.clone(),
             }
-        }
-        if let Some(fact) = fact {
-            let metrics: BTreeSet<&str> = fact.usage.iter().map(|u| u.metric.as_str()).collect();
-            for metric in metrics {
-                let segments = usage_segments(scenario, fact, metric);
-                if !segments.is_empty() {
-                    lanes.push(Lane::Usage {
-                        metric: metric.to_owned(),
-                        segments,
-                    });
-                }
-            }
-        }
-        let invoices: Vec<InvoiceMark> = outcome
-            .invoices
-            .iter()
-            .filter(|i| &i.tenant == key)
-            .map(|i| {
-                let day = i.period.parse::<Month>().map_or(scenario.until, Month::end);
-                InvoiceMark {
-                    period: i.period.clone(),
-                    day,
-                    status: i.status.to_string(),
-                    subtotal: money_in(i.subtotal, &i.currency),
-                    tax: money_in(i.tax, &i.currency),
-                    total: money_in(i.total, &i.currency),
-                }
+        })
+        .collect()
+}
+
+/// The steps acting on `tenant` that were refused with their expected error.
+fn error_marks(scenario: &Scenario, outcome: &Outcome, tenant: &str) -> Vec<ErrorMark> {
+    outcome
+        .errors
+        .iter()
+        .filter_map(|e| {
+            let step = scenario.steps.iter().find(|s| s.number == e.step)?;
+            (step_tenant(scenario, &step.action)? == tenant).then(|| ErrorMark {
+                day: step.on,
+                step: e.step,
+                code: e.code.clone(),
             })
-            .collect();
-        if !invoices.is_empty() {
-            lanes.push(Lane::Invoices(invoices));
-        }
-        let payments: Vec<PaymentMark> = outcome
-            .payments
-            .iter()
-            .filter(|pay| &pay.tenant == key)
-            .map(|pay| {
-                let invoice = outcome
-                    .invoices
-                    .iter()
-                    .find(|i| &i.tenant == key && i.period == pay.period);
-                PaymentMark {
-                    day: pay.on,
-                    attempt: pay.attempt,
-                    period: pay.period.clone(),
-                    amount: money_in(pay.amount, &currency(invoice, "")),
-                    succeeded: pay.outcome == PaymentOutcome::Succeeded,
-                    reason: pay.failure_code.clone(),
-                }
-            })
-            .collect();
-        if !payments.is_empty() {
-            lanes.push(Lane::Payments(payments));
-        }
-        let errors: Vec<ErrorMark> = outcome
-            .errors
-            .iter()
-            .filter_map(|e| {
-                let step = scenario.steps.iter().find(|s| s.number == e.step)?;
-                (step_tenant(scenario, &step.action)? == key.as_str()).then(|| ErrorMark {
-                    day: step.on,
-                    step: e.step,
-                    code: e.code.clone(),
-                })
-            })
-            .collect();
-        if !errors.is_empty() {
-            lanes.push(Lane::Errors(errors));
-        }
-        let contracts = contract_marks(scenario, key, fact);
-        if !contracts.is_empty() {
-            lanes.push(Lane::Contracts(contracts));
-        }
-        let purges = purge_marks(scenario, outcome, key);
-        if !purges.is_empty() {
-            lanes.push(Lane::Purges(purges));
-        }
-        tenants.push(TenantLanes {
-            tenant: key.clone(),
-            lanes,
-        });
-    }
-    Timeline {
-        first: scenario.start,
-        last: scenario.until.max(scenario.start),
-        today,
-        tenants,
-        products: product_lanes(scenario, outcome, &facts.products),
-    }
+        })
+        .collect()
 }
 
 /// The purge steps that reached `tenant`'s organization: the organization itself, or one of its
@@ -716,8 +770,9 @@ fn short(day: NaiveDate) -> String {
     day.format("%m-%d").to_string()
 }
 
-fn escape(s: &str) -> String {
-    super::page::escape(s)
+/// A day as in the tooltips: `2026-11-05`.
+fn date(day: NaiveDate) -> String {
+    day.to_string()
 }
 
 /// The width `text` takes at the labels' size, roughly (for placing labels in rows).
@@ -814,248 +869,284 @@ impl Lane {
         }
     }
 
-    /// The marks, with `top` the top of the band.
+    /// The marks, with `top` the top of the band: one function per kind of lane draws them.
     fn marks(&self, w: &Words, s: &Scale, top: f64) -> Vec<Mark> {
-        let mid = top + BAND / 2.0;
-        let date = |d: NaiveDate| d.to_string();
         match self {
-            Lane::Plans(plans) => plans
-                .iter()
-                .map(|m| {
-                    let (fill_colour, stroke) = p::PLANS[m.colour % p::PLANS.len()];
-                    let x1 = s.x(m.from);
-                    let x2 = s.x(m.until.unwrap_or(s.end()));
-                    Mark {
-                        shape: format!(
-                            r#"<rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" rx="3" fill="{fill_colour}" stroke="{stroke}"/>"#,
-                            (x2 - x1).max(2.0)
-                        ),
-                        x: x1,
-                        label: match &m.contract_over {
-                            Some(base) => {
-                                fill(w.contract_plan_label, &[("base", base), ("fee", &m.fee)])
-                            }
-                            None => fill(w.plan_label, &[("plan", &m.plan), ("fee", &m.fee)]),
-                        },
-                        tip: fill(
-                            w.plan_tip,
-                            &[
-                                ("plan", &plan_name(w, &m.plan, m.contract_over.as_deref())),
-                                ("from", &date(m.from)),
-                                ("until", &m.until.map_or(w.open.to_owned(), date)),
-                                ("fee", &m.fee),
-                            ],
-                        ),
-                    }
-                })
-                .collect(),
-            Lane::State(states) => states
-                .iter()
-                .map(|m| {
-                    let (background, _) = match m.state {
-                        State::Active => p::ACTIVE,
-                        State::PastDue => p::PAST_DUE,
-                        State::Cancelled => p::CANCELLED,
-                    };
-                    let x1 = s.x(m.from);
-                    let x2 = s.x(m.until.unwrap_or(s.end()));
-                    let name = state_name(w, m.state.key());
-                    Mark {
-                        shape: format!(
-                            r#"<rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" fill="{background}"/><rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" fill="url(#bh-{})" stroke="{}"/>"#,
-                            (x2 - x1).max(2.0),
-                            (x2 - x1).max(2.0),
-                            m.state.key(),
-                            p::GRID
-                        ),
-                        x: x1,
-                        label: fill(w.state_label, &[("state", &name), ("day", &short(m.from))]),
-                        tip: fill(
-                            w.state_tip,
-                            &[
-                                ("state", &name),
-                                ("from", &date(m.from)),
-                                ("until", &m.until.map_or(w.open.to_owned(), date)),
-                            ],
-                        ),
-                    }
-                })
-                .collect(),
-            Lane::Usage { metric, segments } => usage_marks(w, s, top, metric, segments),
-            Lane::Invoices(invoices) => invoices
-                .iter()
-                .map(|m| {
-                    let x = s.x(m.day) + 3.0;
-                    Mark {
-                        shape: format!(
-                            r#"<path d="M{x:.1} {:.1}h8l3 3v11h-11z" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
-                            top + 2.0,
-                            p::PAPER,
-                            p::INK
-                        ),
-                        x: s.x(m.day),
-                        label: fill(w.invoice_label, &[("period", &m.period), ("total", &m.total)]),
-                        tip: fill(
-                            w.invoice_tip,
-                            &[
-                                ("period", &m.period),
-                                ("day", &date(m.day)),
-                                ("status", &invoice_status(w, &m.status)),
-                                ("subtotal", &m.subtotal),
-                                ("tax", &m.tax),
-                                ("total", &m.total),
-                            ],
-                        ),
-                    }
-                })
-                .collect(),
-            Lane::Payments(payments) => payments
-                .iter()
-                .map(|m| {
-                    let cx = s.x(m.day) + DAY / 2.0;
-                    let shape = if m.succeeded {
-                        format!(
-                            r#"<circle cx="{cx:.1}" cy="{mid:.1}" r="5.5" fill="{}"/>"#,
-                            p::SUCCEEDED
-                        )
-                    } else {
-                        format!(
-                            r#"<path d="M{:.1} {:.1}l10 10m0 -10l-10 10" stroke="{}" stroke-width="3"/>"#,
-                            cx - 5.0,
-                            mid - 5.0,
-                            p::FAILED
-                        )
-                    };
-                    let (mark, outcome) = if m.succeeded {
-                        ("✓", w.succeeded)
-                    } else {
-                        ("✗", w.failed)
-                    };
-                    let reason = m
-                        .reason
-                        .as_deref()
-                        .map_or_else(String::new, |r| format!(" ({r})"));
-                    Mark {
-                        shape,
-                        x: s.x(m.day),
-                        label: fill(
-                            w.payment_label,
-                            &[("day", &short(m.day)), ("mark", mark), ("outcome", outcome)],
-                        ),
-                        tip: fill(
-                            w.payment_tip,
-                            &[
-                                ("date", &date(m.day)),
-                                ("attempt", &m.attempt.to_string()),
-                                ("period", &m.period),
-                                ("amount", &m.amount),
-                                ("outcome", outcome),
-                                ("reason", &reason),
-                            ],
-                        ),
-                    }
-                })
-                .collect(),
-            Lane::Errors(errors) => errors
-                .iter()
-                .map(|m| {
-                    let cx = s.x(m.day) + DAY / 2.0;
-                    Mark {
-                        shape: format!(
-                            r#"<path d="M{cx:.1} {:.1}l6 7l-6 7l-6 -7z" fill="{}"/>"#,
-                            top + 2.0,
-                            p::ERROR
-                        ),
-                        x: s.x(m.day),
-                        label: fill(w.error_label, &[("day", &short(m.day)), ("code", &m.code)]),
-                        tip: fill(
-                            w.error_tip,
-                            &[
-                                ("step", &m.step.to_string()),
-                                ("date", &date(m.day)),
-                                ("code", &m.code),
-                            ],
-                        ),
-                    }
-                })
-                .collect(),
-            Lane::Contracts(contracts) => contracts
-                .iter()
-                .map(|m| {
-                    let cx = s.x(m.day) + DAY / 2.0;
-                    Mark {
-                        shape: format!(
-                            r#"<path d="M{:.1} {:.1}h12v14h-12z M{:.1} {:.1}h6" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
-                            cx - 6.0,
-                            top + 2.0,
-                            cx - 3.0,
-                            top + 7.0,
-                            p::CONTRACT,
-                            p::INK
-                        ),
-                        x: s.x(m.day),
-                        label: fill(w.contract_label, &[("day", &short(m.day)), ("base", &m.base)]),
-                        tip: fill(
-                            w.contract_tip,
-                            &[
-                                ("step", &m.step.to_string()),
-                                ("date", &date(m.day)),
-                                ("base", &m.base),
-                                ("terms", &contract_terms(w, m)),
-                            ],
-                        ),
-                    }
-                })
-                .collect(),
-            Lane::Purges(purges) => purges
-                .iter()
-                .map(|m| {
-                    let cx = s.x(m.day) + DAY / 2.0;
-                    let rows: u64 = m.rows.iter().map(|(_, n)| n).sum();
-                    let list = |items: Vec<String>| {
-                        if items.is_empty() {
-                            "-".to_owned()
-                        } else {
-                            items.join(", ")
-                        }
-                    };
-                    Mark {
-                        shape: format!(
-                            r#"<path d="M{:.1} {:.1}l12 14 M{:.1} {:.1}l-12 14" stroke="{}" stroke-width="2.5"/>"#,
-                            cx - 6.0,
-                            top + 2.0,
-                            cx + 6.0,
-                            top + 2.0,
-                            p::INK
-                        ),
-                        x: s.x(m.day),
-                        label: fill(
-                            w.purge_label,
-                            &[("day", &short(m.day)), ("rows", &count(rows))],
-                        ),
-                        tip: fill(
-                            w.purge_tip,
-                            &[
-                                ("step", &m.step.to_string()),
-                                ("date", &date(m.day)),
-                                ("purged", &m.purged),
-                                ("rows", &count(rows)),
-                                (
-                                    "tables",
-                                    &list(m.rows.iter().map(|(t, n)| format!("{t} {n}")).collect()),
-                                ),
-                                (
-                                    "told",
-                                    &list(m.told.iter().map(|(t, n)| format!("{t} ×{n}")).collect()),
-                                ),
-                            ],
-                        ),
-                    }
-                })
-                .collect(),
-            Lane::Product(lane) => product_marks(w, s, top, lane),
+            Lane::Plans(plans) => draw_plans(w, s, top, plans),
+            Lane::State(states) => draw_states(w, s, top, states),
+            Lane::Usage { metric, segments } => draw_usage(w, s, top, metric, segments),
+            Lane::Invoices(invoices) => draw_invoices(w, s, top, invoices),
+            Lane::Payments(payments) => draw_payments(w, s, top, payments),
+            Lane::Errors(errors) => draw_errors(w, s, top, errors),
+            Lane::Contracts(contracts) => draw_contracts(w, s, top, contracts),
+            Lane::Purges(purges) => draw_purges(w, s, top, purges),
+            Lane::Product(lane) => draw_product(w, s, top, lane),
         }
     }
+}
+
+/// The plan periods: a bar each in its plan's colour, labelled with the plan and its fee.
+fn draw_plans(w: &Words, s: &Scale, top: f64, plans: &[PlanMark]) -> Vec<Mark> {
+    plans
+        .iter()
+        .map(|m| {
+            let (fill_colour, stroke) = p::PLANS[m.colour % p::PLANS.len()];
+            let x1 = s.x(m.from);
+            let x2 = s.x(m.until.unwrap_or(s.end()));
+            Mark {
+                shape: format!(
+                    r#"<rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" rx="3" fill="{fill_colour}" stroke="{stroke}"/>"#,
+                    (x2 - x1).max(2.0)
+                ),
+                x: x1,
+                label: match &m.contract_over {
+                    Some(base) => {
+                        fill(w.contract_plan_label, &[("base", base), ("fee", &m.fee)])
+                    }
+                    None => fill(w.plan_label, &[("plan", &m.plan), ("fee", &m.fee)]),
+                },
+                tip: fill(
+                    w.plan_tip,
+                    &[
+                        ("plan", &plan_name(w, &m.plan, m.contract_over.as_deref())),
+                        ("from", &date(m.from)),
+                        ("until", &m.until.map_or(w.open.to_owned(), date)),
+                        ("fee", &m.fee),
+                    ],
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The states: a bar each, told apart by colour and pattern, labelled with the state and its
+/// first day.
+fn draw_states(w: &Words, s: &Scale, top: f64, states: &[StateMark]) -> Vec<Mark> {
+    states
+        .iter()
+        .map(|m| {
+            let (background, _) = match m.state {
+                State::Active => p::ACTIVE,
+                State::PastDue => p::PAST_DUE,
+                State::Cancelled => p::CANCELLED,
+            };
+            let x1 = s.x(m.from);
+            let x2 = s.x(m.until.unwrap_or(s.end()));
+            let name = state_name(w, m.state.key());
+            Mark {
+                shape: format!(
+                    r#"<rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" fill="{background}"/><rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" fill="url(#bh-{})" stroke="{}"/>"#,
+                    (x2 - x1).max(2.0),
+                    (x2 - x1).max(2.0),
+                    m.state.key(),
+                    p::GRID
+                ),
+                x: x1,
+                label: fill(w.state_label, &[("state", &name), ("day", &short(m.from))]),
+                tip: fill(
+                    w.state_tip,
+                    &[
+                        ("state", &name),
+                        ("from", &date(m.from)),
+                        ("until", &m.until.map_or(w.open.to_owned(), date)),
+                    ],
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The invoices: a page on the day of the close, labelled with the period and the total.
+fn draw_invoices(w: &Words, s: &Scale, top: f64, invoices: &[InvoiceMark]) -> Vec<Mark> {
+    invoices
+        .iter()
+        .map(|m| {
+            let x = s.x(m.day) + 3.0;
+            Mark {
+                shape: format!(
+                    r#"<path d="M{x:.1} {:.1}h8l3 3v11h-11z" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
+                    top + 2.0,
+                    p::PAPER,
+                    p::INK
+                ),
+                x: s.x(m.day),
+                label: fill(w.invoice_label, &[("period", &m.period), ("total", &m.total)]),
+                tip: fill(
+                    w.invoice_tip,
+                    &[
+                        ("period", &m.period),
+                        ("day", &date(m.day)),
+                        ("status", &invoice_status(w, &m.status)),
+                        ("subtotal", &m.subtotal),
+                        ("tax", &m.tax),
+                        ("total", &m.total),
+                    ],
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The payment attempts: a dot for a success, a cross for a failure, labelled with the day and
+/// the outcome.
+fn draw_payments(w: &Words, s: &Scale, top: f64, payments: &[PaymentMark]) -> Vec<Mark> {
+    let mid = top + BAND / 2.0;
+    payments
+        .iter()
+        .map(|m| {
+            let cx = s.x(m.day) + DAY / 2.0;
+            let shape = if m.succeeded {
+                format!(
+                    r#"<circle cx="{cx:.1}" cy="{mid:.1}" r="5.5" fill="{}"/>"#,
+                    p::SUCCEEDED
+                )
+            } else {
+                format!(
+                    r#"<path d="M{:.1} {:.1}l10 10m0 -10l-10 10" stroke="{}" stroke-width="3"/>"#,
+                    cx - 5.0,
+                    mid - 5.0,
+                    p::FAILED
+                )
+            };
+            let (mark, outcome) = if m.succeeded {
+                ("✓", w.succeeded)
+            } else {
+                ("✗", w.failed)
+            };
+            let reason = m
+                .reason
+                .as_deref()
+                .map_or_else(String::new, |r| format!(" ({r})"));
+            Mark {
+                shape,
+                x: s.x(m.day),
+                label: fill(
+                    w.payment_label,
+                    &[("day", &short(m.day)), ("mark", mark), ("outcome", outcome)],
+                ),
+                tip: fill(
+                    w.payment_tip,
+                    &[
+                        ("date", &date(m.day)),
+                        ("attempt", &m.attempt.to_string()),
+                        ("period", &m.period),
+                        ("amount", &m.amount),
+                        ("outcome", outcome),
+                        ("reason", &reason),
+                    ],
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The refused steps: a diamond on the step's day, labelled with the expected error.
+fn draw_errors(w: &Words, s: &Scale, top: f64, errors: &[ErrorMark]) -> Vec<Mark> {
+    errors
+        .iter()
+        .map(|m| {
+            let cx = s.x(m.day) + DAY / 2.0;
+            Mark {
+                shape: format!(
+                    r#"<path d="M{cx:.1} {:.1}l6 7l-6 7l-6 -7z" fill="{}"/>"#,
+                    top + 2.0,
+                    p::ERROR
+                ),
+                x: s.x(m.day),
+                label: fill(w.error_label, &[("day", &short(m.day)), ("code", &m.code)]),
+                tip: fill(
+                    w.error_tip,
+                    &[
+                        ("step", &m.step.to_string()),
+                        ("date", &date(m.day)),
+                        ("code", &m.code),
+                    ],
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The contract steps: a document on the step's day, labelled with the plan it is made over.
+fn draw_contracts(w: &Words, s: &Scale, top: f64, contracts: &[ContractMark]) -> Vec<Mark> {
+    contracts
+        .iter()
+        .map(|m| {
+            let cx = s.x(m.day) + DAY / 2.0;
+            Mark {
+                shape: format!(
+                    r#"<path d="M{:.1} {:.1}h12v14h-12z M{:.1} {:.1}h6" fill="{}" stroke="{}" stroke-width="1.5"/>"#,
+                    cx - 6.0,
+                    top + 2.0,
+                    cx - 3.0,
+                    top + 7.0,
+                    p::CONTRACT,
+                    p::INK
+                ),
+                x: s.x(m.day),
+                label: fill(w.contract_label, &[("day", &short(m.day)), ("base", &m.base)]),
+                tip: fill(
+                    w.contract_tip,
+                    &[
+                        ("step", &m.step.to_string()),
+                        ("date", &date(m.day)),
+                        ("base", &m.base),
+                        ("terms", &contract_terms(w, m)),
+                    ],
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The purge steps: a cross on the step's day, labelled with the rows it deleted.
+fn draw_purges(w: &Words, s: &Scale, top: f64, purges: &[PurgeMark]) -> Vec<Mark> {
+    purges
+        .iter()
+        .map(|m| {
+            let cx = s.x(m.day) + DAY / 2.0;
+            let rows: u64 = m.rows.iter().map(|(_, n)| n).sum();
+            let list = |items: Vec<String>| {
+                if items.is_empty() {
+                    "-".to_owned()
+                } else {
+                    items.join(", ")
+                }
+            };
+            Mark {
+                shape: format!(
+                    r#"<path d="M{:.1} {:.1}l12 14 M{:.1} {:.1}l-12 14" stroke="{}" stroke-width="2.5"/>"#,
+                    cx - 6.0,
+                    top + 2.0,
+                    cx + 6.0,
+                    top + 2.0,
+                    p::INK
+                ),
+                x: s.x(m.day),
+                label: fill(
+                    w.purge_label,
+                    &[("day", &short(m.day)), ("rows", &count(rows))],
+                ),
+                tip: fill(
+                    w.purge_tip,
+                    &[
+                        ("step", &m.step.to_string()),
+                        ("date", &date(m.day)),
+                        ("purged", &m.purged),
+                        ("rows", &count(rows)),
+                        (
+                            "tables",
+                            &list(m.rows.iter().map(|(t, n)| format!("{t} {n}")).collect()),
+                        ),
+                        (
+                            "told",
+                            &list(m.told.iter().map(|(t, n)| format!("{t} ×{n}")).collect()),
+                        ),
+                    ],
+                ),
+            }
+        })
+        .collect()
 }
 
 /// A contract's terms in words: fee, quotas, overage prices, limits and term.
@@ -1137,155 +1228,184 @@ fn fault_names(w: &Words, requests: &[Request]) -> String {
 
 /// A product's marks: per day a dot with the number of answered requests and a cross naming the
 /// faults, a flag on each drift step, and at the end its convergence.
-fn product_marks(w: &Words, s: &Scale, top: f64, lane: &ProductLane) -> Vec<Mark> {
-    let mid = top + BAND / 2.0;
-    let date = |d: NaiveDate| d.to_string();
-    let list = |requests: &[Request]| {
-        requests
-            .iter()
-            .map(|r| request_text(w, r))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+fn draw_product(w: &Words, s: &Scale, top: f64, lane: &ProductLane) -> Vec<Mark> {
     let mut marks = Vec::new();
     for d in &lane.days {
-        let cx = s.x(d.day) + DAY / 2.0;
         if !d.delivered.is_empty() {
-            marks.push(Mark {
-                // Above a cross on the same day, so that both show.
-                shape: format!(
-                    r#"<circle cx="{cx:.1}" cy="{:.1}" r="4.5" fill="{}"/>"#,
-                    top + 4.5,
-                    p::SUCCEEDED
-                ),
-                x: s.x(d.day),
-                label: fill(
-                    w.delivered_label,
-                    &[
-                        ("day", &short(d.day)),
-                        ("count", &d.delivered.len().to_string()),
-                    ],
-                ),
-                tip: fill(
-                    w.delivered_tip,
-                    &[
-                        ("date", &date(d.day)),
-                        ("product", &lane.product),
-                        ("count", &d.delivered.len().to_string()),
-                        ("requests", &list(&d.delivered)),
-                    ],
-                ),
-            });
+            marks.push(delivered_mark(w, s, top, &lane.product, d));
         }
         if !d.faulted.is_empty() {
-            marks.push(Mark {
-                shape: format!(
-                    r#"<path d="M{:.1} {:.1}l7 7m0 -7l-7 7" stroke="{}" stroke-width="2.5"/>"#,
-                    cx - 3.5,
-                    top + 10.5,
-                    p::FAILED
-                ),
-                x: s.x(d.day),
-                label: fill(
-                    w.fault_label,
-                    &[
-                        ("day", &short(d.day)),
-                        ("faults", &fault_names(w, &d.faulted)),
-                    ],
-                ),
-                tip: fill(
-                    w.fault_tip,
-                    &[
-                        ("date", &date(d.day)),
-                        ("product", &lane.product),
-                        ("count", &d.faulted.len().to_string()),
-                        ("requests", &list(&d.faulted)),
-                    ],
-                ),
-            });
+            marks.push(faulted_mark(w, s, top, &lane.product, d));
         }
     }
-    for (day, step, tenant) in &lane.drifts {
-        let x = s.x(*day) + DAY / 2.0;
-        marks.push(Mark {
-            shape: format!(
-                r#"<path d="M{x:.1} {:.1}v16 M{x:.1} {:.1}h7l-2 3l2 3h-7z" stroke="{}" stroke-width="1.5" fill="{}"/>"#,
-                top + 1.0,
-                top + 1.0,
-                p::INK,
-                p::DRIFT
-            ),
-            x: s.x(*day),
-            label: fill(w.drift_label, &[("day", &short(*day))]),
-            tip: fill(
-                w.drift_tip,
-                &[
-                    ("step", &step.to_string()),
-                    ("date", &date(*day)),
-                    ("product", &lane.product),
-                    ("tenant", tenant),
-                ],
-            ),
-        });
+    for drift in &lane.drifts {
+        marks.push(drift_mark(w, s, top, &lane.product, drift));
     }
     if let Some(end) = &lane.end {
-        // Right of the last day's column: the result of the run, after that day's requests.
-        let left = s.x(s.end()) + 2.0;
-        let x = left + 6.0;
-        let (colour, result) = if end.converged {
-            (p::SUCCEEDED, w.converged)
-        } else {
-            (p::FAILED, w.not_converged)
-        };
-        let none = || w.none.to_owned();
-        marks.push(Mark {
-            shape: format!(
-                r#"<rect x="{:.1}" y="{:.1}" width="12" height="12" rx="2" fill="{colour}"/>"#,
-                x - 6.0,
-                mid - 6.0,
-            ),
-            x: left,
-            label: if end.converged {
-                fill(
-                    w.converged_label,
-                    &[("repaired", &end.repaired.len().to_string())],
-                )
-            } else {
-                fill(
-                    w.not_converged_label,
-                    &[("drift", &end.drift.len().to_string())],
-                )
-            },
-            tip: fill(
-                w.product_end_tip,
-                &[
-                    ("product", &lane.product),
-                    ("date", &date(end.day)),
-                    ("result", result),
-                    ("requests", &end.requests.to_string()),
-                    ("faults", &end.faults_applied.to_string()),
-                    ("dead", &end.dead_letters.to_string()),
-                    (
-                        "repaired",
-                        &if end.repaired.is_empty() {
-                            none()
-                        } else {
-                            end.repaired.join("; ")
-                        },
-                    ),
-                    (
-                        "drift",
-                        &if end.drift.is_empty() {
-                            none()
-                        } else {
-                            end.drift.join("; ")
-                        },
-                    ),
-                ],
-            ),
-        });
+        marks.push(convergence_mark(w, s, top, &lane.product, end));
     }
     marks
+}
+
+/// The requests of a day as a tooltip lists them, one after the other.
+fn request_list(w: &Words, requests: &[Request]) -> String {
+    requests
+        .iter()
+        .map(|r| request_text(w, r))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A day's answered requests: a dot, labelled with their number.
+fn delivered_mark(w: &Words, s: &Scale, top: f64, product: &str, d: &ProductDay) -> Mark {
+    let cx = s.x(d.day) + DAY / 2.0;
+    Mark {
+        // Above a cross on the same day, so that both show.
+        shape: format!(
+            r#"<circle cx="{cx:.1}" cy="{:.1}" r="4.5" fill="{}"/>"#,
+            top + 4.5,
+            p::SUCCEEDED
+        ),
+        x: s.x(d.day),
+        label: fill(
+            w.delivered_label,
+            &[
+                ("day", &short(d.day)),
+                ("count", &d.delivered.len().to_string()),
+            ],
+        ),
+        tip: fill(
+            w.delivered_tip,
+            &[
+                ("date", &date(d.day)),
+                ("product", product),
+                ("count", &d.delivered.len().to_string()),
+                ("requests", &request_list(w, &d.delivered)),
+            ],
+        ),
+    }
+}
+
+/// A day's faulted or unanswered requests: a cross, labelled with what went wrong.
+fn faulted_mark(w: &Words, s: &Scale, top: f64, product: &str, d: &ProductDay) -> Mark {
+    let cx = s.x(d.day) + DAY / 2.0;
+    Mark {
+        shape: format!(
+            r#"<path d="M{:.1} {:.1}l7 7m0 -7l-7 7" stroke="{}" stroke-width="2.5"/>"#,
+            cx - 3.5,
+            top + 10.5,
+            p::FAILED
+        ),
+        x: s.x(d.day),
+        label: fill(
+            w.fault_label,
+            &[
+                ("day", &short(d.day)),
+                ("faults", &fault_names(w, &d.faulted)),
+            ],
+        ),
+        tip: fill(
+            w.fault_tip,
+            &[
+                ("date", &date(d.day)),
+                ("product", product),
+                ("count", &d.faulted.len().to_string()),
+                ("requests", &request_list(w, &d.faulted)),
+            ],
+        ),
+    }
+}
+
+/// A drift step on the product: a flag on its day.
+fn drift_mark(
+    w: &Words,
+    s: &Scale,
+    top: f64,
+    product: &str,
+    (day, step, tenant): &(NaiveDate, usize, String),
+) -> Mark {
+    let x = s.x(*day) + DAY / 2.0;
+    Mark {
+        shape: format!(
+            r#"<path d="M{x:.1} {:.1}v16 M{x:.1} {:.1}h7l-2 3l2 3h-7z" stroke="{}" stroke-width="1.5" fill="{}"/>"#,
+            top + 1.0,
+            top + 1.0,
+            p::INK,
+            p::DRIFT
+        ),
+        x: s.x(*day),
+        label: fill(w.drift_label, &[("day", &short(*day))]),
+        tip: fill(
+            w.drift_tip,
+            &[
+                ("step", &step.to_string()),
+                ("date", &date(*day)),
+                ("product", product),
+                ("tenant", tenant),
+            ],
+        ),
+    }
+}
+
+/// The product's convergence at the end: a square right of the last day, labelled with the
+/// repairs it needed or the drift left.
+fn convergence_mark(w: &Words, s: &Scale, top: f64, product: &str, end: &ProductEnd) -> Mark {
+    let mid = top + BAND / 2.0;
+    // Right of the last day's column: the result of the run, after that day's requests.
+    let left = s.x(s.end()) + 2.0;
+    let x = left + 6.0;
+    let (colour, result) = if end.converged {
+        (p::SUCCEEDED, w.converged)
+    } else {
+        (p::FAILED, w.not_converged)
+    };
+    let none = || w.none.to_owned();
+    Mark {
+        shape: format!(
+            r#"<rect x="{:.1}" y="{:.1}" width="12" height="12" rx="2" fill="{colour}"/>"#,
+            x - 6.0,
+            mid - 6.0,
+        ),
+        x: left,
+        label: if end.converged {
+            fill(
+                w.converged_label,
+                &[("repaired", &end.repaired.len().to_string())],
+            )
+        } else {
+            fill(
+                w.not_converged_label,
+                &[("drift", &end.drift.len().to_string())],
+            )
+        },
+        tip: fill(
+            w.product_end_tip,
+            &[
+                ("product", product),
+                ("date", &date(end.day)),
+                ("result", result),
+                ("requests", &end.requests.to_string()),
+                ("faults", &end.faults_applied.to_string()),
+                ("dead", &end.dead_letters.to_string()),
+                (
+                    "repaired",
+                    &if end.repaired.is_empty() {
+                        none()
+                    } else {
+                        end.repaired.join("; ")
+                    },
+                ),
+                (
+                    "drift",
+                    &if end.drift.is_empty() {
+                        none()
+                    } else {
+                        end.drift.join("; ")
+                    },
+                ),
+            ],
+        ),
+    }
 }
 
 /// An invoice status in `w`.
@@ -1302,7 +1422,7 @@ pub(crate) fn invoice_status(w: &Words, status: &str) -> String {
 
 /// The usage bars and quota lines: one mark per quota line (labelled with the quota) and per
 /// crossing (labelled with its day); every bar has its own tooltip.
-fn usage_marks(
+fn draw_usage(
     w: &Words,
     s: &Scale,
     top: f64,
@@ -1478,55 +1598,75 @@ pub(crate) fn svg(t: &Timeline, lang: Lang, name: &str) -> String {
         );
         y += 22.0;
         for lane in lanes {
-            let band = lane.band();
-            let marks = lane.marks(w, &s, y + 4.0);
-            let rows = place(
-                &marks
-                    .iter()
-                    .map(|m| (m.x, text_width(&m.label)))
-                    .collect::<Vec<_>>(),
-            );
-            let label_rows = rows.iter().max().map_or(0, |r| r + 1);
-            let height = 4.0 + band + ROW * label_rows as f64 + 8.0;
-            let _ = write!(
-                body,
-                r#"<line x1="8" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{}"/><text x="16" y="{:.1}" fill="{}">{}</text>"#,
-                width - 8.0,
-                p::GRID,
-                y + 4.0 + 13.0,
-                p::MUTED,
-                escape(&lane.title(w))
-            );
-            // Shapes and leaders first, then every label over them (with a halo), so that no
-            // line crosses a label.
-            let mut labels = String::new();
-            for (mark, row) in marks.iter().zip(&rows) {
-                let label_y = y + 4.0 + band + ROW * (*row as f64 + 1.0);
-                let tip = escape(&mark.tip);
-                let _ = write!(
-                    body,
-                    r#"<g><title>{tip}</title>{}<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{}"/></g>"#,
-                    mark.shape,
-                    y + 4.0 + band,
-                    label_y - 9.0,
-                    p::MUTED,
-                    x = mark.x + 0.5,
-                );
-                let _ = write!(
-                    labels,
-                    r#"<g><title>{tip}</title><text x="{:.1}" y="{label_y:.1}" fill="{}" stroke="{}" stroke-width="3" paint-order="stroke">{}</text></g>"#,
-                    mark.x + 2.0,
-                    p::INK,
-                    p::PAPER,
-                    escape(&mark.label),
-                );
-            }
-            body.push_str(&labels);
-            y += height;
+            y += draw_lane(&mut body, w, &s, lane, y, width);
         }
         y += 10.0;
     }
     let height = y + 4.0;
+    let axis = draw_axis(w, t, &s, height);
+    let title = fill(w.timeline_title, &[("name", name)]);
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" aria-labelledby="bh-tl-title bh-tl-desc" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11"><title id="bh-tl-title">{}</title><desc id="bh-tl-desc">{}</desc>{}<rect width="100%" height="100%" fill="{}"/>{axis}{body}</svg>"#,
+        escape(&title),
+        escape(w.timeline_desc),
+        defs(),
+        p::PAPER
+    )
+}
+
+/// Draws `lane` into `body` at `y`, across `width`: a rule and its title, its marks with a
+/// leader down to each label, then the labels in rows; returns the lane's height.
+fn draw_lane(body: &mut String, w: &Words, s: &Scale, lane: &Lane, y: f64, width: f64) -> f64 {
+    let band = lane.band();
+    let marks = lane.marks(w, s, y + 4.0);
+    let rows = place(
+        &marks
+            .iter()
+            .map(|m| (m.x, text_width(&m.label)))
+            .collect::<Vec<_>>(),
+    );
+    let label_rows = rows.iter().max().map_or(0, |r| r + 1);
+    let height = 4.0 + band + ROW * label_rows as f64 + 8.0;
+    let _ = write!(
+        body,
+        r#"<line x1="8" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{}"/><text x="16" y="{:.1}" fill="{}">{}</text>"#,
+        width - 8.0,
+        p::GRID,
+        y + 4.0 + 13.0,
+        p::MUTED,
+        escape(&lane.title(w))
+    );
+    // Shapes and leaders first, then every label over them (with a halo), so that no
+    // line crosses a label.
+    let mut labels = String::new();
+    for (mark, row) in marks.iter().zip(&rows) {
+        let label_y = y + 4.0 + band + ROW * (*row as f64 + 1.0);
+        let tip = escape(&mark.tip);
+        let _ = write!(
+            body,
+            r#"<g><title>{tip}</title>{}<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{}"/></g>"#,
+            mark.shape,
+            y + 4.0 + band,
+            label_y - 9.0,
+            p::MUTED,
+            x = mark.x + 0.5,
+        );
+        let _ = write!(
+            labels,
+            r#"<g><title>{tip}</title><text x="{:.1}" y="{label_y:.1}" fill="{}" stroke="{}" stroke-width="3" paint-order="stroke">{}</text></g>"#,
+            mark.x + 2.0,
+            p::INK,
+            p::PAPER,
+            escape(&mark.label),
+        );
+    }
+    body.push_str(&labels);
+    height
+}
+
+/// The day axis, `height` tall: every day ticked, each month's start labelled with a line down
+/// the picture, and the present day marked when it is shown.
+fn draw_axis(w: &Words, t: &Timeline, s: &Scale, height: f64) -> String {
     let mut axis = String::new();
     let mut day = t.first;
     while day <= t.last {
@@ -1575,14 +1715,7 @@ pub(crate) fn svg(t: &Timeline, lang: Lang, name: &str) -> String {
             escape(w.today)
         );
     }
-    let title = fill(w.timeline_title, &[("name", name)]);
-    format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" aria-labelledby="bh-tl-title bh-tl-desc" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11"><title id="bh-tl-title">{}</title><desc id="bh-tl-desc">{}</desc>{}<rect width="100%" height="100%" fill="{}"/>{axis}{body}</svg>"#,
-        escape(&title),
-        escape(w.timeline_desc),
-        defs(),
-        p::PAPER
-    )
+    axis
 }
 
 #[cfg(test)]

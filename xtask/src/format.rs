@@ -1,0 +1,31 @@
+//! How `scenario run` prints its results, with or without `--driver`: the formats, and the
+//! escaping of text for their JUnit XML. Below `scenario` and `conformance`, which both print.
+
+/// How `scenario run` prints its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Tables for people.
+    Text,
+    /// One JSON document.
+    Json,
+    /// A JUnit XML report, as CI systems display test results.
+    Junit,
+}
+
+/// Escapes text for XML attributes and content.
+pub(crate) fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 allows no other control characters (miette's output has none but tabs).
+            c if c.is_control() && c != '\n' && c != '\t' && c != '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
