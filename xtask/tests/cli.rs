@@ -535,6 +535,33 @@ fn an_invalid_scenario_exits_2_with_file_line_and_column_and_writes_nothing() {
 }
 
 #[test]
+fn a_usage_of_a_metric_no_plan_meters_exits_2_at_the_metric() {
+    let state = state_dir("scenario-unknown-metric");
+    let usage = "[[step]]\non = \"2026-10-20\"\nusage = { tenant = \"t\", metric = \"bandwidth\", quantity = 5 }\n";
+    let path = scenario_file("unknown-metric", &format!("{HOLDS}\n{usage}"));
+    let output = xtask(&state)
+        .args(["scenario", "run", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr.contains("unknown metric \"bandwidth\": no plan of analytics meters it"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown-metric.toml:26:34"), "{stderr}");
+    assert!(
+        stderr.contains("metrics of analytics: api_calls"),
+        "{stderr}"
+    );
+    assert!(
+        !state.join("local").exists(),
+        "no database for an invalid file"
+    );
+}
+
+#[test]
 fn scenario_new_writes_a_file_that_runs_and_never_overwrites() {
     // A folder of its own, so that no other test sees the new file.
     let scenarios = std::env::temp_dir().join(format!("bh-scenarios-new-{}", std::process::id()));

@@ -691,6 +691,7 @@ pub(crate) fn scenario(
         org_keys,
         tenants: &tenants,
         tenant_keys,
+        contract_metrics: contract_metrics(&raw.step),
     };
     let steps = steps(&mut problems, &raw.step, &known, start.zip(until));
     let expectations = expectations(&mut problems, &raw.expect, &known);
@@ -720,6 +721,8 @@ struct Known<'a> {
     org_keys: Vec<&'a str>,
     tenants: &'a [TenantDef],
     tenant_keys: Vec<&'a str>,
+    /// The metrics the file's contracts meter, whichever tenant they are for.
+    contract_metrics: Vec<&'a str>,
 }
 
 impl Known<'_> {
@@ -728,11 +731,44 @@ impl Known<'_> {
         lookup(problems, key, "tenant", &self.tenant_keys).unwrap_or(0)
     }
 
+    /// The metrics a tenant's product meters: those its catalog plans include or bill as
+    /// overage, and those the file's contracts name.
+    fn metered(&self, tenant: usize) -> Vec<&str> {
+        let product = &self.tenants[tenant].product;
+        let mut metrics: Vec<&str> = self
+            .catalog
+            .plans
+            .iter()
+            .filter(|p| &p.product == product)
+            .flat_map(|p| p.terms.included.keys().chain(p.terms.overage.keys()))
+            .map(String::as_str)
+            .chain(self.contract_metrics.iter().copied())
+            .collect();
+        metrics.sort_unstable();
+        metrics.dedup();
+        metrics
+    }
+
     /// A plan's key, with a problem when the catalog has no such plan.
     fn plan(&self, problems: &mut Problems<'_>, key: &Spanned<String>) -> String {
         lookup(problems, key, "plan", &self.plans);
         key.get_ref().clone()
     }
+}
+
+/// Every metric a contract of the file includes or bills as overage.
+fn contract_metrics(steps: &[Spanned<RawStep>]) -> Vec<&str> {
+    steps
+        .iter()
+        .filter_map(|step| step.get_ref().contract.as_ref())
+        .flat_map(|c| {
+            c.get_ref()
+                .included
+                .keys()
+                .chain(c.get_ref().overage.keys())
+        })
+        .map(String::as_str)
+        .collect()
 }
 
 /// The head of the file: its version, name, and the days it starts and ends (`None` when one
@@ -1062,8 +1098,24 @@ fn usage(
             day
         }
     };
+    let tenant = lookup(problems, &a.tenant, "tenant", &known.tenant_keys);
+    if let Some(tenant) = tenant {
+        let metered = known.metered(tenant);
+        if !metered.contains(&a.metric.get_ref().as_str()) {
+            let product = &known.tenants[tenant].product;
+            problems.add(
+                span(&a.metric),
+                format!(
+                    "unknown metric {:?}: no plan of {product} meters it",
+                    a.metric.get_ref()
+                ),
+                "unknown metric",
+                Some(format!("metrics of {product}: {}", metered.join(", "))),
+            );
+        }
+    }
     Action::Usage {
-        tenant: known.tenant(problems, &a.tenant),
+        tenant: tenant.unwrap_or(0),
         metric: a.metric.get_ref().clone(),
         quantity: *a.quantity.get_ref(),
         day: day.unwrap_or(NaiveDate::MIN),

@@ -39,6 +39,11 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"plan = "enterprise""#,
     ),
     (
+        "unknown_metric",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"usage = { tenant = "acme-analytics", metric = "bandwidth", quantity = 5 }"#,
+    ),
+    (
         "unknown_tenant",
         r#"{ tenant = "acme-analytics", plan = "pro" }"#,
         r#"{ tenant = "globex", plan = "pro" }"#,
