@@ -39,6 +39,7 @@ mod error;
 #[cfg(feature = "flaws")]
 pub mod flaws;
 pub mod http;
+mod ids;
 pub mod payments;
 pub mod purge;
 pub mod service;

@@ -7,7 +7,6 @@
 //! invoices, so accepted usage is always billed and late usage is refused with `period_closed`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -16,50 +15,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
+pub use crate::ids::{CustomerId, InvoiceId, OrganizationId, SubscriptionId, UserId};
+
 use crate::Error;
 use crate::billing::{self, Currency, Line, LineKind, Plan, PlanPeriod, Usage};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
 use crate::payments::PaymentGateway;
 use crate::sync;
-
-macro_rules! id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[derive(Serialize, Deserialize, sqlx::Type)]
-        #[serde(transparent)]
-        #[sqlx(transparent)]
-        pub struct $name(pub i64);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
-id!(
-    /// A customer's id.
-    CustomerId
-);
-id!(
-    /// A subscription's id.
-    SubscriptionId
-);
-id!(
-    /// An invoice's id.
-    InvoiceId
-);
-id!(
-    /// An organization's id.
-    OrganizationId
-);
-id!(
-    /// A user's id.
-    UserId
-);
 
 /// Korean VAT, the default tax rate: 10%.
 pub const VAT: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
