@@ -40,6 +40,7 @@ mod error;
 pub mod flaws;
 pub mod http;
 mod ids;
+mod outbox;
 pub mod payments;
 pub mod purge;
 pub mod service;
