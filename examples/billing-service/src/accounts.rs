@@ -4,8 +4,8 @@
 use serde::Deserialize;
 
 use crate::Error;
+use crate::outbox;
 use crate::service::{BillingService, OrganizationId, UserId};
-use crate::sync;
 
 /// A person to sign up in an organization.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -73,7 +73,7 @@ impl BillingService {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::EmailTaken(user.email.clone()))?;
-        sync::queue_user(&mut tx, id, now).await?;
+        outbox::queue_user(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(id)
     }

@@ -244,7 +244,7 @@ impl BillingService {
             (Consequence::PastDue, SubscriptionStatus::Active) => Some(SubscriptionStatus::PastDue),
             (Consequence::Uncollectible, _) => {
                 end_subscription(&mut tx, due.subscription_id, today).await?;
-                crate::sync::queue_subscription(&mut tx, due.subscription_id, now).await?;
+                crate::outbox::queue_subscription(&mut tx, due.subscription_id, now).await?;
                 None
             }
             _ => None,
@@ -255,7 +255,7 @@ impl BillingService {
                 .bind(next.as_str())
                 .execute(&mut *tx)
                 .await?;
-            crate::sync::queue_subscription(&mut tx, due.subscription_id, now).await?;
+            crate::outbox::queue_subscription(&mut tx, due.subscription_id, now).await?;
         }
         tx.commit().await?;
         Ok(Some(payment))

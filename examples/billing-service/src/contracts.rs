@@ -199,7 +199,7 @@ impl BillingService {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        crate::sync::queue_subscription(&mut tx, subscription, now).await?;
+        crate::outbox::queue_subscription(&mut tx, subscription, now).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }
@@ -214,7 +214,7 @@ impl BillingService {
         let ended = ended_terms(&mut tx, today).await?;
         for (subscription, end) in &ended {
             end_subscription(&mut tx, *subscription, *end).await?;
-            crate::sync::queue_subscription(&mut tx, *subscription, now).await?;
+            crate::outbox::queue_subscription(&mut tx, *subscription, now).await?;
         }
         tx.commit().await?;
         Ok(ended.len())

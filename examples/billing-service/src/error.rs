@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 
 use crate::billing::Currency;
 use crate::calendar::Month;
-use crate::service::{CustomerId, SubscriptionId};
+use crate::ids::{CustomerId, SubscriptionId};
 
 /// An operation's failure. Refusals name the rule by a stable [`Error::code`] and write nothing.
 #[derive(Debug, thiserror::Error)]

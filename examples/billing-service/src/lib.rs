@@ -39,6 +39,8 @@ mod error;
 #[cfg(feature = "flaws")]
 pub mod flaws;
 pub mod http;
+mod ids;
+mod outbox;
 pub mod payments;
 pub mod purge;
 pub mod service;

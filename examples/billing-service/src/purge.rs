@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use sqlx::PgConnection;
 
 use crate::Error;
+use crate::outbox::{self, Entity};
 use crate::service::{BillingService, CustomerId, OrganizationId};
-use crate::sync::{self, Entity};
 
 /// What to purge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl BillingService {
             order(a).cmp(&order(b))
         });
         for (n, customer) in &notices {
-            sync::queue_delete(&mut tx, &n.product, *customer, n.entity, n.id, now).await?;
+            outbox::queue_delete(&mut tx, &n.product, *customer, n.entity, n.id, now).await?;
         }
         tx.commit().await?;
         Ok(Purged {

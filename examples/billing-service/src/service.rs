@@ -7,7 +7,6 @@
 //! invoices, so accepted usage is always billed and late usage is refused with `period_closed`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -16,50 +15,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
+pub use crate::ids::{CustomerId, InvoiceId, OrganizationId, SubscriptionId, UserId};
+
 use crate::Error;
 use crate::billing::{self, Currency, Line, LineKind, Plan, PlanPeriod, Usage};
 use crate::calendar::{self, Month};
 use crate::clock::Clock;
+use crate::outbox::{self, Delivery, DeliveryPolicy};
 use crate::payments::PaymentGateway;
-use crate::sync;
-
-macro_rules! id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[derive(Serialize, Deserialize, sqlx::Type)]
-        #[serde(transparent)]
-        #[sqlx(transparent)]
-        pub struct $name(pub i64);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
-id!(
-    /// A customer's id.
-    CustomerId
-);
-id!(
-    /// A subscription's id.
-    SubscriptionId
-);
-id!(
-    /// An invoice's id.
-    InvoiceId
-);
-id!(
-    /// An organization's id.
-    OrganizationId
-);
-id!(
-    /// A user's id.
-    UserId
-);
 
 /// Korean VAT, the default tax rate: 10%.
 pub const VAT: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
@@ -74,7 +37,7 @@ pub struct BillingService {
     clock: Arc<dyn Clock>,
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     tax_rate: Decimal,
-    pub(crate) delivery: sync::Delivery,
+    pub(crate) delivery: Delivery,
     #[cfg(feature = "flaws")]
     pub(crate) flaw: Option<crate::Flaw>,
 }
@@ -305,17 +268,17 @@ impl BillingService {
             clock,
             gateway,
             tax_rate: VAT,
-            delivery: sync::Delivery::new(sync::DeliveryPolicy::default()),
+            delivery: Delivery::new(DeliveryPolicy::default()),
             #[cfg(feature = "flaws")]
             flaw: None,
         }
     }
 
     /// The same service delivering product sync under `policy` (default:
-    /// [`sync::DeliveryPolicy::default`]).
+    /// [`crate::sync::DeliveryPolicy::default`]).
     #[must_use]
-    pub fn with_delivery_policy(mut self, policy: sync::DeliveryPolicy) -> BillingService {
-        self.delivery = sync::Delivery::new(policy);
+    pub fn with_delivery_policy(mut self, policy: DeliveryPolicy) -> BillingService {
+        self.delivery = Delivery::new(policy);
         self
     }
 
@@ -382,7 +345,7 @@ impl BillingService {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::EmailTaken(new.email.clone()))?;
-        sync::queue_tenant(&mut tx, customer.id, now).await?;
+        outbox::queue_tenant(&mut tx, customer.id, now).await?;
         tx.commit().await?;
         Ok(customer)
     }
@@ -461,7 +424,7 @@ impl BillingService {
         check_product(&mut tx, customer, &plan).await?;
         check_card(&mut tx, customer, &plan).await?;
         let id = start_subscription(&mut tx, customer, &plan, today, now).await?;
-        sync::queue_subscription(&mut tx, id, now).await?;
+        outbox::queue_subscription(&mut tx, id, now).await?;
         tx.commit().await?;
         self.subscription(id).await
     }
@@ -499,7 +462,7 @@ impl BillingService {
         check_change_limit(&mut tx, subscription, today).await?;
         check_card(&mut tx, customer, &plan).await?;
         move_subscription(&mut tx, subscription, &plan.key, today, now).await?;
-        sync::queue_subscription(&mut tx, subscription, now).await?;
+        outbox::queue_subscription(&mut tx, subscription, now).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }
@@ -514,7 +477,7 @@ impl BillingService {
         let mut tx = self.pool.begin().await?;
         lock_live(&mut tx, subscription).await?;
         end_subscription(&mut tx, subscription, today).await?;
-        sync::queue_subscription(&mut tx, subscription, now).await?;
+        outbox::queue_subscription(&mut tx, subscription, now).await?;
         tx.commit().await?;
         self.subscription(subscription).await
     }
