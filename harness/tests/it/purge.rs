@@ -412,3 +412,53 @@ async fn a_table_a_later_migration_adds_is_covered_or_named() {
     assert!(refused.to_string().contains("shadow_copies"));
     assert_eq!(counts(env.pool()).await, before, "refused: nothing written");
 }
+
+/// Addresses are matched without regard to case: two users whose addresses differ only in case
+/// are refused as ambiguous, with nothing purged; each can still be purged by id.
+#[tokio::test]
+async fn an_address_matching_two_users_up_to_case_is_refused_and_purges_nothing() {
+    let env = env().await;
+    let upper = env
+        .build()
+        .user()
+        .email("Dana@Example.com")
+        .create()
+        .await
+        .unwrap();
+    let lower = env
+        .build()
+        .user()
+        .email("dana@example.com")
+        .create()
+        .await
+        .unwrap();
+    let users = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from users")
+            .fetch_one(env.pool())
+            .await
+            .unwrap()
+    };
+    let before = users().await;
+    let refused = env.purge_user("DANA@example.COM").await.unwrap_err();
+    assert!(
+        matches!(refused, PurgeError::Ambiguous { matches: 2 }),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        "the e-mail address matches 2 users whose addresses differ only in case; nothing was purged (purge each by its user id)"
+    );
+    assert_eq!(users().await, before, "nothing was purged");
+    let report = env.purge(&PurgeTarget::User(lower.id())).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Organization);
+    // Now one user matches, whatever the case: the other one.
+    let report = env.purge_user("DANA@EXAMPLE.COM").await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Organization);
+    assert_eq!(users().await, before - 2);
+    let left: i64 = sqlx::query_scalar("select count(*) from users where id = any($1)")
+        .bind(vec![upper.id().0, lower.id().0])
+        .fetch_one(env.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

@@ -27,6 +27,15 @@ pub enum PurgeError {
         /// Rows found.
         found: i64,
     },
+    /// An e-mail address matches more than one user: addresses that differ only in case.
+    /// Nothing is purged; purge each user by id.
+    #[error(
+        "the e-mail address matches {matches} users whose addresses differ only in case; nothing was purged (purge each by its user id)"
+    )]
+    Ambiguous {
+        /// How many users it matches.
+        matches: usize,
+    },
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),

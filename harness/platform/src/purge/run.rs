@@ -595,14 +595,22 @@ async fn roots(
                 PurgeTarget::User(id) => ("id = $1::text::bigint", id.0.to_string()),
                 _ => unreachable!("matched above"),
             };
-            let user: Option<(i64, i64, String)> = sqlx::query_as(&format!(
+            let users: Vec<(i64, i64, String)> = sqlx::query_as(&format!(
                 "select id, organization_id, role from users where {by}"
             ))
             .bind(&value)
-            .fetch_optional(&mut *conn)
+            .fetch_all(&mut *conn)
             .await?;
-            let Some((user, org_id, role)) = user else {
-                return Ok(Scope::Nothing);
+            // Addresses are matched without regard to case, as people type them: two users whose
+            // addresses differ only in case are both the person asked for, or neither.
+            let (user, org_id, role) = match <[_; 1]>::try_from(users) {
+                Ok([user]) => user,
+                Err(users) if users.is_empty() => return Ok(Scope::Nothing),
+                Err(users) => {
+                    return Err(PurgeError::Ambiguous {
+                        matches: users.len(),
+                    });
+                }
             };
             let (others, owners): (i64, i64) = sqlx::query_as(
                 "select count(*), count(*) filter (where role = 'owner') from users \
