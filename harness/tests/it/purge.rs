@@ -462,3 +462,110 @@ async fn an_address_matching_two_users_up_to_case_is_refused_and_purges_nothing(
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// A user by id, with the organization's other users made with the given roles; `left` of them
+/// leave the organization before the purge.
+async fn org_with(env: &TestEnv, others: &[&str], left: usize) -> (Org, Vec<UserId>) {
+    let org = env.build().org().create().await.unwrap();
+    let mut ids = Vec::new();
+    for role in others {
+        let user = env
+            .build()
+            .user()
+            .org(&org)
+            .role(*role)
+            .create()
+            .await
+            .unwrap();
+        ids.push(user.id());
+    }
+    for id in ids.iter().take(left) {
+        env.platform()
+            .leave_org(*id, env.clock().now())
+            .await
+            .unwrap();
+    }
+    (org, ids)
+}
+
+/// Each row of the scope table in `purge`'s module doc, at its boundary.
+#[tokio::test]
+async fn the_scope_rule_at_each_of_its_rows() {
+    let env = env().await;
+    env.platform()
+        .install_catalog(&default_catalog(), env.clock().now())
+        .await
+        .unwrap();
+    // The owner, with another owner: only the owner's own rows.
+    let (org, _) = org_with(&env, &["owner", "member"], 0).await;
+    let plan = env
+        .platform()
+        .purge_plan(&PurgeTarget::User(org.owner))
+        .await
+        .unwrap();
+    assert_eq!(plan.scope, Scope::UserLeft, "another owner remains");
+    assert_eq!(plan.rows.get("tenants"), None);
+    // The last owner, with members only: the owner and the organization's billing data.
+    let (org, _) = org_with(&env, &["member"], 0).await;
+    let plan = env
+        .platform()
+        .purge_plan(&PurgeTarget::User(org.owner))
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.scope,
+        Scope::OwnerData,
+        "members remain, no other owner"
+    );
+    assert_eq!(plan.rows.get("organizations"), None);
+    assert_eq!(plan.rows.get("billing_accounts"), Some(&1));
+    // Every other member already left: the owner is the last, and takes the organization.
+    let (org, _) = org_with(&env, &["owner", "member"], 2).await;
+    let plan = env
+        .platform()
+        .purge_plan(&PurgeTarget::User(org.owner))
+        .await
+        .unwrap();
+    assert_eq!(plan.scope, Scope::Organization, "the others already left");
+    assert_eq!(plan.rows.get("organizations"), Some(&1));
+    // A member with another member left: only the member.
+    let (_, members) = org_with(&env, &["member", "member"], 1).await;
+    let plan = env
+        .platform()
+        .purge_plan(&PurgeTarget::User(members[1]))
+        .await
+        .unwrap();
+    assert_eq!(plan.scope, Scope::UserLeft, "the owner remains");
+    // Nobody by that id.
+    let plan = env
+        .platform()
+        .purge_plan(&PurgeTarget::User(UserId(i64::MAX)))
+        .await
+        .unwrap();
+    assert_eq!(plan.scope, Scope::Nothing);
+}
+
+/// Names play no part: a user of another organization with the same name stays.
+#[tokio::test]
+async fn a_namesake_in_another_organization_is_never_touched() {
+    let env = env().await;
+    let gone = env.build().user().name("Kim Minji").create().await.unwrap();
+    let namesake = env.build().user().name("Kim Minji").create().await.unwrap();
+    assert_ne!(gone.org(), namesake.org());
+    let report = env.purge(&PurgeTarget::User(gone.id())).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Organization);
+    let (name, deleted): (String, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as("select name, deleted_at from users where id = $1")
+            .bind(namesake.id())
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
+    assert_eq!(name, "Kim Minji");
+    assert_eq!(deleted, None);
+    let orgs: i64 = sqlx::query_scalar("select count(*) from organizations where id = $1")
+        .bind(namesake.org())
+        .fetch_one(env.pool())
+        .await
+        .unwrap();
+    assert_eq!(orgs, 1);
+}
