@@ -10,7 +10,7 @@ use anyhow::bail;
 
 use crate::outcome::Status;
 use crate::process::Ended;
-use crate::targets::PACKAGE;
+use crate::targets::Binary;
 
 /// nextest's exit code when a test failed (`NextestExitCode::TEST_RUN_FAILED`).
 pub(crate) const TEST_RUN_FAILED: i32 = 100;
@@ -76,14 +76,16 @@ pub(crate) fn first_failure(log: &Path, start: u64) -> Option<String> {
     failed_test(&String::from_utf8_lossy(tail))
 }
 
-/// The names of the tests in nextest's one-line listing `output` (`binary-id name`).
+/// The names of the tests of the [binaries](Binary) in nextest's one-line listing `output`
+/// (`binary-id name`).
 pub(crate) fn listed_tests(output: &str) -> BTreeSet<String> {
     output
         .lines()
-        .filter(|line| line.starts_with(PACKAGE))
         .filter_map(
             |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                [_, name] => Some(name.to_owned()),
+                [id, name] if Binary::ALL.iter().any(|b| b.binary_id() == id) => {
+                    Some(name.to_owned())
+                }
                 _ => None,
             },
         )
@@ -201,9 +203,9 @@ mod tests {
     #[test]
     fn a_baseline_knows_the_tests_that_passed() {
         let output = "    Starting 3 tests across 1 binary (5 skipped)
-        PASS [   0.735s] (1/3) billing-harness::it purge::one
-        PASS [   1.627s] (2/3) billing-harness::it sync::two
-        FAIL [   0.100s] (3/3) billing-harness::it sync::three
+        PASS [   0.735s] (1/3) harness-tests::it purge::one
+        PASS [   1.627s] (2/3) harness-tests::it sync::two
+        FAIL [   0.100s] (3/3) harness-tests::it sync::three
      Summary [  11.392s] 3/3 tests run: 2 passed, 1 failed, 5 skipped
 ";
         let passed: Vec<(String, Duration)> = passed_tests(output).into_iter().collect();
@@ -232,8 +234,9 @@ mod tests {
 
     #[test]
     fn a_listing_names_the_selected_tests() {
-        let output = "billing-harness::it platform::a_close
-billing-harness billing::rules::tests::proration
+        let output = "harness-tests::it platform::a_close
+billing-platform billing::rules::tests::proration
+harness-tests some_lib_test
 warning: something else
 ";
         let listed: Vec<String> = listed_tests(output).into_iter().collect();
@@ -245,13 +248,13 @@ warning: something else
 
     #[test]
     fn the_first_failing_test_is_read_from_nextest_output() {
-        let output = "        PASS [   0.512s] (1/64) billing-harness::it platform::a\n\
-                      \x20       FAIL [  11.675s] (2/64) billing-harness::it scenarios::every\n\
-                      \x20    SIGTERM [   0.100s] (3/64) billing-harness::it platform::b\n\
-                      \x20       FAIL [  11.675s] billing-harness::it scenarios::every\n";
+        let output = "        PASS [   0.512s] (1/64) harness-tests::it platform::a\n\
+                      \x20       FAIL [  11.675s] (2/64) harness-tests::it scenarios::every\n\
+                      \x20    SIGTERM [   0.100s] (3/64) harness-tests::it platform::b\n\
+                      \x20       FAIL [  11.675s] harness-tests::it scenarios::every\n";
         assert_eq!(failed_test(output).as_deref(), Some("scenarios::every"));
         assert_eq!(
-            failed_test("     TIMEOUT [  60.000s] (1/1) billing-harness::it rules::slow\n")
+            failed_test("     TIMEOUT [  60.000s] (1/1) harness-tests::it rules::slow\n")
                 .as_deref(),
             Some("rules::slow")
         );

@@ -25,7 +25,8 @@ use crate::rewrite::{self, Rewrite};
 use crate::schema::Schema;
 use crate::sql;
 use crate::targets::{
-    LIB_AND_IT, MIGRATIONS, PACKAGE, TARGETS, Tests, collect_rs, selection, slashed, tiers_text,
+    Binary, LIBRARY_SOURCES, MIGRATIONS, TARGETS, Tests, build_args, collect_rs, selection,
+    slashed, tiers_text,
 };
 use crate::{PROFILE, cargo};
 
@@ -34,7 +35,9 @@ pub(crate) fn all_literals(
     root: &Path,
 ) -> anyhow::Result<Vec<(PathBuf, std::ops::Range<usize>, String)>> {
     let mut files = Vec::new();
-    collect_rs(&root.join("harness/src"), &mut files)?;
+    for dir in LIBRARY_SOURCES {
+        collect_rs(&root.join(dir), &mut files)?;
+    }
     let mut out = Vec::new();
     for path in files {
         let source = std::fs::read_to_string(&path)?;
@@ -479,10 +482,9 @@ impl<'a> Run<'a> {
         let mut archive_args: Vec<String> = vec![
             "nextest".into(),
             "archive".into(),
-            format!("--package={PACKAGE}"),
             format!("--cargo-profile={PROFILE}"),
         ];
-        archive_args.extend(LIB_AND_IT.iter().map(|s| (*s).to_owned()));
+        archive_args.extend(build_args(Binary::ALL));
         archive_args.push(format!("--archive-file={}", archive.display()));
         let extract_args: Vec<String> = vec![
             "nextest".into(),
@@ -683,7 +685,7 @@ impl<'a> Run<'a> {
     ) -> anyhow::Result<(Ended, Duration)> {
         let build = if build_only { Build::Only } else { Build::Tree };
         self.nextest_of(
-            tests.build,
+            tests.binaries,
             &selection(tests, tests.filter),
             build,
             log,
@@ -692,11 +694,11 @@ impl<'a> Run<'a> {
         .await
     }
 
-    /// [`Run::nextest`] of the tests that `selection` selects, the test targets `targets`
+    /// [`Run::nextest`] of the tests that `selection` selects, the test binaries `binaries`
     /// built as `build` says (none to build for the frozen binaries).
     async fn nextest_of(
         &mut self,
-        targets: &[&str],
+        binaries: &[Binary],
         selection: &str,
         build: Build,
         log: &Path,
@@ -706,9 +708,8 @@ impl<'a> Run<'a> {
         if build == Build::Frozen {
             args.extend(self.frozen_args()?);
         } else {
-            args.push(format!("--package={PACKAGE}"));
             args.push(format!("--cargo-profile={PROFILE}"));
-            args.extend(targets.iter().map(|s| (*s).to_owned()));
+            args.extend(build_args(binaries));
         }
         if build == Build::Only {
             args.push("--no-run".into());

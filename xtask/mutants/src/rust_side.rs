@@ -14,7 +14,7 @@ use crate::guard::Backup;
 use crate::nextest::{FIRST_PROFILE, STOP_AT_FIRST_FAILURE, TEST_ENV, first_profile};
 use crate::outcome::{Kind, Outcome, Status, print_not_run};
 use crate::process::{self, Ended, Signals};
-use crate::targets::{TARGETS, Tests, slashed, target_of};
+use crate::targets::{MUTATED_PACKAGE, TARGETS, Tests, slashed, target_of};
 use crate::{CARGO_MUTANTS_VERSION, PROFILE, Queue, cargo};
 
 /// The state folder's subfolder of one cargo-mutants run: tier `tier` of target `target` (its
@@ -141,6 +141,7 @@ impl<'a> RustRun<'a> {
             let t = &TARGETS[target];
             let mut common: Vec<String> = vec![
                 "mutants".into(),
+                format!("--package={MUTATED_PACKAGE}"),
                 "--in-place".into(),
                 "--test-tool=nextest".into(),
                 format!("--profile={PROFILE}"),
@@ -306,7 +307,11 @@ impl<'a> RustRun<'a> {
         &mut self,
         plan: &BTreeMap<usize, Vec<PathBuf>>,
     ) -> anyhow::Result<BTreeMap<usize, usize>> {
-        let mut args = vec!["mutants".to_owned(), "--json".to_owned()];
+        let mut args = vec![
+            "mutants".to_owned(),
+            format!("--package={MUTATED_PACKAGE}"),
+            "--json".to_owned(),
+        ];
         args.extend(
             plan.values()
                 .flatten()
@@ -429,14 +434,26 @@ pub(crate) fn regex_escape(text: &str) -> String {
     out
 }
 
-/// The cargo-mutants options that build only the test targets of `tests` and run only its
-/// tests, failing fast (the workspace's nextest profile does not).
+/// The cargo-mutants options that build only the test binaries of `tests` and run only its
+/// tests, failing fast (the workspace's nextest profile does not). The packages of the
+/// binaries are cargo-mutants' test packages (by default it tests only the mutated package,
+/// whose library tests are not the integration tests).
 pub(crate) fn cargo_mutants_test_args(tests: &Tests) -> Vec<String> {
-    let mut args: Vec<String> = tests
-        .build
-        .iter()
-        .map(|b| format!("--cargo-arg={b}"))
-        .collect();
+    let mut args: Vec<String> = Vec::new();
+    for package in tests.binaries.iter().map(|b| b.package()) {
+        let arg = format!("--test-package={package}");
+        if !args.contains(&arg) {
+            args.push(arg);
+        }
+    }
+    let mut targets: Vec<String> = Vec::new();
+    for target in tests.binaries.iter().map(|b| b.cargo_target()) {
+        let arg = format!("--cargo-arg={target}");
+        if !targets.contains(&arg) {
+            targets.push(arg);
+        }
+    }
+    args.extend(targets);
     args.extend([
         format!("--cargo-test-arg={STOP_AT_FIRST_FAILURE}"),
         "--cargo-test-arg=--no-tests=fail".to_owned(),
@@ -541,17 +558,18 @@ pub(crate) fn rust_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::targets::{IT, LIB, LIB_AND_IT};
 
     #[test]
     fn the_targets_with_the_most_listed_mutants_come_first() {
         let listing = r#"Found 4 mutants
-[{"file": "harness/src/payments/gateway.rs"}, {"file": "harness/src/platform/sync/delivery.rs"},
- {"file": "harness/src/platform/sync/delivery.rs"}, {"file": "harness/src/clock.rs"}]"#;
+[{"file": "harness/platform/src/payments/gateway.rs"}, {"file": "harness/platform/src/platform/sync/delivery.rs"},
+ {"file": "harness/platform/src/platform/sync/delivery.rs"}, {"file": "harness/platform/src/clock.rs"}]"#;
         let of = |path: &str| TARGETS.iter().position(|t| t.path == path).unwrap();
         let (sync, payments, billing) = (
-            of("harness/src/platform/sync/"),
-            of("harness/src/payments/"),
-            of("harness/src/billing/"),
+            of("harness/platform/src/platform/sync/"),
+            of("harness/platform/src/payments/"),
+            of("harness/platform/src/billing/"),
         );
         let counts = counts_by_target(listing).unwrap();
         assert_eq!(counts, BTreeMap::from([(sync, 2), (payments, 1)]));
@@ -569,12 +587,12 @@ mod tests {
         let accepted = Accepted::parse(
             r#"
 [[accepted]]
-file = "harness/src/billing/invoice.rs"
+file = "harness/platform/src/billing/invoice.rs"
 change = "replace > with >= in Invoice::has_service"
 reason = "equal"
 
 [[accepted]]
-file = "harness/src/platform/close.rs"
+file = "harness/platform/src/platform/close.rs"
 change = "replace < with <= in close"
 reason = "equal"
 "#,
@@ -582,15 +600,15 @@ reason = "equal"
         .unwrap();
         let patterns = accepted_patterns(
             &accepted,
-            &[PathBuf::from("harness/src/billing/invoice.rs")],
+            &[PathBuf::from("harness/platform/src/billing/invoice.rs")],
         );
         assert_eq!(patterns.len(), 1, "only the files of the target");
         assert_eq!(
             patterns[0],
-            "^harness/src/billing/invoice\\.rs:[0-9]+:[0-9]+: replace > with >= in Invoice::has_service$"
+            "^harness/platform/src/billing/invoice\\.rs:[0-9]+:[0-9]+: replace > with >= in Invoice::has_service$"
         );
         let listing = r#"warning: something
-[{"file": "harness/src/billing/invoice.rs", "name": "harness/src/billing/invoice.rs:125:17: replace > with >= in Invoice::has_service", "span": {"start": {"line": 125, "column": 17}}}]"#;
+[{"file": "harness/platform/src/billing/invoice.rs", "name": "harness/platform/src/billing/invoice.rs:125:17: replace > with >= in Invoice::has_service", "span": {"start": {"line": 125, "column": 17}}}]"#;
         let listed = parse_listed(listing, 0).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].line, 125);
@@ -600,6 +618,43 @@ reason = "equal"
         );
         assert_eq!(listed[0].status, Status::Survived);
         assert!(accepted.find(&listed[0].file, &listed[0].change).is_some());
+    }
+
+    #[test]
+    fn cargo_mutants_mutates_the_platform_and_tests_the_tiers_packages() {
+        let of = |binaries| {
+            cargo_mutants_test_args(&Tests {
+                binaries,
+                filter: "test(/^x::/)",
+                first: &[],
+            })
+        };
+        assert_eq!(
+            of(LIB)[..2],
+            ["--test-package=billing-platform", "--cargo-arg=--lib"]
+        );
+        assert_eq!(
+            of(IT)[..2],
+            ["--test-package=harness-tests", "--cargo-arg=--test=it"]
+        );
+        assert_eq!(
+            of(LIB_AND_IT)[..4],
+            [
+                "--test-package=billing-platform",
+                "--test-package=harness-tests",
+                "--cargo-arg=--lib",
+                "--cargo-arg=--test=it"
+            ]
+        );
+        assert_eq!(
+            of(IT)[2..],
+            [
+                "--cargo-test-arg=--max-fail=1:immediate",
+                "--cargo-test-arg=--no-tests=fail",
+                "--cargo-test-arg=-E",
+                "--cargo-test-arg=test(/^x::/)"
+            ]
+        );
     }
 
     #[test]
@@ -614,8 +669,8 @@ reason = "equal"
     fn reads_cargo_mutants_outcomes() {
         let json = r#"{"outcomes": [
             {"scenario": "Baseline", "summary": "Success", "phase_results": []},
-            {"scenario": {"Mutant": {"name": "harness/src/billing/rules.rs:42:9: replace < with <= in prorate",
-              "file": "harness/src/billing/rules.rs", "span": {"start": {"line": 42, "column": 9}}}},
+            {"scenario": {"Mutant": {"name": "harness/platform/src/billing/rules.rs:42:9: replace < with <= in prorate",
+              "file": "harness/platform/src/billing/rules.rs", "span": {"start": {"line": 42, "column": 9}}}},
              "summary": "MissedMutant", "phase_results": [{"duration": 1.5}, {"duration": 2.0}]}
         ]}"#;
         let outcomes = parse_outcomes(json, 0).unwrap();

@@ -6,31 +6,101 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// The package whose code is mutated and whose tests run.
-pub(crate) const PACKAGE: &str = "billing-harness";
+/// The package whose code is mutated (cargo-mutants' `--package`): every target is in it.
+pub(crate) const MUTATED_PACKAGE: &str = "billing-platform";
 
 /// Where the migrations declaring the tables (and so the column siblings) are.
-pub(crate) const MIGRATIONS: &str = "harness/migrations";
+pub(crate) const MIGRATIONS: &str = "harness/platform/migrations";
 
-/// Build the library's unit tests only.
-pub(crate) const LIB: &[&str] = &["--lib"];
-/// Build the integration-test binary only.
-pub(crate) const IT: &[&str] = &["--test=it"];
-/// Build both.
-pub(crate) const LIB_AND_IT: &[&str] = &["--lib", "--test=it"];
+/// The source folders of the library the tests link (the crates that were `harness/src`
+/// before the split): a SQL mutant's literal is rewritten at run time only when no other
+/// literal of theirs sends the same text.
+pub(crate) const LIBRARY_SOURCES: &[&str] = &[
+    "harness/throwaway-pg/src",
+    "harness/platform/src",
+    "harness/billing-harness/src",
+    "harness/scenarios/src",
+    "harness/product-mock/src",
+];
+
+/// A test binary that a tier builds and runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binary {
+    /// The platform's unit tests: `billing-platform`'s library, `--lib`.
+    PlatformLib,
+    /// The integration tests: `harness-tests`' `--test it`, which links every crate of
+    /// `harness/` and so the platform.
+    It,
+}
+
+impl Binary {
+    /// Every test binary a tier may name: what the frozen unmutated build holds.
+    pub(crate) const ALL: &[Binary] = &[Binary::PlatformLib, Binary::It];
+
+    /// Its package.
+    pub(crate) fn package(self) -> &'static str {
+        match self {
+            Binary::PlatformLib => "billing-platform",
+            Binary::It => "harness-tests",
+        }
+    }
+
+    /// The cargo option that selects its test target in its package.
+    pub(crate) fn cargo_target(self) -> &'static str {
+        match self {
+            Binary::PlatformLib => "--lib",
+            Binary::It => "--test=it",
+        }
+    }
+
+    /// nextest's binary id of it (`binary_id(...)` in a filterset, the first word of a
+    /// listing's line).
+    pub(crate) fn binary_id(self) -> &'static str {
+        match self {
+            Binary::PlatformLib => "billing-platform",
+            Binary::It => "harness-tests::it",
+        }
+    }
+}
+
+/// The cargo options that build `binaries`: each package and each test target once. (Cargo
+/// applies the targets to every package given, and builds each where it has it: `--lib` with
+/// both packages also builds `harness-tests`' library tests, which hold none.)
+pub(crate) fn build_args(binaries: &[Binary]) -> Vec<String> {
+    let mut packages: Vec<String> = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
+    for b in binaries {
+        let package = format!("--package={}", b.package());
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+        if !targets.iter().any(|t| t == b.cargo_target()) {
+            targets.push(b.cargo_target().to_owned());
+        }
+    }
+    packages.extend(targets);
+    packages
+}
+
+/// The platform's unit tests only.
+pub(crate) const LIB: &[Binary] = &[Binary::PlatformLib];
+/// The integration tests only.
+pub(crate) const IT: &[Binary] = &[Binary::It];
+/// Both.
+pub(crate) const LIB_AND_IT: &[Binary] = &[Binary::PlatformLib, Binary::It];
 
 /// The outbox's tests: the sync tests and property, the mocks' own, and the scenarios' snapshots;
 /// then, for what they miss, the outbox's unit tests (the backoff's pinned waits, the reconciler's
 /// comparison).
 pub(crate) const SYNC_TESTS: &[Tests] = &[
     Tests {
-        build: IT,
+        binaries: IT,
         filter: "test(/^(sync|sync_property|product_mocks|purge|scenarios|platform)::/)",
         // The outbox's own tests and the purge (which syncs deletions) catch most.
         first: &["test(/^sync::/)", "test(/^purge::/)"],
     },
     Tests {
-        build: LIB,
+        binaries: LIB,
         filter: "test(/^platform::sync::/)",
         first: &[],
     },
@@ -41,17 +111,17 @@ pub(crate) const SYNC_TESTS: &[Tests] = &[
 /// change of its line here.
 pub(crate) const TARGETS: &[Target] = &[
     Target {
-        path: "harness/src/billing/",
+        path: "harness/platform/src/billing/",
         // The rules' unit tests first (a 5 s build); the close and the scenarios, which store
         // what the rules compute, only for what they miss.
         tiers: &[
             Tests {
-                build: LIB,
+                binaries: LIB,
                 filter: "test(/^billing::/)",
                 first: &[],
             },
             Tests {
-                build: IT,
+                binaries: IT,
                 filter: "test(/^(platform|scenarios|rules|payment_rules)::/)",
                 first: &[],
             },
@@ -60,9 +130,9 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
-        path: "harness/src/platform/close.rs",
+        path: "harness/platform/src/platform/close.rs",
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(platform|scenarios|payments|rules|payment_rules|tenant_rules|concurrency)::/)",
             first: &[],
         }],
@@ -70,9 +140,9 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
-        path: "harness/src/platform/usage.rs",
+        path: "harness/platform/src/platform/usage.rs",
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(platform|scenarios|builders|rules|tenant_rules|concurrency)::/)",
             first: &[],
         }],
@@ -80,9 +150,9 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
-        path: "harness/src/platform/subscriptions.rs",
+        path: "harness/platform/src/platform/subscriptions.rs",
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
             first: &[],
         }],
@@ -90,9 +160,9 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
-        path: "harness/src/platform/charge.rs",
+        path: "harness/platform/src/platform/charge.rs",
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(payments|payment_rules|tenant_rules|scenarios|concurrency)::/)",
             first: &[],
         }],
@@ -100,10 +170,10 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
-        path: "harness/src/platform/catalog.rs",
+        path: "harness/platform/src/platform/catalog.rs",
         // A plan is read back for a contract's base: the contract rules' tests read it.
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(contracts|platform|scenarios|builders|rules|tenant_rules)::/)",
             first: &[],
         }],
@@ -111,10 +181,10 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
-        path: "harness/src/platform/contracts.rs",
+        path: "harness/platform/src/platform/contracts.rs",
         // The contract rules' own tests besides the platform's (the daily run ends terms).
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(contracts|platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
             first: &[],
         }],
@@ -122,10 +192,10 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
-        path: "harness/src/platform/accounts.rs",
+        path: "harness/platform/src/platform/accounts.rs",
         // Sign-ups, members and owners: what the builders make, purges remove and sync sends.
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(accounts|platform|builders|purge|sync|scenarios|tenant_rules)::/)",
             first: &[],
         }],
@@ -133,22 +203,22 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
-        path: "harness/src/platform/sync.rs",
+        path: "harness/platform/src/platform/sync.rs",
         tiers: SYNC_TESTS,
         rust_goal: 90,
         sql_goal: 90,
     },
     Target {
-        path: "harness/src/platform/sync/",
+        path: "harness/platform/src/platform/sync/",
         tiers: SYNC_TESTS,
         rust_goal: 90,
         sql_goal: 90,
     },
     Target {
-        path: "harness/src/platform/invariants.rs",
+        path: "harness/platform/src/platform/invariants.rs",
         // Only these run the checker: its own tests, and the rule and stress tests reading it.
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(invariants|tenant_rules|concurrency)::/)",
             first: &[],
         }],
@@ -156,11 +226,11 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
-        path: "harness/src/platform/jobs.rs",
+        path: "harness/platform/src/platform/jobs.rs",
         // The calendar's jobs as the clock runs them: what each run counts is checked by the
         // contract rules (a daily run that ends a term) and the sync tests (a sync run).
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(platform|scenarios|contracts|sync|payments|rules|payment_rules|tenant_rules|concurrency)::/)",
             first: &[],
         }],
@@ -168,9 +238,9 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
-        path: "harness/src/platform/",
+        path: "harness/platform/src/platform/",
         tiers: &[Tests {
-            build: IT,
+            binaries: IT,
             filter: "test(/^(platform|scenarios|payments|builders|rules|payment_rules|tenant_rules|concurrency)::/)",
             first: &[],
         }],
@@ -178,9 +248,9 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
-        path: "harness/src/payments/",
+        path: "harness/platform/src/payments/",
         tiers: &[Tests {
-            build: LIB_AND_IT,
+            binaries: LIB_AND_IT,
             filter: "test(/^(payments|payment_rules|tenant_rules|scenarios|concurrency)::/)",
             first: &[],
         }],
@@ -210,8 +280,8 @@ pub(crate) struct Target {
 /// Tests to run against a mutant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tests {
-    /// The test targets of the package to build and run (`--lib`, `--test=it`).
-    pub(crate) build: &'static [&'static str],
+    /// The test binaries to build and run.
+    pub(crate) binaries: &'static [Binary],
     /// The nextest filterset of the tests.
     pub(crate) filter: &'static str,
     /// Filtersets of the tests among them that run first, in this order (nextest's highest
@@ -316,21 +386,17 @@ pub(crate) fn tiers_text(target: &Target) -> String {
     target
         .tiers
         .iter()
-        .map(|t| format!("{} {}", t.build.join(" "), t.filter))
+        .map(|t| format!("{} {}", build_args(t.binaries).join(" "), t.filter))
         .collect::<Vec<_>>()
         .join(", then ")
 }
 
-/// The nextest filterset of the test binaries `tests` builds (`--lib`: the library's unit
-/// tests; `--test=NAME`: that integration test).
+/// The nextest filterset of the test binaries of `tests`.
 pub(crate) fn binaries_filter(tests: &Tests) -> String {
     tests
-        .build
+        .binaries
         .iter()
-        .map(|b| match b.strip_prefix("--test=") {
-            Some(name) => format!("binary_id({PACKAGE}::{name})"),
-            None => format!("binary_id({PACKAGE})"),
-        })
+        .map(|b| format!("binary_id({})", b.binary_id()))
         .collect::<Vec<_>>()
         .join(" | ")
 }
@@ -343,58 +409,131 @@ mod tests {
     fn files_belong_to_the_first_matching_target() {
         let of = |p: &str| target_of(Path::new(p)).map(|t| TARGETS[t].path);
         assert_eq!(
-            of("harness/src/platform/close.rs"),
-            Some("harness/src/platform/close.rs")
+            of("harness/platform/src/platform/close.rs"),
+            Some("harness/platform/src/platform/close.rs")
         );
         assert_eq!(
-            of("harness/src/platform/accounts.rs"),
-            Some("harness/src/platform/accounts.rs")
+            of("harness/platform/src/platform/accounts.rs"),
+            Some("harness/platform/src/platform/accounts.rs")
         );
         assert_eq!(
-            of("harness/src/platform/sync/delivery.rs"),
-            Some("harness/src/platform/sync/")
+            of("harness/platform/src/platform/sync/delivery.rs"),
+            Some("harness/platform/src/platform/sync/")
         );
         assert_eq!(
-            of("harness/src/platform/jobs.rs"),
-            Some("harness/src/platform/jobs.rs")
+            of("harness/platform/src/platform/jobs.rs"),
+            Some("harness/platform/src/platform/jobs.rs")
         );
         assert_eq!(
-            of("harness/src/platform/mod.rs"),
-            Some("harness/src/platform/")
+            of("harness/platform/src/platform/mod.rs"),
+            Some("harness/platform/src/platform/")
         );
         assert_eq!(
-            of("harness/src/billing/rules.rs"),
-            Some("harness/src/billing/")
+            of("harness/platform/src/billing/rules.rs"),
+            Some("harness/platform/src/billing/")
         );
-        assert_eq!(of("harness/src/billing/tests.rs"), None);
-        assert_eq!(of("harness/src/clock.rs"), None);
+        assert_eq!(of("harness/platform/src/billing/tests.rs"), None);
+        assert_eq!(of("harness/platform/src/clock.rs"), None);
     }
 
     #[test]
     fn every_target_exists_in_the_workspace() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let planned = plan(root, None).unwrap();
+        let root = crate::workspace_root();
+        let planned = plan(&root, None).unwrap();
         assert_eq!(planned.len(), TARGETS.len(), "each target has files");
-        assert!(plan(root, Some(Path::new("harness/src/clock.rs"))).is_err());
+        assert!(plan(&root, Some(Path::new("harness/platform/src/clock.rs"))).is_err());
+    }
+
+    /// The workspace's packages: name to folder, relative to the root, with their manifests.
+    fn packages(root: &Path) -> BTreeMap<String, (String, toml::Table)> {
+        let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        manifest["workspace"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|member| {
+                let dir = member.as_str().unwrap().to_owned();
+                let manifest: toml::Table =
+                    std::fs::read_to_string(root.join(&dir).join("Cargo.toml"))
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                let name = manifest["package"]["name"].as_str().unwrap().to_owned();
+                (name, (dir, manifest))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_targets_are_the_mutated_packages_code_and_the_binaries_its_tests() {
+        let root = crate::workspace_root();
+        let packages = packages(&root);
+        let (mutated, _) = &packages[MUTATED_PACKAGE];
+        for target in TARGETS {
+            assert!(
+                target.path.starts_with(&format!("{mutated}/src/")),
+                "{} is not in {MUTATED_PACKAGE}",
+                target.path
+            );
+        }
+        assert!(MIGRATIONS.starts_with(&format!("{mutated}/")));
+        assert!(root.join(MIGRATIONS).is_dir());
+        for dir in LIBRARY_SOURCES {
+            assert!(root.join(dir).is_dir(), "{dir}");
+        }
+        for binary in Binary::ALL {
+            let (_, manifest) = &packages[binary.package()];
+            match binary.cargo_target().strip_prefix("--test=") {
+                Some(name) => assert!(
+                    manifest["test"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|t| t["name"].as_str() == Some(name)),
+                    "{} has no test {name}",
+                    binary.package()
+                ),
+                None => assert_eq!(binary.cargo_target(), "--lib"),
+            }
+        }
+        assert_eq!(Binary::PlatformLib.package(), MUTATED_PACKAGE);
+    }
+
+    #[test]
+    fn a_tier_builds_each_package_and_test_target_once() {
+        assert_eq!(
+            build_args(LIB_AND_IT),
+            [
+                "--package=billing-platform",
+                "--package=harness-tests",
+                "--lib",
+                "--test=it"
+            ]
+        );
+        assert_eq!(build_args(IT), ["--package=harness-tests", "--test=it"]);
+        assert_eq!(build_args(LIB), ["--package=billing-platform", "--lib"]);
     }
 
     #[test]
     fn frozen_runs_select_the_tiers_test_binaries() {
         assert_eq!(
             binaries_filter(&Tests {
-                build: LIB_AND_IT,
+                binaries: LIB_AND_IT,
                 filter: "all()",
                 first: &[],
             }),
-            "binary_id(billing-harness) | binary_id(billing-harness::it)"
+            "binary_id(billing-platform) | binary_id(harness-tests::it)"
         );
         assert_eq!(
             binaries_filter(&Tests {
-                build: IT,
+                binaries: IT,
                 filter: "all()",
                 first: &[],
             }),
-            "binary_id(billing-harness::it)"
+            "binary_id(harness-tests::it)"
         );
     }
 }
