@@ -25,31 +25,17 @@ pub(crate) fn run_folder(target: usize, tier: usize) -> String {
 
 /// Brings the twin at `twin` up to the workspace at `root`: every file but `target/` and
 /// `.git/` written where its text differs (an unchanged file keeps its time, so cargo rebuilds
-/// only what changed), and, the first time, the `mutants` profile's build copied in, so only
-/// the workspace's own crates build there from scratch.
+/// only what changed), what the workspace no longer has removed (a migration renamed in the
+/// workspace must not stay in the twin's schema), and, the first time, the `mutants` profile's
+/// build copied in, so only the workspace's own crates build there from scratch.
+///
+/// The twin is cargo-mutants' `--jobs` done so that it lasts: cargo-mutants makes each job's
+/// copy of the tree afresh for every run of it (one per target and tier here), without
+/// `target/` and so with every dependency to build again, and it cannot copy at all in place
+/// (`--in-place` conflicts with `--jobs`). The twin and its build stay from one run to the
+/// next.
 pub(crate) fn sync_twin(root: &Path, twin: &Path) -> anyhow::Result<()> {
-    fn copy_tree(from: &Path, to: &Path, top: bool) -> anyhow::Result<()> {
-        std::fs::create_dir_all(to)?;
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if top && (name == "target" || name == ".git") {
-                continue;
-            }
-            let (from, to) = (entry.path(), to.join(&name));
-            if entry.file_type()?.is_dir() {
-                copy_tree(&from, &to, false)?;
-            } else if entry.file_type()?.is_file() {
-                let text = std::fs::read(&from)?;
-                if std::fs::read(&to).ok().as_deref() != Some(text.as_slice()) {
-                    std::fs::write(&to, text)
-                        .with_context(|| format!("writing {}", to.display()))?;
-                }
-            }
-        }
-        Ok(())
-    }
-    copy_tree(root, twin, true)?;
+    mirror(root, twin, true)?;
     let build = twin.join("target").join(PROFILE);
     if !build.exists() && root.join("target").join(PROFILE).exists() {
         std::fs::create_dir_all(twin.join("target"))?;
@@ -63,6 +49,53 @@ pub(crate) fn sync_twin(root: &Path, twin: &Path) -> anyhow::Result<()> {
             status.success(),
             "copying the mutants build into the twin failed"
         );
+    }
+    Ok(())
+}
+
+/// Makes the folder `to` hold what `from` holds: files written where their bytes differ,
+/// files and folders that `from` lacks removed; at the `top`, `target/` and `.git/` are left
+/// alone on both sides.
+fn mirror(from: &Path, to: &Path, top: bool) -> anyhow::Result<()> {
+    let skipped = |name: &std::ffi::OsStr| top && (name == "target" || name == ".git");
+    std::fs::create_dir_all(to)?;
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if skipped(&name) {
+            continue;
+        }
+        let (from, to) = (entry.path(), to.join(&name));
+        if entry.file_type()?.is_dir() {
+            if to.is_file() {
+                std::fs::remove_file(&to)?;
+            }
+            mirror(&from, &to, false)?;
+        } else if entry.file_type()?.is_file() {
+            let text = std::fs::read(&from)?;
+            if std::fs::read(&to).ok().as_deref() != Some(text.as_slice()) {
+                if to.is_dir() {
+                    std::fs::remove_dir_all(&to)?;
+                }
+                std::fs::write(&to, text).with_context(|| format!("writing {}", to.display()))?;
+            }
+        }
+        names.insert(name);
+    }
+    for entry in std::fs::read_dir(to)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if skipped(&name) || names.contains(&name) {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        }
+        .with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(())
 }
@@ -655,6 +688,43 @@ reason = "equal"
                 "--cargo-test-arg=test(/^x::/)"
             ]
         );
+    }
+
+    #[test]
+    fn the_twin_gets_the_workspaces_files_and_loses_those_it_no_longer_has() {
+        let scratch =
+            std::env::temp_dir().join(format!("xtask-mutants-twin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        let (root, twin) = (scratch.join("root"), scratch.join("twin"));
+        let write = |path: &Path, text: &str| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(&root.join("a/src/lib.rs"), "new");
+        write(&root.join("a/migrations/2_b.sql"), "b");
+        write(&root.join("target/big"), "root's build");
+        write(&twin.join("a/src/lib.rs"), "old");
+        write(&twin.join("a/migrations/1_a.sql"), "renamed since");
+        write(&twin.join("gone/x.rs"), "removed since");
+        write(&twin.join("target/mutants/kept"), "the twin's build");
+        std::fs::create_dir_all(twin.join(".git")).unwrap();
+        sync_twin(&root, &twin).unwrap();
+        let read = |path: &str| std::fs::read_to_string(twin.join(path)).ok();
+        assert_eq!(read("a/src/lib.rs").as_deref(), Some("new"));
+        assert_eq!(read("a/migrations/2_b.sql").as_deref(), Some("b"));
+        assert_eq!(read("a/migrations/1_a.sql"), None);
+        assert!(!twin.join("gone").exists());
+        assert_eq!(
+            read("target/mutants/kept").as_deref(),
+            Some("the twin's build")
+        );
+        assert_eq!(
+            read("target/big"),
+            None,
+            "the workspace's target is not copied"
+        );
+        assert!(twin.join(".git").is_dir());
+        let _ = std::fs::remove_dir_all(&scratch);
     }
 
     #[test]
