@@ -6,7 +6,7 @@
 //! runs only those tests under nextest, failing fast. Survivors are listed with file, line and
 //! change; one not in `mutants-accepted.toml` makes the command fail.
 //!
-//! The entry point is [`run`], with the options [`MutantsArgs`] (from the command line through
+//! The entry point is [`run()`], with the options [`MutantsArgs`] (from the command line through
 //! [`Opts`]). `xtask` wires it as `cargo xtask mutants`; see this crate's `README.md`.
 
 mod accepted;

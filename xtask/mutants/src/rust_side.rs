@@ -170,77 +170,75 @@ impl<'a> RustRun<'a> {
     /// The Rust mutants of `target`: one cargo-mutants run in place over its files with the
     /// first tier of tests, then one per further tier over the survivors of the one before.
     async fn run_target(&mut self, target: usize, files: &[PathBuf]) -> anyhow::Result<()> {
-        {
-            let t = &TARGETS[target];
-            let mut common: Vec<String> = vec![
-                "mutants".into(),
-                format!("--package={MUTATED_PACKAGE}"),
-                "--in-place".into(),
-                "--test-tool=nextest".into(),
-                format!("--profile={PROFILE}"),
-                "--no-shuffle".into(),
-                "--colors=never".into(),
-            ];
-            for file in files {
-                common.push(format!("--file={}", slashed(file)));
-                // cargo-mutants restores after each mutant; this guard covers its being killed.
-                self.backup.hold(file)?;
-            }
-            let mut first = common.clone();
-            first.extend(self.test_args(target, 0)?);
-            if let Some((k, n)) = self.args.shard {
-                first.push(format!("--shard={k}/{n}"));
-            }
-            if self.args.list {
-                return self.rust_list(target, first).await;
-            }
-            // An accepted survivor is known to survive: counted, not run, unless asked for.
-            if !self.args.run_accepted {
-                let patterns = accepted_patterns(self.accepted, files);
-                if !patterns.is_empty() {
-                    let mut list = first.clone();
-                    list.extend(patterns.iter().map(|p| format!("--re={p}")));
-                    list.push("--json".into());
-                    let listing = self
-                        .cargo_mutants_list(&run_folder(target, 0), list)
-                        .await?;
-                    for outcome in parse_listed(&listing, target)? {
-                        print_not_run(&outcome);
-                        self.outcomes.push(outcome);
-                    }
-                    first.extend(patterns.iter().map(|p| format!("--exclude-re={p}")));
-                }
-            }
-            // The tier's baseline (shared with the SQL mutants) stands for cargo-mutants' own.
-            first.extend(self.skip_baseline(target, 0).await?);
-            let mut outcomes = self.cargo_mutants(target, 0, first).await?;
-            for tier in 1..t.tiers.len() {
-                let survivors: Vec<String> = outcomes
-                    .iter()
-                    .filter(|o| o.status == Status::Survived)
-                    .map(|o| o.name.clone())
-                    .collect();
-                if survivors.is_empty() {
-                    break;
-                }
-                let mut args = common.clone();
-                args.extend(self.test_args(target, tier)?);
-                args.extend(self.skip_baseline(target, tier).await?);
-                // The survivors only, by their exact names (the shard is already applied).
-                args.extend(
-                    survivors
-                        .iter()
-                        .map(|name| format!("--re=^{}$", regex_escape(name))),
-                );
-                for again in self.cargo_mutants(target, tier, args).await? {
-                    if let Some(o) = outcomes.iter_mut().find(|o| o.name == again.name) {
-                        o.status = again.status;
-                        o.took += again.took;
-                    }
-                }
-            }
-            self.outcomes.extend(outcomes);
+        let t = &TARGETS[target];
+        let mut common: Vec<String> = vec![
+            "mutants".into(),
+            format!("--package={MUTATED_PACKAGE}"),
+            "--in-place".into(),
+            "--test-tool=nextest".into(),
+            format!("--profile={PROFILE}"),
+            "--no-shuffle".into(),
+            "--colors=never".into(),
+        ];
+        for file in files {
+            common.push(format!("--file={}", slashed(file)));
+            // cargo-mutants restores after each mutant; this guard covers its being killed.
+            self.backup.hold(file)?;
         }
+        let mut first = common.clone();
+        first.extend(self.test_args(target, 0)?);
+        if let Some((k, n)) = self.args.shard {
+            first.push(format!("--shard={k}/{n}"));
+        }
+        if self.args.list {
+            return self.rust_list(target, first).await;
+        }
+        // An accepted survivor is known to survive: counted, not run, unless asked for.
+        if !self.args.run_accepted {
+            let patterns = accepted_patterns(self.accepted, files);
+            if !patterns.is_empty() {
+                let mut list = first.clone();
+                list.extend(patterns.iter().map(|p| format!("--re={p}")));
+                list.push("--json".into());
+                let listing = self
+                    .cargo_mutants_list(&run_folder(target, 0), list)
+                    .await?;
+                for outcome in parse_listed(&listing, target)? {
+                    print_not_run(&outcome);
+                    self.outcomes.push(outcome);
+                }
+                first.extend(patterns.iter().map(|p| format!("--exclude-re={p}")));
+            }
+        }
+        // The tier's baseline (shared with the SQL mutants) stands for cargo-mutants' own.
+        first.extend(self.skip_baseline(target, 0).await?);
+        let mut outcomes = self.cargo_mutants(target, 0, first).await?;
+        for tier in 1..t.tiers.len() {
+            let survivors: Vec<String> = outcomes
+                .iter()
+                .filter(|o| o.status == Status::Survived)
+                .map(|o| o.name.clone())
+                .collect();
+            if survivors.is_empty() {
+                break;
+            }
+            let mut args = common.clone();
+            args.extend(self.test_args(target, tier)?);
+            args.extend(self.skip_baseline(target, tier).await?);
+            // The survivors only, by their exact names (the shard is already applied).
+            args.extend(
+                survivors
+                    .iter()
+                    .map(|name| format!("--re=^{}$", regex_escape(name))),
+            );
+            for again in self.cargo_mutants(target, tier, args).await? {
+                if let Some(o) = outcomes.iter_mut().find(|o| o.name == again.name) {
+                    o.status = again.status;
+                    o.took += again.took;
+                }
+            }
+        }
+        self.outcomes.extend(outcomes);
         Ok(())
     }
 
