@@ -9,7 +9,6 @@ mod errors;
 mod fixtures;
 mod format;
 mod images;
-mod mutants;
 mod pact;
 mod products;
 mod purge;
@@ -58,50 +57,10 @@ enum Command {
     Bench(bench::Command),
     /// Mutation testing of billing, platform and payments: cargo-mutants for the Rust code and a
     /// SQL mutator for the queries; exits 1 when a survivor is not in mutants-accepted.toml.
-    Mutants(MutantsOpts),
+    Mutants(xtask_mutants::Opts),
     /// Contracts for product teams: the sync API calls the scenarios made, as Pact V4 files.
     #[command(subcommand)]
     Pact(pact::Command),
-}
-
-/// The options of `cargo xtask mutants`.
-#[derive(Debug, clap::Args)]
-struct MutantsOpts {
-    /// Which mutants: `rust` (cargo-mutants), `sql` (the SQL mutator) or `both`.
-    #[arg(long, value_name = "rust|sql|both", default_value = "both")]
-    kind: String,
-    /// Only this file or folder, relative to the workspace root.
-    #[arg(long, value_name = "PATH")]
-    file: Option<std::path::PathBuf>,
-    /// Run shard K of N (0-based), the same split on every machine of a CI matrix.
-    #[arg(long, value_name = "K/N")]
-    shard: Option<String>,
-    /// List the mutants and run nothing.
-    #[arg(long)]
-    list: bool,
-    /// A fixed test timeout per mutant, in seconds (default: from the unmutated run).
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<u64>,
-}
-
-impl MutantsOpts {
-    /// The options as `mutants::parse_args` reads them, which checks them.
-    fn args(&self) -> Vec<String> {
-        let mut args = vec!["--kind".to_owned(), self.kind.clone()];
-        if let Some(file) = &self.file {
-            args.extend(["--file".to_owned(), file.display().to_string()]);
-        }
-        if let Some(shard) = &self.shard {
-            args.extend(["--shard".to_owned(), shard.clone()]);
-        }
-        if self.list {
-            args.push("--list".to_owned());
-        }
-        if let Some(secs) = self.timeout {
-            args.extend(["--timeout".to_owned(), secs.to_string()]);
-        }
-        args
-    }
 }
 
 fn main() -> ExitCode {
@@ -120,11 +79,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(command)) => bench::run(command),
         Some(Command::Products(command)) => products::run(command),
         Some(Command::Pact(command)) => pact::run(command),
-        Some(Command::Mutants(opts)) => {
-            let args = opts.args();
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            mutants::parse_args(&args).and_then(|args| mutants::run(&args))
-        }
+        Some(Command::Mutants(opts)) => xtask_mutants::run(&(&opts).into()),
         None => {
             // No command: the overview, as `--help` gives it.
             let mut cli = <Cli as clap::CommandFactory>::command();

@@ -199,9 +199,9 @@ fn rewritten(kind: u8, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutants::rewrite;
-    use crate::mutants::schema::Schema;
-    use crate::mutants::sql;
+    use crate::rewrite;
+    use crate::schema::Schema;
+    use crate::sql;
 
     /// The rewrite of the first mutant (`<` to `<=`) of a one-query file.
     fn flip() -> Rewrite {

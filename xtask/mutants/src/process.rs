@@ -53,7 +53,7 @@ impl Signals {
 }
 
 /// Runs `program args` in `dir` with `env` added, cargo's package variables removed (see
-/// [`crate::package_vars`]) and its output appended to `log` (or inherited when `None`),
+/// [`package_vars`]) and its output appended to `log` (or inherited when `None`),
 /// in a process group of its own, and waits for it, at most `timeout`.
 ///
 /// # Errors
@@ -70,7 +70,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<(Ended, Duration)> {
     let mut cmd = Command::new(program);
     // Without them, a mutant's build reuses ring and the rest as built for the plain tests.
-    for name in crate::package_vars() {
+    for name in package_vars() {
         cmd.env_remove(name);
     }
     cmd.args(args)
@@ -119,6 +119,28 @@ pub(crate) async fn run(
     };
     orphan.0 = None;
     ended
+}
+
+/// The variables cargo set for the package of the running program (`cargo xtask` runs xtask),
+/// inherited by every process it starts. A cargo started from here must not pass them on: ring's
+/// build script reruns when `CARGO_MANIFEST_DIR` or a `CARGO_PKG_*` variable differs from what it
+/// last saw, so each such build would rebuild ring and everything above it (rustls, bollard,
+/// testcontainers).
+fn package_vars() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let name = name.to_string_lossy();
+            name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_MANIFEST_")
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                ]
+                .contains(&&*name)
+        })
+        .collect()
 }
 
 /// A child's process group to stop if its [`run`] is dropped before the child ends.

@@ -101,4 +101,20 @@ mod tests {
         assert!(Accepted::parse("[[accepted]]\nfile = \"a.rs\"\nchange = \"c\"\n").is_err());
         assert!(Accepted::parse("").unwrap().accepted.is_empty());
     }
+
+    #[test]
+    fn every_accepted_survivor_is_in_a_file_under_mutation() {
+        let root = crate::workspace_root();
+        let accepted = Accepted::load(&root.join(FILE)).unwrap();
+        assert!(!accepted.accepted.is_empty(), "{FILE} was read");
+        for entry in &accepted.accepted {
+            let file = Path::new(&entry.file);
+            assert!(root.join(file).is_file(), "{} does not exist", entry.file);
+            assert!(
+                crate::targets::target_of(file).is_some(),
+                "{} is in no target",
+                entry.file
+            );
+        }
+    }
 }

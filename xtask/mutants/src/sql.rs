@@ -12,6 +12,67 @@ use std::ops::Range;
 
 use super::schema::Schema;
 
+/// The scopes of a statement: the statement (0), then each parenthesised subquery.
+struct Scopes {
+    /// Each token's scope.
+    of: Vec<usize>,
+    /// Each scope's enclosing scope (none for the statement).
+    parents: Vec<Option<usize>>,
+}
+
+/// What names tables in a statement.
+struct Named {
+    /// Per scope, its tables with their aliases.
+    tables: Vec<Vec<(String, Option<String>)>>,
+    /// The tokens that name a table or an alias, or a derived table's columns: no column.
+    not_columns: BTreeSet<usize>,
+    /// The tokens of insert column lists.
+    insert_list: BTreeSet<usize>,
+    /// The table each token of an insert column list inserts into.
+    insert_table: HashMap<usize, String>,
+}
+
+impl Named {
+    /// The table that `alias` (or a table's own name) stands for in `scope` or a scope around.
+    fn table_of_alias(&self, scopes: &Scopes, scope: usize, alias: &str) -> Option<String> {
+        let mut s = Some(scope);
+        while let Some(sc) = s {
+            for (table, al) in &self.tables[sc] {
+                if al.as_deref() == Some(alias) || (al.is_none() && table == alias) {
+                    return Some(table.clone());
+                }
+            }
+            s = scopes.parents[sc];
+        }
+        None
+    }
+
+    /// The one table of the nearest scope, from `scope` outwards, whose tables have a column
+    /// `column`; none when two tables of that scope have it (ambiguous).
+    fn table_having(
+        &self,
+        scopes: &Scopes,
+        scope: usize,
+        schema: &Schema,
+        column: &str,
+    ) -> Option<String> {
+        let mut s = Some(scope);
+        while let Some(sc) = s {
+            let having: Vec<&String> = self.tables[sc]
+                .iter()
+                .map(|(table, _)| table)
+                .filter(|table| schema.column(table, column).is_some())
+                .collect();
+            match having.as_slice() {
+                [] => s = scopes.parents[sc],
+                [one] => return Some((*one).clone()),
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
 /// One replacement of a byte range of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Edit {
@@ -766,91 +827,14 @@ impl Ctx<'_> {
         let tokens = self.tokens;
         let mut resolved = BTreeMap::new();
         let mut written = BTreeSet::new();
-        // Scopes: the statement, then each parenthesised subquery.
-        let mut scope_of = vec![0usize; tokens.len()];
-        let mut parents: Vec<Option<usize>> = vec![None];
-        let mut stack: Vec<usize> = Vec::new();
-        let mut current = 0;
-        for (i, t) in tokens.iter().enumerate() {
-            match t.tk {
-                Tk::Open => {
-                    stack.push(current);
-                    if self.is_word(i + 1, "select") || self.is_word(i + 1, "with") {
-                        parents.push(Some(current));
-                        current = parents.len() - 1;
-                    }
-                    scope_of[i] = current;
-                }
-                Tk::Close => {
-                    scope_of[i] = current;
-                    current = stack.pop().unwrap_or(0);
-                }
-                _ => scope_of[i] = current,
-            }
-        }
-        // Tables (with aliases) per scope, the tokens that name them, and insert column lists.
-        let mut tables: Vec<Vec<(String, Option<String>)>> = vec![Vec::new(); parents.len()];
-        let mut not_columns: BTreeSet<usize> = BTreeSet::new();
-        let mut insert_list: BTreeSet<usize> = BTreeSet::new();
-        let mut insert_table: HashMap<usize, String> = HashMap::new();
-        for (i, t) in tokens.iter().enumerate() {
-            if t.tk != Tk::Word {
-                continue;
-            }
-            if ["from", "join", "update", "into"].contains(&t.text.as_str())
-                && let Some(name) = tokens.get(i + 1)
-                && name.tk == Tk::Word
-                && schema.has_table(&name.text)
-            {
-                not_columns.insert(i + 1);
-                let mut alias = None;
-                let mut a = i + 2;
-                if self.is_word(a, "as") {
-                    a += 1;
-                }
-                if let Some(al) = tokens.get(a)
-                    && al.tk == Tk::Word
-                    && !NOT_ALIASES.contains(&al.text.as_str())
-                {
-                    alias = Some(al.text.clone());
-                    not_columns.insert(a);
-                }
-                tables[scope_of[i + 1]].push((name.text.clone(), alias));
-                if t.text == "into" && tokens.get(i + 2).is_some_and(|o| o.tk == Tk::Open) {
-                    for j in i + 3..self.matching_close(i + 2) {
-                        insert_list.insert(j);
-                        insert_table.insert(j, name.text.clone());
-                    }
-                }
-            }
-            // `as x(a, b)`: names of a derived table's columns.
-            if t.text == "as"
-                && tokens.get(i + 1).is_some_and(|n| n.tk == Tk::Word)
-                && tokens.get(i + 2).is_some_and(|o| o.tk == Tk::Open)
-            {
-                for j in i + 2..self.matching_close(i + 2) {
-                    not_columns.insert(j);
-                }
-            }
-        }
-        let lookup_alias = |scope: usize, alias: &str| -> Option<String> {
-            let mut s = Some(scope);
-            while let Some(sc) = s {
-                for (table, al) in &tables[sc] {
-                    if al.as_deref() == Some(alias) || (al.is_none() && table == alias) {
-                        return Some(table.clone());
-                    }
-                }
-                s = parents[sc];
-            }
-            None
-        };
+        let scopes = self.scopes();
+        let named = self.tables(schema, &scopes);
         let mut seen_set = false;
         for (i, t) in tokens.iter().enumerate() {
             if t.tk == Tk::Word && t.text == "set" {
                 seen_set = true;
             }
-            if t.tk != Tk::Word || not_columns.contains(&i) {
+            if t.tk != Tk::Word || named.not_columns.contains(&i) {
                 continue;
             }
             let prev = i.checked_sub(1).map(|p| &tokens[p]);
@@ -867,35 +851,20 @@ impl Ctx<'_> {
                 if alias.tk != Tk::Word {
                     continue;
                 }
-                let Some(table) = lookup_alias(scope_of[i], &alias.text) else {
+                let Some(table) = named.table_of_alias(&scopes, scopes.of[i], &alias.text) else {
                     continue;
                 };
                 table
-            } else if insert_list.contains(&i) {
+            } else if named.insert_list.contains(&i) {
                 written.insert(i);
-                let Some(table) = insert_table.get(&i) else {
+                let Some(table) = named.insert_table.get(&i) else {
                     continue;
                 };
                 table.clone()
             } else {
-                let mut found = None;
-                let mut s = Some(scope_of[i]);
-                while let Some(sc) = s {
-                    let having: Vec<&String> = tables[sc]
-                        .iter()
-                        .map(|(table, _)| table)
-                        .filter(|table| schema.column(table, &t.text).is_some())
-                        .collect();
-                    match having.as_slice() {
-                        [] => s = parents[sc],
-                        [one] => {
-                            found = Some((*one).clone());
-                            break;
-                        }
-                        _ => break,
-                    }
-                }
-                let Some(table) = found else { continue };
+                let Some(table) = named.table_having(&scopes, scopes.of[i], schema, &t.text) else {
+                    continue;
+                };
                 table
             };
             if schema.column(&table, &t.text).is_none() {
@@ -911,6 +880,85 @@ impl Ctx<'_> {
             resolved.insert(i, (table, t.text.clone()));
         }
         (resolved, written)
+    }
+
+    /// The scopes of the statement: the statement itself, then each parenthesised subquery.
+    fn scopes(&self) -> Scopes {
+        let tokens = self.tokens;
+        let mut of = vec![0usize; tokens.len()];
+        let mut parents: Vec<Option<usize>> = vec![None];
+        let mut stack: Vec<usize> = Vec::new();
+        let mut current = 0;
+        for (i, t) in tokens.iter().enumerate() {
+            match t.tk {
+                Tk::Open => {
+                    stack.push(current);
+                    if self.is_word(i + 1, "select") || self.is_word(i + 1, "with") {
+                        parents.push(Some(current));
+                        current = parents.len() - 1;
+                    }
+                    of[i] = current;
+                }
+                Tk::Close => {
+                    of[i] = current;
+                    current = stack.pop().unwrap_or(0);
+                }
+                _ => of[i] = current,
+            }
+        }
+        Scopes { of, parents }
+    }
+
+    /// The tables (with aliases) per scope, the tokens that name them, and insert column lists.
+    fn tables(&self, schema: &Schema, scopes: &Scopes) -> Named {
+        let tokens = self.tokens;
+        let mut named = Named {
+            tables: vec![Vec::new(); scopes.parents.len()],
+            not_columns: BTreeSet::new(),
+            insert_list: BTreeSet::new(),
+            insert_table: HashMap::new(),
+        };
+        for (i, t) in tokens.iter().enumerate() {
+            if t.tk != Tk::Word {
+                continue;
+            }
+            if ["from", "join", "update", "into"].contains(&t.text.as_str())
+                && let Some(name) = tokens.get(i + 1)
+                && name.tk == Tk::Word
+                && schema.has_table(&name.text)
+            {
+                named.not_columns.insert(i + 1);
+                let mut alias = None;
+                let mut a = i + 2;
+                if self.is_word(a, "as") {
+                    a += 1;
+                }
+                if let Some(al) = tokens.get(a)
+                    && al.tk == Tk::Word
+                    && !NOT_ALIASES.contains(&al.text.as_str())
+                {
+                    alias = Some(al.text.clone());
+                    named.not_columns.insert(a);
+                }
+                named.tables[scopes.of[i + 1]].push((name.text.clone(), alias));
+                if t.text == "into" && tokens.get(i + 2).is_some_and(|o| o.tk == Tk::Open) {
+                    for j in i + 3..self.matching_close(i + 2) {
+                        named.insert_list.insert(j);
+                        named.insert_table.insert(j, name.text.clone());
+                    }
+                }
+            }
+            // `as x(a, b)`: names of a derived table's columns.
+            if t.text == "as"
+                && tokens.get(i + 1).is_some_and(|n| n.tk == Tk::Word)
+                && tokens.get(i + 2).is_some_and(|o| o.tk == Tk::Open)
+            {
+                for j in i + 2..self.matching_close(i + 2) {
+                    named.not_columns.insert(j);
+                }
+            }
+        }
+        named
     }
 
     /// Each column read swapped for its next sibling (same table, type and key-ness, in

@@ -249,7 +249,7 @@ fn unescape(content: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutants::schema::Schema;
+    use crate::schema::Schema;
 
     fn schema() -> Schema {
         Schema::parse(
