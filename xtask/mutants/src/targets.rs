@@ -203,12 +203,6 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
-        path: "harness/platform/src/platform/sync.rs",
-        tiers: SYNC_TESTS,
-        rust_goal: 90,
-        sql_goal: 90,
-    },
-    Target {
         path: "harness/platform/src/platform/sync/",
         tiers: SYNC_TESTS,
         rust_goal: 90,
