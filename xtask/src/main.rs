@@ -115,32 +115,11 @@ fn workspace_root() -> std::path::PathBuf {
         .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_owned)
 }
 
-/// The variables cargo set for xtask's own package, inherited by every process `cargo xtask`
-/// starts. A cargo started from here must not pass them on: ring's build script reruns when
-/// `CARGO_MANIFEST_DIR` or a `CARGO_PKG_*` variable differs from what it last saw, so each such
-/// build would rebuild ring and everything above it (rustls, bollard, testcontainers).
-fn package_vars() -> Vec<std::ffi::OsString> {
-    std::env::vars_os()
-        .map(|(name, _)| name)
-        .filter(|name| {
-            let name = name.to_string_lossy();
-            name.starts_with("CARGO_PKG_")
-                || name.starts_with("CARGO_MANIFEST_")
-                || [
-                    "CARGO_CRATE_NAME",
-                    "CARGO_BIN_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                ]
-                .contains(&&*name)
-        })
-        .collect()
-}
-
-/// A `cargo` command (`$CARGO` under `cargo xtask`) without [`package_vars`].
+/// A `cargo` command (`$CARGO` under `cargo xtask`) without [`xtask_mutants::package_vars`].
 fn cargo_command() -> std::process::Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = std::process::Command::new(cargo);
-    for name in package_vars() {
+    for name in xtask_mutants::package_vars() {
         command.env_remove(name);
     }
     command

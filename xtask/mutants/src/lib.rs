@@ -38,6 +38,7 @@ use rust_side::RustRun;
 use targets::TARGETS;
 
 pub use args::{Kinds, MutantsArgs, Opts};
+pub use process::package_vars;
 
 /// The cargo-mutants release the command installs and expects.
 pub const CARGO_MUTANTS_VERSION: &str = "27.1.0";

@@ -125,8 +125,8 @@ pub(crate) async fn run(
 /// inherited by every process it starts. A cargo started from here must not pass them on: ring's
 /// build script reruns when `CARGO_MANIFEST_DIR` or a `CARGO_PKG_*` variable differs from what it
 /// last saw, so each such build would rebuild ring and everything above it (rustls, bollard,
-/// testcontainers).
-fn package_vars() -> Vec<std::ffi::OsString> {
+/// testcontainers). xtask's own cargo commands leave them out too.
+pub fn package_vars() -> Vec<std::ffi::OsString> {
     std::env::vars_os()
         .map(|(name, _)| name)
         .filter(|name| {
