@@ -219,7 +219,7 @@ pub struct Config {
 }
 
 /// What the `local` backend's throwaway server needs in its state directory, measured with
-/// `du` on the bundled schema (see the README's "CI" section): the cluster, one template, the
+/// `du` on the platform schema (see the README's "CI" section): the cluster, one template, the
 /// clones the test threads use at once, and the databases kept for failed tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footprint {
@@ -238,7 +238,7 @@ impl Footprint {
     /// shared memory files: 25 MB after a start, 32 MB at most (plus what a checkpoint that is
     /// late lets the WAL grow beyond `max_wal_size`).
     pub const CLUSTER_BYTES: u64 = 36 << 20;
-    /// One template of the bundled schema, or one clone of it: 8.8 MB.
+    /// One template of the platform schema, or one clone of it: 8.8 MB.
     pub const DATABASE_BYTES: u64 = 9 << 20;
 
     /// The footprint of a run on this machine with `keep_failed` kept databases and a warm pool

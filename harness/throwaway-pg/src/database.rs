@@ -20,7 +20,7 @@ use super::template::Schema;
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-/// let db = throwaway_pg::Database::new().await?;
+/// let db = throwaway_pg::Database::builder().migrations("migrations").build().await?;
 /// let n: i64 = sqlx::query_scalar("select count(*) from tenants").fetch_one(db.pool()).await?;
 /// # Ok(()) }
 /// ```
@@ -58,8 +58,8 @@ pub struct DatabaseBuilder {
 }
 
 impl DatabaseBuilder {
-    /// Builds the template from this folder of sqlx migrations instead of the bundled platform
-    /// schema (default: `HARNESS_MIGRATIONS`, else the bundled schema). A relative path is taken
+    /// Builds the template from this folder of sqlx migrations (default: `HARNESS_MIGRATIONS`,
+    /// else [`DatabaseBuilder::default_migrations`]). A relative path is taken
     /// from the folder of the crate whose tests run (`CARGO_MANIFEST_DIR`; cargo and
     /// cargo-nextest set it), so `.migrations("migrations")` finds the crate's own wherever the
     /// tests are started; `concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")` fixes it at
@@ -71,7 +71,7 @@ impl DatabaseBuilder {
     }
 
     /// Builds the template from migrations compiled into the test binary (`static MIGRATOR:
-    /// Migrator = sqlx::migrate!();`) instead of the bundled platform schema. The same
+    /// Migrator = sqlx::migrate!();`) instead of a folder. The same
     /// migrations read from a folder share the template.
     pub fn migrator(mut self, migrator: &'static Migrator) -> Self {
         self.migrations = Some(MigrationSource::Embedded(migrator));
@@ -89,7 +89,8 @@ impl DatabaseBuilder {
     /// Leaves the schema untouched by the harness: no `harness_clock` table and no
     /// `harness_now()` function go in before the migrations (default: they do). The database's
     /// time is then the server's own (`now()`), and a test clock moves the application's time
-    /// only. The bundled platform schema needs them.
+    /// only. Migrations that call `harness_now()` need them (a
+    /// [`MigrationSource::Named`] says so with `needs_db_clock`).
     pub fn without_db_clock(mut self) -> Self {
         self.without_db_clock = true;
         self
@@ -108,7 +109,8 @@ impl DatabaseBuilder {
     ///
     /// # Errors
     /// See [`EnvError`]: misconfiguration, no backend, a server that fails to start, failing
-    /// migrations; [`EnvError::Conflict`] for the bundled schema without the database clock.
+    /// migrations; [`EnvError::Conflict`] when no migrations are given, or for migrations that
+    /// need the database clock without it.
     pub async fn build(self) -> Result<Database, EnvError> {
         let broker = Broker::global()?;
         let migrations = self
