@@ -206,6 +206,26 @@ async fn a_missing_migrations_folder_is_named_resolved() {
     );
 }
 
+/// An adopter's own schema has no platform tables: moving the clock moves application and
+/// database time, across a month's start too, and runs no platform job (which would need them).
+#[tokio::test]
+async fn the_clock_moves_over_a_schema_of_the_tests_own() {
+    let start = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 31, 23, 0, 0).unwrap();
+    let env = TestEnv::builder()
+        .migrations(NOTES)
+        .start_at(start)
+        .build()
+        .await
+        .unwrap();
+    let later = start + chrono::TimeDelta::days(40);
+    env.clock().advance_to(later).await.unwrap();
+    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("select harness_now()")
+        .fetch_one(env.pool())
+        .await
+        .unwrap();
+    assert_eq!((now, env.clock().now()), (later, later));
+}
+
 /// Friction 2: the driver's options, host and port of the test's database, without parsing its
 /// URL.
 #[tokio::test]
