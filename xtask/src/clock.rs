@@ -68,17 +68,25 @@ fn show(url: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `3d` or `12h`.
+/// The longest move `--by` takes: 20 years of days.
+const MAX_DAYS: i64 = 20 * 366;
+
+/// `3d` or `12h`, at most [`MAX_DAYS`] either way; any other text is an error, never a panic
+/// (a unit of several bytes, a number past what a duration holds).
 fn duration(text: &str) -> anyhow::Result<TimeDelta> {
     let text = text.trim();
-    let (n, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| {
-        anyhow::anyhow!("--by {text:?}: expected a number of days or hours, like 3d or 12h")
-    })?;
-    match unit {
-        "d" => Ok(TimeDelta::days(n)),
-        "h" => Ok(TimeDelta::hours(n)),
-        _ => anyhow::bail!("--by {text:?}: expected a number of days or hours, like 3d or 12h"),
+    let wrong =
+        || anyhow::anyhow!("--by {text:?}: expected a number of days or hours, like 3d or 12h");
+    let (at, unit) = text.char_indices().last().ok_or_else(wrong)?;
+    let n: i64 = text[..at].parse().map_err(|_| wrong())?;
+    let span = match unit {
+        'd' => TimeDelta::try_days(n),
+        'h' => TimeDelta::try_hours(n),
+        _ => return Err(wrong()),
+    };
+    match span {
+        Some(span) if span.abs() <= TimeDelta::days(MAX_DAYS) => Ok(span),
+        _ => anyhow::bail!("--by {text:?}: at most {MAX_DAYS} days (20 years) either way"),
     }
 }
 
@@ -153,5 +161,23 @@ mod tests {
                 .to_string()
                 .contains("3d or 12h")
         );
+    }
+
+    #[test]
+    fn a_unit_of_several_bytes_or_a_span_too_long_is_an_error_not_a_panic() {
+        for (text, said) in [
+            ("3일", "3d or 12h"),
+            ("일", "3d or 12h"),
+            ("", "3d or 12h"),
+            ("d", "3d or 12h"),
+            ("99999999999999d", "at most 7320 days"),
+            ("-99999999999999h", "at most 7320 days"),
+            ("7321d", "at most 7320 days"),
+        ] {
+            let err = duration(text).unwrap_err().to_string();
+            assert!(err.contains(said), "{text:?}: {err}");
+        }
+        assert_eq!(duration("7320d").unwrap(), TimeDelta::days(7320));
+        assert_eq!(duration("-7320d").unwrap(), TimeDelta::days(-7320));
     }
 }
