@@ -877,7 +877,7 @@ fn the_html_report_renders_in_headless_chromium() {
     assert!(stems.len() > 20);
     for stem in &stems {
         assert!(
-            index.contains(&format!(r#"<a href="{stem}.html">"#)),
+            index.contains(&format!(r#"<a href="./{stem}.html">"#)),
             "the index lists {stem}"
         );
         assert!(out.join(format!("{stem}.html")).is_file(), "{stem}'s page");

@@ -339,7 +339,7 @@ fn every_page_passes_the_accessibility_check() {
         let index = report::index(&rows, lang);
         let problems = accessibility(&index);
         assert!(problems.is_empty(), "index ({lang:?}): {problems:#?}");
-        assert!(index.contains(r#"<a href="declined-dunning.html">"#));
+        assert!(index.contains(r#"<a href="./declined-dunning.html">"#));
     }
     let index = report::index(&rows, Lang::En);
     assert!(index.contains("5 of 6 scenarios hold."), "{index}");

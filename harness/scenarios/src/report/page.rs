@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 
 use super::facts::{Facts, PlanPeriod};
 use super::lang::{Lang, Words, fill};
-use super::markup::escape;
+use super::markup::{escape, page_link};
 use super::money::{count, money_in};
 use super::palette as p;
 use super::timeline::{self, invoice_status, plan_name, state_name};
@@ -284,8 +284,8 @@ pub fn index(rows: &[IndexRow<'_>], lang: Lang) -> String {
                     .collect();
                 let _ = write!(
                     table,
-                    r#"<tr><td><a href="{}.html">{}</a> <span class="muted">{}</span></td><td>{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
-                    escape(row.stem),
+                    r#"<tr><td><a href="{}">{}</a> <span class="muted">{}</span></td><td>{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+                    page_link(row.stem),
                     escape(&o.scenario),
                     escape(row.stem),
                     verdict(w, o.holds),
