@@ -728,7 +728,12 @@ struct Known<'a> {
 impl Known<'_> {
     /// The index of a tenant (0 after a problem, when it is unknown).
     fn tenant(&self, problems: &mut Problems<'_>, key: &Spanned<String>) -> usize {
-        lookup(problems, key, "tenant", &self.tenant_keys).unwrap_or(0)
+        self.find_tenant(problems, key).unwrap_or(0)
+    }
+
+    /// The index of a tenant, `None` after a problem when it is unknown.
+    fn find_tenant(&self, problems: &mut Problems<'_>, key: &Spanned<String>) -> Option<usize> {
+        lookup(problems, key, "tenant", &self.tenant_keys)
     }
 
     /// The metrics a tenant's product meters: those its catalog plans include or bill as
@@ -1098,7 +1103,7 @@ fn usage(
             day
         }
     };
-    let tenant = lookup(problems, &a.tenant, "tenant", &known.tenant_keys);
+    let tenant = known.find_tenant(problems, &a.tenant);
     if let Some(tenant) = tenant {
         let metered = known.metered(tenant);
         if !metered.contains(&a.metric.get_ref().as_str()) {
