@@ -44,6 +44,11 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"usage = { tenant = "acme-analytics", metric = "bandwidth", quantity = 5 }"#,
     ),
     (
+        "metric_of_another_product",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"usage = { tenant = "acme-analytics", metric = "contacts", quantity = 5 }"#,
+    ),
+    (
         "unknown_tenant",
         r#"{ tenant = "acme-analytics", plan = "pro" }"#,
         r#"{ tenant = "globex", plan = "pro" }"#,
