@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use billing_harness::TestEnv;
 
 use crate::accepted::Accepted;
@@ -355,9 +355,10 @@ impl<'a> Run<'a> {
                 let result = self
                     .catchers_then_tier((target, tier), &mut catchers[tier], log, timeout)
                     .await;
-                rewrote += proxy.hits();
+                let hits = proxy.hits();
+                rewrote += hits;
                 proxy.set(None);
-                result
+                result.and_then(|(status, took)| Ok((run_time_status(status, hits, log)?, took)))
             } else if defer_built {
                 return Ok(None);
             } else {
@@ -739,9 +740,48 @@ impl<'a> Run<'a> {
     }
 }
 
+/// The status of a run-time SQL mutant whose tests sent `hits` rewritten queries. Tests that
+/// failed or hung without running the mutated text failed for another reason (the server or the
+/// proxy went away, a flaky test): that is an error of the run, never a catch.
+fn run_time_status(status: Status, hits: u64, log: &Path) -> anyhow::Result<Status> {
+    match status {
+        Status::Caught | Status::Timeout if hits == 0 => bail!(
+            "the tests failed without running the mutated query, so something else broke them \
+             (the database server, the proxy, a flaky test): see {}",
+            log.display()
+        ),
+        status => Ok(status),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_time_sql_mutant_is_caught_only_by_tests_that_ran_its_query() {
+        let log = Path::new("sql-logs/close-100-1.log");
+        assert_eq!(
+            run_time_status(Status::Caught, 1, log).unwrap(),
+            Status::Caught
+        );
+        assert_eq!(
+            run_time_status(Status::Timeout, 3, log).unwrap(),
+            Status::Timeout
+        );
+        assert_eq!(
+            run_time_status(Status::Survived, 0, log).unwrap(),
+            Status::Survived
+        );
+        for status in [Status::Caught, Status::Timeout] {
+            let error = run_time_status(status, 0, log).unwrap_err().to_string();
+            assert!(
+                error.contains("without running the mutated query"),
+                "{error}"
+            );
+            assert!(error.contains("sql-logs/close-100-1.log"), "{error}");
+        }
+    }
 
     #[test]
     fn tests_reach_the_server_through_the_proxy_with_its_credentials() {
