@@ -36,7 +36,7 @@ mod wall_clock;
 
 pub use broker::{Broker, Released};
 pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
-pub use conninfo::{UrlError, parse_url};
+pub use conninfo::{UrlError, parse_url, redact_passwords};
 pub use database::{Database, DatabaseBuilder};
 pub use endpoint::redact as redact_url;
 pub use error::EnvError;
