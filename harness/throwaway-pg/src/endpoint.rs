@@ -181,6 +181,8 @@ pub fn redact(url: &str) -> String {
         None => ("", rest),
     };
     let userinfo = match userinfo.split_once(':') {
+        // The placeholder of a usage text, `postgres://USER:PASSWORD@HOST`, is no one's secret.
+        Some((user, "PASSWORD")) => format!("{user}:PASSWORD"),
         Some((user, _)) => format!("{user}:***"),
         None => userinfo.to_owned(),
     };
@@ -226,6 +228,11 @@ mod tests {
             "postgres://qa:***@db/x?a=1&PASSWORD=***"
         );
         assert_eq!(redact("not a url: s3cret"), "not a url: s3cret");
+        assert_eq!(
+            redact("postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
+            "postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        );
+        assert_eq!(redact("postgres://u:PASSWORDx@h/d"), "postgres://u:***@h/d");
     }
 
     #[test]
