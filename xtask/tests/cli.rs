@@ -1155,7 +1155,7 @@ fn a_bad_argument_exits_2_and_names_it() {
                 "--env",
                 "qa",
                 "--database-url",
-                "x",
+                "postgres://qa@db/app",
                 "--force",
             ],
             "--force",
@@ -1168,7 +1168,7 @@ fn a_bad_argument_exits_2_and_names_it() {
                 "seed",
                 "x",
                 "--database-url",
-                "u",
+                "postgres://qa@db/app",
                 "--anchor",
                 "soon",
             ],
@@ -1205,6 +1205,262 @@ fn a_bad_argument_exits_2_and_names_it() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("postgres://qa:***@db/app"), "{stderr}");
     assert!(!stderr.contains("Hunter2Secret"), "{stderr}");
+}
+
+/// A database URL the typed-value tests complete command lines with (nothing listens there).
+const SOME_URL: &str = "postgres://qa@127.0.0.1:1/app";
+
+/// Values every typed argument refuses (each has a character outside a scenario name's, so
+/// `scenario new` refuses them too): several bytes to a character, huge numbers, spans past
+/// year 9999, shell and SQL text, passwords in a URL and in a key=value string.
+const REFUSED_BY_ALL: &[&str] = &[
+    "",
+    " ",
+    "3일",
+    "일",
+    "１２",
+    "12 ",
+    " 12",
+    "1.5",
+    "-1.5",
+    "Ω",
+    "🦀",
+    "\u{202e}1d",
+    "a b",
+    "\n",
+    "\t1",
+    "%",
+    "%00",
+    "\\",
+    "+",
+    "1/0",
+    "0/0",
+    "ab/cd",
+    "' OR 1=1 --",
+    "$(id)",
+    "`id`",
+    "${HOME}",
+    "months-ago:99999999999",
+    "months-ago:-1",
+    "+262142-12-31",
+    "1970-01-01T00:00:00Z",
+    "99999999999999d.",
+    "host=db password=Kv5ecretPw",
+    "password='Kv5ecretPw x' host=db",
+    "postgres://qa:Url5ecretPw@db:port/x",
+    "postgres://qa:Url5ecretPw%zz@db/x",
+];
+
+/// Each typed argument: a command line around it (valid but for it), how clap names it, and
+/// values it alone refuses; `all` when [`REFUSED_BY_ALL`] applies (not to a free-text name).
+struct Typed {
+    line: &'static [&'static str],
+    arg: &'static str,
+    own: &'static [&'static str],
+    all: bool,
+}
+
+const TYPED: &[Typed] = &[
+    Typed {
+        line: &["clock", "advance", "--database-url", SOME_URL],
+        arg: "--by",
+        own: &[
+            "99999999999999d",
+            "-99999999999999h",
+            "7321d",
+            "3w",
+            "d",
+            "3",
+            "1d1h",
+            "0x10d",
+        ],
+        all: true,
+    },
+    Typed {
+        line: &["clock", "advance", "--database-url", SOME_URL],
+        arg: "--to",
+        own: &[
+            "9999-12-31",
+            "99999-01-01",
+            "2026-02-30",
+            "2026-13-01",
+            "20261201",
+            "-0001-01-01",
+            "0000-00-00",
+        ],
+        all: true,
+    },
+    Typed {
+        line: &["clock", "advance", "--by", "1d"],
+        arg: "--database-url",
+        own: &[
+            "mysql://root:Url5ecretPw@db/x",
+            "postgres://qa:Url5ecretPw@db/x%",
+            "postgres://qa:Url5ecretPw@db/x%00",
+            "Postgres://qa:Url5ecretPw@db/x",
+            "password = Kv5ecretPw host=db",
+            r"password='Kv5ecretPw\' x' host=db",
+        ],
+        all: true,
+    },
+    Typed {
+        line: &["clock", "show"],
+        arg: "--database-url",
+        own: &["postgres:/db"],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "seed", "holds", "--database-url", SOME_URL],
+        arg: "--anchor",
+        own: &[
+            "months-ago:241",
+            "months-ago:",
+            "next-month",
+            "LAST-MONTH",
+            "months-ago:4294967296",
+        ],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "seed", "holds"],
+        arg: "--database-url",
+        own: &[],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "seed", "holds", "--database-url", SOME_URL],
+        arg: "--lang",
+        own: &["EN", "ko_KR"],
+        all: true,
+    },
+    Typed {
+        line: &["db", "mark", "--env", "qa"],
+        arg: "--database-url",
+        own: &[],
+        all: true,
+    },
+    Typed {
+        line: &["db", "mark", "--database-url", SOME_URL],
+        arg: "--env",
+        own: &[""],
+        all: false,
+    },
+    Typed {
+        line: &["purge", "--database-url", SOME_URL],
+        arg: "--org",
+        own: &["0", "-1", "9223372036854775808", "99999999999999999999999"],
+        all: true,
+    },
+    Typed {
+        line: &["purge", "--database-url", SOME_URL],
+        arg: "--email",
+        own: &[""],
+        all: false,
+    },
+    Typed {
+        line: &["purge", "--org", "1"],
+        arg: "--database-url",
+        own: &[],
+        all: true,
+    },
+    Typed {
+        line: &["contract", "apply", "contract.toml"],
+        arg: "--database-url",
+        own: &[],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "run", "--all"],
+        arg: "--format",
+        own: &["xml", "TEXT"],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "run", "--all"],
+        arg: "--driver",
+        own: &["example-", "reference"],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "report", "holds"],
+        arg: "--lang",
+        own: &["fr"],
+        all: true,
+    },
+    Typed {
+        line: &["bench", "adopt"],
+        arg: "--rounds",
+        own: &["0", "101", "65536", "-1"],
+        all: true,
+    },
+    Typed {
+        line: &["mutants"],
+        arg: "--timeout",
+        own: &["0", "86401", "18446744073709551615", "18446744073709551616"],
+        all: true,
+    },
+    Typed {
+        line: &["mutants"],
+        arg: "--shard",
+        own: &["4/4", "1", "4294967296/4294967297", "0/99999999999"],
+        all: true,
+    },
+    Typed {
+        line: &["mutants"],
+        arg: "--kind",
+        own: &["go", "both "],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "new", "--"],
+        arg: "<NAME>",
+        own: &["../escape", "a.toml", "-rf", "--", "x/y"],
+        all: true,
+    },
+];
+
+#[test]
+fn every_typed_argument_refuses_adversarial_values_with_exit_2_naming_it_and_no_panic() {
+    let state = state_dir("typed-values");
+    let scenarios = state.join("scenarios");
+    let mut runs = 0;
+    for typed in TYPED {
+        let all = if typed.all { REFUSED_BY_ALL } else { &[] };
+        for value in typed.own.iter().chain(all) {
+            let mut args: Vec<String> = typed.line.iter().map(|a| a.to_string()).collect();
+            if typed.arg.starts_with("--") {
+                args.push(format!("{}={value}", typed.arg));
+            } else {
+                args.push(value.to_string());
+            }
+            // A value taken by mistake writes nowhere that matters.
+            let output = xtask(&state)
+                .env("HARNESS_SCENARIOS_DIR", &scenarios)
+                .args(&args)
+                .output()
+                .unwrap();
+            runs += 1;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let shown = format!("{args:?}: {stderr}");
+            assert_eq!(output.status.code(), Some(2), "{shown}");
+            assert!(stderr.starts_with("error: "), "{shown}");
+            assert!(
+                stderr.contains(typed.arg),
+                "should name {}: {shown}",
+                typed.arg
+            );
+            assert!(!stderr.contains("panicked"), "{shown}");
+            assert!(!stderr.contains("5ecretPw"), "a password shown: {shown}");
+            assert!(output.stdout.is_empty(), "{shown}");
+        }
+    }
+    assert!(
+        !state.join("local").exists(),
+        "a refused value starts no database"
+    );
+    assert!(!scenarios.exists(), "a refused name writes no scenario");
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(runs > 600, "{runs} command lines");
 }
 
 /// A database on this test run's server that the harness did not create; dropped by the caller.
