@@ -16,7 +16,7 @@ use crate::{Cli, Command};
 /// command line around the argument under test. A new option needs an entry here (the
 /// `every_argument_has_a_valid_value` test says which).
 fn valid(id: &str) -> Option<String> {
-    let today = || billing_harness::clock::wall_now().date_naive().to_string();
+    let day = || today().to_string();
     Some(match id {
         "database_url" => "postgres://qa@127.0.0.1:1/app".into(),
         "env" => "qa".into(),
@@ -26,7 +26,7 @@ fn valid(id: &str) -> Option<String> {
         "name" => "new-one".into(),
         "anchor" => "last-month".into(),
         "file" => "contract.toml".into(),
-        "to" => today(),
+        "to" => day(),
         "by" => "1d".into(),
         "email" => "someone@example.com".into(),
         "org" => "1".into(),
@@ -217,6 +217,14 @@ fn check(line: &[OsString], slot: &Slot, names: bool) -> Result<(), TestCaseErro
     }
 }
 
+/// Today in the platform's default time zone.
+fn today() -> NaiveDate {
+    billing_harness::calendar::local_day(
+        billing_harness::calendar::DEFAULT_TIME_ZONE,
+        billing_harness::clock::wall_now(),
+    )
+}
+
 /// Instants a QA database's clock might read, to the ends of what it can hold.
 fn clocks() -> [DateTime<Utc>; 4] {
     [
@@ -245,11 +253,7 @@ fn convert(cli: &Cli) {
             }
         }
         Some(Command::Scenario(crate::scenario::Command::Seed { anchor, .. })) => {
-            for today in [
-                billing_harness::clock::wall_now().date_naive(),
-                NaiveDate::MIN,
-                NaiveDate::MAX,
-            ] {
+            for today in [today(), NaiveDate::MIN, NaiveDate::MAX] {
                 let _ = anchor.month(today);
             }
         }
@@ -367,14 +371,9 @@ fn the_conversions_after_the_parse_refuse_what_would_overflow() {
         )
         .is_err()
     );
-    let far = target(
-        DateTime::<Utc>::MIN_UTC,
-        seoul,
-        Some(now.date_naive()),
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let far = target(DateTime::<Utc>::MIN_UTC, seoul, Some(today()), None)
+        .unwrap_err()
+        .to_string();
     assert!(far.contains("more than 7320 days"), "{far}");
     assert_eq!(
         target(now, seoul, None, Some(TimeDelta::days(3))).unwrap(),

@@ -108,7 +108,10 @@ pub(crate) fn duration(text: &str) -> Result<TimeDelta, String> {
 pub(crate) fn day(text: &str) -> Result<NaiveDate, String> {
     let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|e| format!("expected a day as YYYY-MM-DD: {e}"))?;
-    let today = billing_harness::clock::wall_now().date_naive();
+    let today = billing_harness::calendar::local_day(
+        billing_harness::calendar::DEFAULT_TIME_ZONE,
+        billing_harness::clock::wall_now(),
+    );
     if (day - today).num_days().abs() > MAX_DAYS {
         return Err(format!(
             "at most {MAX_DAYS} days (20 years) from today ({today})"
