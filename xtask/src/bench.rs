@@ -42,9 +42,9 @@ pub(crate) struct AdoptArgs {
     /// Print exactly one JSON document on stdout instead of text.
     #[arg(long)]
     json: bool,
-    /// Time each configuration this many times and report the median.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    rounds: usize,
+    /// Time each configuration this many times (1 to 100) and report the median.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    rounds: u16,
 }
 
 /// What every bench takes.
@@ -64,7 +64,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scenarios(args) => scenarios(args.json),
         Command::Load(args) => load(args.json),
         Command::Sync(args) => emit(args.json, &sync::run()?, sync::text),
-        Command::Adopt(args) => emit(args.json, &adopt::run(args.rounds)?, adopt::text),
+        Command::Adopt(args) => emit(
+            args.json,
+            &adopt::run(usize::from(args.rounds))?,
+            adopt::text,
+        ),
         Command::DbChild => db_child(),
     }
 }

@@ -13,24 +13,26 @@ pub(crate) enum Command {
     /// Print the database's clock (`harness_clock`) and its local day.
     Show {
         /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
         database_url: String,
     },
     /// Move the database's clock forward, running every job due on the way; never backwards.
     Advance {
-        /// The day to move to (00:00 of it, in the platform's time zone), as YYYY-MM-DD.
+        /// The day to move to (00:00 of it, in the platform's time zone), as YYYY-MM-DD, within
+        /// 20 years of today.
         #[arg(
             long,
             value_name = "DATE",
+            value_parser = day,
             conflicts_with = "by",
             required_unless_present = "by"
         )]
         to: Option<NaiveDate>,
-        /// How far to move: a number of days (`3d`) or hours (`12h`).
-        #[arg(long, value_name = "DURATION")]
-        by: Option<String>,
+        /// How far to move: a number of days (`3d`) or hours (`12h`), at most 20 years.
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        by: Option<TimeDelta>,
         /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
         database_url: String,
     },
 }
@@ -43,7 +45,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             to,
             by,
             database_url,
-        } => advance(to, by.as_deref(), &database_url),
+        } => advance(to, by, &database_url),
     }
 }
 
@@ -68,30 +70,83 @@ fn show(url: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The longest move `--by` takes: 20 years of days.
-const MAX_DAYS: i64 = 20 * 366;
+/// The longest move: 20 years of days, for `--by`, for `--to` from today, and for the move
+/// itself. Bounded so that no date arithmetic after it can overflow.
+pub(crate) const MAX_DAYS: i64 = 20 * 366;
 
-/// `3d` or `12h`, at most [`MAX_DAYS`] either way; any other text is an error, never a panic
-/// (a unit of several bytes, a number past what a duration holds).
-fn duration(text: &str) -> anyhow::Result<TimeDelta> {
-    let text = text.trim();
-    let wrong =
-        || anyhow::anyhow!("--by {text:?}: expected a number of days or hours, like 3d or 12h");
-    let (at, unit) = text.char_indices().last().ok_or_else(wrong)?;
-    let n: i64 = text[..at].parse().map_err(|_| wrong())?;
-    let span = match unit {
-        'd' => TimeDelta::try_days(n),
-        'h' => TimeDelta::try_hours(n),
-        _ => return Err(wrong()),
+/// `3d` or `12h` (a whole number, then the unit), at most [`MAX_DAYS`] either way, as `--by`
+/// takes it. Any other text is an error that says what is wrong with it (a unit that is neither
+/// `d` nor `h`, named, a number out of range), never a panic.
+pub(crate) fn duration(text: &str) -> Result<TimeDelta, String> {
+    const EXPECTED: &str = "expected a whole number of days or hours, like 3d or 12h";
+    let too_long = || format!("at most {MAX_DAYS} days (20 years) either way");
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '-' || c == '+'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let span: fn(i64) -> Option<TimeDelta> = match unit {
+        "d" => TimeDelta::try_days,
+        "h" => TimeDelta::try_hours,
+        "" if number.is_empty() => return Err(format!("empty: {EXPECTED}")),
+        "" => return Err(format!("no unit after {number}: {EXPECTED}")),
+        unit => return Err(format!("unknown unit {unit:?}: {EXPECTED}")),
     };
-    match span {
+    let n: i64 = number
+        .parse()
+        .map_err(|e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => too_long(),
+            std::num::IntErrorKind::Empty => format!("no number before {unit:?}: {EXPECTED}"),
+            _ => format!("{number:?} is not a whole number: {EXPECTED}"),
+        })?;
+    match span(n) {
         Some(span) if span.abs() <= TimeDelta::days(MAX_DAYS) => Ok(span),
-        _ => anyhow::bail!("--by {text:?}: at most {MAX_DAYS} days (20 years) either way"),
+        _ => Err(too_long()),
     }
 }
 
-fn advance(to: Option<NaiveDate>, by: Option<&str>, url: &str) -> anyhow::Result<ExitCode> {
-    let by = by.map(duration).transpose()?;
+/// A day as YYYY-MM-DD within [`MAX_DAYS`] of today, as `--to` takes it.
+pub(crate) fn day(text: &str) -> Result<NaiveDate, String> {
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("expected a day as YYYY-MM-DD: {e}"))?;
+    let today = billing_harness::calendar::local_day(
+        billing_harness::calendar::DEFAULT_TIME_ZONE,
+        billing_harness::clock::wall_now(),
+    );
+    if (day - today).num_days().abs() > MAX_DAYS {
+        return Err(format!(
+            "at most {MAX_DAYS} days (20 years) from today ({today})"
+        ));
+    }
+    Ok(day)
+}
+
+/// The instant `--to DAY` or `--by SPAN` moves a clock that reads `now` to, in `time_zone`;
+/// an error, never a panic, when it is out of the dates the clock can hold or more than
+/// [`MAX_DAYS`] ahead. Moving backwards is the caller's to refuse (it says where the clock is).
+pub(crate) fn target(
+    now: DateTime<Utc>,
+    time_zone: chrono_tz::Tz,
+    to: Option<NaiveDate>,
+    by: Option<TimeDelta>,
+) -> anyhow::Result<DateTime<Utc>> {
+    let target = match (to, by) {
+        (Some(day), _) => billing_harness::calendar::start_of_day(time_zone, day),
+        (None, Some(by)) => now.checked_add_signed(by).ok_or_else(|| {
+            anyhow::anyhow!("the clock ({now}) moved by {by} is past the dates it can hold")
+        })?,
+        (None, None) => anyhow::bail!("say where to: --to DATE or --by DURATION"),
+    };
+    if target.signed_duration_since(now) > TimeDelta::days(MAX_DAYS) {
+        anyhow::bail!(
+            "refusing to move the clock more than {MAX_DAYS} days (20 years) ahead: it is at {}, {} is further",
+            now.to_rfc3339(),
+            target.to_rfc3339()
+        );
+    }
+    Ok(target)
+}
+
+fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::Result<ExitCode> {
     let runtime = crate::runtime()?;
     let Some(marked) = crate::db::marked(&runtime, url)? else {
         return Ok(ExitCode::FAILURE);
@@ -104,11 +159,7 @@ fn advance(to: Option<NaiveDate>, by: Option<&str>, url: &str) -> anyhow::Result
             .await?
             .calendar;
         drop(probe);
-        let target: DateTime<Utc> = match (to, by) {
-            (Some(day), _) => calendar.start_of_day(day),
-            (None, Some(by)) => now + by,
-            (None, None) => anyhow::bail!("say where to: --to DATE or --by DURATION"),
-        };
+        let target = target(now, calendar.time_zone(), to, by)?;
         if target < now {
             eprintln!(
                 "error: refusing to move the clock backwards: it is at {} ({}), {} is before it\n  jobs already ran at those instants; advance only moves forward",
@@ -166,10 +217,13 @@ mod tests {
     #[test]
     fn a_unit_of_several_bytes_or_a_span_too_long_is_an_error_not_a_panic() {
         for (text, said) in [
-            ("3일", "3d or 12h"),
-            ("일", "3d or 12h"),
-            ("", "3d or 12h"),
-            ("d", "3d or 12h"),
+            ("3일", "unknown unit \"일\""),
+            ("일", "unknown unit \"일\""),
+            ("", "empty"),
+            ("d", "no number before \"d\""),
+            ("3", "no unit after 3"),
+            ("1-2d", "\"1-2\" is not a whole number"),
+            ("3 d", "unknown unit \" d\""),
             ("99999999999999d", "at most 7320 days"),
             ("-99999999999999h", "at most 7320 days"),
             ("7321d", "at most 7320 days"),

@@ -20,7 +20,7 @@ pub(crate) enum Command {
         /// The contract file (TOML: tenant slug, starts_on and the terms).
         file: PathBuf,
         /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
         database_url: String,
         /// Show the rows and write nothing.
         #[arg(long)]

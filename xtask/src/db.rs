@@ -17,10 +17,10 @@ pub(crate) enum Command {
     /// the clock and the schema if missing and records a marker. Marking twice is harmless.
     Mark {
         /// The environment the database serves, recorded in the marker (e.g. `qa`).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
         env: String,
         /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", value_parser = database_url)]
         database_url: String,
     },
 }
@@ -159,6 +159,13 @@ fn mark(env: &str, url: &str) -> anyhow::Result<ExitCode> {
     crate::runtime()?.block_on(env::mark(url, env, &billing_harness::platform_schema()))?;
     eprintln!("marked the database for {env}: `cargo xtask scenario seed` may write to it now");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A database URL as `--database-url` takes it: a `postgres://` URL that reads as libpq reads
+/// one (a password's `@` as `%40`), checked before anything runs. A libpq `key=value` string is
+/// refused by name; clap's error echoes the value with every password hidden.
+pub(crate) fn database_url(text: &str) -> Result<String, env::UrlError> {
+    env::parse_url(text).map(|_| text.to_owned())
 }
 
 /// The environment named by the harness marker of the database at `url`; without a marker,

@@ -4,24 +4,26 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+use billing_harness::env::redact_passwords;
+
 /// `error: A` then `  caused by: B` for each further cause, one line per layer, each layer
-/// saying only its own part and every URL's password hidden.
+/// saying only its own part and every password hidden (of a URL or a `key=value` string).
 pub(crate) fn error_chain(error: &anyhow::Error) -> String {
     let texts: Vec<String> = error.chain().map(ToString::to_string).collect();
     let mut out = String::new();
     for (i, part) in own_parts(&texts).iter().enumerate() {
         out.push_str(if i == 0 { "error: " } else { "  caused by: " });
-        out.push_str(&redact_urls(part));
+        out.push_str(&redact_passwords(part));
         out.push('\n');
     }
     out
 }
 
-/// The chain on one line, `A: B: C`, each cause once and every URL's password hidden: for a
+/// The chain on one line, `A: B: C`, each cause once and every password hidden: for a
 /// message that goes inside a line of its own.
 pub(crate) fn inline(error: &anyhow::Error) -> String {
     let texts: Vec<String> = error.chain().map(ToString::to_string).collect();
-    redact_urls(&own_parts(&texts).join(": "))
+    redact_passwords(&own_parts(&texts).join(": "))
 }
 
 /// Each layer's own part of an error chain (outermost first). Many errors (the database
@@ -47,28 +49,8 @@ fn own_parts(texts: &[String]) -> Vec<String> {
     parts
 }
 
-/// `text` with the password of every URL in it hidden (see
-/// [`billing_harness::env::redact_url`]): for messages that may echo what a person typed.
-pub(crate) fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(sep) = rest.find("://") {
-        let start = rest[..sep]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |i| i + 1);
-        let end = rest[sep..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '\u{1b}'))
-            .map_or(rest.len(), |i| sep + i);
-        out.push_str(&rest[..start]);
-        out.push_str(&billing_harness::env::redact_url(&rest[start..end]));
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Prints clap's answer to a command line it did not run (help, or a usage error that names
-/// the argument) with URLs redacted, and returns its exit code: 0 for help, 2 for an error.
+/// the argument) with passwords hidden, and returns its exit code: 0 for help, 2 for an error.
 pub(crate) fn usage_error(error: &clap::Error) -> ExitCode {
     let to_stderr = error.use_stderr();
     let styled = if to_stderr {
@@ -83,7 +65,11 @@ pub(crate) fn usage_error(error: &clap::Error) -> ExitCode {
         rendered.to_string()
     };
     // Only an error can echo what was typed; help is ours alone.
-    let text = if to_stderr { redact_urls(&text) } else { text };
+    let text = if to_stderr {
+        redact_passwords(&text)
+    } else {
+        text
+    };
     // A closed pipe (`cargo xtask --help | head`) is no reason to fail differently.
     let _ = if to_stderr {
         std::io::stderr().write_all(text.as_bytes())
@@ -145,17 +131,18 @@ mod tests {
     }
 
     #[test]
-    fn passwords_in_urls_are_hidden_wherever_they_appear() {
-        assert_eq!(
-            redact_urls("unexpected argument 'postgres://qa:s3cret@db/app' found"),
-            "unexpected argument 'postgres://qa:***@db/app' found"
+    fn passwords_are_hidden_wherever_they_appear_in_the_chain() {
+        let e = anyhow::anyhow!("connect to postgres://qa:s3cret@db/app refused")
+            .context("could not read host=db user=qa password='s3 cret' dbname=app");
+        let chain = error_chain(&e);
+        assert!(
+            !chain.contains("s3cret") && !chain.contains("s3 cret"),
+            "{chain}"
         );
-        assert_eq!(
-            redact_urls("a postgresql://u:p@h/x and http://k:v@h ok"),
-            "a postgresql://u:***@h/x and http://k:***@h ok"
+        assert!(
+            chain.contains("qa:***@db") && chain.contains("password=***"),
+            "{chain}"
         );
-        assert_eq!(redact_urls("no url here"), "no url here");
-        let e = anyhow::anyhow!("connect to postgres://qa:s3cret@db/app refused");
-        assert!(!error_chain(&e).contains("s3cret"));
+        assert!(!inline(&e).contains("s3"), "{}", inline(&e));
     }
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask`: the workspace's commands for people and CI (databases, diagnosis, benchmarks).
 
 mod bench;
+#[cfg(test)]
+mod cli_values;
 mod clock;
 mod conformance;
 mod contract;

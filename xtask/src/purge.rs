@@ -13,17 +13,17 @@ use billing_harness::purge::{self, PurgeTarget};
 pub(crate) struct PurgeOpts {
     /// The user's e-mail address: the user, and the organization's tenants and billing when they
     /// are its last owner, and the organization when they are its last member.
-    #[arg(long, value_name = "EMAIL")]
+    #[arg(long, value_name = "EMAIL", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     email: Option<String>,
     /// The organization's id: the organization and everything of it.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
     org: Option<i64>,
     /// A scenario run's id (`scenario seed` prints it): every row it created that nothing outside
     /// the run uses.
     #[arg(long, value_name = "ID")]
     run: Option<String>,
     /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
     database_url: String,
     /// Show the plan and write nothing.
     #[arg(long)]

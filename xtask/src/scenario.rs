@@ -49,7 +49,8 @@ pub(crate) enum Command {
     },
     /// Write a commented starting point to scenarios/NAME.toml (never overwrites).
     New {
-        /// The new scenario's name: letters, digits, - and _.
+        /// The new scenario's name: letters, digits, - and _, starting with a letter or a digit.
+        #[arg(value_parser = scenario_name)]
         name: String,
     },
     /// Write a scenario into a marked QA database (see `db mark`), shifted to an anchor month
@@ -58,10 +59,10 @@ pub(crate) enum Command {
         /// A scenario's name or a path to a scenario file.
         target: String,
         /// The marked database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
         database_url: String,
         /// The month the scenario's first month moves to: last-month, this-month or
-        /// months-ago:N.
+        /// months-ago:N (N at most 240, 20 years).
         #[arg(long, value_name = "MONTH", default_value = "last-month")]
         anchor: Anchor,
         /// Also write the seeded run's HTML page to FILE, with today marked on its timeline.
@@ -92,22 +93,71 @@ pub(crate) struct Anchor {
     months_back: u32,
 }
 
+/// The furthest back an anchor goes: 20 years of months.
+const MAX_MONTHS_BACK: u32 = 240;
+
 impl std::str::FromStr for Anchor {
     type Err = String;
 
+    /// `last-month`, `this-month` or `months-ago:N` with N at most [`MAX_MONTHS_BACK`].
     fn from_str(text: &str) -> Result<Anchor, String> {
+        let too_far =
+            || format!("months-ago goes back at most {MAX_MONTHS_BACK} months (20 years)");
         let months_back = match text {
             "this-month" => 0,
             "last-month" => 1,
-            other => other
-                .strip_prefix("months-ago:")
-                .and_then(|n| n.parse::<u32>().ok())
-                .ok_or("use last-month, this-month or months-ago:N")?,
+            other => match other.strip_prefix("months-ago:") {
+                Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    n.parse::<u32>().map_err(|_| too_far())?
+                }
+                _ => return Err("use last-month, this-month or months-ago:N".to_owned()),
+            },
         };
+        if months_back > MAX_MONTHS_BACK {
+            return Err(too_far());
+        }
         Ok(Anchor {
             text: text.to_owned(),
             months_back,
         })
+    }
+}
+
+impl Anchor {
+    /// The anchor month seen from `today`; an error, never a panic, when it falls outside the
+    /// dates the calendar holds (a `HARNESS_TODAY` at the end of time).
+    pub(crate) fn month(
+        &self,
+        today: chrono::NaiveDate,
+    ) -> anyhow::Result<billing_harness::model::Month> {
+        use billing_harness::model::Month;
+        Month::of(today)
+            .first_day()
+            .checked_sub_months(chrono::Months::new(self.months_back))
+            .map(Month::of)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} months before {today} is before the first date",
+                    self.months_back
+                )
+            })
+    }
+}
+
+/// A new scenario's name as `scenario new` takes it: letters, digits, - and _, starting with a
+/// letter or a digit (a file named `-x.toml` reads as an option to other tools).
+fn scenario_name(name: &str) -> Result<String, String> {
+    if name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(name.to_owned())
+    } else {
+        Err(
+            "a scenario's name is letters, digits, - and _, starting with a letter or a digit"
+                .to_owned(),
+        )
     }
 }
 
@@ -613,13 +663,6 @@ pub(crate) fn stem(path: &Path) -> String {
 
 /// `scenario new NAME`: a commented starting point in `scenarios/NAME.toml`.
 fn new(name: &str) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-        "scenario names use letters, digits, - and _ (got {name:?})"
-    );
     let path = dir().join(format!("{name}.toml"));
     anyhow::ensure!(
         !path.exists(),
@@ -712,10 +755,7 @@ fn seed(
     };
     let now = seed_now(scenario.catalog.time_zone)?;
     let today = billing_harness::calendar::local_day(scenario.catalog.time_zone, now);
-    let mut month = billing_harness::model::Month::of(today);
-    for _ in 0..anchor.months_back {
-        month = month.prev();
-    }
+    let month = anchor.month(today)?;
     let start = billing_harness::model::Month::of(scenario.start);
     let months = (month.year() - start.year()) * 12 + month.month() as i32 - start.month() as i32;
     let shifted = scenario.shifted(months);

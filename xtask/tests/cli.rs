@@ -1155,7 +1155,7 @@ fn a_bad_argument_exits_2_and_names_it() {
                 "--env",
                 "qa",
                 "--database-url",
-                "x",
+                "postgres://qa@db/app",
                 "--force",
             ],
             "--force",
@@ -1168,7 +1168,7 @@ fn a_bad_argument_exits_2_and_names_it() {
                 "seed",
                 "x",
                 "--database-url",
-                "u",
+                "postgres://qa@db/app",
                 "--anchor",
                 "soon",
             ],
@@ -1205,6 +1205,452 @@ fn a_bad_argument_exits_2_and_names_it() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("postgres://qa:***@db/app"), "{stderr}");
     assert!(!stderr.contains("Hunter2Secret"), "{stderr}");
+}
+
+/// A database URL the typed-value tests complete command lines with (nothing listens there).
+const SOME_URL: &str = "postgres://qa@127.0.0.1:1/app";
+
+/// Values every typed argument refuses (each has a character outside a scenario name's, so
+/// `scenario new` refuses them too): several bytes to a character, huge numbers, spans past
+/// year 9999, shell and SQL text, passwords in a URL and in a key=value string.
+const REFUSED_BY_ALL: &[&str] = &[
+    "",
+    " ",
+    "3일",
+    "일",
+    "１２",
+    "12 ",
+    " 12",
+    "1.5",
+    "-1.5",
+    "Ω",
+    "🦀",
+    "\u{202e}1d",
+    "a b",
+    "\n",
+    "\t1",
+    "%",
+    "%00",
+    "\\",
+    "+",
+    "1/0",
+    "0/0",
+    "ab/cd",
+    "' OR 1=1 --",
+    "$(id)",
+    "`id`",
+    "${HOME}",
+    "months-ago:99999999999",
+    "months-ago:-1",
+    "+262142-12-31",
+    "1970-01-01T00:00:00Z",
+    "99999999999999d.",
+    "host=db password=Kv5ecretPw",
+    "password='Kv5ecretPw x' host=db",
+    "postgres://qa:Url5ecretPw@db:port/x",
+    "postgres://qa:Url5ecretPw%zz@db/x",
+];
+
+/// Each typed argument: a command line around it (valid but for it), how clap names it, and
+/// values it alone refuses; `all` when [`REFUSED_BY_ALL`] applies (not to a free-text name).
+struct Typed {
+    line: &'static [&'static str],
+    arg: &'static str,
+    own: &'static [&'static str],
+    all: bool,
+}
+
+const TYPED: &[Typed] = &[
+    Typed {
+        line: &["clock", "advance", "--database-url", SOME_URL],
+        arg: "--by",
+        own: &[
+            "99999999999999d",
+            "-99999999999999h",
+            "7321d",
+            "3w",
+            "d",
+            "3",
+            "1d1h",
+            "0x10d",
+        ],
+        all: true,
+    },
+    Typed {
+        line: &["clock", "advance", "--database-url", SOME_URL],
+        arg: "--to",
+        own: &[
+            "9999-12-31",
+            "99999-01-01",
+            "2026-02-30",
+            "2026-13-01",
+            "20261201",
+            "-0001-01-01",
+            "0000-00-00",
+        ],
+        all: true,
+    },
+    Typed {
+        line: &["clock", "advance", "--by", "1d"],
+        arg: "--database-url",
+        own: &[
+            "mysql://root:Url5ecretPw@db/x",
+            "postgres://qa:Url5ecretPw@db/x%",
+            "postgres://qa:Url5ecretPw@db/x%00",
+            "Postgres://qa:Url5ecretPw@db/x",
+            "password = Kv5ecretPw host=db",
+            r"password='Kv5ecretPw\' x' host=db",
+        ],
+        all: true,
+    },
+    Typed {
+        line: &["clock", "show"],
+        arg: "--database-url",
+        own: &["postgres:/db"],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "seed", "holds", "--database-url", SOME_URL],
+        arg: "--anchor",
+        own: &[
+            "months-ago:241",
+            "months-ago:",
+            "next-month",
+            "LAST-MONTH",
+            "months-ago:4294967296",
+        ],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "seed", "holds"],
+        arg: "--database-url",
+        own: &[],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "seed", "holds", "--database-url", SOME_URL],
+        arg: "--lang",
+        own: &["EN", "ko_KR"],
+        all: true,
+    },
+    Typed {
+        line: &["db", "mark", "--env", "qa"],
+        arg: "--database-url",
+        own: &[],
+        all: true,
+    },
+    Typed {
+        line: &["db", "mark", "--database-url", SOME_URL],
+        arg: "--env",
+        own: &[""],
+        all: false,
+    },
+    Typed {
+        line: &["purge", "--database-url", SOME_URL],
+        arg: "--org",
+        own: &["0", "-1", "9223372036854775808", "99999999999999999999999"],
+        all: true,
+    },
+    Typed {
+        line: &["purge", "--database-url", SOME_URL],
+        arg: "--email",
+        own: &[""],
+        all: false,
+    },
+    Typed {
+        line: &["purge", "--org", "1"],
+        arg: "--database-url",
+        own: &[],
+        all: true,
+    },
+    Typed {
+        line: &["contract", "apply", "contract.toml"],
+        arg: "--database-url",
+        own: &[],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "run", "--all"],
+        arg: "--format",
+        own: &["xml", "TEXT"],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "run", "--all"],
+        arg: "--driver",
+        own: &["example-", "reference"],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "report", "holds"],
+        arg: "--lang",
+        own: &["fr"],
+        all: true,
+    },
+    Typed {
+        line: &["bench", "adopt"],
+        arg: "--rounds",
+        own: &["0", "101", "65536", "-1"],
+        all: true,
+    },
+    Typed {
+        line: &["mutants"],
+        arg: "--timeout",
+        own: &["0", "86401", "18446744073709551615", "18446744073709551616"],
+        all: true,
+    },
+    Typed {
+        line: &["mutants"],
+        arg: "--shard",
+        own: &["4/4", "1", "4294967296/4294967297", "0/99999999999"],
+        all: true,
+    },
+    Typed {
+        line: &["mutants"],
+        arg: "--kind",
+        own: &["go", "both "],
+        all: true,
+    },
+    Typed {
+        line: &["scenario", "new", "--"],
+        arg: "<NAME>",
+        own: &["../escape", "a.toml", "-rf", "--", "x/y"],
+        all: true,
+    },
+];
+
+#[test]
+fn every_typed_argument_refuses_adversarial_values_with_exit_2_naming_it_and_no_panic() {
+    let state = state_dir("typed-values");
+    let scenarios = state.join("scenarios");
+    let mut runs = 0;
+    for typed in TYPED {
+        let all = if typed.all { REFUSED_BY_ALL } else { &[] };
+        for value in typed.own.iter().chain(all) {
+            let mut args: Vec<String> = typed.line.iter().map(|a| a.to_string()).collect();
+            if typed.arg.starts_with("--") {
+                args.push(format!("{}={value}", typed.arg));
+            } else {
+                args.push(value.to_string());
+            }
+            // A value taken by mistake writes nowhere that matters.
+            let output = xtask(&state)
+                .env("HARNESS_SCENARIOS_DIR", &scenarios)
+                .args(&args)
+                .output()
+                .unwrap();
+            runs += 1;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let shown = format!("{args:?}: {stderr}");
+            assert_eq!(output.status.code(), Some(2), "{shown}");
+            assert!(stderr.starts_with("error: "), "{shown}");
+            assert!(
+                stderr.contains(typed.arg),
+                "should name {}: {shown}",
+                typed.arg
+            );
+            assert!(!stderr.contains("panicked"), "{shown}");
+            assert!(!stderr.contains("5ecretPw"), "a password shown: {shown}");
+            assert!(output.stdout.is_empty(), "{shown}");
+        }
+    }
+    assert!(
+        !state.join("local").exists(),
+        "a refused value starts no database"
+    );
+    assert!(!scenarios.exists(), "a refused name writes no scenario");
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(runs > 600, "{runs} command lines");
+}
+
+/// The host and port of `env`'s server, from its URL.
+fn host_port(env: &billing_harness::TestEnv) -> (String, u16) {
+    let options: sqlx::postgres::PgConnectOptions = env.url().parse().unwrap();
+    (options.get_host().to_owned(), options.get_port())
+}
+
+#[tokio::test]
+async fn db_mark_never_prints_the_password_of_a_url_or_a_key_value_string() {
+    const SECRET: &str = "Mark5ecretPw";
+    let env = billing_harness::TestEnv::start().await;
+    let (host, port) = host_port(&env);
+    let pid = std::process::id();
+    let state = state_dir("mark-password");
+    // Each with the exit code it must give: 2 for what clap refuses, 1 for what fails after.
+    let cases = [
+        // key=value strings, which only URLs replace: bad syntax.
+        (
+            format!("host={host} port={port} user=postgres password={SECRET} dbname=postgres"),
+            2,
+        ),
+        (
+            format!("host={host} password='{SECRET} x' dbname=postgres"),
+            2,
+        ),
+        (format!("password = {SECRET} host={host}"), 2),
+        (
+            format!(r"host={host} password='{SECRET}\' x\\' dbname=postgres"),
+            2,
+        ),
+        // URLs of bad syntax.
+        (format!("postgres://qa:{SECRET}@{host}:port/postgres"), 2),
+        (
+            format!("postgres://qa:{SECRET}%zz@{host}:{port}/postgres"),
+            2,
+        ),
+        (format!("mysql://qa:{SECRET}@{host}:{port}/postgres"), 2),
+        // An unreachable host.
+        (format!("postgres://qa:{SECRET}@127.0.0.1:1/app"), 1),
+        (
+            format!("postgres://qa@127.0.0.1:1/app?password={SECRET}"),
+            1,
+        ),
+        (format!("postgres://qa:{SECRET}@nonexistent.invalid/app"), 1),
+        // A database the server does not have.
+        (
+            format!("postgres://postgres:{SECRET}@{host}:{port}/no_such_db_{pid}"),
+            1,
+        ),
+    ];
+    // At once: the driver retries an unreachable server for 30 s before it gives up.
+    let children: Vec<Child> = cases
+        .iter()
+        .map(|(url, _)| {
+            xtask(&state)
+                .args(["db", "mark", "--env", "qa", "--database-url", url])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for ((url, code), child) in cases.iter().zip(children) {
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let shown = format!("{url}: {stderr}{stdout}");
+        assert_eq!(output.status.code(), Some(*code), "{shown}");
+        assert!(stderr.starts_with("error: "), "{shown}");
+        assert!(!stderr.contains("panicked"), "{shown}");
+        assert!(
+            !stderr.contains(&SECRET[4..]) && !stdout.contains(&SECRET[4..]),
+            "a password shown: {shown}"
+        );
+        assert!(
+            stderr.contains("--database-url") || stderr.contains("***"),
+            "{shown}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn a_key_value_database_url_variable_is_named_without_its_password() {
+    let (code, stderr) = misconfigured(&[
+        ("HARNESS_POSTGRES", "url"),
+        (
+            "HARNESS_DATABASE_URL",
+            "host=db user=qa password='Var5ecret x' dbname=postgres",
+        ),
+    ]);
+    assert_eq!(code, 1);
+    assert_clear(&stderr, "HARNESS_DATABASE_URL=");
+    assert!(stderr.contains("key=value"), "{stderr}");
+    assert!(!stderr.contains("5ecret"), "{stderr}");
+}
+
+/// A role named `qa@pct_PID` with the password `p@ss`, and a database it owns: both need
+/// percent-encoding in a URL, as libpq reads one.
+#[tokio::test]
+async fn a_percent_encoded_user_and_password_connect_as_libpq_reads_them() {
+    let env = billing_harness::TestEnv::start().await;
+    let pid = std::process::id();
+    let role = format!("qa@pct_{pid}");
+    let db = format!("qa_pct_{pid}");
+    sqlx::query(&format!("create role \"{role}\" login password 'p@ss'"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+    sqlx::query(&format!("create database {db} owner \"{role}\""))
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let (host, port) = host_port(&env);
+    let base = format!("postgres://qa%40pct_{pid}:p%40ss@{host}:{port}");
+    let url = format!("{base}/{db}");
+    let state = state_dir("percent-encoded");
+
+    // `db mark --database-url`, as a person types it.
+    let mark = xtask(&state)
+        .args(["db", "mark", "--env", "qa", "--database-url", &url])
+        .output()
+        .unwrap();
+    // HARNESS_DATABASE_URL: the url backend's server, which `doctor` connects to.
+    let doctor = cli_on(&state, &format!("{base}/postgres"), &["doctor"]);
+    // `Database::attach`, the library's way in.
+    let attached = billing_harness::env::Database::builder().attach(&url).await;
+    let who: Option<String> = match &attached {
+        Ok(db) => sqlx::query_scalar("select current_user::text")
+            .fetch_one(db.pool())
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    let marked: Option<String> = match &attached {
+        Ok(db) => sqlx::query_scalar("select env from harness_marker")
+            .fetch_one(db.pool())
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    // Where the server asks for passwords, the text as typed (`p%40ss`, what was sent before
+    // it was decoded) is refused; a server that trusts local connections cannot tell.
+    let checks_passwords: bool = sqlx::query_scalar(
+        "select not exists (select from pg_hba_file_rules where auth_method = 'trust')",
+    )
+    .fetch_one(env.pool())
+    .await
+    .unwrap();
+    let undecoded = billing_harness::env::Database::builder()
+        .attach(&format!(
+            "postgres://qa%40pct_{pid}:p%2540ss@{host}:{port}/{db}"
+        ))
+        .await
+        .is_ok();
+    drop(attached);
+    sqlx::query(&format!("drop database {db} with (force)"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+    sqlx::query(&format!("drop role \"{role}\""))
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+
+    let stderr = String::from_utf8_lossy(&mark.stderr);
+    assert!(mark.status.success(), "db mark: {stderr}");
+    assert_eq!(marked.as_deref(), Some("qa"), "the marker db mark wrote");
+    assert_eq!(
+        who.as_deref(),
+        Some(role.as_str()),
+        "attach connected as the role"
+    );
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("url ") && l.contains("available") && l.contains("answers")),
+        "{report}{}",
+        String::from_utf8_lossy(&doctor.stderr)
+    );
+    assert!(
+        !report.contains("p%40ss") && !report.contains("p@ss"),
+        "{report}"
+    );
+    if checks_passwords {
+        assert!(!undecoded, "the undecoded password got in");
+    }
 }
 
 /// A database on this test run's server that the harness did not create; dropped by the caller.

@@ -156,19 +156,19 @@ impl DatabaseBuilder {
     }
 
     /// An existing database (a QA database marked with `cargo xtask db mark`), never dropped.
+    /// `url` is read as libpq reads it (see [`parse_url`](crate::parse_url)): a password with
+    /// an `@` is written `%40`.
     ///
     /// # Errors
     /// The URL is invalid or the database cannot be reached.
     pub async fn attach(self, url: &str) -> Result<Database, EnvError> {
         let broker = Broker::global()?;
         let shown = endpoint::redact(url);
-        let options: PgConnectOptions =
-            url.parse()
-                .map_err(|e: sqlx::Error| EnvError::BadVariable {
-                    var: "--database-url",
-                    value: shown.clone(),
-                    reason: e.to_string(),
-                })?;
+        let options = super::conninfo::parse_url(url).map_err(|e| EnvError::BadVariable {
+            var: "--database-url",
+            value: shown.clone(),
+            reason: e.to_string(),
+        })?;
         let name = options.get_database().unwrap_or("postgres").to_owned();
         let pool = PgPoolOptions::new()
             .max_connections(4)

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 
 use super::EnvError;
+use super::conninfo;
 
 /// How to reach one server, as stored in a shared instance's state file or read from a URL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,11 +51,11 @@ impl Endpoint {
             value: redact(url),
             reason: reason.to_owned(),
         };
+        conninfo::parse_url(url).map_err(|e| bad(&e.to_string()))?;
         let rest = url
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
-            .ok_or_else(|| bad("expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"))?;
-        PgConnectOptions::from_str(url).map_err(|e| bad(&e.to_string()))?;
+            .unwrap_or(url);
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let (database, query) = match path.trim_start_matches('/').split_once('?') {
             Some((db, q)) => (db, format!("?{q}")),
@@ -62,7 +63,11 @@ impl Endpoint {
         };
         let (userinfo, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
         let (user, password) = match userinfo.split_once(':') {
-            Some((u, p)) => (u, Some(p.to_owned())),
+            // Kept decoded, as libpq reads it: `p%40ss` is `p@ss`.
+            Some((u, p)) => (
+                u,
+                Some(conninfo::decode_part(p, "password").map_err(|e| bad(&e.to_string()))?),
+            ),
             None => (userinfo, None),
         };
         if hostport.is_empty() {
@@ -146,7 +151,8 @@ impl Endpoint {
 /// password of the user information (`postgres://qa:***@db/app`) and a `password` query
 /// parameter (`?password=***`). Text without a password comes back unchanged, and a URL too
 /// malformed to parse is still redacted (nothing after `://` and before the last `@` is shown
-/// past the user name).
+/// past the user name). Text that is no URL is read as a libpq `key=value` string, whose
+/// `password` value is hidden however it is written (`password = 'a b'` too).
 ///
 /// ```
 /// use throwaway_pg::redact_url;
@@ -160,10 +166,14 @@ impl Endpoint {
 ///     "postgres://qa@db/app?sslmode=disable&password=***"
 /// );
 /// assert_eq!(redact_url("postgres://qa@db/app"), "postgres://qa@db/app");
+/// assert_eq!(
+///     redact_url("host=db user=qa password='s3 cret' dbname=app"),
+///     "host=db user=qa password=*** dbname=app"
+/// );
 /// ```
 pub fn redact(url: &str) -> String {
     let Some(scheme) = url.find("://") else {
-        return url.to_owned();
+        return conninfo::redact_pairs(url);
     };
     let (head, rest) = url.split_at(scheme + 3);
     let (userinfo, after) = match rest.rfind('@') {
@@ -171,6 +181,8 @@ pub fn redact(url: &str) -> String {
         None => ("", rest),
     };
     let userinfo = match userinfo.split_once(':') {
+        // The placeholder of a usage text, `postgres://USER:PASSWORD@HOST`, is no one's secret.
+        Some((user, "PASSWORD")) => format!("{user}:PASSWORD"),
         Some((user, _)) => format!("{user}:***"),
         None => userinfo.to_owned(),
     };
@@ -188,6 +200,40 @@ pub fn redact(url: &str) -> String {
         None => after.to_owned(),
     };
     format!("{head}{userinfo}{after}")
+}
+
+/// `text` (a message, say) with every password in it hidden: each `password` value as in a
+/// libpq `key=value` string, then the password of each URL as [`redact`] hides it. A URL runs from its scheme to the next space, quote mark or escape character.
+///
+/// ```
+/// use throwaway_pg::redact_passwords;
+///
+/// assert_eq!(
+///     redact_passwords("unexpected argument 'postgres://qa:s3cret@db/app' found"),
+///     "unexpected argument 'postgres://qa:***@db/app' found"
+/// );
+/// assert_eq!(
+///     redact_passwords("connect to host=db password=s3cret: refused"),
+///     "connect to host=db password=***: refused"
+/// );
+/// ```
+pub fn redact_passwords(text: &str) -> String {
+    let text = conninfo::redact_pairs(text);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(sep) = rest.find("://") {
+        let start = rest[..sep]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let end = rest[sep..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '\u{1b}'))
+            .map_or(rest.len(), |i| sep + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -216,6 +262,11 @@ mod tests {
             "postgres://qa:***@db/x?a=1&PASSWORD=***"
         );
         assert_eq!(redact("not a url: s3cret"), "not a url: s3cret");
+        assert_eq!(
+            redact("postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
+            "postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        );
+        assert_eq!(redact("postgres://u:PASSWORDx@h/d"), "postgres://u:***@h/d");
     }
 
     #[test]
@@ -223,6 +274,53 @@ mod tests {
         let err = Endpoint::from_url("mysql://root:pw@host/db").unwrap_err();
         assert!(err.to_string().contains("root:***@host"), "{err}");
         assert!(Endpoint::from_url("postgres://u:pw@host:notaport/db").is_err());
+    }
+
+    #[test]
+    fn passwords_in_urls_and_pairs_are_hidden_wherever_they_appear_in_a_message() {
+        for (text, shown) in [
+            (
+                "a postgresql://u:p@h/x and http://k:v@h ok",
+                "a postgresql://u:***@h/x and http://k:***@h ok",
+            ),
+            (
+                "to 'postgres://qa@db/app?password=s3cret' or \"password='a b' host=db\"",
+                "to 'postgres://qa@db/app?password=***' or \"password=*** host=db\"",
+            ),
+            ("password='x://y' host=db", "password=*** host=db"),
+            ("no url here", "no url here"),
+            ("://", "://"),
+        ] {
+            assert_eq!(redact_passwords(text), shown, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_percent_encoded_password_is_decoded_as_libpq_decodes_it() {
+        let e = Endpoint::from_url("postgres://q%40a:p%40ss%25@db:6432/postgres").unwrap();
+        assert_eq!(e.password.as_deref(), Some("p@ss%"));
+        // The user name stays encoded in the URL, which the driver decodes.
+        assert_eq!(e.admin_options().get_username(), "q@a");
+        assert_eq!(e.url("bh_x"), "postgres://q%40a@db:6432/bh_x");
+        for bad in [
+            "postgres://qa:Secret1%zz@db/postgres",
+            "postgres://qa:Secret1%00@db/postgres",
+            "postgres://qa:Secret1%ff@db/postgres",
+        ] {
+            let err = Endpoint::from_url(bad).unwrap_err().to_string();
+            assert!(err.starts_with("HARNESS_DATABASE_URL="), "{err}");
+            assert!(!err.contains("Secret1"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_key_value_string_is_refused_without_showing_its_password() {
+        let err = Endpoint::from_url("host=db user=qa password='Secret 1' dbname=postgres")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("password=***"), "{err}");
+        assert!(err.contains("key=value"), "{err}");
+        assert!(!err.contains("Secret"), "{err}");
     }
 
     #[test]

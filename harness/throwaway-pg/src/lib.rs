@@ -13,6 +13,7 @@ mod admin;
 mod broker;
 mod budget;
 mod config;
+mod conninfo;
 mod container;
 mod database;
 mod disk;
@@ -35,8 +36,9 @@ mod wall_clock;
 
 pub use broker::{Broker, Released};
 pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
+pub use conninfo::{UrlError, parse_url};
 pub use database::{Database, DatabaseBuilder};
-pub use endpoint::redact as redact_url;
+pub use endpoint::{redact as redact_url, redact_passwords};
 pub use error::EnvError;
 pub use error::with_causes;
 pub use lease::{CloneStrategy, Lease};

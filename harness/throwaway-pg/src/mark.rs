@@ -12,10 +12,16 @@ use super::template::Loaded;
 const MARKER: &str = "create table if not exists harness_marker (\
     env text not null, marked_at timestamptz not null)";
 
+/// A small pool on the database at `url`, read as libpq reads it (see [`super::parse_url`]).
 async fn connect(url: &str) -> Result<PgPool, EnvError> {
+    let options = super::conninfo::parse_url(url).map_err(|e| EnvError::BadVariable {
+        var: "--database-url",
+        value: redact(url),
+        reason: e.to_string(),
+    })?;
     PgPoolOptions::new()
         .max_connections(2)
-        .connect(url)
+        .connect_with(options)
         .await
         .map_err(EnvError::db(format!("connect to {}", redact(url))))
 }

@@ -79,8 +79,9 @@ pub struct Opts {
     /// List the mutants and run nothing.
     #[arg(long, visible_alias = "dry-run")]
     pub list: bool,
-    /// A fixed test timeout per mutant, in seconds (default: from the unmutated run).
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    /// A fixed test timeout per mutant, in seconds, at most a day (default: from the unmutated
+    /// run).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: Option<u64>,
     /// Run the survivors that mutants-accepted.toml lists too (by default they are counted as
     /// accepted without a run), to see whether a new test kills one.
@@ -166,6 +167,9 @@ mod tests {
             &["--shard", "1"],
             &["--kind", "go"],
             &["--timeout", "0"],
+            &["--timeout", "86401"],
+            &["--timeout", "18446744073709551615"],
+            &["--shard", "99999999999/99999999999"],
             &["--file"],
             &["--frobnicate"],
         ] {

@@ -1,0 +1,267 @@
+//! Connection strings as libpq reads them: a `postgres://` URL checked and decoded the way libpq
+//! decodes it (`p%40ss` is the password `p@ss`), and the password of a libpq `key=value` string
+//! hidden from anything printed.
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+
+/// Why a database URL cannot be read. Its words never show the password, nor the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct UrlError {
+    reason: String,
+}
+
+impl UrlError {
+    fn new(reason: impl Into<String>) -> UrlError {
+        UrlError {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The form every refusal names.
+const EXPECTED: &str = "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE";
+
+/// Driver options from a `postgres://` or `postgresql://` URL, read as libpq reads one: every
+/// `%XX` is the byte it encodes (a password `p%40ss` is `p@ss`), and a `%` without two hex
+/// digits after it, or a `%00`, is an error, as it is for `psql`. Nothing is connected to.
+///
+/// ```
+/// use throwaway_pg::parse_url;
+///
+/// let options = parse_url("postgres://qa%40corp:p%40ss@db.internal:6432/app").unwrap();
+/// assert_eq!(options.get_username(), "qa@corp");
+/// assert_eq!(options.get_database(), Some("app"));
+/// let err = parse_url("host=db password=s3cret").unwrap_err().to_string();
+/// assert!(err.contains("key=value") && !err.contains("s3cret"));
+/// assert!(parse_url("postgres://qa:100%@db/app").is_err());
+/// ```
+///
+/// # Errors
+/// Not a `postgres://` URL (a libpq `key=value` string is named as such), a bad `%` sequence,
+/// or a part the driver refuses (a port that is not a number, say); the error never shows the
+/// password.
+pub fn parse_url(url: &str) -> Result<PgConnectOptions, UrlError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(UrlError::new(if url.contains('=') {
+            format!(
+                "a key=value connection string is not read here; {EXPECTED} (a character such as @ in the password as %XX: p%40ss)"
+            )
+        } else {
+            EXPECTED.to_owned()
+        }));
+    }
+    percent_decode(url)?;
+    PgConnectOptions::from_str(url).map_err(|e| UrlError::new(e.to_string()))
+}
+
+/// A part of a URL (the password, say) with every `%XX` decoded, as libpq decodes each part.
+///
+/// # Errors
+/// A `%` without two hex digits after it, a `%00`, or bytes that are not UTF-8 once decoded.
+pub(crate) fn decode_part(part: &str, what: &str) -> Result<String, UrlError> {
+    String::from_utf8(percent_decode(part)?)
+        .map_err(|_| UrlError::new(format!("the {what} is not UTF-8 once its %XX are decoded")))
+}
+
+/// `text`'s bytes with every `%XX` decoded; libpq's rules: two hex digits after each `%`, and
+/// never `%00`.
+fn percent_decode(text: &str) -> Result<Vec<u8>, UrlError> {
+    let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.as_bytes().iter();
+    while let Some(&b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        match (hex(bytes.next()), hex(bytes.next())) {
+            (Some(0), Some(0)) => {
+                return Err(UrlError::new(
+                    "the URL holds %00, which libpq refuses in any part",
+                ));
+            }
+            (Some(high), Some(low)) => out.push((high * 16 + low) as u8),
+            _ => {
+                return Err(UrlError::new(
+                    "a % in the URL is not followed by two hex digits (each %XX is one byte: write %25 for a % itself)",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `text` with the value of every `password` key hidden (`password=***`), read as libpq reads a
+/// `key=value` connection string: spaces may surround the `=`, a value in single quotes runs to
+/// the closing quote (`\'` and `\\` inside it are escapes), a bare value runs to the next space
+/// (`\ ` is an escaped space). The key is found in any case and at the end of a longer word
+/// (`PGPASSWORD=...`), so more is hidden rather than less. Quote marks and `,;:)` that end a bare
+/// value are left, so that a message quoting the string (`'host=db password=s3cret'`) keeps its
+/// closing quote.
+pub(crate) fn redact_pairs(text: &str) -> String {
+    const KEY: &[u8] = b"password";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    // The key is ASCII, so a match starts and ends on character boundaries.
+    while let Some(at) = rest
+        .as_bytes()
+        .windows(KEY.len())
+        .position(|w| w.eq_ignore_ascii_case(KEY))
+    {
+        let after_key = &rest[at + KEY.len()..];
+        let value = after_key
+            .trim_start()
+            .strip_prefix('=')
+            .map(str::trim_start)
+            .filter(|v| !v.is_empty());
+        let Some(value) = value else {
+            out.push_str(&rest[..at + KEY.len()]);
+            rest = after_key;
+            continue;
+        };
+        let value_at = rest.len() - value.len();
+        out.push_str(&rest[..value_at]);
+        out.push_str("***");
+        rest = &value[value_len(value)..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How many bytes of `value` (which follows `password=`) are the password.
+fn value_len(value: &str) -> usize {
+    let mut chars = value.char_indices();
+    if value.starts_with('\'') {
+        chars.next();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '\'' => return i + 1,
+                _ => {}
+            }
+        }
+        // Unterminated: all of it.
+        return value.len();
+    }
+    let mut end = value.len();
+    while let Some((i, c)) = chars.next() {
+        if c.is_whitespace() {
+            end = i;
+            break;
+        }
+        if c == '\\' {
+            chars.next();
+        }
+    }
+    let bare = &value[..end];
+    match bare
+        .trim_end_matches(['\'', '"', '`', ',', ';', ':', ')'])
+        .len()
+    {
+        0 => end,
+        kept => kept,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_of_a_key_value_string_is_hidden_however_it_is_written() {
+        for (text, shown) in [
+            (
+                "host=db user=qa password=s3cret dbname=app",
+                "host=db user=qa password=*** dbname=app",
+            ),
+            ("password='a b' host=db", "password=*** host=db"),
+            ("password = s3cret host=db", "password = *** host=db"),
+            ("password =\t's3 cret'", "password =\t***"),
+            (r"password='it\'s \\ here' host=db", "password=*** host=db"),
+            (r"password=a\ b host=db", "password=*** host=db"),
+            ("password='unterminated host=db", "password=***"),
+            ("PASSWORD=s3cret", "PASSWORD=***"),
+            ("PGPASSWORD=s3cret psql", "PGPASSWORD=*** psql"),
+            ("password=비밀번호 host=db", "password=*** host=db"),
+            (
+                "invalid value 'host=db password=s3cret' for '--database-url <URL>'",
+                "invalid value 'host=db password=***' for '--database-url <URL>'",
+            ),
+            (
+                "connect to \"host=db password=s3cret\": refused",
+                "connect to \"host=db password=***\": refused",
+            ),
+            (
+                "password=s3cret: connection refused",
+                "password=***: connection refused",
+            ),
+            ("password=a password=b", "password=*** password=***"),
+        ] {
+            assert_eq!(redact_pairs(text), shown, "{text}");
+        }
+    }
+
+    #[test]
+    fn text_without_a_password_value_is_left_as_it_is() {
+        for text in [
+            "password authentication failed for user \"qa\"",
+            "host=db user=qa dbname=app",
+            "password=",
+            "password= ",
+            "a passwordless=true",
+            "",
+            "비밀번호",
+        ] {
+            assert_eq!(redact_pairs(text), text);
+        }
+    }
+
+    #[test]
+    fn percent_encoded_parts_are_decoded_as_libpq_decodes_them() {
+        assert_eq!(decode_part("p%40ss", "password").unwrap(), "p@ss");
+        assert_eq!(decode_part("%2525%3a", "password").unwrap(), "%25:");
+        assert_eq!(decode_part("plain", "password").unwrap(), "plain");
+        assert_eq!(decode_part("%EB%B9%84", "password").unwrap(), "비");
+        for bad in ["100%", "%4", "%zz", "%+1", "a%00b", "%"] {
+            let err = decode_part(bad, "password").unwrap_err().to_string();
+            assert!(err.contains('%'), "{bad}: {err}");
+        }
+        assert!(
+            decode_part("%ff", "password")
+                .unwrap_err()
+                .to_string()
+                .contains("the password is not UTF-8")
+        );
+    }
+
+    #[test]
+    fn a_url_is_read_as_libpq_reads_it_and_never_echoed() {
+        let options = parse_url("postgresql://q%40a:p%40ss@db:6432/my%20db").unwrap();
+        assert_eq!(options.get_username(), "q@a");
+        assert_eq!(options.get_port(), 6432);
+        assert_eq!(options.get_database(), Some("my db"));
+        for bad in [
+            "host=db password=Secret1",
+            "mysql://root:Secret1@db/x",
+            "postgres://qa:Secret1%@db/x",
+            "postgres://qa:Secret1%00@db/x",
+            "postgres://qa:Secret1@db:port/x",
+            "",
+        ] {
+            let err = parse_url(bad).unwrap_err().to_string();
+            assert!(!err.contains("Secret1"), "{bad}: {err}");
+            assert!(!err.is_empty());
+        }
+        assert!(
+            parse_url("host=db password=x")
+                .unwrap_err()
+                .to_string()
+                .contains("key=value")
+        );
+    }
+}
