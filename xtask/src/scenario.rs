@@ -747,6 +747,7 @@ async fn seed_into(
         .attach(url)
         .await?;
     let marked = db.marked_for().unwrap_or("marked").to_owned();
+    ensure_recording(&db, &marked).await?;
     let mut lock = billing_harness::clock::ClockLock::acquire(db.pool(), || {
         eprintln!("waiting for another seed or clock advance on this database to finish");
     })
@@ -819,6 +820,21 @@ async fn seed_into(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Refuses a database marked before seeds recorded their rows as they write them: its schema
+/// lacks the recording trigger's function, and a seed there would own nothing.
+async fn ensure_recording(db: &billing_harness::env::Database, marked: &str) -> anyhow::Result<()> {
+    let recording: bool =
+        sqlx::query_scalar("select to_regprocedure('harness_record_row()') is not null")
+            .fetch_one(db.pool())
+            .await?;
+    anyhow::ensure!(
+        recording,
+        "refusing to seed: the database {} was marked before seeds recorded their rows (its schema lacks harness_record_row()); nothing was written\n  fix: mark it again, which adds the missing migrations: cargo xtask db mark --env {marked} --database-url URL",
+        db.name()
+    );
+    Ok(())
 }
 
 /// What a seed applied and what it left for later.

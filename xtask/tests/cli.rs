@@ -2216,6 +2216,14 @@ async fn seeding_a_usd_catalog_into_a_krw_database_is_refused_with_the_differenc
     let before = settings().await;
     let usd = run(&["scenario", "seed", "usd-with-tax", "--database-url", &url]);
     let after = settings().await;
+    // A database marked before seeds recorded their rows: refused, with the fix.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("drop function harness_record_row() cascade")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let old = run(&["scenario", "seed", "fail-times-2", "--database-url", &url]);
     drop_database(&env, &url).await;
     let _ = std::fs::remove_dir_all(&state);
     let stderr = String::from_utf8_lossy(&usd.stderr);
@@ -2232,4 +2240,6 @@ async fn seeding_a_usd_catalog_into_a_krw_database_is_refused_with_the_differenc
         after, before,
         "platform_settings, plans, runs and clock unchanged"
     );
+    let old = String::from_utf8_lossy(&old.stderr);
+    assert!(old.contains("cargo xtask db mark --env qa"), "{old}");
 }
