@@ -474,3 +474,54 @@ async fn clock_movers_take_turns_an_attach_that_moves_the_clock_included() {
     assert!(attach_waits, "an attach that moves the clock waits too");
     assert_eq!(clock, seoul(2026, 11, 10));
 }
+
+#[tokio::test]
+async fn a_product_the_run_added_stays_once_it_has_a_sync_url_and_is_told_of_the_deletions() {
+    let env = TestEnv::start().await;
+    let qa = Foreign::new(&env, "synced", true).await;
+    qa.begin_run("run-d").await;
+    let tenant = {
+        let d = TestEnv::builder()
+            .start_at(seoul(2026, 10, 1))
+            .record_run("run-d")
+            .attach(&qa.url)
+            .await
+            .unwrap();
+        d.build().tenant().plan("pro").create().await.unwrap().id()
+    };
+    sqlx::query(
+        "update products set sync_url = 'http://127.0.0.1:9/analytics' where key = 'analytics'",
+    )
+    .execute(&qa.pool)
+    .await
+    .unwrap();
+    purge::purge(
+        &qa.pool,
+        &PurgeTarget::Run("run-d".into()),
+        seoul(2026, 10, 2),
+    )
+    .await
+    .unwrap();
+    let products: Vec<String> = sqlx::query_scalar("select key from products order by 1")
+        .fetch_all(&qa.pool)
+        .await
+        .unwrap();
+    let told: i64 = sqlx::query_scalar(
+        "select count(*) from sync_outbox o join products p on p.id = o.product_id \
+         where p.key = 'analytics' and o.entity = 'tenant' and o.entity_id = $1 and o.operation = 'delete'",
+    )
+    .bind(tenant.0)
+    .fetch_one(&qa.pool)
+    .await
+    .unwrap();
+    qa.drop(&env).await;
+    assert_eq!(
+        products,
+        ["analytics"],
+        "the product without a sync_url went"
+    );
+    assert_eq!(
+        told, 1,
+        "the product that stays hears of its tenant's deletion"
+    );
+}
