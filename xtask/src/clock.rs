@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use billing_harness::TestEnv;
 use billing_harness::calendar::Job;
+use billing_harness::clock::{self, ClockLock};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 /// `cargo xtask clock ...`.
@@ -17,6 +18,7 @@ pub(crate) enum Command {
         database_url: String,
     },
     /// Move the database's clock forward, running every job due on the way; never backwards.
+    /// Seeds and advances on one database take turns: this waits while another moves it.
     Advance {
         /// The day to move to (00:00 of it, in the platform's time zone), as YYYY-MM-DD, within
         /// 20 years of today.
@@ -146,21 +148,32 @@ pub(crate) fn target(
     Ok(target)
 }
 
+/// `clock advance`: under the clock lock (another seed or advance waits, and this waits for
+/// them), from the database's clock to the target, every job due on the way run in order.
 fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::Result<ExitCode> {
     let runtime = crate::runtime()?;
-    let Some(marked) = crate::db::marked(&runtime, url)? else {
-        return Ok(ExitCode::FAILURE);
-    };
     runtime.block_on(async {
         let probe = billing_harness::env::Database::builder().attach(url).await?;
-        let now = crate::db::harness_now(probe.pool()).await?;
+        let marked = probe.marked_for().unwrap_or("marked").to_owned();
         let calendar = billing_harness::platform::Platform::new(probe.pool().clone())
             .settings()
             .await?
             .calendar;
-        drop(probe);
+        let mut lock = ClockLock::acquire(probe.pool(), || {
+            eprintln!("waiting for another seed or clock advance on this database to finish");
+        })
+        .await?;
+        let now = match clock::database_now(lock.connection()).await? {
+            Some(now) => now,
+            None => {
+                let now = clock::wall_now();
+                clock::move_forward(lock.connection(), now).await?;
+                now
+            }
+        };
         let target = target(now, calendar.time_zone(), to, by)?;
         if target < now {
+            lock.release().await?;
             eprintln!(
                 "error: refusing to move the clock backwards: it is at {} ({}), {} is before it\n  jobs already ran at those instants; advance only moves forward",
                 now.to_rfc3339(),
@@ -169,6 +182,7 @@ fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::R
             );
             return Ok(ExitCode::FAILURE);
         }
+        // Started at the database's clock, the attach writes nothing (and so waits for no lock).
         let env = TestEnv::builder()
             .time_zone(calendar.time_zone())
             .start_at(now)
@@ -179,7 +193,9 @@ fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::R
             calendar.local_day(now),
             calendar.local_day(target)
         );
-        let runs = env.clock().advance_to(target).await?;
+        let runs = env.clock().advance_to(target).await;
+        lock.release().await?;
+        let runs = runs?;
         for run in &runs {
             let what = match run.job {
                 Job::Close(_) => format!("{} invoice(s) closed", run.effects),

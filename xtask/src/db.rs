@@ -168,28 +168,6 @@ pub(crate) fn database_url(text: &str) -> Result<String, env::UrlError> {
     env::parse_url(text).map(|_| text.to_owned())
 }
 
-/// The environment named by the harness marker of the database at `url`; without a marker,
-/// says so on stderr with the command that marks it (the password never shown) and returns
-/// `None`. Every command that writes to a database the harness did not create asks this first.
-pub(crate) fn marked(
-    runtime: &tokio::runtime::Runtime,
-    url: &str,
-) -> anyhow::Result<Option<String>> {
-    if let Some(env) = runtime.block_on(env::marker(url))? {
-        return Ok(Some(env));
-    }
-    let shown = env::redact_url(url);
-    let note = if shown == url {
-        ""
-    } else {
-        "\n       (with the password in place of ***)"
-    };
-    eprintln!(
-        "error: refusing to write: the database has no harness marker, so the harness did not create it and nobody marked it for tests\n  fix: cargo xtask db mark --env qa --database-url '{shown}'{note}"
-    );
-    Ok(None)
-}
-
 /// A QA database's own clock (`harness_clock`, what `harness_now()` reads), which `clock
 /// advance` may have moved: `purge` dates its audit and deletions by it, `clock` starts from it.
 /// The wall clock when the database has none yet.

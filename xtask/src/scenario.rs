@@ -54,15 +54,25 @@ pub(crate) enum Command {
         name: String,
     },
     /// Write a scenario into a marked QA database (see `db mark`), shifted to an anchor month
-    /// and applied up to now, every row tagged with a run id.
+    /// and applied up to the database's clock, every row recorded under a run id as it is
+    /// written (`purge --run ID` removes them, a seed that failed half-way included).
+    ///
+    /// The database is shared, so a seed changes nothing of everyone's: a scenario whose
+    /// catalog differs from the database's (platform_settings: time zone, currency, tax rate,
+    /// charge day; or a plan of the same key) is refused with each difference listed, and
+    /// nothing is written. The database's clock is the present: the seed plays the months up
+    /// to it on a clock of its own and never moves it back (a database with no clock yet gets
+    /// the wall clock, or noon of HARNESS_TODAY; HARNESS_TODAY naming another day than a
+    /// database's clock is refused: `clock advance` moves it). Seeds and `clock advance` on one
+    /// database take turns: one waits while another moves the clock.
     Seed {
         /// A scenario's name or a path to a scenario file.
         target: String,
         /// The marked database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
         #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
         database_url: String,
-        /// The month the scenario's first month moves to: last-month, this-month or
-        /// months-ago:N (N at most 240, 20 years).
+        /// The month the scenario's first month moves to, counted back from the month of the
+        /// database's clock: last-month, this-month or months-ago:N (N at most 240, 20 years).
         #[arg(long, value_name = "MONTH", default_value = "last-month")]
         anchor: Anchor,
         /// Also write the seeded run's HTML page to FILE, with today marked on its timeline.
@@ -736,8 +746,9 @@ fn report_one(target: &str, out: Option<PathBuf>, lang: Lang) -> anyhow::Result<
 
 /// `scenario seed NAME|FILE --database-url URL [--anchor last-month|this-month|months-ago:N]
 /// [--report FILE [--lang en|ko]]`: writes the scenario into a marked QA database, shifted so
-/// that its first month is the anchor month, up to the present moment, every row tagged with a
-/// run id; with `--report`, also the run's page with today marked.
+/// that its first month is the anchor month, up to the database's present (its clock), every
+/// row it writes recorded under a run id as it is written; with `--report`, also the run's page
+/// with today marked. See [`seed_into`].
 fn seed(
     target: &str,
     url: &str,
@@ -749,24 +760,61 @@ fn seed(
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let runtime = crate::runtime()?;
-    let Some(marked) = crate::db::marked(&runtime, url)? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let now = seed_now(scenario.catalog.time_zone)?;
-    let today = billing_harness::calendar::local_day(scenario.catalog.time_zone, now);
+    crate::runtime()?.block_on(seed_into(&scenario, url, anchor, report))
+}
+
+/// A seed, in order: attach (an unmarked database is refused), take the clock lock (a seed, a
+/// `clock advance` or an attach that moves the clock waits for another), read the present (the
+/// database's clock), then in one transaction write the run's row, the catalog (refused with
+/// every difference when the database's differs: nothing written) and, on a database with no
+/// clock yet, the clock; then play the scenario from the anchor month up to the present on a
+/// clock of its own, every connection recording what it inserts under the run id.
+async fn seed_into(
+    scenario: &Scenario,
+    url: &str,
+    anchor: &Anchor,
+    report: Option<(&Path, Lang)>,
+) -> anyhow::Result<ExitCode> {
+    let db = billing_harness::env::Database::builder()
+        .attach(url)
+        .await?;
+    let marked = db.marked_for().unwrap_or("marked").to_owned();
+    ensure_recording(&db, &marked).await?;
+    let mut lock = billing_harness::clock::ClockLock::acquire(db.pool(), || {
+        eprintln!("waiting for another seed or clock advance on this database to finish");
+    })
+    .await?;
+    let tz = scenario.catalog.time_zone;
+    let (now, clock_set) = seed_now(lock.connection(), tz).await?;
+    let today = billing_harness::calendar::local_day(tz, now);
     let month = anchor.month(today)?;
     let start = billing_harness::model::Month::of(scenario.start);
     let months = (month.year() - start.year()) * 12 + month.month() as i32 - start.month() as i32;
     let shifted = scenario.shifted(months);
-    let run_id = format!("run-{:08x}", rand_id());
-    let (outcome, page) = runtime.block_on(async {
-        let env = shifted.test_env().attach(url).await?;
-        let before = max_ids(env.pool()).await?;
-        let options = scenario::RunOptions {
-            tenant_suffix: Some(format!("-{run_id}")),
-            stop_at: Some(now),
-        };
+    let run_id = format!("run-{:016x}", rand_id());
+    if let Err(differences) =
+        begin_run(&db, &shifted, &run_id, &anchor.text, now, clock_set).await?
+    {
+        eprintln!(
+            "error: refusing to seed {:?}: the database's catalog (platform_settings, plans) differs from the scenario's, and a seed never changes it for everyone; nothing was written",
+            shifted.name
+        );
+        for d in &differences {
+            eprintln!("  {d}");
+        }
+        eprintln!(
+            "  fix: seed a scenario whose catalog matches (its [catalog] table or scenarios/catalog.toml), or use another database"
+        );
+        lock.release().await?;
+        return Ok(ExitCode::FAILURE);
+    }
+    let env = shifted.test_env().record_run(&run_id).attach(url).await?;
+    let options = scenario::RunOptions {
+        tenant_suffix: Some(format!("-{run_id}")),
+        stop_at: Some(now),
+        catalog_installed: true,
+    };
+    let played = async {
         let outcome = scenario::run_on(&shifted, &env, &options).await?;
         let page = match report {
             Some((_, lang)) => {
@@ -779,25 +827,52 @@ fn seed(
             }
             None => None,
         };
-        tag(
-            env.pool(),
-            &run_id,
-            &shifted.name,
-            &anchor.text,
-            &before,
-            now,
-        )
-        .await?;
         anyhow::Ok((outcome, page))
+    }
+    .await;
+    lock.release().await?;
+    let (outcome, page) = played.inspect_err(|_| {
+        eprintln!(
+            "the rows {run_id} wrote before it failed are recorded: `cargo xtask purge --run {run_id} --database-url URL` removes them"
+        );
     })?;
     println!(
         "seeded {:?} into the {marked} database as {run_id}",
         shifted.name
     );
     println!(
-        "  shifted by {months} month(s): {} to {}",
+        "  shifted by {months} month(s): {} to {}; the database's clock is at {today}",
         shifted.start, shifted.until
     );
+    print_seeded(&shifted, &outcome);
+    if let (Some((file, _)), Some(page)) = (report, page) {
+        write_file(file, &page)?;
+        println!("  page with today ({today}) marked: {}", file.display());
+    }
+    Ok(if outcome.holds {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Refuses a database marked before seeds recorded their rows as they write them: its schema
+/// lacks the recording trigger's function, and a seed there would own nothing.
+async fn ensure_recording(db: &billing_harness::env::Database, marked: &str) -> anyhow::Result<()> {
+    let recording: bool =
+        sqlx::query_scalar("select to_regprocedure('harness_record_row()') is not null")
+            .fetch_one(db.pool())
+            .await?;
+    anyhow::ensure!(
+        recording,
+        "refusing to seed: the database {} was marked before seeds recorded their rows (its schema lacks harness_record_row()); nothing was written\n  fix: mark it again, which adds the missing migrations: cargo xtask db mark --env {marked} --database-url URL",
+        db.name()
+    );
+    Ok(())
+}
+
+/// What a seed applied and what it left for later.
+fn print_seeded(shifted: &Scenario, outcome: &Outcome) {
     println!(
         "  applied {} step(s); {} error(s) as expected",
         shifted.steps.len()
@@ -816,81 +891,97 @@ fn seed(
             println!("    {item}");
         }
     }
-    if let (Some((file, _)), Some(page)) = (report, page) {
-        write_file(file, &page)?;
-        println!("  page with today ({today}) marked: {}", file.display());
-    }
-    Ok(if outcome.holds {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
-/// The instant a seed runs up to: the wall clock, or noon of `HARNESS_TODAY` when it is set (so
-/// a test, or a QA engineer rehearsing a date, sees the same months on any day).
-fn seed_now(tz: chrono_tz::Tz) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    match std::env::var("HARNESS_TODAY") {
+/// The run's row, its catalog and (`clock_set` false) the database's clock at `now`, in one
+/// transaction that records what it inserts under `run_id` (`set local harness.run_id`). The
+/// catalog's differences from the database's, when there are any: then nothing was written.
+async fn begin_run(
+    db: &billing_harness::env::Database,
+    shifted: &Scenario,
+    run_id: &str,
+    anchor: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    clock_set: bool,
+) -> anyhow::Result<Result<(), Vec<billing_harness::platform::CatalogDifference>>> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "insert into harness_runs (id, scenario, seed, anchor, created_at) values ($1, $2, 1, null, $3)",
+    )
+    .bind(run_id)
+    .bind(format!("{} (anchor {anchor})", shifted.name))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("select set_config('harness.run_id', $1, true)")
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    let differences =
+        billing_harness::platform::install_or_compare(&mut tx, &shifted.catalog, now).await?;
+    if !differences.is_empty() {
+        tx.rollback().await?;
+        return Ok(Err(differences));
+    }
+    if !clock_set {
+        billing_harness::clock::move_forward(&mut tx, now).await?;
+    }
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// The present a seed runs up to, and whether the database's clock already says it: the
+/// database's clock (`harness_clock`), which a seed never moves; on a database with no clock yet,
+/// noon of `HARNESS_TODAY` when it is set (so that a test, or a QA engineer rehearsing a date,
+/// sees the same months on any day), else the wall clock. `HARNESS_TODAY` naming another day than
+/// a database's clock is refused: the seed cannot move that clock back, nor forward past the
+/// jobs `clock advance` would run.
+async fn seed_now(
+    conn: &mut sqlx::PgConnection,
+    tz: chrono_tz::Tz,
+) -> anyhow::Result<(chrono::DateTime<chrono::Utc>, bool)> {
+    let asked = match std::env::var("HARNESS_TODAY") {
         Ok(day) if !day.trim().is_empty() => {
             let day: chrono::NaiveDate = day
                 .trim()
                 .parse()
                 .map_err(|e| anyhow::anyhow!("HARNESS_TODAY={day:?} is not a date: {e}"))?;
-            Ok(billing_harness::calendar::start_of_day(tz, day) + chrono::TimeDelta::hours(12))
+            Some(day)
         }
-        _ => Ok(billing_harness::clock::wall_now()),
+        _ => None,
+    };
+    let Some(clock) = billing_harness::clock::database_now(conn).await? else {
+        return Ok((
+            match asked {
+                Some(day) => {
+                    billing_harness::calendar::start_of_day(tz, day) + chrono::TimeDelta::hours(12)
+                }
+                None => billing_harness::clock::wall_now(),
+            },
+            false,
+        ));
+    };
+    let on = billing_harness::calendar::local_day(tz, clock);
+    if let Some(day) = asked
+        && day != on
+    {
+        anyhow::bail!(
+            "HARNESS_TODAY={day} but the database's clock is at {} ({on} in {tz}): a seed runs up to the database's clock and never moves it\n  fix: unset HARNESS_TODAY{}",
+            clock.to_rfc3339(),
+            if day > on {
+                format!(
+                    ", or move the clock first: cargo xtask clock advance --to {day} --database-url URL"
+                )
+            } else {
+                String::new()
+            }
+        );
     }
+    Ok((clock, true))
 }
 
-fn rand_id() -> u32 {
+/// A random number for a run id (the standard library's hasher keys are random per process).
+fn rand_id() -> u64 {
     use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::process::id()) as u32
-}
-
-/// The highest id of every table with a bigint `id`, before a seed.
-async fn max_ids(pool: &sqlx::PgPool) -> anyhow::Result<Vec<(String, i64)>> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select table_name::text from information_schema.columns where table_schema = 'public' \
-         and column_name = 'id' and data_type = 'bigint' order by 1",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut out = Vec::new();
-    for table in tables {
-        let max: i64 = sqlx::query_scalar(&format!("select coalesce(max(id), 0) from {table}"))
-            .fetch_one(pool)
-            .await?;
-        out.push((table, max));
-    }
-    Ok(out)
-}
-
-/// Records the run and every row it created (ids above the ones seen before it).
-async fn tag(
-    pool: &sqlx::PgPool,
-    run_id: &str,
-    name: &str,
-    anchor: &str,
-    before: &[(String, i64)],
-    now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("insert into harness_runs (id, scenario, seed, anchor, created_at) values ($1, $2, 1, null, $3)")
-        .bind(run_id)
-        .bind(format!("{name} (anchor {anchor})"))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    for (table, max) in before {
-        sqlx::query(&format!(
-            "insert into harness_run_rows (run_id, table_name, row_id) select $1, $2, id from {table} where id > $3"
-        ))
-        .bind(run_id)
-        .bind(table)
-        .bind(max)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    RandomState::new().hash_one((std::process::id(), billing_harness::clock::wall_now()))
 }

@@ -2298,3 +2298,394 @@ fn a_retry_that_skips_a_day_is_caught_by_the_dunning_scenarios() {
         "{report}"
     );
 }
+
+/// `cargo xtask` against the server of `url` (the url backend), not yet run.
+fn xtask_on(state: &Path, url: &str, args: &[&str]) -> Command {
+    let mut cmd = xtask(state);
+    cmd.env("HARNESS_POSTGRES", "url")
+        .env("HARNESS_DATABASE_URL", url)
+        .env_remove("HARNESS_TODAY")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A database on this test run's server that the harness did not create, marked for `qa` with
+/// `db mark`, and a state folder for the commands run on it.
+async fn marked_database(
+    env: &billing_harness::TestEnv,
+    name: &str,
+    state: &str,
+) -> (String, PathBuf) {
+    let url = foreign_database(env, name).await;
+    let state = state_dir(state);
+    let marked = cli_on(
+        &state,
+        &url,
+        &["db", "mark", "--env", "qa", "--database-url", &url],
+    );
+    assert!(marked.status.success());
+    (url, state)
+}
+
+/// The run id a seed printed (`... as run-...`).
+fn run_of(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("run-"))
+        .unwrap_or_else(|| panic!("no run id in {stdout}"))
+        .to_owned()
+}
+
+/// How many of the rows `run` recorded still exist, per table (a table with none: 0).
+async fn recorded_rows(
+    conn: &mut sqlx::PgConnection,
+    rows: &[(String, i64)],
+) -> std::collections::BTreeMap<String, i64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (table, id) in rows {
+        let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table} where id = $1"))
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        *out.entry(table.clone()).or_insert(0) += n;
+    }
+    out
+}
+
+/// A run's rows as its purge plan counts them, per table, the runs' records left out: another
+/// run's records of them (its jobs billed this run's subscription, say) go with that run.
+fn own(
+    mut rows: std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    rows.remove("harness_run_rows");
+    rows
+}
+
+async fn records_of(conn: &mut sqlx::PgConnection, run: &str) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "select table_name, row_id from harness_run_rows where run_id = $1 order by 1, 2",
+    )
+    .bind(run)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn seeds_started_at_once_own_their_rows_and_purging_one_leaves_every_other_row() {
+    let env = billing_harness::TestEnv::start().await;
+    let (url, state) = marked_database(&env, "qa_at_once", "seed-at-once").await;
+    let seed = |name: &str| {
+        xtask_on(
+            &state,
+            &url,
+            &[
+                "scenario",
+                "seed",
+                name,
+                "--database-url",
+                &url,
+                "--anchor",
+                "months-ago:2",
+            ],
+        )
+        .spawn()
+        .unwrap()
+    };
+    // Twice, a pair started at once: the second of each pair waits for the clock lock.
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (dunning, month) = (seed("declined-dunning"), seed("full-month"));
+        runs.push(run_of(&dunning.wait_with_output().unwrap()));
+        runs.push(run_of(&month.wait_with_output().unwrap()));
+    }
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut before = Vec::new();
+    for run in &runs[1..] {
+        let rows = records_of(&mut conn, run).await;
+        let plan = billing_harness::purge::plan(
+            &pool,
+            &billing_harness::purge::PurgeTarget::Run(run.clone()),
+        )
+        .await
+        .unwrap();
+        before.push((
+            rows.clone(),
+            recorded_rows(&mut conn, &rows).await,
+            own(plan.rows),
+        ));
+    }
+    let first = records_of(&mut conn, &runs[0]).await;
+    let purged = cli_on(
+        &state,
+        &url,
+        &["purge", "--run", &runs[0], "--database-url", &url],
+    );
+    let mut after = Vec::new();
+    for (run, (rows, _, _)) in runs[1..].iter().zip(&before) {
+        let plan = billing_harness::purge::plan(
+            &pool,
+            &billing_harness::purge::PurgeTarget::Run(run.clone()),
+        )
+        .await
+        .unwrap();
+        after.push((recorded_rows(&mut conn, rows).await, own(plan.rows)));
+    }
+    let first_left = recorded_rows(&mut conn, &first).await;
+    // What the first run's jobs wrote for the others (its close billed their subscriptions for
+    // the months it replayed) is theirs, and stays: every invoice of it left is another run's.
+    let first_invoices: Vec<i64> = first
+        .iter()
+        .filter(|(t, _)| t == "invoices")
+        .map(|(_, id)| *id)
+        .collect();
+    let others_invoices: i64 = sqlx::query_scalar(
+        "select count(*) from invoices i join tenants t on t.id = i.tenant_id \
+         where i.id = any($1) and exists (select 1 from harness_run_rows r \
+         where r.table_name = 'organizations' and r.row_id = t.organization_id)",
+    )
+    .bind(&first_invoices)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let tenants: i64 = sqlx::query_scalar("select count(*) from tenants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    pool.close().await;
+    conn.close().await.unwrap();
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        purged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purged.stderr)
+    );
+    for ((run, (rows, counts, plan)), (counts_after, plan_after)) in
+        runs[1..].iter().zip(&before).zip(&after)
+    {
+        assert!(
+            rows.iter().any(|(t, _)| t == "organizations"),
+            "{run} recorded its organization"
+        );
+        assert_eq!(
+            counts_after, counts,
+            "{run}'s recorded rows, table by table"
+        );
+        assert_eq!(
+            plan_after, plan,
+            "{run}'s rows and all below them, table by table"
+        );
+    }
+    for table in [
+        "organizations",
+        "users",
+        "tenants",
+        "subscriptions",
+        "contracts",
+        "billings",
+    ] {
+        assert_eq!(
+            first_left.get(table).copied().unwrap_or(0),
+            0,
+            "{table} of the first run left: {first_left:?}"
+        );
+    }
+    assert_eq!(
+        first_left.get("invoices").copied().unwrap_or(0),
+        others_invoices,
+        "only the others' invoices stay: {first_left:?}"
+    );
+    assert_eq!(tenants, 3, "one tenant per run left");
+}
+
+#[tokio::test]
+async fn a_seed_killed_half_way_is_purged_completely_by_its_run_id() {
+    let env = billing_harness::TestEnv::start().await;
+    let (url, state) = marked_database(&env, "qa_killed", "seed-killed").await;
+    // The close of the first month waits on this lock: the seed has written its organization,
+    // tenant and subscription, and is killed there.
+    let mut blocker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("begin").execute(&mut blocker).await.unwrap();
+    sqlx::query("lock table invoices in share mode")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let mut child = xtask_on(
+        &state,
+        &url,
+        &[
+            "scenario",
+            "seed",
+            "declined-dunning",
+            "--database-url",
+            &url,
+            "--anchor",
+            "months-ago:2",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let mut watch = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut waiting = false;
+    for _ in 0..600 {
+        waiting = sqlx::query_scalar(
+            "select exists (select 1 from pg_locks where not granted and relation = 'invoices'::regclass)",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The seed holds the clock lock: a `clock advance` waits for it, and says so.
+    let mut advance = xtask_on(
+        &state,
+        &url,
+        &["clock", "advance", "--by", "1h", "--database-url", &url],
+    )
+    .spawn()
+    .unwrap();
+    let said = {
+        use std::io::BufRead;
+        let stderr = advance.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stderr).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default()
+    };
+    let advance_waited = advance.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    sqlx::query("commit").execute(&mut blocker).await.unwrap();
+    let advanced = advance.wait_with_output().unwrap();
+    // The killed seed's backend finds its client gone once the lock is free: wait for it.
+    for _ in 0..100 {
+        let others: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where datname = current_database() \
+             and pid <> pg_backend_pid() and application_name <> 'psql' and backend_type = 'client backend'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if others <= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run: String = sqlx::query_scalar("select id from harness_runs")
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+    let rows = records_of(&mut watch, &run).await;
+    let purged = cli_on(
+        &state,
+        &url,
+        &["purge", "--run", &run, "--database-url", &url],
+    );
+    let left = recorded_rows(&mut watch, &rows).await;
+    let runs: i64 = sqlx::query_scalar("select count(*) from harness_runs")
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+    blocker.close().await.unwrap();
+    watch.close().await.unwrap();
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(waiting, "the seed reached the close");
+    assert!(
+        said.contains("waiting for another seed or clock advance") && advance_waited,
+        "{said}"
+    );
+    assert!(
+        advanced.status.success(),
+        "the advance went on once the seed was gone: {}",
+        String::from_utf8_lossy(&advanced.stderr)
+    );
+    assert!(!status.success(), "killed, not finished");
+    let tables: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+    for table in ["organizations", "tenants", "subscriptions", "plans"] {
+        assert!(
+            tables.contains(&table),
+            "{table} recorded before the kill: {rows:?}"
+        );
+    }
+    assert!(
+        !tables.contains(&"invoices"),
+        "killed before its first invoice"
+    );
+    assert!(
+        purged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purged.stderr)
+    );
+    assert!(
+        left.values().all(|n| *n == 0),
+        "rows of the killed run left, per table: {left:?}"
+    );
+    assert_eq!(runs, 0);
+}
+
+#[tokio::test]
+async fn seeding_a_usd_catalog_into_a_krw_database_is_refused_with_the_differences() {
+    let env = billing_harness::TestEnv::start().await;
+    let (url, state) = marked_database(&env, "qa_currency", "seed-currency").await;
+    let run = |args: &[&str]| xtask_on(&state, &url, args).output().unwrap();
+    let krw = run(&["scenario", "seed", "fail-times-2", "--database-url", &url]);
+    run_of(&krw);
+    let settings = || async {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let all: Vec<String> = sqlx::query_scalar(
+            "select t::text from platform_settings t union all select count(*)::text from plans \
+             union all select count(*)::text from harness_runs union all select now::text from harness_clock",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        all
+    };
+    let before = settings().await;
+    let usd = run(&["scenario", "seed", "usd-with-tax", "--database-url", &url]);
+    let after = settings().await;
+    // A database marked before seeds recorded their rows: refused, with the fix.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("drop function harness_record_row() cascade")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let old = run(&["scenario", "seed", "fail-times-2", "--database-url", &url]);
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
+    let stderr = String::from_utf8_lossy(&usd.stderr);
+    assert_eq!(usd.status.code(), Some(1), "{stderr}");
+    for line in [
+        "refusing to seed",
+        "currency: database KRW vs scenario USD",
+        "tax_rate: database 0 vs scenario 0.1",
+        "nothing was written",
+    ] {
+        assert!(stderr.contains(line), "{line}: {stderr}");
+    }
+    assert_eq!(
+        after, before,
+        "platform_settings, plans, runs and clock unchanged"
+    );
+    let old = String::from_utf8_lossy(&old.stderr);
+    assert!(old.contains("cargo xtask db mark --env qa"), "{old}");
+}

@@ -81,6 +81,9 @@ pub struct Clock {
     last_effect: Mutex<Option<DateTime<Utc>>>,
     /// The database whose `harness_clock` follows the clock, if any.
     pool: Option<PgPool>,
+    /// A shared database's clock ([`Clock::attach_shared`]): `harness_clock` only ever moves
+    /// forward; a move behind it is the application's time only.
+    forward_only: bool,
     jobs: Option<Arc<dyn Jobs>>,
 }
 
@@ -131,9 +134,34 @@ impl Clock {
     /// # Errors
     /// The database refused the write (no `harness_clock` table, say).
     pub async fn attach(pool: PgPool, start: DateTime<Utc>) -> Result<Clock, sqlx::Error> {
-        write(Some(&pool), start).await?;
+        write(Some(&pool), start, false).await?;
         Ok(Clock {
             pool: Some(pool),
+            ..Clock::without_database(start)
+        })
+    }
+
+    /// A clock at `start` for a database others share (a QA database): its `harness_clock` is
+    /// never moved back. A `start` ahead of it (or a database with no clock yet) moves it there,
+    /// under the [`ClockLock`] for the write; a `start` behind it leaves it alone, and the clock
+    /// then moves the application's time only until it passes the database's. Every later
+    /// write moves `harness_clock` forward only.
+    ///
+    /// # Errors
+    /// The database refused the write (no `harness_clock` table, say).
+    pub async fn attach_shared(pool: PgPool, start: DateTime<Utc>) -> Result<Clock, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        if database_now(&mut tx).await?.is_none_or(|now| now < start) {
+            sqlx::query("select pg_advisory_xact_lock($1, 0)")
+                .bind(ClockLock::CLASS)
+                .execute(&mut *tx)
+                .await?;
+            write_on(&mut tx, start, true).await?;
+        }
+        tx.commit().await?;
+        Ok(Clock {
+            pool: Some(pool),
+            forward_only: true,
             ..Clock::without_database(start)
         })
     }
@@ -145,6 +173,7 @@ impl Clock {
             now: Mutex::new(start),
             last_effect: Mutex::new(None),
             pool: None,
+            forward_only: false,
             jobs: None,
         }
     }
@@ -167,7 +196,7 @@ impl Clock {
     /// # Errors
     /// The database refused the write.
     pub async fn set(&self, instant: DateTime<Utc>) -> Result<(), sqlx::Error> {
-        write(self.pool.as_ref(), instant).await?;
+        write(self.pool.as_ref(), instant, self.forward_only).await?;
         write_cell(&self.now, instant);
         Ok(())
     }
@@ -314,16 +343,119 @@ impl Clock {
     }
 }
 
-async fn write(pool: Option<&PgPool>, instant: DateTime<Utc>) -> Result<(), sqlx::Error> {
+async fn write(
+    pool: Option<&PgPool>,
+    instant: DateTime<Utc>,
+    forward_only: bool,
+) -> Result<(), sqlx::Error> {
     let Some(pool) = pool else {
         return Ok(());
     };
-    sqlx::query(
+    let mut conn = pool.acquire().await?;
+    write_on(&mut conn, instant, forward_only).await
+}
+
+/// Writes `instant` to `harness_clock`; `forward_only`, only when it is later than the row's.
+async fn write_on(
+    conn: &mut sqlx::PgConnection,
+    instant: DateTime<Utc>,
+    forward_only: bool,
+) -> Result<(), sqlx::Error> {
+    let only_forward = if forward_only {
+        " where harness_clock.now < excluded.now"
+    } else {
+        ""
+    };
+    sqlx::query(&format!(
         "insert into harness_clock (id, now) values (true, $1) \
-         on conflict (id) do update set now = excluded.now",
-    )
+         on conflict (id) do update set now = excluded.now{only_forward}"
+    ))
     .bind(instant)
-    .execute(pool)
+    .execute(conn)
     .await
     .map(drop)
+}
+
+/// Moves a database's `harness_clock` to `instant` on `conn` (the caller's transaction, say) if
+/// it is behind it or unset; never back. Call it holding the [`ClockLock`].
+///
+/// # Errors
+/// The database failed.
+pub async fn move_forward(
+    conn: &mut sqlx::PgConnection,
+    instant: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    write_on(conn, instant, true).await
+}
+
+/// The instant of a database's `harness_clock`, `None` when it has no row yet.
+///
+/// # Errors
+/// The database failed (no `harness_clock` table, say).
+pub async fn database_now(
+    conn: &mut sqlx::PgConnection,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("select now from harness_clock")
+        .fetch_optional(conn)
+        .await
+}
+
+/// The lock that serializes the movers of one database's clock: `clock advance`, `scenario
+/// seed`, and [`Clock::attach_shared`] when it moves `harness_clock`. A session-level advisory
+/// lock on a connection of its own, held until [`ClockLock::release`] or the guard is dropped
+/// (the connection closes, and the server lets the lock go; a killed process's too).
+///
+/// Holding it, do not attach a clock with a start ahead of the database's: that write waits for
+/// this very lock.
+#[derive(Debug)]
+pub struct ClockLock {
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl ClockLock {
+    /// The advisory lock's class (`pg_advisory_lock(CLASS, 0)`) in the database.
+    pub const CLASS: i32 = 0x6268_0101;
+
+    /// Takes the lock on the database behind `pool`, calling `waiting` once if another mover
+    /// holds it and this has to wait.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn acquire(pool: &PgPool, waiting: impl FnOnce()) -> Result<ClockLock, sqlx::Error> {
+        let mut conn = pool.acquire().await?.detach();
+        let free: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, 0)")
+            .bind(Self::CLASS)
+            .fetch_one(&mut conn)
+            .await?;
+        if !free {
+            waiting();
+            sqlx::query("select pg_advisory_lock($1, 0)")
+                .bind(Self::CLASS)
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(ClockLock { conn: Some(conn) })
+    }
+
+    /// The connection that holds the lock: for reads and writes made under it.
+    pub fn connection(&mut self) -> &mut sqlx::PgConnection {
+        self.conn
+            .as_mut()
+            .expect("the connection is only taken by release")
+    }
+
+    /// Lets the lock go and closes its connection.
+    ///
+    /// # Errors
+    /// The database failed; the lock goes with the connection all the same.
+    pub async fn release(mut self) -> Result<(), sqlx::Error> {
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(());
+        };
+        sqlx::query("select pg_advisory_unlock($1, 0)")
+            .bind(Self::CLASS)
+            .execute(&mut conn)
+            .await?;
+        sqlx::Connection::close(conn).await
+    }
 }

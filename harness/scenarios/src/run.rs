@@ -36,6 +36,9 @@ pub struct RunOptions {
     /// Nothing dated after this instant is applied (the present, when seeding a QA database);
     /// what is left is listed in [`Outcome::later`].
     pub stop_at: Option<DateTime<Utc>>,
+    /// The caller installed the scenario's catalog, or checked that the database's is the same
+    /// (a seed into a shared database): the run writes none.
+    pub catalog_installed: bool,
 }
 
 /// Why a scenario could not be run at all (not whether it holds).
@@ -409,18 +412,20 @@ pub struct ReferenceSession<E> {
 }
 
 impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
-    /// Installs `scenario`'s catalog on `env` at its clock's instant and sets up its product
-    /// mocks.
+    /// Installs `scenario`'s catalog on `env` at its clock's instant (unless
+    /// [`RunOptions::catalog_installed`]) and sets up its product mocks.
     async fn new(
         env: E,
         scenario: &Scenario,
         options: RunOptions,
     ) -> Result<ReferenceSession<E>, DriverError> {
         let e = env.borrow();
-        e.platform()
-            .install_catalog(&scenario.catalog, e.clock().now())
-            .await
-            .map_err(failed)?;
+        if !options.catalog_installed {
+            e.platform()
+                .install_catalog(&scenario.catalog, e.clock().now())
+                .await
+                .map_err(failed)?;
+        }
         let mocks = configure_products(scenario, e).await.map_err(failed)?;
         Ok(ReferenceSession {
             env,

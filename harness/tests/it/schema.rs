@@ -101,3 +101,42 @@ async fn a_row_that_breaks_a_foreign_key_is_refused(#[future] env: TestEnv) {
     let code = err.as_database_error().and_then(|e| e.code()).unwrap();
     assert_eq!(code, "23503", "foreign_key_violation");
 }
+
+#[rstest]
+#[tokio::test]
+async fn every_table_checks_the_marker_and_every_table_with_an_id_records_run_rows(
+    #[future] env: TestEnv,
+) {
+    let env = env.await;
+    let missing = |trigger: &str, tables: &str| {
+        format!(
+            "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = 'public' and c.relkind = 'r' and c.relname <> '_sqlx_migrations' {tables} \
+               and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = '{trigger}') \
+             order by 1"
+        )
+    };
+    let unguarded: Vec<String> = sqlx::query_scalar(&missing("harness_guard", ""))
+        .fetch_all(env.pool())
+        .await
+        .unwrap();
+    let unrecorded: Vec<String> = sqlx::query_scalar(&missing(
+        "harness_record_row",
+        "and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'id' \
+         and a.atttypid in ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype))",
+    ))
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    // A migration that adds a table adds both triggers (see the harness_guard migration).
+    assert_eq!(
+        unguarded,
+        Vec::<String>::new(),
+        "tables that skip the marker check"
+    );
+    assert_eq!(
+        unrecorded,
+        Vec::<String>::new(),
+        "tables whose rows a run would not own"
+    );
+}

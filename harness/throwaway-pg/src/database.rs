@@ -44,6 +44,8 @@ enum Target {
         name: String,
         url: String,
         options: Box<PgConnectOptions>,
+        /// The environment its harness marker names.
+        marked: String,
     },
 }
 
@@ -55,6 +57,8 @@ pub struct DatabaseBuilder {
     default_migrations: Option<MigrationSource>,
     without_db_clock: bool,
     app_pool: u32,
+    /// Settings every connection to an attached database starts with.
+    settings: Vec<(String, String)>,
 }
 
 impl DatabaseBuilder {
@@ -102,6 +106,15 @@ impl DatabaseBuilder {
     /// `HARNESS_POOL_SIZE`).
     pub fn app_pool(mut self, connections: u32) -> Self {
         self.app_pool = connections;
+        self
+    }
+
+    /// Starts every connection to an attached database ([`DatabaseBuilder::attach`]) with the
+    /// setting `name` = `value` (`-c name=value`), as triggers of the schema may read it with
+    /// `current_setting` (default: none but `harness.require_marker = on`, which every attached
+    /// connection carries).
+    pub fn session_setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((name.into(), value.into()));
         self
     }
 
@@ -159,8 +172,14 @@ impl DatabaseBuilder {
     /// `url` is read as libpq reads it (see [`parse_url`](crate::parse_url)): a password with
     /// an `@` is written `%40`.
     ///
+    /// An unmarked database is refused ([`EnvError::NotMarked`]): the harness writes only to
+    /// databases it created or that somebody marked for tests. Every connection carries
+    /// `harness.require_marker = on` (and the [`DatabaseBuilder::session_setting`]s), so that a
+    /// schema whose triggers read it (the platform's do) checks the marker again in the
+    /// transaction of every write: a marker removed after this check lets no write through.
+    ///
     /// # Errors
-    /// The URL is invalid or the database cannot be reached.
+    /// The URL is invalid, the database cannot be reached, or it has no marker.
     pub async fn attach(self, url: &str) -> Result<Database, EnvError> {
         let broker = Broker::global()?;
         let shown = endpoint::redact(url);
@@ -169,18 +188,29 @@ impl DatabaseBuilder {
             value: shown.clone(),
             reason: e.to_string(),
         })?;
+        let options = options
+            .options([("harness.require_marker", "on")])
+            .options(self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let name = options.get_database().unwrap_or("postgres").to_owned();
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await
             .map_err(EnvError::db(format!("connect to {shown}")))?;
+        let marked = match super::mark::require(&pool, &name, &shown).await {
+            Ok(marked) => marked,
+            Err(e) => {
+                pool.close().await;
+                return Err(e);
+            }
+        };
         Ok(Database {
             pool: Some(pool),
             target: Target::Attached {
                 name,
                 url: shown,
                 options: Box::new(options),
+                marked,
             },
             // `cargo xtask db mark` installs it.
             db_clock: true,
@@ -266,6 +296,15 @@ impl Database {
     /// `harness_now()`); see [`DatabaseBuilder::without_db_clock`].
     pub fn has_db_clock(&self) -> bool {
         self.db_clock
+    }
+
+    /// The environment an attached database was marked for (`qa`, say, as `cargo xtask db mark
+    /// --env` recorded it); `None` for a throwaway clone.
+    pub fn marked_for(&self) -> Option<&str> {
+        match &self.target {
+            Target::Leased(_) => None,
+            Target::Attached { marked, .. } => Some(marked),
+        }
     }
 
     /// Whether this is a throwaway clone (dropped after the test), not an attached database.

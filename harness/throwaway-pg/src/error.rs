@@ -126,6 +126,17 @@ pub enum EnvError {
     /// Options that cannot go together.
     #[error("{0}")]
     Conflict(String),
+    /// An existing database given by URL has no harness marker: the harness did not create it
+    /// and nobody marked it for tests, so it writes nothing there.
+    #[error(
+        "refusing to write: the database {database} has no harness marker, so the harness did not create it and nobody marked it for tests\n  fix: cargo xtask db mark --env qa --database-url '{url}'"
+    )]
+    NotMarked {
+        /// The database's name.
+        database: String,
+        /// Its URL, the password hidden.
+        url: String,
+    },
     /// The process-wide database broker has stopped.
     #[error("the harness's database broker has stopped")]
     BrokerGone,

@@ -1,5 +1,6 @@
 //! Marking a database the harness did not create (a shared QA database) as one it may write to,
-//! and preparing it: the clock function and the caller's migrations.
+//! and preparing it: the clock function and the caller's migrations; and the check that refuses
+//! to attach a database without the marker.
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
@@ -64,18 +65,36 @@ pub async fn mark(url: &str, env: &str, migrations: &MigrationSource) -> Result<
 /// The database cannot be reached.
 pub async fn marker(url: &str) -> Result<Option<String>, EnvError> {
     let pool = connect(url).await?;
-    let marked: Option<String> = sqlx::query_scalar(
-        "select env from harness_marker where to_regclass('harness_marker') is not null \
-         order by marked_at desc limit 1",
-    )
-    .fetch_optional(&pool)
-    .await
-    .or_else(|e| match e.as_database_error().and_then(|d| d.code()) {
-        // No marker table: not marked.
-        Some(code) if code == "42P01" => Ok(None),
-        _ => Err(e),
-    })
-    .map_err(EnvError::db("read the harness marker"))?;
+    let marked = read(&pool)
+        .await
+        .map_err(EnvError::db("read the harness marker"))?;
     pool.close().await;
     Ok(marked)
+}
+
+/// The environment the database behind `pool` was marked for; [`EnvError::NotMarked`] (naming
+/// `name` and the URL as `shown`, its password hidden) when it has no marker.
+///
+/// # Errors
+/// No marker, or the database failed.
+pub(crate) async fn require(pool: &PgPool, name: &str, shown: &str) -> Result<String, EnvError> {
+    let marked = read(pool)
+        .await
+        .map_err(EnvError::db(format!("read the harness marker of {name}")))?;
+    marked.ok_or_else(|| EnvError::NotMarked {
+        database: name.to_owned(),
+        url: shown.to_owned(),
+    })
+}
+
+/// The environment of the newest marker, `None` without one (or without the marker table).
+async fn read(pool: &PgPool) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("select env from harness_marker order by marked_at desc limit 1")
+        .fetch_optional(pool)
+        .await
+        .or_else(|e| match e.as_database_error().and_then(|d| d.code()) {
+            // No marker table: not marked.
+            Some(code) if code == "42P01" => Ok(None),
+            _ => Err(e),
+        })
 }

@@ -133,6 +133,15 @@ impl TestEnvBuilder {
         self
     }
 
+    /// On an attached database ([`TestEnvBuilder::attach`]), records every row this
+    /// environment's connections insert as the scenario run `run_id`'s (a `harness_runs` row the
+    /// caller wrote first), in the insert's own transaction (default: nothing recorded). What a
+    /// run recorded is what `purge --run` takes.
+    pub fn record_run(mut self, run_id: impl Into<String>) -> Self {
+        self.db = std::mem::take(&mut self.db).session_setting("harness.run_id", run_id);
+        self
+    }
+
     /// Starts the clock at `instant` (default: with the `domain` feature the start of
     /// [`TestEnvBuilder::today`] if set; else the wall clock, read once, to the second).
     pub fn start_at(mut self, instant: DateTime<Utc>) -> Self {
@@ -206,12 +215,15 @@ impl TestEnvBuilder {
 
     /// Opens the harness's view of an existing database (a QA database marked with `cargo
     /// xtask db mark`): the clock, the gateway mock and the builders, with nothing dropped at
-    /// the end. The clock row of the database is set to the clock's start.
+    /// the end. The database is shared, so its clock (`harness_clock`) is never moved back: a
+    /// start ahead of it moves it forward (under the [`crate::clock::ClockLock`]), a start
+    /// behind it leaves it where it is (see [`crate::clock::Clock::attach_shared`]).
     ///
     /// # Errors
-    /// The URL is invalid or the database cannot be reached.
-    pub async fn attach(self, url: &str) -> Result<TestEnv, EnvError> {
-        let db = Database::builder().attach(url).await?;
+    /// The URL is invalid, the database cannot be reached, or it has no harness marker
+    /// ([`EnvError::NotMarked`]: mark it with `cargo xtask db mark`).
+    pub async fn attach(mut self, url: &str) -> Result<TestEnv, EnvError> {
+        let db = std::mem::take(&mut self.db).attach(url).await?;
         self.open(db).await
     }
 
@@ -249,7 +261,11 @@ impl TestEnvBuilder {
                 tz,
             )
         };
-        let clock = if db.has_db_clock() {
+        let clock = if !db.is_owned() {
+            Clock::attach_shared(db.pool().clone(), start)
+                .await
+                .map_err(EnvError::db(format!("set the clock of {}", db.name())))?
+        } else if db.has_db_clock() {
             Clock::attach(db.pool().clone(), start)
                 .await
                 .map_err(EnvError::db(format!("set the clock of {}", db.name())))?

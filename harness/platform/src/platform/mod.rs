@@ -21,7 +21,7 @@ mod timeline;
 mod usage;
 
 pub use accounts::NewUser;
-pub use catalog::install;
+pub use catalog::{CatalogDifference, install, install_or_compare};
 pub use charge::{Attempt, charge_due, retry_due};
 pub use close::{CloseReport, StoredInvoice, close_month};
 pub use contracts::{AppliedContract, apply_contract, end_contract_terms};

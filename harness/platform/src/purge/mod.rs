@@ -1,4 +1,4 @@
-//! Purge: delete a user, an organization or everything a scenario run created, proven complete
+//! Purge: delete a user, an organization or what a scenario run recorded, proven complete
 //! and harmless. A plan first (rows per table, the deletions products will be told), then its
 //! execution in the same transaction, checked from the database catalog before it commits, and
 //! an audit row that names no person.
@@ -22,6 +22,7 @@
 mod catalog;
 mod error;
 mod run;
+mod run_rows;
 
 pub use error::PurgeError;
 pub use run::{

@@ -57,8 +57,10 @@ pub enum Scope {
     OwnerData,
     /// A whole organization: the target itself, or a user who was its last member.
     Organization,
-    /// A scenario run: the organizations it created and everything of them (the shared catalog
-    /// stays).
+    /// A scenario run: what it recorded as it wrote (`harness_run_rows`) and everything below:
+    /// the organizations it created and everything of them, and the catalog rows it added that
+    /// nothing else uses. A row it recorded that hangs below another organization (a job its
+    /// clock ran for someone else) is that organization's, and stays.
     Run,
     /// Nothing matches what was asked (already purged, say): a no-op, audited all the same.
     Nothing,
@@ -442,6 +444,11 @@ async fn prepare(
     // What each product must hold, before: the deletions are the difference with after.
     let held_before = held(&mut *conn).await?;
     walk_down(&mut *conn, &schema).await?;
+    if let (Scope::Run, PurgeTarget::Run(run)) = (scope, target) {
+        // The rest of what the run recorded: the catalog rows it added that nothing else uses.
+        super::run_rows::add_recorded(&mut *conn, &schema, run).await?;
+        walk_down(&mut *conn, &schema).await?;
+    }
     let rows: Vec<(String, i64)> =
         sqlx::query_as("select tbl, count(*) from purge_rows group by tbl order by tbl")
             .fetch_all(&mut *conn)
@@ -491,6 +498,13 @@ async fn prepare(
             notices.push(n);
         }
     }
+    // A product purged with the run (a catalog row it added, with no sync_url) is told nothing.
+    let purged_products: Vec<String> = sqlx::query_scalar(
+        "select key from products where ctid in (select rid from purge_rows where tbl = 'products')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    notices.retain(|n| !purged_products.contains(&n.product));
     // Tenants first, then users, as a tenant's deletion is queued on the platform.
     notices.sort_by(|a, b| {
         (a.product.as_str(), a.entity != "tenant", a.id).cmp(&(
@@ -655,10 +669,10 @@ async fn roots(
     }
 }
 
-/// A run's roots: the run and the organizations it created. Everything of those organizations
+/// A run's roots: the run and the organizations it recorded. Everything of those organizations
 /// goes with them, rows the jobs wrote later included (a charge after the seed is the run's
-/// customer's); the catalog a run installed is shared (another run, or a person, may subscribe to
-/// it) and stays, its run rows going with the run.
+/// customer's); the rest of what it recorded is added after the walk down from these
+/// ([`super::run_rows::add_recorded`]).
 async fn run_roots(
     conn: &mut PgConnection,
     schema: &Schema,
