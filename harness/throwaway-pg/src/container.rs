@@ -11,7 +11,8 @@ use testcontainers::{GenericImage, ImageExt};
 
 use super::EnvError;
 use super::endpoint::Endpoint;
-use super::instance::{self, Instance, Launch, sh_quote};
+use super::instance::{self, Instance, Launch};
+use super::stop::{self, Stop};
 
 /// Starts containers from an image such as `postgres:16-alpine`.
 #[derive(Debug)]
@@ -118,7 +119,10 @@ pub(crate) fn reap(dir: &Path) -> Vec<String> {
         (now - started > 24 * 3600).then_some(id)
     });
     for id in ours.split_whitespace().chain(old) {
-        if !gone.iter().any(|g: &String| g == id) && docker(&["rm", "-f", "-v", id], 400).is_ok() {
+        if !gone.iter().any(|g: &String| g == id)
+            && stop::is_container_id(id)
+            && docker(&["rm", "-f", "-v", id], 400).is_ok()
+        {
             gone.push(id.to_owned());
         }
     }
@@ -175,12 +179,13 @@ impl Launch for ContainerLauncher {
             .start()
             .await
             .map_err(|e| start_error(e.to_string()))?;
-        let id = container.id().to_owned();
-        let stop = format!("docker rm -f -v {} >/dev/null 2>&1", sh_quote(&id));
+        let stop = Stop::Container {
+            id: container.id().to_owned(),
+        };
         let port = match container.get_host_port_ipv4(5432).await {
             Ok(port) => port,
             Err(e) => {
-                instance::run_stop(&stop);
+                stop.run(dir);
                 return Err(start_error(e.to_string()));
             }
         };
@@ -190,7 +195,7 @@ impl Launch for ContainerLauncher {
         // The image restarts the server once after initialising; wait for the final one.
         if let Err(reason) = instance::wait_ready(&endpoint, Duration::from_secs(60), || true).await
         {
-            instance::run_stop(&stop);
+            stop.run(dir);
             return Err(start_error(reason));
         }
         Ok(Instance {

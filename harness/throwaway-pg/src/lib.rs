@@ -21,15 +21,18 @@ mod error;
 mod instance;
 mod lease;
 mod local;
+mod lock;
 mod maintenance;
 mod mark;
 mod mock_container;
 mod note;
 mod os;
 mod pool;
+mod private;
 mod reaper;
 mod server;
 mod session;
+mod stop;
 mod template;
 mod wall_clock;
 
