@@ -1240,13 +1240,16 @@ async fn seed_never_prints_the_password_of_the_database_url() {
     const PASSWORD: &str = "Sup3rSecretPassw0rd";
     let env = billing_harness::TestEnv::start().await;
     let url = foreign_database(&env, "qa_password").await;
-    // The local server trusts local connections, so the password is carried but not checked.
-    let (user, host) = url.split_once('@').unwrap();
-    let user = match user.rsplit_once(':') {
-        Some((user, password)) if !password.starts_with("//") => user,
-        _ => user,
-    };
-    let with_password = format!("{user}:{PASSWORD}@{host}");
+    // The throwaway server checks passwords: a role of this test's own has this one.
+    let role = format!("bh_qa_pw_{}", std::process::id());
+    sqlx::query(&format!(
+        "create role {role} login superuser password '{PASSWORD}'"
+    ))
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let host = url.split_once('@').unwrap().1;
+    let with_password = format!("postgres://{role}:{PASSWORD}@{host}");
     let missing = format!("{}_missing", with_password);
     let state = state_dir("seed-password");
     let outputs = [
@@ -1281,6 +1284,10 @@ async fn seed_never_prints_the_password_of_the_database_url() {
         ),
     ];
     drop_database(&env, &url).await;
+    sqlx::query(&format!("drop role {role}"))
+        .execute(env.pool())
+        .await
+        .unwrap();
     let _ = std::fs::remove_dir_all(&state);
     for output in &outputs {
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -11,7 +11,10 @@
 //! - `setup.lock`: held exclusively while a process starts, joins, checks or stops the instance;
 //! - `users.lock`: held shared by every process that uses the instance, for its whole life, so a
 //!   crashed process stops counting the moment it dies;
-//! - `instance.json`: the running instance ([`Instance`]), absent when none runs (`0600`);
+//! - `instance.json`: the running instance ([`Instance`]), absent when none runs; `0600`, since
+//!   it holds the server's password;
+//! - `pgpass`: the password as a libpq password file (`0600`), which printed `psql` commands
+//!   name instead of showing the password;
 //! - `kept/`: one empty file per database kept for a failed test; while any is there the instance
 //!   stays up so the printed `psql` command keeps working (`env::drop_kept` empties it);
 //! - `watchdog.pid`: the watchdog, a small `sh` loop that stops the instance once nobody has held

@@ -27,6 +27,7 @@ mod mark;
 mod mock_container;
 mod note;
 mod os;
+mod password;
 mod pool;
 mod private;
 mod reaper;

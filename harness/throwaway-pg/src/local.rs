@@ -1,7 +1,10 @@
 //! The `local` backend: a throwaway cluster from the machine's `initdb` and `postgres`, tuned for
 //! tests (no fsync) and for a small footprint (1 MB WAL segments, little WAL kept), on a unix
-//! socket in the private state folder and a free port on 127.0.0.1. The cluster's folder and
-//! socket folder are `0700`.
+//! socket in the private state folder and a free port on 127.0.0.1.
+//!
+//! Only its user can open it: the superuser `postgres` has a random password per cluster
+//! (`scram-sha-256` for the socket and TCP alike; `initdb --pwfile` reads its SCRAM secret from a
+//! `0600` file that is removed at once), and the cluster's folder and socket folder are `0700`.
 //!
 //! Its shared memory never outlives it: the main segment is anonymous memory (`shared_memory_type
 //! = mmap`), and dynamic segments are files in the data folder (`dynamic_shared_memory_type =
@@ -14,6 +17,7 @@ use super::EnvError;
 use super::endpoint::Endpoint;
 use super::instance::{self, Instance, Launch};
 use super::os::{self, Account};
+use super::password;
 use super::private;
 use super::stop::{self, Stop};
 
@@ -125,6 +129,7 @@ dynamic_shared_memory_type = mmap
 huge_pages = off
 listen_addresses = '127.0.0.1'
 unix_socket_permissions = 0700
+password_encryption = 'scram-sha-256'
 timezone = 'UTC'
 log_min_messages = warning
 ";
@@ -164,7 +169,9 @@ impl Launch for LocalLauncher {
         if cluster.exists() {
             stop.run(dir);
         }
-        self.init(dir).inspect_err(|_| {
+        let password = password::new_password();
+        let passfile = password::write_passfile(dir, &password)?;
+        self.init(dir, &password).inspect_err(|_| {
             stop.run(dir);
         })?;
         let socket = cluster.join("socket");
@@ -195,7 +202,13 @@ impl Launch for LocalLauncher {
                 last_error = super::error::with_causes(&e);
                 continue;
             }
-            let endpoint = Endpoint::throwaway(port, "postgres", None, Some(socket.clone()));
+            let endpoint = Endpoint::throwaway(
+                port,
+                "postgres",
+                &password,
+                Some(socket.clone()),
+                passfile.clone(),
+            );
             let pid_file = data.join("postmaster.pid");
             let mut seen_pid = false;
             let ready = instance::wait_ready(&endpoint, Duration::from_secs(30), || {
@@ -236,8 +249,10 @@ impl Launch for LocalLauncher {
 }
 
 impl LocalLauncher {
-    /// Makes the cluster's folders (`0700`, the server's user's) and runs `initdb`.
-    fn init(&self, dir: &Path) -> Result<(), EnvError> {
+    /// Makes the cluster's folders (`0700`, the server's user's) and runs `initdb` with
+    /// `password` for the superuser: its SCRAM secret, read from a `0600` file that is removed at
+    /// once (the server's user never sees the password itself).
+    fn init(&self, dir: &Path, password: &str) -> Result<(), EnvError> {
         let cluster = dir.join("cluster");
         if let Some(account) = &self.account {
             // The server's own user must be able to walk down to its data directory.
@@ -251,19 +266,30 @@ impl LocalLauncher {
                 account.own(&path)?;
             }
         }
+        let pwfile = cluster.join("pwfile");
+        let secret = password::scram_secret(password);
+        private::write(&pwfile, format!("{secret}\n").as_bytes())?;
+        if let Some(account) = &self.account {
+            account.own(&pwfile)?;
+        }
         let mut cmd = os::command(&self.binaries.dir.join("initdb"), self.account.as_ref());
-        cmd.arg("-D").arg(stop::cluster_data(dir)).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-            // 1 MB instead of 16 MB: the cluster's WAL is most of its size otherwise.
-            "--wal-segsize=1",
-        ]);
-        os::run(cmd, "initdb")
+        cmd.arg("-D")
+            .arg(stop::cluster_data(dir))
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+                // 1 MB instead of 16 MB: the cluster's WAL is most of its size otherwise.
+                "--wal-segsize=1",
+            ]);
+        let initialised = os::run(cmd, "initdb");
+        let _ = std::fs::remove_file(&pwfile);
+        initialised
             .map(drop)
             .map_err(|e| space_or(e, "create a cluster with initdb"))
     }

@@ -15,7 +15,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use super::EnvError;
-use super::container::{docker, docker_answers};
+use super::container::{docker, docker_answers, publish_on_loopback};
 use super::stop::remove_container as remove;
 
 /// The label that marks the harness's product-mock containers.
@@ -90,6 +90,9 @@ async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
     let container = GenericImage::new(name, tag)
         .with_exposed_port(PORT.tcp())
         .with_wait_for(WaitFor::message_on_stdout("product mock listening on"))
+        // The image's server listens on every address inside the container; the engine
+        // publishes it on 127.0.0.1 only.
+        .with_host_config_modifier(publish_on_loopback(PORT))
         .with_label("billing-harness.role", "product-mock")
         .with_label(PID_LABEL, pid.as_str())
         .with_startup_timeout(Duration::from_secs(60))
