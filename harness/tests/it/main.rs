@@ -23,6 +23,7 @@ mod rules;
 mod scenario_errors;
 mod scenarios;
 mod schema;
+mod security;
 mod story;
 mod support;
 mod sync;
