@@ -1686,13 +1686,16 @@ async fn seed_never_prints_the_password_of_the_database_url() {
     const PASSWORD: &str = "Sup3rSecretPassw0rd";
     let env = billing_harness::TestEnv::start().await;
     let url = foreign_database(&env, "qa_password").await;
-    // The local server trusts local connections, so the password is carried but not checked.
-    let (user, host) = url.split_once('@').unwrap();
-    let user = match user.rsplit_once(':') {
-        Some((user, password)) if !password.starts_with("//") => user,
-        _ => user,
-    };
-    let with_password = format!("{user}:{PASSWORD}@{host}");
+    // The throwaway server checks passwords: a role of this test's own has this one.
+    let role = format!("bh_qa_pw_{}", std::process::id());
+    sqlx::query(&format!(
+        "create role {role} login superuser password '{PASSWORD}'"
+    ))
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let host = url.split_once('@').unwrap().1;
+    let with_password = format!("postgres://{role}:{PASSWORD}@{host}");
     let missing = format!("{}_missing", with_password);
     let state = state_dir("seed-password");
     let outputs = [
@@ -1727,6 +1730,10 @@ async fn seed_never_prints_the_password_of_the_database_url() {
         ),
     ];
     drop_database(&env, &url).await;
+    sqlx::query(&format!("drop role {role}"))
+        .execute(env.pool())
+        .await
+        .unwrap();
     let _ = std::fs::remove_dir_all(&state);
     for output in &outputs {
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -1794,16 +1801,10 @@ async fn an_error_chain_says_each_cause_once() {
 /// engine: `.ci/run` runs it again with its own; without one it says so and passes, unless CI.
 #[test]
 fn an_engine_without_the_image_leaves_auto_on_local_binaries() {
-    let engine = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !engine {
-        assert!(
-            std::env::var("CI").is_err() || std::env::var("DOCKER_HOST").is_err(),
-            "CI gave DOCKER_HOST but no engine answers there"
-        );
-        eprintln!("skipped: no Docker engine answers here (.ci/run runs this with one)");
+    if !docker_ready(
+        &["version", "--format", "{{.Server.Version}}"],
+        "no Docker engine answers",
+    ) {
         return;
     }
     let state = state_dir("fallback");
@@ -1825,15 +1826,89 @@ fn an_engine_without_the_image_leaves_auto_on_local_binaries() {
     );
 }
 
-/// The ids of the containers of a generation (a started server), running or not.
-fn containers_of(generation: &str) -> Vec<String> {
+/// Whether `docker ARGS` succeeds here (none of them empty); if not, says so with `what`, and
+/// fails when CI gave `DOCKER_HOST`.
+fn docker_ready(args: &[&str], what: &str) -> bool {
+    let ready = args.iter().all(|a| !a.is_empty())
+        && Command::new("docker")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ready {
+        assert!(
+            std::env::var("CI").is_err() || std::env::var("DOCKER_HOST").is_err(),
+            "CI gave DOCKER_HOST but {what}"
+        );
+        eprintln!("skipped: {what} here (.ci/run runs this with an engine of its own)");
+    }
+    ready
+}
+
+/// Whether an engine answers with `HARNESS_POSTGRES_IMAGE` on it (see [`docker_ready`]).
+fn postgres_image_ready() -> bool {
+    let image = std::env::var("HARNESS_POSTGRES_IMAGE").unwrap_or_default();
+    docker_ready(
+        &["image", "inspect", &image],
+        &format!("no engine has HARNESS_POSTGRES_IMAGE {image:?}"),
+    )
+}
+
+/// On the container backend: the server's port is published on 127.0.0.1 only (whatever address
+/// the engine publishes on by default: `.ci/run` starts its engine without `--ip`), and the
+/// server asks for the password its URL carries. Needs an engine and `HARNESS_POSTGRES_IMAGE`.
+#[tokio::test]
+async fn a_container_server_is_published_on_127_0_0_1_only_and_asks_for_its_password() {
+    if !postgres_image_ready() {
+        return;
+    }
+    let state = state_dir("ct-loopback");
+    let (up, url) = {
+        let (child, rx) = spawn_db_up(&state, &[("HARNESS_POSTGRES", "container")]);
+        (child, rx.recv_timeout(Duration::from_secs(120)).unwrap())
+    };
+    let instance: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(state.join("container").join("instance.json")).unwrap(),
+    )
+    .unwrap();
+    let id = instance["stop"]["id"].as_str().unwrap().to_owned();
+    let ports = Command::new("docker").args(["port", &id]).output().unwrap();
+    let ports = String::from_utf8_lossy(&ports.stdout).into_owned();
+    let (with, without) = {
+        let (userinfo, rest) = url.split_once('@').unwrap();
+        let user = userinfo.rsplit_once(':').unwrap().0;
+        (url.clone(), format!("{user}@{rest}"))
+    };
+    let allowed = sqlx::PgConnection::connect(&with).await.map(|_| ());
+    let refused = sqlx::PgConnection::connect(&without).await.map(|_| ());
+    let wrong = sqlx::PgConnection::connect(&with.replacen('@', "x@", 1))
+        .await
+        .map(|_| ());
+    let status = interrupt(up);
+    let gone = wait_until(Duration::from_secs(30), || {
+        containers(&format!("id={id}")).is_empty()
+    });
+    let _ = std::fs::remove_dir_all(&state);
+
+    assert!(status.success(), "db up ended with {status}");
+    assert!(!ports.trim().is_empty(), "docker port shows nothing");
+    assert!(
+        ports
+            .lines()
+            .all(|l| l.starts_with("5432/tcp -> 127.0.0.1:")),
+        "published beyond 127.0.0.1: {ports}"
+    );
+    assert!(allowed.is_ok(), "{allowed:?}");
+    for refusal in [refused, wrong] {
+        let err = refusal.unwrap_err().to_string();
+        assert!(err.contains("password authentication failed"), "{err}");
+    }
+    assert!(gone, "container {id} outlived its run");
+}
+
+/// The ids of the containers, running or not, that `docker ps --filter FILTER` lists.
+fn containers(filter: &str) -> Vec<String> {
     let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=billing-harness.generation={generation}"),
-        ])
+        .args(["ps", "-aq", "--filter", filter])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -1842,24 +1917,18 @@ fn containers_of(generation: &str) -> Vec<String> {
         .collect()
 }
 
+/// The ids of the containers of a generation (a started server), running or not.
+fn containers_of(generation: &str) -> Vec<String> {
+    containers(&format!("label=billing-harness.generation={generation}"))
+}
+
 /// On the container backend: a run killed with SIGKILL, its watchdog too, leaves its container;
 /// the next run reaps or adopts it, and once that run is over no container is left. Needs an
 /// engine and `HARNESS_POSTGRES_IMAGE` there (`.ci/run` gives both); else it says so and passes,
 /// unless CI gave `DOCKER_HOST`.
 #[test]
 fn no_container_is_left_after_a_run_killed_with_sigkill_once_the_next_has_run() {
-    let image = std::env::var("HARNESS_POSTGRES_IMAGE").unwrap_or_default();
-    let ready = !image.is_empty()
-        && Command::new("docker")
-            .args(["image", "inspect", &image])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ready {
-        assert!(
-            std::env::var("CI").is_err() || std::env::var("DOCKER_HOST").is_err(),
-            "CI gave DOCKER_HOST but the engine has no HARNESS_POSTGRES_IMAGE {image:?}"
-        );
-        eprintln!("skipped: no engine with HARNESS_POSTGRES_IMAGE here (.ci/run runs this)");
+    if !postgres_image_ready() {
         return;
     }
     let state = state_dir("ct-sigkill");

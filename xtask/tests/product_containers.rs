@@ -75,6 +75,28 @@ fn products_up(image: &str) -> Child {
     child
 }
 
+/// The product-mock container's port is published on 127.0.0.1 only, whatever address the
+/// engine publishes on by default, though the image's server listens on every address inside.
+#[test]
+fn the_product_mock_container_is_published_on_127_0_0_1_only() {
+    let Some(image) = image() else {
+        return;
+    };
+    let mut up = products_up(&image);
+    let ids = containers_of(up.id());
+    let ports: Vec<String> = ids.iter().map(|id| docker(&["port", id])).collect();
+    let _ = up.kill();
+    let _ = up.wait();
+    assert!(gone(up.id()), "the container outlived its process");
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(
+        ports
+            .iter()
+            .all(|p| !p.is_empty() && p.lines().all(|l| l.starts_with("8080/tcp -> 127.0.0.1:"))),
+        "published beyond 127.0.0.1: {ports:?}"
+    );
+}
+
 #[test]
 fn a_killed_process_leaves_no_product_mock_container_and_orphans_are_reaped() {
     let Some(image) = image() else {

@@ -1,19 +1,24 @@
 //! `harness-product-mock`: the product mocks as a server of their own, the entrypoint of the
-//! product-mock image. It serves a [`ProductHost`] (one mock per namespace, with the control API)
-//! on `0.0.0.0:8080`, prints `product mock listening on ADDRESS` once it accepts connections, and
-//! exits cleanly on SIGTERM or SIGINT.
+//! product-mock image. It serves a [`ProductHost`] (one mock per namespace, with the control API,
+//! which has no authentication) on `127.0.0.1:8080`, prints `product mock listening on ADDRESS`
+//! once it accepts connections, and exits cleanly on SIGTERM or SIGINT.
 //!
-//! `--port N` (or `HARNESS_PRODUCT_MOCK_PORT`) chooses the port.
+//! `--port N` (or `HARNESS_PRODUCT_MOCK_PORT`) chooses the port, `--host ADDRESS` (or
+//! `HARNESS_PRODUCT_MOCK_HOST`) the address: the image says `--host 0.0.0.0`, since inside a
+//! container the engine's port forwarding arrives on the container's own interface, and the
+//! harness publishes that port on the machine's 127.0.0.1 only.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use billing_platform::products::ProductHost;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
-    let port = match port(std::env::args().skip(1).collect()) {
-        Ok(port) => port,
+    let address = match address(std::env::args().skip(1).collect(), |var| {
+        std::env::var(var).ok()
+    }) {
+        Ok(address) => address,
         Err(why) => {
             eprintln!("harness-product-mock: {why}");
             return ExitCode::from(2);
@@ -30,10 +35,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(port))
+    runtime.block_on(serve(address))
 }
 
-async fn serve(port: u16) -> ExitCode {
+async fn serve(address: SocketAddr) -> ExitCode {
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -44,10 +49,10 @@ async fn serve(port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let host = match ProductHost::bind(SocketAddr::from(([0, 0, 0, 0], port))).await {
+    let host = match ProductHost::bind(address).await {
         Ok(host) => host,
         Err(e) => {
-            eprintln!("harness-product-mock: could not listen on port {port}: {e}");
+            eprintln!("harness-product-mock: could not listen on {address}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -61,18 +66,94 @@ async fn serve(port: u16) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The port from `--port N`, else `HARNESS_PRODUCT_MOCK_PORT`, else 8080.
-fn port(args: Vec<String>) -> Result<u16, String> {
-    let parse = |v: &str| {
-        v.parse::<u16>()
-            .map_err(|_| format!("{v:?} is not a port number"))
+/// Where to listen: `--host ADDRESS` and `--port N` (in any order), else
+/// `HARNESS_PRODUCT_MOCK_HOST` and `HARNESS_PRODUCT_MOCK_PORT` as `var` reads them, else
+/// 127.0.0.1 and 8080.
+fn address(args: Vec<String>, var: impl Fn(&str) -> Option<String>) -> Result<SocketAddr, String> {
+    const USAGE: &str = "usage: harness-product-mock [--host ADDRESS] [--port N]";
+    let given = |name: &str| {
+        var(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     };
-    match args.as_slice() {
-        [] => match std::env::var("HARNESS_PRODUCT_MOCK_PORT") {
-            Ok(v) if !v.trim().is_empty() => parse(v.trim()),
-            _ => Ok(8080),
-        },
-        [flag, v] if flag == "--port" => parse(v),
-        _ => Err("usage: harness-product-mock [--port N]".into()),
+    let mut host = given("HARNESS_PRODUCT_MOCK_HOST");
+    let mut port = given("HARNESS_PRODUCT_MOCK_PORT");
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let slot = match flag.as_str() {
+            "--host" => &mut host,
+            "--port" => &mut port,
+            _ => return Err(USAGE.into()),
+        };
+        *slot = Some(args.next().ok_or(USAGE)?);
+    }
+    let host = match host {
+        Some(h) => h
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{h:?} is not an IP address"))?,
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("{p:?} is not a port number"))?,
+        None => 8080,
+    };
+    Ok(SocketAddr::new(host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], vars: &[(&str, &str)]) -> Result<String, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        address(args.iter().map(|a| (*a).to_owned()).collect(), |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .map(|a| a.to_string())
+    }
+
+    #[test]
+    fn it_listens_on_the_loopback_unless_told_otherwise() {
+        assert_eq!(parse(&[], &[]).unwrap(), "127.0.0.1:8080");
+        assert_eq!(parse(&["--port", "9"], &[]).unwrap(), "127.0.0.1:9");
+        assert_eq!(
+            parse(&["--port", "9", "--host", "0.0.0.0"], &[]).unwrap(),
+            "0.0.0.0:9"
+        );
+        assert_eq!(
+            parse(&[], &[("HARNESS_PRODUCT_MOCK_HOST", "0.0.0.0")]).unwrap(),
+            "0.0.0.0:8080"
+        );
+        assert_eq!(
+            parse(
+                &["--host", "127.0.0.1"],
+                &[("HARNESS_PRODUCT_MOCK_HOST", "0.0.0.0")]
+            )
+            .unwrap(),
+            "127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_with_the_usage_or_the_value() {
+        assert!(parse(&["--port"], &[]).unwrap_err().starts_with("usage: "));
+        assert!(
+            parse(&["--bind", "x"], &[])
+                .unwrap_err()
+                .starts_with("usage: ")
+        );
+        assert_eq!(
+            parse(&["--host", "localhost"], &[]).unwrap_err(),
+            "\"localhost\" is not an IP address"
+        );
+        assert_eq!(
+            parse(&[], &[("HARNESS_PRODUCT_MOCK_PORT", "http")]).unwrap_err(),
+            "\"http\" is not a port number"
+        );
     }
 }

@@ -195,15 +195,42 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
     assert_eq!(dropped, vec![*name]);
 }
 
+/// The printed `psql` command shows no password, and on a throwaway server it opens the
+/// database as it is (through the password file it names).
 #[rstest]
 #[tokio::test]
-async fn the_psql_command_opens_this_database(#[future] env: TestEnv) {
+async fn the_psql_command_opens_this_database_and_shows_no_password(#[future] env: TestEnv) {
     let env = env.await;
     let command = env.psql_command();
-    assert!(command.starts_with("psql 'postgres://"), "{command}");
+    let url = env.url();
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, password)| password.to_owned());
+    if let Some(password) = &password {
+        assert!(!command.contains(password.as_str()), "{command}");
+    }
+    let given = command
+        .strip_prefix("psql '")
+        .and_then(|c| c.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("not a psql command: {command}"));
+    if env.backend() == billing_harness::env::Backend::Url {
+        return;
+    }
+    let output = std::process::Command::new("psql")
+        .args([given, "-w", "-tAc", "select current_database()"])
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("psql (Debian package postgresql-client) runs");
     assert!(
-        command.ends_with(&format!("/{}'", env.database_name())),
-        "{command}"
+        output.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        env.database_name()
     );
 }
 

@@ -23,6 +23,7 @@ mod rules;
 mod scenario_errors;
 mod scenarios;
 mod schema;
+mod security;
 mod shared_db;
 mod story;
 mod support;

@@ -1,17 +1,44 @@
 //! The `container` backend: a throwaway PostgreSQL container started with testcontainers, shared
 //! by the run's processes like a local cluster and removed by the same watchdog.
+//!
+//! Only its user can open it: its superuser has a random password per container (the image's
+//! `scram-sha-256`, no `trust`), and its port is published on 127.0.0.1 only, whatever address
+//! the engine publishes on by default.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use super::EnvError;
 use super::endpoint::Endpoint;
-use super::instance::{self, Instance, Launch, sh_quote};
+use super::instance::{self, Instance, Launch};
+use super::password;
+use super::stop::{self, Stop};
+
+/// A `HostConfig` change that publishes the container's TCP `port` on 127.0.0.1 only, on a port
+/// the engine picks, instead of on every interface (testcontainers' publish-all, or an engine's
+/// default `0.0.0.0` and `[::]`).
+pub(crate) fn publish_on_loopback(port: u16) -> impl Fn(&mut HostConfig) + Send + Sync + 'static {
+    move |config: &mut HostConfig| {
+        config.publish_all_ports = Some(false);
+        config.port_bindings = Some(
+            [(
+                format!("{port}/tcp"),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )]
+            .into_iter()
+            .collect(),
+        );
+    }
+}
 
 /// Starts containers from an image such as `postgres:16-alpine`.
 #[derive(Debug)]
@@ -118,7 +145,10 @@ pub(crate) fn reap(dir: &Path) -> Vec<String> {
         (now - started > 24 * 3600).then_some(id)
     });
     for id in ours.split_whitespace().chain(old) {
-        if !gone.iter().any(|g: &String| g == id) && docker(&["rm", "-f", "-v", id], 400).is_ok() {
+        if !gone.iter().any(|g: &String| g == id)
+            && stop::is_container_id(id)
+            && docker(&["rm", "-f", "-v", id], 400).is_ok()
+        {
             gone.push(id.to_owned());
         }
     }
@@ -128,6 +158,8 @@ pub(crate) fn reap(dir: &Path) -> Vec<String> {
 impl Launch for ContainerLauncher {
     async fn launch(&self, dir: &Path, generation: &str) -> Result<Instance, EnvError> {
         reap(dir);
+        let password = password::new_password();
+        let passfile = password::write_passfile(dir, &password)?;
         let (name, tag) = self
             .image
             .rsplit_once(':')
@@ -146,11 +178,10 @@ impl Launch for ContainerLauncher {
             .with_mount(testcontainers::core::Mount::tmpfs_mount(
                 "/var/lib/postgresql/data",
             ))
-            .with_env_var("POSTGRES_PASSWORD", "postgres")
-            // No SCRAM: dozens of test processes connecting at once would each spend CPU on
-            // the key derivation, and time out. The password of a throwaway server is public
-            // anyway; the engine publishes the port where it is told (dockerd --ip).
-            .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
+            // The image's own default for other hosts: scram-sha-256. It stores a SCRAM secret
+            // as it is, so `docker inspect` shows no password.
+            .with_env_var("POSTGRES_PASSWORD", password::scram_secret(&password))
+            .with_host_config_modifier(publish_on_loopback(5432))
             .with_cmd([
                 "postgres",
                 "-c",
@@ -175,22 +206,23 @@ impl Launch for ContainerLauncher {
             .start()
             .await
             .map_err(|e| start_error(e.to_string()))?;
-        let id = container.id().to_owned();
-        let stop = format!("docker rm -f -v {} >/dev/null 2>&1", sh_quote(&id));
+        let stop = Stop::Container {
+            id: container.id().to_owned(),
+        };
         let port = match container.get_host_port_ipv4(5432).await {
             Ok(port) => port,
             Err(e) => {
-                instance::run_stop(&stop);
+                stop.run(dir);
                 return Err(start_error(e.to_string()));
             }
         };
         // The container must outlive this process: the watchdog removes it, not our drop.
         std::mem::forget(container);
-        let endpoint = Endpoint::throwaway(port, "postgres", Some("postgres"), None);
+        let endpoint = Endpoint::throwaway(port, "postgres", &password, None, passfile);
         // The image restarts the server once after initialising; wait for the final one.
         if let Err(reason) = instance::wait_ready(&endpoint, Duration::from_secs(60), || true).await
         {
-            instance::run_stop(&stop);
+            stop.run(dir);
             return Err(start_error(reason));
         }
         Ok(Instance {

@@ -10,7 +10,9 @@ use super::EnvError;
 use super::conninfo;
 
 /// How to reach one server, as stored in a shared instance's state file or read from a URL.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// `Debug` shows no password.
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Endpoint {
     /// The URL without the database name: `postgres://user@host:port`.
     pub(crate) url_base: String,
@@ -18,29 +20,56 @@ pub(crate) struct Endpoint {
     pub(crate) url_query: String,
     /// The database the harness administers from (usually `postgres`).
     pub(crate) admin_database: String,
-    /// The password, kept out of printed URLs unless `print_password` is set.
+    /// The password: in the URLs handed to tests only when `url_has_password` is set, never
+    /// in what is printed.
     pub(crate) password: Option<String>,
-    /// Whether printed URLs may show the password (true only for throwaway servers).
-    pub(crate) print_password: bool,
+    /// Whether [`Endpoint::url`] carries the password (true only for throwaway servers, whose
+    /// random password a test's own connections need).
+    pub(crate) url_has_password: bool,
     /// A unix socket directory the harness connects through instead of TCP.
     pub(crate) socket_dir: Option<PathBuf>,
+    /// A libpq password file holding the password (`0600`, in the private state folder): what
+    /// printed `psql` commands name instead of the password.
+    #[serde(default)]
+    pub(crate) passfile: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field(
+                "admin_url",
+                &redact(&format!(
+                    "{}/{}{}",
+                    self.url_base, self.admin_database, self.url_query
+                )),
+            )
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("url_has_password", &self.url_has_password)
+            .field("socket_dir", &self.socket_dir)
+            .field("passfile", &self.passfile)
+            .finish()
+    }
 }
 
 impl Endpoint {
-    /// A throwaway server on 127.0.0.1 with a known superuser.
+    /// A throwaway server on 127.0.0.1 whose superuser `user` has `password`, which `passfile`
+    /// holds too.
     pub(crate) fn throwaway(
         port: u16,
         user: &str,
-        password: Option<&str>,
+        password: &str,
         socket_dir: Option<PathBuf>,
+        passfile: PathBuf,
     ) -> Endpoint {
         Endpoint {
             url_base: format!("postgres://{user}@127.0.0.1:{port}"),
             url_query: String::new(),
             admin_database: "postgres".into(),
-            password: password.map(str::to_owned),
-            print_password: true,
+            password: Some(password.to_owned()),
+            url_has_password: true,
             socket_dir,
+            passfile: Some(passfile),
         }
     }
 
@@ -83,8 +112,9 @@ impl Endpoint {
                 database.to_owned()
             },
             password,
-            print_password: false,
+            url_has_password: false,
             socket_dir: None,
+            passfile: None,
         })
     }
 
@@ -127,24 +157,47 @@ impl Endpoint {
         self.options(&self.admin_database)
     }
 
-    /// A URL for people and other programs, with the password only on throwaway servers.
+    /// The URL handed to tests and tools: with the password on throwaway servers (so that a
+    /// test's own connections get in), without it on a server given by URL. Not for printing.
     pub(crate) fn url(&self, database: &str) -> String {
-        let base = match (&self.password, self.print_password) {
+        let base = match (&self.password, self.url_has_password) {
             (Some(password), true) => self.url_base.replacen('@', &format!(":{password}@"), 1),
             _ => self.url_base.clone(),
         };
         let url = format!("{base}/{database}{}", self.url_query);
-        if self.print_password {
+        if self.url_has_password {
             url
         } else {
             redact(&url)
         }
     }
 
-    /// A ready-to-paste `psql` command for `database`.
+    /// A ready-to-paste `psql` command for `database`, showing no password: on a throwaway
+    /// server the URL names the password file (`?passfile=...`), which only this user can read.
     pub(crate) fn psql(&self, database: &str) -> String {
-        format!("psql '{}'", self.url(database))
+        let url = format!("{}/{database}{}", self.url_base, self.url_query);
+        let url = match &self.passfile {
+            Some(passfile) => {
+                let join = if self.url_query.is_empty() { '?' } else { '&' };
+                format!("{url}{join}passfile={}", percent_encode(passfile))
+            }
+            None => redact(&url),
+        };
+        format!("psql '{url}'")
     }
+}
+
+/// `path` as a URI query value: every byte but letters, digits and `/._-` as `%XX`.
+fn percent_encode(path: &std::path::Path) -> String {
+    let mut out = String::new();
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `url` with its password replaced by `***`, for anything a person or a log may see: the
@@ -325,18 +378,49 @@ mod tests {
 
     #[test]
     fn host_and_port_are_the_urls_even_with_a_socket() {
-        let e = Endpoint::throwaway(5433, "postgres", None, Some("/tmp/socket".into()));
+        let e = Endpoint::throwaway(
+            5433,
+            "postgres",
+            "pw",
+            Some("/tmp/socket".into()),
+            "/tmp/pgpass".into(),
+        );
         assert_eq!((e.host(), e.port()), ("127.0.0.1".to_owned(), 5433));
         let e = Endpoint::from_url("postgres://qa:pw@db.internal:6432/postgres").unwrap();
         assert_eq!((e.host(), e.port()), ("db.internal".to_owned(), 6432));
     }
 
     #[test]
-    fn throwaway_urls_show_the_password_for_psql() {
-        let e = Endpoint::throwaway(5433, "postgres", Some("postgres"), None);
+    fn a_throwaway_url_carries_the_password_but_psql_and_debug_never_show_it() {
+        let e = Endpoint::throwaway(
+            5433,
+            "postgres",
+            "0f1e2d3c",
+            None,
+            "/dev/shm/billing-harness-7/it's/pgpass".into(),
+        );
+        assert_eq!(
+            e.url("bh_1"),
+            "postgres://postgres:0f1e2d3c@127.0.0.1:5433/bh_1"
+        );
         assert_eq!(
             e.psql("bh_1"),
-            "psql 'postgres://postgres:postgres@127.0.0.1:5433/bh_1'"
+            "psql 'postgres://postgres@127.0.0.1:5433/bh_1?passfile=/dev/shm/billing-harness-7/it%27s/pgpass'"
+        );
+        let debug = format!("{e:?}");
+        assert!(!debug.contains("0f1e2d3c"), "{debug}");
+        assert!(debug.contains("password: Some(\"***\")"), "{debug}");
+    }
+
+    #[test]
+    fn a_server_urls_debug_and_psql_show_no_password() {
+        let e =
+            Endpoint::from_url("postgres://qa:s3cret@db:6432/postgres?password=s3cret").unwrap();
+        let debug = format!("{e:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert_eq!(
+            e.psql("bh_1"),
+            "psql 'postgres://qa@db:6432/bh_1?password=***'"
         );
     }
 }

@@ -123,6 +123,24 @@ pub enum EnvError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A state folder that is not private to this user (another user's, or one others may write
+    /// in): the harness reads nothing in it and runs nothing from it.
+    #[error(
+        "the state folder {} is not private to this user: {problem}; it belongs to {owner}, mode {mode:o}\n  fix: {fix}",
+        folder.display()
+    )]
+    NotPrivate {
+        /// The folder refused.
+        folder: PathBuf,
+        /// Who owns it: `name (uid N)`.
+        owner: String,
+        /// Its permission bits.
+        mode: u32,
+        /// What is wrong with it.
+        problem: String,
+        /// How to make way for a private one.
+        fix: String,
+    },
     /// Options that cannot go together.
     #[error("{0}")]
     Conflict(String),

@@ -1,11 +1,20 @@
 //! A throwaway server (local cluster or container) shared by every process that uses one state
 //! directory, started once under a file lock and stopped by a watchdog when its last user is done.
 //!
+//! The state directory and `<state_dir>/<backend>/` are private to their user (`private.rs`):
+//! created `0700`, and checked before anything in them is read, locked or run, so another user
+//! can neither plant an instance nor hold a lock. Nothing read from them is run by a shell: a
+//! recorded server is stopped by signalling the pid whose `/proc` entry shows the data folder the
+//! harness made, or by removing the recorded container.
+//!
 //! Layout of `<state_dir>/<backend>/`:
 //! - `setup.lock`: held exclusively while a process starts, joins, checks or stops the instance;
 //! - `users.lock`: held shared by every process that uses the instance, for its whole life, so a
 //!   crashed process stops counting the moment it dies;
-//! - `instance.json`: the running instance ([`Instance`]), absent when none runs;
+//! - `instance.json`: the running instance ([`Instance`]), absent when none runs; `0600`, since
+//!   it holds the server's password;
+//! - `pgpass`: the password as a libpq password file (`0600`), which printed `psql` commands
+//!   name instead of showing the password;
 //! - `kept/`: one empty file per database kept for a failed test; while any is there the instance
 //!   stays up so the printed `psql` command keeps working (`env::drop_kept` empties it);
 //! - `watchdog.pid`: the watchdog, a small `sh` loop that stops the instance once nobody has held
@@ -25,7 +34,9 @@ use sqlx::Connection;
 
 use super::EnvError;
 use super::endpoint::Endpoint;
-use super::os::FileLock;
+use super::lock::FileLock;
+use super::private;
+use super::stop::Stop;
 
 /// A running throwaway server, as recorded in `instance.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,8 +45,31 @@ pub(crate) struct Instance {
     pub(crate) generation: String,
     /// How to reach it.
     pub(crate) endpoint: Endpoint,
-    /// A `sh` command that stops it and removes what it left on disk.
-    pub(crate) stop: String,
+    /// What to stop: data the harness checks before acting on it, never a command.
+    pub(crate) stop: Stop,
+}
+
+/// Makes the state directory above `dir` and `dir` itself private if they are new, and refuses
+/// them unless they are.
+fn secure(dir: &Path) -> Result<(), EnvError> {
+    if let Some(state) = dir.parent() {
+        private::ensure(state)?;
+    }
+    private::ensure(dir)
+}
+
+/// Whether `dir` exists (`false` when it does not), refusing it and the state directory above
+/// it unless both are private.
+fn trusted(dir: &Path) -> Result<bool, EnvError> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        _ => {}
+    }
+    if let Some(state) = dir.parent() {
+        private::check(state)?;
+    }
+    private::check(dir)?;
+    Ok(true)
 }
 
 /// What a backend does to bring up a fresh instance.
@@ -71,7 +105,10 @@ impl Membership {
 /// Whether an instance runs under `dir`: one is recorded and its watchdog guards it. Says nothing
 /// about whether the server answers.
 pub(crate) fn running(dir: &Path) -> bool {
-    read(dir).is_some_and(|instance| watchdog_alive(dir, &instance.generation))
+    read(dir)
+        .ok()
+        .flatten()
+        .is_some_and(|instance| watchdog_alive(dir, &instance.generation))
 }
 
 /// Joins the instance under `dir` the quick way, when one runs and its watchdog guards it: under
@@ -80,11 +117,11 @@ pub(crate) fn running(dir: &Path) -> bool {
 /// when nothing runs there; the caller's first connection is the probe, and if it fails the
 /// caller asks [`join`].
 pub(crate) fn join_running(dir: &Path) -> Result<Option<Membership>, EnvError> {
-    if !dir.join("instance.json").exists() {
+    if !trusted(dir)? || !dir.join("instance.json").exists() {
         return Ok(None);
     }
     let _setup = FileLock::shared(&dir.join("setup.lock"))?;
-    let Some(instance) = read(dir).filter(|i| watchdog_alive(dir, &i.generation)) else {
+    let Some(instance) = read(dir)?.filter(|i| watchdog_alive(dir, &i.generation)) else {
         return Ok(None);
     };
     let users = FileLock::shared(&dir.join("users.lock"))?;
@@ -104,29 +141,29 @@ pub(crate) async fn join(
     linger: Duration,
     launcher: &impl Launch,
 ) -> Result<Membership, EnvError> {
+    secure(dir)?;
     let _setup = FileLock::exclusive(&dir.join("setup.lock"))?;
-    std::fs::create_dir_all(dir.join("kept"))
-        .map_err(EnvError::io(format!("create {}", dir.display())))?;
+    // Again: the folder may have been removed, and made anew by anyone, while this process
+    // waited for the lock.
+    secure(dir)?;
+    private::ensure(&dir.join("kept"))?;
     let mut started = false;
-    let instance = match read(dir) {
+    let instance = match read(dir)? {
         Some(instance) if answers(&instance.endpoint).await => instance,
         stale => {
             if let Some(stale) = stale {
-                run_stop(&stale.stop);
+                stale.stop.run(dir);
             }
             let _ = std::fs::remove_file(dir.join("instance.json"));
             let generation = format!("{:016x}", rand::random::<u64>());
             let instance = launcher.launch(dir, &generation).await?;
             // A path that is not UTF-8 does not serialize: refused like a failed write.
             let written = serde_json::to_vec_pretty(&instance)
-                .map_err(std::io::Error::other)
-                .and_then(|json| std::fs::write(dir.join("instance.json"), json));
+                .map_err(|e| EnvError::io("write instance.json")(std::io::Error::other(e)))
+                .and_then(|json| private::write(&dir.join("instance.json"), &json));
             if let Err(e) = written {
-                run_stop(&instance.stop);
-                return Err(EnvError::io(format!(
-                    "write {}/instance.json",
-                    dir.display()
-                ))(e));
+                instance.stop.run(dir);
+                return Err(e);
             }
             started = true;
             instance
@@ -159,26 +196,32 @@ pub(crate) fn log_event(dir: &Path, event: &str) {
     }
 }
 
-/// The instance recorded under `dir`, if any.
-pub(crate) fn read(dir: &Path) -> Option<Instance> {
-    let bytes = std::fs::read(dir.join("instance.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The instance recorded under `dir`, if any (a record of an older layout reads as none).
+/// Refuses a folder that is not private, before reading anything in it.
+pub(crate) fn read(dir: &Path) -> Result<Option<Instance>, EnvError> {
+    if !trusted(dir)? {
+        return Ok(None);
+    }
+    let Ok(bytes) = std::fs::read(dir.join("instance.json")) else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice(&bytes).ok())
 }
 
 /// Stops the instance under `dir` now if nobody uses it, whatever the linger time; kept databases
 /// are forgotten and the folder is removed. Returns whether one was stopped.
 pub(crate) fn stop_if_unused(dir: &Path) -> Result<bool, EnvError> {
-    if !dir.exists() {
+    if !trusted(dir)? {
         return Ok(false);
     }
     let _setup = FileLock::exclusive(&dir.join("setup.lock"))?;
-    let Some(instance) = read(dir) else {
+    let Some(instance) = read(dir)? else {
         return Ok(false);
     };
     let Some(_users) = FileLock::try_exclusive(&dir.join("users.lock"))? else {
         return Ok(false);
     };
-    run_stop(&instance.stop);
+    instance.stop.run(dir);
     remove_folder(dir);
     Ok(true)
 }
@@ -246,22 +289,27 @@ pub(crate) async fn wait_ready(
     }
 }
 
-/// Runs a stop command and waits for it.
-pub(crate) fn run_stop(command: &str) {
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
 /// The watchdog: a `sh` loop (with `flock` from util-linux) that outlives every test process.
-/// Arguments: state dir, linger seconds, generation; `BH_STOP` holds the stop command.
+/// Arguments: the instance folder, linger seconds, generation, then what to stop: `cluster DATA`
+/// (the postmaster whose `/proc` entry shows it runs in DATA, as [`Stop::run`] checks) or
+/// `container ID`. They are only ever arguments: nothing the script reads is run.
 const WATCHDOG: &str = r#"
-dir=$1 linger=$2 gen=$3
+dir=$1 linger=$2 gen=$3 kind=$4 what=$5
 echo $$ > "$dir/watchdog.pid"
+stop() {
+  case $kind in
+  cluster)
+    pid=$(head -n1 "$what/postmaster.pid" 2>/dev/null)
+    case $pid in ''|*[!0-9]*) pid= ;; esac
+    if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/cwd")" = "$(readlink -f "$what")" ] &&
+      tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$what"; then
+      kill -QUIT "$pid"; i=0
+      while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+      kill -KILL "$pid" 2>/dev/null
+    fi ;;
+  container) docker rm -f -v "$what" >/dev/null 2>&1 ;;
+  esac
+}
 unused() {
   grep -q "$gen" "$dir/instance.json" 2>/dev/null &&
   [ -z "$(ls -A "$dir/kept" 2>/dev/null)" ] &&
@@ -275,7 +323,7 @@ while grep -q "$gen" "$dir/instance.json" 2>/dev/null; do
     exec 9>>"$dir/setup.lock"
     flock -x 9
     if unused; then
-      sh -c "$BH_STOP"
+      stop
       rm -rf "$dir"
       state=$(dirname "$dir")
       case $(basename "$state") in billing-harness-*) rmdir "$state" 2>/dev/null;; esac
@@ -315,7 +363,7 @@ fn ensure_watchdog(dir: &Path, instance: &Instance, linger: Duration) -> Result<
         .arg(dir)
         .arg(linger.as_secs().to_string())
         .arg(&instance.generation)
-        .env("BH_STOP", &instance.stop)
+        .args(instance.stop.watchdog_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -342,18 +390,23 @@ fn ensure_watchdog(dir: &Path, instance: &Instance, linger: Duration) -> Result<
     })
 }
 
-/// Quotes `s` for a `sh` command line.
-pub(crate) fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::sh_quote;
+    use super::*;
 
     #[test]
-    fn quoting_survives_single_quotes() {
-        assert_eq!(sh_quote("/tmp/a b"), "'/tmp/a b'");
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    fn a_record_of_the_old_layout_with_a_stop_command_reads_as_none() {
+        let state = std::env::temp_dir().join(format!("bh-old-record-{}", std::process::id()));
+        let dir = state.join("local");
+        let _ = std::fs::remove_dir_all(&state);
+        secure(&dir).unwrap();
+        std::fs::write(
+            dir.join("instance.json"),
+            r#"{"generation": "1", "endpoint": {}, "stop": "touch /tmp/bh-pwned"}"#,
+        )
+        .unwrap();
+        let read = read(&dir);
+        std::fs::remove_dir_all(&state).unwrap();
+        assert!(matches!(read, Ok(None)), "{read:?}");
     }
 }

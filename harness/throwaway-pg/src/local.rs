@@ -1,6 +1,10 @@
 //! The `local` backend: a throwaway cluster from the machine's `initdb` and `postgres`, tuned for
 //! tests (no fsync) and for a small footprint (1 MB WAL segments, little WAL kept), on a unix
-//! socket and a free port on 127.0.0.1.
+//! socket in the private state folder and a free port on 127.0.0.1.
+//!
+//! Only its user can open it: the superuser `postgres` has a random password per cluster
+//! (`scram-sha-256` for the socket and TCP alike; `initdb --pwfile` reads its SCRAM secret from a
+//! `0600` file that is removed at once), and the cluster's folder and socket folder are `0700`.
 //!
 //! Its shared memory never outlives it: the main segment is anonymous memory (`shared_memory_type
 //! = mmap`), and dynamic segments are files in the data folder (`dynamic_shared_memory_type =
@@ -11,8 +15,11 @@ use std::time::Duration;
 
 use super::EnvError;
 use super::endpoint::Endpoint;
-use super::instance::{self, Instance, Launch, sh_quote};
+use super::instance::{self, Instance, Launch};
 use super::os::{self, Account};
+use super::password;
+use super::private;
+use super::stop::{self, Stop};
 
 /// The PostgreSQL server programs found on this machine.
 #[derive(Debug, Clone)]
@@ -121,6 +128,8 @@ shared_memory_type = mmap
 dynamic_shared_memory_type = mmap
 huge_pages = off
 listen_addresses = '127.0.0.1'
+unix_socket_permissions = 0700
+password_encryption = 'scram-sha-256'
 timezone = 'UTC'
 log_min_messages = warning
 ";
@@ -155,50 +164,20 @@ fn space_or(error: EnvError, step: &str) -> EnvError {
 impl Launch for LocalLauncher {
     async fn launch(&self, dir: &Path, generation: &str) -> Result<Instance, EnvError> {
         let cluster = dir.join("cluster");
-        let data = cluster.join("data");
+        let data = stop::cluster_data(dir);
+        let stop = Stop::Cluster { data: data.clone() };
+        if cluster.exists() {
+            stop.run(dir);
+        }
+        let password = password::new_password();
+        let passfile = password::write_passfile(dir, &password)?;
+        self.init(dir, &password).inspect_err(|_| {
+            stop.run(dir);
+        })?;
         let socket = cluster.join("socket");
         let log = cluster.join("server.log");
-        let stop = stop_command(&cluster, &data);
-        if cluster.exists() {
-            instance::run_stop(&stop);
-        }
-        if self.account.is_some() {
-            // The server's own user must be able to walk down to its data directory.
-            for path in [dir.parent(), Some(dir)].into_iter().flatten() {
-                open_for_traversal(path)?;
-            }
-        }
-        for path in [&cluster, &socket] {
-            std::fs::create_dir_all(path)
-                .map_err(EnvError::io(format!("create {}", path.display())))?;
-            if let Some(account) = &self.account {
-                account.own(path)?;
-            }
-        }
         let account = self.account.as_ref();
-        let bin = |name: &str| self.binaries.dir.join(name);
-        os::run(
-            {
-                let mut cmd = os::command(&bin("initdb"), account);
-                cmd.arg("-D").arg(&data).args([
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                    "--no-instructions",
-                    // 1 MB instead of 16 MB: the cluster's WAL is most of its size otherwise.
-                    "--wal-segsize=1",
-                ]);
-                cmd
-            },
-            "initdb",
-        )
-        .map_err(|e| space_or(e, "create a cluster with initdb"))
-        .inspect_err(|_| instance::run_stop(&stop))?;
         let shared_buffers = shared_buffers(dir);
-
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = os::free_port()?;
@@ -211,7 +190,7 @@ impl Launch for LocalLauncher {
             if let Some(account) = account {
                 account.own(&data.join("postgresql.auto.conf"))?;
             }
-            let mut start = os::command(&bin("pg_ctl"), account);
+            let mut start = os::command(&self.binaries.dir.join("pg_ctl"), account);
             start
                 .arg("start")
                 .arg("-D")
@@ -223,7 +202,13 @@ impl Launch for LocalLauncher {
                 last_error = super::error::with_causes(&e);
                 continue;
             }
-            let endpoint = Endpoint::throwaway(port, "postgres", None, Some(socket.clone()));
+            let endpoint = Endpoint::throwaway(
+                port,
+                "postgres",
+                &password,
+                Some(socket.clone()),
+                passfile.clone(),
+            );
             let pid_file = data.join("postmaster.pid");
             let mut seen_pid = false;
             let ready = instance::wait_ready(&endpoint, Duration::from_secs(30), || {
@@ -244,10 +229,7 @@ impl Launch for LocalLauncher {
                 }
                 Err(reason) => {
                     let tail = log_tail(&log);
-                    instance::run_stop(&format!(
-                        "kill -QUIT $(head -n1 {} 2>/dev/null) 2>/dev/null; sleep 0.2",
-                        sh_quote(&pid_file.display().to_string())
-                    ));
+                    stop::stop_postmaster(&data);
                     last_error = format!("{reason}; server log:\n{tail}");
                     if !tail.contains("could not bind") && !tail.contains("already in use") {
                         break;
@@ -255,7 +237,7 @@ impl Launch for LocalLauncher {
                 }
             }
         }
-        instance::run_stop(&stop);
+        stop.run(dir);
         Err(space_or(
             EnvError::Start {
                 what: format!("a local cluster with {}", self.binaries.version()),
@@ -266,34 +248,65 @@ impl Launch for LocalLauncher {
     }
 }
 
-/// Stops the postmaster of `data` (only if that pid really runs this data directory) and removes
-/// the cluster's files.
-fn stop_command(cluster: &Path, data: &Path) -> String {
-    let cluster = sh_quote(&cluster.display().to_string());
-    let data = sh_quote(&data.display().to_string());
-    format!(
-        r#"pid=$(head -n1 {data}/postmaster.pid 2>/dev/null)
-if [ -n "$pid" ] && tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- {data}; then
-  kill -QUIT "$pid"; i=0
-  while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-  kill -KILL "$pid" 2>/dev/null
-fi
-rm -rf {cluster}"#
-    )
+impl LocalLauncher {
+    /// Makes the cluster's folders (`0700`, the server's user's) and runs `initdb` with
+    /// `password` for the superuser: its SCRAM secret, read from a `0600` file that is removed at
+    /// once (the server's user never sees the password itself).
+    fn init(&self, dir: &Path, password: &str) -> Result<(), EnvError> {
+        let cluster = dir.join("cluster");
+        if let Some(account) = &self.account {
+            // The server's own user must be able to walk down to its data directory.
+            for path in [dir.parent(), Some(dir)].into_iter().flatten() {
+                let_in(path, account)?;
+            }
+        }
+        for path in [cluster.clone(), cluster.join("socket")] {
+            private::ensure(&path)?;
+            if let Some(account) = &self.account {
+                account.own(&path)?;
+            }
+        }
+        let pwfile = cluster.join("pwfile");
+        let secret = password::scram_secret(password);
+        private::write(&pwfile, format!("{secret}\n").as_bytes())?;
+        if let Some(account) = &self.account {
+            account.own(&pwfile)?;
+        }
+        let mut cmd = os::command(&self.binaries.dir.join("initdb"), self.account.as_ref());
+        cmd.arg("-D")
+            .arg(stop::cluster_data(dir))
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+                // 1 MB instead of 16 MB: the cluster's WAL is most of its size otherwise.
+                "--wal-segsize=1",
+            ]);
+        let initialised = os::run(cmd, "initdb");
+        let _ = std::fs::remove_file(&pwfile);
+        initialised
+            .map(drop)
+            .map_err(|e| space_or(e, "create a cluster with initdb"))
+    }
 }
 
-fn open_for_traversal(path: &Path) -> Result<(), EnvError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(EnvError::io(format!("read {}", path.display())))?
-        .permissions()
-        .mode();
-    if mode & 0o001 == 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o011)).map_err(
-            EnvError::io(format!("let the server's user into {}", path.display())),
-        )?;
+/// Lets the server's user walk through `path` (only that user's group, not everyone): adds
+/// group search to a folder that others cannot search, giving it the account's group.
+fn let_in(path: &Path, account: &Account) -> Result<(), EnvError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path).map_err(EnvError::io(format!("read {}", path.display())))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o001 != 0 || (meta.gid() == account.gid && mode & 0o010 != 0) {
+        return Ok(());
     }
-    Ok(())
+    let fail = || EnvError::io(format!("let the server's user into {}", path.display()));
+    std::os::unix::fs::chown(path, None, Some(account.gid)).map_err(fail())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o010)).map_err(fail())
 }
 
 fn log_tail(log: &Path) -> String {

@@ -15,8 +15,8 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use super::EnvError;
-use super::container::{docker, docker_answers};
-use super::instance::sh_quote;
+use super::container::{docker, docker_answers, publish_on_loopback};
+use super::stop::remove_container as remove;
 
 /// The label that marks the harness's product-mock containers.
 const ROLE_LABEL: &str = "billing-harness.role=product-mock";
@@ -90,6 +90,9 @@ async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
     let container = GenericImage::new(name, tag)
         .with_exposed_port(PORT.tcp())
         .with_wait_for(WaitFor::message_on_stdout("product mock listening on"))
+        // The image's server listens on every address inside the container; the engine
+        // publishes it on 127.0.0.1 only.
+        .with_host_config_modifier(publish_on_loopback(PORT))
         .with_label("billing-harness.role", "product-mock")
         .with_label(PID_LABEL, pid.as_str())
         .with_startup_timeout(Duration::from_secs(60))
@@ -123,15 +126,15 @@ async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
 }
 
 /// A detached `sh` loop, in its own session so that no test runner's signal reaches it, that
-/// removes the container once this process has ended.
+/// removes the container once this process has ended. The pid and the id are arguments, never
+/// part of the script.
 fn spawn_watchdog(id: &str) -> std::io::Result<()> {
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; docker rm -f -v {id} >/dev/null 2>&1",
-        pid = std::process::id(),
-        id = sh_quote(id)
-    );
+    const SCRIPT: &str =
+        r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; docker rm -f -v "$2" >/dev/null 2>&1"#;
     let status = Command::new("setsid")
-        .args(["-f", "sh", "-c", &script])
+        .args(["-f", "sh", "-c", SCRIPT, "billing-harness-mock-watchdog"])
+        .arg(std::process::id().to_string())
+        .arg(id)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -175,8 +178,4 @@ pub fn reap_dead() -> Vec<String> {
         }
     }
     reaped
-}
-
-fn remove(id: &str) {
-    let _ = docker(&["rm", "-f", "-v", id], 200);
 }

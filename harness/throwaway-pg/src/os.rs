@@ -1,7 +1,6 @@
-//! Small operating-system helpers: who we are, which user runs the server, free ports and file
-//! locks. How much room a folder has is `disk.rs`.
+//! Small operating-system helpers: who we are, which user runs the server, and free ports. File
+//! locks are `lock.rs`; how much room a folder has is `disk.rs`.
 
-use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,25 +27,10 @@ impl Account {
         if current_uid() != 0 {
             return Ok(None);
         }
-        let passwd = std::fs::read_to_string("/etc/passwd").map_err(EnvError::io(
+        let accounts = accounts().map_err(EnvError::io(
             "read /etc/passwd to find an unprivileged user",
         ))?;
-        let find = |wanted: &str| {
-            passwd.lines().find_map(|line| {
-                let mut fields = line.split(':');
-                let name = fields.next()?;
-                if name != wanted {
-                    return None;
-                }
-                let uid = fields.nth(1)?.parse().ok()?;
-                let gid = fields.next()?.parse().ok()?;
-                Some(Account {
-                    name: name.to_owned(),
-                    uid,
-                    gid,
-                })
-            })
-        };
+        let find = |wanted: &str| accounts.iter().find(|a| a.name == wanted).cloned();
         find("postgres")
             .or_else(|| find("nobody"))
             .map(Some)
@@ -63,6 +47,36 @@ impl Account {
             format!("give {} to user {}", path.display(), self.name),
         ))
     }
+}
+
+/// The accounts of `/etc/passwd`.
+fn accounts() -> std::io::Result<Vec<Account>> {
+    let passwd = std::fs::read_to_string("/etc/passwd")?;
+    Ok(passwd
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid = fields.nth(1)?.parse().ok()?;
+            let gid = fields.next()?.parse().ok()?;
+            Some(Account {
+                name: name.to_owned(),
+                uid,
+                gid,
+            })
+        })
+        .collect())
+}
+
+/// The user `uid` for messages: `name (uid N)`, or `uid N` when `/etc/passwd` does not name it.
+pub(crate) fn user_name(uid: u32) -> String {
+    accounts()
+        .ok()
+        .and_then(|all| all.into_iter().find(|a| a.uid == uid))
+        .map_or_else(
+            || format!("uid {uid}"),
+            |a| format!("{} (uid {uid})", a.name),
+        )
 }
 
 /// A command that runs as `account` when one is given, with no terminal input or output.
@@ -112,115 +126,4 @@ pub(crate) fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
-}
-
-/// An advisory lock on a file, held until dropped (or until the process dies).
-///
-/// A stopped instance's folder is removed under its `setup.lock`, so a lock is only taken once
-/// the file locked is still the one at `path`: a process that waited on the removed file tries
-/// again on the new one (and creates the folder if needed).
-#[derive(Debug)]
-pub(crate) struct FileLock {
-    file: File,
-}
-
-/// How a [`FileLock`] is taken.
-#[derive(Clone, Copy)]
-enum Mode {
-    Exclusive,
-    Shared,
-}
-
-impl FileLock {
-    fn open(path: &Path) -> Result<File, EnvError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(EnvError::io(format!("create {}", dir.display())))?;
-        }
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(EnvError::io(format!("open lock file {}", path.display())))
-    }
-
-    /// Whether `file` is still the file at `path` (not removed or replaced while we waited).
-    fn still_there(file: &File, path: &Path) -> bool {
-        match (file.metadata(), std::fs::metadata(path)) {
-            (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
-            _ => false,
-        }
-    }
-
-    fn take(path: &Path, mode: Mode) -> Result<FileLock, EnvError> {
-        loop {
-            let file = Self::open(path)?;
-            match mode {
-                Mode::Exclusive => file.lock(),
-                Mode::Shared => file.lock_shared(),
-            }
-            .map_err(EnvError::io(format!("lock {}", path.display())))?;
-            if Self::still_there(&file, path) {
-                return Ok(FileLock { file });
-            }
-        }
-    }
-
-    /// Waits for the exclusive lock on `path`.
-    pub(crate) fn exclusive(path: &Path) -> Result<FileLock, EnvError> {
-        Self::take(path, Mode::Exclusive)
-    }
-
-    /// Waits for a shared lock on `path`.
-    pub(crate) fn shared(path: &Path) -> Result<FileLock, EnvError> {
-        Self::take(path, Mode::Shared)
-    }
-
-    /// Takes the exclusive lock on `path` only if nobody holds any lock on it.
-    pub(crate) fn try_exclusive(path: &Path) -> Result<Option<FileLock>, EnvError> {
-        loop {
-            let file = Self::open(path)?;
-            match file.try_lock() {
-                Ok(()) if Self::still_there(&file, path) => return Ok(Some(FileLock { file })),
-                Ok(()) => continue,
-                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(EnvError::io(format!("lock {}", path.display()))(e));
-                }
-            }
-        }
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        // Closing the file releases the lock as well; unlocking first makes the order explicit.
-        let _ = self.file.unlock();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lock_file_removed_while_waiting_is_taken_again_at_its_path() {
-        let dir = std::env::temp_dir().join(format!("bh-lock-test-{}", std::process::id()));
-        let path = dir.join("setup.lock");
-        let first = FileLock::exclusive(&path).unwrap();
-        let waiter = {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                FileLock::exclusive(&path).map(|lock| lock.file.metadata().unwrap().ino())
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::fs::remove_dir_all(&dir).unwrap();
-        drop(first);
-        let locked = waiter.join().unwrap().unwrap();
-        let at_path = std::fs::metadata(&path).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(locked, at_path.ino());
-    }
 }

@@ -266,7 +266,7 @@ pub async fn kept_databases(config: &Config) -> Result<Option<Vec<KeptDatabase>>
             Some(url) => Endpoint::from_url(url)?,
             None => return Ok(None),
         },
-        backend => match instance::read(&config.state_dir.join(backend.to_string())) {
+        backend => match instance::read(&config.state_dir.join(backend.to_string()))? {
             Some(instance) => instance.endpoint,
             None => return Ok(None),
         },

@@ -32,8 +32,10 @@ pub(crate) fn build(work: &std::path::Path) -> anyhow::Result<String> {
     let mut root = RootFs::new(&work.join("product-mock"))?;
     root.place(&stripped, "/harness-product-mock")?;
     root.copy_libraries(&binary)?;
+    // On every address inside the container (the engine's forwarding arrives on its own
+    // interface); the harness publishes the port on the machine's 127.0.0.1 only.
     let changes = [
-        r#"ENTRYPOINT ["/harness-product-mock"]"#,
+        r#"ENTRYPOINT ["/harness-product-mock", "--host", "0.0.0.0"]"#,
         "EXPOSE 8080",
         "LABEL billing-harness.image=product-mock",
     ];
