@@ -253,6 +253,44 @@ async fn a_run_that_stops_half_way_is_purged_to_its_last_row_catalog_included() 
 }
 
 #[tokio::test]
+async fn debug_of_an_attached_database_and_env_shows_no_password() {
+    let env = TestEnv::start().await;
+    let qa = Foreign::new(&env, "debug", true).await;
+    let role = format!("qa_dbg_{:08x}", rand::random::<u32>());
+    let password = format!("pw-{:016x}", rand::random::<u64>());
+    sqlx::query(&format!(
+        "create role {role} login superuser password '{password}'"
+    ))
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let url = format!(
+        "postgres://{role}:{password}@{}:{}/{}",
+        env.host(),
+        env.port(),
+        qa.name
+    );
+    let db = Database::builder().attach(&url).await.unwrap();
+    let attached = TestEnv::builder().attach(&url).await.unwrap();
+    for shown in [
+        format!("{db:?}"),
+        format!("{db:#?}"),
+        format!("{attached:?}"),
+        format!("{attached:#?}"),
+    ] {
+        assert!(!shown.contains(&password), "{shown}");
+        assert!(shown.contains(&qa.name), "{shown}");
+    }
+    drop(db);
+    drop(attached);
+    qa.drop(&env).await;
+    sqlx::query(&format!("drop role {role}"))
+        .execute(env.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn attaching_an_unmarked_database_is_refused_by_name_with_the_fix() {
     let env = TestEnv::start().await;
     let qa = Foreign::new(&env, "unmarked", false).await;

@@ -166,7 +166,7 @@ impl std::hash::Hash for MigrationSource {
 ///
 /// [`Config::from_env`] reads it from the environment; every field documents its variable and
 /// default.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// `HARNESS_POSTGRES`: `auto` (default), `url`, `local` or `container`.
@@ -281,6 +281,29 @@ impl std::fmt::Display for Footprint {
             self.kept,
             self.warm,
         )
+    }
+}
+
+/// Written by hand so that the password of `HARNESS_DATABASE_URL` never reaches a log.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let database_url = self.database_url.as_deref().map(crate::endpoint::redact);
+        f.debug_struct("Config")
+            .field("backend", &self.backend)
+            .field("database_url", &database_url)
+            .field("image", &self.image)
+            .field("products", &self.products)
+            .field("product_mock_image", &self.product_mock_image)
+            .field("pg_bin", &self.pg_bin)
+            .field("state_dir", &self.state_dir)
+            .field("linger", &self.linger)
+            .field("pool_size", &self.pool_size)
+            .field("migrations", &self.migrations)
+            .field("keep_failed", &self.keep_failed)
+            .field("warm_pool", &self.warm_pool)
+            .field("drop_kept", &self.drop_kept)
+            .field("state_dir_choice", &self.state_dir_choice)
+            .finish()
     }
 }
 
@@ -489,6 +512,34 @@ fn default_state_dir(footprint: Footprint) -> StateDirChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_password_of_the_database_url() {
+        let config = Config {
+            backend: BackendChoice::Url,
+            database_url: Some("postgres://qa:s3cret-pw@db.internal:5432/postgres".into()),
+            image: "postgres:16-alpine".into(),
+            products: ProductsChoice::InProcess,
+            product_mock_image: None,
+            pg_bin: None,
+            state_dir: PathBuf::from("/tmp/x"),
+            linger: Duration::from_secs(30),
+            pool_size: 4,
+            migrations: None,
+            keep_failed: 3,
+            warm_pool: 2,
+            drop_kept: false,
+            state_dir_choice: "set in code".into(),
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(
+            shown.contains("postgres://qa:***@db.internal:5432/postgres"),
+            "{shown}"
+        );
+        let alternate = format!("{config:#?}");
+        assert!(!alternate.contains("s3cret-pw"), "{alternate}");
+    }
 
     #[test]
     fn backend_names_parse_and_bad_ones_name_the_choices() {

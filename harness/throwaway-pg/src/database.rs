@@ -24,7 +24,6 @@ use super::template::Schema;
 /// let n: i64 = sqlx::query_scalar("select count(*) from tenants").fetch_one(db.pool()).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Database {
     /// `None` only while dropping: the connections close before the database is dropped.
     pool: Option<PgPool>,
@@ -34,8 +33,21 @@ pub struct Database {
     broker: &'static Broker,
 }
 
+/// Written by hand so that no password reaches a log: the URL is redacted and the driver's
+/// options (which hold the password) are left out.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("name", &self.name())
+            .field("url", &endpoint::redact(&self.url()))
+            .field("backend", &self.backend())
+            .field("marked_for", &self.marked_for())
+            .field("db_clock", &self.db_clock)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whose database a [`Database`] uses.
-#[derive(Debug)]
 enum Target {
     /// A database the broker gave this test: dropped (or kept) at the end.
     Leased(Lease),
