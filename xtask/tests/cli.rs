@@ -36,7 +36,11 @@ fn spawn_db_up(state: &Path, vars: &[(&str, &str)]) -> (Child, mpsc::Receiver<St
 fn db_up(state: &Path) -> (Child, String) {
     let (child, rx) = spawn_db_up(state, &[]);
     let url = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-    assert!(url.starts_with("postgres://"), "db up printed {url:?}");
+    if !url.starts_with("postgres://") {
+        // Its standard error is not kept: the server's own log of starts and joins says why.
+        let events = std::fs::read_to_string(state.join("local").join("events.log"));
+        panic!("db up printed {url:?}; events.log: {events:?}");
+    }
     (child, url)
 }
 
