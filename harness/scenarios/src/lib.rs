@@ -117,3 +117,14 @@ pub use validate::{
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 mod readme {}
+
+/// The book's examples (`docs/`), compiled as doctests like the README's.
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../../../docs/tests.md")]
+    mod tests {}
+    #[doc = include_str!("../../../docs/adopting.md")]
+    mod adopting {}
+    #[doc = include_str!("../../../docs/shared-databases.md")]
+    mod shared_databases {}
+}

@@ -219,7 +219,7 @@ pub struct Config {
 }
 
 /// What the `local` backend's throwaway server needs in its state directory, measured with
-/// `du` on the platform schema (see the README's "CI" section): the cluster, one template, the
+/// `du` on the platform schema (see docs/ci.md): the cluster, one template, the
 /// clones the test threads use at once, and the databases kept for failed tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footprint {
