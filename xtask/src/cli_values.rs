@@ -387,3 +387,38 @@ fn the_conversions_after_the_parse_refuse_what_would_overflow() {
         billing_harness::model::Month::new(2006, 3).unwrap()
     );
 }
+
+#[test]
+fn a_move_of_exactly_twenty_years_is_allowed_and_a_second_more_is_not() {
+    let seoul = chrono_tz::Asia::Seoul;
+    let now = DateTime::<Utc>::from_timestamp(1_790_000_000, 0).unwrap();
+    let most = TimeDelta::days(crate::clock::MAX_DAYS);
+    assert_eq!(
+        crate::clock::target(now, seoul, None, Some(most)).unwrap(),
+        now + most
+    );
+    let over = crate::clock::target(now, seoul, None, Some(most + TimeDelta::seconds(1)));
+    assert!(
+        over.unwrap_err()
+            .to_string()
+            .contains("more than 7320 days")
+    );
+}
+
+#[test]
+fn a_day_exactly_twenty_years_away_is_allowed_and_a_day_more_is_not() {
+    let today = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let most = TimeDelta::days(crate::clock::MAX_DAYS);
+    for edge in [today + most, today - most] {
+        let text = edge.format("%Y-%m-%d").to_string();
+        assert_eq!(crate::clock::day_from(&text, today), Ok(edge));
+    }
+    for beyond in [
+        today + most + TimeDelta::days(1),
+        today - most - TimeDelta::days(1),
+    ] {
+        let text = beyond.format("%Y-%m-%d").to_string();
+        let refused = crate::clock::day_from(&text, today).unwrap_err();
+        assert!(refused.contains("at most 7320 days"), "{refused}");
+    }
+}
