@@ -366,6 +366,50 @@ async fn a_marker_removed_after_attaching_lets_no_write_through_and_waits_for_wr
     assert_eq!(orgs, 1, "the refused write left nothing");
 }
 
+/// Purges delete and clean-ups truncate: without the marker, every kind of write is refused.
+#[tokio::test]
+async fn without_the_marker_an_update_a_delete_and_a_truncate_are_refused_too() {
+    let env = TestEnv::start().await;
+    let qa = Foreign::new(&env, "unmark_all", true).await;
+    let attached = TestEnv::builder()
+        .start_at(seoul(2026, 10, 1))
+        .attach(&qa.url)
+        .await
+        .unwrap();
+    attached
+        .platform()
+        .install_catalog(&default_catalog(), seoul(2026, 10, 1))
+        .await
+        .unwrap();
+    attached.build().org().create().await.unwrap();
+    sqlx::query("delete from harness_marker")
+        .execute(&qa.pool)
+        .await
+        .unwrap();
+    let mut refused = Vec::new();
+    for write in [
+        "update organizations set name = 'renamed'",
+        "delete from organizations",
+        "truncate organizations cascade",
+    ] {
+        let error = sqlx::query(write)
+            .execute(attached.pool())
+            .await
+            .unwrap_err();
+        refused.push((write, error.to_string()));
+    }
+    let orgs: i64 = sqlx::query_scalar("select count(*) from organizations")
+        .fetch_one(&qa.pool)
+        .await
+        .unwrap();
+    drop(attached);
+    qa.drop(&env).await;
+    for (write, error) in refused {
+        assert!(error.contains("no harness marker"), "{write}: {error}");
+    }
+    assert_eq!(orgs, 1, "the refused writes left the organization");
+}
+
 #[tokio::test]
 async fn a_catalog_that_differs_is_refused_with_each_difference_and_writes_nothing() {
     let env = TestEnv::start().await;
