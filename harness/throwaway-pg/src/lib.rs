@@ -40,9 +40,8 @@ mod wall_clock;
 
 pub use broker::{Broker, Released};
 pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
-pub use conninfo::{UrlError, parse_url};
+pub use conninfo::{UrlError, parse_url, redact as redact_url, redact_passwords};
 pub use database::{Database, DatabaseBuilder};
-pub use endpoint::{redact as redact_url, redact_passwords};
 pub use error::EnvError;
 pub use error::with_causes;
 pub use lease::{CloneStrategy, Lease};

@@ -7,7 +7,7 @@ use sqlx::{Executor, PgPool};
 
 use super::EnvError;
 use super::MigrationSource;
-use super::endpoint::redact;
+use super::conninfo::redact;
 use super::template::Loaded;
 
 const MARKER: &str = "create table if not exists harness_marker (\
