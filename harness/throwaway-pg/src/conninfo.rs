@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 
+use super::EnvError;
+
 /// Why a database URL cannot be read. Its words never show the password, nor the URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
@@ -55,6 +57,18 @@ pub fn parse_url(url: &str) -> Result<PgConnectOptions, UrlError> {
     }
     percent_decode(url)?;
     PgConnectOptions::from_str(url).map_err(|e| UrlError::new(e.to_string()))
+}
+
+/// [`parse_url`] for a URL given as `var` (a command-line option or an environment variable).
+///
+/// # Errors
+/// [`EnvError::BadVariable`] naming `var`, with the URL shown as [`redact`] shows it.
+pub(crate) fn parse_given(url: &str, var: &'static str) -> Result<PgConnectOptions, EnvError> {
+    parse_url(url).map_err(|e| EnvError::BadVariable {
+        var,
+        value: redact(url),
+        reason: e.to_string(),
+    })
 }
 
 /// A part of a URL (the password, say) with every `%XX` decoded, as libpq decodes each part.

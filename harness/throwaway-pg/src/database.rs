@@ -195,12 +195,7 @@ impl DatabaseBuilder {
     pub async fn attach(self, url: &str) -> Result<Database, EnvError> {
         let broker = Broker::global()?;
         let shown = conninfo::redact(url);
-        let options = conninfo::parse_url(url).map_err(|e| EnvError::BadVariable {
-            var: "--database-url",
-            value: shown.clone(),
-            reason: e.to_string(),
-        })?;
-        let options = options
+        let options = conninfo::parse_given(url, "--database-url")?
             .options([("harness.require_marker", "on")])
             .options(self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let name = options.get_database().unwrap_or("postgres").to_owned();

@@ -82,7 +82,7 @@ impl Endpoint {
             value: redact(url),
             reason: reason.to_owned(),
         };
-        conninfo::parse_url(url).map_err(|e| bad(&e.to_string()))?;
+        conninfo::parse_given(url, "HARNESS_DATABASE_URL")?;
         let rest = url
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
