@@ -396,9 +396,8 @@ mod tests {
 
     #[test]
     fn a_record_of_the_old_layout_with_a_stop_command_reads_as_none() {
-        let state = std::env::temp_dir().join(format!("bh-old-record-{}", std::process::id()));
+        let state = crate::scratch_dir("old-record");
         let dir = state.join("local");
-        let _ = std::fs::remove_dir_all(&state);
         secure(&dir).unwrap();
         std::fs::write(
             dir.join("instance.json"),

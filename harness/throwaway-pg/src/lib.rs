@@ -53,6 +53,15 @@ pub use server::{
 pub use template::Schema;
 pub use wall_clock::wall_now;
 
+/// A folder for a unit test, `<temporary folder>/bh-<name>-<pid>`, removed first if a run
+/// before left it.
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bh-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// Drops the databases kept for failed tests on the configured server (the one `HARNESS_*`
 /// selects): all of them, or only the one named `only`. An idle throwaway server then stops once
 /// its linger time has passed. Returns the names dropped. `HARNESS_DROP_KEPT=1` does the same

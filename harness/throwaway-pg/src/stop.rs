@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_stop_record_outside_its_instance_folder_is_not_acted_on() {
-        let dir = std::env::temp_dir().join(format!("bh-stop-test-{}", std::process::id()));
+        let dir = crate::scratch_dir("stop-test");
         let elsewhere = dir.with_extension("elsewhere");
         std::fs::create_dir_all(elsewhere.join("data")).unwrap();
         std::fs::create_dir_all(dir.join("cluster")).unwrap();
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_postmaster_pid_file_naming_another_process_signals_nothing() {
-        let data = std::env::temp_dir().join(format!("bh-stop-pid-{}", std::process::id()));
+        let data = crate::scratch_dir("stop-pid");
         std::fs::create_dir_all(&data).unwrap();
         let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
         std::fs::write(data.join("postmaster.pid"), format!("{}\n", sleeper.id())).unwrap();
