@@ -4,10 +4,12 @@
 //! folder); a container is removed by an id that is one (hexadecimal digits). No shell runs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::os::quiet;
 
 /// What stops an instance and removes what it left on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,13 +114,6 @@ fn runs_in(pid: u32, data: &Path) -> bool {
 /// Sends `signal` (`-QUIT`, `-KILL`) to `pid` with `kill`.
 fn signal(pid: u32, signal: &str) {
     let _ = quiet(Command::new("kill").arg(signal).arg(pid.to_string())).status();
-}
-
-/// `cmd` with no input and its output discarded.
-fn quiet(cmd: &mut Command) -> &mut Command {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
 }
 
 #[cfg(test)]
