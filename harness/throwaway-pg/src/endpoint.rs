@@ -22,16 +22,14 @@ pub(crate) struct Endpoint {
     pub(crate) url_query: String,
     /// The database the harness administers from (usually `postgres`).
     pub(crate) admin_database: String,
-    /// The password: in the URLs handed to tests only when `url_has_password` is set, never
-    /// in what is printed.
+    /// The password: in the URLs handed to tests only on a throwaway server (one with a
+    /// `passfile`), never in what is printed.
     pub(crate) password: Option<String>,
-    /// Whether [`Endpoint::url`] carries the password (true only for throwaway servers, whose
-    /// random password a test's own connections need).
-    pub(crate) url_has_password: bool,
     /// A unix socket directory the harness connects through instead of TCP.
     pub(crate) socket_dir: Option<PathBuf>,
     /// A libpq password file holding the password (`0600`, in the private state folder): what
-    /// printed `psql` commands name instead of the password.
+    /// printed `psql` commands name instead of the password. Only a throwaway server has one,
+    /// and only its [`Endpoint::url`] carries the password, which a test's own connections need.
     #[serde(default)]
     pub(crate) passfile: Option<PathBuf>,
 }
@@ -47,7 +45,6 @@ impl std::fmt::Debug for Endpoint {
                 )),
             )
             .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("url_has_password", &self.url_has_password)
             .field("socket_dir", &self.socket_dir)
             .field("passfile", &self.passfile)
             .finish()
@@ -69,7 +66,6 @@ impl Endpoint {
             url_query: String::new(),
             admin_database: "postgres".into(),
             password: Some(password.to_owned()),
-            url_has_password: true,
             socket_dir,
             passfile: Some(passfile),
         }
@@ -114,7 +110,6 @@ impl Endpoint {
                 database.to_owned()
             },
             password,
-            url_has_password: false,
             socket_dir: None,
             passfile: None,
         })
@@ -122,8 +117,7 @@ impl Endpoint {
 
     /// Driver options for `database` on this server.
     pub(crate) fn options(&self, database: &str) -> PgConnectOptions {
-        let url = format!("{}/{}{}", self.url_base, database, self.url_query);
-        let mut options = PgConnectOptions::from_str(&url).expect(
+        let mut options = PgConnectOptions::from_str(&self.url_without_password(database)).expect(
             "cannot fail: url_base and url_query come from a URL that parsed when the \
                  endpoint was made (from_url) or from a fixed pattern (throwaway), and database \
                  names are the harness's own or that URL's",
@@ -162,22 +156,25 @@ impl Endpoint {
     /// The URL handed to tests and tools: with the password on throwaway servers (so that a
     /// test's own connections get in), without it on a server given by URL. Not for printing.
     pub(crate) fn url(&self, database: &str) -> String {
-        let base = match (&self.password, self.url_has_password) {
-            (Some(password), true) => self.url_base.replacen('@', &format!(":{password}@"), 1),
-            _ => self.url_base.clone(),
-        };
-        let url = format!("{base}/{database}{}", self.url_query);
-        if self.url_has_password {
-            url
-        } else {
-            redact(&url)
+        let url = self.url_without_password(database);
+        match (&self.passfile, &self.password) {
+            // The first `@` is the user information's: `url_base` is `postgres://user@host:port`.
+            (Some(_), Some(password)) => url.replacen('@', &format!(":{password}@"), 1),
+            (Some(_), None) => url,
+            (None, _) => redact(&url),
         }
+    }
+
+    /// `url_base`, then `database`, then `url_query`: a URL with no password in its user
+    /// information.
+    fn url_without_password(&self, database: &str) -> String {
+        format!("{}/{database}{}", self.url_base, self.url_query)
     }
 
     /// A ready-to-paste `psql` command for `database`, showing no password: on a throwaway
     /// server the URL names the password file (`?passfile=...`), which only this user can read.
     pub(crate) fn psql(&self, database: &str) -> String {
-        let url = format!("{}/{database}{}", self.url_base, self.url_query);
+        let url = self.url_without_password(database);
         let url = match &self.passfile {
             Some(passfile) => {
                 let join = if self.url_query.is_empty() { '?' } else { '&' };
