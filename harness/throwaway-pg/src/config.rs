@@ -287,7 +287,7 @@ impl std::fmt::Display for Footprint {
 /// Written by hand so that the password of `HARNESS_DATABASE_URL` never reaches a log.
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let database_url = self.database_url.as_deref().map(crate::endpoint::redact);
+        let database_url = self.database_url.as_deref().map(crate::conninfo::redact);
         f.debug_struct("Config")
             .field("backend", &self.backend)
             .field("database_url", &database_url)

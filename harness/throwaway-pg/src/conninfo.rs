@@ -1,10 +1,12 @@
 //! Connection strings as libpq reads them: a `postgres://` URL checked and decoded the way libpq
-//! decodes it (`p%40ss` is the password `p@ss`), and the password of a libpq `key=value` string
-//! hidden from anything printed.
+//! decodes it (`p%40ss` is the password `p@ss`); and, in this one place, the hiding of passwords
+//! from anything printed: in a URL, in a libpq `key=value` string, in a message quoting either.
 
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
+
+use super::EnvError;
 
 /// Why a database URL cannot be read. Its words never show the password, nor the URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +59,18 @@ pub fn parse_url(url: &str) -> Result<PgConnectOptions, UrlError> {
     PgConnectOptions::from_str(url).map_err(|e| UrlError::new(e.to_string()))
 }
 
+/// [`parse_url`] for a URL given as `var` (a command-line option or an environment variable).
+///
+/// # Errors
+/// [`EnvError::BadVariable`] naming `var`, with the URL shown as [`redact`] shows it.
+pub(crate) fn parse_given(url: &str, var: &'static str) -> Result<PgConnectOptions, EnvError> {
+    parse_url(url).map_err(|e| EnvError::BadVariable {
+        var,
+        value: redact(url),
+        reason: e.to_string(),
+    })
+}
+
 /// A part of a URL (the password, say) with every `%XX` decoded, as libpq decodes each part.
 ///
 /// # Errors
@@ -92,6 +106,95 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, UrlError> {
         }
     }
     Ok(out)
+}
+
+/// `url` with its password replaced by `***`, for anything a person or a log may see: the
+/// password of the user information (`postgres://qa:***@db/app`) and a `password` query
+/// parameter (`?password=***`). Text without a password comes back unchanged, and a URL too
+/// malformed to parse is still redacted (nothing after `://` and before the last `@` is shown
+/// past the user name). Text that is no URL is read as a libpq `key=value` string, whose
+/// `password` value is hidden however it is written (`password = 'a b'` too).
+///
+/// ```
+/// use throwaway_pg::redact_url;
+///
+/// assert_eq!(
+///     redact_url("postgres://qa:s3cret@db.internal:5432/app"),
+///     "postgres://qa:***@db.internal:5432/app"
+/// );
+/// assert_eq!(
+///     redact_url("postgres://qa@db/app?sslmode=disable&password=s3cret"),
+///     "postgres://qa@db/app?sslmode=disable&password=***"
+/// );
+/// assert_eq!(redact_url("postgres://qa@db/app"), "postgres://qa@db/app");
+/// assert_eq!(
+///     redact_url("host=db user=qa password='s3 cret' dbname=app"),
+///     "host=db user=qa password=*** dbname=app"
+/// );
+/// ```
+pub fn redact(url: &str) -> String {
+    let Some(scheme) = url.find("://") else {
+        return redact_pairs(url);
+    };
+    let (head, rest) = url.split_at(scheme + 3);
+    let (userinfo, after) = match rest.rfind('@') {
+        Some(at) => rest.split_at(at),
+        None => ("", rest),
+    };
+    let userinfo = match userinfo.split_once(':') {
+        // The placeholder of a usage text, `postgres://USER:PASSWORD@HOST`, is no one's secret.
+        Some((user, "PASSWORD")) => format!("{user}:PASSWORD"),
+        Some((user, _)) => format!("{user}:***"),
+        None => userinfo.to_owned(),
+    };
+    let after = match after.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => after.to_owned(),
+    };
+    format!("{head}{userinfo}{after}")
+}
+
+/// `text` (a message, say) with every password in it hidden: each `password` value as in a
+/// libpq `key=value` string, then the password of each URL as [`redact`] hides it. A URL runs from its scheme to the next space, quote mark or escape character.
+///
+/// ```
+/// use throwaway_pg::redact_passwords;
+///
+/// assert_eq!(
+///     redact_passwords("unexpected argument 'postgres://qa:s3cret@db/app' found"),
+///     "unexpected argument 'postgres://qa:***@db/app' found"
+/// );
+/// assert_eq!(
+///     redact_passwords("connect to host=db password=s3cret: refused"),
+///     "connect to host=db password=***: refused"
+/// );
+/// ```
+pub fn redact_passwords(text: &str) -> String {
+    let text = redact_pairs(text);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(sep) = rest.find("://") {
+        let start = rest[..sep]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let end = rest[sep..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '\u{1b}'))
+            .map_or(rest.len(), |i| sep + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `text` with the value of every `password` key hidden (`password=***`), read as libpq reads a
@@ -263,5 +366,24 @@ mod tests {
                 .to_string()
                 .contains("key=value")
         );
+    }
+
+    #[test]
+    fn passwords_in_urls_and_pairs_are_hidden_wherever_they_appear_in_a_message() {
+        for (text, shown) in [
+            (
+                "a postgresql://u:p@h/x and http://k:v@h ok",
+                "a postgresql://u:***@h/x and http://k:***@h ok",
+            ),
+            (
+                "to 'postgres://qa@db/app?password=s3cret' or \"password='a b' host=db\"",
+                "to 'postgres://qa@db/app?password=***' or \"password=*** host=db\"",
+            ),
+            ("password='x://y' host=db", "password=*** host=db"),
+            ("no url here", "no url here"),
+            ("://", "://"),
+        ] {
+            assert_eq!(redact_passwords(text), shown, "{text}");
+        }
     }
 }

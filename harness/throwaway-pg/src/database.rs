@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use super::EnvError;
 use super::broker::Broker;
 use super::config::MigrationSource;
-use super::endpoint;
+use super::conninfo;
 use super::lease::Lease;
 use super::server::Backend;
 use super::template::Schema;
@@ -39,7 +39,7 @@ impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
             .field("name", &self.name())
-            .field("url", &endpoint::redact(&self.url()))
+            .field("url", &conninfo::redact(&self.url()))
             .field("backend", &self.backend())
             .field("marked_for", &self.marked_for())
             .field("db_clock", &self.db_clock)
@@ -194,13 +194,8 @@ impl DatabaseBuilder {
     /// The URL is invalid, the database cannot be reached, or it has no marker.
     pub async fn attach(self, url: &str) -> Result<Database, EnvError> {
         let broker = Broker::global()?;
-        let shown = endpoint::redact(url);
-        let options = super::conninfo::parse_url(url).map_err(|e| EnvError::BadVariable {
-            var: "--database-url",
-            value: shown.clone(),
-            reason: e.to_string(),
-        })?;
-        let options = options
+        let shown = conninfo::redact(url);
+        let options = conninfo::parse_given(url, "--database-url")?
             .options([("harness.require_marker", "on")])
             .options(self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let name = options.get_database().unwrap_or("postgres").to_owned();

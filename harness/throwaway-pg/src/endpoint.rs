@@ -8,6 +8,8 @@ use sqlx::postgres::PgConnectOptions;
 
 use super::EnvError;
 use super::conninfo;
+// Hiding passwords is `conninfo`'s; `server.rs` still takes it from here.
+pub(crate) use super::conninfo::redact;
 
 /// How to reach one server, as stored in a shared instance's state file or read from a URL.
 ///
@@ -20,16 +22,14 @@ pub(crate) struct Endpoint {
     pub(crate) url_query: String,
     /// The database the harness administers from (usually `postgres`).
     pub(crate) admin_database: String,
-    /// The password: in the URLs handed to tests only when `url_has_password` is set, never
-    /// in what is printed.
+    /// The password: in the URLs handed to tests only on a throwaway server (one with a
+    /// `passfile`), never in what is printed.
     pub(crate) password: Option<String>,
-    /// Whether [`Endpoint::url`] carries the password (true only for throwaway servers, whose
-    /// random password a test's own connections need).
-    pub(crate) url_has_password: bool,
     /// A unix socket directory the harness connects through instead of TCP.
     pub(crate) socket_dir: Option<PathBuf>,
     /// A libpq password file holding the password (`0600`, in the private state folder): what
-    /// printed `psql` commands name instead of the password.
+    /// printed `psql` commands name instead of the password. Only a throwaway server has one,
+    /// and only its [`Endpoint::url`] carries the password, which a test's own connections need.
     #[serde(default)]
     pub(crate) passfile: Option<PathBuf>,
 }
@@ -45,7 +45,6 @@ impl std::fmt::Debug for Endpoint {
                 )),
             )
             .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("url_has_password", &self.url_has_password)
             .field("socket_dir", &self.socket_dir)
             .field("passfile", &self.passfile)
             .finish()
@@ -67,7 +66,6 @@ impl Endpoint {
             url_query: String::new(),
             admin_database: "postgres".into(),
             password: Some(password.to_owned()),
-            url_has_password: true,
             socket_dir,
             passfile: Some(passfile),
         }
@@ -80,7 +78,7 @@ impl Endpoint {
             value: redact(url),
             reason: reason.to_owned(),
         };
-        conninfo::parse_url(url).map_err(|e| bad(&e.to_string()))?;
+        conninfo::parse_given(url, "HARNESS_DATABASE_URL")?;
         let rest = url
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
@@ -112,7 +110,6 @@ impl Endpoint {
                 database.to_owned()
             },
             password,
-            url_has_password: false,
             socket_dir: None,
             passfile: None,
         })
@@ -120,8 +117,7 @@ impl Endpoint {
 
     /// Driver options for `database` on this server.
     pub(crate) fn options(&self, database: &str) -> PgConnectOptions {
-        let url = format!("{}/{}{}", self.url_base, database, self.url_query);
-        let mut options = PgConnectOptions::from_str(&url).expect(
+        let mut options = PgConnectOptions::from_str(&self.url_without_password(database)).expect(
             "cannot fail: url_base and url_query come from a URL that parsed when the \
                  endpoint was made (from_url) or from a fixed pattern (throwaway), and database \
                  names are the harness's own or that URL's",
@@ -160,22 +156,25 @@ impl Endpoint {
     /// The URL handed to tests and tools: with the password on throwaway servers (so that a
     /// test's own connections get in), without it on a server given by URL. Not for printing.
     pub(crate) fn url(&self, database: &str) -> String {
-        let base = match (&self.password, self.url_has_password) {
-            (Some(password), true) => self.url_base.replacen('@', &format!(":{password}@"), 1),
-            _ => self.url_base.clone(),
-        };
-        let url = format!("{base}/{database}{}", self.url_query);
-        if self.url_has_password {
-            url
-        } else {
-            redact(&url)
+        let url = self.url_without_password(database);
+        match (&self.passfile, &self.password) {
+            // The first `@` is the user information's: `url_base` is `postgres://user@host:port`.
+            (Some(_), Some(password)) => url.replacen('@', &format!(":{password}@"), 1),
+            (Some(_), None) => url,
+            (None, _) => redact(&url),
         }
+    }
+
+    /// `url_base`, then `database`, then `url_query`: a URL with no password in its user
+    /// information.
+    fn url_without_password(&self, database: &str) -> String {
+        format!("{}/{database}{}", self.url_base, self.url_query)
     }
 
     /// A ready-to-paste `psql` command for `database`, showing no password: on a throwaway
     /// server the URL names the password file (`?passfile=...`), which only this user can read.
     pub(crate) fn psql(&self, database: &str) -> String {
-        let url = format!("{}/{database}{}", self.url_base, self.url_query);
+        let url = self.url_without_password(database);
         let url = match &self.passfile {
             Some(passfile) => {
                 let join = if self.url_query.is_empty() { '?' } else { '&' };
@@ -197,95 +196,6 @@ fn percent_encode(path: &std::path::Path) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    out
-}
-
-/// `url` with its password replaced by `***`, for anything a person or a log may see: the
-/// password of the user information (`postgres://qa:***@db/app`) and a `password` query
-/// parameter (`?password=***`). Text without a password comes back unchanged, and a URL too
-/// malformed to parse is still redacted (nothing after `://` and before the last `@` is shown
-/// past the user name). Text that is no URL is read as a libpq `key=value` string, whose
-/// `password` value is hidden however it is written (`password = 'a b'` too).
-///
-/// ```
-/// use throwaway_pg::redact_url;
-///
-/// assert_eq!(
-///     redact_url("postgres://qa:s3cret@db.internal:5432/app"),
-///     "postgres://qa:***@db.internal:5432/app"
-/// );
-/// assert_eq!(
-///     redact_url("postgres://qa@db/app?sslmode=disable&password=s3cret"),
-///     "postgres://qa@db/app?sslmode=disable&password=***"
-/// );
-/// assert_eq!(redact_url("postgres://qa@db/app"), "postgres://qa@db/app");
-/// assert_eq!(
-///     redact_url("host=db user=qa password='s3 cret' dbname=app"),
-///     "host=db user=qa password=*** dbname=app"
-/// );
-/// ```
-pub fn redact(url: &str) -> String {
-    let Some(scheme) = url.find("://") else {
-        return conninfo::redact_pairs(url);
-    };
-    let (head, rest) = url.split_at(scheme + 3);
-    let (userinfo, after) = match rest.rfind('@') {
-        Some(at) => rest.split_at(at),
-        None => ("", rest),
-    };
-    let userinfo = match userinfo.split_once(':') {
-        // The placeholder of a usage text, `postgres://USER:PASSWORD@HOST`, is no one's secret.
-        Some((user, "PASSWORD")) => format!("{user}:PASSWORD"),
-        Some((user, _)) => format!("{user}:***"),
-        None => userinfo.to_owned(),
-    };
-    let after = match after.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => after.to_owned(),
-    };
-    format!("{head}{userinfo}{after}")
-}
-
-/// `text` (a message, say) with every password in it hidden: each `password` value as in a
-/// libpq `key=value` string, then the password of each URL as [`redact`] hides it. A URL runs from its scheme to the next space, quote mark or escape character.
-///
-/// ```
-/// use throwaway_pg::redact_passwords;
-///
-/// assert_eq!(
-///     redact_passwords("unexpected argument 'postgres://qa:s3cret@db/app' found"),
-///     "unexpected argument 'postgres://qa:***@db/app' found"
-/// );
-/// assert_eq!(
-///     redact_passwords("connect to host=db password=s3cret: refused"),
-///     "connect to host=db password=***: refused"
-/// );
-/// ```
-pub fn redact_passwords(text: &str) -> String {
-    let text = conninfo::redact_pairs(text);
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(sep) = rest.find("://") {
-        let start = rest[..sep]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |i| i + 1);
-        let end = rest[sep..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '\u{1b}'))
-            .map_or(rest.len(), |i| sep + i);
-        out.push_str(&rest[..start]);
-        out.push_str(&redact(&rest[start..end]));
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
     out
 }
 
@@ -327,25 +237,6 @@ mod tests {
         let err = Endpoint::from_url("mysql://root:pw@host/db").unwrap_err();
         assert!(err.to_string().contains("root:***@host"), "{err}");
         assert!(Endpoint::from_url("postgres://u:pw@host:notaport/db").is_err());
-    }
-
-    #[test]
-    fn passwords_in_urls_and_pairs_are_hidden_wherever_they_appear_in_a_message() {
-        for (text, shown) in [
-            (
-                "a postgresql://u:p@h/x and http://k:v@h ok",
-                "a postgresql://u:***@h/x and http://k:***@h ok",
-            ),
-            (
-                "to 'postgres://qa@db/app?password=s3cret' or \"password='a b' host=db\"",
-                "to 'postgres://qa@db/app?password=***' or \"password=*** host=db\"",
-            ),
-            ("password='x://y' host=db", "password=*** host=db"),
-            ("no url here", "no url here"),
-            ("://", "://"),
-        ] {
-            assert_eq!(redact_passwords(text), shown, "{text}");
-        }
     }
 
     #[test]

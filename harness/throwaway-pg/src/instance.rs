@@ -26,7 +26,6 @@
 //! file that is still at its path, so a process that waited on a removed lock tries again.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +34,7 @@ use sqlx::Connection;
 use super::EnvError;
 use super::endpoint::Endpoint;
 use super::lock::FileLock;
+use super::os;
 use super::private;
 use super::stop::Stop;
 
@@ -352,21 +352,11 @@ fn ensure_watchdog(dir: &Path, instance: &Instance, linger: Duration) -> Result<
         return Ok(());
     }
     let _ = std::fs::remove_file(dir.join("watchdog.pid"));
-    // `setsid -f` forks the loop into its own session: no terminal signal or test runner's
-    // process-group kill reaches it, and it is nobody's zombie.
-    let status = Command::new("setsid")
-        .arg("-f")
-        .arg("sh")
-        .arg("-c")
-        .arg(WATCHDOG)
-        .arg("billing-harness-watchdog")
+    let status = os::detached_sh(WATCHDOG, "billing-harness-watchdog")
         .arg(dir)
         .arg(linger.as_secs().to_string())
         .arg(&instance.generation)
         .args(instance.stop.watchdog_args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .map_err(EnvError::io(
             "start the watchdog with `setsid` (util-linux)",
@@ -396,9 +386,8 @@ mod tests {
 
     #[test]
     fn a_record_of_the_old_layout_with_a_stop_command_reads_as_none() {
-        let state = std::env::temp_dir().join(format!("bh-old-record-{}", std::process::id()));
+        let state = crate::scratch_dir("old-record");
         let dir = state.join("local");
-        let _ = std::fs::remove_dir_all(&state);
         secure(&dir).unwrap();
         std::fs::write(
             dir.join("instance.json"),

@@ -40,9 +40,8 @@ mod wall_clock;
 
 pub use broker::{Broker, Released};
 pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
-pub use conninfo::{UrlError, parse_url};
+pub use conninfo::{UrlError, parse_url, redact as redact_url, redact_passwords};
 pub use database::{Database, DatabaseBuilder};
-pub use endpoint::{redact as redact_url, redact_passwords};
 pub use error::EnvError;
 pub use error::with_causes;
 pub use lease::{CloneStrategy, Lease};
@@ -53,6 +52,15 @@ pub use server::{
 };
 pub use template::Schema;
 pub use wall_clock::wall_now;
+
+/// A folder for a unit test, `<temporary folder>/bh-<name>-<pid>`, removed first if a run
+/// before left it.
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bh-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
 
 /// Drops the databases kept for failed tests on the configured server (the one `HARNESS_*`
 /// selects): all of them, or only the one named `only`. An idle throwaway server then stops once

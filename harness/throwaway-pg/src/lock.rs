@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn a_lock_file_removed_while_waiting_is_taken_again_at_its_path() {
-        let dir = std::env::temp_dir().join(format!("bh-lock-test-{}", std::process::id()));
+        let dir = crate::scratch_dir("lock-test");
         let path = dir.join("setup.lock");
         let first = FileLock::exclusive(&path).unwrap();
         let waiter = {

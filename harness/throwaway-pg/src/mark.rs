@@ -7,7 +7,7 @@ use sqlx::{Executor, PgPool};
 
 use super::EnvError;
 use super::MigrationSource;
-use super::endpoint::redact;
+use super::conninfo::{self, redact};
 use super::template::Loaded;
 
 const MARKER: &str = "create table if not exists harness_marker (\
@@ -15,11 +15,7 @@ const MARKER: &str = "create table if not exists harness_marker (\
 
 /// A small pool on the database at `url`, read as libpq reads it (see [`super::parse_url`]).
 async fn connect(url: &str) -> Result<PgPool, EnvError> {
-    let options = super::conninfo::parse_url(url).map_err(|e| EnvError::BadVariable {
-        var: "--database-url",
-        value: redact(url),
-        reason: e.to_string(),
-    })?;
+    let options = conninfo::parse_given(url, "--database-url")?;
     PgPoolOptions::new()
         .max_connections(2)
         .connect_with(options)

@@ -7,7 +7,6 @@
 //! (by the `billing-harness.role` and `billing-harness.pid` labels), in case a watchdog was killed
 //! too.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testcontainers::core::{IntoContainerPort, WaitFor};
@@ -131,13 +130,9 @@ async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
 fn spawn_watchdog(id: &str) -> std::io::Result<()> {
     const SCRIPT: &str =
         r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; docker rm -f -v "$2" >/dev/null 2>&1"#;
-    let status = Command::new("setsid")
-        .args(["-f", "sh", "-c", SCRIPT, "billing-harness-mock-watchdog"])
+    let status = super::os::detached_sh(SCRIPT, "billing-harness-mock-watchdog")
         .arg(std::process::id().to_string())
         .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()?;
     if status.success() {
         Ok(())

@@ -1,5 +1,5 @@
-//! Small operating-system helpers: who we are, which user runs the server, and free ports. File
-//! locks are `lock.rs`; how much room a folder has is `disk.rs`.
+//! Small operating-system helpers: who we are, which user runs the server, quiet and detached
+//! commands, and free ports. File locks are `lock.rs`; how much room a folder has is `disk.rs`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -88,6 +88,24 @@ pub(crate) fn command(program: &Path, account: Option<&Account>) -> Command {
         cmd.env("HOME", "/tmp").env("USER", &account.name);
     }
     cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// `cmd` with no input and its output discarded.
+pub(crate) fn quiet(cmd: &mut Command) -> &mut Command {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+}
+
+/// A quiet command that runs the `sh` script `script` (its `$0` is `name`; the caller adds its
+/// arguments, which stay arguments: none of them is run) in the background, in a session of its
+/// own forked by `setsid -f` (util-linux): no terminal signal or test runner's process-group kill
+/// reaches it, and it is nobody's zombie. Its status is `setsid`'s.
+pub(crate) fn detached_sh(script: &str, name: &str) -> Command {
+    let mut cmd = Command::new("setsid");
+    cmd.args(["-f", "sh", "-c", script, name]);
+    quiet(&mut cmd);
     cmd
 }
 

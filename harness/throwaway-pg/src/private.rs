@@ -90,15 +90,9 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("bh-private-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn a_new_folder_is_made_0700_and_passes() {
-        let dir = scratch("new");
+        let dir = crate::scratch_dir("private-new");
         ensure(&dir.join("local")).unwrap();
         for made in [&dir, &dir.join("local")] {
             let mode = std::fs::metadata(made).unwrap().permissions().mode() & 0o777;
@@ -109,7 +103,7 @@ mod tests {
 
     #[test]
     fn a_folder_others_may_write_in_is_refused_by_name_with_its_owner_and_the_fix() {
-        let dir = scratch("open");
+        let dir = crate::scratch_dir("private-open");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = ensure(&dir).unwrap_err().to_string();
@@ -130,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_folder_that_only_its_group_may_enter_passes() {
-        let dir = scratch("traverse");
+        let dir = crate::scratch_dir("private-traverse");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o710)).unwrap();
         let checked = check(&dir);
@@ -143,7 +137,7 @@ mod tests {
 
     #[test]
     fn a_file_in_place_of_the_folder_is_refused() {
-        let dir = scratch("file");
+        let dir = crate::scratch_dir("private-file");
         std::fs::write(&dir, b"").unwrap();
         let err = check(&dir).unwrap_err().to_string();
         std::fs::remove_file(&dir).unwrap();

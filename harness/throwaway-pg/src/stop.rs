@@ -4,10 +4,12 @@
 //! folder); a container is removed by an id that is one (hexadecimal digits). No shell runs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::os::quiet;
 
 /// What stops an instance and removes what it left on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,20 +116,13 @@ fn signal(pid: u32, signal: &str) {
     let _ = quiet(Command::new("kill").arg(signal).arg(pid.to_string())).status();
 }
 
-/// `cmd` with no input and its output discarded.
-fn quiet(cmd: &mut Command) -> &mut Command {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_stop_record_outside_its_instance_folder_is_not_acted_on() {
-        let dir = std::env::temp_dir().join(format!("bh-stop-test-{}", std::process::id()));
+        let dir = crate::scratch_dir("stop-test");
         let elsewhere = dir.with_extension("elsewhere");
         std::fs::create_dir_all(elsewhere.join("data")).unwrap();
         std::fs::create_dir_all(dir.join("cluster")).unwrap();
@@ -162,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_postmaster_pid_file_naming_another_process_signals_nothing() {
-        let data = std::env::temp_dir().join(format!("bh-stop-pid-{}", std::process::id()));
+        let data = crate::scratch_dir("stop-pid");
         std::fs::create_dir_all(&data).unwrap();
         let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
         std::fs::write(data.join("postmaster.pid"), format!("{}\n", sleeper.id())).unwrap();
