@@ -148,6 +148,15 @@ pub(crate) fn target(
     Ok(target)
 }
 
+/// Takes the [`ClockLock`] of the database behind `pool`, saying so on stderr if another seed or
+/// `clock advance` holds it and this has to wait.
+pub(crate) async fn lock(pool: &sqlx::PgPool) -> anyhow::Result<ClockLock> {
+    Ok(ClockLock::acquire(pool, || {
+        eprintln!("waiting for another seed or clock advance on this database to finish");
+    })
+    .await?)
+}
+
 /// `clock advance`: under the clock lock (another seed or advance waits, and this waits for
 /// them), from the database's clock to the target, every job due on the way run in order.
 fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::Result<ExitCode> {
@@ -159,10 +168,7 @@ fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::R
             .settings()
             .await?
             .calendar;
-        let mut lock = ClockLock::acquire(probe.pool(), || {
-            eprintln!("waiting for another seed or clock advance on this database to finish");
-        })
-        .await?;
+        let mut lock = lock(probe.pool()).await?;
         let now = match clock::database_now(lock.connection()).await? {
             Some(now) => now,
             None => {
