@@ -106,14 +106,19 @@ pub(crate) fn duration(text: &str) -> Result<TimeDelta, String> {
     }
 }
 
+/// Today by the wall clock in the platform's default time zone: what `--to` is bounded from.
+pub(crate) fn today() -> NaiveDate {
+    billing_harness::calendar::local_day(
+        billing_harness::calendar::DEFAULT_TIME_ZONE,
+        billing_harness::clock::wall_now(),
+    )
+}
+
 /// A day as YYYY-MM-DD within [`MAX_DAYS`] of today, as `--to` takes it.
 pub(crate) fn day(text: &str) -> Result<NaiveDate, String> {
     let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|e| format!("expected a day as YYYY-MM-DD: {e}"))?;
-    let today = billing_harness::calendar::local_day(
-        billing_harness::calendar::DEFAULT_TIME_ZONE,
-        billing_harness::clock::wall_now(),
-    );
+    let today = today();
     if (day - today).num_days().abs() > MAX_DAYS {
         return Err(format!(
             "at most {MAX_DAYS} days (20 years) from today ({today})"
