@@ -10,6 +10,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use proptest::prelude::*;
 
+use crate::clock::today;
 use crate::{Cli, Command};
 
 /// A valid value for each argument id that has no list of possible values: the rest of a
@@ -152,13 +153,7 @@ fn rest_of(cmd: &clap::Command, testing: &str) -> Vec<String> {
         let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id) else {
             continue;
         };
-        let value = arg.get_action().takes_values().then(|| {
-            arg.get_possible_values()
-                .first()
-                .map(|p| p.get_name().to_owned())
-                .or_else(|| valid(id))
-                .unwrap_or_else(|| panic!("no valid value for {id}: add one to valid()"))
-        });
+        let value = arg.get_action().takes_values().then(|| valid_value(arg));
         match (arg.get_long(), value) {
             (Some(long), Some(value)) => rest.push(format!("--{long}={value}")),
             (Some(long), None) => rest.push(format!("--{long}")),
@@ -180,11 +175,17 @@ fn valid_for(slot: &Slot) -> String {
         .get_arguments()
         .find(|a| a.get_id() == slot.id.as_str())
         .expect("an argument of the command");
+    valid_value(arg)
+}
+
+/// A valid value for `arg`: the first of its possible values, else [`valid`]'s.
+fn valid_value(arg: &clap::Arg) -> String {
+    let id = arg.get_id().as_str();
     arg.get_possible_values()
         .first()
         .map(|p| p.get_name().to_owned())
-        .or_else(|| valid(&slot.id))
-        .unwrap_or_else(|| panic!("no valid value for {}: add one to valid()", slot.named))
+        .or_else(|| valid(id))
+        .unwrap_or_else(|| panic!("no valid value for {id}: add one to valid()"))
 }
 
 /// Checks one command line: parsed, it converts without a panic; refused, clap's error is a
@@ -215,14 +216,6 @@ fn check(line: &[OsString], slot: &Slot, names: bool) -> Result<(), TestCaseErro
             Ok(())
         }
     }
-}
-
-/// Today in the platform's default time zone.
-fn today() -> NaiveDate {
-    billing_harness::calendar::local_day(
-        billing_harness::calendar::DEFAULT_TIME_ZONE,
-        billing_harness::clock::wall_now(),
-    )
 }
 
 /// Instants a QA database's clock might read, to the ends of what it can hold.

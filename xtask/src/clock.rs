@@ -106,13 +106,17 @@ pub(crate) fn duration(text: &str) -> Result<TimeDelta, String> {
     }
 }
 
-/// A day as YYYY-MM-DD within [`MAX_DAYS`] of today, as `--to` takes it.
-pub(crate) fn day(text: &str) -> Result<NaiveDate, String> {
-    let today = billing_harness::calendar::local_day(
+/// Today by the wall clock in the platform's default time zone: what `--to` is bounded from.
+pub(crate) fn today() -> NaiveDate {
+    billing_harness::calendar::local_day(
         billing_harness::calendar::DEFAULT_TIME_ZONE,
         billing_harness::clock::wall_now(),
-    );
-    day_from(text, today)
+    )
+}
+
+/// A day as YYYY-MM-DD within [`MAX_DAYS`] of today, as `--to` takes it.
+pub(crate) fn day(text: &str) -> Result<NaiveDate, String> {
+    day_from(text, today())
 }
 
 /// [`day`] seen from `today`.
@@ -153,6 +157,15 @@ pub(crate) fn target(
     Ok(target)
 }
 
+/// Takes the [`ClockLock`] of the database behind `pool`, saying so on stderr if another seed or
+/// `clock advance` holds it and this has to wait.
+pub(crate) async fn lock(pool: &sqlx::PgPool) -> anyhow::Result<ClockLock> {
+    Ok(ClockLock::acquire(pool, || {
+        eprintln!("waiting for another seed or clock advance on this database to finish");
+    })
+    .await?)
+}
+
 /// `clock advance`: under the clock lock (another seed or advance waits, and this waits for
 /// them), from the database's clock to the target, every job due on the way run in order.
 fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::Result<ExitCode> {
@@ -164,10 +177,7 @@ fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::R
             .settings()
             .await?
             .calendar;
-        let mut lock = ClockLock::acquire(probe.pool(), || {
-            eprintln!("waiting for another seed or clock advance on this database to finish");
-        })
-        .await?;
+        let mut lock = lock(probe.pool()).await?;
         let now = match clock::database_now(lock.connection()).await? {
             Some(now) => now,
             None => {

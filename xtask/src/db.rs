@@ -174,9 +174,6 @@ pub(crate) fn database_url(text: &str) -> Result<String, env::UrlError> {
 pub(crate) async fn harness_now(
     pool: &sqlx::PgPool,
 ) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    let now: Option<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("select now from harness_clock")
-            .fetch_optional(pool)
-            .await?;
+    let now = billing_harness::clock::database_now(&mut *pool.acquire().await?).await?;
     Ok(now.unwrap_or_else(billing_harness::clock::wall_now))
 }

@@ -780,10 +780,7 @@ async fn seed_into(
         .await?;
     let marked = db.marked_for().unwrap_or("marked").to_owned();
     ensure_recording(&db, &marked).await?;
-    let mut lock = billing_harness::clock::ClockLock::acquire(db.pool(), || {
-        eprintln!("waiting for another seed or clock advance on this database to finish");
-    })
-    .await?;
+    let mut lock = crate::clock::lock(db.pool()).await?;
     let tz = scenario.catalog.time_zone;
     let (now, clock_set) = seed_now(lock.connection(), tz).await?;
     let today = billing_harness::calendar::local_day(tz, now);

@@ -71,6 +71,27 @@ impl Schema {
     pub(super) fn has(&self, table: &str) -> bool {
         self.tables.iter().any(|t| t == table)
     }
+
+    /// The outbox's entities whose tables the schema has (none without an outbox).
+    pub(super) fn outbox_entities(&self) -> impl Iterator<Item = &(&'static str, &'static str)> {
+        OUTBOX_ENTITIES
+            .iter()
+            .filter(|(_, table)| self.has("sync_outbox") && self.has(table))
+    }
+}
+
+/// Runs `sql` with `binds` (text, `$1`, `$2`, ... in order) and returns how many rows it
+/// changed: the step of the purge's walks, each of which repeats until a round changes none.
+pub(super) async fn affected(
+    conn: &mut PgConnection,
+    sql: &str,
+    binds: &[&str],
+) -> Result<u64, PurgeError> {
+    let mut query = sqlx::query(sql);
+    for bind in binds {
+        query = query.bind(*bind);
+    }
+    Ok(query.execute(conn).await?.rows_affected())
 }
 
 /// Reads the schema of `public` and refuses an integer `*_id` column that is neither in a foreign

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
-use super::catalog::{self, OUTBOX_ENTITIES, Schema};
+use super::catalog::{self, OUTBOX_ENTITIES, Schema, affected};
 use super::error::PurgeError;
 use crate::model::{OrgId, UserId};
 use crate::platform::Platform;
@@ -706,47 +706,31 @@ async fn walk_down(conn: &mut PgConnection, schema: &Schema) -> Result<(), Purge
     loop {
         let mut added = 0;
         for fk in &schema.foreign_keys {
-            let done = sqlx::query(&format!(
+            let sql = format!(
                 "insert into purge_rows select $2, c.ctid from {child} c join {parent} p on {on} \
                  where p.ctid in (select rid from purge_rows where tbl = $1) on conflict do nothing",
                 parent = fk.parent,
                 child = fk.child,
                 on = fk.on(),
-            ))
-            .bind(&fk.parent)
-            .bind(&fk.child)
-            .execute(&mut *conn)
-            .await?;
-            added += done.rows_affected();
+            );
+            added += affected(conn, &sql, &[&fk.parent, &fk.child]).await?;
         }
-        if schema.has("sync_outbox") {
-            for (entity, table) in OUTBOX_ENTITIES {
-                if !schema.has(table) {
-                    continue;
-                }
-                let done = sqlx::query(&format!(
-                    "insert into purge_rows select 'sync_outbox', o.ctid from sync_outbox o \
-                     join {table} x on o.entity = $1 and o.entity_id = x.id \
-                     where x.ctid in (select rid from purge_rows where tbl = $2) on conflict do nothing"
-                ))
-                .bind(entity)
-                .bind(table)
-                .execute(&mut *conn)
-                .await?;
-                added += done.rows_affected();
-            }
+        for (entity, table) in schema.outbox_entities() {
+            let sql = format!(
+                "insert into purge_rows select 'sync_outbox', o.ctid from sync_outbox o \
+                 join {table} x on o.entity = $1 and o.entity_id = x.id \
+                 where x.ctid in (select rid from purge_rows where tbl = $2) on conflict do nothing"
+            );
+            added += affected(conn, &sql, &[entity, table]).await?;
         }
         if schema.has("harness_run_rows") {
             for table in &schema.with_id {
-                let done = sqlx::query(&format!(
+                let sql = format!(
                     "insert into purge_rows select 'harness_run_rows', r.ctid from harness_run_rows r \
                      join {table} x on r.table_name = $1 and r.row_id = x.id \
                      where x.ctid in (select rid from purge_rows where tbl = $1) on conflict do nothing"
-                ))
-                .bind(table)
-                .execute(&mut *conn)
-                .await?;
-                added += done.rows_affected();
+                );
+                added += affected(conn, &sql, &[table]).await?;
             }
         }
         if added == 0 {

@@ -7,7 +7,7 @@
 
 use sqlx::PgConnection;
 
-use super::catalog::{OUTBOX_ENTITIES, Schema};
+use super::catalog::{Schema, affected};
 use super::error::PurgeError;
 
 /// Adds to `purge_rows` the rows `run` recorded beyond what is there already (its
@@ -25,15 +25,16 @@ pub(super) async fn add_recorded(
     .execute(&mut *conn)
     .await?;
     for table in &schema.with_id {
-        sqlx::query(&format!(
-            "insert into purge_candidates select $1, x.ctid from {table} x \
-             join harness_run_rows r on r.table_name = $1 and r.row_id = x.id \
-             where r.run_id = $2 and x.ctid not in (select rid from purge_rows where tbl = $1) \
-             on conflict do nothing"
-        ))
-        .bind(table)
-        .bind(run)
-        .execute(&mut *conn)
+        affected(
+            conn,
+            &format!(
+                "insert into purge_candidates select $1, x.ctid from {table} x \
+                 join harness_run_rows r on r.table_name = $1 and r.row_id = x.id \
+                 where r.run_id = $2 and x.ctid not in (select rid from purge_rows where tbl = $1) \
+                 on conflict do nothing"
+            ),
+            &[table, run],
+        )
         .await?;
     }
     if schema.has("products") {
@@ -74,31 +75,23 @@ async fn spare_other_organizations(
     loop {
         let mut added = 0;
         for fk in &schema.foreign_keys {
-            let done = sqlx::query(&format!(
+            let sql = format!(
                 "insert into purge_lineage select l.root_tbl, l.root_rid, $2, p.ctid \
                  from purge_lineage l join {child} c on l.tbl = $1 and c.ctid = l.rid \
                  join {parent} p on {on} on conflict do nothing",
                 child = fk.child,
                 parent = fk.parent,
                 on = fk.on(),
-            ))
-            .bind(&fk.child)
-            .bind(&fk.parent)
-            .execute(&mut *conn)
-            .await?;
-            added += done.rows_affected();
+            );
+            added += affected(conn, &sql, &[&fk.child, &fk.parent]).await?;
         }
-        for (entity, table) in outbox_entities(schema) {
-            let done = sqlx::query(&format!(
+        for (entity, table) in schema.outbox_entities() {
+            let sql = format!(
                 "insert into purge_lineage select l.root_tbl, l.root_rid, $2, x.ctid \
                  from purge_lineage l join sync_outbox o on l.tbl = 'sync_outbox' and o.ctid = l.rid \
                  join {table} x on o.entity = $1 and o.entity_id = x.id on conflict do nothing"
-            ))
-            .bind(entity)
-            .bind(table)
-            .execute(&mut *conn)
-            .await?;
-            added += done.rows_affected();
+            );
+            added += affected(conn, &sql, &[entity, table]).await?;
         }
         if added == 0 {
             break;
@@ -133,41 +126,27 @@ async fn spare_used(conn: &mut PgConnection, schema: &Schema) -> Result<(), Purg
             .iter()
             .filter(|fk| schema.with_id.contains(&fk.child))
         {
-            let done = sqlx::query(&format!(
+            let sql = format!(
                 "delete from purge_candidates k where k.tbl = $1 and exists (\
                  select 1 from {parent} p join {child} c on {on} where p.ctid = k.rid and {kept})",
                 parent = fk.parent,
                 child = fk.child,
                 on = fk.on(),
                 kept = standing(&fk.child, "c"),
-            ))
-            .bind(&fk.parent)
-            .execute(&mut *conn)
-            .await?;
-            dropped += done.rows_affected();
+            );
+            dropped += affected(conn, &sql, &[&fk.parent]).await?;
         }
-        for (entity, table) in outbox_entities(schema) {
-            let done = sqlx::query(&format!(
+        for (entity, table) in schema.outbox_entities() {
+            let sql = format!(
                 "delete from purge_candidates k where k.tbl = $2 and exists (\
                  select 1 from {table} x join sync_outbox o on o.entity = $1 and o.entity_id = x.id \
                  where x.ctid = k.rid and {kept})",
                 kept = standing("sync_outbox", "o"),
-            ))
-            .bind(entity)
-            .bind(table)
-            .execute(&mut *conn)
-            .await?;
-            dropped += done.rows_affected();
+            );
+            dropped += affected(conn, &sql, &[entity, table]).await?;
         }
         if dropped == 0 {
             return Ok(());
         }
     }
-}
-
-/// The outbox's entities whose tables the schema has (none without an outbox).
-fn outbox_entities(schema: &Schema) -> impl Iterator<Item = &(&'static str, &'static str)> {
-    OUTBOX_ENTITIES
-        .iter()
-        .filter(|(_, table)| schema.has("sync_outbox") && schema.has(table))
 }
