@@ -1467,17 +1467,11 @@ fn every_typed_argument_refuses_adversarial_values_with_exit_2_naming_it_and_no_
     assert!(runs > 600, "{runs} command lines");
 }
 
-/// The host and port of `env`'s server, from its URL.
-fn host_port(env: &billing_harness::TestEnv) -> (String, u16) {
-    let options: sqlx::postgres::PgConnectOptions = env.url().parse().unwrap();
-    (options.get_host().to_owned(), options.get_port())
-}
-
 #[tokio::test]
 async fn db_mark_never_prints_the_password_of_a_url_or_a_key_value_string() {
     const SECRET: &str = "Mark5ecretPw";
     let env = billing_harness::TestEnv::start().await;
-    let (host, port) = host_port(&env);
+    let (host, port) = (env.host(), env.port());
     let pid = std::process::id();
     let state = state_dir("mark-password");
     // Each with the exit code it must give: 2 for what clap refuses, 1 for what fails after.
@@ -1579,7 +1573,7 @@ async fn a_percent_encoded_user_and_password_connect_as_libpq_reads_them() {
         .execute(env.pool())
         .await
         .unwrap();
-    let (host, port) = host_port(&env);
+    let (host, port) = (env.host(), env.port());
     let base = format!("postgres://qa%40pct_{pid}:p%40ss@{host}:{port}");
     let url = format!("{base}/{db}");
     let state = state_dir("percent-encoded");
