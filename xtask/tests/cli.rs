@@ -1669,14 +1669,22 @@ async fn drop_database(env: &billing_harness::TestEnv, url: &str) {
         .unwrap();
 }
 
-/// Runs xtask against the server of `url` (the url backend: no cluster of its own).
-fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
-    xtask(state)
-        .env("HARNESS_POSTGRES", "url")
+/// `cargo xtask` against the server of `url` (the url backend: no cluster of its own), not yet
+/// run.
+fn xtask_on(state: &Path, url: &str, args: &[&str]) -> Command {
+    let mut cmd = xtask(state);
+    cmd.env("HARNESS_POSTGRES", "url")
         .env("HARNESS_DATABASE_URL", url)
+        .env_remove("HARNESS_TODAY")
         .args(args)
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs xtask against the server of `url` (see [`xtask_on`]).
+fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
+    xtask_on(state, url, args).output().unwrap()
 }
 
 #[tokio::test]
@@ -2364,18 +2372,6 @@ fn a_retry_that_skips_a_day_is_caught_by_the_dunning_scenarios() {
         ),
         "{report}"
     );
-}
-
-/// `cargo xtask` against the server of `url` (the url backend), not yet run.
-fn xtask_on(state: &Path, url: &str, args: &[&str]) -> Command {
-    let mut cmd = xtask(state);
-    cmd.env("HARNESS_POSTGRES", "url")
-        .env("HARNESS_DATABASE_URL", url)
-        .env_remove("HARNESS_TODAY")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
 }
 
 /// A database on this test run's server that the harness did not create, marked for `qa` with
