@@ -2392,6 +2392,25 @@ async fn marked_database(
     (url, state)
 }
 
+/// Starts `scenario seed NAME` into the database of `url`, anchored two months ago.
+fn spawn_seed(state: &Path, url: &str, name: &str) -> Child {
+    xtask_on(
+        state,
+        url,
+        &[
+            "scenario",
+            "seed",
+            name,
+            "--database-url",
+            url,
+            "--anchor",
+            "months-ago:2",
+        ],
+    )
+    .spawn()
+    .unwrap()
+}
+
 /// The run id a seed printed (`... as run-...`).
 fn run_of(output: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -2447,23 +2466,7 @@ async fn records_of(conn: &mut sqlx::PgConnection, run: &str) -> Vec<(String, i6
 async fn seeds_started_at_once_own_their_rows_and_purging_one_leaves_every_other_row() {
     let env = billing_harness::TestEnv::start().await;
     let (url, state) = marked_database(&env, "qa_at_once", "seed-at-once").await;
-    let seed = |name: &str| {
-        xtask_on(
-            &state,
-            &url,
-            &[
-                "scenario",
-                "seed",
-                name,
-                "--database-url",
-                &url,
-                "--anchor",
-                "months-ago:2",
-            ],
-        )
-        .spawn()
-        .unwrap()
-    };
+    let seed = |name: &str| spawn_seed(&state, &url, name);
     // Twice, a pair started at once: the second of each pair waits for the clock lock.
     let mut runs = Vec::new();
     for _ in 0..2 {
@@ -2584,21 +2587,7 @@ async fn a_seed_killed_half_way_is_purged_completely_by_its_run_id() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let mut child = xtask_on(
-        &state,
-        &url,
-        &[
-            "scenario",
-            "seed",
-            "declined-dunning",
-            "--database-url",
-            &url,
-            "--anchor",
-            "months-ago:2",
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let mut child = spawn_seed(&state, &url, "declined-dunning");
     let mut watch = sqlx::PgConnection::connect(&url).await.unwrap();
     let mut waiting = false;
     for _ in 0..600 {
