@@ -2443,11 +2443,16 @@ async fn recorded_rows(
     out
 }
 
-/// A run's rows as its purge plan counts them, per table, the runs' records left out: another
+/// `run`'s rows as its purge plan counts them, per table, the runs' records left out: another
 /// run's records of them (its jobs billed this run's subscription, say) go with that run.
-fn own(
-    mut rows: std::collections::BTreeMap<String, u64>,
-) -> std::collections::BTreeMap<String, u64> {
+async fn own_plan(pool: &sqlx::PgPool, run: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut rows = billing_harness::purge::plan(
+        pool,
+        &billing_harness::purge::PurgeTarget::Run(run.to_owned()),
+    )
+    .await
+    .unwrap()
+    .rows;
     rows.remove("harness_run_rows");
     rows
 }
@@ -2479,17 +2484,8 @@ async fn seeds_started_at_once_own_their_rows_and_purging_one_leaves_every_other
     let mut before = Vec::new();
     for run in &runs[1..] {
         let rows = records_of(&mut conn, run).await;
-        let plan = billing_harness::purge::plan(
-            &pool,
-            &billing_harness::purge::PurgeTarget::Run(run.clone()),
-        )
-        .await
-        .unwrap();
-        before.push((
-            rows.clone(),
-            recorded_rows(&mut conn, &rows).await,
-            own(plan.rows),
-        ));
+        let plan = own_plan(&pool, run).await;
+        before.push((rows.clone(), recorded_rows(&mut conn, &rows).await, plan));
     }
     let first = records_of(&mut conn, &runs[0]).await;
     let purged = cli_on(
@@ -2499,13 +2495,8 @@ async fn seeds_started_at_once_own_their_rows_and_purging_one_leaves_every_other
     );
     let mut after = Vec::new();
     for (run, (rows, _, _)) in runs[1..].iter().zip(&before) {
-        let plan = billing_harness::purge::plan(
-            &pool,
-            &billing_harness::purge::PurgeTarget::Run(run.clone()),
-        )
-        .await
-        .unwrap();
-        after.push((recorded_rows(&mut conn, rows).await, own(plan.rows)));
+        let plan = own_plan(&pool, run).await;
+        after.push((recorded_rows(&mut conn, rows).await, plan));
     }
     let first_left = recorded_rows(&mut conn, &first).await;
     // What the first run's jobs wrote for the others (its close billed their subscriptions for
