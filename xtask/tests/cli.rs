@@ -1565,10 +1565,7 @@ async fn a_percent_encoded_user_and_password_connect_as_libpq_reads_them() {
     let pid = std::process::id();
     let role = format!("qa@pct_{pid}");
     let db = format!("qa_pct_{pid}");
-    sqlx::query(&format!("create role \"{role}\" login password 'p@ss'"))
-        .execute(env.pool())
-        .await
-        .unwrap();
+    create_role(&env, &role, "p@ss", false).await;
     sqlx::query(&format!("create database {db} owner \"{role}\""))
         .execute(env.pool())
         .await
@@ -1616,14 +1613,8 @@ async fn a_percent_encoded_user_and_password_connect_as_libpq_reads_them() {
         .await
         .is_ok();
     drop(attached);
-    sqlx::query(&format!("drop database {db} with (force)"))
-        .execute(env.pool())
-        .await
-        .unwrap();
-    sqlx::query(&format!("drop role \"{role}\""))
-        .execute(env.pool())
-        .await
-        .unwrap();
+    drop_database(&env, &url).await;
+    drop_role(&env, &role).await;
     let _ = std::fs::remove_dir_all(&state);
 
     let stderr = String::from_utf8_lossy(&mark.stderr);
@@ -1682,6 +1673,25 @@ fn xtask_on(state: &Path, url: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// A login role on `env`'s server with `password`, a superuser when `superuser`; dropped by the
+/// caller with [`drop_role`].
+async fn create_role(env: &billing_harness::TestEnv, role: &str, password: &str, superuser: bool) {
+    let superuser = if superuser { "superuser " } else { "" };
+    sqlx::query(&format!(
+        "create role \"{role}\" login {superuser}password '{password}'"
+    ))
+    .execute(env.pool())
+    .await
+    .unwrap();
+}
+
+async fn drop_role(env: &billing_harness::TestEnv, role: &str) {
+    sqlx::query(&format!("drop role \"{role}\""))
+        .execute(env.pool())
+        .await
+        .unwrap();
+}
+
 /// Runs xtask against the server of `url` (see [`xtask_on`]).
 fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
     xtask_on(state, url, args).output().unwrap()
@@ -1694,12 +1704,7 @@ async fn seed_never_prints_the_password_of_the_database_url() {
     let url = foreign_database(&env, "qa_password").await;
     // The throwaway server checks passwords: a role of this test's own has this one.
     let role = format!("bh_qa_pw_{}", std::process::id());
-    sqlx::query(&format!(
-        "create role {role} login superuser password '{PASSWORD}'"
-    ))
-    .execute(env.pool())
-    .await
-    .unwrap();
+    create_role(&env, &role, PASSWORD, true).await;
     let host = url.split_once('@').unwrap().1;
     let with_password = format!("postgres://{role}:{PASSWORD}@{host}");
     let missing = format!("{}_missing", with_password);
@@ -1736,10 +1741,7 @@ async fn seed_never_prints_the_password_of_the_database_url() {
         ),
     ];
     drop_database(&env, &url).await;
-    sqlx::query(&format!("drop role {role}"))
-        .execute(env.pool())
-        .await
-        .unwrap();
+    drop_role(&env, &role).await;
     let _ = std::fs::remove_dir_all(&state);
     for output in &outputs {
         let stdout = String::from_utf8_lossy(&output.stdout);
