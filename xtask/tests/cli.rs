@@ -1769,24 +1769,20 @@ async fn an_error_chain_says_each_cause_once() {
     // A database that has the platform's tables but not the migrations' record of them (a
     // restored dump, say): marking it runs the first migration into existing tables.
     let env = billing_harness::TestEnv::start().await;
-    let url = foreign_database(&env, "qa_chain").await;
-    let state = state_dir("error-chain");
-    let mark = ["db", "mark", "--env", "qa", "--database-url", url.as_str()];
-    let first = cli_on(&state, &url, &mark);
+    let (url, state) = marked_database(&env, "qa_chain", "error-chain").await;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query("drop table _sqlx_migrations")
         .execute(&mut conn)
         .await
         .unwrap();
     conn.close().await.unwrap();
-    let second = cli_on(&state, &url, &mark);
+    let second = cli_on(
+        &state,
+        &url,
+        &["db", "mark", "--env", "qa", "--database-url", &url],
+    );
     drop_database(&env, &url).await;
     let _ = std::fs::remove_dir_all(&state);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.matches("already exists").count(), 1, "{stderr}");
@@ -2390,7 +2386,11 @@ async fn marked_database(
         &url,
         &["db", "mark", "--env", "qa", "--database-url", &url],
     );
-    assert!(marked.status.success());
+    assert!(
+        marked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&marked.stderr)
+    );
     (url, state)
 }
 
