@@ -186,6 +186,11 @@ fn misconfigured(vars: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// [`misconfigured`] on the url backend with `HARNESS_DATABASE_URL` set to `url`.
+fn misconfigured_url(url: &str) -> (i32, String) {
+    misconfigured(&[("HARNESS_POSTGRES", "url"), ("HARNESS_DATABASE_URL", url)])
+}
+
 fn assert_clear(stderr: &str, names_the_fix: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("backtrace"), "{stderr}");
@@ -195,10 +200,7 @@ fn assert_clear(stderr: &str, names_the_fix: &str) {
 
 #[test]
 fn a_bad_database_url_names_the_variable() {
-    let (code, stderr) = misconfigured(&[
-        ("HARNESS_POSTGRES", "url"),
-        ("HARNESS_DATABASE_URL", "mysql://root:secret@db/x"),
-    ]);
+    let (code, stderr) = misconfigured_url("mysql://root:secret@db/x");
     assert_eq!(code, 1);
     assert_clear(
         &stderr,
@@ -208,13 +210,7 @@ fn a_bad_database_url_names_the_variable() {
 
 #[test]
 fn an_unreachable_server_says_what_to_check() {
-    let (code, stderr) = misconfigured(&[
-        ("HARNESS_POSTGRES", "url"),
-        (
-            "HARNESS_DATABASE_URL",
-            "postgres://u:p@127.0.0.1:1/postgres",
-        ),
-    ]);
+    let (code, stderr) = misconfigured_url("postgres://u:p@127.0.0.1:1/postgres");
     assert_eq!(code, 1);
     assert_clear(&stderr, "check the host, port, user and password");
 }
@@ -1544,13 +1540,8 @@ async fn db_mark_never_prints_the_password_of_a_url_or_a_key_value_string() {
 
 #[test]
 fn a_key_value_database_url_variable_is_named_without_its_password() {
-    let (code, stderr) = misconfigured(&[
-        ("HARNESS_POSTGRES", "url"),
-        (
-            "HARNESS_DATABASE_URL",
-            "host=db user=qa password='Var5ecret x' dbname=postgres",
-        ),
-    ]);
+    let (code, stderr) =
+        misconfigured_url("host=db user=qa password='Var5ecret x' dbname=postgres");
     assert_eq!(code, 1);
     assert_clear(&stderr, "HARNESS_DATABASE_URL=");
     assert!(stderr.contains("key=value"), "{stderr}");
