@@ -2594,17 +2594,9 @@ async fn a_seed_killed_half_way_is_purged_completely_by_its_run_id() {
     )
     .spawn()
     .unwrap();
-    let said = {
-        use std::io::BufRead;
-        let stderr = advance.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stderr).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default()
-    };
+    let said = common::first_line(advance.stderr.take().unwrap())
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_default();
     let advance_waited = advance.try_wait().unwrap().is_none();
     child.kill().unwrap();
     let status = child.wait().unwrap();
