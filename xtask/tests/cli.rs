@@ -1575,19 +1575,18 @@ async fn a_percent_encoded_user_and_password_connect_as_libpq_reads_them() {
     let doctor = cli_on(&state, &format!("{base}/postgres"), &["doctor"]);
     // `Database::attach`, the library's way in.
     let attached = billing_harness::env::Database::builder().attach(&url).await;
-    let who: Option<String> = match &attached {
-        Ok(db) => sqlx::query_scalar("select current_user::text")
-            .fetch_one(db.pool())
-            .await
-            .ok(),
-        Err(_) => None,
-    };
-    let marked: Option<String> = match &attached {
-        Ok(db) => sqlx::query_scalar("select env from harness_marker")
-            .fetch_one(db.pool())
-            .await
-            .ok(),
-        Err(_) => None,
+    let (who, marked): (Option<String>, Option<String>) = match &attached {
+        Ok(db) => (
+            sqlx::query_scalar("select current_user::text")
+                .fetch_one(db.pool())
+                .await
+                .ok(),
+            sqlx::query_scalar("select env from harness_marker")
+                .fetch_one(db.pool())
+                .await
+                .ok(),
+        ),
+        Err(_) => (None, None),
     };
     // Where the server asks for passwords, the text as typed (`p%40ss`, what was sent before
     // it was decoded) is refused; a server that trusts local connections cannot tell.
