@@ -186,6 +186,11 @@ fn misconfigured(vars: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// [`misconfigured`] on the url backend with `HARNESS_DATABASE_URL` set to `url`.
+fn misconfigured_url(url: &str) -> (i32, String) {
+    misconfigured(&[("HARNESS_POSTGRES", "url"), ("HARNESS_DATABASE_URL", url)])
+}
+
 fn assert_clear(stderr: &str, names_the_fix: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("backtrace"), "{stderr}");
@@ -195,10 +200,7 @@ fn assert_clear(stderr: &str, names_the_fix: &str) {
 
 #[test]
 fn a_bad_database_url_names_the_variable() {
-    let (code, stderr) = misconfigured(&[
-        ("HARNESS_POSTGRES", "url"),
-        ("HARNESS_DATABASE_URL", "mysql://root:secret@db/x"),
-    ]);
+    let (code, stderr) = misconfigured_url("mysql://root:secret@db/x");
     assert_eq!(code, 1);
     assert_clear(
         &stderr,
@@ -208,13 +210,7 @@ fn a_bad_database_url_names_the_variable() {
 
 #[test]
 fn an_unreachable_server_says_what_to_check() {
-    let (code, stderr) = misconfigured(&[
-        ("HARNESS_POSTGRES", "url"),
-        (
-            "HARNESS_DATABASE_URL",
-            "postgres://u:p@127.0.0.1:1/postgres",
-        ),
-    ]);
+    let (code, stderr) = misconfigured_url("postgres://u:p@127.0.0.1:1/postgres");
     assert_eq!(code, 1);
     assert_clear(&stderr, "check the host, port, user and password");
 }
@@ -1467,17 +1463,11 @@ fn every_typed_argument_refuses_adversarial_values_with_exit_2_naming_it_and_no_
     assert!(runs > 600, "{runs} command lines");
 }
 
-/// The host and port of `env`'s server, from its URL.
-fn host_port(env: &billing_harness::TestEnv) -> (String, u16) {
-    let options: sqlx::postgres::PgConnectOptions = env.url().parse().unwrap();
-    (options.get_host().to_owned(), options.get_port())
-}
-
 #[tokio::test]
 async fn db_mark_never_prints_the_password_of_a_url_or_a_key_value_string() {
     const SECRET: &str = "Mark5ecretPw";
     let env = billing_harness::TestEnv::start().await;
-    let (host, port) = host_port(&env);
+    let (host, port) = (env.host(), env.port());
     let pid = std::process::id();
     let state = state_dir("mark-password");
     // Each with the exit code it must give: 2 for what clap refuses, 1 for what fails after.
@@ -1550,13 +1540,8 @@ async fn db_mark_never_prints_the_password_of_a_url_or_a_key_value_string() {
 
 #[test]
 fn a_key_value_database_url_variable_is_named_without_its_password() {
-    let (code, stderr) = misconfigured(&[
-        ("HARNESS_POSTGRES", "url"),
-        (
-            "HARNESS_DATABASE_URL",
-            "host=db user=qa password='Var5ecret x' dbname=postgres",
-        ),
-    ]);
+    let (code, stderr) =
+        misconfigured_url("host=db user=qa password='Var5ecret x' dbname=postgres");
     assert_eq!(code, 1);
     assert_clear(&stderr, "HARNESS_DATABASE_URL=");
     assert!(stderr.contains("key=value"), "{stderr}");
@@ -1571,15 +1556,12 @@ async fn a_percent_encoded_user_and_password_connect_as_libpq_reads_them() {
     let pid = std::process::id();
     let role = format!("qa@pct_{pid}");
     let db = format!("qa_pct_{pid}");
-    sqlx::query(&format!("create role \"{role}\" login password 'p@ss'"))
-        .execute(env.pool())
-        .await
-        .unwrap();
+    create_role(&env, &role, "p@ss", false).await;
     sqlx::query(&format!("create database {db} owner \"{role}\""))
         .execute(env.pool())
         .await
         .unwrap();
-    let (host, port) = host_port(&env);
+    let (host, port) = (env.host(), env.port());
     let base = format!("postgres://qa%40pct_{pid}:p%40ss@{host}:{port}");
     let url = format!("{base}/{db}");
     let state = state_dir("percent-encoded");
@@ -1593,19 +1575,18 @@ async fn a_percent_encoded_user_and_password_connect_as_libpq_reads_them() {
     let doctor = cli_on(&state, &format!("{base}/postgres"), &["doctor"]);
     // `Database::attach`, the library's way in.
     let attached = billing_harness::env::Database::builder().attach(&url).await;
-    let who: Option<String> = match &attached {
-        Ok(db) => sqlx::query_scalar("select current_user::text")
-            .fetch_one(db.pool())
-            .await
-            .ok(),
-        Err(_) => None,
-    };
-    let marked: Option<String> = match &attached {
-        Ok(db) => sqlx::query_scalar("select env from harness_marker")
-            .fetch_one(db.pool())
-            .await
-            .ok(),
-        Err(_) => None,
+    let (who, marked): (Option<String>, Option<String>) = match &attached {
+        Ok(db) => (
+            sqlx::query_scalar("select current_user::text")
+                .fetch_one(db.pool())
+                .await
+                .ok(),
+            sqlx::query_scalar("select env from harness_marker")
+                .fetch_one(db.pool())
+                .await
+                .ok(),
+        ),
+        Err(_) => (None, None),
     };
     // Where the server asks for passwords, the text as typed (`p%40ss`, what was sent before
     // it was decoded) is refused; a server that trusts local connections cannot tell.
@@ -1622,14 +1603,8 @@ async fn a_percent_encoded_user_and_password_connect_as_libpq_reads_them() {
         .await
         .is_ok();
     drop(attached);
-    sqlx::query(&format!("drop database {db} with (force)"))
-        .execute(env.pool())
-        .await
-        .unwrap();
-    sqlx::query(&format!("drop role \"{role}\""))
-        .execute(env.pool())
-        .await
-        .unwrap();
+    drop_database(&env, &url).await;
+    drop_role(&env, &role).await;
     let _ = std::fs::remove_dir_all(&state);
 
     let stderr = String::from_utf8_lossy(&mark.stderr);
@@ -1675,14 +1650,41 @@ async fn drop_database(env: &billing_harness::TestEnv, url: &str) {
         .unwrap();
 }
 
-/// Runs xtask against the server of `url` (the url backend: no cluster of its own).
-fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
-    xtask(state)
-        .env("HARNESS_POSTGRES", "url")
+/// `cargo xtask` against the server of `url` (the url backend: no cluster of its own), not yet
+/// run.
+fn xtask_on(state: &Path, url: &str, args: &[&str]) -> Command {
+    let mut cmd = xtask(state);
+    cmd.env("HARNESS_POSTGRES", "url")
         .env("HARNESS_DATABASE_URL", url)
+        .env_remove("HARNESS_TODAY")
         .args(args)
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A login role on `env`'s server with `password`, a superuser when `superuser`; dropped by the
+/// caller with [`drop_role`].
+async fn create_role(env: &billing_harness::TestEnv, role: &str, password: &str, superuser: bool) {
+    let superuser = if superuser { "superuser " } else { "" };
+    sqlx::query(&format!(
+        "create role \"{role}\" login {superuser}password '{password}'"
+    ))
+    .execute(env.pool())
+    .await
+    .unwrap();
+}
+
+async fn drop_role(env: &billing_harness::TestEnv, role: &str) {
+    sqlx::query(&format!("drop role \"{role}\""))
+        .execute(env.pool())
+        .await
+        .unwrap();
+}
+
+/// Runs xtask against the server of `url` (see [`xtask_on`]).
+fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
+    xtask_on(state, url, args).output().unwrap()
 }
 
 #[tokio::test]
@@ -1692,12 +1694,7 @@ async fn seed_never_prints_the_password_of_the_database_url() {
     let url = foreign_database(&env, "qa_password").await;
     // The throwaway server checks passwords: a role of this test's own has this one.
     let role = format!("bh_qa_pw_{}", std::process::id());
-    sqlx::query(&format!(
-        "create role {role} login superuser password '{PASSWORD}'"
-    ))
-    .execute(env.pool())
-    .await
-    .unwrap();
+    create_role(&env, &role, PASSWORD, true).await;
     let host = url.split_once('@').unwrap().1;
     let with_password = format!("postgres://{role}:{PASSWORD}@{host}");
     let missing = format!("{}_missing", with_password);
@@ -1734,10 +1731,7 @@ async fn seed_never_prints_the_password_of_the_database_url() {
         ),
     ];
     drop_database(&env, &url).await;
-    sqlx::query(&format!("drop role {role}"))
-        .execute(env.pool())
-        .await
-        .unwrap();
+    drop_role(&env, &role).await;
     let _ = std::fs::remove_dir_all(&state);
     for output in &outputs {
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -1765,24 +1759,20 @@ async fn an_error_chain_says_each_cause_once() {
     // A database that has the platform's tables but not the migrations' record of them (a
     // restored dump, say): marking it runs the first migration into existing tables.
     let env = billing_harness::TestEnv::start().await;
-    let url = foreign_database(&env, "qa_chain").await;
-    let state = state_dir("error-chain");
-    let mark = ["db", "mark", "--env", "qa", "--database-url", url.as_str()];
-    let first = cli_on(&state, &url, &mark);
+    let (url, state) = marked_database(&env, "qa_chain", "error-chain").await;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query("drop table _sqlx_migrations")
         .execute(&mut conn)
         .await
         .unwrap();
     conn.close().await.unwrap();
-    let second = cli_on(&state, &url, &mark);
+    let second = cli_on(
+        &state,
+        &url,
+        &["db", "mark", "--env", "qa", "--database-url", &url],
+    );
     drop_database(&env, &url).await;
     let _ = std::fs::remove_dir_all(&state);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.matches("already exists").count(), 1, "{stderr}");
@@ -2372,18 +2362,6 @@ fn a_retry_that_skips_a_day_is_caught_by_the_dunning_scenarios() {
     );
 }
 
-/// `cargo xtask` against the server of `url` (the url backend), not yet run.
-fn xtask_on(state: &Path, url: &str, args: &[&str]) -> Command {
-    let mut cmd = xtask(state);
-    cmd.env("HARNESS_POSTGRES", "url")
-        .env("HARNESS_DATABASE_URL", url)
-        .env_remove("HARNESS_TODAY")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
 /// A database on this test run's server that the harness did not create, marked for `qa` with
 /// `db mark`, and a state folder for the commands run on it.
 async fn marked_database(
@@ -2398,8 +2376,31 @@ async fn marked_database(
         &url,
         &["db", "mark", "--env", "qa", "--database-url", &url],
     );
-    assert!(marked.status.success());
+    assert!(
+        marked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&marked.stderr)
+    );
     (url, state)
+}
+
+/// Starts `scenario seed NAME` into the database of `url`, anchored two months ago.
+fn spawn_seed(state: &Path, url: &str, name: &str) -> Child {
+    xtask_on(
+        state,
+        url,
+        &[
+            "scenario",
+            "seed",
+            name,
+            "--database-url",
+            url,
+            "--anchor",
+            "months-ago:2",
+        ],
+    )
+    .spawn()
+    .unwrap()
 }
 
 /// The run id a seed printed (`... as run-...`).
@@ -2434,11 +2435,16 @@ async fn recorded_rows(
     out
 }
 
-/// A run's rows as its purge plan counts them, per table, the runs' records left out: another
+/// `run`'s rows as its purge plan counts them, per table, the runs' records left out: another
 /// run's records of them (its jobs billed this run's subscription, say) go with that run.
-fn own(
-    mut rows: std::collections::BTreeMap<String, u64>,
-) -> std::collections::BTreeMap<String, u64> {
+async fn own_plan(pool: &sqlx::PgPool, run: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut rows = billing_harness::purge::plan(
+        pool,
+        &billing_harness::purge::PurgeTarget::Run(run.to_owned()),
+    )
+    .await
+    .unwrap()
+    .rows;
     rows.remove("harness_run_rows");
     rows
 }
@@ -2457,23 +2463,7 @@ async fn records_of(conn: &mut sqlx::PgConnection, run: &str) -> Vec<(String, i6
 async fn seeds_started_at_once_own_their_rows_and_purging_one_leaves_every_other_row() {
     let env = billing_harness::TestEnv::start().await;
     let (url, state) = marked_database(&env, "qa_at_once", "seed-at-once").await;
-    let seed = |name: &str| {
-        xtask_on(
-            &state,
-            &url,
-            &[
-                "scenario",
-                "seed",
-                name,
-                "--database-url",
-                &url,
-                "--anchor",
-                "months-ago:2",
-            ],
-        )
-        .spawn()
-        .unwrap()
-    };
+    let seed = |name: &str| spawn_seed(&state, &url, name);
     // Twice, a pair started at once: the second of each pair waits for the clock lock.
     let mut runs = Vec::new();
     for _ in 0..2 {
@@ -2486,17 +2476,8 @@ async fn seeds_started_at_once_own_their_rows_and_purging_one_leaves_every_other
     let mut before = Vec::new();
     for run in &runs[1..] {
         let rows = records_of(&mut conn, run).await;
-        let plan = billing_harness::purge::plan(
-            &pool,
-            &billing_harness::purge::PurgeTarget::Run(run.clone()),
-        )
-        .await
-        .unwrap();
-        before.push((
-            rows.clone(),
-            recorded_rows(&mut conn, &rows).await,
-            own(plan.rows),
-        ));
+        let plan = own_plan(&pool, run).await;
+        before.push((rows.clone(), recorded_rows(&mut conn, &rows).await, plan));
     }
     let first = records_of(&mut conn, &runs[0]).await;
     let purged = cli_on(
@@ -2506,13 +2487,8 @@ async fn seeds_started_at_once_own_their_rows_and_purging_one_leaves_every_other
     );
     let mut after = Vec::new();
     for (run, (rows, _, _)) in runs[1..].iter().zip(&before) {
-        let plan = billing_harness::purge::plan(
-            &pool,
-            &billing_harness::purge::PurgeTarget::Run(run.clone()),
-        )
-        .await
-        .unwrap();
-        after.push((recorded_rows(&mut conn, rows).await, own(plan.rows)));
+        let plan = own_plan(&pool, run).await;
+        after.push((recorded_rows(&mut conn, rows).await, plan));
     }
     let first_left = recorded_rows(&mut conn, &first).await;
     // What the first run's jobs wrote for the others (its close billed their subscriptions for
@@ -2594,21 +2570,7 @@ async fn a_seed_killed_half_way_is_purged_completely_by_its_run_id() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let mut child = xtask_on(
-        &state,
-        &url,
-        &[
-            "scenario",
-            "seed",
-            "declined-dunning",
-            "--database-url",
-            &url,
-            "--anchor",
-            "months-ago:2",
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let mut child = spawn_seed(&state, &url, "declined-dunning");
     let mut watch = sqlx::PgConnection::connect(&url).await.unwrap();
     let mut waiting = false;
     for _ in 0..600 {
@@ -2631,17 +2593,9 @@ async fn a_seed_killed_half_way_is_purged_completely_by_its_run_id() {
     )
     .spawn()
     .unwrap();
-    let said = {
-        use std::io::BufRead;
-        let stderr = advance.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stderr).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default()
-    };
+    let said = common::first_line(advance.stderr.take().unwrap())
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_default();
     let advance_waited = advance.try_wait().unwrap().is_none();
     child.kill().unwrap();
     let status = child.wait().unwrap();

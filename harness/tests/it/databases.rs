@@ -6,6 +6,7 @@ use chrono::{TimeZone, Utc};
 use rstest::rstest;
 
 use crate::env;
+use crate::support::url_password;
 
 async fn database_exists(env: &TestEnv, name: &str) -> Option<String> {
     sqlx::query_scalar::<_, Option<String>>(
@@ -202,13 +203,7 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
 async fn the_psql_command_opens_this_database_and_shows_no_password(#[future] env: TestEnv) {
     let env = env.await;
     let command = env.psql_command();
-    let url = env.url();
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(user, _)| user.split_once(':'))
-        .map(|(_, password)| password.to_owned());
-    if let Some(password) = &password {
+    if let Some(password) = &url_password(&env.url()) {
         assert!(!command.contains(password.as_str()), "{command}");
     }
     let given = command

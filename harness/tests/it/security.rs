@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use billing_harness::TestEnv;
 use billing_harness::env::{BackendChoice, Broker, Config, Lease, MigrationSource, Schema};
 
+use crate::support::url_password;
+
 /// Set for the child run only.
 const CHILD: &str = "BH_SECURITY_CHILD";
 /// The other local user.
@@ -273,14 +275,8 @@ async fn the_throwaway_server_refuses_another_user_without_its_password() {
     }
     let server = OwnServer::start("server").await;
     let (host, port) = (server.lease.host(), server.lease.port());
-    let password = server
-        .lease
-        .url()
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(user, _)| user.split_once(':'))
-        .map(|(_, password)| password.to_owned())
-        .expect("a throwaway server's URL carries its password");
+    let password =
+        url_password(&server.lease.url()).expect("a throwaway server's URL carries its password");
     let socket = server.socket();
     let socket_text = socket.display().to_string();
     // The server's own account (root runs it as postgres or nobody) may reach the socket.

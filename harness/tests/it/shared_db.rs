@@ -9,6 +9,7 @@ use billing_harness::TestEnv;
 use billing_harness::env::{Database, EnvError};
 use billing_harness::model::{Currency, OrgId, default_catalog};
 use billing_harness::purge::{self, PurgeTarget, Scope};
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -56,6 +57,24 @@ impl Foreign {
         .execute(&self.pool)
         .await
         .unwrap();
+    }
+
+    /// Attaches to it with the clock at `start`, recording its writes as `run`'s when given.
+    async fn attach(&self, start: DateTime<Utc>, run: Option<&str>) -> TestEnv {
+        let builder = TestEnv::builder().start_at(start);
+        let builder = match run {
+            Some(run) => builder.record_run(run),
+            None => builder,
+        };
+        builder.attach(&self.url).await.unwrap()
+    }
+
+    /// The shared clock's time (`harness_clock`).
+    async fn clock(&self) -> DateTime<Utc> {
+        sqlx::query_scalar("select now from harness_clock")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     async fn drop(self, env: &TestEnv) {
@@ -110,18 +129,10 @@ async fn a_run_owns_the_rows_its_connections_wrote_and_its_purge_leaves_every_ot
     qa.begin_run("run-a").await;
     qa.begin_run("run-b").await;
     let start = seoul(2026, 10, 1);
-    let attach = |run: Option<&str>| {
-        let builder = TestEnv::builder().start_at(start);
-        let builder = match run {
-            Some(run) => builder.record_run(run),
-            None => builder,
-        };
-        builder.attach(&qa.url)
-    };
     let (a, b, app) = (
-        attach(Some("run-a")).await.unwrap(),
-        attach(Some("run-b")).await.unwrap(),
-        attach(None).await.unwrap(),
+        qa.attach(start, Some("run-a")).await,
+        qa.attach(start, Some("run-b")).await,
+        qa.attach(start, None).await,
     );
     // Interleaved: ids of the three writers alternate, so no range of ids is one run's.
     let a1 = a.build().tenant().plan("pro").create().await.unwrap();
@@ -211,12 +222,7 @@ async fn a_run_that_stops_half_way_is_purged_to_its_last_row_catalog_included() 
     let qa = Foreign::new(&env, "halfway", true).await;
     qa.begin_run("run-c").await;
     {
-        let c = TestEnv::builder()
-            .start_at(seoul(2026, 10, 1))
-            .record_run("run-c")
-            .attach(&qa.url)
-            .await
-            .unwrap();
+        let c = qa.attach(seoul(2026, 10, 1), Some("run-c")).await;
         let tenant = c.build().tenant().plan("pro").create().await.unwrap();
         tenant.usage("api_calls", 10).await.unwrap();
         // It stops here: no tag at the end, every row was recorded as it was written.
@@ -316,11 +322,7 @@ async fn attaching_an_unmarked_database_is_refused_by_name_with_the_fix() {
 async fn a_marker_removed_after_attaching_lets_no_write_through_and_waits_for_writes_under_way() {
     let env = TestEnv::start().await;
     let qa = Foreign::new(&env, "unmark", true).await;
-    let attached = TestEnv::builder()
-        .start_at(seoul(2026, 10, 1))
-        .attach(&qa.url)
-        .await
-        .unwrap();
+    let attached = qa.attach(seoul(2026, 10, 1), None).await;
     attached
         .platform()
         .install_catalog(&default_catalog(), seoul(2026, 10, 1))
@@ -422,7 +424,7 @@ async fn a_catalog_that_differs_is_refused_with_each_difference_and_writes_nothi
         .unwrap();
     tx.commit().await.unwrap();
     let settings = || async {
-        sqlx::query_as::<_, (String, String, String, i16, chrono::DateTime<chrono::Utc>)>(
+        sqlx::query_as::<_, (String, String, String, i16, DateTime<Utc>)>(
             "select time_zone, currency::text, tax_rate::text, charge_day, updated_at from platform_settings",
         )
         .fetch_one(&qa.pool)
@@ -483,32 +485,18 @@ async fn a_catalog_that_differs_is_refused_with_each_difference_and_writes_nothi
 async fn attaching_never_moves_the_shared_clock_back() {
     let env = TestEnv::start().await;
     let qa = Foreign::new(&env, "clock", true).await;
-    let clock = || async {
-        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>("select now from harness_clock")
-            .fetch_one(&qa.pool)
-            .await
-            .unwrap()
-    };
-    let late = TestEnv::builder()
-        .start_at(seoul(2026, 11, 10))
-        .attach(&qa.url)
-        .await
-        .unwrap();
-    let moved = clock().await;
+    let late = qa.attach(seoul(2026, 11, 10), None).await;
+    let moved = qa.clock().await;
     // The catalog, so that the clock has jobs to run on the way.
     late.platform()
         .install_catalog(&default_catalog(), seoul(2026, 11, 10))
         .await
         .unwrap();
-    let early = TestEnv::builder()
-        .start_at(seoul(2026, 10, 1))
-        .attach(&qa.url)
-        .await
-        .unwrap();
+    let early = qa.attach(seoul(2026, 10, 1), None).await;
     early.clock().advance_to(seoul(2026, 10, 20)).await.unwrap();
-    let kept = clock().await;
+    let kept = qa.clock().await;
     early.clock().advance_to(seoul(2026, 11, 12)).await.unwrap();
-    let passed = clock().await;
+    let passed = qa.clock().await;
     drop((late, early));
     qa.drop(&env).await;
     assert_eq!(moved, seoul(2026, 11, 10), "a start ahead moves it forward");
@@ -544,10 +532,7 @@ async fn clock_movers_take_turns_an_attach_that_moves_the_clock_included() {
     first.release().await.unwrap();
     second.await.unwrap().unwrap().release().await.unwrap();
     attach.await.unwrap().unwrap();
-    let clock: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("select now from harness_clock")
-        .fetch_one(&qa.pool)
-        .await
-        .unwrap();
+    let clock = qa.clock().await;
     qa.drop(&env).await;
     assert!(
         second_waits && waited.load(Ordering::SeqCst),
@@ -563,12 +548,7 @@ async fn a_product_the_run_added_stays_once_it_has_a_sync_url_and_is_told_of_the
     let qa = Foreign::new(&env, "synced", true).await;
     qa.begin_run("run-d").await;
     let tenant = {
-        let d = TestEnv::builder()
-            .start_at(seoul(2026, 10, 1))
-            .record_run("run-d")
-            .attach(&qa.url)
-            .await
-            .unwrap();
+        let d = qa.attach(seoul(2026, 10, 1), Some("run-d")).await;
         d.build().tenant().plan("pro").create().await.unwrap().id()
     };
     sqlx::query(

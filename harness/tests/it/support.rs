@@ -9,6 +9,14 @@ use billing_harness::payments::TestCard;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
+/// The password in `url`'s user info (`postgres://user:PASSWORD@host/...`), as written there.
+pub(crate) fn url_password(url: &str) -> Option<String> {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, password)| password.to_owned())
+}
+
 /// The start of a day in the platform's calendar (Asia/Seoul).
 pub(crate) fn seoul(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Calendar::platform().start_of_day(day(y, m, d))

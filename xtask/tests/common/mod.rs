@@ -1,7 +1,7 @@
 //! Helpers the xtask test binaries share: a state folder of a test's own, a command's first line
 //! of output, and polling.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -38,12 +38,18 @@ pub(crate) fn spawn_first_line(cmd: &mut Command) -> (Child, mpsc::Receiver<Stri
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let rx = first_line(child.stdout.take().unwrap());
+    (child, rx)
+}
+
+/// The first line `output` gives (a child's piped stdout or stderr), trimmed, read on a thread of
+/// its own: the receiver yields it once written.
+pub(crate) fn first_line(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = BufReader::new(output).read_line(&mut line);
         let _ = tx.send(line.trim().to_owned());
     });
-    (child, rx)
+    rx
 }
