@@ -56,7 +56,10 @@ fn a_remote_mock_does_what_a_mock_in_process_does_through_the_control_api() {
         .build()
         .unwrap();
     let send = |id: i64, key: &str| {
-        runtime.block_on(client.send(a.remote_url().unwrap(), &tenant_write(id), key))
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T03:00:00Z")
+            .unwrap()
+            .to_utc();
+        runtime.block_on(client.send(a.remote_url().unwrap(), &tenant_write(id), key, at))
     };
 
     a.set_hold(Duration::from_millis(700));

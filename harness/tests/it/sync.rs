@@ -20,13 +20,15 @@ async fn env_on(today: &str, seed: u64) -> TestEnv {
         .unwrap()
 }
 
-/// [`env_on`] the same day, with product sync giving a row up at its `max_attempts`-th failure.
-async fn env_giving_up_after(seed: u64, max_attempts: u32) -> TestEnv {
+/// [`env_on`] the same day, with product sync giving a row up at its first failure `horizon`
+/// after its first: 1 s gives two attempts (when queued, then at the horizon, before the first
+/// backoff of 2 to 3 s ends), 5 s three (the second backoff ends after 6 s).
+async fn env_giving_up_after(seed: u64, horizon: TimeDelta) -> TestEnv {
     TestEnv::builder()
         .today("2026-11-24".parse::<NaiveDate>().unwrap())
         .seed(seed)
         .sync_policy(SyncPolicy {
-            max_attempts,
+            horizon,
             ..SyncPolicy::default()
         })
         .build()
@@ -81,7 +83,7 @@ async fn subscribe_syncs_user_then_tenant_then_subscription() {
 
 #[tokio::test]
 async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
-    let env = env_giving_up_after(1, 3).await;
+    let env = env_giving_up_after(1, TimeDelta::seconds(5)).await;
     let a = env.build().tenant().plan("pro").create().await.unwrap();
     let mock = analytics(&env).await;
     mock.reject_tenant(a.id().0, 422);
@@ -333,7 +335,7 @@ async fn waiting(env: &TestEnv, tenant: i64) -> Vec<(String, i32, Option<String>
 #[tokio::test]
 async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_horizon() {
     use billing_harness::platform::sync::next_due;
-    let env = env_giving_up_after(5, 2).await;
+    let env = env_giving_up_after(5, TimeDelta::seconds(1)).await;
     let pool = env.pool();
     let mock = analytics(&env).await;
     let crm_mock = env.product("crm").await.unwrap();
@@ -372,7 +374,7 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
         "rule: neither a dead-lettered head nor a product without a URL has work"
     );
     let policy = SyncPolicy {
-        max_attempts: 2,
+        horizon: TimeDelta::seconds(1),
         ..SyncPolicy::default()
     };
     let client = billing_harness::products::SyncClient::new(policy.timeout);
@@ -391,7 +393,8 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
     );
     assert_eq!(crm_mock.requests(), 0);
 
-    // A live head backing off: due when its backoff ends (2 s, up to half again of jitter).
+    // A live head backing off: due when its backoff ends (2 s, up to half again of jitter), but
+    // never after its horizon ends (1 s here).
     mock.fail_next(Fault::Status503, 1);
     let backing_off = env.build().tenant().plan("pro").create().await.unwrap();
     let runs = env.clock().settle().await.unwrap();
@@ -412,9 +415,11 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
         .await
         .unwrap()
         .expect("the backing-off head is due within a day");
-    assert!(
-        due >= now + TimeDelta::seconds(2) && due <= now + TimeDelta::seconds(3),
-        "{due} is 2 to 3 s after {now}"
+    assert_eq!(
+        due,
+        now + TimeDelta::seconds(1),
+        "rule: a failed row is tried again after its backoff (2 to 3 s) or at its horizon's end \
+         (1 s), whichever comes first"
     );
     assert_eq!(
         next_due(pool, now, now).await.unwrap(),
@@ -452,7 +457,7 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
 async fn requeue_puts_back_the_dead_letter_named_due_from_the_given_instant_never_before_it_was_queued()
  {
     use billing_harness::platform::sync::{dead_letters, next_due, requeue};
-    let env = env_giving_up_after(8, 2).await;
+    let env = env_giving_up_after(8, TimeDelta::seconds(1)).await;
     let pool = env.pool();
     let a = env.build().tenant().plan("pro").create().await.unwrap();
     let b = env.build().tenant().plan("pro").create().await.unwrap();
@@ -671,7 +676,7 @@ async fn a_dispatch_reports_what_it_delivered_what_failed_and_what_it_gave_up_on
     let t = env.build().tenant().plan("pro").create().await.unwrap();
     analytics(&env).await.reject_tenant(t.id().0, 422);
     let policy = SyncPolicy {
-        max_attempts: 1,
+        horizon: TimeDelta::zero(),
         ..SyncPolicy::default()
     };
     let client = billing_harness::products::SyncClient::new(policy.timeout);

@@ -103,8 +103,9 @@ async fn play(plan: &Plan) -> Result<(), TestCaseError> {
         .today("2026-11-24".parse().unwrap())
         .seed(plan.seed)
         .sync_policy(SyncPolicy {
-            // Enough attempts that a 40% fault rate never exhausts them (0.4^24), short waits.
-            max_attempts: 24,
+            // A horizon no fault rate here outlasts, short waits.
+            horizon: TimeDelta::days(3),
+            horizons: Default::default(),
             base_backoff: TimeDelta::seconds(1),
             max_backoff: TimeDelta::seconds(30),
             seed: plan.seed,

@@ -67,8 +67,11 @@ pub(super) struct SyncBenchReport {
     batch: i64,
     /// The dispatcher's limit per request, in milliseconds.
     timeout_ms: u64,
-    /// Failed attempts after which a row is dead-lettered.
-    max_attempts: u32,
+    /// Always `null`: a row is no longer given up after a number of attempts but after its retry
+    /// horizon (`retry_horizon_hours`); the field stays for readers of earlier reports.
+    max_attempts: Option<u32>,
+    /// How long a failing row is retried before it is dead-lettered, in hours of the test clock.
+    retry_horizon_hours: i64,
     /// How often the dispatcher runs, in seconds of the test clock.
     poll_seconds: i64,
     /// The share of writes faulted in the faulty run.
@@ -97,7 +100,6 @@ async fn bench() -> anyhow::Result<SyncBenchReport> {
     let start = crate::fixtures::seoul(2026, 10, 1);
     let policy = SyncPolicy {
         timeout: TIMEOUT,
-        max_attempts: 10,
         seed: 1,
         ..SyncPolicy::default()
     };
@@ -105,7 +107,7 @@ async fn bench() -> anyhow::Result<SyncBenchReport> {
     let env = TestEnv::builder()
         .start_at(start)
         .seed(1)
-        .sync_policy(policy)
+        .sync_policy(policy.clone())
         .build()
         .await?;
     env.platform()
@@ -169,7 +171,8 @@ async fn bench() -> anyhow::Result<SyncBenchReport> {
         products,
         batch: policy.batch,
         timeout_ms: u64::try_from(policy.timeout.as_millis()).unwrap_or(u64::MAX),
-        max_attempts: policy.max_attempts,
+        max_attempts: None,
+        retry_horizon_hours: policy.horizon.num_hours(),
         poll_seconds: POLL.num_seconds(),
         fault_rate: FAULT_RATE,
         fault_seed: FAULT_SEED,

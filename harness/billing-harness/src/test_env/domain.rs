@@ -39,10 +39,14 @@ impl Parts {
         let (used, server) = served(&gateway, builder.gateway_over_http).await?;
         let jobs = PlatformJobs::new(db.pool().clone(), used);
         let (jobs, mocks) = {
-            let policy = builder.sync_policy.unwrap_or(crate::platform::SyncPolicy {
-                seed: builder.seed.unwrap_or(0),
-                ..Default::default()
-            });
+            let policy =
+                builder
+                    .sync_policy
+                    .clone()
+                    .unwrap_or_else(|| crate::platform::SyncPolicy {
+                        seed: builder.seed.unwrap_or(0),
+                        ..Default::default()
+                    });
             let mocks = super::products::ProductMocks::open(builder, db, policy.timeout)?;
             (jobs.with_sync_policy(policy), Arc::new(mocks))
         };

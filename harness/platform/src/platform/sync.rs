@@ -14,7 +14,8 @@ mod delivery;
 mod outbox;
 
 pub use delivery::{
-    Drift, DriftKind, Reconciliation, SyncPolicy, SyncReport, dispatch, drift_report, reconcile,
+    Drift, DriftKind, Reconciliation, Retry, SyncPolicy, SyncReport, dispatch, drift_report,
+    reconcile,
 };
 pub use outbox::{OutboxRow, dead_letters, next_due, requeue, undelivered};
 pub(crate) use outbox::{queue_change, queue_tenant, queue_tenant_removal, queue_user_removal};

@@ -16,15 +16,24 @@ use crate::platform::DomainError;
 use crate::products::api::{Entity, ProductState, Write};
 use crate::products::{DeliveryError, SyncClient, splitmix};
 
-/// How the dispatcher retries: attempts before a row is dead-lettered, the backoff, and the
-/// seed of its jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the dispatcher retries: for how long (the retry horizon, on the test clock) before a row
+/// is dead-lettered, the backoff between attempts, and the seed of its jitter.
+///
+/// A failed row is tried again after [`SyncPolicy::backoff`], and again, for as long as its
+/// horizon lasts from its first failure: the last attempt falls on the horizon, and only a
+/// failure there makes it a dead letter. A dead letter is not the end: the next reconcile that
+/// finds its product answering re-queues it ([`super::reconcile`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncPolicy {
-    /// Failed attempts after which a row is dead-lettered (default 6).
-    pub max_attempts: u32,
+    /// How long a row is retried from its first failure before it is dead-lettered (default 3
+    /// days, as Stripe retries a webhook).
+    pub horizon: TimeDelta,
+    /// A horizon of its own for some products, by key: it replaces [`SyncPolicy::horizon`] for
+    /// their rows (default none; see [`SyncPolicy::with_horizon`]).
+    pub horizons: BTreeMap<String, TimeDelta>,
     /// The wait after the first failure; it doubles with each further failure (default 2 s).
     pub base_backoff: TimeDelta,
-    /// The longest wait before jitter (default 5 minutes).
+    /// The longest wait before jitter (default 1 hour).
     pub max_backoff: TimeDelta,
     /// Seeds the jitter, so that a run replays (default 0; a `TestEnv` uses its fake-data seed).
     pub seed: u64,
@@ -37,9 +46,10 @@ pub struct SyncPolicy {
 impl Default for SyncPolicy {
     fn default() -> SyncPolicy {
         SyncPolicy {
-            max_attempts: 6,
+            horizon: TimeDelta::days(3),
+            horizons: BTreeMap::new(),
             base_backoff: TimeDelta::seconds(2),
-            max_backoff: TimeDelta::minutes(5),
+            max_backoff: TimeDelta::hours(1),
             seed: 0,
             batch: 512,
             timeout: Duration::from_secs(2),
@@ -48,6 +58,37 @@ impl Default for SyncPolicy {
 }
 
 impl SyncPolicy {
+    /// The same policy with `horizon` for the rows of `product` (a key of the catalog).
+    ///
+    /// ```
+    /// use billing_platform::platform::SyncPolicy;
+    /// use chrono::TimeDelta;
+    ///
+    /// let policy = SyncPolicy::default().with_horizon("crm", TimeDelta::hours(6));
+    /// assert_eq!(policy.horizon_of("crm"), TimeDelta::hours(6));
+    /// assert_eq!(policy.horizon_of("analytics"), TimeDelta::days(3));
+    /// assert_eq!(policy.longest_horizon(), TimeDelta::days(3));
+    /// ```
+    #[must_use]
+    pub fn with_horizon(mut self, product: impl Into<String>, horizon: TimeDelta) -> SyncPolicy {
+        self.horizons.insert(product.into(), horizon);
+        self
+    }
+
+    /// The retry horizon of `product`'s rows.
+    pub fn horizon_of(&self, product: &str) -> TimeDelta {
+        self.horizons.get(product).copied().unwrap_or(self.horizon)
+    }
+
+    /// The longest horizon of any product: by then every row that failed from the start is
+    /// delivered or a dead letter.
+    pub fn longest_horizon(&self) -> TimeDelta {
+        self.horizons
+            .values()
+            .copied()
+            .fold(self.horizon, TimeDelta::max)
+    }
+
     /// The wait after a row's `failures`-th failure (from 1): `base × 2^(failures-1)`, at most
     /// `max_backoff`, plus a jitter of up to half of that drawn from the seed and the row, to the
     /// millisecond.
@@ -62,15 +103,60 @@ impl SyncPolicy {
     /// let third = policy.backoff(42, 3);
     /// assert!(third >= TimeDelta::seconds(8) && third < TimeDelta::seconds(12));
     /// assert_eq!(policy.backoff(42, 3), third, "the same seed and row, the same wait");
+    /// let late = policy.backoff(42, 40);
+    /// assert!(late >= TimeDelta::hours(1) && late < TimeDelta::minutes(90), "capped: {late}");
     /// ```
     pub fn backoff(&self, row: i64, failures: u32) -> TimeDelta {
-        let exponent = failures.saturating_sub(1).min(20);
-        let base = (self.base_backoff.num_milliseconds().max(1) * (1i64 << exponent))
+        let exponent = failures.saturating_sub(1).min(30);
+        let base = (self.base_backoff.num_milliseconds().max(1))
+            .saturating_mul(1i64 << exponent)
             .min(self.max_backoff.num_milliseconds().max(1));
         let mut stream = self.seed ^ (row as u64).rotate_left(17) ^ u64::from(failures);
         let jitter = (splitmix(&mut stream) % 1000) as i64;
         TimeDelta::milliseconds(base + base / 2 * jitter / 1000)
     }
+
+    /// What becomes of a row of `product` that failed at `at`, its `failures`-th failure, when
+    /// its failures began at `since`: `Retry(when)`, after its backoff but no later than its
+    /// horizon's end, or `GiveUp` once the horizon is reached.
+    ///
+    /// ```
+    /// use billing_platform::platform::{Retry, SyncPolicy};
+    /// use chrono::{TimeDelta, TimeZone, Utc};
+    ///
+    /// let policy = SyncPolicy { horizon: TimeDelta::hours(6), ..SyncPolicy::default() };
+    /// let since = Utc.with_ymd_and_hms(2026, 10, 10, 0, 0, 0).unwrap();
+    /// let first = policy.after_failure("analytics", 1, 1, since, since);
+    /// assert!(matches!(first, Retry::At(at) if at > since && at < since + TimeDelta::seconds(3)));
+    /// let late = since + TimeDelta::hours(5) + TimeDelta::minutes(30);
+    /// let end = since + TimeDelta::hours(6);
+    /// assert_eq!(policy.after_failure("analytics", 1, 14, since, late), Retry::At(end));
+    /// assert_eq!(policy.after_failure("analytics", 1, 15, since, end), Retry::GiveUp);
+    /// ```
+    pub fn after_failure(
+        &self,
+        product: &str,
+        row: i64,
+        failures: u32,
+        since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Retry {
+        let end = since + self.horizon_of(product);
+        if at >= end {
+            Retry::GiveUp
+        } else {
+            Retry::At((at + self.backoff(row, failures)).min(end))
+        }
+    }
+}
+
+/// What the dispatcher does with a row after a failed attempt ([`SyncPolicy::after_failure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Try it again at this instant.
+    At(DateTime<Utc>),
+    /// Its horizon is over: it is a dead letter.
+    GiveUp,
 }
 
 /// What one dispatcher run did.
@@ -95,6 +181,10 @@ struct Claimed {
     entity_id: i64,
     payload: Value,
     attempts: i32,
+    /// When its failures began; null while it has not failed since it was queued or re-queued.
+    failing_since: Option<DateTime<Utc>>,
+    /// The product's key, for its retry horizon.
+    product: String,
     /// Never null: only the rows of products with a URL are claimed ([`HEADS`]).
     sync_url: String,
 }
@@ -119,8 +209,10 @@ impl Claimed {
 /// Delivers every row due at `at`, in order per (product, tenant): in rounds of one row per key,
 /// each row claimed (`for update skip locked`) for the length of its delivery, so that several
 /// dispatchers, in tasks or processes, never deliver a row twice nor a key out of order. A failed
-/// row waits [`SyncPolicy::backoff`]; after [`SyncPolicy::max_attempts`] failures it is
-/// dead-lettered and holds back its key until [`super::requeue`].
+/// row waits [`SyncPolicy::backoff`], for as long as its product's retry horizon lasts from its
+/// first failure ([`SyncPolicy::after_failure`]); a failure at the horizon dead-letters it, and it
+/// holds back its key until a reconcile finds the product answering ([`super::reconcile`]) or
+/// [`super::requeue`].
 ///
 /// # Errors
 /// The database failed.
@@ -136,7 +228,7 @@ pub async fn dispatch(
         let rows: Vec<Claimed> = sqlx::query_as(&format!(
             "with heads as ({HEADS}) \
              select o.id, o.tenant_id, o.entity, o.operation, o.entity_id, o.payload, o.attempts, \
-                    p.sync_url \
+                    o.failing_since, p.key as product, p.sync_url \
              from sync_outbox o join heads h on h.id = o.id join products p on p.id = o.product_id \
              where o.dispatched_at is null and o.dead_at is null and o.available_at <= $1 \
              order by o.id limit $2 for update of o skip locked"
@@ -149,55 +241,90 @@ pub async fn dispatch(
             tx.commit().await?;
             return Ok(report);
         }
-        let results = deliver_all(client, &rows).await;
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut ok = Vec::with_capacity(rows.len());
-        let mut statuses: Vec<Option<i32>> = Vec::with_capacity(rows.len());
-        let mut errors: Vec<Option<String>> = Vec::with_capacity(rows.len());
-        let mut next = Vec::with_capacity(rows.len());
-        let mut dead = Vec::with_capacity(rows.len());
-        for (row, result) in rows.iter().zip(results) {
-            let failures = u32::try_from(row.attempts).unwrap_or(0) + 1;
-            ids.push(row.id);
-            ok.push(result.is_ok());
-            match result {
-                Ok(status) => {
-                    report.delivered += 1;
-                    statuses.push(Some(i32::from(status)));
-                    errors.push(None);
-                }
-                Err(e) => {
-                    report.failed += 1;
-                    statuses.push(e.status().map(i32::from));
-                    errors.push(Some(e.to_string()));
-                }
-            }
-            let gives_up = !ok[ok.len() - 1] && failures >= policy.max_attempts;
-            report.dead_lettered += usize::from(gives_up);
-            dead.push(gives_up);
-            next.push(at + policy.backoff(row.id, failures));
-        }
+        let results = deliver_all(client, &rows, at).await;
+        let outcome = Outcome::of(policy, &rows, results, at, &mut report);
         sqlx::query(
             "update sync_outbox o set \
                attempts = o.attempts + case when r.ok then 0 else 1 end, \
                dispatched_at = case when r.ok then $6 end, \
                last_status = r.status, last_error = r.error, \
                available_at = case when r.ok or r.dead then o.available_at else r.next end, \
-               dead_at = case when r.dead then $6 end \
-             from unnest($1::bigint[], $2::bool[], $3::int[], $4::text[], $5::timestamptz[], $7::bool[]) \
-                  as r(id, ok, status, error, next, dead) \
+               dead_at = case when r.dead then $6 end, \
+               failing_since = case when r.ok then o.failing_since else r.since end \
+             from unnest($1::bigint[], $2::bool[], $3::int[], $4::text[], $5::timestamptz[], \
+                         $7::bool[], $8::timestamptz[]) \
+                  as r(id, ok, status, error, next, dead, since) \
              where o.id = r.id",
         )
-        .bind(&ids)
-        .bind(&ok)
-        .bind(&statuses)
-        .bind(&errors)
-        .bind(&next)
+        .bind(&outcome.ids)
+        .bind(&outcome.ok)
+        .bind(&outcome.statuses)
+        .bind(&outcome.errors)
+        .bind(&outcome.next)
         .bind(at)
-        .bind(&dead)
+        .bind(&outcome.dead)
+        .bind(&outcome.since)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+    }
+}
+
+/// What became of one round's rows, column by column as the update binds them.
+#[derive(Debug, Default)]
+struct Outcome {
+    ids: Vec<i64>,
+    ok: Vec<bool>,
+    statuses: Vec<Option<i32>>,
+    errors: Vec<Option<String>>,
+    /// When a failed row is tried again (ignored for the others).
+    next: Vec<DateTime<Utc>>,
+    dead: Vec<bool>,
+    /// When a failed row's failures began.
+    since: Vec<Option<DateTime<Utc>>>,
+}
+
+impl Outcome {
+    /// Each row's answer, and for a failed one its next attempt or its end under `policy`;
+    /// counted into `report`.
+    fn of(
+        policy: &SyncPolicy,
+        rows: &[Claimed],
+        results: Vec<Result<u16, DeliveryError>>,
+        at: DateTime<Utc>,
+        report: &mut SyncReport,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        for (row, result) in rows.iter().zip(results) {
+            out.ids.push(row.id);
+            out.ok.push(result.is_ok());
+            let (dead, next, since) = match result {
+                Ok(status) => {
+                    report.delivered += 1;
+                    out.statuses.push(Some(i32::from(status)));
+                    out.errors.push(None);
+                    (false, at, None)
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    out.statuses.push(e.status().map(i32::from));
+                    out.errors.push(Some(e.to_string()));
+                    let failures = u32::try_from(row.attempts).unwrap_or(0) + 1;
+                    let since = row.failing_since.unwrap_or(at);
+                    match policy.after_failure(&row.product, row.id, failures, since, at) {
+                        Retry::At(next) => (false, next, Some(since)),
+                        Retry::GiveUp => {
+                            report.dead_lettered += 1;
+                            (true, at, Some(since))
+                        }
+                    }
+                }
+            };
+            out.dead.push(dead);
+            out.next.push(next);
+            out.since.push(since);
+        }
+        out
     }
 }
 
@@ -207,7 +334,11 @@ pub async fn dispatch(
 const LANES: usize = 64;
 
 /// Sends every claimed row, [`LANES`] at a time; each answer in the rows' order.
-async fn deliver_all(client: &SyncClient, rows: &[Claimed]) -> Vec<Result<u16, DeliveryError>> {
+async fn deliver_all(
+    client: &SyncClient,
+    rows: &[Claimed],
+    at: DateTime<Utc>,
+) -> Vec<Result<u16, DeliveryError>> {
     let mut tasks = tokio::task::JoinSet::new();
     let lanes = std::sync::Arc::new(tokio::sync::Semaphore::new(LANES));
     for (i, row) in rows.iter().enumerate() {
@@ -219,7 +350,7 @@ async fn deliver_all(client: &SyncClient, rows: &[Claimed]) -> Vec<Result<u16, D
         tasks.spawn(async move {
             let _lane = lanes.acquire_owned().await;
             let result = match write {
-                Some(write) => client.send(&url, &write, &key).await,
+                Some(write) => client.send(&url, &write, &key, at).await,
                 None => Err(DeliveryError::Connection(
                     "the row is not a write of the sync API".into(),
                 )),
@@ -437,13 +568,14 @@ pub async fn reconcile(
             out.busy.push(key);
             continue;
         }
-        let state = client
-            .state(&url)
-            .await
-            .map_err(|source| DomainError::ProductUnreachable {
-                product: key.clone(),
-                source,
-            })?;
+        let state =
+            client
+                .state(&url, at)
+                .await
+                .map_err(|source| DomainError::ProductUnreachable {
+                    product: key.clone(),
+                    source,
+                })?;
         let drift = compare(&key, &expected(pool, id).await?, &held(&state));
         if repair && !drift.is_empty() {
             out.repairs += queue_repairs(pool, id, &drift, at).await?;
@@ -530,10 +662,72 @@ mod tests {
                 );
             }
         }
-        let other = SyncPolicy { seed: 4, ..policy };
+        let other = SyncPolicy {
+            seed: 4,
+            ..policy.clone()
+        };
         assert!(
             (1..50).any(|row| policy.backoff(row, 2) != other.backoff(row, 2)),
             "the seed moves the jitter"
+        );
+    }
+
+    #[test]
+    fn a_row_is_retried_until_its_horizon_with_waits_capped_at_an_hour_and_jitter() {
+        let policy = SyncPolicy {
+            seed: 5,
+            ..SyncPolicy::default()
+        }
+        .with_horizon("crm", TimeDelta::hours(2));
+        let since = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        for (product, horizon) in [
+            ("analytics", TimeDelta::days(3)),
+            ("crm", TimeDelta::hours(2)),
+        ] {
+            let (mut at, mut failures, mut waits) = (since, 1u32, Vec::new());
+            while let Retry::At(next) = policy.after_failure(product, 42, failures, since, at) {
+                waits.push(next - at);
+                at = next;
+                failures += 1;
+            }
+            assert_eq!(
+                at,
+                since + horizon,
+                "{product}: the last attempt falls on the horizon"
+            );
+            assert!(
+                waits.iter().all(|w| *w <= TimeDelta::minutes(90)),
+                "{product}: no wait above the cap plus half: {waits:?}"
+            );
+            assert!(
+                waits[..waits.len() - 1]
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .all(|w| *w >= TimeDelta::hours(1))
+                    || product == "crm",
+                "{product}: late waits are at the cap: {waits:?}"
+            );
+            assert!(
+                failures > 6,
+                "{product}: more than the old 6 attempts: {failures}"
+            );
+        }
+        assert_eq!(
+            policy.after_failure("analytics", 42, 1, since, since + TimeDelta::days(3)),
+            Retry::GiveUp,
+            "a failure at the horizon gives up"
+        );
+        assert_eq!(
+            policy.after_failure(
+                "analytics",
+                42,
+                1,
+                since,
+                since + TimeDelta::days(3) - TimeDelta::milliseconds(1)
+            ),
+            Retry::At(since + TimeDelta::days(3)),
+            "a failure just before it is tried once more, at the horizon"
         );
     }
 

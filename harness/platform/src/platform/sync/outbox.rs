@@ -192,8 +192,8 @@ pub async fn next_due(
     .await
 }
 
-/// Puts dead letters back in the queue, from `at`: the row `id`, or every dead letter when
-/// `None`. Returns how many.
+/// Puts dead letters back in the queue, from `at`, each with a whole retry horizon again: the row
+/// `id`, or every dead letter when `None`. Returns how many.
 ///
 /// # Errors
 /// The database failed.
@@ -203,7 +203,8 @@ pub async fn requeue(
     at: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "update sync_outbox set dead_at = null, attempts = 0, available_at = greatest($2, created_at) \
+        "update sync_outbox set dead_at = null, attempts = 0, failing_since = null, \
+                available_at = greatest($2, created_at) \
          where dead_at is not null and dispatched_at is null and ($1::bigint is null or id = $1)",
     )
     .bind(id)
