@@ -76,6 +76,9 @@ pub enum Job {
     Charge,
     /// Retry every past-due invoice with attempts left: due at the start of every day.
     Retry,
+    /// Reconcile every product with the platform: re-queue what waits for a product that answers
+    /// and repair what differs. Due at the start of every day, after the retries.
+    Reconcile,
     /// Deliver the product sync rows that are due: not on the calendar, but whenever a row's
     /// time comes (see [`crate::clock::Jobs::next_due`]).
     Sync,
@@ -87,6 +90,7 @@ impl fmt::Display for Job {
             Job::Close(month) => write!(f, "close of {month}"),
             Job::Charge => f.write_str("charge"),
             Job::Retry => f.write_str("retries"),
+            Job::Reconcile => f.write_str("reconcile"),
             Job::Sync => f.write_str("product sync"),
         }
     }
@@ -112,9 +116,12 @@ pub enum CalendarError {
 ///
 /// let cal = Calendar::platform();
 /// let first = cal.start_of_day("2026-11-01".parse().unwrap());
-/// assert_eq!(cal.jobs_due(first), [Job::Close(Month::new(2026, 10).unwrap()), Job::Retry]);
+/// assert_eq!(
+///     cal.jobs_due(first),
+///     [Job::Close(Month::new(2026, 10).unwrap()), Job::Retry, Job::Reconcile]
+/// );
 /// let fifth = cal.start_of_day("2026-11-05".parse().unwrap());
-/// assert_eq!(cal.jobs_due(fifth), [Job::Charge, Job::Retry]);
+/// assert_eq!(cal.jobs_due(fifth), [Job::Charge, Job::Retry, Job::Reconcile]);
 /// // Only the start of a day has jobs.
 /// assert!(cal.jobs_due(fifth + chrono::TimeDelta::hours(1)).is_empty());
 /// ```
@@ -209,8 +216,8 @@ impl Calendar {
     }
 
     /// The jobs due at `at`, in the order they run: at the start of a day, the close of the
-    /// previous month on the 1st, the charge on the charge day, and the retries every day.
-    /// Other instants have none.
+    /// previous month on the 1st, the charge on the charge day, and the retries and the product
+    /// reconcile every day. Other instants have none.
     pub fn jobs_due(&self, at: DateTime<Utc>) -> Vec<Job> {
         let day = self.local_day(at);
         if self.start_of_day(day) != at {
@@ -224,6 +231,7 @@ impl Calendar {
             jobs.push(Job::Charge);
         }
         jobs.push(Job::Retry);
+        jobs.push(Job::Reconcile);
         jobs
     }
 

@@ -339,8 +339,8 @@ async fn act<S: Session>(
     }
 }
 
-/// The jobs due after `stop_at` up to `end` (`until`), retries left out: what a partial run
-/// did not apply.
+/// The jobs due after `stop_at` up to `end` (`until`), the daily retries and reconciles left
+/// out: what a partial run did not apply.
 fn jobs_after(
     scenario: &Scenario,
     stop_at: DateTime<Utc>,
@@ -352,7 +352,7 @@ fn jobs_after(
     for (at, jobs) in calendar.due_between(stop_at, end) {
         let day = calendar.local_day(at);
         for job in jobs {
-            if job != Job::Retry {
+            if !matches!(job, Job::Retry | Job::Reconcile) {
                 later.push(format!("{job} at 00:00 on {day}"));
             }
         }

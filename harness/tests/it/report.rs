@@ -164,6 +164,8 @@ fn a_sync_scenario_shows_each_products_requests_faults_drift_and_convergence_wit
     assert_drawn(&labels, "10-20 drift");
     assert_drawn(&labels, "converged · 1 repaired");
     assert_eq!(outcome.products[0].repaired.len(), 1);
+    // The daily reconcile after the drift (00:00 on the 21st) finds and repairs it.
+    assert_drawn(&labels, "10-21 ✓ 1");
     // The writes of the subscribe step arrive on its day.
     assert!(
         labels.iter().any(|l| l.starts_with("10-10 ✓ ")),

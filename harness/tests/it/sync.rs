@@ -82,7 +82,9 @@ async fn subscribe_syncs_user_then_tenant_then_subscription() {
 }
 
 #[tokio::test]
-async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
+async fn a_poison_row_dead_letters_at_its_horizon_and_the_daily_reconcile_requeues_it_once_taken() {
+    use billing_harness::calendar::Job;
+    use billing_harness::platform::sync::{dead_letters, undelivered};
     let env = env_giving_up_after(1, TimeDelta::seconds(5)).await;
     let a = env.build().tenant().plan("pro").create().await.unwrap();
     let mock = analytics(&env).await;
@@ -99,32 +101,77 @@ async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
         mock.tenant(a.id().0).is_none(),
         "the poisoned tenant did not"
     );
-    let dead = billing_harness::platform::sync::dead_letters(env.pool())
-        .await
-        .unwrap();
+    let dead = dead_letters(env.pool()).await.unwrap();
     assert_eq!(dead.len(), 1, "only the head row dies: {dead:?}");
-    assert_eq!((dead[0].entity.as_str(), dead[0].attempts), ("tenant", 3));
-    let held_back = billing_harness::platform::sync::undelivered(env.pool())
-        .await
-        .unwrap();
     assert_eq!(
-        held_back
-            .iter()
+        (dead[0].entity.as_str(), dead[0].attempts),
+        ("tenant", 3),
+        "rule: tried when queued, after its backoff, and at its horizon (5 s), then given up"
+    );
+    let of_a = |rows: Vec<billing_harness::platform::OutboxRow>| -> Vec<(String, i32)> {
+        rows.into_iter()
             .filter(|r| r.tenant_id == Some(a.id().0))
-            .map(|r| r.entity.as_str())
-            .collect::<Vec<_>>(),
-        ["tenant", "subscription"],
+            .map(|r| (r.entity, r.attempts))
+            .collect()
+    };
+    assert_eq!(
+        of_a(undelivered(env.pool()).await.unwrap()),
+        [("tenant".to_owned(), 3), ("subscription".to_owned(), 0)],
         "the subscription waits behind its dead tenant row"
+    );
+
+    // The product answers but still refuses the tenant: a reconcile re-queues the row with a
+    // whole horizon again, and it fails again.
+    let found = env.reconcile().await.unwrap();
+    assert_eq!(
+        (
+            found.requeued,
+            found.busy.clone(),
+            found.unreachable.clone()
+        ),
+        (1, vec!["analytics".to_owned()], vec![]),
+        "rule: a reconcile re-queues the dead letter of a product that answers"
+    );
+    assert!(dead_letters(env.pool()).await.unwrap().is_empty());
+    assert_eq!(
+        of_a(undelivered(env.pool()).await.unwrap()),
+        [("tenant".to_owned(), 1), ("subscription".to_owned(), 0)],
+        "re-queued from no attempt, tried once"
     );
     let report = env.converge().await.unwrap();
     assert!(!report.is_converged());
-    assert!(report.to_string().contains("dead letters"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("analytics: rows still undelivered"),
+        "{report}"
+    );
 
+    // Taken at last: the next daily reconcile delivers it, in order, with no one re-queuing.
+    env.sync_to_idle().await.unwrap();
+    assert_eq!(dead_letters(env.pool()).await.unwrap().len(), 1);
     mock.accept_tenant(a.id().0);
-    assert_eq!(env.requeue(None).await.unwrap(), 1);
+    let runs = env.clock().advance(TimeDelta::days(1)).await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.job == Job::Reconcile)
+            .map(|r| r.effects)
+            .collect::<Vec<_>>(),
+        [1],
+        "the daily reconcile re-queued the one dead letter"
+    );
+    let applied: Vec<String> = mock
+        .journal()
+        .iter()
+        .filter(|r| r.applied && r.path.starts_with(&format!("/v1/tenants/{}", a.id().0)))
+        .map(|r| r.route.clone())
+        .collect();
+    assert_eq!(
+        applied,
+        ["/v1/tenants/{tenant}", "/v1/tenants/{tenant}/subscription"],
+        "the tenant, then its subscription"
+    );
     env.assert_converged().await;
-    let sub = mock.tenant(a.id().0).unwrap().subscription.unwrap();
-    assert_eq!(sub.plan, "pro");
 }
 
 #[tokio::test]
@@ -138,6 +185,7 @@ async fn drift_in_a_product_is_found_and_repaired() {
     let found = billing_harness::platform::sync::reconcile(
         env.pool(),
         &billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2)),
+        &SyncPolicy::default(),
         false,
         env.clock().now(),
     )
@@ -562,8 +610,9 @@ async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_o
     analytics(&env).await.drift(on_analytics.id().0).unwrap();
     crm.drift(on_crm.id().0).unwrap();
     let client = billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2));
+    let policy = SyncPolicy::default();
     let now = env.clock().now();
-    let read = reconcile(pool, &client, false, now).await.unwrap();
+    let read = reconcile(pool, &client, &policy, false, now).await.unwrap();
     assert_eq!(
         found(&read),
         (vec!["analytics".to_owned(), "crm".to_owned()], vec![]),
@@ -577,7 +626,7 @@ async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_o
 
     // A new analytics tenant's rows are on their way: analytics is busy, crm still read.
     env.build().tenant().plan("pro").create().await.unwrap();
-    let read = reconcile(pool, &client, false, now).await.unwrap();
+    let read = reconcile(pool, &client, &policy, false, now).await.unwrap();
     assert_eq!(
         found(&read),
         (vec!["crm".to_owned()], vec!["analytics".to_owned()]),
@@ -588,17 +637,31 @@ async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_o
         .execute(pool)
         .await
         .unwrap();
-    let read = reconcile(pool, &client, false, now).await.unwrap();
+    let read = reconcile(pool, &client, &policy, false, now).await.unwrap();
     assert_eq!(
         found(&read),
         (vec![], vec!["analytics".to_owned()]),
         "rule: a product without a URL is not read"
     );
+    assert!(read.unreachable.is_empty());
+
+    // A product that does not answer is listed, not an error; the others are still read.
+    sqlx::query("update products set sync_url = 'http://127.0.0.1:1' where key = 'crm'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let read = reconcile(pool, &client, &policy, true, now).await.unwrap();
+    assert_eq!(
+        (read.unreachable.clone(), read.busy.clone(), read.requeued),
+        (vec!["crm".to_owned()], vec![], 0),
+        "rule: a product that does not answer its read-back is unreachable and left alone; one \
+         that answers gets its waiting rows delivered"
+    );
 }
 
 #[tokio::test]
 async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_product() {
-    use billing_harness::platform::sync::{reconcile, undelivered};
+    use billing_harness::platform::sync::reconcile;
     let env = env_on("2026-11-24", 10).await;
     let pool = env.pool();
     let on = env.this_month().day(10);
@@ -625,16 +688,28 @@ async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_pr
     });
 
     let client = billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2));
-    let read = reconcile(pool, &client, true, env.clock().now())
+    let seen: i64 = sqlx::query_scalar("select max(id) from sync_outbox")
+        .fetch_one(pool)
         .await
         .unwrap();
+    let read = reconcile(
+        pool,
+        &client,
+        &SyncPolicy::default(),
+        true,
+        env.clock().now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(read.repairs, 4, "{:?}", read.drift);
-    let mut queued: Vec<(String, Option<i64>, String, String, i64)> = undelivered(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.product, r.tenant_id, r.entity, r.operation, r.entity_id))
-        .collect();
+    let mut queued: Vec<(String, Option<i64>, String, String, i64)> = sqlx::query_as(
+        "select p.key, o.tenant_id, o.entity, o.operation, o.entity_id from sync_outbox o \
+         join products p on p.id = o.product_id where o.id > $1 and o.dispatched_at is not null",
+    )
+    .bind(seen)
+    .fetch_all(pool)
+    .await
+    .unwrap();
     queued.sort();
     let row = |tenant: Option<i64>, entity: &str, operation: &str, id: i64| {
         let (entity, operation) = (entity.to_owned(), operation.to_owned());
@@ -651,7 +726,7 @@ async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_pr
         queued, expected,
         "rule: a missing user is sent again with the organization's first tenant on that \
          product; an extra user or tenant is deleted, ordered with its tenant when the platform \
-         has it"
+         has it; each repair is delivered by the reconcile itself"
     );
     env.assert_converged().await;
     let state = mock.read_state();

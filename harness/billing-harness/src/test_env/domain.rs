@@ -25,6 +25,8 @@ pub(super) struct Parts {
     /// Set once a catalog is known to be installed.
     catalog_ready: AtomicBool,
     pub(super) mocks: Arc<super::products::ProductMocks>,
+    /// The jobs as the clock runs them, for the reconcile a test asks for.
+    pub(super) env_jobs: Arc<super::products::EnvJobs>,
 }
 
 impl Parts {
@@ -50,11 +52,12 @@ impl Parts {
             let mocks = super::products::ProductMocks::open(builder, db, policy.timeout)?;
             (jobs.with_sync_policy(policy), Arc::new(mocks))
         };
-        let registered: Arc<dyn Jobs> = Arc::new(super::products::EnvJobs {
+        let env_jobs = Arc::new(super::products::EnvJobs {
             platform: jobs.clone(),
             mocks: mocks.clone(),
             pool: db.pool().clone(),
         });
+        let registered: Arc<dyn Jobs> = env_jobs.clone();
         // A schema of the test's own (an adopter's migrations) has no platform tables: the clock
         // then moves application and database time only, and runs no platform job.
         let clock = if has_platform_schema(db).await? {
@@ -70,6 +73,7 @@ impl Parts {
                 jobs,
                 catalog_ready: AtomicBool::new(false),
                 mocks,
+                env_jobs,
             },
         ))
     }

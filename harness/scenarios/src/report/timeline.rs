@@ -592,10 +592,13 @@ fn product_lanes(scenario: &Scenario, outcome: &Outcome, facts: &[ProductFacts])
     keys.into_iter()
         .map(|key| {
             let mut days: Vec<ProductDay> = Vec::new();
+            // A read-back answered `200` is the reconciler looking, not sync: it is counted at
+            // the end, not drawn on its day.
             for r in facts
                 .iter()
                 .filter(|f| f.product == key)
                 .flat_map(|f| &f.requests)
+                .filter(|r| r.method != "GET" || !r.delivered())
             {
                 if days.last().is_none_or(|d| d.day != r.day) {
                     days.push(ProductDay {
