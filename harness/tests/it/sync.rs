@@ -764,3 +764,127 @@ async fn a_dispatch_reports_what_it_delivered_what_failed_and_what_it_gave_up_on
         "the user delivered, the tenant refused at its last attempt; the subscription waits"
     );
 }
+
+/// When each write to `mock` was sent, and whether it was applied, in order.
+fn writes(mock: &ProductMock) -> Vec<(chrono::DateTime<chrono::Utc>, bool)> {
+    mock.journal()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.sent_at.expect("the dispatcher says when"), r.applied))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_product_down_two_hours_is_caught_up_by_retries_before_the_next_reconcile() {
+    use billing_harness::calendar::Job;
+    let env = env_on("2026-11-24", 12).await;
+    let start = env.clock().now();
+    let outage = env
+        .build()
+        .outage("analytics")
+        .from(start + TimeDelta::minutes(30))
+        .lasting(TimeDelta::hours(2))
+        .create()
+        .await
+        .unwrap();
+    env.clock().advance_to(outage.from()).await.unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
+    let runs = env.clock().advance(TimeDelta::hours(6)).await.unwrap();
+    let mock = analytics(&env).await;
+    let sent = writes(&mock);
+    let failed: Vec<_> = sent.iter().filter(|(_, applied)| !applied).collect();
+    assert!(
+        failed.len() > 6 && failed.iter().all(|(at, _)| outage.covers(*at)),
+        "rule: every write in the window fails, and the row is retried past the old 6 attempts: \
+         {failed:?}"
+    );
+    let applied: Vec<_> = sent.iter().filter(|(_, applied)| *applied).collect();
+    assert_eq!(applied.len(), 3, "user, tenant, subscription once each");
+    let caught_up = applied[0].0;
+    assert!(
+        caught_up >= outage.until() && caught_up <= outage.until() + TimeDelta::minutes(90),
+        "rule: retried by backoff (at most an hour plus half) until it answers: {caught_up}"
+    );
+    assert!(
+        runs.iter().all(|r| r.job != Job::Reconcile),
+        "no reconcile was needed (none was due)"
+    );
+    assert!(mock.tenant(t.id().0).is_some());
+    assert!(
+        billing_harness::platform::sync::dead_letters(env.pool())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    env.assert_converged().await;
+}
+
+#[tokio::test]
+async fn a_product_down_past_its_horizon_is_caught_up_by_the_first_reconcile_after_it_answers() {
+    use billing_harness::calendar::Job;
+    use billing_harness::platform::sync::dead_letters;
+    let env = env_on("2026-11-24", 13).await;
+    let outage = env
+        .build()
+        .outage("analytics")
+        .lasting(TimeDelta::days(4) + TimeDelta::hours(9))
+        .fault(Fault::Reset)
+        .create()
+        .await
+        .unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
+    let first = env.clock().now();
+    env.clock()
+        .advance_to(first + TimeDelta::days(3))
+        .await
+        .unwrap();
+    let dead = dead_letters(env.pool()).await.unwrap();
+    assert_eq!(
+        dead.iter().map(|r| r.entity.as_str()).collect::<Vec<_>>(),
+        ["user"],
+        "rule: the head row is a dead letter once it has failed for the horizon (3 days), and \
+         not before; the rows behind it wait"
+    );
+    let mock = analytics(&env).await;
+    let last_try = writes(&mock).last().unwrap().0;
+    assert_eq!(
+        last_try,
+        first + TimeDelta::days(3),
+        "the last attempt at the horizon"
+    );
+    let reads = mock
+        .journal()
+        .iter()
+        .filter(|r| r.method == "GET" && r.fault == Some(Fault::Reset))
+        .count();
+    assert_eq!(
+        reads, 3,
+        "each daily reconcile found the product down and left it alone"
+    );
+
+    // Back at 09:00 on the 28th: nothing is tried until the next reconcile, 00:00 on the 29th.
+    env.clock().advance_to(outage.until()).await.unwrap();
+    assert!(mock.tenant(t.id().0).is_none());
+    let midnight = env.this_month().day(29).midnight();
+    let runs = env.clock().advance_to(midnight).await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.job == Job::Reconcile)
+            .map(|r| (r.at, r.effects))
+            .collect::<Vec<_>>(),
+        [(midnight, 1)],
+        "rule: the first reconcile after the product answers re-queues the dead letter"
+    );
+    let sent = writes(&mock);
+    let applied: Vec<_> = sent.iter().filter(|(_, a)| *a).map(|(at, _)| *at).collect();
+    assert_eq!(
+        applied, [midnight; 3],
+        "user, tenant and subscription, in order, at that reconcile"
+    );
+    assert!(dead_letters(env.pool()).await.unwrap().is_empty());
+    let converged = env.assert_converged().await;
+    assert!(
+        converged.repaired.is_empty(),
+        "nothing drifted: only delivered"
+    );
+}
