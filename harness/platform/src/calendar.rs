@@ -53,6 +53,28 @@ pub fn start_of_day(time_zone: Tz, day: NaiveDate) -> DateTime<Utc> {
     }
 }
 
+/// The instant the local wall time `at` names in `time_zone`: the earlier of the two when a
+/// change back repeats it, `None` when a change forward skips it.
+///
+/// ```
+/// use billing_platform::calendar::local_instant;
+/// use chrono::{NaiveDate, TimeZone, Utc};
+///
+/// let at = NaiveDate::from_ymd_opt(2026, 10, 10).unwrap().and_hms_opt(9, 30, 0).unwrap();
+/// assert_eq!(
+///     local_instant(chrono_tz::Asia::Seoul, at),
+///     Some(Utc.with_ymd_and_hms(2026, 10, 10, 0, 30, 0).unwrap())
+/// );
+/// let skipped = NaiveDate::from_ymd_opt(2025, 9, 7).unwrap().and_hms_opt(0, 30, 0).unwrap();
+/// assert_eq!(local_instant(chrono_tz::America::Santiago, skipped), None);
+/// ```
+pub fn local_instant(time_zone: Tz, at: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    time_zone
+        .from_local_datetime(&at)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// The first instant of a day whose midnight falls in a gap: the instant of the change, which
 /// is midnight read in the offset in force just before it (the offset of the previous evening).
 fn start_after_gap(time_zone: Tz, midnight: chrono::NaiveDateTime) -> DateTime<Utc> {

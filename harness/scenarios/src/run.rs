@@ -87,16 +87,24 @@ impl Scenario {
 
     /// The test environment every run of this scenario uses: the clock at
     /// [`Scenario::start_instant`], the same seed, and a dispatcher that delivers one row at a
-    /// time (in outbox order), so that each product's journal is the same on every run.
+    /// time (in outbox order), so that each product's journal is the same on every run, with
+    /// each product's `retry_horizon`.
     pub fn test_env(&self) -> TestEnvBuilder {
-        TestEnv::builder()
-            .start_at(self.start_instant())
-            .seed(SEED)
-            .sync_policy(SyncPolicy {
+        let policy = self.products.iter().fold(
+            SyncPolicy {
                 seed: SEED,
                 batch: 1,
                 ..SyncPolicy::default()
-            })
+            },
+            |policy, def| match def.retry_horizon {
+                Some(horizon) => policy.with_horizon(&def.key, horizon),
+                None => policy,
+            },
+        );
+        TestEnv::builder()
+            .start_at(self.start_instant())
+            .seed(SEED)
+            .sync_policy(policy)
     }
 }
 
@@ -678,6 +686,9 @@ async fn configure_products(
         }
         for f in &def.faults {
             mock.fail_next(f.fault, f.times);
+        }
+        if let Some(outage) = def.outage {
+            mock.outage(outage);
         }
     }
     Ok(mocks)
