@@ -113,9 +113,9 @@ pub use diagnostic::{Problem, ScenarioError};
 pub use driver::{Driver, DriverError, ReadBack, Session};
 pub use load::{load, parse, parse_catalog};
 pub use outcome::{
-    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
-    OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
-    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
+    LongestWait, Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment,
+    OutcomeProduct, OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant,
+    OutcomeProductUser, OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
 pub use run::{Reference, ReferenceSession, RunError, RunOptions, run, run_on};
 pub use validate::{

@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::diagnostic::ScenarioError;
 use super::driver::{Driver, DriverError, PurgeOf, Purged, ReadBack, Session};
 use super::outcome::{
-    Outcome, OutcomeError, OutcomeInvoice, OutcomePayment, OutcomeProduct, OutcomePurge,
-    OutcomeStatusChange, OutcomeSubscription, ProductSync,
+    LongestWait, Outcome, OutcomeError, OutcomeInvoice, OutcomePayment, OutcomeProduct,
+    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
 use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, Step, TenantDef};
 use billing_harness::builders::{BuildError, Day, Org};
@@ -414,6 +414,8 @@ pub struct ReferenceSession<E> {
     /// Tenants in the scenario's order, by key.
     tenants: Vec<(String, TenantId)>,
     mocks: BTreeMap<String, Arc<ProductMock>>,
+    /// The catalog's time zone, in which the outcome says when products converged.
+    tz: chrono_tz::Tz,
 }
 
 impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
@@ -436,6 +438,7 @@ impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
             orgs: BTreeMap::new(),
             tenants: Vec::new(),
             mocks,
+            tz: scenario.catalog.time_zone,
         })
     }
 
@@ -647,7 +650,7 @@ impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
         Ok(Some(
             self.mocks
                 .values()
-                .map(|mock| product_outcome(mock, &convergence, &names))
+                .map(|mock| product_outcome(mock, &convergence, &names, self.tz))
                 .collect(),
         ))
     }
@@ -728,9 +731,16 @@ impl Names {
     }
 }
 
-/// A product at the end of a run, from its mock and the convergence of every product.
-fn product_outcome(mock: &ProductMock, c: &Convergence, names: &Names) -> OutcomeProduct {
+/// A product at the end of a run, from its mock and the convergence of every product; instants
+/// in `tz`.
+fn product_outcome(
+    mock: &ProductMock,
+    c: &Convergence,
+    names: &Names,
+    tz: chrono_tz::Tz,
+) -> OutcomeProduct {
     let key = mock.key();
+    let delivered = c.deliveries.iter().find(|d| d.product == key);
     let describe = |d: &billing_harness::platform::Drift| d.describe(|e, id| names.entity(e, id));
     let sync = ProductSync {
         drift: c
@@ -748,6 +758,11 @@ fn product_outcome(mock: &ProductMock, c: &Convergence, names: &Names) -> Outcom
             .collect(),
         busy: c.reconciliation.busy.iter().any(|b| b == key),
         dead_letters: c.dead_letters.iter().filter(|r| r.product == key).count(),
+        last_delivery: delivered.map(|d| d.last.with_timezone(&tz).fixed_offset()),
+        longest_wait: delivered.map(|d| LongestWait {
+            rows: d.longest_waiting,
+            wait: d.longest_wait,
+        }),
     };
     OutcomeProduct::of(mock, sync, |id| names.tenant(id).map(str::to_owned))
 }

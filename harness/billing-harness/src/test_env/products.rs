@@ -17,7 +17,7 @@ use super::{TestEnv, TestEnvBuilder};
 use crate::calendar::Job;
 use crate::clock::{BoxFuture, ClockError, Due, JobError, Jobs, Schedule};
 use crate::env::{Broker, Database, EnvError, ProductsChoice};
-use crate::platform::sync::{self, drift_report};
+use crate::platform::sync::{self, Deliveries, drift_report};
 use crate::platform::{DomainError, Drift, OutboxRow, PlatformJobs, Reconciliation};
 use crate::products::{ProductMock, ProductServer};
 
@@ -251,6 +251,9 @@ pub struct Convergence {
     /// Drift found and repaired on the way: by every reconcile of the test so far, the daily
     /// ones included.
     pub repaired: Vec<Drift>,
+    /// Per product delivered to: its last delivery and the rows that waited longest.
+    #[serde(skip)]
+    pub deliveries: Vec<Deliveries>,
 }
 
 impl Convergence {
@@ -427,6 +430,7 @@ impl TestEnv {
             dead_letters: sync::dead_letters(self.pool()).await?,
             violations,
             repaired: self.mocks().repaired(),
+            deliveries: sync::deliveries(self.pool()).await?,
         })
     }
 

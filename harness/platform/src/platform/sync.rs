@@ -18,6 +18,6 @@ mod outbox;
 mod reconcile;
 
 pub use delivery::{Retry, SyncPolicy, SyncReport, dispatch};
-pub use outbox::{OutboxRow, dead_letters, next_due, requeue, undelivered};
+pub use outbox::{Deliveries, OutboxRow, dead_letters, deliveries, next_due, requeue, undelivered};
 pub(crate) use outbox::{queue_change, queue_tenant, queue_tenant_removal, queue_user_removal};
 pub use reconcile::{Drift, DriftKind, Reconciliation, drift_report, reconcile};
