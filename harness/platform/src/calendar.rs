@@ -524,7 +524,7 @@ mod tests {
             due[0].1[0],
             Job::Close(Month::new(2026, 10).expect("a month"))
         );
-        assert_eq!(due[4].1, [Job::Charge, Job::Retry]);
+        assert_eq!(due[4].1, [Job::Charge, Job::Retry, Job::Reconcile]);
     }
 
     #[test]
