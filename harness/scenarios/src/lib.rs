@@ -92,7 +92,8 @@
 //! Faults: `status_500`, `status_503`, `delay`, `timeout`, `reset`, `reply_lost`, `duplicate`
 //! (see `billing_harness::products::Fault`). At `until` the runner runs product sync to idle and
 //! reconciles ([`billing_harness::TestEnv::converge`]); a product that does not converge fails the run
-//! with its drift report.
+//! with its drift report. Each product of the outcome says when it converged (`converged_at`, its
+//! last delivery in test time) and which rows waited longest (`longest_wait`).
 
 mod conformance;
 mod contract;
