@@ -215,6 +215,7 @@ fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::R
             let what = match run.job {
                 Job::Close(_) => format!("{} invoice(s) closed", run.effects),
                 Job::Charge | Job::Retry => format!("{} payment attempt(s)", run.effects),
+                Job::Reconcile => format!("{} row(s) re-queued or repaired", run.effects),
                 Job::Sync => format!("{} delivery attempt(s)", run.effects),
             };
             println!("  {} {}: {what}", calendar.local_day(run.at), run.job);

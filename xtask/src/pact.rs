@@ -383,6 +383,7 @@ mod tests {
             path: path.into(),
             route: route.into(),
             idempotency_key: (method != "GET").then(|| seq.to_string()),
+            sent_at: None,
             body,
             fault: None,
             status: Some(200),

@@ -53,6 +53,28 @@ pub fn start_of_day(time_zone: Tz, day: NaiveDate) -> DateTime<Utc> {
     }
 }
 
+/// The instant the local wall time `at` names in `time_zone`: the earlier of the two when a
+/// change back repeats it, `None` when a change forward skips it.
+///
+/// ```
+/// use billing_platform::calendar::local_instant;
+/// use chrono::{NaiveDate, TimeZone, Utc};
+///
+/// let at = NaiveDate::from_ymd_opt(2026, 10, 10).unwrap().and_hms_opt(9, 30, 0).unwrap();
+/// assert_eq!(
+///     local_instant(chrono_tz::Asia::Seoul, at),
+///     Some(Utc.with_ymd_and_hms(2026, 10, 10, 0, 30, 0).unwrap())
+/// );
+/// let skipped = NaiveDate::from_ymd_opt(2025, 9, 7).unwrap().and_hms_opt(0, 30, 0).unwrap();
+/// assert_eq!(local_instant(chrono_tz::America::Santiago, skipped), None);
+/// ```
+pub fn local_instant(time_zone: Tz, at: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    time_zone
+        .from_local_datetime(&at)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// The first instant of a day whose midnight falls in a gap: the instant of the change, which
 /// is midnight read in the offset in force just before it (the offset of the previous evening).
 fn start_after_gap(time_zone: Tz, midnight: chrono::NaiveDateTime) -> DateTime<Utc> {
@@ -76,6 +98,9 @@ pub enum Job {
     Charge,
     /// Retry every past-due invoice with attempts left: due at the start of every day.
     Retry,
+    /// Reconcile every product with the platform: re-queue what waits for a product that answers
+    /// and repair what differs. Due at the start of every day, after the retries.
+    Reconcile,
     /// Deliver the product sync rows that are due: not on the calendar, but whenever a row's
     /// time comes (see [`crate::clock::Jobs::next_due`]).
     Sync,
@@ -87,6 +112,7 @@ impl fmt::Display for Job {
             Job::Close(month) => write!(f, "close of {month}"),
             Job::Charge => f.write_str("charge"),
             Job::Retry => f.write_str("retries"),
+            Job::Reconcile => f.write_str("reconcile"),
             Job::Sync => f.write_str("product sync"),
         }
     }
@@ -112,9 +138,12 @@ pub enum CalendarError {
 ///
 /// let cal = Calendar::platform();
 /// let first = cal.start_of_day("2026-11-01".parse().unwrap());
-/// assert_eq!(cal.jobs_due(first), [Job::Close(Month::new(2026, 10).unwrap()), Job::Retry]);
+/// assert_eq!(
+///     cal.jobs_due(first),
+///     [Job::Close(Month::new(2026, 10).unwrap()), Job::Retry, Job::Reconcile]
+/// );
 /// let fifth = cal.start_of_day("2026-11-05".parse().unwrap());
-/// assert_eq!(cal.jobs_due(fifth), [Job::Charge, Job::Retry]);
+/// assert_eq!(cal.jobs_due(fifth), [Job::Charge, Job::Retry, Job::Reconcile]);
 /// // Only the start of a day has jobs.
 /// assert!(cal.jobs_due(fifth + chrono::TimeDelta::hours(1)).is_empty());
 /// ```
@@ -209,8 +238,8 @@ impl Calendar {
     }
 
     /// The jobs due at `at`, in the order they run: at the start of a day, the close of the
-    /// previous month on the 1st, the charge on the charge day, and the retries every day.
-    /// Other instants have none.
+    /// previous month on the 1st, the charge on the charge day, and the retries and the product
+    /// reconcile every day. Other instants have none.
     pub fn jobs_due(&self, at: DateTime<Utc>) -> Vec<Job> {
         let day = self.local_day(at);
         if self.start_of_day(day) != at {
@@ -224,6 +253,7 @@ impl Calendar {
             jobs.push(Job::Charge);
         }
         jobs.push(Job::Retry);
+        jobs.push(Job::Reconcile);
         jobs
     }
 
@@ -494,7 +524,7 @@ mod tests {
             due[0].1[0],
             Job::Close(Month::new(2026, 10).expect("a month"))
         );
-        assert_eq!(due[4].1, [Job::Charge, Job::Retry]);
+        assert_eq!(due[4].1, [Job::Charge, Job::Retry, Job::Reconcile]);
     }
 
     #[test]

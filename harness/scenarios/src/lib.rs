@@ -64,7 +64,18 @@
 //! fault_rate = 0.3              # a fault drawn for each unscripted write with this probability
 //! fault_seed = 7                # the draws' seed (default 1)
 //! faults = [{ fault = "status_500", times = 2 }, { fault = "reply_lost", times = 1 }]
+//! # down from 09:00 on the 10th until (not including) 11:00, local time of the catalog's zone;
+//! # every request in the window fails with `fault` (status_500, status_503 by default, timeout
+//! # or reset); the outage must end by `until`. Dates alone mean 00:00.
+//! outage = { from = "2026-10-10T09:00", until = "2026-10-10T11:00", fault = "reset" }
+//! retry_horizon = "6h"          # a failing row is retried this long, then a dead letter (default 3d)
 //! ```
+//!
+//! A row that fails is retried with a backoff that doubles from 2 s up to an hour (plus seeded
+//! jitter) until its product's retry horizon has passed since its first failure; then it is a
+//! dead letter. The daily reconcile (00:00 every day) re-queues the dead letters of each product
+//! that answers and repairs drift, so a product back from any outage holds the platform's data
+//! after the next one.
 //!
 //! `[[expect]]` tables write down what the run must show at `until`, from the rules, by hand
 //! (see [`Expectation`]); each that does not hold fails the run with a diagnostic at its field:
@@ -81,7 +92,8 @@
 //! Faults: `status_500`, `status_503`, `delay`, `timeout`, `reset`, `reply_lost`, `duplicate`
 //! (see `billing_harness::products::Fault`). At `until` the runner runs product sync to idle and
 //! reconciles ([`billing_harness::TestEnv::converge`]); a product that does not converge fails the run
-//! with its drift report.
+//! with its drift report. Each product of the outcome says when it converged (`converged_at`, its
+//! last delivery in test time) and which rows waited longest (`longest_wait`).
 
 mod conformance;
 mod contract;
@@ -102,9 +114,9 @@ pub use diagnostic::{Problem, ScenarioError};
 pub use driver::{Driver, DriverError, ReadBack, Session};
 pub use load::{load, parse, parse_catalog};
 pub use outcome::{
-    Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment, OutcomeProduct,
-    OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant, OutcomeProductUser,
-    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
+    LongestWait, Outcome, OutcomeError, OutcomeInvoice, OutcomeLine, OutcomePayment,
+    OutcomeProduct, OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant,
+    OutcomeProductUser, OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
 pub use run::{Reference, ReferenceSession, RunError, RunOptions, run, run_on};
 pub use validate::{

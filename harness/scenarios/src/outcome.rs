@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use billing_harness::billing::Line;
 use billing_harness::model::{InvoiceStatus, PaymentOutcome, SubscriptionStatus};
@@ -160,8 +160,65 @@ pub struct OutcomeProduct {
     pub faults_applied: u64,
     /// Outbox rows to it given up on.
     pub dead_letters: usize,
+    /// When it converged, in test time (the catalog's time zone): its last delivery, from which
+    /// on it held the platform's data. `null` when it did not converge or was never written to
+    /// (or the implementation does not say).
+    pub converged_at: Option<DateTime<FixedOffset>>,
+    /// The rows to it that waited longest from queued to delivered, and how long: an outage shows
+    /// here. `null` when every row was delivered the instant it was queued.
+    pub longest_wait: Option<LongestWait>,
     /// What it holds at the end.
     pub state: OutcomeProductState,
+}
+
+/// The rows to a product that waited longest, from queued to delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LongestWait {
+    /// How many rows waited that long.
+    pub rows: usize,
+    /// How long, as an ISO 8601 duration of test time (`PT2H41M13.512S`).
+    #[serde(serialize_with = "iso_duration")]
+    pub wait: TimeDelta,
+}
+
+/// `wait` as an ISO 8601 duration in hours, minutes and seconds: `PT2H41M13.512S`, `PT0S`.
+fn iso_duration<S: Serializer>(wait: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("PT{}", hms(*wait, ["H", "M", "S"], "")))
+}
+
+/// `wait` in hours, minutes and seconds (to the millisecond) named by `units`, each followed by
+/// `sep`, zero parts left out: `2H41M13.512S` (or `0S`).
+fn hms(wait: TimeDelta, units: [&str; 3], sep: &str) -> String {
+    let ms = wait.num_milliseconds().max(0);
+    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}{}{sep}", units[0]));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}{}{sep}", units[1]));
+    }
+    if s > 0 || frac > 0 || out.is_empty() {
+        let seconds = if frac > 0 {
+            format!("{s}.{frac:03}").trim_end_matches('0').to_owned()
+        } else {
+            s.to_string()
+        };
+        out.push_str(&format!("{seconds}{}{sep}", units[2]));
+    }
+    out.trim_end().to_owned()
+}
+
+impl LongestWait {
+    /// The wait for people: `2h 41m 13.512s`.
+    pub fn wait_text(&self) -> String {
+        duration_text(self.wait)
+    }
+}
+
+/// A length of time for people: `2h 41m 13.512s`.
+pub(crate) fn duration_text(length: TimeDelta) -> String {
+    hms(length, ["h", "m", "s"], " ")
 }
 
 /// What a product holds, without raw ids: users by e-mail, tenants by their keys.
@@ -216,13 +273,18 @@ pub struct ProductSync {
     pub busy: bool,
     /// Rows to the product given up on.
     pub dead_letters: usize,
+    /// Its last delivery, in the catalog's time zone (`None`: never written to, or unknown).
+    pub last_delivery: Option<DateTime<FixedOffset>>,
+    /// The rows that waited longest from queued to delivered (`None`: none waited, or unknown).
+    pub longest_wait: Option<LongestWait>,
 }
 
 impl OutcomeProduct {
     /// A product at the end of a run: what `mock` saw and holds, with what the implementation's
     /// `sync` says of it. Tenants are named by `tenant` (the scenario's key for an id the run
     /// made; `None` keeps the name the product holds). It converged when no drift is left,
-    /// nothing was in flight or given up on, and a strict mock saw no violation.
+    /// nothing was in flight or given up on, and a strict mock saw no violation; then it
+    /// converged at its last delivery.
     pub fn of(
         mock: &ProductMock,
         sync: ProductSync,
@@ -258,12 +320,15 @@ impl OutcomeProduct {
                 })
                 .collect(),
         };
+        let converged = sync.drift.is_empty()
+            && !sync.busy
+            && sync.dead_letters == 0
+            && (violations.is_empty() || !mock.is_strict());
         OutcomeProduct {
             key: mock.key().to_owned(),
-            converged: sync.drift.is_empty()
-                && !sync.busy
-                && sync.dead_letters == 0
-                && (violations.is_empty() || !mock.is_strict()),
+            converged,
+            converged_at: sync.last_delivery.filter(|_| converged),
+            longest_wait: sync.longest_wait.filter(|w| w.wait > TimeDelta::zero()),
             drift: sync.drift,
             repaired: sync.repaired,
             violations,
@@ -357,10 +422,11 @@ impl Outcome {
             out.push_str(&format!(
                 "  {} {}: {} requests, {} faults, {} dead letters; holds {} users, {} tenants",
                 p.key,
-                if p.converged {
-                    "converged"
-                } else {
-                    "DID NOT CONVERGE"
+                match (p.converged, p.converged_at) {
+                    (true, Some(at)) =>
+                        format!("converged at {}", at.format("%Y-%m-%d %H:%M:%S%.3f")),
+                    (true, None) => "converged".to_owned(),
+                    (false, _) => "DID NOT CONVERGE".to_owned(),
                 },
                 p.requests,
                 p.faults_applied,
@@ -378,6 +444,14 @@ impl Outcome {
                 out.push_str(&format!(" ({})", subscriptions.join(", ")));
             }
             out.push('\n');
+            if let Some(w) = &p.longest_wait {
+                out.push_str(&format!(
+                    "    longest wait: {} ({} row{})\n",
+                    w.wait_text(),
+                    w.rows,
+                    if w.rows == 1 { "" } else { "s" }
+                ));
+            }
             for line in &p.repaired {
                 out.push_str(&format!("    repaired: {line}\n"));
             }
@@ -386,5 +460,29 @@ impl Outcome {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_reads_in_hours_minutes_and_seconds() {
+        let wait = |ms: i64| LongestWait {
+            rows: 1,
+            wait: TimeDelta::milliseconds(ms),
+        };
+        for (ms, iso, text) in [
+            (0, "PT0S", "0s"),
+            (1_500, "PT1.5S", "1.5s"),
+            (9_673_512, "PT2H41M13.512S", "2h 41m 13.512s"),
+            (97_200_000, "PT27H", "27h"),
+            (3_600_040, "PT1H0.04S", "1h 0.04s"),
+        ] {
+            let json = serde_json::to_value(wait(ms)).unwrap();
+            assert_eq!(json["wait"], iso, "{ms} ms");
+            assert_eq!(wait(ms).wait_text(), text, "{ms} ms");
+        }
     }
 }

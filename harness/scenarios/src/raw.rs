@@ -46,6 +46,20 @@ pub(crate) struct RawProduct {
     pub(crate) fault_seed: Option<Spanned<i64>>,
     #[serde(default)]
     pub(crate) faults: Vec<Spanned<RawFault>>,
+    #[serde(default)]
+    pub(crate) outage: Option<Spanned<RawOutage>>,
+    #[serde(default)]
+    pub(crate) retry_horizon: Option<Spanned<String>>,
+}
+
+/// An outage: `{ from = "2026-10-10T09:00", until = "2026-10-10T11:00", fault = "reset" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutage {
+    pub(crate) from: Spanned<String>,
+    pub(crate) until: Spanned<String>,
+    #[serde(default)]
+    pub(crate) fault: Option<Spanned<String>>,
 }
 
 /// A scripted fault: `{ fault = "status_500", times = 2 }`.

@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::diagnostic::ScenarioError;
 use super::driver::{Driver, DriverError, PurgeOf, Purged, ReadBack, Session};
 use super::outcome::{
-    Outcome, OutcomeError, OutcomeInvoice, OutcomePayment, OutcomeProduct, OutcomePurge,
-    OutcomeStatusChange, OutcomeSubscription, ProductSync,
+    LongestWait, Outcome, OutcomeError, OutcomeInvoice, OutcomePayment, OutcomeProduct,
+    OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
 use super::validate::{Action, OrgDef, PurgeStep, Scenario, ScriptedFault, Step, TenantDef};
 use billing_harness::builders::{BuildError, Day, Org};
@@ -90,16 +90,24 @@ impl Scenario {
 
     /// The test environment every run of this scenario uses: the clock at
     /// [`Scenario::start_instant`], the same seed, and a dispatcher that delivers one row at a
-    /// time (in outbox order), so that each product's journal is the same on every run.
+    /// time (in outbox order), so that each product's journal is the same on every run, with
+    /// each product's `retry_horizon`.
     pub fn test_env(&self) -> TestEnvBuilder {
-        TestEnv::builder()
-            .start_at(self.start_instant())
-            .seed(SEED)
-            .sync_policy(SyncPolicy {
+        let policy = self.products.iter().fold(
+            SyncPolicy {
                 seed: SEED,
                 batch: 1,
                 ..SyncPolicy::default()
-            })
+            },
+            |policy, def| match def.retry_horizon {
+                Some(horizon) => policy.with_horizon(&def.key, horizon),
+                None => policy,
+            },
+        );
+        TestEnv::builder()
+            .start_at(self.start_instant())
+            .seed(SEED)
+            .sync_policy(policy)
     }
 }
 
@@ -342,8 +350,8 @@ async fn act<S: Session>(
     }
 }
 
-/// The jobs due after `stop_at` up to `end` (`until`), retries left out: what a partial run
-/// did not apply.
+/// The jobs due after `stop_at` up to `end` (`until`), the daily retries and reconciles left
+/// out: what a partial run did not apply.
 fn jobs_after(
     scenario: &Scenario,
     stop_at: DateTime<Utc>,
@@ -355,7 +363,7 @@ fn jobs_after(
     for (at, jobs) in calendar.due_between(stop_at, end) {
         let day = calendar.local_day(at);
         for job in jobs {
-            if job != Job::Retry {
+            if !matches!(job, Job::Retry | Job::Reconcile) {
                 later.push(format!("{job} at 00:00 on {day}"));
             }
         }
@@ -409,6 +417,8 @@ pub struct ReferenceSession<E> {
     /// Tenants in the scenario's order, by key.
     tenants: Vec<(String, TenantId)>,
     mocks: BTreeMap<String, Arc<ProductMock>>,
+    /// The catalog's time zone, in which the outcome says when products converged.
+    tz: chrono_tz::Tz,
 }
 
 impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
@@ -433,6 +443,7 @@ impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
             orgs: BTreeMap::new(),
             tenants: Vec::new(),
             mocks,
+            tz: scenario.catalog.time_zone,
         })
     }
 
@@ -644,7 +655,7 @@ impl<E: Borrow<TestEnv> + Send + Sync> Session for ReferenceSession<E> {
         Ok(Some(
             self.mocks
                 .values()
-                .map(|mock| product_outcome(mock, &convergence, &names))
+                .map(|mock| product_outcome(mock, &convergence, &names, self.tz))
                 .collect(),
         ))
     }
@@ -684,6 +695,9 @@ async fn configure_products(
         for f in &def.faults {
             mock.fail_next(f.fault, f.times);
         }
+        if let Some(outage) = def.outage {
+            mock.outage(outage);
+        }
     }
     Ok(mocks)
 }
@@ -722,9 +736,16 @@ impl Names {
     }
 }
 
-/// A product at the end of a run, from its mock and the convergence of every product.
-fn product_outcome(mock: &ProductMock, c: &Convergence, names: &Names) -> OutcomeProduct {
+/// A product at the end of a run, from its mock and the convergence of every product; instants
+/// in `tz`.
+fn product_outcome(
+    mock: &ProductMock,
+    c: &Convergence,
+    names: &Names,
+    tz: chrono_tz::Tz,
+) -> OutcomeProduct {
     let key = mock.key();
+    let delivered = c.deliveries.iter().find(|d| d.product == key);
     let describe = |d: &billing_harness::platform::Drift| d.describe(|e, id| names.entity(e, id));
     let sync = ProductSync {
         drift: c
@@ -742,6 +763,11 @@ fn product_outcome(mock: &ProductMock, c: &Convergence, names: &Names) -> Outcom
             .collect(),
         busy: c.reconciliation.busy.iter().any(|b| b == key),
         dead_letters: c.dead_letters.iter().filter(|r| r.product == key).count(),
+        last_delivery: delivered.map(|d| d.last.with_timezone(&tz).fixed_offset()),
+        longest_wait: delivered.map(|d| LongestWait {
+            rows: d.longest_waiting,
+            wait: d.longest_wait,
+        }),
     };
     OutcomeProduct::of(mock, sync, |id| names.tenant(id).map(str::to_owned))
 }

@@ -7,13 +7,14 @@ use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use toml::Spanned;
 
 use super::diagnostic::{Problems, ScenarioError};
 use super::raw::{
-    RawCatalog, RawContract, RawExpect, RawInvoice, RawOrg, RawPayment, RawProduct,
+    RawCatalog, RawContract, RawExpect, RawInvoice, RawOrg, RawOutage, RawPayment, RawProduct,
     RawProductDrift, RawProductFault, RawPurge, RawScenario, RawSetCard, RawStep, RawSubscription,
     RawTenant, RawUsage,
 };
@@ -21,7 +22,7 @@ use billing_harness::model::{
     Catalog, Currency, InvoiceStatus, Overage, PaymentOutcome, Plan, SubscriptionStatus, Terms,
 };
 use billing_harness::payments::TestCard;
-use billing_harness::products::Fault;
+use billing_harness::products::{Fault, Outage};
 
 /// The only format version this harness reads.
 pub const VERSION: i64 = 1;
@@ -73,6 +74,12 @@ pub struct ProductDef {
     pub drawn: Option<DrawnFaults>,
     /// Faults put on the first writes, in order.
     pub faults: Vec<ScriptedFault>,
+    /// A window of the test clock in which the product is down, every request failing with one
+    /// fault (`outage = { from, until, fault }`, local times of the catalog's time zone).
+    pub outage: Option<Outage>,
+    /// How long a row to the product is retried before it is a dead letter (`retry_horizon =
+    /// "6h"`); `None` for the platform's default, 3 days.
+    pub retry_horizon: Option<TimeDelta>,
 }
 
 /// Faults drawn at a rate from a seeded stream (`fault_rate`, `fault_seed`).
@@ -603,8 +610,15 @@ fn scripted(
     })
 }
 
-/// Checks a `[[product]]` table against the catalog's products.
-fn product(problems: &mut Problems<'_>, raw: &RawProduct, known: &[&str]) -> ProductDef {
+/// Checks a `[[product]]` table against the catalog's products; its outage's local times are in
+/// `tz`, and it must end by `until` (00:00 of the scenario's `until`, when that is a date).
+fn product(
+    problems: &mut Problems<'_>,
+    raw: &RawProduct,
+    known: &[&str],
+    tz: Tz,
+    until: Option<DateTime<Utc>>,
+) -> ProductDef {
     lookup(problems, &raw.key, "product", known);
     let rate = raw.fault_rate.as_ref().and_then(|rate| {
         let r = *rate.get_ref();
@@ -653,6 +667,157 @@ fn product(problems: &mut Problems<'_>, raw: &RawProduct, known: &[&str]) -> Pro
             seed: seed.unwrap_or(1),
         }),
         faults,
+        outage: raw
+            .outage
+            .as_ref()
+            .and_then(|o| outage(problems, o.get_ref(), tz, until)),
+        retry_horizon: raw
+            .retry_horizon
+            .as_ref()
+            .and_then(|h| retry_horizon(problems, h)),
+    }
+}
+
+/// An outage's window and fault, checked: both ends local times that exist in `tz`, `from`
+/// before `until`, no later than the scenario's `until`, and a fault that fails the request.
+fn outage(
+    problems: &mut Problems<'_>,
+    raw: &RawOutage,
+    tz: Tz,
+    until: Option<DateTime<Utc>>,
+) -> Option<Outage> {
+    let from_at = local_time(problems, &raw.from, "outage from", tz);
+    let until_at = local_time(problems, &raw.until, "outage until", tz);
+    let fault = match &raw.fault {
+        None => Some(Fault::Status503),
+        Some(name) => fault(problems, name).filter(|f| {
+            if !f.fails() {
+                problems.add(
+                    span(name),
+                    format!("an outage's fault must fail every request, and {f} applies the write"),
+                    "applies the write",
+                    Some("status_500, status_503 (the default), timeout or reset".into()),
+                );
+            }
+            f.fails()
+        }),
+    };
+    let (from_at, until_at) = (from_at?, until_at?);
+    if until_at <= from_at {
+        problems.add(
+            span(&raw.until),
+            format!(
+                "the outage ends at {} before it starts at {}",
+                raw.until.get_ref(),
+                raw.from.get_ref()
+            ),
+            "not after from",
+            Some("the product is down from `from` until `until` (excluded)".into()),
+        );
+        return None;
+    }
+    if let Some(end) = until
+        && until_at > end
+    {
+        problems.add(
+            span(&raw.until),
+            format!(
+                "the outage lasts past the scenario's until ({})",
+                calendar_day(tz, end)
+            ),
+            "after until",
+            Some("products are compared with the platform at until: end the outage by then".into()),
+        );
+        return None;
+    }
+    Outage::new(from_at, until_at, fault?).ok()
+}
+
+/// The local day of `at` in `tz`.
+fn calendar_day(tz: Tz, at: DateTime<Utc>) -> NaiveDate {
+    billing_harness::calendar::local_day(tz, at)
+}
+
+/// A local time of `tz`, written `2026-10-10T09:30` (seconds optional) or `2026-10-10` (its
+/// 00:00); a problem when it does not parse or a daylight-saving change skips it.
+fn local_time(
+    problems: &mut Problems<'_>,
+    value: &Spanned<String>,
+    what: &str,
+    tz: Tz,
+) -> Option<DateTime<Utc>> {
+    let text = value.get_ref();
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Some(billing_harness::calendar::start_of_day(tz, day));
+    }
+    let Some(at) = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .into_iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+    else {
+        problems.add(
+            span(value),
+            format!("{what} {text:?} is not a day or a local time"),
+            "expected YYYY-MM-DD or YYYY-MM-DDTHH:MM",
+            Some(format!(
+                "a local time in the catalog's time zone ({tz}), e.g. \"2026-10-10T09:30\""
+            )),
+        );
+        return None;
+    };
+    let instant = billing_harness::calendar::local_instant(tz, at);
+    if instant.is_none() {
+        problems.add(
+            span(value),
+            format!("{what} {text} does not exist in {tz}: a daylight-saving change skips it"),
+            "skipped by the clocks",
+            Some("pick a time before or after the change".into()),
+        );
+    }
+    instant
+}
+
+/// The longest retry horizon a scenario may set.
+const MAX_HORIZON_DAYS: i64 = 30;
+
+/// A retry horizon: a whole number and a unit (`s`, `m`, `h` or `d`), above 0 and at most
+/// [`MAX_HORIZON_DAYS`] days.
+fn retry_horizon(problems: &mut Problems<'_>, value: &Spanned<String>) -> Option<TimeDelta> {
+    let text = value.get_ref().trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds = match unit {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    };
+    let length = seconds
+        .zip(number.parse::<i64>().ok())
+        .and_then(|(unit, n)| n.checked_mul(unit))
+        .and_then(TimeDelta::try_seconds);
+    match length {
+        Some(h) if h > TimeDelta::zero() && h <= TimeDelta::days(MAX_HORIZON_DAYS) => Some(h),
+        Some(_) => {
+            problems.add(
+                span(value),
+                format!("retry_horizon {text} is not between 1 second and {MAX_HORIZON_DAYS} days"),
+                "out of range",
+                Some("how long a failing row is retried before it is a dead letter".into()),
+            );
+            None
+        }
+        None => {
+            problems.add(
+                span(value),
+                format!("retry_horizon {text:?} is not a length of time"),
+                "expected a number and a unit",
+                Some("a whole number and s, m, h or d: \"3d\" (the default), \"6h\"".into()),
+            );
+            None
+        }
     }
 }
 
@@ -682,7 +847,13 @@ pub(crate) fn scenario(
     let org_keys: Vec<&str> = orgs.iter().map(|o| o.key.as_str()).collect();
     let tenants = tenants(&mut problems, &raw.tenant, &org_keys, &products);
     let tenant_keys: Vec<&str> = tenants.iter().map(|t| t.key.as_str()).collect();
-    let product_defs = product_tables(&mut problems, &raw.product, &products);
+    let product_defs = product_tables(
+        &mut problems,
+        &raw.product,
+        &products,
+        catalog.time_zone,
+        until,
+    );
     let known = Known {
         catalog: &catalog,
         plans,
@@ -913,10 +1084,13 @@ fn product_tables(
     problems: &mut Problems<'_>,
     raw: &[Spanned<RawProduct>],
     products: &[&str],
+    tz: Tz,
+    until: Option<NaiveDate>,
 ) -> Vec<ProductDef> {
+    let until = until.map(|day| billing_harness::calendar::start_of_day(tz, day));
     let mut defs: Vec<ProductDef> = Vec::new();
     for raw_product in raw {
-        let def = product(problems, raw_product.get_ref(), products);
+        let def = product(problems, raw_product.get_ref(), products, tz, until);
         if defs.iter().any(|p| p.key == def.key) {
             problems.add(
                 span(&raw_product.get_ref().key),

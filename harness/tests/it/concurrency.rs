@@ -420,6 +420,18 @@ async fn stress(seed: u64) {
                                 charge_due(env.pool(), env.gateway(), at).await.map(drop)
                             }
                             Job::Retry => retry_due(env.pool(), env.gateway(), at).await.map(drop),
+                            Job::Reconcile => {
+                                let policy = SyncPolicy::default();
+                                billing_harness::platform::sync::reconcile(
+                                    env.pool(),
+                                    &sync,
+                                    &policy,
+                                    true,
+                                    at,
+                                )
+                                .await
+                                .map(drop)
+                            }
                             Job::Sync => {
                                 let policy = SyncPolicy::default();
                                 dispatch(env.pool(), &sync, &policy, at).await.map(drop)

@@ -14,7 +14,7 @@ async fn a_pro_plan_from_october_10th_bills_22_of_31_days() {
     let p = env.platform();
     p.subscribe(tenant, "pro", env.clock().now()).await.unwrap();
     let runs = env.clock().advance_to(seoul(2026, 11, 1)).await.unwrap();
-    // Every midnight on the way has its retry run; the close comes first on the 1st.
+    // Every midnight on the way has its retry and reconcile runs; the close comes first on the 1st.
     let at_first: Vec<_> = runs
         .iter()
         .filter(|r| r.at == seoul(2026, 11, 1))
@@ -24,13 +24,14 @@ async fn a_pro_plan_from_october_10th_bills_22_of_31_days() {
         at_first,
         vec![
             (Job::Close(Month::new(2026, 10).unwrap()), 1),
-            (Job::Retry, 0)
+            (Job::Retry, 0),
+            (Job::Reconcile, 0)
         ]
     );
     assert_eq!(
         runs.iter().filter(|r| r.job != Job::Sync).count(),
-        23,
-        "one run per midnight from October 11th, two on the 1st"
+        45,
+        "retries and a reconcile at each midnight from October 11th, and the close on the 1st"
     );
     let invoices = p.invoices(tenant).await.unwrap();
     assert_eq!(invoices.len(), 1);

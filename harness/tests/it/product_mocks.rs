@@ -9,7 +9,7 @@ use std::time::Duration;
 use billing_harness::TestEnv;
 use billing_harness::env::ProductsChoice;
 use billing_harness::products::api::{Entity, Write};
-use billing_harness::products::{Fault, ProductHost, ProductMock, SyncClient};
+use billing_harness::products::{Fault, Outage, ProductHost, ProductMock, SyncClient};
 use chrono::NaiveDate;
 
 /// A host on a runtime of its own thread (remote calls block, so the test's thread must not be
@@ -55,8 +55,11 @@ fn a_remote_mock_does_what_a_mock_in_process_does_through_the_control_api() {
         .enable_all()
         .build()
         .unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T03:00:00Z")
+        .unwrap()
+        .to_utc();
     let send = |id: i64, key: &str| {
-        runtime.block_on(client.send(a.remote_url().unwrap(), &tenant_write(id), key))
+        runtime.block_on(client.send(a.remote_url().unwrap(), &tenant_write(id), key, at))
     };
 
     a.set_hold(Duration::from_millis(700));
@@ -111,6 +114,16 @@ fn a_remote_mock_does_what_a_mock_in_process_does_through_the_control_api() {
         a.faults_applied(),
         3,
         "a rate of 1 puts a fault on every write"
+    );
+    a.clear_faults();
+    assert_eq!(send(5, "k6"), Ok(200), "cleared: nothing drawn any more");
+    let hour = chrono::TimeDelta::hours(1);
+    a.outage(Outage::new(at - hour, at + hour, Fault::Status503).unwrap());
+    assert_eq!(send(6, "k7").unwrap_err().status(), Some(503), "down");
+    let last = a.journal().pop().unwrap();
+    assert_eq!(
+        (last.sent_at, last.fault, last.applied),
+        (Some(at), Some(Fault::Status503), false)
     );
     assert_eq!(b.requests(), 0, "namespaces do not share a mock");
     assert!(b.read_state().tenants.is_empty());

@@ -164,6 +164,8 @@ fn a_sync_scenario_shows_each_products_requests_faults_drift_and_convergence_wit
     assert_drawn(&labels, "10-20 drift");
     assert_drawn(&labels, "converged · 1 repaired");
     assert_eq!(outcome.products[0].repaired.len(), 1);
+    // The daily reconcile after the drift (00:00 on the 21st) finds and repairs it.
+    assert_drawn(&labels, "10-21 ✓ 1");
     // The writes of the subscribe step arrive on its day.
     assert!(
         labels.iter().any(|l| l.starts_with("10-10 ✓ ")),
@@ -176,16 +178,41 @@ fn a_sync_scenario_shows_each_products_requests_faults_drift_and_convergence_wit
 
     let (_, outcome, html) = page("sync-retried-up-to-the-last-attempt", Lang::En);
     let labels = drawn_labels(&html);
-    assert_eq!(outcome.products[0].faults_applied, 5);
-    // The first write (the owner's user, queued when the tenant is made on the 1st) fails five
-    // times, then is applied.
-    assert_drawn(&labels, "10-01 ✗ status_503 ×5");
-    assert_drawn(&labels, "10-01 ✓ 2");
+    assert_eq!(outcome.products[0].faults_applied, 16);
+    // Down from 00:00 to 05:58 on the 10th: the subscription made at 00:00 fails (and the
+    // daily reconcile's read-back at 00:00 with it), then is applied by its last attempt at the
+    // horizon, 06:00.
+    assert_drawn(&labels, "down 10-10 00:00 → 10-10 05:58");
+    assert_drawn(&labels, "10-10 ✗ status_503 ×16");
+    assert_drawn(&labels, "10-10 ✓ 1");
+    assert_drawn(&labels, "10-10 caught up 06:00");
     assert_drawn(&labels, "converged · 0 repaired");
     assert!(
-        html.contains("PUT /v1/users/{user} 503 (status_503)"),
+        html.contains("PUT /v1/tenants/{tenant}/subscription 503 (status_503)"),
         "each faulted request in the tooltip: {html}"
     );
+    assert!(
+        html.contains(
+            "analytics held the platform's data again from 2026-10-10 06:00:00 KST; the rows \
+             that waited longest (1) waited 6h"
+        ),
+        "{html}"
+    );
+
+    let (_, _, html) = page("sync-outage-4-days", Lang::En);
+    let labels = drawn_labels(&html);
+    // Each attempt on its own day, across the outage; caught up at the reconcile of the 15th.
+    assert_drawn(&labels, "down 10-10 00:00 → 10-14 09:30");
+    for day in ["10-10", "10-11", "10-12", "10-13", "10-14"] {
+        assert!(
+            labels
+                .iter()
+                .any(|l| l.starts_with(&format!("{day} ✗ reset"))),
+            "no failed attempt on {day}: {labels:?}"
+        );
+    }
+    assert_drawn(&labels, "10-15 ✓ 2");
+    assert_drawn(&labels, "10-15 caught up 00:00");
 
     let (_, _, html) = page("sync-drift-repaired", Lang::Ko);
     let labels = drawn_labels(&html);

@@ -223,6 +223,46 @@ const CASES: &[(&str, &str, &str)] = &[
         "[[product]]\nkey = \"analytics\"\n\n[[product]]\nkey = \"analytics\"\nstrict = true\n\n[[step]]\non = \"2026-10-10\"",
     ),
     (
+        "product_outage_from_not_a_time",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\noutage = { from = \"tomorrow\", until = \"2026-10-11\" }\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_outage_ends_before_it_starts",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\noutage = { from = \"2026-10-12T09:00\", until = \"2026-10-12T08:30\" }\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_outage_past_until",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\noutage = { from = \"2026-11-08\", until = \"2026-11-10T06:00\" }\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_outage_fault_applies_the_write",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\noutage = { from = \"2026-10-12\", until = \"2026-10-13\", fault = \"duplicate\" }\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_outage_unknown_fault",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\noutage = { from = \"2026-10-12\", until = \"2026-10-13\", fault = \"down\" }\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_outage_unknown_field",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\noutage = { from = \"2026-10-12\", to = \"2026-10-13\" }\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_retry_horizon_not_a_length",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\nretry_horizon = \"3 days\"\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
+        "product_retry_horizon_zero",
+        "[[step]]\non = \"2026-10-10\"",
+        "[[product]]\nkey = \"analytics\"\nretry_horizon = \"0h\"\n\n[[step]]\non = \"2026-10-10\"",
+    ),
+    (
         "product_fault_unknown_product",
         r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
         r#"product_fault = { product = "warehouse", fault = "status_500", times = 1 }"#,
@@ -453,6 +493,49 @@ product_drift = { product = "analytics", tenant = "acme-analytics" }"#,
         s.steps[2].action.display(&s).to_string(),
         "drift acme-analytics in analytics"
     );
+}
+
+#[test]
+fn an_outage_and_a_retry_horizon_parse_into_instants_of_the_catalogs_time_zone() {
+    use billing_harness::products::{Fault, Outage};
+    use chrono::{TimeDelta, TimeZone, Utc};
+    let with = |table: &str| {
+        let source = VALID.replacen(
+            "[[step]]",
+            &format!("[[product]]\nkey = \"analytics\"\n{table}\n\n[[step]]"),
+            1,
+        );
+        let s = scenario::parse("outage.toml", &source, Some(&catalog()))
+            .unwrap_or_else(|e| panic!("{}", e.render()));
+        s.products[0].clone()
+    };
+    let p = with(
+        "retry_horizon = \"6h\"\noutage = { from = \"2026-10-10T09:30\", until = \"2026-10-14\", \
+         fault = \"reset\" }",
+    );
+    // Asia/Seoul is UTC+9: 09:30 local is 00:30 UTC, and the 14th starts at 15:00 UTC the day
+    // before.
+    let (from, until) = (
+        Utc.with_ymd_and_hms(2026, 10, 10, 0, 30, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 10, 13, 15, 0, 0).unwrap(),
+    );
+    assert_eq!(
+        p.outage,
+        Some(Outage::new(from, until, Fault::Reset).unwrap())
+    );
+    assert_eq!(p.retry_horizon, Some(TimeDelta::hours(6)));
+    let p = with("outage = { from = \"2026-10-10T09:30:15\", until = \"2026-11-10\" }");
+    let outage = p.outage.unwrap();
+    assert_eq!(
+        (outage.fault(), outage.from(), p.retry_horizon),
+        (Fault::Status503, from + TimeDelta::seconds(15), None),
+        "status_503 by default; seconds are read; the platform's horizon by default; an \
+         outage may end at until"
+    );
+    for (text, length) in [("90s", 90), ("45m", 2_700), ("30d", 2_592_000)] {
+        let p = with(&format!("retry_horizon = \"{text}\""));
+        assert_eq!(p.retry_horizon, Some(TimeDelta::seconds(length)), "{text}");
+    }
 }
 
 #[test]

@@ -20,13 +20,15 @@ async fn env_on(today: &str, seed: u64) -> TestEnv {
         .unwrap()
 }
 
-/// [`env_on`] the same day, with product sync giving a row up at its `max_attempts`-th failure.
-async fn env_giving_up_after(seed: u64, max_attempts: u32) -> TestEnv {
+/// [`env_on`] the same day, with product sync giving a row up at its first failure `horizon`
+/// after its first: 1 s gives two attempts (when queued, then at the horizon, before the first
+/// backoff of 2 to 3 s ends), 5 s three (the second backoff ends after 6 s).
+async fn env_giving_up_after(seed: u64, horizon: TimeDelta) -> TestEnv {
     TestEnv::builder()
         .today("2026-11-24".parse::<NaiveDate>().unwrap())
         .seed(seed)
         .sync_policy(SyncPolicy {
-            max_attempts,
+            horizon,
             ..SyncPolicy::default()
         })
         .build()
@@ -80,8 +82,10 @@ async fn subscribe_syncs_user_then_tenant_then_subscription() {
 }
 
 #[tokio::test]
-async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
-    let env = env_giving_up_after(1, 3).await;
+async fn a_poison_row_dead_letters_at_its_horizon_and_the_daily_reconcile_requeues_it_once_taken() {
+    use billing_harness::calendar::Job;
+    use billing_harness::platform::sync::{dead_letters, undelivered};
+    let env = env_giving_up_after(1, TimeDelta::seconds(5)).await;
     let a = env.build().tenant().plan("pro").create().await.unwrap();
     let mock = analytics(&env).await;
     mock.reject_tenant(a.id().0, 422);
@@ -97,32 +101,77 @@ async fn a_poison_row_dead_letters_without_blocking_other_tenants() {
         mock.tenant(a.id().0).is_none(),
         "the poisoned tenant did not"
     );
-    let dead = billing_harness::platform::sync::dead_letters(env.pool())
-        .await
-        .unwrap();
+    let dead = dead_letters(env.pool()).await.unwrap();
     assert_eq!(dead.len(), 1, "only the head row dies: {dead:?}");
-    assert_eq!((dead[0].entity.as_str(), dead[0].attempts), ("tenant", 3));
-    let held_back = billing_harness::platform::sync::undelivered(env.pool())
-        .await
-        .unwrap();
     assert_eq!(
-        held_back
-            .iter()
+        (dead[0].entity.as_str(), dead[0].attempts),
+        ("tenant", 3),
+        "rule: tried when queued, after its backoff, and at its horizon (5 s), then given up"
+    );
+    let of_a = |rows: Vec<billing_harness::platform::OutboxRow>| -> Vec<(String, i32)> {
+        rows.into_iter()
             .filter(|r| r.tenant_id == Some(a.id().0))
-            .map(|r| r.entity.as_str())
-            .collect::<Vec<_>>(),
-        ["tenant", "subscription"],
+            .map(|r| (r.entity, r.attempts))
+            .collect()
+    };
+    assert_eq!(
+        of_a(undelivered(env.pool()).await.unwrap()),
+        [("tenant".to_owned(), 3), ("subscription".to_owned(), 0)],
         "the subscription waits behind its dead tenant row"
+    );
+
+    // The product answers but still refuses the tenant: a reconcile re-queues the row with a
+    // whole horizon again, and it fails again.
+    let found = env.reconcile().await.unwrap();
+    assert_eq!(
+        (
+            found.requeued,
+            found.busy.clone(),
+            found.unreachable.clone()
+        ),
+        (1, vec!["analytics".to_owned()], vec![]),
+        "rule: a reconcile re-queues the dead letter of a product that answers"
+    );
+    assert!(dead_letters(env.pool()).await.unwrap().is_empty());
+    assert_eq!(
+        of_a(undelivered(env.pool()).await.unwrap()),
+        [("tenant".to_owned(), 1), ("subscription".to_owned(), 0)],
+        "re-queued from no attempt, tried once"
     );
     let report = env.converge().await.unwrap();
     assert!(!report.is_converged());
-    assert!(report.to_string().contains("dead letters"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("analytics: rows still undelivered"),
+        "{report}"
+    );
 
+    // Taken at last: the next daily reconcile delivers it, in order, with no one re-queuing.
+    env.sync_to_idle().await.unwrap();
+    assert_eq!(dead_letters(env.pool()).await.unwrap().len(), 1);
     mock.accept_tenant(a.id().0);
-    assert_eq!(env.requeue(None).await.unwrap(), 1);
+    let runs = env.clock().advance(TimeDelta::days(1)).await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.job == Job::Reconcile)
+            .map(|r| r.effects)
+            .collect::<Vec<_>>(),
+        [1],
+        "the daily reconcile re-queued the one dead letter"
+    );
+    let applied: Vec<String> = mock
+        .journal()
+        .iter()
+        .filter(|r| r.applied && r.path.starts_with(&format!("/v1/tenants/{}", a.id().0)))
+        .map(|r| r.route.clone())
+        .collect();
+    assert_eq!(
+        applied,
+        ["/v1/tenants/{tenant}", "/v1/tenants/{tenant}/subscription"],
+        "the tenant, then its subscription"
+    );
     env.assert_converged().await;
-    let sub = mock.tenant(a.id().0).unwrap().subscription.unwrap();
-    assert_eq!(sub.plan, "pro");
 }
 
 #[tokio::test]
@@ -136,6 +185,7 @@ async fn drift_in_a_product_is_found_and_repaired() {
     let found = billing_harness::platform::sync::reconcile(
         env.pool(),
         &billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2)),
+        &SyncPolicy::default(),
         false,
         env.clock().now(),
     )
@@ -333,7 +383,7 @@ async fn waiting(env: &TestEnv, tenant: i64) -> Vec<(String, i32, Option<String>
 #[tokio::test]
 async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_horizon() {
     use billing_harness::platform::sync::next_due;
-    let env = env_giving_up_after(5, 2).await;
+    let env = env_giving_up_after(5, TimeDelta::seconds(1)).await;
     let pool = env.pool();
     let mock = analytics(&env).await;
     let crm_mock = env.product("crm").await.unwrap();
@@ -372,7 +422,7 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
         "rule: neither a dead-lettered head nor a product without a URL has work"
     );
     let policy = SyncPolicy {
-        max_attempts: 2,
+        horizon: TimeDelta::seconds(1),
         ..SyncPolicy::default()
     };
     let client = billing_harness::products::SyncClient::new(policy.timeout);
@@ -391,7 +441,8 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
     );
     assert_eq!(crm_mock.requests(), 0);
 
-    // A live head backing off: due when its backoff ends (2 s, up to half again of jitter).
+    // A live head backing off: due when its backoff ends (2 s, up to half again of jitter), but
+    // never after its horizon ends (1 s here).
     mock.fail_next(Fault::Status503, 1);
     let backing_off = env.build().tenant().plan("pro").create().await.unwrap();
     let runs = env.clock().settle().await.unwrap();
@@ -412,9 +463,11 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
         .await
         .unwrap()
         .expect("the backing-off head is due within a day");
-    assert!(
-        due >= now + TimeDelta::seconds(2) && due <= now + TimeDelta::seconds(3),
-        "{due} is 2 to 3 s after {now}"
+    assert_eq!(
+        due,
+        now + TimeDelta::seconds(1),
+        "rule: a failed row is tried again after its backoff (2 to 3 s) or at its horizon's end \
+         (1 s), whichever comes first"
     );
     assert_eq!(
         next_due(pool, now, now).await.unwrap(),
@@ -452,7 +505,7 @@ async fn next_due_is_the_earliest_live_head_of_a_product_with_a_url_within_the_h
 async fn requeue_puts_back_the_dead_letter_named_due_from_the_given_instant_never_before_it_was_queued()
  {
     use billing_harness::platform::sync::{dead_letters, next_due, requeue};
-    let env = env_giving_up_after(8, 2).await;
+    let env = env_giving_up_after(8, TimeDelta::seconds(1)).await;
     let pool = env.pool();
     let a = env.build().tenant().plan("pro").create().await.unwrap();
     let b = env.build().tenant().plan("pro").create().await.unwrap();
@@ -557,8 +610,9 @@ async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_o
     analytics(&env).await.drift(on_analytics.id().0).unwrap();
     crm.drift(on_crm.id().0).unwrap();
     let client = billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2));
+    let policy = SyncPolicy::default();
     let now = env.clock().now();
-    let read = reconcile(pool, &client, false, now).await.unwrap();
+    let read = reconcile(pool, &client, &policy, false, now).await.unwrap();
     assert_eq!(
         found(&read),
         (vec!["analytics".to_owned(), "crm".to_owned()], vec![]),
@@ -572,7 +626,7 @@ async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_o
 
     // A new analytics tenant's rows are on their way: analytics is busy, crm still read.
     env.build().tenant().plan("pro").create().await.unwrap();
-    let read = reconcile(pool, &client, false, now).await.unwrap();
+    let read = reconcile(pool, &client, &policy, false, now).await.unwrap();
     assert_eq!(
         found(&read),
         (vec!["crm".to_owned()], vec!["analytics".to_owned()]),
@@ -583,17 +637,31 @@ async fn reconcile_reads_each_product_with_a_url_and_nothing_on_its_way_in_key_o
         .execute(pool)
         .await
         .unwrap();
-    let read = reconcile(pool, &client, false, now).await.unwrap();
+    let read = reconcile(pool, &client, &policy, false, now).await.unwrap();
     assert_eq!(
         found(&read),
         (vec![], vec!["analytics".to_owned()]),
         "rule: a product without a URL is not read"
     );
+    assert!(read.unreachable.is_empty());
+
+    // A product that does not answer is listed, not an error; the others are still read.
+    sqlx::query("update products set sync_url = 'http://127.0.0.1:1' where key = 'crm'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let read = reconcile(pool, &client, &policy, true, now).await.unwrap();
+    assert_eq!(
+        (read.unreachable.clone(), read.busy.clone(), read.requeued),
+        (vec!["crm".to_owned()], vec![], 0),
+        "rule: a product that does not answer its read-back is unreachable and left alone; one \
+         that answers gets its waiting rows delivered"
+    );
 }
 
 #[tokio::test]
 async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_product() {
-    use billing_harness::platform::sync::{reconcile, undelivered};
+    use billing_harness::platform::sync::reconcile;
     let env = env_on("2026-11-24", 10).await;
     let pool = env.pool();
     let on = env.this_month().day(10);
@@ -620,16 +688,28 @@ async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_pr
     });
 
     let client = billing_harness::products::SyncClient::new(std::time::Duration::from_secs(2));
-    let read = reconcile(pool, &client, true, env.clock().now())
+    let seen: i64 = sqlx::query_scalar("select max(id) from sync_outbox")
+        .fetch_one(pool)
         .await
         .unwrap();
+    let read = reconcile(
+        pool,
+        &client,
+        &SyncPolicy::default(),
+        true,
+        env.clock().now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(read.repairs, 4, "{:?}", read.drift);
-    let mut queued: Vec<(String, Option<i64>, String, String, i64)> = undelivered(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.product, r.tenant_id, r.entity, r.operation, r.entity_id))
-        .collect();
+    let mut queued: Vec<(String, Option<i64>, String, String, i64)> = sqlx::query_as(
+        "select p.key, o.tenant_id, o.entity, o.operation, o.entity_id from sync_outbox o \
+         join products p on p.id = o.product_id where o.id > $1 and o.dispatched_at is not null",
+    )
+    .bind(seen)
+    .fetch_all(pool)
+    .await
+    .unwrap();
     queued.sort();
     let row = |tenant: Option<i64>, entity: &str, operation: &str, id: i64| {
         let (entity, operation) = (entity.to_owned(), operation.to_owned());
@@ -646,7 +726,7 @@ async fn reconcile_queues_a_missing_user_and_the_deletion_of_extras_for_their_pr
         queued, expected,
         "rule: a missing user is sent again with the organization's first tenant on that \
          product; an extra user or tenant is deleted, ordered with its tenant when the platform \
-         has it"
+         has it; each repair is delivered by the reconcile itself"
     );
     env.assert_converged().await;
     let state = mock.read_state();
@@ -671,7 +751,7 @@ async fn a_dispatch_reports_what_it_delivered_what_failed_and_what_it_gave_up_on
     let t = env.build().tenant().plan("pro").create().await.unwrap();
     analytics(&env).await.reject_tenant(t.id().0, 422);
     let policy = SyncPolicy {
-        max_attempts: 1,
+        horizon: TimeDelta::zero(),
         ..SyncPolicy::default()
     };
     let client = billing_harness::products::SyncClient::new(policy.timeout);
@@ -682,5 +762,129 @@ async fn a_dispatch_reports_what_it_delivered_what_failed_and_what_it_gave_up_on
         (report.delivered, report.failed, report.dead_lettered),
         (1, 1, 1),
         "the user delivered, the tenant refused at its last attempt; the subscription waits"
+    );
+}
+
+/// When each write to `mock` was sent, and whether it was applied, in order.
+fn writes(mock: &ProductMock) -> Vec<(chrono::DateTime<chrono::Utc>, bool)> {
+    mock.journal()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.sent_at.expect("the dispatcher says when"), r.applied))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_product_down_two_hours_is_caught_up_by_retries_before_the_next_reconcile() {
+    use billing_harness::calendar::Job;
+    let env = env_on("2026-11-24", 12).await;
+    let start = env.clock().now();
+    let outage = env
+        .build()
+        .outage("analytics")
+        .from(start + TimeDelta::minutes(30))
+        .lasting(TimeDelta::hours(2))
+        .create()
+        .await
+        .unwrap();
+    env.clock().advance_to(outage.from()).await.unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
+    let runs = env.clock().advance(TimeDelta::hours(6)).await.unwrap();
+    let mock = analytics(&env).await;
+    let sent = writes(&mock);
+    let failed: Vec<_> = sent.iter().filter(|(_, applied)| !applied).collect();
+    assert!(
+        failed.len() > 6 && failed.iter().all(|(at, _)| outage.covers(*at)),
+        "rule: every write in the window fails, and the row is retried past the old 6 attempts: \
+         {failed:?}"
+    );
+    let applied: Vec<_> = sent.iter().filter(|(_, applied)| *applied).collect();
+    assert_eq!(applied.len(), 3, "user, tenant, subscription once each");
+    let caught_up = applied[0].0;
+    assert!(
+        caught_up >= outage.until() && caught_up <= outage.until() + TimeDelta::minutes(90),
+        "rule: retried by backoff (at most an hour plus half) until it answers: {caught_up}"
+    );
+    assert!(
+        runs.iter().all(|r| r.job != Job::Reconcile),
+        "no reconcile was needed (none was due)"
+    );
+    assert!(mock.tenant(t.id().0).is_some());
+    assert!(
+        billing_harness::platform::sync::dead_letters(env.pool())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    env.assert_converged().await;
+}
+
+#[tokio::test]
+async fn a_product_down_past_its_horizon_is_caught_up_by_the_first_reconcile_after_it_answers() {
+    use billing_harness::calendar::Job;
+    use billing_harness::platform::sync::dead_letters;
+    let env = env_on("2026-11-24", 13).await;
+    let outage = env
+        .build()
+        .outage("analytics")
+        .lasting(TimeDelta::days(4) + TimeDelta::hours(9))
+        .fault(Fault::Reset)
+        .create()
+        .await
+        .unwrap();
+    let t = env.build().tenant().plan("pro").create().await.unwrap();
+    let first = env.clock().now();
+    env.clock()
+        .advance_to(first + TimeDelta::days(3))
+        .await
+        .unwrap();
+    let dead = dead_letters(env.pool()).await.unwrap();
+    assert_eq!(
+        dead.iter().map(|r| r.entity.as_str()).collect::<Vec<_>>(),
+        ["user"],
+        "rule: the head row is a dead letter once it has failed for the horizon (3 days), and \
+         not before; the rows behind it wait"
+    );
+    let mock = analytics(&env).await;
+    let last_try = writes(&mock).last().unwrap().0;
+    assert_eq!(
+        last_try,
+        first + TimeDelta::days(3),
+        "the last attempt at the horizon"
+    );
+    let reads = mock
+        .journal()
+        .iter()
+        .filter(|r| r.method == "GET" && r.fault == Some(Fault::Reset))
+        .count();
+    assert_eq!(
+        reads, 3,
+        "each daily reconcile found the product down and left it alone"
+    );
+
+    // Back at 09:00 on the 28th: nothing is tried until the next reconcile, 00:00 on the 29th.
+    env.clock().advance_to(outage.until()).await.unwrap();
+    assert!(mock.tenant(t.id().0).is_none());
+    let midnight = env.this_month().day(29).midnight();
+    let runs = env.clock().advance_to(midnight).await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.job == Job::Reconcile)
+            .map(|r| (r.at, r.effects))
+            .collect::<Vec<_>>(),
+        [(midnight, 1)],
+        "rule: the first reconcile after the product answers re-queues the dead letter"
+    );
+    let sent = writes(&mock);
+    let applied: Vec<_> = sent.iter().filter(|(_, a)| *a).map(|(at, _)| *at).collect();
+    assert_eq!(
+        applied, [midnight; 3],
+        "user, tenant and subscription, in order, at that reconcile"
+    );
+    assert!(dead_letters(env.pool()).await.unwrap().is_empty());
+    let converged = env.assert_converged().await;
+    assert!(
+        converged.repaired.is_empty(),
+        "nothing drifted: only delivered"
     );
 }

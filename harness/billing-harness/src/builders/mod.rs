@@ -1,5 +1,5 @@
-//! Builders for test data: organizations, cards, tenants, subscriptions, usage, in a few typed
-//! lines that read like the QA intent.
+//! Builders for test data: organizations, cards, tenants, subscriptions, usage, and product
+//! outages, in a few typed lines that read like the QA intent.
 //!
 //! Every builder goes through the platform's operations, never raw inserts, so the tables agree
 //! by construction. Associations are made on demand: a tenant joins the test's one default
@@ -30,12 +30,14 @@ mod contract;
 mod error;
 mod lookup;
 mod org;
+mod outage;
 mod tenant;
 mod user;
 
 pub use contract::ContractBuilder;
 pub use error::BuildError;
 pub use org::{OrgBuilder, OrgSpec};
+pub use outage::OutageBuilder;
 pub use tenant::{NoPlan, Op, Tenant, TenantBuilder, TenantSpec, UsagePattern, WithPlan};
 pub use user::{User, UserBuilder, UserSpec};
 
@@ -60,5 +62,11 @@ impl<'e> Build<'e> {
     /// A user builder: on their own by default, or `.org(&org)`.
     pub fn user(self) -> UserBuilder<'e> {
         UserBuilder::new(self.env())
+    }
+
+    /// An outage of `product` (a key of the catalog): its mock fails every request in a window
+    /// of the test clock; give its end with `.until(..)` or `.lasting(..)`, then `.create()`.
+    pub fn outage(self, product: impl Into<String>) -> OutageBuilder<'e> {
+        OutageBuilder::new(self.env(), product.into())
     }
 }

@@ -25,6 +25,8 @@ pub(super) struct Parts {
     /// Set once a catalog is known to be installed.
     catalog_ready: AtomicBool,
     pub(super) mocks: Arc<super::products::ProductMocks>,
+    /// The jobs as the clock runs them, for the reconcile a test asks for.
+    pub(super) env_jobs: Arc<super::products::EnvJobs>,
 }
 
 impl Parts {
@@ -39,18 +41,23 @@ impl Parts {
         let (used, server) = served(&gateway, builder.gateway_over_http).await?;
         let jobs = PlatformJobs::new(db.pool().clone(), used);
         let (jobs, mocks) = {
-            let policy = builder.sync_policy.unwrap_or(crate::platform::SyncPolicy {
-                seed: builder.seed.unwrap_or(0),
-                ..Default::default()
-            });
+            let policy =
+                builder
+                    .sync_policy
+                    .clone()
+                    .unwrap_or_else(|| crate::platform::SyncPolicy {
+                        seed: builder.seed.unwrap_or(0),
+                        ..Default::default()
+                    });
             let mocks = super::products::ProductMocks::open(builder, db, policy.timeout)?;
             (jobs.with_sync_policy(policy), Arc::new(mocks))
         };
-        let registered: Arc<dyn Jobs> = Arc::new(super::products::EnvJobs {
+        let env_jobs = Arc::new(super::products::EnvJobs {
             platform: jobs.clone(),
             mocks: mocks.clone(),
             pool: db.pool().clone(),
         });
+        let registered: Arc<dyn Jobs> = env_jobs.clone();
         // A schema of the test's own (an adopter's migrations) has no platform tables: the clock
         // then moves application and database time only, and runs no platform job.
         let clock = if has_platform_schema(db).await? {
@@ -66,6 +73,7 @@ impl Parts {
                 jobs,
                 catalog_ready: AtomicBool::new(false),
                 mocks,
+                env_jobs,
             },
         ))
     }

@@ -196,8 +196,9 @@ impl TestEnvBuilder {
         self
     }
 
-    /// Product sync retries and gives up under `policy` (default: [`SyncPolicy::default`], with
-    /// the jitter seeded by the test's seed).
+    /// Product sync retries under `policy`: its backoff, and the retry horizon after which a row
+    /// is a dead letter (default: [`SyncPolicy::default`], 3 days, with the jitter seeded by the
+    /// test's seed).
     pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
         self.sync_policy = Some(policy);
         self

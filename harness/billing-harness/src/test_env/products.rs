@@ -17,8 +17,8 @@ use super::{TestEnv, TestEnvBuilder};
 use crate::calendar::Job;
 use crate::clock::{BoxFuture, ClockError, Due, JobError, Jobs, Schedule};
 use crate::env::{Broker, Database, EnvError, ProductsChoice};
-use crate::platform::sync::{self, drift_report};
-use crate::platform::{DomainError, OutboxRow, PlatformJobs, Reconciliation};
+use crate::platform::sync::{self, Deliveries, drift_report};
+use crate::platform::{DomainError, Drift, OutboxRow, PlatformJobs, Reconciliation};
 use crate::products::{ProductMock, ProductServer};
 
 /// The product mocks of one test, started on demand.
@@ -30,6 +30,8 @@ pub(super) struct ProductMocks {
     /// Only a throwaway database gets mocks: an attached QA database keeps its own `sync_url`s.
     enabled: bool,
     place: Place,
+    /// Drift every reconcile of the test found and repaired, daily or asked for, in order.
+    repaired: std::sync::Mutex<Vec<Drift>>,
 }
 
 /// Where a test's mocks run.
@@ -80,6 +82,7 @@ impl ProductMocks {
             hold: client_timeout + Duration::from_millis(250),
             enabled: db.is_owned(),
             place,
+            repaired: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -158,6 +161,22 @@ impl ProductMocks {
         self.mocks.lock().await.get(key).map(|s| s.mock.clone())
     }
 
+    /// Keeps `drift`, found and repaired by a reconcile.
+    fn record(&self, drift: &[Drift]) {
+        self.repaired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(drift.iter().cloned());
+    }
+
+    /// Every drift repaired so far.
+    fn repaired(&self) -> Vec<Drift> {
+        self.repaired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     pub(super) async fn all(&self) -> Vec<Arc<ProductMock>> {
         self.mocks
             .lock()
@@ -168,12 +187,23 @@ impl ProductMocks {
     }
 }
 
-/// The platform's jobs, with the test's product mocks started before product sync looks for work.
+/// The platform's jobs, with the test's product mocks started before product sync looks for work
+/// and each reconcile's repairs kept for [`Convergence::repaired`].
 #[derive(Debug)]
 pub(super) struct EnvJobs {
     pub(super) platform: PlatformJobs,
     pub(super) mocks: Arc<ProductMocks>,
     pub(super) pool: PgPool,
+}
+
+impl EnvJobs {
+    /// The platform's reconcile at `at`, once every product has its mock; its repairs kept.
+    pub(super) async fn reconcile(&self, at: DateTime<Utc>) -> Result<Reconciliation, DomainError> {
+        self.mocks.ensure(&self.pool).await?;
+        let found = self.platform.reconcile(at).await?;
+        self.mocks.record(&found.drift);
+        Ok(found)
+    }
 }
 
 impl Jobs for EnvJobs {
@@ -186,7 +216,13 @@ impl Jobs for EnvJobs {
     }
 
     fn run(&self, job: Job, at: DateTime<Utc>) -> BoxFuture<'_, Result<usize, JobError>> {
-        self.platform.run(job, at)
+        match job {
+            Job::Reconcile => Box::pin(async move {
+                let found = self.reconcile(at).await?;
+                Ok(found.requeued + found.repairs)
+            }),
+            _ => self.platform.run(job, at),
+        }
     }
 
     fn next_due(
@@ -204,21 +240,29 @@ impl Jobs for EnvJobs {
 /// Whether the products hold what the platform says they must, after sync ran to idle.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Convergence {
-    /// The last reconciliation: drift left and products still busy.
+    /// The last reconciliation: drift left, products still busy and products that did not
+    /// answer.
     pub reconciliation: Reconciliation,
-    /// Rows given up on: they hold back their tenant until re-queued.
+    /// Rows given up on and not re-queued (their product did not answer the last reconcile):
+    /// they hold back their tenant until a reconcile finds it answering.
     pub dead_letters: Vec<OutboxRow>,
     /// What strict mocks objected to, as `product: what`.
     pub violations: Vec<String>,
-    /// Drift found and repaired on the way, over every round.
-    pub repaired: Vec<crate::platform::Drift>,
+    /// Drift found and repaired on the way: by every reconcile of the test so far, the daily
+    /// ones included.
+    pub repaired: Vec<Drift>,
+    /// Per product delivered to: its last delivery and the rows that waited longest.
+    #[serde(skip)]
+    pub deliveries: Vec<Deliveries>,
 }
 
 impl Convergence {
-    /// No drift, nothing in flight, no dead letter and no strict violation.
+    /// Every product answered, with no drift, nothing in flight, no dead letter and no strict
+    /// violation.
     pub fn is_converged(&self) -> bool {
         self.reconciliation.drift.is_empty()
             && self.reconciliation.busy.is_empty()
+            && self.reconciliation.unreachable.is_empty()
             && self.dead_letters.is_empty()
             && self.violations.is_empty()
     }
@@ -236,8 +280,14 @@ impl fmt::Display for Convergence {
         for product in &self.reconciliation.busy {
             writeln!(f, "{product}: rows still undelivered")?;
         }
+        for product in &self.reconciliation.unreachable {
+            writeln!(f, "{product}: did not answer the read-back")?;
+        }
         if !self.dead_letters.is_empty() {
-            writeln!(f, "dead letters (re-queue them to go on):")?;
+            writeln!(
+                f,
+                "dead letters (the next reconcile that finds their product answering re-queues them):"
+            )?;
             for row in &self.dead_letters {
                 writeln!(
                     f,
@@ -309,16 +359,23 @@ impl TestEnv {
     }
 
     /// Runs product sync to idle on the test clock: delivers every row, moving the clock
-    /// through each backoff (jobs due on the way run too), until no live row is left.
+    /// through each backoff (jobs due on the way run too, the daily reconcile among them), until
+    /// no live row is left, or until the longest retry horizon of the sync policy has passed
+    /// (rows that still fail by then are dead letters, or wait for a product that keeps failing).
     ///
     /// # Errors
     /// The clock or a job failed.
     pub async fn sync_to_idle(&self) -> Result<(), SyncError> {
         let clock = self.clock();
         clock.settle().await?;
-        let horizon = chrono::TimeDelta::days(1);
-        while let Some(at) = sync::next_due(self.pool(), clock.now(), clock.now() + horizon).await?
+        let lookahead = chrono::TimeDelta::days(1);
+        let until = clock.now() + self.open.domain.jobs.sync_policy().longest_horizon();
+        while let Some(at) =
+            sync::next_due(self.pool(), clock.now(), clock.now() + lookahead).await?
         {
+            if at > until {
+                break;
+            }
             if at > clock.now() {
                 clock.advance_to(at).await?;
             } else if clock.settle().await?.iter().all(|r| r.effects == 0) {
@@ -328,27 +385,35 @@ impl TestEnv {
         Ok(())
     }
 
-    /// Runs dispatcher and reconciler to idle: sync to idle, compare every product with the
-    /// platform and queue repairs, and again, until nothing differs (a few rounds at most).
+    /// Reconciles every product now, as the daily reconcile does: for each product that
+    /// answers, re-queues and delivers what waits for it (dead letters included), compares it
+    /// with the platform and repairs the difference ([`sync::reconcile`]). A product that answers
+    /// holds the platform's data when it returns, unless its writes fail.
     ///
     /// # Errors
-    /// The clock or a job failed, or a product's state could not be read.
+    /// The database failed.
+    pub async fn reconcile(&self) -> Result<Reconciliation, DomainError> {
+        self.open
+            .domain
+            .env_jobs
+            .reconcile(self.clock().now())
+            .await
+    }
+
+    /// Runs dispatcher and reconciler to idle: sync to idle, reconcile (re-queue what waits for
+    /// each product that answers, compare, repair), and again while repairs were needed (a few
+    /// rounds at most).
+    ///
+    /// # Errors
+    /// The clock or a job failed.
     pub async fn converge(&self) -> Result<Convergence, SyncError> {
-        let mut repaired = Vec::new();
         let mut reconciliation = Reconciliation::default();
         for _ in 0..ROUNDS {
             self.sync_to_idle().await?;
-            reconciliation = sync::reconcile(
-                self.pool(),
-                self.open.domain.jobs.sync_client(),
-                true,
-                self.clock().now(),
-            )
-            .await?;
+            reconciliation = self.reconcile().await?;
             if reconciliation.drift.is_empty() {
                 break;
             }
-            repaired.extend(reconciliation.drift.iter().cloned());
         }
         let mut violations = Vec::new();
         for mock in self.mocks().all().await {
@@ -364,7 +429,8 @@ impl TestEnv {
             reconciliation,
             dead_letters: sync::dead_letters(self.pool()).await?,
             violations,
-            repaired,
+            repaired: self.mocks().repaired(),
+            deliveries: sync::deliveries(self.pool()).await?,
         })
     }
 

@@ -1,14 +1,14 @@
 //! The platform's scheduled jobs, registered with the test clock: the close on the 1st, the
-//! charge on the charge day and the daily retries, each run through the platform's operations;
-//! and the product sync, due whenever an outbox row's time comes (with the `products` feature;
-//! without it the outbox only fills).
+//! charge on the charge day, the daily retries and the daily product reconcile, each run through
+//! the platform's operations; and the product sync, due whenever an outbox row's time comes.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::DomainError;
 use super::settings::stored_settings;
-use super::sync::{self, SyncPolicy};
+use super::sync::{self, Reconciliation, SyncPolicy};
 use super::{charge_due, close_month, retry_due};
 use crate::calendar::Job;
 use crate::clock::Due;
@@ -53,6 +53,20 @@ impl PlatformJobs {
     pub fn sync_client(&self) -> &SyncClient {
         &self.sync
     }
+
+    /// The policy product sync follows.
+    pub fn sync_policy(&self) -> &SyncPolicy {
+        &self.policy
+    }
+
+    /// The daily reconcile, at `at`: [`sync::reconcile`] with repairs, through this client and
+    /// policy.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn reconcile(&self, at: DateTime<Utc>) -> Result<Reconciliation, DomainError> {
+        sync::reconcile(&self.pool, &self.sync, &self.policy, true, at).await
+    }
 }
 
 impl Jobs for PlatformJobs {
@@ -80,6 +94,11 @@ impl Jobs for PlatformJobs {
                 Job::Retry => {
                     super::end_contract_terms(&self.pool, at).await?
                         + retry_due(&self.pool, gateway, at).await?.len()
+                }
+                // Rows put back in the queue and repairs queued (and sent).
+                Job::Reconcile => {
+                    let r = self.reconcile(at).await?;
+                    r.requeued + r.repairs
                 }
                 Job::Sync => {
                     let report = sync::dispatch(&self.pool, &self.sync, &self.policy, at).await?;

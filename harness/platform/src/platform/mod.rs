@@ -31,6 +31,6 @@ pub use invariants::invariant_violations;
 pub use jobs::PlatformJobs;
 pub use settings::Settings;
 pub use sync::OutboxRow;
-pub use sync::{Drift, DriftKind, Reconciliation, SyncPolicy, SyncReport};
+pub use sync::{Drift, DriftKind, Reconciliation, Retry, SyncPolicy, SyncReport};
 pub use timeline::{Timeline, TimelineAttempt, TimelineInvoice, TimelineSubscription, timeline};
 pub use usage::UsageRecord;

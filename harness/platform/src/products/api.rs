@@ -16,6 +16,10 @@
 //! at most once and answers a repeated key as it answered the first time. Writes of one tenant
 //! arrive in the order the platform made them; a `2xx` answer means "applied", anything else (or
 //! no answer) means "send it again later". Bodies are JSON; unknown fields are an error.
+//!
+//! Every request also carries `Sync-Sent-At`: the instant the platform sent it, on the platform's
+//! clock (a test's clock in a test), as RFC 3339. A product may ignore it; the product mock uses
+//! it to place a request inside or outside an outage window.
 
 use std::fmt;
 
@@ -26,6 +30,9 @@ pub const VERSION: &str = "v1";
 
 /// The header that carries a write's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// The header that carries the instant a request was sent, on the platform's clock (RFC 3339).
+pub const SENT_AT: &str = "Sync-Sent-At";
 
 /// A user as a product holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::api::{IDEMPOTENCY_KEY, ProductState, Write};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::api::{IDEMPOTENCY_KEY, ProductState, SENT_AT, Write};
 
 /// Why a write or a read-back did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,8 +64,8 @@ impl SyncClient {
         self.timeout
     }
 
-    /// Sends `write` to the product at `base_url` under the idempotency key `key`; `Ok` with the
-    /// status when it answered `2xx`.
+    /// Sends `write` to the product at `base_url` under the idempotency key `key`, sent at `at`
+    /// on the platform's clock ([`SENT_AT`]); `Ok` with the status when it answered `2xx`.
     ///
     /// # Errors
     /// Any other answer, a timeout or a failed connection.
@@ -72,6 +74,7 @@ impl SyncClient {
         base_url: &str,
         write: &Write,
         key: &str,
+        at: DateTime<Utc>,
     ) -> Result<u16, DeliveryError> {
         let url = format!("{}{}", base_url.trim_end_matches('/'), write.path());
         let method = if write.delete {
@@ -83,7 +86,8 @@ impl SyncClient {
             .http
             .request(method, url)
             .timeout(self.timeout)
-            .header(IDEMPOTENCY_KEY, key);
+            .header(IDEMPOTENCY_KEY, key)
+            .header(SENT_AT, sent_at(at));
         if let Some(body) = &write.body {
             request = request.json(body);
         }
@@ -99,15 +103,21 @@ impl SyncClient {
         })
     }
 
-    /// Reads everything the product at `base_url` holds (`GET /v1/state`).
+    /// Reads everything the product at `base_url` holds (`GET /v1/state`), asked at `at` on the
+    /// platform's clock.
     ///
     /// # Errors
     /// The product did not answer `200` with a state that parses.
-    pub async fn state(&self, base_url: &str) -> Result<ProductState, DeliveryError> {
+    pub async fn state(
+        &self,
+        base_url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ProductState, DeliveryError> {
         let url = format!("{}/v1/state", base_url.trim_end_matches('/'));
         let response = self
             .http
             .get(url)
+            .header(SENT_AT, sent_at(at))
             .timeout(self.timeout.max(Duration::from_secs(5)))
             .send()
             .await
@@ -130,4 +140,9 @@ impl SyncClient {
             DeliveryError::Connection(throwaway_pg::with_causes(e))
         }
     }
+}
+
+/// `at` as the [`SENT_AT`] header carries it: RFC 3339 in UTC, to the microsecond.
+fn sent_at(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -1,6 +1,8 @@
 //! The control API of a served product mock: what a test does to a mock (faults, strict mode,
 //! drift) and reads from it (journal, state, violations), as one JSON request per call, so that a
-//! mock in another process or a container behaves like one held in the test.
+//! mock in another process or a container behaves like one held in the test. An outage is
+//! `{"op": "outage", "outage": {"from": "2026-10-10T01:00:00Z", "until": "2026-10-10T03:00:00Z",
+//! "fault": "status_503"}}`.
 //!
 //! Every call is `POST {sync_url}/_mock` with a [`Control`] as its body, e.g.
 //! `{"op": "fail_next", "fault": "reset", "times": 2}`, answered `200` with the method's result as
@@ -12,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::api::ProductState;
-use super::fault::Fault;
+use super::fault::{Fault, Outage};
 use crate::http::post_blocking;
 
 /// One call of the control API: a `ProductMock` method and its arguments.
@@ -24,6 +26,8 @@ pub(crate) enum Control {
     SetHold { millis: u64 },
     FailNext { fault: Fault, times: u32 },
     FaultRate { rate: f64, seed: u64 },
+    Outage { outage: Outage },
+    ClearFaults,
     RejectTenant { tenant: i64, status: u16 },
     AcceptTenant { tenant: i64 },
     Drift { tenant: i64 },

@@ -1,9 +1,11 @@
-//! The faults a product mock can put on a write: scripted for the next requests, or drawn from a
-//! seeded probability, so that a failing run replays exactly.
+//! The faults a product mock can put on a write: scripted for the next requests, drawn from a
+//! seeded probability, so that a failing run replays exactly, or an outage: a window of the
+//! platform's clock in which every request fails.
 
 use std::collections::VecDeque;
 use std::fmt;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What goes wrong with one write to a product.
@@ -50,9 +52,23 @@ impl Fault {
         }
     }
 
+    /// The faults that fail a request and apply nothing, as a product that is down does: the
+    /// faults an [`Outage`] may use.
+    pub const FAILING: [Fault; 4] = [
+        Fault::Status500,
+        Fault::Status503,
+        Fault::Timeout,
+        Fault::Reset,
+    ];
+
     /// The fault named `name`.
     pub fn parse(name: &str) -> Option<Fault> {
         Fault::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// Whether it fails the request without applying anything (one of [`Fault::FAILING`]).
+    pub fn fails(self) -> bool {
+        Fault::FAILING.contains(&self)
     }
 }
 
@@ -76,15 +92,144 @@ impl<'de> Deserialize<'de> for Fault {
     }
 }
 
-/// Which faults come next: a script first, then draws at a rate from a seeded stream.
+/// A product down for a while: every request sent within `[from, until)` of the platform's
+/// clock (the request's `Sync-Sent-At`, see [`super::api::SENT_AT`]) fails with one fault, writes
+/// and read-backs alike; outside the window the product answers as usual. Made by
+/// [`Outage::new`], which refuses an empty window and a fault that applies the write.
+///
+/// ```
+/// use billing_platform::products::{Fault, Outage};
+/// use chrono::{TimeDelta, TimeZone, Utc};
+///
+/// let from = Utc.with_ymd_and_hms(2026, 10, 10, 1, 0, 0).unwrap();
+/// let outage = Outage::new(from, from + TimeDelta::hours(2), Fault::Status503).unwrap();
+/// assert!(outage.covers(from) && !outage.covers(from + TimeDelta::hours(2)));
+/// assert!(Outage::new(from, from, Fault::Reset).is_err(), "an empty window");
+/// assert!(Outage::new(from, from + TimeDelta::hours(1), Fault::Duplicate).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "OutageFields")]
+pub struct Outage {
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    fault: Fault,
+}
+
+/// Why an outage cannot be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutageError {
+    /// It would end before it starts, or when it starts.
+    #[error("an outage must end after it starts, not from {from} until {until}")]
+    Empty {
+        /// Its start.
+        from: DateTime<Utc>,
+        /// Its end.
+        until: DateTime<Utc>,
+    },
+    /// Its fault applies the write: a product that is down applies nothing.
+    #[error(
+        "an outage's fault must fail the request and apply nothing (status_500, status_503, \
+         timeout or reset), not {0}"
+    )]
+    Applies(Fault),
+}
+
+/// An outage as its JSON carries it, checked into an [`Outage`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutageFields {
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    fault: Fault,
+}
+
+impl TryFrom<OutageFields> for Outage {
+    type Error = OutageError;
+
+    fn try_from(f: OutageFields) -> Result<Outage, OutageError> {
+        Outage::new(f.from, f.until, f.fault)
+    }
+}
+
+impl Outage {
+    /// The product is down from `from` (included) until `until` (excluded), every request in
+    /// that window failing with `fault`.
+    ///
+    /// # Errors
+    /// [`OutageError::Empty`] unless `from` is before `until`; [`OutageError::Applies`] for a
+    /// fault outside [`Fault::FAILING`].
+    pub fn new(
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        fault: Fault,
+    ) -> Result<Outage, OutageError> {
+        if from >= until {
+            return Err(OutageError::Empty { from, until });
+        }
+        if !fault.fails() {
+            return Err(OutageError::Applies(fault));
+        }
+        Ok(Outage { from, until, fault })
+    }
+
+    /// When it starts.
+    pub fn from(&self) -> DateTime<Utc> {
+        self.from
+    }
+
+    /// When it ends: the first instant the product answers again.
+    pub fn until(&self) -> DateTime<Utc> {
+        self.until
+    }
+
+    /// How each request in it fails.
+    pub fn fault(&self) -> Fault {
+        self.fault
+    }
+
+    /// How long it lasts.
+    pub fn length(&self) -> TimeDelta {
+        self.until - self.from
+    }
+
+    /// Whether a request sent at `at` falls in it.
+    pub fn covers(&self, at: DateTime<Utc>) -> bool {
+        self.from <= at && at < self.until
+    }
+}
+
+/// Which faults come next: an outage over everything, else a script first, then draws at a rate
+/// from a seeded stream.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FaultPlan {
     script: VecDeque<Fault>,
     rate: f64,
     stream: u64,
+    outages: Vec<Outage>,
 }
 
 impl FaultPlan {
+    /// Adds `outage`.
+    pub(crate) fn outage(&mut self, outage: Outage) {
+        self.outages.push(outage);
+    }
+
+    /// Ends every fault: the script, the draws and the outages.
+    pub(crate) fn clear(&mut self) {
+        *self = FaultPlan::default();
+    }
+
+    /// The fault of the outage a request sent at `at` falls in, if any; a request that does not
+    /// say when it was sent is in none.
+    pub(crate) fn down(&self, at: Option<DateTime<Utc>>) -> Option<Fault> {
+        let at = at?;
+        self.outages
+            .iter()
+            .find(|o| o.covers(at))
+            .map(Outage::fault)
+    }
+
     /// Appends `fault` for the next `times` writes after those already scripted.
     pub(crate) fn script(&mut self, fault: Fault, times: u32) {
         self.script
@@ -132,6 +277,45 @@ pub(crate) fn splitmix(state: &mut u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_covers_its_window_and_leaves_the_script_for_after() {
+        let from = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let mut plan = FaultPlan::default();
+        plan.script(Fault::Reset, 1);
+        plan.outage(Outage::new(from, from + TimeDelta::hours(2), Fault::Timeout).unwrap());
+        assert_eq!(plan.down(Some(from - TimeDelta::milliseconds(1))), None);
+        assert_eq!(plan.down(Some(from)), Some(Fault::Timeout));
+        assert_eq!(
+            plan.down(Some(
+                from + TimeDelta::hours(2) - TimeDelta::microseconds(1)
+            )),
+            Some(Fault::Timeout)
+        );
+        assert_eq!(
+            plan.down(Some(from + TimeDelta::hours(2))),
+            None,
+            "until is out"
+        );
+        assert_eq!(
+            plan.down(None),
+            None,
+            "a request without its time is in none"
+        );
+        assert_eq!(plan.next(), Some(Fault::Reset), "the script is still there");
+        plan.draw(1.0, 3);
+        plan.clear();
+        assert_eq!((plan.down(Some(from)), plan.next()), (None, None));
+        for fault in Fault::ALL {
+            let outage = Outage::new(from, from + TimeDelta::hours(1), fault);
+            assert_eq!(outage.is_ok(), fault.fails(), "{fault}");
+        }
+        let json = serde_json::json!({"from": from, "until": from, "fault": "reset"});
+        assert!(
+            serde_json::from_value::<Outage>(json).is_err(),
+            "checked when read too"
+        );
+    }
 
     #[test]
     fn names_round_trip() {

@@ -1,17 +1,19 @@
 //! `ProductMock`: a stateful fake product that speaks the sync API: it applies each idempotency
 //! key at most once, keeps a journal of every request, checks requests in strict mode, puts
-//! faults on writes, and can drift from the platform on purpose.
+//! faults on writes, goes down for outages of the platform's clock, and can drift from the
+//! platform on purpose.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{Entity, ProductState, SubscriptionDoc, TenantDoc, TenantState, UserDoc, Write};
 use super::control::{Control, Remote};
-use super::fault::{Fault, FaultPlan};
+use super::fault::{Fault, FaultPlan, Outage};
 
 /// One request the mock received, and what it did with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,9 +28,12 @@ pub struct ProductRequest {
     pub route: String,
     /// The `Idempotency-Key` header.
     pub idempotency_key: Option<String>,
+    /// When the platform sent it, on its clock (the `Sync-Sent-At` header), if it said.
+    #[serde(default)]
+    pub sent_at: Option<DateTime<Utc>>,
     /// The JSON body, if any.
     pub body: Option<Value>,
-    /// The fault put on it.
+    /// The fault put on it (an outage's included).
     pub fault: Option<Fault>,
     /// The status answered; `None` when no answer reached the client (timeout, reset).
     pub status: Option<u16>,
@@ -193,6 +198,26 @@ impl ProductMock {
         }
     }
 
+    /// Takes the product down for `outage`: every request the platform sends within its window
+    /// of the platform's clock (writes and read-backs, by their `Sync-Sent-At`) fails with its
+    /// fault, and nothing is applied; scripted and drawn faults wait until it is over. Outages
+    /// add up.
+    pub fn outage(&self, outage: Outage) {
+        match &self.inner {
+            Inner::Local(l) => l.state().faults.outage(outage),
+            Inner::Remote(r) => r.call(&Control::Outage { outage }),
+        }
+    }
+
+    /// Ends every fault: the scripted ones not used yet, the drawn ones and the outages (a
+    /// rejected tenant stays rejected: [`ProductMock::accept_tenant`]).
+    pub fn clear_faults(&self) {
+        match &self.inner {
+            Inner::Local(l) => l.state().faults.clear(),
+            Inner::Remote(r) => r.call(&Control::ClearFaults),
+        }
+    }
+
     /// Answers every write about `tenant` (its tenant and subscription) with `status` until
     /// [`ProductMock::accept_tenant`]: a product that rejects one tenant's data, for poison rows.
     pub fn reject_tenant(&self, tenant: i64, status: u16) {
@@ -289,7 +314,7 @@ impl ProductMock {
         }
     }
 
-    /// How many faults were put on writes.
+    /// How many faults were put on requests: writes, and read-backs in an outage.
     pub fn faults_applied(&self) -> u64 {
         match &self.inner {
             Inner::Local(l) => l.state().faults_applied,
@@ -331,11 +356,11 @@ impl ProductMock {
         }
     }
 
-    /// Handles one request of the sync API: what the server answers. A remote mock is served by
-    /// its host, not here: it answers `502`.
-    pub(crate) fn handle(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> Reply {
+    /// Handles one request of the sync API, sent at `sent_at` on the platform's clock: what the
+    /// server answers. A remote mock is served by its host, not here: it answers `502`.
+    pub(crate) fn handle(&self, request: Incoming<'_>) -> Reply {
         match &self.inner {
-            Inner::Local(l) => l.handle(method, path, key, body),
+            Inner::Local(l) => l.handle(request),
             Inner::Remote(r) => Reply::Answer {
                 status: 502,
                 body: serde_json::json!({ "error": format!("this mock is served at {}", r.url()) }),
@@ -345,9 +370,28 @@ impl ProductMock {
     }
 }
 
+/// One request of the sync API as the server received it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Incoming<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    /// The `Idempotency-Key` header.
+    pub(crate) key: Option<&'a str>,
+    /// The `Sync-Sent-At` header, when it parses.
+    pub(crate) sent_at: Option<DateTime<Utc>>,
+    pub(crate) body: &'a [u8],
+}
+
 impl Local {
     /// Handles one request: what the server answers.
-    fn handle(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> Reply {
+    fn handle(&self, request: Incoming<'_>) -> Reply {
+        let Incoming {
+            method,
+            path,
+            key,
+            sent_at,
+            body,
+        } = request;
         let mut s = self.state();
         let seq = s.journal.len() as u64 + 1;
         let body_json: Option<Value> = if body.is_empty() {
@@ -361,12 +405,21 @@ impl Local {
             path: path.to_owned(),
             route: path.to_owned(),
             idempotency_key: key.map(str::to_owned),
+            sent_at,
             body: body_json.clone(),
             fault: None,
             status: None,
             applied: false,
             replay: false,
         };
+        let hold = *self.hold.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(fault) = s.faults.down(sent_at) {
+            // Down: nothing is looked at, checked or applied.
+            if let Some(write) = Write::parse(method, path, body_json.clone()) {
+                entry.route = write.route().to_owned();
+            }
+            return fail(&mut s, entry, fault, hold);
+        }
         if method == "GET" {
             let answer = read_back(&s, path);
             entry.status = Some(answer.0);
@@ -400,23 +453,12 @@ impl Local {
             return refuse(&mut s, entry, status, "this tenant's writes are rejected");
         }
         let fault = s.faults.next();
+        if let Some(fault) = fault.filter(|f| f.fails()) {
+            return fail(&mut s, entry, fault, hold);
+        }
         entry.fault = fault;
         if fault.is_some() {
             s.faults_applied += 1;
-        }
-        let hold = *self.hold.lock().unwrap_or_else(PoisonError::into_inner);
-        match fault {
-            Some(Fault::Status500) => return refuse(&mut s, entry, 500, "injected fault"),
-            Some(Fault::Status503) => return refuse(&mut s, entry, 503, "injected fault"),
-            Some(Fault::Timeout) => {
-                s.journal.push(entry);
-                return Reply::Hold(hold);
-            }
-            Some(Fault::Reset) => {
-                s.journal.push(entry);
-                return Reply::Reset;
-            }
-            _ => {}
         }
         let (status, body) = apply(&mut s, &write, &key, entry.clone());
         match fault {
@@ -471,6 +513,25 @@ fn replace(s: &mut State, state: ProductState) {
 
 fn violation(s: &mut State, what: String) {
     s.violations.push(what);
+}
+
+/// Fails the request with `fault`, one of [`Fault::FAILING`], applying nothing: a `5xx`, a
+/// request held for `hold` (past the client's limit), or a reset connection.
+fn fail(s: &mut State, mut entry: ProductRequest, fault: Fault, hold: Duration) -> Reply {
+    entry.fault = Some(fault);
+    s.faults_applied += 1;
+    match fault {
+        Fault::Status500 => refuse(s, entry, 500, "injected fault"),
+        Fault::Status503 => refuse(s, entry, 503, "injected fault"),
+        Fault::Timeout => {
+            s.journal.push(entry);
+            Reply::Hold(hold)
+        }
+        _ => {
+            s.journal.push(entry);
+            Reply::Reset
+        }
+    }
 }
 
 fn refuse(s: &mut State, mut entry: ProductRequest, status: u16, why: &str) -> Reply {
@@ -603,15 +664,34 @@ fn check_id(body: i64, path: i64) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn put_tenant(m: &ProductMock, id: i64, key: &str) -> Reply {
+    fn request<'a>(
+        method: &'a str,
+        path: &'a str,
+        key: Option<&'a str>,
+        body: &'a [u8],
+    ) -> Incoming<'a> {
+        Incoming {
+            method,
+            path,
+            key,
+            sent_at: None,
+            body,
+        }
+    }
+
+    fn put_tenant_at(m: &ProductMock, id: i64, key: &str, at: Option<DateTime<Utc>>) -> Reply {
         let body = serde_json::json!({"id": id, "organization_id": 1, "name": "t", "slug": "t",
-                                      "spec": {}, "status": "active"});
-        m.handle(
-            "PUT",
-            &format!("/v1/tenants/{id}"),
-            Some(key),
-            body.to_string().as_bytes(),
-        )
+                                      "spec": {}, "status": "active"})
+        .to_string();
+        let path = format!("/v1/tenants/{id}");
+        m.handle(Incoming {
+            sent_at: at,
+            ..request("PUT", &path, Some(key), body.as_bytes())
+        })
+    }
+
+    fn put_tenant(m: &ProductMock, id: i64, key: &str) -> Reply {
+        put_tenant_at(m, id, key, None)
     }
 
     fn status(r: &Reply) -> Option<u16> {
@@ -665,17 +745,18 @@ mod tests {
         m.set_strict(true);
         let sub = serde_json::json!({"id": 9, "tenant_id": 3, "plan": "pro", "status": "active",
                                      "started_on": "2026-11-01", "cancelled_on": null, "limits": {}});
+        let sub = sub.to_string();
         assert_eq!(
-            status(&m.handle(
+            status(&m.handle(request(
                 "PUT",
                 "/v1/tenants/3/subscription",
                 Some("s"),
-                sub.to_string().as_bytes()
-            )),
+                sub.as_bytes()
+            ))),
             Some(422)
         );
         assert_eq!(
-            status(&m.handle("POST", "/v1/tenants", Some("x"), b"")),
+            status(&m.handle(request("POST", "/v1/tenants", Some("x"), b""))),
             Some(404)
         );
         assert_eq!(status(&put_tenant_without_key(&m)), Some(400));
@@ -683,6 +764,60 @@ mod tests {
     }
 
     fn put_tenant_without_key(m: &ProductMock) -> Reply {
-        m.handle("DELETE", "/v1/tenants/1", None, b"")
+        m.handle(request("DELETE", "/v1/tenants/1", None, b""))
+    }
+
+    #[test]
+    fn an_outage_fails_writes_and_read_backs_in_its_window_and_applies_nothing() {
+        let m = ProductMock::new("p");
+        m.set_hold(Duration::from_millis(1));
+        let from = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let until = from + chrono::TimeDelta::hours(2);
+        m.outage(Outage::new(from, until, Fault::Status503).unwrap());
+        m.fail_next(Fault::Reset, 1);
+        assert_eq!(status(&put_tenant_at(&m, 1, "a", Some(from))), Some(503));
+        let read = m.handle(Incoming {
+            sent_at: Some(until - chrono::TimeDelta::seconds(1)),
+            ..request("GET", "/v1/state", None, b"")
+        });
+        assert_eq!(status(&read), Some(503), "a read-back fails too");
+        assert!(m.read_state().tenants.is_empty(), "nothing applied");
+        assert_eq!(
+            put_tenant_at(&m, 1, "a", Some(until)),
+            Reply::Reset,
+            "back at until: the scripted fault waited for it"
+        );
+        assert_eq!(status(&put_tenant_at(&m, 1, "a", Some(until))), Some(200));
+        assert_eq!(
+            status(&put_tenant(&m, 2, "b")),
+            Some(200),
+            "a request that does not say when it was sent is in no outage"
+        );
+        let j = m.journal();
+        assert_eq!(
+            j.iter()
+                .map(|r| (r.route.as_str(), r.fault, r.sent_at.is_some()))
+                .collect::<Vec<_>>(),
+            [
+                ("/v1/tenants/{tenant}", Some(Fault::Status503), true),
+                ("/v1/state", Some(Fault::Status503), true),
+                ("/v1/tenants/{tenant}", Some(Fault::Reset), true),
+                ("/v1/tenants/{tenant}", None, true),
+                ("/v1/tenants/{tenant}", None, false),
+            ]
+        );
+        assert_eq!(m.faults_applied(), 3);
+        let later = until + chrono::TimeDelta::hours(1);
+        m.outage(Outage::new(until, later, Fault::Timeout).unwrap());
+        assert_eq!(
+            put_tenant_at(&m, 3, "c", Some(until)),
+            Reply::Hold(Duration::from_millis(1))
+        );
+        m.clear_faults();
+        assert_eq!(
+            status(&put_tenant_at(&m, 3, "c", Some(until))),
+            Some(200),
+            "cleared"
+        );
     }
 }

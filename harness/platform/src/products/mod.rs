@@ -1,6 +1,6 @@
 //! Products, as the platform syncs them: the versioned sync API ([`api`]), the client the
 //! platform sends writes with, and a stateful mock of a product, in process or over HTTP, with
-//! faults, a journal and drift; served alone or many to a host (a container's), and driven there
+//! faults and outages, a journal and drift; served alone or many to a host (a container's), and driven there
 //! through a control API.
 //!
 //! This module knows no platform: what to send and when (the outbox, the dispatcher, the
@@ -18,8 +18,8 @@ mod mock;
 mod server;
 
 pub use client::{DeliveryError, SyncClient};
-pub use fault::Fault;
 pub(crate) use fault::splitmix;
+pub use fault::{Fault, Outage, OutageError};
 pub use journal::{RedactedRequest, redacted};
 pub use mock::{ProductMock, ProductRequest};
 pub use server::{ProductHost, ProductServer};

@@ -18,9 +18,9 @@ use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::api::IDEMPOTENCY_KEY;
+use super::api::{IDEMPOTENCY_KEY, SENT_AT};
 use super::control::Control;
-use super::mock::{ProductMock, Reply};
+use super::mock::{Incoming, ProductMock, Reply};
 use crate::http::{ResetConnection, Served, serve_resettable, serve_resettable_on};
 
 /// A [`ProductMock`] served on a free port of 127.0.0.1; stops when dropped.
@@ -174,11 +174,18 @@ async fn respond(
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return (status, Json(answer)).into_response();
     }
-    let key = headers
-        .get(IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    match mock.handle(method.as_str(), path, key.as_deref(), body) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let sent_at = header(SENT_AT)
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .map(|at| at.to_utc());
+    let request = Incoming {
+        method: method.as_str(),
+        path,
+        key: header(IDEMPOTENCY_KEY),
+        sent_at,
+        body,
+    };
+    match mock.handle(request) {
         Reply::Answer {
             status,
             body,
@@ -230,6 +237,14 @@ fn answer_control(mock: &ProductMock, body: &[u8]) -> (u16, Value) {
             mock.fault_rate(rate, seed);
             Value::Null
         }
+        Control::Outage { outage } => {
+            mock.outage(outage);
+            Value::Null
+        }
+        Control::ClearFaults => {
+            mock.clear_faults();
+            Value::Null
+        }
         Control::RejectTenant { tenant, status } => {
             mock.reject_tenant(tenant, status);
             Value::Null
@@ -275,5 +290,17 @@ mod tests {
             answer_control(&mock, br#"{"op":"fail_next","fault":"gone","times":1}"#);
         assert_eq!(status, 400);
         assert!(body["error"].as_str().unwrap().contains("gone"), "{body}");
+        let (status, body) = answer_control(
+            &mock,
+            br#"{"op":"outage","outage":{"from":"2026-10-10T02:00:00Z","until":"2026-10-10T01:00:00Z","fault":"reset"}}"#,
+        );
+        assert_eq!(status, 400);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("must end after it starts"),
+            "{body}"
+        );
     }
 }

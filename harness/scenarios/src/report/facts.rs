@@ -74,9 +74,8 @@ pub struct ProductFacts {
 /// One request a product received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductDelivery {
-    /// The day it was sent: the day its outbox row was delivered or given up (retries back off
-    /// by seconds to minutes, so every attempt of a row falls on that day); a read-back without
-    /// an outbox row is placed on the scenario's `until`, when the reconciler runs.
+    /// The day it was sent, by its `Sync-Sent-At`; for a request that did not say, the day its
+    /// outbox row was delivered or given up, else the scenario's `until`.
     pub day: NaiveDate,
     /// `PUT`, `DELETE` or `GET`.
     pub method: String,
@@ -231,8 +230,8 @@ async fn usage(env: &TestEnv, tenant: &str) -> Result<Vec<DailyUsage>, sqlx::Err
         .collect())
 }
 
-/// Each product mock's journal, every request dated by its outbox row (the idempotency key is
-/// the row's id).
+/// Each product mock's journal, every request dated by when it was sent (else by its outbox
+/// row: the idempotency key is the row's id).
 async fn products(scenario: &Scenario, env: &TestEnv) -> Result<Vec<ProductFacts>, DomainError> {
     // An attached database has no mocks: the list is empty.
     let mocks = env.products().await?;
@@ -257,9 +256,13 @@ async fn products(scenario: &Scenario, env: &TestEnv) -> Result<Vec<ProductFacts
                 .into_iter()
                 .map(|r| ProductDelivery {
                     day: r
-                        .idempotency_key
-                        .as_ref()
-                        .and_then(|k| sent.get(k).copied())
+                        .sent_at
+                        .map(|at| local_day(scenario.catalog.time_zone, at))
+                        .or_else(|| {
+                            r.idempotency_key
+                                .as_ref()
+                                .and_then(|k| sent.get(k).copied())
+                        })
                         .unwrap_or(scenario.until),
                     method: r.method,
                     route: r.route,

@@ -274,6 +274,14 @@ pub struct Words {
     pub not_converged_label: &'static str,
     /// Its tooltip: `{product}`, `{date}`, `{result}`, `{requests}`, `{faults}`, `{dead}`, `{repaired}`, `{drift}`.
     pub product_end_tip: &'static str,
+    /// A product's outage: a band over its days: `{from}`, `{until}` (`10-10 09:00`).
+    pub outage_label: &'static str,
+    /// Its tooltip: `{product}`, `{from}`, `{until}`, `{length}`, `{fault}`.
+    pub outage_tip: &'static str,
+    /// When a product held the platform's data again after an outage: `{day}`, `{time}`.
+    pub caught_up_label: &'static str,
+    /// Its tooltip: `{product}`, `{at}`, `{rows}`, `{wait}`.
+    pub caught_up_tip: &'static str,
     /// A product that converged.
     pub converged: &'static str,
     /// A product that did not.
@@ -288,6 +296,10 @@ pub struct Words {
     pub legend_converged: &'static str,
     /// Legend: a contract step.
     pub legend_contract: &'static str,
+    /// Legend: a product's outage.
+    pub legend_outage: &'static str,
+    /// Legend: when a product held the platform's data again after it.
+    pub legend_caught_up: &'static str,
 }
 
 /// English.
@@ -398,6 +410,10 @@ pub(crate) const EN: Words = Words {
     converged_label: "converged · {repaired} repaired",
     not_converged_label: "not converged · {drift} differ",
     product_end_tip: "{product} at {date}: {result}; {requests} requests, {faults} faults applied, {dead} dead letters; repaired: {repaired}; still differs: {drift}",
+    outage_label: "down {from} → {until}",
+    outage_tip: "{product} was down from {from} until {until} ({length}): every request in between failed with {fault}",
+    caught_up_label: "{day} caught up {time}",
+    caught_up_tip: "{product} held the platform's data again from {at}; the rows that waited longest ({rows}) waited {wait}",
     converged: "converged",
     not_converged: "not converged",
     legend_delivered: "requests a product answered (2xx), with their number",
@@ -405,6 +421,8 @@ pub(crate) const EN: Words = Words {
     legend_drift: "a product changed behind the platform's back",
     legend_converged: "the product's convergence at the end, with its repairs",
     legend_contract: "contract signed (a custom plan over a catalog plan)",
+    legend_outage: "a product down: every request in the window fails",
+    legend_caught_up: "when the product held the platform's data again",
 };
 
 /// Korean.
@@ -515,6 +533,10 @@ pub(crate) const KO: Words = Words {
     converged_label: "수렴 · 복구 {repaired}건",
     not_converged_label: "수렴 안 됨 · 불일치 {drift}건",
     product_end_tip: "{date}의 {product}: {result}; 요청 {requests}건, 적용된 장애 {faults}건, 포기한 전송 {dead}건; 복구: {repaired}; 남은 불일치: {drift}",
+    outage_label: "중단 {from} → {until}",
+    outage_tip: "{product} 중단: {from}부터 {until}까지 ({length}), 그 사이 모든 요청이 {fault}로 실패",
+    caught_up_label: "{day} {time} 따라잡음",
+    caught_up_tip: "{product}는 {at}부터 다시 플랫폼의 데이터를 가짐; 가장 오래 기다린 전송 {rows}건은 {wait} 기다림",
     converged: "수렴",
     not_converged: "수렴 안 됨",
     legend_delivered: "제품이 응답한(2xx) 요청과 그 수",
@@ -522,6 +544,8 @@ pub(crate) const KO: Words = Words {
     legend_drift: "플랫폼 모르게 바뀐 제품",
     legend_converged: "마지막의 제품 수렴 결과와 복구",
     legend_contract: "계약 체결(카탈로그 요금제 기반 맞춤 요금제)",
+    legend_outage: "제품 중단: 그 시간의 모든 요청이 실패",
+    legend_caught_up: "제품이 다시 플랫폼의 데이터를 갖게 된 때",
 };
 
 /// `template` with each `{name}` replaced by its value from `values`; an unknown name stays.

@@ -396,7 +396,7 @@ fn header_row(columns: &[&str]) -> String {
 }
 
 /// The legend: a swatch (decorative: the text says it) and a sentence per kind of mark; the
-/// marks of contracts and products only when the timeline has them.
+/// marks of contracts, products and outages only when the timeline has them.
 fn legend(w: &Words, timeline: &timeline::Timeline) -> String {
     let contracts = timeline.tenants.iter().any(|t| {
         t.lanes
@@ -404,12 +404,19 @@ fn legend(w: &Words, timeline: &timeline::Timeline) -> String {
             .any(|l| matches!(l, timeline::Lane::Contracts(_)))
     });
     let products = !timeline.products.is_empty();
+    let outages = timeline
+        .products
+        .iter()
+        .any(|l| matches!(l, timeline::Lane::Product(p) if p.outage.is_some()));
     let mut items = every_page_swatches(w);
     if contracts {
         items.push(contract_swatch(w));
     }
     if products {
         items.extend(product_swatches(w));
+    }
+    if outages {
+        items.extend(outage_swatches(w));
     }
     let mut out = String::from(r#"<ul class="legend">"#);
     for (swatch, text) in items {
@@ -519,6 +526,26 @@ fn contract_swatch(w: &Words) -> (String, &'static str) {
         )),
         w.legend_contract,
     )
+}
+
+/// The marks of a product's outage: its band, and when the product caught up.
+fn outage_swatches(w: &Words) -> [(String, &'static str); 2] {
+    let (background, outline) = p::OUTAGE;
+    [
+        (
+            swatch(&format!(
+                r#"<rect x="3" y="3" width="24" height="10" fill="{background}" stroke="{outline}" stroke-dasharray="4 2"/>"#
+            )),
+            w.legend_outage,
+        ),
+        (
+            swatch(&format!(
+                r#"<circle cx="15" cy="8" r="5.5" fill="none" stroke="{}" stroke-width="2.5"/>"#,
+                p::SUCCEEDED
+            )),
+            w.legend_caught_up,
+        ),
+    ]
 }
 
 /// The marks of a product's lane: delivered requests, faults, drift steps and the convergence.

@@ -69,3 +69,5 @@ pub(crate) const TODAY: &str = "#c62828";
 pub(crate) const CONTRACT: &str = "#f7eab8";
 /// A drift step on a product (a flag).
 pub(crate) const DRIFT: &str = "#d9891a";
+/// A product's outage: fill and outline of its band.
+pub(crate) const OUTAGE: (&str, &str) = ("#f6dada", "#c62828");

@@ -1,7 +1,8 @@
 //! The timeline picture of a scenario page: a day axis, then for each tenant a stack of lanes
 //! (plan periods, subscription state, usage per metric, invoices, payment attempts, expected
-//! errors, contract and purge steps), then for each product one lane (its requests by day, the faults on
-//! them, drift steps and the convergence at the end), drawn as inline SVG.
+//! errors, contract and purge steps), then for each product one lane (its outage, its requests by
+//! day, the faults on them, drift steps, when it caught up and the convergence at the end), drawn
+//! as inline SVG.
 //!
 //! [`build`] turns a run into plain data (one [`Lane`] per row); [`svg`] draws it. A new kind of
 //! lane (product sync, contracts, purge) is one more [`Lane`] variant, filled in [`build`], with
@@ -12,7 +13,8 @@ use crate::PurgeStep;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use chrono_tz::Tz;
 
 use super::facts::{Facts, PlanPeriod, ProductFacts, TenantFacts};
 use super::lang::{Lang, Words, fill};
@@ -20,7 +22,7 @@ use super::markup::escape;
 use super::money::{count, money, money_in};
 use super::palette as p;
 use crate::validate::{Action, Scenario};
-use crate::{Outcome, OutcomeInvoice};
+use crate::{LongestWait, Outcome, OutcomeInvoice};
 use billing_harness::billing::rules::prorated_quota;
 use billing_harness::calendar::Month;
 use billing_harness::model::PaymentOutcome;
@@ -75,7 +77,7 @@ pub(crate) enum Lane {
     Purges(Vec<PurgeMark>),
     /// One product: its requests by day, the faults on them, drift steps and the convergence
     /// result at the end.
-    Product(ProductLane),
+    Product(Box<ProductLane>),
 }
 
 /// A contract step.
@@ -117,8 +119,27 @@ pub(crate) struct ProductLane {
     pub(crate) days: Vec<ProductDay>,
     /// Drift steps on this product: (day, step, tenant).
     pub(crate) drifts: Vec<(NaiveDate, usize, String)>,
+    /// Its outage, from the scenario's `[[product]]` table.
+    pub(crate) outage: Option<OutageMark>,
+    /// When it held the platform's data again after its outage.
+    pub(crate) caught_up: Option<CaughtUpMark>,
     /// The convergence at `until`, when it was checked.
     pub(crate) end: Option<ProductEnd>,
+}
+
+/// A product's outage, in the catalog's time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutageMark {
+    pub(crate) from: DateTime<Tz>,
+    pub(crate) until: DateTime<Tz>,
+    pub(crate) fault: String,
+}
+
+/// When a product converged after its outage, and the rows that waited longest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CaughtUpMark {
+    pub(crate) at: DateTime<Tz>,
+    pub(crate) wait: Option<LongestWait>,
 }
 
 /// The requests a product received on one day.
@@ -592,10 +613,13 @@ fn product_lanes(scenario: &Scenario, outcome: &Outcome, facts: &[ProductFacts])
     keys.into_iter()
         .map(|key| {
             let mut days: Vec<ProductDay> = Vec::new();
+            // A read-back answered `200` is the reconciler looking, not sync: it is counted at
+            // the end, not drawn on its day.
             for r in facts
                 .iter()
                 .filter(|f| f.product == key)
                 .flat_map(|f| &f.requests)
+                .filter(|r| r.method != "GET" || !r.delivered())
             {
                 if days.last().is_none_or(|d| d.day != r.day) {
                     days.push(ProductDay {
@@ -633,25 +657,42 @@ fn product_lanes(scenario: &Scenario, outcome: &Outcome, facts: &[ProductFacts])
                     _ => None,
                 })
                 .collect();
-            let end = outcome
+            let tz = scenario.catalog.time_zone;
+            let outage = scenario
                 .products
                 .iter()
                 .find(|p| p.key == key)
-                .map(|p| ProductEnd {
-                    day: scenario.until,
-                    converged: p.converged,
-                    repaired: p.repaired.clone(),
-                    drift: p.drift.clone(),
-                    requests: p.requests,
-                    faults_applied: p.faults_applied,
-                    dead_letters: p.dead_letters,
+                .and_then(|p| p.outage)
+                .map(|o| OutageMark {
+                    from: o.from().with_timezone(&tz),
+                    until: o.until().with_timezone(&tz),
+                    fault: o.fault().to_string(),
                 });
-            Lane::Product(ProductLane {
+            let result = outcome.products.iter().find(|p| p.key == key);
+            let caught_up = outage.as_ref().and_then(|_| {
+                let p = result?;
+                Some(CaughtUpMark {
+                    at: p.converged_at?.with_timezone(&tz),
+                    wait: p.longest_wait,
+                })
+            });
+            let end = result.map(|p| ProductEnd {
+                day: scenario.until,
+                converged: p.converged,
+                repaired: p.repaired.clone(),
+                drift: p.drift.clone(),
+                requests: p.requests,
+                faults_applied: p.faults_applied,
+                dead_letters: p.dead_letters,
+            });
+            Lane::Product(Box::new(ProductLane {
                 product: key.to_owned(),
                 days,
                 drifts,
+                outage,
+                caught_up,
                 end,
-            })
+            }))
         })
         .collect()
 }
@@ -1230,6 +1271,10 @@ fn fault_names(w: &Words, requests: &[Request]) -> String {
 /// faults, a flag on each drift step, and at the end its convergence.
 fn draw_product(w: &Words, s: &Scale, top: f64, lane: &ProductLane) -> Vec<Mark> {
     let mut marks = Vec::new();
+    // Under the day's marks, so that they show on it.
+    if let Some(outage) = &lane.outage {
+        marks.push(outage_mark(w, s, top, &lane.product, outage));
+    }
     for d in &lane.days {
         if !d.delivered.is_empty() {
             marks.push(delivered_mark(w, s, top, &lane.product, d));
@@ -1240,6 +1285,9 @@ fn draw_product(w: &Words, s: &Scale, top: f64, lane: &ProductLane) -> Vec<Mark>
     }
     for drift in &lane.drifts {
         marks.push(drift_mark(w, s, top, &lane.product, drift));
+    }
+    if let Some(caught_up) = &lane.caught_up {
+        marks.push(caught_up_mark(w, s, top, &lane.product, caught_up));
     }
     if let Some(end) = &lane.end {
         marks.push(convergence_mark(w, s, top, &lane.product, end));
@@ -1311,6 +1359,90 @@ fn faulted_mark(w: &Words, s: &Scale, top: f64, product: &str, d: &ProductDay) -
                 ("product", product),
                 ("count", &d.faulted.len().to_string()),
                 ("requests", &request_list(w, &d.faulted)),
+            ],
+        ),
+    }
+}
+
+/// The local day of an instant of the catalog's time zone.
+fn day_of(at: &DateTime<Tz>) -> NaiveDate {
+    billing_harness::calendar::local_day(at.timezone(), at.with_timezone(&Utc))
+}
+
+/// An instant as the labels show it: `10-10 09:00`.
+fn short_time(at: &DateTime<Tz>) -> String {
+    at.format("%m-%d %H:%M").to_string()
+}
+
+/// An instant as the tooltips show it: `2026-10-10 09:00:00 KST`.
+fn long_time(at: &DateTime<Tz>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.3f %Z")
+        .to_string()
+        .replace(".000 ", " ")
+}
+
+/// The product's outage: a band over the days it covers, under the day's marks.
+fn outage_mark(w: &Words, s: &Scale, top: f64, product: &str, o: &OutageMark) -> Mark {
+    let (background, outline) = p::OUTAGE;
+    let x1 = s.x(day_of(&o.from));
+    // The last day it covers: the day of the instant before `until`.
+    let last = day_of(&(o.until - TimeDelta::microseconds(1)));
+    let x2 = s.x(last.succ_opt().unwrap_or(last));
+    let length = crate::outcome::duration_text(o.until - o.from);
+    Mark {
+        shape: format!(
+            r#"<rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{BAND}" fill="{background}" stroke="{outline}" stroke-dasharray="4 2"/>"#,
+            (x2 - x1).max(2.0)
+        ),
+        x: x1,
+        label: fill(
+            w.outage_label,
+            &[
+                ("from", &short_time(&o.from)),
+                ("until", &short_time(&o.until)),
+            ],
+        ),
+        tip: fill(
+            w.outage_tip,
+            &[
+                ("product", product),
+                ("from", &long_time(&o.from)),
+                ("until", &long_time(&o.until)),
+                ("length", &length),
+                ("fault", &o.fault),
+            ],
+        ),
+    }
+}
+
+/// When the product held the platform's data again after its outage: a ring on that day.
+fn caught_up_mark(w: &Words, s: &Scale, top: f64, product: &str, c: &CaughtUpMark) -> Mark {
+    let day = day_of(&c.at);
+    let cx = s.x(day) + DAY / 2.0;
+    let (rows, wait) = c
+        .wait
+        .map_or((0, w.none.to_owned()), |l| (l.rows, l.wait_text()));
+    Mark {
+        shape: format!(
+            r#"<circle cx="{cx:.1}" cy="{:.1}" r="6" fill="none" stroke="{}" stroke-width="2.5"/>"#,
+            top + BAND / 2.0,
+            p::SUCCEEDED
+        ),
+        x: s.x(day),
+        label: fill(
+            w.caught_up_label,
+            &[
+                ("day", &short(day)),
+                ("time", &c.at.format("%H:%M").to_string()),
+            ],
+        ),
+        tip: fill(
+            w.caught_up_tip,
+            &[
+                ("product", product),
+                ("at", &long_time(&c.at)),
+                ("rows", &rows.to_string()),
+                ("wait", &wait),
             ],
         ),
     }

@@ -1,7 +1,7 @@
 //! The outbox: the rows every change queues in its own transaction, copied from the `sync_*`
 //! views, and what waits in it (the head of each key, dead letters, undelivered rows).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
@@ -192,8 +192,8 @@ pub async fn next_due(
     .await
 }
 
-/// Puts dead letters back in the queue, from `at`: the row `id`, or every dead letter when
-/// `None`. Returns how many.
+/// Puts dead letters back in the queue, from `at`, each with a whole retry horizon again: the row
+/// `id`, or every dead letter when `None`. Returns how many.
 ///
 /// # Errors
 /// The database failed.
@@ -203,7 +203,8 @@ pub async fn requeue(
     at: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "update sync_outbox set dead_at = null, attempts = 0, available_at = greatest($2, created_at) \
+        "update sync_outbox set dead_at = null, attempts = 0, failing_since = null, \
+                available_at = greatest($2, created_at) \
          where dead_at is not null and dispatched_at is null and ($1::bigint is null or id = $1)",
     )
     .bind(id)
@@ -237,4 +238,46 @@ async fn outbox_rows(pool: &PgPool, filter: &str) -> Result<Vec<OutboxRow>, sqlx
     ))
     .fetch_all(pool)
     .await
+}
+
+/// How a product's deliveries went: when the last one was made, and which rows waited longest
+/// from queued to delivered (a product behind an outage shows the outage there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deliveries {
+    /// The product's key.
+    pub product: String,
+    /// The instant of the last delivery to it: from then on it held what it was sent.
+    pub last: DateTime<Utc>,
+    /// The longest a row to it waited, from queued to delivered.
+    pub longest_wait: TimeDelta,
+    /// How many rows waited that long.
+    pub longest_waiting: usize,
+}
+
+/// [`Deliveries`] of every product that was delivered a row, by key.
+///
+/// # Errors
+/// The database failed.
+pub async fn deliveries(pool: &PgPool) -> Result<Vec<Deliveries>, sqlx::Error> {
+    let rows: Vec<(String, DateTime<Utc>, i64, i64)> = sqlx::query_as(
+        "select key, max(dispatched_at), max(wait), count(*) filter (where wait = longest) \
+         from (select p.key, o.dispatched_at, w.wait, \
+                      max(w.wait) over (partition by o.product_id) as longest \
+               from sync_outbox o join products p on p.id = o.product_id \
+               cross join lateral (select (extract(epoch from o.dispatched_at - o.created_at) \
+                                           * 1000000)::bigint as wait) w \
+               where o.dispatched_at is not null) d \
+         group by key order by key",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(product, last, wait, n)| Deliveries {
+            product,
+            last,
+            longest_wait: TimeDelta::microseconds(wait),
+            longest_waiting: usize::try_from(n).unwrap_or(0),
+        })
+        .collect())
 }
