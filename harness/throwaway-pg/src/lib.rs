@@ -15,6 +15,7 @@ mod budget;
 mod config;
 mod container;
 mod database;
+mod decide;
 mod disk;
 mod endpoint;
 mod error;
