@@ -660,6 +660,72 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_numbered_in_arrival_and_a_duplicate_takes_the_next_number() {
+        let m = ProductMock::new("p");
+        put_tenant(&m, 1, "a");
+        m.fail_next(Fault::Duplicate, 1);
+        put_tenant(&m, 2, "b");
+        m.handle("GET", "/v1/state", None, b"");
+        let seqs: Vec<u64> = m.journal().iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(m.requests(), 4);
+    }
+
+    #[test]
+    fn a_delay_answers_late_and_a_timeout_holds_past_the_limit() {
+        let m = ProductMock::new("p");
+        m.set_hold(Duration::from_millis(1500));
+        m.fail_next(Fault::Delay, 1);
+        m.fail_next(Fault::Timeout, 1);
+        m.fail_next(Fault::Status500, 1);
+        match put_tenant(&m, 1, "a") {
+            Reply::Answer { status, after, .. } => {
+                assert_eq!(status, 200);
+                assert!(after >= Duration::from_millis(20), "{after:?}");
+            }
+            other => panic!("a delay answers: {other:?}"),
+        }
+        assert_eq!(
+            put_tenant(&m, 2, "b"),
+            Reply::Hold(Duration::from_millis(1500))
+        );
+        assert_eq!(status(&put_tenant(&m, 3, "c")), Some(500));
+        let applied: Vec<bool> = m.journal().iter().map(|r| r.applied).collect();
+        assert_eq!(
+            applied,
+            [true, false, false],
+            "a delay applies, the others do not"
+        );
+        assert_eq!(m.faults_applied(), 3);
+    }
+
+    #[test]
+    fn reads_answer_the_state_or_the_tenant() {
+        let m = ProductMock::new("p");
+        put_tenant(&m, 1, "a");
+        let get = |path: &str| m.handle("GET", path, None, b"");
+        let Reply::Answer {
+            status: code, body, ..
+        } = get("/v1/state")
+        else {
+            panic!("a read answers");
+        };
+        assert_eq!(
+            (code, &body["tenants"][0]["id"]),
+            (200, &serde_json::json!(1))
+        );
+        let Reply::Answer {
+            status: code, body, ..
+        } = get("/v1/tenants/1")
+        else {
+            panic!("a read answers");
+        };
+        assert_eq!((code, &body["tenant"]["id"]), (200, &serde_json::json!(1)));
+        assert_eq!(status(&get("/v1/tenants/2")), Some(404));
+        assert_eq!(status(&get("/v1/tenants/x")), Some(404));
+    }
+
+    #[test]
     fn strict_checks_are_recorded() {
         let m = ProductMock::new("p");
         m.set_strict(true);
