@@ -726,6 +726,93 @@ mod tests {
     }
 
     #[test]
+    fn a_mock_is_held_here_or_served_at_a_url_under_its_key() {
+        let local = ProductMock::new("crm");
+        assert_eq!((local.key(), local.remote_url()), ("crm", None));
+        let remote = ProductMock::remote("analytics", "http://127.0.0.1:9/ns/t1/");
+        assert_eq!(
+            (remote.key(), remote.remote_url()),
+            ("analytics", Some("http://127.0.0.1:9/ns/t1"))
+        );
+    }
+
+    #[test]
+    fn strict_mode_is_off_until_set() {
+        let m = ProductMock::new("p");
+        assert!(!m.is_strict());
+        m.set_strict(true);
+        assert!(m.is_strict());
+        m.set_strict(false);
+        assert!(!m.is_strict());
+    }
+
+    #[test]
+    fn a_rate_of_one_puts_a_fault_on_every_write() {
+        let m = ProductMock::new("p");
+        m.fault_rate(1.0, 3);
+        for (n, key) in ["a", "b", "c"].into_iter().enumerate() {
+            put_tenant(&m, n as i64 + 1, key);
+        }
+        assert!(m.journal().iter().all(|r| r.fault.is_some()));
+        assert_eq!(m.faults_applied(), 3);
+    }
+
+    #[test]
+    fn a_rejected_tenants_writes_get_its_status_until_accepted() {
+        let m = ProductMock::new("p");
+        m.reject_tenant(1, 409);
+        assert_eq!(status(&put_tenant(&m, 1, "a")), Some(409));
+        assert_eq!(status(&put_tenant(&m, 2, "b")), Some(200), "only tenant 1");
+        assert!(m.tenant(1).is_none(), "not applied");
+        m.accept_tenant(1);
+        assert_eq!(status(&put_tenant(&m, 1, "c")), Some(200));
+        assert_eq!(m.tenant(1).map(|t| t.tenant.id), Some(1));
+        assert!(m.tenant(3).is_none());
+    }
+
+    #[test]
+    fn an_edit_replaces_what_the_product_holds() {
+        let m = ProductMock::new("p");
+        put_tenant(&m, 1, "a");
+        m.edit(|state| {
+            state.tenants[0].name = "edited".into();
+            let mut other = state.tenants[0].clone();
+            other.id = 2;
+            state.tenants.push(other);
+        });
+        let state = m.read_state();
+        let names: Vec<(i64, &str)> = state
+            .tenants
+            .iter()
+            .map(|t| (t.id, t.name.as_str()))
+            .collect();
+        assert_eq!(names, [(1, "edited"), (2, "edited")]);
+        m.replace_state(ProductState::default());
+        assert!(m.read_state().tenants.is_empty());
+    }
+
+    #[test]
+    fn a_key_again_with_another_body_or_an_id_off_its_path_is_a_violation() {
+        let m = ProductMock::new("p");
+        put_tenant(&m, 1, "a");
+        put_tenant(&m, 1, "a");
+        assert!(m.violations().is_empty(), "the same body again is a replay");
+        put_tenant(&m, 2, "a");
+        assert_eq!(m.violations().len(), 1, "{:?}", m.violations());
+        let body = serde_json::json!({"id": 7, "organization_id": 1, "name": "t", "slug": "t",
+                                      "spec": {}, "status": "active"});
+        let reply = m.handle(
+            "PUT",
+            "/v1/tenants/8",
+            Some("b"),
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status(&reply), Some(422));
+        assert!(m.tenant(8).is_none() && m.tenant(7).is_none());
+        assert_eq!(m.violations().len(), 2, "{:?}", m.violations());
+    }
+
+    #[test]
     fn strict_checks_are_recorded() {
         let m = ProductMock::new("p");
         m.set_strict(true);
