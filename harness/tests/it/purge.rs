@@ -21,24 +21,29 @@ async fn env() -> TestEnv {
         .unwrap()
 }
 
-/// Every table's row count.
-async fn counts(pool: &PgPool) -> BTreeMap<String, i64> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select table_name::text from information_schema.tables where table_schema = 'public' \
-         and table_type = 'BASE TABLE' order by 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+/// `value` (a query with `{t}` for the table) for each table that `tables` lists.
+async fn per_table(pool: &PgPool, tables: &str, value: &str) -> BTreeMap<String, i64> {
+    let tables: Vec<String> = sqlx::query_scalar(tables).fetch_all(pool).await.unwrap();
     let mut out = BTreeMap::new();
     for t in tables {
-        let n: i64 = sqlx::query_scalar(&format!("select count(*) from {t}"))
+        let n: i64 = sqlx::query_scalar(&value.replace("{t}", &t))
             .fetch_one(pool)
             .await
             .unwrap();
         out.insert(t, n);
     }
     out
+}
+
+/// Every table's row count.
+async fn counts(pool: &PgPool) -> BTreeMap<String, i64> {
+    per_table(
+        pool,
+        "select table_name::text from information_schema.tables where table_schema = 'public' \
+         and table_type = 'BASE TABLE' order by 1",
+        "select count(*) from {t}",
+    )
+    .await
 }
 
 /// The rows of one organization, table by table, as JSON text: compared whole before and after.
@@ -568,4 +573,138 @@ async fn a_namesake_in_another_organization_is_never_touched() {
         .await
         .unwrap();
     assert_eq!(orgs, 1);
+}
+
+/// The highest id of every table with a bigint `id`: what a seed tags its rows above.
+async fn max_ids(pool: &PgPool) -> BTreeMap<String, i64> {
+    per_table(
+        pool,
+        "select table_name::text from information_schema.columns where table_schema = 'public' \
+         and column_name = 'id' and data_type = 'bigint' order by 1",
+        "select coalesce(max(id), 0) from {t}",
+    )
+    .await
+}
+
+/// A scenario run as `cargo xtask scenario seed` records it: the catalog when `catalog`, an
+/// organization with a card and a tenant on `pro` with a user; then the run `run` and every row
+/// created since it began. The organization.
+async fn seeded_run(env: &TestEnv, run: &str, catalog: bool) -> Org {
+    let before = max_ids(env.pool()).await;
+    if catalog {
+        env.platform()
+            .install_catalog(&default_catalog(), env.clock().now())
+            .await
+            .unwrap();
+    }
+    let org = env.build().org().card(TestCard::Ok).create().await.unwrap();
+    env.build()
+        .tenant()
+        .org(&org)
+        .plan("pro")
+        .users(1)
+        .create()
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into harness_runs (id, scenario, seed, anchor, created_at) values ($1, 'x', 1, null, $2)",
+    )
+    .bind(run)
+    .bind(env.clock().now())
+    .execute(env.pool())
+    .await
+    .unwrap();
+    for (table, max) in before {
+        sqlx::query(&format!(
+            "insert into harness_run_rows (run_id, table_name, row_id) select $1, $2, id from {table} where id > $3"
+        ))
+        .bind(run)
+        .bind(&table)
+        .bind(max)
+        .execute(env.pool())
+        .await
+        .unwrap();
+    }
+    org
+}
+
+/// How many rows each run has in `harness_run_rows`, and the runs.
+async fn run_rows(pool: &PgPool) -> (BTreeMap<String, i64>, Vec<String>) {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("select run_id, count(*) from harness_run_rows group by 1 order by 1")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let runs = sqlx::query_scalar("select id from harness_runs order by 1")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    (rows.into_iter().collect(), runs)
+}
+
+/// A run takes the organizations it created and everything of them, and its run rows; the
+/// catalog it installed stays, and so does another run. An organization purged on its own takes
+/// the run rows that name its rows, and leaves its run. Ids repeat across tables here (each
+/// table counts from 1), so a run row is told apart by its table as well as its id.
+#[tokio::test]
+async fn a_run_takes_its_organizations_and_leaves_the_catalog_and_other_runs() {
+    let env = env().await;
+    let a = seeded_run(&env, "run-a", true).await;
+    let b = seeded_run(&env, "run-b", false).await;
+    env.assert_converged().await;
+    let (rows, _) = run_rows(env.pool()).await;
+    let plans_before = counts(env.pool()).await["plans"];
+    let b_before = rows_of_org(env.pool(), b.id.0).await;
+
+    let report = env.purge(&PurgeTarget::Run("run-a".into())).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Run);
+    assert_eq!(report.plan.rows.get("harness_runs"), Some(&1));
+    assert_eq!(report.plan.rows.get("organizations"), Some(&1));
+    assert_eq!(
+        report.plan.rows.get("harness_run_rows").copied(),
+        u64::try_from(rows["run-a"]).ok(),
+        "every row of the run's, the catalog's included"
+    );
+    assert_eq!(report.plan.rows.get("plans"), None, "the catalog stays");
+    assert_eq!(counts(env.pool()).await["plans"], plans_before);
+    assert_eq!(
+        rows_of_org(env.pool(), a.id.0).await["organizations"].len(),
+        0
+    );
+    assert_eq!(
+        rows_of_org(env.pool(), b.id.0).await,
+        b_before,
+        "run b untouched"
+    );
+    assert_eq!(
+        run_rows(env.pool()).await,
+        (
+            BTreeMap::from([("run-b".to_owned(), rows["run-b"])]),
+            vec!["run-b".to_owned()]
+        )
+    );
+    assert!(
+        purge::leftovers(env.pool(), &report.keys)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    env.assert_converged().await;
+    let again = env.purge(&PurgeTarget::Run("run-a".into())).await.unwrap();
+    assert_eq!(again.plan.scope, Scope::Nothing);
+    assert!(again.plan.rows.is_empty());
+
+    // Run b's organization alone: its run rows go with its rows, the run stays.
+    let report = env.purge_org(b.id).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Organization);
+    assert_eq!(
+        report.plan.rows.get("harness_run_rows").copied(),
+        u64::try_from(rows["run-b"]).ok()
+    );
+    assert_eq!(report.plan.rows.get("harness_runs"), None);
+    assert_eq!(
+        run_rows(env.pool()).await,
+        (BTreeMap::new(), vec!["run-b".to_owned()])
+    );
+    env.assert_converged().await;
 }
