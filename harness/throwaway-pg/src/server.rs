@@ -1,6 +1,5 @@
 //! Choosing a backend and getting a server from it: `url`, `local`, `container` or `auto`.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use sqlx::Connection;
@@ -9,31 +8,11 @@ use super::EnvError;
 use super::admin::KEPT_COMMENT;
 use super::config::{Config, Footprint};
 use super::container::{self, ContainerLauncher};
+pub use super::decide::backend::Backend;
 use super::decide::backend::pick;
 use super::endpoint::{Endpoint, redact};
 use super::instance::{self, Membership};
 use super::local::{Binaries, LocalLauncher};
-
-/// A backend that actually serves databases (what `auto` resolved to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// An existing server from `HARNESS_DATABASE_URL`.
-    Url,
-    /// A throwaway cluster from local `initdb` and `postgres` binaries.
-    Local,
-    /// A throwaway testcontainers container.
-    Container,
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Url => "url",
-            Backend::Local => "local",
-            Backend::Container => "container",
-        })
-    }
-}
 
 /// A reachable server, and for throwaway ones this process's membership that keeps it up.
 #[derive(Debug)]

@@ -3,8 +3,30 @@
 //! that is up already, then `container`, then `local`. The probes (a state folder, Docker, the
 //! binaries) are given, and each runs only when the ones before it did not decide.
 
+use std::fmt;
+
 use crate::config::BackendChoice;
-use crate::server::Backend;
+
+/// A backend that actually serves databases (what `auto` resolved to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An existing server from `HARNESS_DATABASE_URL`.
+    Url,
+    /// A throwaway cluster from local `initdb` and `postgres` binaries.
+    Local,
+    /// A throwaway testcontainers container.
+    Container,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Url => "url",
+            Backend::Local => "local",
+            Backend::Container => "container",
+        })
+    }
+}
 
 /// The backend for `choice`. For `auto`: `url` when `url_set`; else the first of `container`
 /// and `local` whose throwaway server is `running` (every process of a run takes the same one,
@@ -81,6 +103,12 @@ mod tests {
             },
         );
         (picked, probed.into_inner())
+    }
+
+    #[test]
+    fn backends_show_as_their_names() {
+        let names = [Backend::Url, Backend::Local, Backend::Container].map(|b| b.to_string());
+        assert_eq!(names, ["url", "local", "container"]);
     }
 
     #[test]
