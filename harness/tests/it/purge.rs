@@ -355,6 +355,16 @@ async fn the_last_member_takes_the_org_and_a_member_only_leaves() {
     assert_eq!(report.plan.scope, Scope::UserLeft);
     assert_eq!(report.plan.rows.get("tenants"), None);
     assert_eq!(report.plan.rows.get("product_users"), Some(&1));
+    // The user's deletion is queued with the tenant that stays, in its order.
+    let queued: Vec<(Option<i64>, String)> = sqlx::query_as(
+        "select tenant_id, operation from sync_outbox where entity = 'user' and entity_id = $1 \
+         order by id desc limit 1",
+    )
+    .bind(member)
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(queued, [(Some(t.id().0), "delete".to_owned())]);
     env.assert_converged().await;
     let owner: UserId = sqlx::query_scalar("select id from users where organization_id = $1")
         .bind(org)
@@ -383,7 +393,8 @@ async fn a_table_a_later_migration_adds_is_covered_or_named() {
     let t = env.build().tenant().plan("pro").create().await.unwrap();
     sqlx::raw_sql(
         "create table tenant_notes (id bigint generated always as identity primary key, \
-         tenant_id bigint not null references tenants, note text not null)",
+         tenant_id bigint not null references tenants, written_by_id bigint references users, \
+         note text not null)",
     )
     .execute(env.pool())
     .await
@@ -416,6 +427,21 @@ async fn a_table_a_later_migration_adds_is_covered_or_named() {
     );
     assert!(refused.to_string().contains("shadow_copies"));
     assert_eq!(counts(env.pool()).await, before, "refused: nothing written");
+    // A column of a keyed table is covered only by a key of its own, and a soft reference only
+    // in its own table: `entity_id` outside the outbox is named too.
+    sqlx::raw_sql(
+        "drop table shadow_copies; create table mirrors (id bigint primary key, \
+         tenant_id bigint references tenants, entity_id bigint)",
+    )
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let refused = env.purge_org(t.org()).await.unwrap_err();
+    assert!(
+        matches!(&refused, PurgeError::UnknownReference { table, column }
+            if table == "mirrors" && column == "entity_id"),
+        "{refused}"
+    );
 }
 
 /// Addresses are matched without regard to case: two users whose addresses differ only in case
@@ -707,4 +733,174 @@ async fn a_run_takes_its_organizations_and_leaves_the_catalog_and_other_runs() {
         (BTreeMap::new(), vec!["run-b".to_owned()])
     );
     env.assert_converged().await;
+}
+
+/// A tenant on `pro` with a user, converged with its product: the organization, the tenant and
+/// the member.
+async fn small(env: &TestEnv) -> (billing_harness::model::OrgId, i64, UserId) {
+    let t = env
+        .build()
+        .tenant()
+        .plan("pro")
+        .users(1)
+        .create()
+        .await
+        .unwrap();
+    env.assert_converged().await;
+    let member: UserId =
+        sqlx::query_scalar("select id from users where organization_id = $1 and role = 'member'")
+            .bind(t.org())
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
+    (t.org(), t.id().0, member)
+}
+
+/// A plan reads as a line per table in the order they go, then the products told; a purge that
+/// matches nothing says so.
+#[tokio::test]
+async fn a_plan_reads_as_a_line_per_table_then_the_products_told() {
+    let env = env().await;
+    let (org, tenant, member) = small(&env).await;
+    let plan = |target: PurgeTarget| {
+        let env = &env;
+        async move { env.platform().purge_plan(&target).await.unwrap().render() }
+    };
+    assert_eq!(
+        plan(PurgeTarget::Org(org)).await,
+        format!(
+            "purge organization {org} (organization)
+  billing_details                1 row
+  billings                       1 row
+  contract_details               1 row
+  contracts                      1 row
+  subscriptions                  1 row
+  product_users                  1 row
+  cards                          1 row
+  billing_accounts               1 row
+  users                          2 rows
+  sync_outbox                    4 rows
+  tenants                        1 row
+  organizations                  1 row
+  tell analytics: tenant {tenant} is deleted
+  tell products: 2 user deletions
+",
+            org = org.0
+        )
+    );
+    assert_eq!(
+        plan(PurgeTarget::User(member)).await,
+        format!(
+            "purge user {} (user_left)
+  product_users                  1 row
+  users                          1 row
+  sync_outbox                    1 row
+  tell products: 1 user deletion
+",
+            member.0
+        )
+    );
+    assert_eq!(
+        plan(PurgeTarget::User(UserId(i64::MAX))).await,
+        format!(
+            "purge user {} (nothing)\n  nothing matches: nothing to delete\n",
+            i64::MAX
+        )
+    );
+}
+
+/// The catalog walk, given the ids of live rows, finds every row that points at them: through
+/// each foreign key, the outbox's entity ids (not its deletion notices) and the run rows of that
+/// table (a run row of another table with the same id is not one).
+#[tokio::test]
+async fn the_walk_finds_every_row_that_points_at_given_ids() {
+    let env = env().await;
+    let (_, tenant, member) = small(&env).await;
+    sqlx::raw_sql(&format!(
+        "insert into harness_runs (id, scenario, seed, created_at) values ('r', 'x', 1, now()); \
+         insert into harness_run_rows (run_id, table_name, row_id) values \
+         ('r', 'tenants', {tenant}), ('r', 'plans', {tenant}), ('r', 'users', {member})",
+        member = member.0
+    ))
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let walk = |table: &str, id: i64| {
+        let keys = BTreeMap::from([(table.to_owned(), vec![id])]);
+        let env = &env;
+        async move {
+            purge::leftovers(env.pool(), &keys)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| format!("{}.{} -> {}: {}", l.table, l.column, l.references, l.rows))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        walk("tenants", tenant).await,
+        [
+            "product_users.tenant_id -> tenants: 1",
+            "subscriptions.tenant_id -> tenants: 1",
+            "sync_outbox.tenant_id -> tenants: 4",
+            "sync_outbox.entity_id (tenant) -> tenants: 1",
+            "harness_run_rows.row_id -> tenants: 1",
+        ]
+    );
+    assert_eq!(
+        walk("users", member.0).await,
+        [
+            "product_users.user_id -> users: 1",
+            "sync_outbox.entity_id (user) -> users: 1",
+            "harness_run_rows.row_id -> users: 1",
+        ]
+    );
+    assert!(walk("tenants", i64::MAX).await.is_empty());
+}
+
+/// A table outside the plan that changes size during the purge (a backend's trigger writing a
+/// log, say) rolls the purge back, named, with nothing written.
+#[tokio::test]
+async fn a_table_outside_the_plan_that_changes_size_rolls_the_purge_back() {
+    let env = env().await;
+    let (org, _, _) = small(&env).await;
+    sqlx::raw_sql(
+        "create table deletion_log (id bigint generated always as identity primary key, note text); \
+         create function log_deletion() returns trigger language plpgsql as \
+           $$ begin insert into deletion_log (note) values (old.name); return old; end $$; \
+         create trigger tenants_logged after delete on tenants \
+           for each row execute function log_deletion();",
+    )
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let before = counts(env.pool()).await;
+    let refused = env.purge_org(org).await.unwrap_err();
+    assert!(
+        matches!(&refused, PurgeError::CountChanged { table, expected: 0, found: 1 }
+            if table == "deletion_log"),
+        "{refused:?}"
+    );
+    assert_eq!(counts(env.pool()).await, before, "rolled back");
+}
+
+/// The purge reads its tables from the catalog: a database without the harness's run tables (a
+/// backend's own) is purged all the same.
+#[tokio::test]
+async fn a_database_without_the_run_tables_is_purged_all_the_same() {
+    let env = env().await;
+    let (org, _, _) = small(&env).await;
+    sqlx::raw_sql("drop table harness_run_rows; drop table harness_runs;")
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let report = env.purge_org(org).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Organization);
+    assert_eq!(report.plan.rows.get("organizations"), Some(&1));
+    assert!(
+        purge::leftovers(env.pool(), &report.keys)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
