@@ -335,22 +335,7 @@ async fn a_rich_user_is_purged_completely_and_nothing_else_moves() {
 #[tokio::test]
 async fn the_last_member_takes_the_org_and_a_member_only_leaves() {
     let env = env().await;
-    let t = env
-        .build()
-        .tenant()
-        .plan("pro")
-        .users(1)
-        .create()
-        .await
-        .unwrap();
-    let org = t.org();
-    let member: UserId =
-        sqlx::query_scalar("select id from users where organization_id = $1 and role = 'member'")
-            .bind(org)
-            .fetch_one(env.pool())
-            .await
-            .unwrap();
-    env.assert_converged().await;
+    let (org, tenant, member) = small(&env).await;
     let report = env.purge(&PurgeTarget::User(member)).await.unwrap();
     assert_eq!(report.plan.scope, Scope::UserLeft);
     assert_eq!(report.plan.rows.get("tenants"), None);
@@ -364,7 +349,7 @@ async fn the_last_member_takes_the_org_and_a_member_only_leaves() {
     .fetch_all(env.pool())
     .await
     .unwrap();
-    assert_eq!(queued, [(Some(t.id().0), "delete".to_owned())]);
+    assert_eq!(queued, [(Some(tenant), "delete".to_owned())]);
     env.assert_converged().await;
     let owner: UserId = sqlx::query_scalar("select id from users where organization_id = $1")
         .bind(org)
