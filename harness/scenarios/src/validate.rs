@@ -1770,4 +1770,61 @@ mod tests {
         assert_eq!(Job::Charge.to_string(), "charge");
         assert_eq!(Job::Retry.to_string(), "retries");
     }
+
+    /// A shift moves every date by whole months, later or earlier, a 31st becoming the last day
+    /// of a shorter month, and drops the expectations (they name the file's own days).
+    #[test]
+    fn a_shift_moves_every_date_by_whole_months() {
+        let source = r#"version = 1
+name = "shift"
+start = "2026-10-01"
+until = "2026-11-10"
+
+[catalog]
+[[catalog.plan]]
+key = "pro"
+product = "analytics"
+base_fee = "1"
+included = { api_calls = 10 }
+
+[[org]]
+key = "acme"
+
+[[tenant]]
+key = "acme-analytics"
+org = "acme"
+product = "analytics"
+
+[[step]]
+on = "2026-10-31"
+usage = { tenant = "acme-analytics", metric = "api_calls", quantity = 5, day = "2026-10-30" }
+
+[[expect]]
+subscription = { tenant = "acme-analytics", status = "active" }
+"#;
+        let scenario = crate::parse("shift.toml", source, None).unwrap_or_else(|e| {
+            panic!("{}", e.render());
+        });
+        assert_eq!(scenario.expectations.len(), 1);
+        let days = |s: &Scenario| {
+            let Action::Usage { day, .. } = s.steps[0].action else {
+                panic!("a usage step");
+            };
+            [s.start, s.until, s.steps[0].on, day].map(|d| d.to_string())
+        };
+        let later = scenario.shifted(1);
+        assert_eq!(
+            days(&later),
+            ["2026-11-01", "2026-12-10", "2026-11-30", "2026-11-30"]
+        );
+        assert!(later.expectations.is_empty());
+        assert_eq!(
+            days(&scenario.shifted(-1)),
+            ["2026-09-01", "2026-10-10", "2026-09-30", "2026-09-30"]
+        );
+        assert_eq!(
+            days(&scenario.shifted(0)),
+            ["2026-10-01", "2026-11-10", "2026-10-31", "2026-10-30"]
+        );
+    }
 }

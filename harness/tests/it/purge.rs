@@ -21,24 +21,29 @@ async fn env() -> TestEnv {
         .unwrap()
 }
 
-/// Every table's row count.
-async fn counts(pool: &PgPool) -> BTreeMap<String, i64> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select table_name::text from information_schema.tables where table_schema = 'public' \
-         and table_type = 'BASE TABLE' order by 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+/// `value` (a query with `{t}` for the table) for each table that `tables` lists.
+async fn per_table(pool: &PgPool, tables: &str, value: &str) -> BTreeMap<String, i64> {
+    let tables: Vec<String> = sqlx::query_scalar(tables).fetch_all(pool).await.unwrap();
     let mut out = BTreeMap::new();
     for t in tables {
-        let n: i64 = sqlx::query_scalar(&format!("select count(*) from {t}"))
+        let n: i64 = sqlx::query_scalar(&value.replace("{t}", &t))
             .fetch_one(pool)
             .await
             .unwrap();
         out.insert(t, n);
     }
     out
+}
+
+/// Every table's row count.
+async fn counts(pool: &PgPool) -> BTreeMap<String, i64> {
+    per_table(
+        pool,
+        "select table_name::text from information_schema.tables where table_schema = 'public' \
+         and table_type = 'BASE TABLE' order by 1",
+        "select count(*) from {t}",
+    )
+    .await
 }
 
 /// The rows of one organization, table by table, as JSON text: compared whole before and after.
@@ -330,26 +335,21 @@ async fn a_rich_user_is_purged_completely_and_nothing_else_moves() {
 #[tokio::test]
 async fn the_last_member_takes_the_org_and_a_member_only_leaves() {
     let env = env().await;
-    let t = env
-        .build()
-        .tenant()
-        .plan("pro")
-        .users(1)
-        .create()
-        .await
-        .unwrap();
-    let org = t.org();
-    let member: UserId =
-        sqlx::query_scalar("select id from users where organization_id = $1 and role = 'member'")
-            .bind(org)
-            .fetch_one(env.pool())
-            .await
-            .unwrap();
-    env.assert_converged().await;
+    let (org, tenant, member) = small(&env).await;
     let report = env.purge(&PurgeTarget::User(member)).await.unwrap();
     assert_eq!(report.plan.scope, Scope::UserLeft);
     assert_eq!(report.plan.rows.get("tenants"), None);
     assert_eq!(report.plan.rows.get("product_users"), Some(&1));
+    // The user's deletion is queued with the tenant that stays, in its order.
+    let queued: Vec<(Option<i64>, String)> = sqlx::query_as(
+        "select tenant_id, operation from sync_outbox where entity = 'user' and entity_id = $1 \
+         order by id desc limit 1",
+    )
+    .bind(member)
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(queued, [(Some(tenant), "delete".to_owned())]);
     env.assert_converged().await;
     let owner: UserId = sqlx::query_scalar("select id from users where organization_id = $1")
         .bind(org)
@@ -378,7 +378,8 @@ async fn a_table_a_later_migration_adds_is_covered_or_named() {
     let t = env.build().tenant().plan("pro").create().await.unwrap();
     sqlx::raw_sql(
         "create table tenant_notes (id bigint generated always as identity primary key, \
-         tenant_id bigint not null references tenants, note text not null)",
+         tenant_id bigint not null references tenants, written_by_id bigint references users, \
+         note text not null)",
     )
     .execute(env.pool())
     .await
@@ -411,6 +412,21 @@ async fn a_table_a_later_migration_adds_is_covered_or_named() {
     );
     assert!(refused.to_string().contains("shadow_copies"));
     assert_eq!(counts(env.pool()).await, before, "refused: nothing written");
+    // A column of a keyed table is covered only by a key of its own, and a soft reference only
+    // in its own table: `entity_id` outside the outbox is named too.
+    sqlx::raw_sql(
+        "drop table shadow_copies; create table mirrors (id bigint primary key, \
+         tenant_id bigint references tenants, entity_id bigint)",
+    )
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let refused = env.purge_org(t.org()).await.unwrap_err();
+    assert!(
+        matches!(&refused, PurgeError::UnknownReference { table, column }
+            if table == "mirrors" && column == "entity_id"),
+        "{refused}"
+    );
 }
 
 /// Addresses are matched without regard to case: two users whose addresses differ only in case
@@ -568,4 +584,308 @@ async fn a_namesake_in_another_organization_is_never_touched() {
         .await
         .unwrap();
     assert_eq!(orgs, 1);
+}
+
+/// The highest id of every table with a bigint `id`: what a seed tags its rows above.
+async fn max_ids(pool: &PgPool) -> BTreeMap<String, i64> {
+    per_table(
+        pool,
+        "select table_name::text from information_schema.columns where table_schema = 'public' \
+         and column_name = 'id' and data_type = 'bigint' order by 1",
+        "select coalesce(max(id), 0) from {t}",
+    )
+    .await
+}
+
+/// A scenario run as `cargo xtask scenario seed` records it: the catalog when `catalog`, an
+/// organization with a card and a tenant on `pro` with a user; then the run `run` and every row
+/// created since it began. The organization.
+async fn seeded_run(env: &TestEnv, run: &str, catalog: bool) -> Org {
+    let before = max_ids(env.pool()).await;
+    if catalog {
+        env.platform()
+            .install_catalog(&default_catalog(), env.clock().now())
+            .await
+            .unwrap();
+    }
+    let org = env.build().org().card(TestCard::Ok).create().await.unwrap();
+    env.build()
+        .tenant()
+        .org(&org)
+        .plan("pro")
+        .users(1)
+        .create()
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into harness_runs (id, scenario, seed, anchor, created_at) values ($1, 'x', 1, null, $2)",
+    )
+    .bind(run)
+    .bind(env.clock().now())
+    .execute(env.pool())
+    .await
+    .unwrap();
+    for (table, max) in before {
+        sqlx::query(&format!(
+            "insert into harness_run_rows (run_id, table_name, row_id) select $1, $2, id from {table} where id > $3"
+        ))
+        .bind(run)
+        .bind(&table)
+        .bind(max)
+        .execute(env.pool())
+        .await
+        .unwrap();
+    }
+    org
+}
+
+/// How many rows each run has in `harness_run_rows`, and the runs.
+async fn run_rows(pool: &PgPool) -> (BTreeMap<String, i64>, Vec<String>) {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("select run_id, count(*) from harness_run_rows group by 1 order by 1")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let runs = sqlx::query_scalar("select id from harness_runs order by 1")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    (rows.into_iter().collect(), runs)
+}
+
+/// A run takes the organizations it created and everything of them, and its run rows; the
+/// catalog it installed stays, and so does another run. An organization purged on its own takes
+/// the run rows that name its rows, and leaves its run. Ids repeat across tables here (each
+/// table counts from 1), so a run row is told apart by its table as well as its id.
+#[tokio::test]
+async fn a_run_takes_its_organizations_and_leaves_the_catalog_and_other_runs() {
+    let env = env().await;
+    let a = seeded_run(&env, "run-a", true).await;
+    let b = seeded_run(&env, "run-b", false).await;
+    env.assert_converged().await;
+    let (rows, _) = run_rows(env.pool()).await;
+    let plans_before = counts(env.pool()).await["plans"];
+    let b_before = rows_of_org(env.pool(), b.id.0).await;
+
+    let report = env.purge(&PurgeTarget::Run("run-a".into())).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Run);
+    assert_eq!(report.plan.rows.get("harness_runs"), Some(&1));
+    assert_eq!(report.plan.rows.get("organizations"), Some(&1));
+    assert_eq!(
+        report.plan.rows.get("harness_run_rows").copied(),
+        u64::try_from(rows["run-a"]).ok(),
+        "every row of the run's, the catalog's included"
+    );
+    assert_eq!(report.plan.rows.get("plans"), None, "the catalog stays");
+    assert_eq!(counts(env.pool()).await["plans"], plans_before);
+    assert_eq!(
+        rows_of_org(env.pool(), a.id.0).await["organizations"].len(),
+        0
+    );
+    assert_eq!(
+        rows_of_org(env.pool(), b.id.0).await,
+        b_before,
+        "run b untouched"
+    );
+    assert_eq!(
+        run_rows(env.pool()).await,
+        (
+            BTreeMap::from([("run-b".to_owned(), rows["run-b"])]),
+            vec!["run-b".to_owned()]
+        )
+    );
+    assert!(
+        purge::leftovers(env.pool(), &report.keys)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    env.assert_converged().await;
+    let again = env.purge(&PurgeTarget::Run("run-a".into())).await.unwrap();
+    assert_eq!(again.plan.scope, Scope::Nothing);
+    assert!(again.plan.rows.is_empty());
+
+    // Run b's organization alone: its run rows go with its rows, the run stays.
+    let report = env.purge_org(b.id).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Organization);
+    assert_eq!(
+        report.plan.rows.get("harness_run_rows").copied(),
+        u64::try_from(rows["run-b"]).ok()
+    );
+    assert_eq!(report.plan.rows.get("harness_runs"), None);
+    assert_eq!(
+        run_rows(env.pool()).await,
+        (BTreeMap::new(), vec!["run-b".to_owned()])
+    );
+    env.assert_converged().await;
+}
+
+/// A tenant on `pro` with a user, converged with its product: the organization, the tenant and
+/// the member.
+async fn small(env: &TestEnv) -> (billing_harness::model::OrgId, i64, UserId) {
+    let t = env
+        .build()
+        .tenant()
+        .plan("pro")
+        .users(1)
+        .create()
+        .await
+        .unwrap();
+    env.assert_converged().await;
+    let member: UserId =
+        sqlx::query_scalar("select id from users where organization_id = $1 and role = 'member'")
+            .bind(t.org())
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
+    (t.org(), t.id().0, member)
+}
+
+/// A plan reads as a line per table in the order they go, then the products told; a purge that
+/// matches nothing says so.
+#[tokio::test]
+async fn a_plan_reads_as_a_line_per_table_then_the_products_told() {
+    let env = env().await;
+    let (org, tenant, member) = small(&env).await;
+    let plan = |target: PurgeTarget| {
+        let env = &env;
+        async move { env.platform().purge_plan(&target).await.unwrap().render() }
+    };
+    assert_eq!(
+        plan(PurgeTarget::Org(org)).await,
+        format!(
+            "purge organization {org} (organization)
+  billing_details                1 row
+  billings                       1 row
+  contract_details               1 row
+  contracts                      1 row
+  subscriptions                  1 row
+  product_users                  1 row
+  cards                          1 row
+  billing_accounts               1 row
+  users                          2 rows
+  sync_outbox                    4 rows
+  tenants                        1 row
+  organizations                  1 row
+  tell analytics: tenant {tenant} is deleted
+  tell products: 2 user deletions
+",
+            org = org.0
+        )
+    );
+    assert_eq!(
+        plan(PurgeTarget::User(member)).await,
+        format!(
+            "purge user {} (user_left)
+  product_users                  1 row
+  users                          1 row
+  sync_outbox                    1 row
+  tell products: 1 user deletion
+",
+            member.0
+        )
+    );
+    assert_eq!(
+        plan(PurgeTarget::User(UserId(i64::MAX))).await,
+        format!(
+            "purge user {} (nothing)\n  nothing matches: nothing to delete\n",
+            i64::MAX
+        )
+    );
+}
+
+/// The catalog walk, given the ids of live rows, finds every row that points at them: through
+/// each foreign key, the outbox's entity ids (not its deletion notices) and the run rows of that
+/// table (a run row of another table with the same id is not one).
+#[tokio::test]
+async fn the_walk_finds_every_row_that_points_at_given_ids() {
+    let env = env().await;
+    let (_, tenant, member) = small(&env).await;
+    sqlx::raw_sql(&format!(
+        "insert into harness_runs (id, scenario, seed, created_at) values ('r', 'x', 1, now()); \
+         insert into harness_run_rows (run_id, table_name, row_id) values \
+         ('r', 'tenants', {tenant}), ('r', 'plans', {tenant}), ('r', 'users', {member})",
+        member = member.0
+    ))
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let walk = |table: &str, id: i64| {
+        let keys = BTreeMap::from([(table.to_owned(), vec![id])]);
+        let env = &env;
+        async move {
+            purge::leftovers(env.pool(), &keys)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| format!("{}.{} -> {}: {}", l.table, l.column, l.references, l.rows))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        walk("tenants", tenant).await,
+        [
+            "product_users.tenant_id -> tenants: 1",
+            "subscriptions.tenant_id -> tenants: 1",
+            "sync_outbox.tenant_id -> tenants: 4",
+            "sync_outbox.entity_id (tenant) -> tenants: 1",
+            "harness_run_rows.row_id -> tenants: 1",
+        ]
+    );
+    assert_eq!(
+        walk("users", member.0).await,
+        [
+            "product_users.user_id -> users: 1",
+            "sync_outbox.entity_id (user) -> users: 1",
+            "harness_run_rows.row_id -> users: 1",
+        ]
+    );
+    assert!(walk("tenants", i64::MAX).await.is_empty());
+}
+
+/// A table outside the plan that changes size during the purge (a backend's trigger writing a
+/// log, say) rolls the purge back, named, with nothing written.
+#[tokio::test]
+async fn a_table_outside_the_plan_that_changes_size_rolls_the_purge_back() {
+    let env = env().await;
+    let (org, _, _) = small(&env).await;
+    sqlx::raw_sql(
+        "create table deletion_log (id bigint generated always as identity primary key, note text); \
+         create function log_deletion() returns trigger language plpgsql as \
+           $$ begin insert into deletion_log (note) values (old.name); return old; end $$; \
+         create trigger tenants_logged after delete on tenants \
+           for each row execute function log_deletion();",
+    )
+    .execute(env.pool())
+    .await
+    .unwrap();
+    let before = counts(env.pool()).await;
+    let refused = env.purge_org(org).await.unwrap_err();
+    assert!(
+        matches!(&refused, PurgeError::CountChanged { table, expected: 0, found: 1 }
+            if table == "deletion_log"),
+        "{refused:?}"
+    );
+    assert_eq!(counts(env.pool()).await, before, "rolled back");
+}
+
+/// The purge reads its tables from the catalog: a database without the harness's run tables (a
+/// backend's own) is purged all the same.
+#[tokio::test]
+async fn a_database_without_the_run_tables_is_purged_all_the_same() {
+    let env = env().await;
+    let (org, _, _) = small(&env).await;
+    sqlx::raw_sql("drop table harness_run_rows; drop table harness_runs;")
+        .execute(env.pool())
+        .await
+        .unwrap();
+    let report = env.purge_org(org).await.unwrap();
+    assert_eq!(report.plan.scope, Scope::Organization);
+    assert_eq!(report.plan.rows.get("organizations"), Some(&1));
+    assert!(
+        purge::leftovers(env.pool(), &report.keys)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

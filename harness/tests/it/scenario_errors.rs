@@ -420,6 +420,36 @@ payment = { tenant = "acme-analytics", on = "2026-11-05", outcome = "bounced" }"
 [[expect]]
 subscription = { tenant = "acme-analytics", plan = "enterprise" }"#,
     ),
+    (
+        "inline_catalog_negative_fee",
+        "[[org]]",
+        "[catalog]\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"-1\"\n[[catalog.plan]]\nkey = \"business\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
+    ),
+    (
+        "inline_catalog_tax_rate_of_one",
+        "[[org]]",
+        "[catalog]\ntax_rate = \"1\"\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"1\"\n[[catalog.plan]]\nkey = \"business\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
+    ),
+    (
+        "inline_catalog_charge_day_29",
+        "[[org]]",
+        "[catalog]\ncharge_day = 29\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"1\"\n[[catalog.plan]]\nkey = \"business\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
+    ),
+    (
+        "inline_catalog_negative_limit",
+        "[[org]]",
+        "[catalog]\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"1\"\nlimits = { seats = -1 }\n[[catalog.plan]]\nkey = \"business\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
+    ),
+    (
+        "owner_who_is_a_member_of_another_org",
+        r#"card = "ok""#,
+        "card = \"ok\"\nmembers = [\"jo@acme.test\"]\n\n[[org]]\nkey = \"globex\"\nowner = \"jo@acme.test\"",
+    ),
+    (
+        "owner_of_two_orgs",
+        r#"card = "ok""#,
+        "card = \"ok\"\nowner = \"jo@acme.test\"\n\n[[org]]\nkey = \"globex\"\nowner = \"jo@acme.test\"",
+    ),
 ];
 
 fn catalog() -> billing_harness::model::Catalog {
@@ -435,6 +465,58 @@ fn catalog() -> billing_harness::model::Catalog {
 fn the_valid_file_parses() {
     let s = scenario::parse("valid.toml", VALID, Some(&catalog())).unwrap();
     assert_eq!((s.orgs.len(), s.tenants.len(), s.steps.len()), (1, 1, 2));
+}
+
+/// Files at the edge of each rule that the malformed ones break: each is the valid file with
+/// one edit, as in [`CASES`], and parses.
+const EDGES: &[(&str, &str, &str)] = &[
+    (
+        "a step on the until day",
+        r#"on = "2026-10-20""#,
+        r#"on = "2026-11-10""#,
+    ),
+    (
+        "usage of the step's own day",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"usage = { tenant = "acme-analytics", metric = "api_calls", quantity = 5, day = "2026-10-20" }"#,
+    ),
+    (
+        "a metric a contract prices, on a plan of another product",
+        r#"change_plan = { tenant = "acme-analytics", plan = "business" }"#,
+        r#"contract = { tenant = "acme-analytics", plan = "crm-basic", included = { contacts = 100 } }
+
+[[step]]
+on = "2026-10-21"
+usage = { tenant = "acme-analytics", metric = "contacts", quantity = 5 }"#,
+    ),
+    (
+        "a catalog at its bounds: a tax just below 1, charge days 2 and 28, a limit of 0",
+        "[[org]]",
+        "[catalog]\ntax_rate = \"0.99\"\ncharge_day = 28\n[[catalog.plan]]\nkey = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"0\"\nlimits = { seats = 0 }\n[[catalog.plan]]\nkey = \"business\"\nproduct = \"analytics\"\nbase_fee = \"2\"\n\n[[org]]",
+    ),
+    (
+        "two orgs, each with its own owner and member",
+        r#"card = "ok""#,
+        "card = \"ok\"\nowner = \"jo@acme.test\"\nmembers = [\"kim@acme.test\"]\n\n[[org]]\nkey = \"globex\"\nowner = \"ann@globex.test\"\nmembers = [\"lee@globex.test\"]",
+    ),
+];
+
+#[test]
+fn files_at_the_edge_of_each_rule_parse() {
+    let catalog = catalog();
+    for (what, from, to) in EDGES {
+        assert!(
+            VALID.contains(from),
+            "{what}: {from:?} is not in the valid file"
+        );
+        let source = VALID.replacen(from, to, 1);
+        if let Err(e) = scenario::parse("edge.toml", &source, Some(&catalog)) {
+            panic!("{what}:\n{}", e.render());
+        }
+    }
+    let source = VALID.replacen("[[org]]", EDGES[3].2.replace("= 28", "= 2").as_str(), 1);
+    let s = scenario::parse("edge.toml", &source, Some(&catalog)).unwrap();
+    assert_eq!(s.catalog.charge_day, 2);
 }
 
 #[test]

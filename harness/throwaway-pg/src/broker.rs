@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::EnvError;
 use super::admin::{KEPT_COMMENT, LOCK_KEEP, clone_name, drop_database, ident};
 use super::config::Config;
+use super::decide::keep::within_cap;
 use super::lease::{CloneStrategy, Lease};
 use super::maintenance;
 use super::session::{Job, Session, State, drop_kept};
@@ -490,7 +491,7 @@ async fn keep_within_cap(
         .await
         .map_err(EnvError::db("count the kept databases"))?;
         let kept = u32::try_from(kept).unwrap_or(u32::MAX);
-        if kept >= cap {
+        if !within_cap(kept, cap) {
             return Ok(Some(kept));
         }
         let comment = format!("{KEPT_COMMENT}: {reason}").replace('\'', "''");

@@ -16,6 +16,7 @@ mod config;
 mod conninfo;
 mod container;
 mod database;
+mod decide;
 mod disk;
 mod endpoint;
 mod error;

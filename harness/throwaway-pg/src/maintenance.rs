@@ -17,10 +17,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::EnvError;
 use super::admin::{self, LOCK_FILL, drop_database, try_lock, unlock};
+use super::decide::keep::has_room;
 use super::lease::{CloneStrategy, Lease};
 use super::pool::{self, Step};
 use super::reaper::{self, Reap};
-use super::session::{Job, ROOM_RESERVE, Session, State, drop_kept};
+use super::session::{Job, Session, State, drop_kept};
 use super::template::{self, Migrations};
 
 /// Where the reaper is.
@@ -280,5 +281,5 @@ async fn room_for_one_more(
             size
         }
     };
-    Ok(super::disk::space(folder).is_none_or(|space| space.free >= 2 * size + ROOM_RESERVE))
+    Ok(super::disk::space(folder).is_none_or(|space| has_room(space.free, size, 2)))
 }

@@ -1,38 +1,18 @@
 //! Choosing a backend and getting a server from it: `url`, `local`, `container` or `auto`.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use sqlx::Connection;
 
 use super::EnvError;
 use super::admin::KEPT_COMMENT;
-use super::config::{BackendChoice, Config, Footprint};
+use super::config::{Config, Footprint};
 use super::container::{self, ContainerLauncher};
+pub use super::decide::backend::Backend;
+use super::decide::backend::pick;
 use super::endpoint::{Endpoint, redact};
 use super::instance::{self, Membership};
 use super::local::{Binaries, LocalLauncher};
-
-/// A backend that actually serves databases (what `auto` resolved to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// An existing server from `HARNESS_DATABASE_URL`.
-    Url,
-    /// A throwaway cluster from local `initdb` and `postgres` binaries.
-    Local,
-    /// A throwaway testcontainers container.
-    Container,
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Url => "url",
-            Backend::Local => "local",
-            Backend::Container => "container",
-        })
-    }
-}
 
 /// A reachable server, and for throwaway ones this process's membership that keeps it up.
 #[derive(Debug)]
@@ -45,46 +25,25 @@ pub(crate) struct Server {
     pub(crate) joined_unprobed: bool,
 }
 
-/// Resolves `auto` the documented way: url, then container, then local.
+/// Resolves `auto` the documented way (`decide::backend`): url, then the run's server, then
+/// container, then local.
 pub(crate) fn resolve(config: &Config) -> Result<Backend, EnvError> {
-    match config.backend {
-        BackendChoice::Url => Ok(Backend::Url),
-        BackendChoice::Local => Ok(Backend::Local),
-        BackendChoice::Container => Ok(Backend::Container),
-        BackendChoice::Auto => {
-            if config.database_url.is_some() {
-                return Ok(Backend::Url);
-            }
-            // The run's server is up already: every process of the run takes the same backend,
-            // without asking Docker again (a `docker version` costs tens of milliseconds).
-            if let Some(backend) = [Backend::Container, Backend::Local]
-                .into_iter()
-                .find(|b| instance::running(&config.state_dir.join(b.to_string())))
-            {
-                return Ok(backend);
-            }
-            // The container backend only when the engine answers and has the image (or pulls
-            // it): an engine without a registry must not take the run from local binaries.
-            let docker = match container::docker_answers()
+    pick(
+        config.backend,
+        config.database_url.is_some(),
+        |backend| instance::running(&config.state_dir.join(backend.to_string())),
+        || {
+            container::docker_answers()
                 .and_then(|_| container::image_ready(&config.image))
-            {
-                Ok(_) => return Ok(Backend::Container),
-                Err(reason) => reason,
-            };
-            match Binaries::find(config.pg_bin.as_deref()) {
-                Ok(_) => Ok(Backend::Local),
-                Err(local) => Err(EnvError::NoBackend {
-                    details: format!(
-                        "HARNESS_DATABASE_URL is not set; container: {docker}; local: {}",
-                        match local {
-                            EnvError::Unavailable { reason, .. } => reason,
-                            other => super::error::with_causes(&other),
-                        }
-                    ),
-                }),
-            }
-        }
-    }
+                .map(drop)
+        },
+        || match Binaries::find(config.pg_bin.as_deref()) {
+            Ok(_) => Ok(()),
+            Err(EnvError::Unavailable { reason, .. }) => Err(reason),
+            Err(other) => Err(super::error::with_causes(&other)),
+        },
+    )
+    .map_err(|details| EnvError::NoBackend { details })
 }
 
 /// Gets a server from the configured backend, starting or joining a throwaway one if needed.

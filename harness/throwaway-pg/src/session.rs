@@ -16,13 +16,10 @@ use super::admin::{
 };
 use super::budget::Budget;
 use super::config::Config;
+use super::decide::keep::{ROOM_RESERVE, has_room};
 use super::lease::{CloneStrategy, Lease};
 use super::server::{self, Backend, Server};
 use super::template::{self, Migrations, Schema};
-
-/// Room kept free in a local server's state folder beyond the next clone: for the WAL and the
-/// temporary files of the tests running meanwhile. A server that cannot write its WAL crashes.
-pub(crate) const ROOM_RESERVE: u64 = 4 << 20;
 
 /// Connections a process holds of its own: the control connection and the background one.
 const OWN_CONNECTIONS: u32 = 2;
@@ -334,7 +331,7 @@ impl Session {
             .await
             .ok()?;
         let space = super::disk::space(folder)?;
-        (space.free < u64::try_from(size).unwrap_or(0) + ROOM_RESERVE).then_some(space)
+        (!has_room(space.free, u64::try_from(size).unwrap_or(0), 1)).then_some(space)
     }
 
     /// On a local server, waits up to 10 s until the state folder has room for one more database
@@ -361,7 +358,7 @@ impl Session {
             let Some(space) = super::disk::space(folder) else {
                 return Ok(());
             };
-            if space.free >= size + ROOM_RESERVE {
+            if has_room(space.free, size, 1) {
                 return Ok(());
             }
             if start.elapsed() > WAIT {

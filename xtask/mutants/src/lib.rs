@@ -1,4 +1,4 @@
-//! Mutation testing of the billing, platform and payments code, two kinds: `cargo xtask mutants`.
+//! Mutation testing of the code that decides something, two kinds: `cargo xtask mutants`.
 //!
 //! Rust mutants come from cargo-mutants (pinned, installed when missing), SQL mutants from the
 //! project's own mutator (`sql`) over the queries in the same files. Each target (`TARGETS` in

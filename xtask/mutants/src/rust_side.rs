@@ -14,7 +14,7 @@ use crate::guard::Backup;
 use crate::nextest::{FIRST_PROFILE, STOP_AT_FIRST_FAILURE, TEST_ENV, first_profile};
 use crate::outcome::{Kind, Outcome, Status, print_not_run};
 use crate::process::{self, Ended, Signals};
-use crate::targets::{MUTATED_PACKAGE, TARGETS, Tests, slashed, target_of};
+use crate::targets::{TARGETS, Tests, slashed, target_of};
 use crate::{CARGO_MUTANTS_VERSION, PROFILE, Queue, cargo};
 
 /// The state folder's subfolder of one cargo-mutants run: tier `tier` of target `target` (its
@@ -173,7 +173,7 @@ impl<'a> RustRun<'a> {
         let t = &TARGETS[target];
         let mut common: Vec<String> = vec![
             "mutants".into(),
-            format!("--package={MUTATED_PACKAGE}"),
+            format!("--package={}", t.package),
             "--in-place".into(),
             "--test-tool=nextest".into(),
             format!("--profile={PROFILE}"),
@@ -338,11 +338,9 @@ impl<'a> RustRun<'a> {
         &mut self,
         plan: &BTreeMap<usize, Vec<PathBuf>>,
     ) -> anyhow::Result<BTreeMap<usize, usize>> {
-        let mut args = vec![
-            "mutants".to_owned(),
-            format!("--package={MUTATED_PACKAGE}"),
-            "--json".to_owned(),
-        ];
+        let mut args = vec!["mutants".to_owned()];
+        args.extend(packages_args(plan.keys().map(|&t| TARGETS[t].package)));
+        args.push("--json".to_owned());
         args.extend(
             plan.values()
                 .flatten()
@@ -381,6 +379,18 @@ impl<'a> RustRun<'a> {
         );
         Ok(listing)
     }
+}
+
+/// cargo-mutants' `--package` options for `packages`, each once, in their first order.
+pub(crate) fn packages_args<'p>(packages: impl Iterator<Item = &'p str>) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    for package in packages {
+        let arg = format!("--package={package}");
+        if !args.contains(&arg) {
+            args.push(arg);
+        }
+    }
+    args
 }
 
 /// The environment of a cargo-mutants run: [`TEST_ENV`], and a twin's target directory.
@@ -589,7 +599,7 @@ pub(crate) fn rust_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::targets::{IT, LIB, LIB_AND_IT};
+    use crate::targets::{IT, LIB, LIB_AND_IT, SCENARIOS_LIB};
 
     #[test]
     fn the_targets_with_the_most_listed_mutants_come_first() {
@@ -652,7 +662,26 @@ reason = "equal"
     }
 
     #[test]
-    fn cargo_mutants_mutates_the_platform_and_tests_the_tiers_packages() {
+    fn each_package_of_the_planned_targets_is_listed_once() {
+        let of = |path: &str| TARGETS.iter().position(|t| t.path == path).unwrap();
+        let plan = [
+            of("harness/platform/src/billing/"),
+            of("harness/scenarios/src/validate.rs"),
+            of("harness/platform/src/purge/"),
+            of("harness/throwaway-pg/src/decide/"),
+        ];
+        assert_eq!(
+            packages_args(plan.iter().map(|&t| TARGETS[t].package)),
+            [
+                "--package=billing-platform",
+                "--package=billing-scenarios",
+                "--package=throwaway-pg"
+            ]
+        );
+    }
+
+    #[test]
+    fn cargo_mutants_tests_the_tiers_packages() {
         let of = |binaries| {
             cargo_mutants_test_args(&Tests {
                 binaries,
@@ -667,6 +696,10 @@ reason = "equal"
         assert_eq!(
             of(IT)[..2],
             ["--test-package=harness-tests", "--cargo-arg=--test=it"]
+        );
+        assert_eq!(
+            of(SCENARIOS_LIB)[..2],
+            ["--test-package=billing-scenarios", "--cargo-arg=--lib"]
         );
         assert_eq!(
             of(LIB_AND_IT)[..4],

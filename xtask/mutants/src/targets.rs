@@ -1,4 +1,4 @@
-//! What is mutated and what tests it: the targets (a file or folder of the platform, the tiers of
+//! What is mutated and what tests it: the targets (a file or folder of a package, the tiers of
 //! tests that cover it, the goals), and the plan of a run (its files, by target).
 
 use std::collections::BTreeMap;
@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// The package whose code is mutated (cargo-mutants' `--package`): every target is in it.
-pub(crate) const MUTATED_PACKAGE: &str = "billing-platform";
+/// The reference platform: the billing rules, the operations and their SQL, payments, products,
+/// purge.
+pub(crate) const PLATFORM: &str = "billing-platform";
+/// QA's scenarios: the validator.
+pub(crate) const SCENARIOS: &str = "billing-scenarios";
+/// The throwaway database: its decisions.
+pub(crate) const THROWAWAY_PG: &str = "throwaway-pg";
 
 /// Where the migrations declaring the tables (and so the column siblings) are.
 pub(crate) const MIGRATIONS: &str = "harness/platform/migrations";
@@ -28,19 +33,30 @@ pub(crate) const LIBRARY_SOURCES: &[&str] = &[
 pub(crate) enum Binary {
     /// The platform's unit tests: `billing-platform`'s library, `--lib`.
     PlatformLib,
+    /// The scenarios' unit tests: `billing-scenarios`' library, `--lib`.
+    ScenariosLib,
+    /// The throwaway database's unit tests: `throwaway-pg`'s library, `--lib`.
+    ThrowawayPgLib,
     /// The integration tests: `harness-tests`' `--test it`, which links every crate of
-    /// `harness/` and so the platform.
+    /// `harness/`.
     It,
 }
 
 impl Binary {
     /// Every test binary a tier may name: what the frozen unmutated build holds.
-    pub(crate) const ALL: &[Binary] = &[Binary::PlatformLib, Binary::It];
+    pub(crate) const ALL: &[Binary] = &[
+        Binary::PlatformLib,
+        Binary::ScenariosLib,
+        Binary::ThrowawayPgLib,
+        Binary::It,
+    ];
 
     /// Its package.
     pub(crate) fn package(self) -> &'static str {
         match self {
-            Binary::PlatformLib => "billing-platform",
+            Binary::PlatformLib => PLATFORM,
+            Binary::ScenariosLib => SCENARIOS,
+            Binary::ThrowawayPgLib => THROWAWAY_PG,
             Binary::It => "harness-tests",
         }
     }
@@ -48,7 +64,7 @@ impl Binary {
     /// The cargo option that selects its test target in its package.
     pub(crate) fn cargo_target(self) -> &'static str {
         match self {
-            Binary::PlatformLib => "--lib",
+            Binary::PlatformLib | Binary::ScenariosLib | Binary::ThrowawayPgLib => "--lib",
             Binary::It => "--test=it",
         }
     }
@@ -57,7 +73,9 @@ impl Binary {
     /// listing's line).
     pub(crate) fn binary_id(self) -> &'static str {
         match self {
-            Binary::PlatformLib => "billing-platform",
+            Binary::PlatformLib => PLATFORM,
+            Binary::ScenariosLib => SCENARIOS,
+            Binary::ThrowawayPgLib => THROWAWAY_PG,
             Binary::It => "harness-tests::it",
         }
     }
@@ -65,7 +83,7 @@ impl Binary {
 
 /// The cargo options that build `binaries`: each package and each test target once. (Cargo
 /// applies the targets to every package given, and builds each where it has it: `--lib` with
-/// both packages also builds `harness-tests`' library tests, which hold none.)
+/// `harness-tests` among the packages also builds its library tests, which hold none.)
 pub(crate) fn build_args(binaries: &[Binary]) -> Vec<String> {
     let mut packages: Vec<String> = Vec::new();
     let mut targets: Vec<String> = Vec::new();
@@ -84,6 +102,10 @@ pub(crate) fn build_args(binaries: &[Binary]) -> Vec<String> {
 
 /// The platform's unit tests only.
 pub(crate) const LIB: &[Binary] = &[Binary::PlatformLib];
+/// The scenarios' unit tests only.
+pub(crate) const SCENARIOS_LIB: &[Binary] = &[Binary::ScenariosLib];
+/// The throwaway database's unit tests only.
+pub(crate) const THROWAWAY_PG_LIB: &[Binary] = &[Binary::ThrowawayPgLib];
 /// The integration tests only.
 pub(crate) const IT: &[Binary] = &[Binary::It];
 /// Both.
@@ -106,11 +128,28 @@ pub(crate) const SYNC_TESTS: &[Tests] = &[
     },
 ];
 
+/// The product mock's tests: its unit tests first (a 5 s build); then, for what they miss, the
+/// mocks' own integration tests (served, remote, in a container's host) and the sync tests and
+/// property, which drive the mock through the outbox with faults.
+pub(crate) const PRODUCT_MOCK_TESTS: &[Tests] = &[
+    Tests {
+        binaries: LIB,
+        filter: "test(/^products::/)",
+        first: &[],
+    },
+    Tests {
+        binaries: IT,
+        filter: "test(/^(product_mocks|sync|sync_property)::/)",
+        first: &["test(/^product_mocks::/)"],
+    },
+];
+
 /// The code under mutation and the tests that cover it. A file belongs to the first target
 /// whose path matches it, so specific files come before their directory. Moving a file is a
 /// change of its line here.
 pub(crate) const TARGETS: &[Target] = &[
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/billing/",
         // The rules' unit tests first (a 5 s build); the close and the scenarios, which store
         // what the rules compute, only for what they miss.
@@ -130,6 +169,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/close.rs",
         tiers: &[Tests {
             binaries: IT,
@@ -140,6 +180,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/usage.rs",
         tiers: &[Tests {
             binaries: IT,
@@ -150,6 +191,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/subscriptions.rs",
         tiers: &[Tests {
             binaries: IT,
@@ -160,6 +202,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/charge.rs",
         tiers: &[Tests {
             binaries: IT,
@@ -170,6 +213,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 100,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/catalog.rs",
         // A plan is read back for a contract's base: the contract rules' tests read it.
         tiers: &[Tests {
@@ -181,6 +225,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/contracts.rs",
         // The contract rules' own tests besides the platform's (the daily run ends terms).
         tiers: &[Tests {
@@ -192,6 +237,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/accounts.rs",
         // Sign-ups, members and owners: what the builders make, purges remove and sync sends.
         tiers: &[Tests {
@@ -203,12 +249,14 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/sync/",
         tiers: SYNC_TESTS,
         rust_goal: 90,
         sql_goal: 90,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/invariants.rs",
         // Only these run the checker: its own tests, and the rule and stress tests reading it.
         tiers: &[Tests {
@@ -220,6 +268,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/jobs.rs",
         // The calendar's jobs as the clock runs them: what each run counts is checked by the
         // contract rules (a daily run that ends a term) and the sync tests (a sync run).
@@ -232,6 +281,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/platform/",
         tiers: &[Tests {
             binaries: IT,
@@ -242,6 +292,7 @@ pub(crate) const TARGETS: &[Target] = &[
         sql_goal: 90,
     },
     Target {
+        package: PLATFORM,
         path: "harness/platform/src/payments/",
         tiers: &[Tests {
             binaries: LIB_AND_IT,
@@ -251,6 +302,87 @@ pub(crate) const TARGETS: &[Target] = &[
         rust_goal: 90,
         sql_goal: 90,
     },
+    Target {
+        package: PLATFORM,
+        path: "harness/platform/src/purge/",
+        // Purge's own tests (the scope rule at each row, the catalog walk, the audit) first; the
+        // bundled purge scenarios and the conformance of a backend without purge next; the
+        // deletion order's unit test last.
+        tiers: &[
+            Tests {
+                binaries: IT,
+                filter: "test(/^(purge|scenarios|conformance|report)::/)",
+                first: &["test(/^purge::/)"],
+            },
+            Tests {
+                binaries: LIB,
+                filter: "test(/^purge::/)",
+                first: &[],
+            },
+        ],
+        rust_goal: 100,
+        sql_goal: 100,
+    },
+    Target {
+        package: PLATFORM,
+        path: "harness/platform/src/products/mock.rs",
+        tiers: PRODUCT_MOCK_TESTS,
+        rust_goal: 100,
+        sql_goal: 100,
+    },
+    Target {
+        package: PLATFORM,
+        path: "harness/platform/src/products/fault.rs",
+        tiers: PRODUCT_MOCK_TESTS,
+        rust_goal: 100,
+        sql_goal: 100,
+    },
+    Target {
+        package: PLATFORM,
+        path: "harness/platform/src/products/journal.rs",
+        tiers: PRODUCT_MOCK_TESTS,
+        rust_goal: 100,
+        sql_goal: 100,
+    },
+    Target {
+        package: PLATFORM,
+        path: "harness/platform/src/products/control.rs",
+        tiers: PRODUCT_MOCK_TESTS,
+        rust_goal: 100,
+        sql_goal: 100,
+    },
+    Target {
+        package: SCENARIOS,
+        path: "harness/scenarios/src/validate.rs",
+        // The malformed files first (each a located diagnostic, no database); the bundled
+        // scenarios, which the validator must read as written, next; its unit tests last.
+        tiers: &[
+            Tests {
+                binaries: IT,
+                filter: "test(/^(scenario_errors|scenarios)::/)",
+                first: &["test(/^scenario_errors::/)"],
+            },
+            Tests {
+                binaries: SCENARIOS_LIB,
+                filter: "all()",
+                first: &[],
+            },
+        ],
+        rust_goal: 100,
+        sql_goal: 100,
+    },
+    Target {
+        package: THROWAWAY_PG,
+        path: "harness/throwaway-pg/src/decide/",
+        // Pure functions of what the I/O found: their unit tests alone, no server, no Docker.
+        tiers: &[Tests {
+            binaries: THROWAWAY_PG_LIB,
+            filter: "test(/^decide::/)",
+            first: &[],
+        }],
+        rust_goal: 100,
+        sql_goal: 100,
+    },
 ];
 
 /// Files under a target directory that are never mutated: test modules.
@@ -259,8 +391,11 @@ pub(crate) const NOT_MUTATED: &[&str] = &["tests.rs"];
 /// A group of files under mutation and the tests that cover them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Target {
+    /// The package the files are in (cargo-mutants' `--package`): a mutant rebuilds it and the
+    /// crates of the tiers' binaries that depend on it.
+    pub(crate) package: &'static str,
     /// A file, or a directory ending in `/` (its `.rs` files, recursively), relative to the
-    /// workspace root.
+    /// workspace root, under the package's `src/`.
     pub(crate) path: &'static str,
     /// The covering tests in the order to try them (the likeliest to catch a mutant soonest
     /// first): a mutant that survives one tier meets the next.
@@ -428,6 +563,25 @@ mod tests {
         );
         assert_eq!(of("harness/platform/src/billing/tests.rs"), None);
         assert_eq!(of("harness/platform/src/clock.rs"), None);
+        assert_eq!(
+            of("harness/platform/src/purge/run.rs"),
+            Some("harness/platform/src/purge/")
+        );
+        assert_eq!(
+            of("harness/platform/src/products/fault.rs"),
+            Some("harness/platform/src/products/fault.rs")
+        );
+        assert_eq!(of("harness/platform/src/products/server.rs"), None);
+        assert_eq!(
+            of("harness/scenarios/src/validate.rs"),
+            Some("harness/scenarios/src/validate.rs")
+        );
+        assert_eq!(of("harness/scenarios/src/run.rs"), None);
+        assert_eq!(
+            of("harness/throwaway-pg/src/decide/keep.rs"),
+            Some("harness/throwaway-pg/src/decide/")
+        );
+        assert_eq!(of("harness/throwaway-pg/src/broker.rs"), None);
     }
 
     #[test]
@@ -462,18 +616,20 @@ mod tests {
     }
 
     #[test]
-    fn the_targets_are_the_mutated_packages_code_and_the_binaries_its_tests() {
+    fn the_targets_are_their_packages_code_and_the_binaries_their_tests() {
         let root = crate::workspace_root();
         let packages = packages(&root);
-        let (mutated, _) = &packages[MUTATED_PACKAGE];
         for target in TARGETS {
+            let (dir, _) = &packages[target.package];
             assert!(
-                target.path.starts_with(&format!("{mutated}/src/")),
-                "{} is not in {MUTATED_PACKAGE}",
-                target.path
+                target.path.starts_with(&format!("{dir}/src/")),
+                "{} is not in {}",
+                target.path,
+                target.package
             );
         }
-        assert!(MIGRATIONS.starts_with(&format!("{mutated}/")));
+        let (platform, _) = &packages[PLATFORM];
+        assert!(MIGRATIONS.starts_with(&format!("{platform}/")));
         assert!(root.join(MIGRATIONS).is_dir());
         for dir in LIBRARY_SOURCES {
             assert!(root.join(dir).is_dir(), "{dir}");
@@ -490,10 +646,21 @@ mod tests {
                     "{} has no test {name}",
                     binary.package()
                 ),
-                None => assert_eq!(binary.cargo_target(), "--lib"),
+                None => {
+                    assert_eq!(binary.cargo_target(), "--lib");
+                    assert_eq!(binary.binary_id(), binary.package(), "a library's tests");
+                }
             }
         }
-        assert_eq!(Binary::PlatformLib.package(), MUTATED_PACKAGE);
+        // Every binary a tier names is frozen, and every frozen one serves a tier.
+        let named: Vec<Binary> = TARGETS
+            .iter()
+            .flat_map(|t| t.tiers)
+            .flat_map(|tests| tests.binaries.iter().copied())
+            .collect();
+        for binary in Binary::ALL {
+            assert!(named.contains(binary), "{binary:?} serves no tier");
+        }
     }
 
     #[test]
@@ -509,6 +676,17 @@ mod tests {
         );
         assert_eq!(build_args(IT), ["--package=harness-tests", "--test=it"]);
         assert_eq!(build_args(LIB), ["--package=billing-platform", "--lib"]);
+        assert_eq!(
+            build_args(Binary::ALL),
+            [
+                "--package=billing-platform",
+                "--package=billing-scenarios",
+                "--package=throwaway-pg",
+                "--package=harness-tests",
+                "--lib",
+                "--test=it"
+            ]
+        );
     }
 
     #[test]

@@ -326,6 +326,56 @@ mod tests {
     }
 
     #[test]
+    fn names_show_and_serialize_as_in_scenario_files() {
+        assert_eq!(Fault::ReplyLost.to_string(), "reply_lost");
+        assert_eq!(
+            serde_json::to_string(&Fault::Status503).unwrap(),
+            r#""status_503""#
+        );
+        assert_eq!(
+            serde_json::from_str::<Fault>(r#""duplicate""#).unwrap(),
+            Fault::Duplicate
+        );
+        assert!(serde_json::from_str::<Fault>(r#""status_404""#).is_err());
+    }
+
+    /// SplitMix64's reference outputs from a state of 0: the same stream on every machine.
+    #[test]
+    fn the_stream_is_splitmix64() {
+        let mut state = 0;
+        let first: Vec<u64> = (0..3).map(|_| splitmix(&mut state)).collect();
+        assert_eq!(
+            first,
+            [
+                0xE220_A839_7B1D_CDAF,
+                0x6E78_9E6A_A1B9_65F4,
+                0x06C4_5D18_8009_454F
+            ]
+        );
+    }
+
+    /// A seed draws the same faults in the same order everywhere: a failing run replays.
+    #[test]
+    fn a_seed_draws_these_faults() {
+        let mut plan = FaultPlan::default();
+        plan.draw(0.5, 7);
+        let drawn: Vec<Option<Fault>> = (0..8).map(|_| plan.next()).collect();
+        assert_eq!(
+            drawn,
+            [
+                Some(Fault::Timeout),
+                None,
+                None,
+                Some(Fault::Duplicate),
+                Some(Fault::Status500),
+                Some(Fault::Status500),
+                Some(Fault::Status503),
+                None
+            ]
+        );
+    }
+
+    #[test]
     fn the_script_comes_first_then_draws_at_the_rate() {
         let mut plan = FaultPlan::default();
         plan.script(Fault::Reset, 2);

@@ -740,6 +740,159 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_numbered_in_arrival_and_a_duplicate_takes_the_next_number() {
+        let m = ProductMock::new("p");
+        put_tenant(&m, 1, "a");
+        m.fail_next(Fault::Duplicate, 1);
+        put_tenant(&m, 2, "b");
+        m.handle("GET", "/v1/state", None, b"");
+        let seqs: Vec<u64> = m.journal().iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(m.requests(), 4);
+    }
+
+    #[test]
+    fn a_delay_answers_late_and_a_timeout_holds_past_the_limit() {
+        let m = ProductMock::new("p");
+        m.set_hold(Duration::from_millis(1500));
+        m.fail_next(Fault::Delay, 1);
+        m.fail_next(Fault::Timeout, 1);
+        m.fail_next(Fault::Status500, 1);
+        match put_tenant(&m, 1, "a") {
+            Reply::Answer { status, after, .. } => {
+                assert_eq!(status, 200);
+                assert!(after >= Duration::from_millis(20), "{after:?}");
+            }
+            other => panic!("a delay answers: {other:?}"),
+        }
+        assert_eq!(
+            put_tenant(&m, 2, "b"),
+            Reply::Hold(Duration::from_millis(1500))
+        );
+        assert_eq!(status(&put_tenant(&m, 3, "c")), Some(500));
+        let applied: Vec<bool> = m.journal().iter().map(|r| r.applied).collect();
+        assert_eq!(
+            applied,
+            [true, false, false],
+            "a delay applies, the others do not"
+        );
+        assert_eq!(m.faults_applied(), 3);
+    }
+
+    #[test]
+    fn reads_answer_the_state_or_the_tenant() {
+        let m = ProductMock::new("p");
+        put_tenant(&m, 1, "a");
+        let get = |path: &str| m.handle("GET", path, None, b"");
+        let Reply::Answer {
+            status: code, body, ..
+        } = get("/v1/state")
+        else {
+            panic!("a read answers");
+        };
+        assert_eq!(
+            (code, &body["tenants"][0]["id"]),
+            (200, &serde_json::json!(1))
+        );
+        let Reply::Answer {
+            status: code, body, ..
+        } = get("/v1/tenants/1")
+        else {
+            panic!("a read answers");
+        };
+        assert_eq!((code, &body["tenant"]["id"]), (200, &serde_json::json!(1)));
+        assert_eq!(status(&get("/v1/tenants/2")), Some(404));
+        assert_eq!(status(&get("/v1/tenants/x")), Some(404));
+    }
+
+    #[test]
+    fn a_mock_is_held_here_or_served_at_a_url_under_its_key() {
+        let local = ProductMock::new("crm");
+        assert_eq!((local.key(), local.remote_url()), ("crm", None));
+        let remote = ProductMock::remote("analytics", "http://127.0.0.1:9/ns/t1/");
+        assert_eq!(
+            (remote.key(), remote.remote_url()),
+            ("analytics", Some("http://127.0.0.1:9/ns/t1"))
+        );
+    }
+
+    #[test]
+    fn strict_mode_is_off_until_set() {
+        let m = ProductMock::new("p");
+        assert!(!m.is_strict());
+        m.set_strict(true);
+        assert!(m.is_strict());
+        m.set_strict(false);
+        assert!(!m.is_strict());
+    }
+
+    #[test]
+    fn a_rate_of_one_puts_a_fault_on_every_write() {
+        let m = ProductMock::new("p");
+        m.fault_rate(1.0, 3);
+        for (n, key) in ["a", "b", "c"].into_iter().enumerate() {
+            put_tenant(&m, n as i64 + 1, key);
+        }
+        assert!(m.journal().iter().all(|r| r.fault.is_some()));
+        assert_eq!(m.faults_applied(), 3);
+    }
+
+    #[test]
+    fn a_rejected_tenants_writes_get_its_status_until_accepted() {
+        let m = ProductMock::new("p");
+        m.reject_tenant(1, 409);
+        assert_eq!(status(&put_tenant(&m, 1, "a")), Some(409));
+        assert_eq!(status(&put_tenant(&m, 2, "b")), Some(200), "only tenant 1");
+        assert!(m.tenant(1).is_none(), "not applied");
+        m.accept_tenant(1);
+        assert_eq!(status(&put_tenant(&m, 1, "c")), Some(200));
+        assert_eq!(m.tenant(1).map(|t| t.tenant.id), Some(1));
+        assert!(m.tenant(3).is_none());
+    }
+
+    #[test]
+    fn an_edit_replaces_what_the_product_holds() {
+        let m = ProductMock::new("p");
+        put_tenant(&m, 1, "a");
+        m.edit(|state| {
+            state.tenants[0].name = "edited".into();
+            let mut other = state.tenants[0].clone();
+            other.id = 2;
+            state.tenants.push(other);
+        });
+        let state = m.read_state();
+        let names: Vec<(i64, &str)> = state
+            .tenants
+            .iter()
+            .map(|t| (t.id, t.name.as_str()))
+            .collect();
+        assert_eq!(names, [(1, "edited"), (2, "edited")]);
+        m.replace_state(ProductState::default());
+        assert!(m.read_state().tenants.is_empty());
+    }
+
+    #[test]
+    fn a_key_again_with_another_body_or_an_id_off_its_path_is_a_violation() {
+        let m = ProductMock::new("p");
+        put_tenant(&m, 1, "a");
+        put_tenant(&m, 1, "a");
+        assert!(m.violations().is_empty(), "the same body again is a replay");
+        put_tenant(&m, 2, "a");
+        assert_eq!(m.violations().len(), 1, "{:?}", m.violations());
+        let body = serde_json::json!({"id": 7, "organization_id": 1, "name": "t", "slug": "t",
+                                      "spec": {}, "status": "active"});
+        let reply = m.handle(
+            "PUT",
+            "/v1/tenants/8",
+            Some("b"),
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status(&reply), Some(422));
+        assert!(m.tenant(8).is_none() && m.tenant(7).is_none());
+        assert_eq!(m.violations().len(), 2, "{:?}", m.violations());
+    }
+
+    #[test]
     fn strict_checks_are_recorded() {
         let m = ProductMock::new("p");
         m.set_strict(true);
