@@ -745,7 +745,7 @@ mod tests {
         put_tenant(&m, 1, "a");
         m.fail_next(Fault::Duplicate, 1);
         put_tenant(&m, 2, "b");
-        m.handle("GET", "/v1/state", None, b"");
+        m.handle(request("GET", "/v1/state", None, b""));
         let seqs: Vec<u64> = m.journal().iter().map(|r| r.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4]);
         assert_eq!(m.requests(), 4);
@@ -783,7 +783,7 @@ mod tests {
     fn reads_answer_the_state_or_the_tenant() {
         let m = ProductMock::new("p");
         put_tenant(&m, 1, "a");
-        let get = |path: &str| m.handle("GET", path, None, b"");
+        let get = |path: &str| m.handle(request("GET", path, None, b""));
         let Reply::Answer {
             status: code, body, ..
         } = get("/v1/state")
@@ -881,12 +881,8 @@ mod tests {
         assert_eq!(m.violations().len(), 1, "{:?}", m.violations());
         let body = serde_json::json!({"id": 7, "organization_id": 1, "name": "t", "slug": "t",
                                       "spec": {}, "status": "active"});
-        let reply = m.handle(
-            "PUT",
-            "/v1/tenants/8",
-            Some("b"),
-            body.to_string().as_bytes(),
-        );
+        let body = body.to_string();
+        let reply = m.handle(request("PUT", "/v1/tenants/8", Some("b"), body.as_bytes()));
         assert_eq!(status(&reply), Some(422));
         assert!(m.tenant(8).is_none() && m.tenant(7).is_none());
         assert_eq!(m.violations().len(), 2, "{:?}", m.violations());
