@@ -653,12 +653,13 @@ async fn run_rows(pool: &PgPool) -> (BTreeMap<String, i64>, Vec<String>) {
     (rows.into_iter().collect(), runs)
 }
 
-/// A run takes the organizations it created and everything of them, and its run rows; the
-/// catalog it installed stays, and so does another run. An organization purged on its own takes
-/// the run rows that name its rows, and leaves its run. Ids repeat across tables here (each
+/// A run takes the organizations it created and everything of them, its run rows, and the
+/// catalog rows it installed that nothing else uses; another run stays, and so do the catalog
+/// rows it uses. An organization purged on its own takes the run rows that name its rows, and
+/// leaves its run. Ids repeat across tables here (each
 /// table counts from 1), so a run row is told apart by its table as well as its id.
 #[tokio::test]
-async fn a_run_takes_its_organizations_and_leaves_the_catalog_and_other_runs() {
+async fn a_run_takes_its_organizations_and_unused_plans_and_leaves_other_runs() {
     let env = env().await;
     let a = seeded_run(&env, "run-a", true).await;
     let b = seeded_run(&env, "run-b", false).await;
@@ -676,8 +677,21 @@ async fn a_run_takes_its_organizations_and_leaves_the_catalog_and_other_runs() {
         u64::try_from(rows["run-a"]).ok(),
         "every row of the run's, the catalog's included"
     );
-    assert_eq!(report.plan.rows.get("plans"), None, "the catalog stays");
-    assert_eq!(counts(env.pool()).await["plans"], plans_before);
+    assert_eq!(
+        (
+            report.plan.rows.get("plans"),
+            report.plan.rows.get("products")
+        ),
+        (Some(&3), None),
+        "the plans nothing else uses go (free, business, crm-basic); pro, which run b's tenant \
+         is on, stays, and so do the products, which have a sync_url (in use)"
+    );
+    assert_eq!(counts(env.pool()).await["plans"], plans_before - 3);
+    let pro: i64 = sqlx::query_scalar("select count(*) from plans where key = 'pro'")
+        .fetch_one(env.pool())
+        .await
+        .unwrap();
+    assert_eq!(pro, 1);
     assert_eq!(
         rows_of_org(env.pool(), a.id.0).await["organizations"].len(),
         0
