@@ -597,9 +597,10 @@ async fn max_ids(pool: &PgPool) -> BTreeMap<String, i64> {
     .await
 }
 
-/// A scenario run as `cargo xtask scenario seed` records it: the catalog when `catalog`, an
-/// organization with a card and a tenant on `pro` with a user; then the run `run` and every row
-/// created since it began. The organization.
+/// A run's rows as `harness_run_rows` holds them (written here after the fact, by id, where
+/// `scenario seed` records each in the transaction that inserts it): the catalog when
+/// `catalog`, an organization with a card and a tenant on `pro` with a user; then the run `run`
+/// and every row created since it began. The organization.
 async fn seeded_run(env: &TestEnv, run: &str, catalog: bool) -> Org {
     let before = max_ids(env.pool()).await;
     if catalog {
