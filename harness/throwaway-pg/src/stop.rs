@@ -41,6 +41,7 @@ impl Stop {
             }
             Stop::Container { id } if is_container_id(id) => {
                 remove_container(id);
+                let _ = std::fs::remove_file(super::container::heartbeat_path(dir, id));
                 true
             }
             _ => false,
