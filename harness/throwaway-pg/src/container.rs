@@ -115,19 +115,30 @@ pub(crate) fn docker(args: &[&str], ticks: u32) -> Result<String, String> {
 /// The label naming the container instance (of one state folder) that started a container.
 pub(crate) const INSTANCE_LABEL: &str = "billing-harness.instance";
 
-/// The random id of the container instance of the folder `dir`, recorded in `dir/instance-id`
-/// (`0600`) the first time and kept for the folder's life. Must run under its `setup.lock`.
+/// The random id of the container instance of the private folder `dir`, recorded in
+/// `dir/instance-id` (`0600`) by the first process to ask and kept for the folder's life:
+/// processes that ask at once all get the one that was linked into place first.
 pub(crate) fn instance_id(dir: &Path) -> Result<String, EnvError> {
     let path = dir.join("instance-id");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let id = text.trim();
-        if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(id.to_owned());
-        }
+    let valid = |text: &str| text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && valid(text.trim())
+    {
+        return Ok(text.trim().to_owned());
     }
     let id = format!("{:032x}", rand::random::<u128>());
-    private::write(&path, id.as_bytes())?;
-    Ok(id)
+    let draft = dir.join(format!("instance-id.{}", std::process::id()));
+    private::write(&draft, id.as_bytes())?;
+    // A link fails if the name is taken: by another process's id, or by a damaged file.
+    let linked = std::fs::hard_link(&draft, &path);
+    let outcome = match std::fs::read_to_string(&path) {
+        Ok(text) if valid(text.trim()) => Ok(text.trim().to_owned()),
+        _ => std::fs::rename(&draft, &path)
+            .map(|()| id)
+            .map_err(EnvError::io(format!("write {}", path.display()))),
+    };
+    let _ = (linked, std::fs::remove_file(&draft));
+    outcome
 }
 
 /// Where the heartbeat of container `id` is renewed under the instance folder `dir`.
