@@ -11,7 +11,7 @@
 //! `scram-sha-256`, no `trust`), and its port is published on 127.0.0.1 only, whatever address
 //! the engine publishes on by default.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use super::endpoint::Endpoint;
 use super::instance::{self, Instance, Launch};
 use super::password;
 use super::private;
-use super::stop::{self, Stop};
+use super::stop::{self, Stop, heartbeat_path};
 
 /// A `HostConfig` change that publishes the container's TCP `port` on 127.0.0.1 only, on a port
 /// the engine picks, instead of on every interface (testcontainers' publish-all, or an engine's
@@ -139,11 +139,6 @@ pub(crate) fn instance_id(dir: &Path) -> Result<String, EnvError> {
     };
     let _ = (linked, std::fs::remove_file(&draft));
     outcome
-}
-
-/// Where the heartbeat of container `id` is renewed under the instance folder `dir`.
-pub(crate) fn heartbeat_path(dir: &Path, id: &str) -> PathBuf {
-    dir.join("heartbeats").join(id)
 }
 
 /// Renews the heartbeat of container `id` (the watchdog does the same every second in `sh`).
