@@ -31,7 +31,8 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             ProductsChoice::Container => {
                 let container =
-                    product_mock_container(config.product_mock_image.as_deref()).await?;
+                    product_mock_container(config.product_mock_image.as_deref(), &config.state_dir)
+                        .await?;
                 println!("{}", container.url);
                 eprintln!(
                     "product mocks served by container {} (started in {:.1} s); it is removed when this command ends",

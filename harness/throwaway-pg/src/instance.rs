@@ -17,6 +17,9 @@
 //!   name instead of showing the password;
 //! - `kept/`: one empty file per database kept for a failed test; while any is there the instance
 //!   stays up so the printed `psql` command keeps working (`env::drop_kept` empties it);
+//! - `instance-id`, `heartbeats/` (container backend): the random id labelling every container of
+//!   this folder, and one file per container whose time the watchdog renews every second; a
+//!   launch reaps only containers of this id whose heartbeat has stopped (`container.rs`);
 //! - `watchdog.pid`: the watchdog, a small `sh` loop that stops the instance once nobody has held
 //!   `users.lock` for the linger time, and then removes this folder (and the state directory too
 //!   when it is the default `billing-harness-$UID` one and nothing else is in it), so that a run
@@ -292,7 +295,10 @@ pub(crate) async fn wait_ready(
 /// The watchdog: a `sh` loop (with `flock` from util-linux) that outlives every test process.
 /// Arguments: the instance folder, linger seconds, generation, then what to stop: `cluster DATA`
 /// (the postmaster whose `/proc` entry shows it runs in DATA, as [`Stop::run`] checks) or
-/// `container ID`. They are only ever arguments: nothing the script reads is run.
+/// `container ID`, whose heartbeat (`heartbeats/ID`) it renews every second while it guards it.
+/// A container it fails to remove keeps its folder (but not `instance.json`), so the next launch
+/// reaps it once the heartbeat is stale. They are only ever arguments: nothing the script reads
+/// is run.
 const WATCHDOG: &str = r#"
 dir=$1 linger=$2 gen=$3 kind=$4 what=$5
 echo $$ > "$dir/watchdog.pid"
@@ -306,9 +312,14 @@ stop() {
       kill -QUIT "$pid"; i=0
       while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
       kill -KILL "$pid" 2>/dev/null
-    fi ;;
-  container) docker rm -f -v "$what" >/dev/null 2>&1 ;;
+    fi
+    true ;;
+  container)
+    docker rm -f -v "$what" >/dev/null 2>&1 || ! docker container inspect "$what" >/dev/null 2>&1 ;;
   esac
+}
+beat() {
+  case $kind:$what in container:*[!0-9a-f]*) ;; container:?*) touch "$dir/heartbeats/$what" 2>/dev/null ;; esac
 }
 unused() {
   grep -q "$gen" "$dir/instance.json" 2>/dev/null &&
@@ -317,13 +328,14 @@ unused() {
 }
 idle=0
 while grep -q "$gen" "$dir/instance.json" 2>/dev/null; do
+  beat
   sleep 1
   if unused; then idle=$((idle + 1)); else idle=0; fi
   if [ "$idle" -ge "$linger" ]; then
     exec 9>>"$dir/setup.lock"
     flock -x 9
     if unused; then
-      stop
+      stop || { rm -f "$dir/instance.json"; exit 1; }
       rm -rf "$dir"
       state=$(dirname "$dir")
       case $(basename "$state") in billing-harness-*) rmdir "$state" 2>/dev/null;; esac

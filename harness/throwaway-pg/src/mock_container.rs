@@ -3,10 +3,13 @@
 //! the process's tests in namespaces, and reached over its mapped port.
 //!
 //! A detached watchdog removes the container once the process has ended, however it ended
-//! (SIGKILL included); a start-up also reaps the product-mock containers whose process is gone
-//! (by the `billing-harness.role` and `billing-harness.pid` labels), in case a watchdog was killed
-//! too.
+//! (SIGKILL included), and renews its heartbeat every second until then. The containers are
+//! labelled with the random id of the state folder's product-mock instance
+//! (`<state_dir>/product-mocks/instance-id`); a start-up reaps only containers of that id whose
+//! heartbeat (`product-mocks/heartbeats/<id>`) has stopped, in case a watchdog was killed too:
+//! never another state folder's or another CI job's, whatever its process ids.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use testcontainers::core::{IntoContainerPort, WaitFor};
@@ -14,12 +17,15 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use super::EnvError;
-use super::container::{docker, docker_answers, publish_on_loopback};
+use super::container::{
+    INSTANCE_LABEL, beat, docker, docker_answers, instance_id, publish_on_loopback,
+};
+use super::lock::FileLock;
+use super::private;
 use super::stop::remove_container as remove;
 
-/// The label that marks the harness's product-mock containers.
-const ROLE_LABEL: &str = "billing-harness.role=product-mock";
-/// The label naming the process a product-mock container serves.
+/// The label naming the process a product-mock container serves (for people: reaping goes by
+/// the heartbeat).
 const PID_LABEL: &str = "billing-harness.pid";
 /// The port the image serves on inside the container.
 const PORT: u16 = 8080;
@@ -37,16 +43,27 @@ pub struct MockContainer {
 }
 
 /// This process's product-mock container, started from `image` on first use and shared by every
-/// later call.
+/// later call; its instance folder is `<state_dir>/product-mocks` (private, like the state
+/// directory).
 ///
 /// # Errors
 /// [`EnvError::Unavailable`] when no image is named, no engine answers or the image is missing;
-/// [`EnvError::Start`] when the container does not start.
+/// [`EnvError::Start`] when the container does not start; [`EnvError::Io`] or a refusal when the
+/// state folder is not private.
 pub async fn product_mock_container(
     image: Option<&str>,
+    state_dir: &Path,
 ) -> Result<&'static MockContainer, EnvError> {
     static CONTAINER: tokio::sync::OnceCell<MockContainer> = tokio::sync::OnceCell::const_new();
-    CONTAINER.get_or_try_init(|| start(image)).await
+    CONTAINER.get_or_try_init(|| start(image, state_dir)).await
+}
+
+/// The product-mock instance folder of the state directory `state_dir`, made private if new.
+fn instance_folder(state_dir: &Path) -> Result<PathBuf, EnvError> {
+    let dir = state_dir.join("product-mocks");
+    private::ensure(state_dir)?;
+    private::ensure(&dir)?;
+    Ok(dir)
 }
 
 fn unavailable(reason: String, fix: &str) -> EnvError {
@@ -57,7 +74,7 @@ fn unavailable(reason: String, fix: &str) -> EnvError {
     }
 }
 
-async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
+async fn start(image: Option<&str>, state_dir: &Path) -> Result<MockContainer, EnvError> {
     let began = Instant::now();
     let fix = "build the image with `cargo xtask images` and set HARNESS_PRODUCT_MOCK_IMAGE to \
                the name it prints, or set HARNESS_PRODUCTS=in-process";
@@ -79,7 +96,12 @@ async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
             fix,
         )
     })?;
-    reap_dead();
+    let dir = instance_folder(state_dir)?;
+    let own = instance_id(&dir)?;
+    reap_dead(state_dir)?;
+    // Held from before the container exists until its heartbeat does: a reaper waits for none
+    // (it reaps only when it can take the lock alone), and never sees it without a heartbeat.
+    let _starting = FileLock::shared(&dir.join("start.lock"))?;
     let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
     let pid = std::process::id().to_string();
     let start_error = |reason: String| EnvError::Start {
@@ -94,6 +116,7 @@ async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
         .with_host_config_modifier(publish_on_loopback(PORT))
         .with_label("billing-harness.role", "product-mock")
         .with_label(PID_LABEL, pid.as_str())
+        .with_label(INSTANCE_LABEL, own.as_str())
         .with_startup_timeout(Duration::from_secs(60))
         .start()
         .await
@@ -102,7 +125,8 @@ async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
     // The container must outlive this value (tests hold it through a `static`): the watchdog
     // removes it when the process is gone, not a drop.
     std::mem::forget(container);
-    spawn_watchdog(&id).map_err(|e| {
+    beat(&dir, &id).inspect_err(|_| remove(&id))?;
+    spawn_watchdog(&id, &dir).map_err(|e| {
         remove(&id);
         start_error(format!("could not start its watchdog with `setsid` ({e})"))
     })?;
@@ -125,14 +149,26 @@ async fn start(image: Option<&str>) -> Result<MockContainer, EnvError> {
 }
 
 /// A detached `sh` loop, in its own session so that no test runner's signal reaches it, that
-/// removes the container once this process has ended. The pid and the id are arguments, never
-/// part of the script.
-fn spawn_watchdog(id: &str) -> std::io::Result<()> {
-    const SCRIPT: &str =
-        r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; docker rm -f -v "$2" >/dev/null 2>&1"#;
+/// renews the container's heartbeat every second while this process lives, then removes the
+/// container, its heartbeat, and the instance folder once no heartbeat is left in it (and the
+/// default state directory when nothing else is left). The pid, the id and the folder are
+/// arguments, never part of the script.
+fn spawn_watchdog(id: &str, dir: &Path) -> std::io::Result<()> {
+    const SCRIPT: &str = r#"
+pid=$1 id=$2 dir=$3
+while kill -0 "$pid" 2>/dev/null; do touch "$dir/heartbeats/$id" 2>/dev/null; sleep 1; done
+docker rm -f -v "$id" >/dev/null 2>&1 || exit 1
+rm -f "$dir/heartbeats/$id"
+rmdir "$dir/heartbeats" 2>/dev/null && rm -f "$dir/instance-id" "$dir/start.lock" &&
+  rmdir "$dir" 2>/dev/null
+state=$(dirname "$dir")
+case $(basename "$state") in billing-harness-*) rmdir "$state" 2>/dev/null;; esac
+exit 0
+"#;
     let status = super::os::detached_sh(SCRIPT, "billing-harness-mock-watchdog")
         .arg(std::process::id().to_string())
         .arg(id)
+        .arg(dir)
         .status()?;
     if status.success() {
         Ok(())
@@ -143,34 +179,19 @@ fn spawn_watchdog(id: &str) -> std::io::Result<()> {
     }
 }
 
-/// Removes the product-mock containers whose process has ended: their watchdog died with it
-/// (a machine restart, a killed process group). Returns their ids.
-pub fn reap_dead() -> Vec<String> {
-    let listed = docker(
-        &[
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label={ROLE_LABEL}"),
-            "--format",
-            &format!("{{{{.ID}}}} {{{{.Label \"{PID_LABEL}\"}}}}"),
-        ],
-        100,
-    )
-    .unwrap_or_default();
-    let mut reaped = Vec::new();
-    for line in listed.lines() {
-        let Some((id, pid)) = line.split_once(' ') else {
-            continue;
-        };
-        let alive = pid
-            .trim()
-            .parse::<u32>()
-            .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
-            remove(id);
-            reaped.push(id.to_owned());
-        }
-    }
-    reaped
+/// Removes the product-mock containers of the state directory `state_dir` whose heartbeat has
+/// stopped: their watchdog died with their process (a machine restart, a killed process group).
+/// Containers of other state folders, or without the label, are never touched. Nothing is reaped
+/// while a process of this folder is starting one (it would have no heartbeat yet). Returns
+/// their ids.
+///
+/// # Errors
+/// The state folder is not private, or its instance id cannot be written.
+pub fn reap_dead(state_dir: &Path) -> Result<Vec<String>, EnvError> {
+    let dir = instance_folder(state_dir)?;
+    let own = instance_id(&dir)?;
+    let Some(_alone) = FileLock::try_exclusive(&dir.join("start.lock"))? else {
+        return Ok(Vec::new());
+    };
+    Ok(super::container::reap(&dir, &own))
 }

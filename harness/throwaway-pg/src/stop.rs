@@ -41,6 +41,7 @@ impl Stop {
             }
             Stop::Container { id } if is_container_id(id) => {
                 remove_container(id);
+                let _ = std::fs::remove_file(heartbeat_path(dir, id));
                 true
             }
             _ => false,
@@ -59,6 +60,12 @@ impl Stop {
 /// Where a local cluster's data folder is under the instance folder `dir`.
 pub(crate) fn cluster_data(dir: &Path) -> PathBuf {
     dir.join("cluster").join("data")
+}
+
+/// Where the heartbeat of container `id` is renewed under the instance folder `dir`
+/// (`container.rs` renews and reads it).
+pub(crate) fn heartbeat_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join("heartbeats").join(id)
 }
 
 /// Whether `id` looks like a Docker container id (12 to 64 hexadecimal digits).

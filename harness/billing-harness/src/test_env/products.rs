@@ -43,6 +43,8 @@ enum Place {
     Container {
         /// `HARNESS_PRODUCT_MOCK_IMAGE`.
         image: Option<String>,
+        /// `HARNESS_STATE_DIR`: the product-mock instance folder goes under it.
+        state_dir: std::path::PathBuf,
     },
 }
 
@@ -72,6 +74,7 @@ impl ProductMocks {
                 ProductsChoice::InProcess => Place::InProcess,
                 ProductsChoice::Container => Place::Container {
                     image: config.product_mock_image.clone(),
+                    state_dir: config.state_dir.clone(),
                 },
             }
         } else {
@@ -129,8 +132,8 @@ impl ProductMocks {
                     _server: Some(server),
                 })
             }
-            Place::Container { image } => {
-                let container = crate::env::product_mock_container(image.as_deref())
+            Place::Container { image, state_dir } => {
+                let container = crate::env::product_mock_container(image.as_deref(), state_dir)
                     .await
                     .map_err(|e| {
                         DomainError::Settings(format!(
