@@ -172,6 +172,7 @@ impl Broker {
         self.handle
             .spawn(async move {
                 let session = state.session().await?;
+                session.heal().await?;
                 work(state, session).await
             })
             .await
@@ -417,6 +418,7 @@ impl State {
         keep: Option<String>,
     ) -> Result<Released, EnvError> {
         let session = self.session().await?;
+        session.heal().await?;
         let result = {
             let mut control = session.control.lock().await;
             let too_full = match &keep {
