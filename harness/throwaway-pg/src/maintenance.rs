@@ -22,7 +22,7 @@ use super::decide::keep::has_room;
 use super::lease::{CloneStrategy, Lease};
 use super::pool::{self, Step};
 use super::reaper::{self, Reap};
-use super::session::{Job, Session, State, drop_kept};
+use super::session::{Job, KeptBy, Session, State, drop_kept};
 use super::template::{self, Migrations};
 
 /// Where the reaper is.
@@ -206,7 +206,9 @@ async fn step(
     conn: &mut PgConnection,
 ) -> Result<(), EnvError> {
     if std::mem::take(&mut work.drop_kept) {
-        return drop_kept(conn, &session.server, None).await.map(drop);
+        return drop_kept(conn, &session.server, None, KeptBy::ThisUser)
+            .await
+            .map(drop);
     }
     if let Some(lease) = work.drops.pop_front() {
         let dropped = drop_database(conn, &lease.name).await;

@@ -17,13 +17,22 @@ use super::admin::{
 };
 use super::budget::Budget;
 use super::config::Config;
-use super::decide::keep::{ROOM_RESERVE, has_room};
+use super::decide::keep::{KeptMark, ROOM_RESERVE, drops_kept, has_room};
 use super::lease::{CloneStrategy, Lease};
 use super::server::{self, Backend, Server};
 use super::template::{self, Migrations, Schema};
 
 /// Connections a process holds of its own: the control connection and the background one.
 const OWN_CONNECTIONS: u32 = 2;
+
+/// Whose kept databases [`super::Broker::drop_kept`] drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptBy {
+    /// Those the operating-system user of this process kept (its uid is in their mark).
+    ThisUser,
+    /// Everyone's, those of an older harness (which marked no user) included.
+    AnyUser,
+}
 
 /// A piece of background work.
 #[derive(Debug)]
@@ -438,15 +447,17 @@ impl Session {
     }
 }
 
-/// Drops the kept databases on the server (only `only`, if given) and forgets their markers.
+/// Drops the kept databases on the server that `by` says (only `only`, if given) and forgets
+/// their markers; returns the names dropped.
 pub(crate) async fn drop_kept(
     conn: &mut PgConnection,
     server: &Server,
     only: Option<&str>,
+    by: KeptBy,
 ) -> Result<Vec<String>, EnvError> {
-    let kept: Vec<String> = sqlx::query_scalar(
-        "select datname from pg_database where datname like 'bh\\_%' \
-         and shobj_description(oid, 'pg_database') like $1 || '%' \
+    let listed: Vec<(String, String)> = sqlx::query_as(
+        "select datname::text, shobj_description(oid, 'pg_database') from pg_database \
+         where datname like 'bh\\_%' and shobj_description(oid, 'pg_database') like $1 || '%' \
          and ($2::text is null or datname = $2)",
     )
     .bind(KEPT_COMMENT)
@@ -454,13 +465,21 @@ pub(crate) async fn drop_kept(
     .fetch_all(&mut *conn)
     .await
     .map_err(EnvError::db("list kept databases"))?;
+    let uid = super::os::current_uid();
+    let (mine, others): (Vec<_>, Vec<_>) = listed.into_iter().partition(|(_, comment)| {
+        KeptMark::parse(comment).is_some_and(|mark| drops_kept(&mark, uid, by == KeptBy::AnyUser))
+    });
+    let kept: Vec<String> = mine.into_iter().map(|(name, _)| name).collect();
     for name in &kept {
         drop_database(conn, name).await?;
     }
     if let Some(membership) = &server.membership {
-        match only {
-            Some(name) => membership.unkeep(name),
-            None => super::instance::clear_kept(&membership.dir),
+        for name in &kept {
+            membership.unkeep(name);
+        }
+        // Markers of databases gone some other way go too, once none is left.
+        if only.is_none() && others.is_empty() {
+            super::instance::clear_kept(&membership.dir);
         }
     }
     Ok(kept)
