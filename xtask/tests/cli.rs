@@ -110,6 +110,49 @@ async fn a_holder_killed_with_sigkill_is_reaped_by_the_next_run_and_the_server_s
     assert_eq!((starts, joins), (1, 1), "{events}");
 }
 
+/// `HARNESS_STATE_DIR` set to a folder of the user's, with a file of theirs in it and in a
+/// `local` folder of theirs: once the server stops, the watchdog has removed what the harness
+/// made (the cluster, the record, the locks) and nothing else.
+#[test]
+fn a_state_dir_of_the_users_keeps_the_users_files_after_the_run() {
+    use std::os::unix::fs::DirBuilderExt;
+    let state = state_dir("users-folder");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&state)
+        .unwrap();
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(state.join("local"))
+        .unwrap();
+    std::fs::write(state.join("notes.txt"), "mine").unwrap();
+    std::fs::write(state.join("local").join("mine.txt"), "mine").unwrap();
+    let (up, _url) = db_up(&state);
+    let cluster_ran = state.join("local").join("cluster").exists();
+    let status = interrupt(up);
+    let stopped = wait_until(Duration::from_secs(15), || {
+        !state.join("local").join("cluster").exists()
+            && !state.join("local").join("instance.json").exists()
+    });
+    let mut left: Vec<String> = ["", "local"]
+        .iter()
+        .flat_map(|sub| {
+            std::fs::read_dir(state.join(sub))
+                .unwrap()
+                .flatten()
+                .map(move |e| format!("{sub}/{}", e.file_name().to_string_lossy()))
+        })
+        .collect();
+    left.sort();
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        status.success() && cluster_ran,
+        "db up exited with {status}"
+    );
+    assert!(stopped, "the server outlived its last user: {left:?}");
+    assert_eq!(left, ["/local", "/notes.txt", "local/mine.txt"]);
+}
+
 /// `db clean` drops the kept databases of the user who runs it; another user's (its uid in the
 /// mark) and an older harness's (no user in the mark) stay until `db clean --all-users`.
 #[tokio::test]
