@@ -4,15 +4,20 @@
 use std::process::ExitCode;
 
 use billing_harness::TestEnv;
-use billing_harness::env::{self, Config};
+use billing_harness::env::{self, Config, KeptBy};
 
 /// `cargo xtask db ...`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Start a throwaway migrated database, print its URL, keep it until Ctrl-C.
     Up,
-    /// Drop databases kept by failed tests and let idle servers stop.
-    Clean,
+    /// Drop the databases your failed tests kept and let idle servers stop.
+    Clean {
+        /// Drop those other users kept too (on a shared server), and those of an older harness
+        /// that recorded no user.
+        #[arg(long)]
+        all_users: bool,
+    },
     /// Let the harness write to a database it did not create (a shared QA database): installs
     /// the clock and the schema if missing and records a marker. Marking twice is harmless.
     Mark {
@@ -29,7 +34,7 @@ pub(crate) enum Command {
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Up => up(),
-        Command::Clean => clean(),
+        Command::Clean { all_users } => clean(all_users),
         Command::Mark { env, database_url } => mark(&env, &database_url),
     }
 }
@@ -57,10 +62,17 @@ fn up() -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Drops kept databases and stops idle throwaway servers.
-fn clean() -> anyhow::Result<ExitCode> {
+/// Drops this user's kept databases (everyone's with `all_users`) and stops idle throwaway
+/// servers; says how many other users' stay.
+fn clean(all_users: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
-    let dropped = crate::runtime()?.block_on(env::drop_kept(None))?;
+    let by = if all_users {
+        KeptBy::AnyUser
+    } else {
+        KeptBy::ThisUser
+    };
+    let runtime = crate::runtime()?;
+    let dropped = runtime.block_on(env::drop_kept_by(None, by))?;
     for name in &dropped {
         eprintln!("dropped kept database {name}");
     }
@@ -69,6 +81,25 @@ fn clean() -> anyhow::Result<ExitCode> {
         dropped.len(),
         config.linger.as_secs()
     );
+    let left = runtime
+        .block_on(env::kept_databases(&config))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !left.is_empty() {
+        eprintln!(
+            "{} kept database(s) of other users stay ({}); `cargo xtask db clean --all-users` drops them",
+            left.len(),
+            left.iter()
+                .map(|k| format!(
+                    "{} by {}",
+                    k.name,
+                    k.user.as_deref().unwrap_or("an unknown user")
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -123,7 +154,8 @@ pub(crate) fn doctor() -> anyhow::Result<ExitCode> {
                 config.keep_failed
             );
             for k in &kept {
-                println!("  {}  {}  {}", k.name, bytes(k.bytes), k.reason);
+                let by = k.user.as_deref().unwrap_or("an unknown user");
+                println!("  {}  {}  by {by}: {}", k.name, bytes(k.bytes), k.reason);
             }
         }
         Err(e) => println!("kept        could not list them: {e}"),

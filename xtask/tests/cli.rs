@@ -110,6 +110,119 @@ async fn a_holder_killed_with_sigkill_is_reaped_by_the_next_run_and_the_server_s
     assert_eq!((starts, joins), (1, 1), "{events}");
 }
 
+/// `HARNESS_STATE_DIR` set to a folder of the user's, with a file of theirs in it and in a
+/// `local` folder of theirs: once the server stops, the watchdog has removed what the harness
+/// made (the cluster, the record, the locks) and nothing else.
+#[test]
+fn a_state_dir_of_the_users_keeps_the_users_files_after_the_run() {
+    use std::os::unix::fs::DirBuilderExt;
+    let state = state_dir("users-folder");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&state)
+        .unwrap();
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(state.join("local"))
+        .unwrap();
+    std::fs::write(state.join("notes.txt"), "mine").unwrap();
+    std::fs::write(state.join("local").join("mine.txt"), "mine").unwrap();
+    let (up, _url) = db_up(&state);
+    let cluster_ran = state.join("local").join("cluster").exists();
+    let status = interrupt(up);
+    let stopped = wait_until(Duration::from_secs(15), || {
+        !state.join("local").join("cluster").exists()
+            && !state.join("local").join("instance.json").exists()
+    });
+    let mut left: Vec<String> = ["", "local"]
+        .iter()
+        .flat_map(|sub| {
+            std::fs::read_dir(state.join(sub))
+                .unwrap()
+                .flatten()
+                .map(move |e| format!("{sub}/{}", e.file_name().to_string_lossy()))
+        })
+        .collect();
+    left.sort();
+    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        status.success() && cluster_ran,
+        "db up exited with {status}"
+    );
+    assert!(stopped, "the server outlived its last user: {left:?}");
+    assert_eq!(left, ["/local", "/notes.txt", "local/mine.txt"]);
+}
+
+/// `db clean` drops the kept databases of the user who runs it; another user's (its uid in the
+/// mark) and an older harness's (no user in the mark) stay until `db clean --all-users`.
+#[tokio::test]
+async fn db_clean_drops_only_this_users_kept_databases_unless_all_users() {
+    use std::os::unix::fs::MetadataExt;
+    let state = state_dir("clean-users");
+    let (up, url) = db_up(&state);
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    let planted = [
+        (
+            "bh_planted_mine",
+            format!("kept by me (uid {uid}): failed test a"),
+        ),
+        (
+            "bh_planted_theirs",
+            format!("kept by other (uid {}): failed test b", uid.wrapping_add(1)),
+        ),
+        ("bh_planted_older", "kept: failed test c".to_owned()),
+    ];
+    let admin = format!("{}/postgres", url.rsplit_once('/').unwrap().0);
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    for (name, mark) in &planted {
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(&format!(
+            "comment on database {name} is 'billing-harness: {mark}'"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let planted_left = |all: Vec<String>| -> Vec<String> {
+        all.into_iter()
+            .filter(|d| d.starts_with("bh_planted_"))
+            .collect()
+    };
+
+    let mine_only = xtask(&state).args(["db", "clean"]).output().unwrap();
+    let after_mine = planted_left(databases(&url).await);
+    let all_users = xtask(&state)
+        .args(["db", "clean", "--all-users"])
+        .output()
+        .unwrap();
+    let after_all = planted_left(databases(&url).await);
+    let status = interrupt(up);
+    let _ = std::fs::remove_dir_all(&state);
+
+    let stderr = String::from_utf8_lossy(&mine_only.stderr);
+    assert!(mine_only.status.success(), "{stderr}");
+    assert_eq!(
+        after_mine,
+        ["bh_planted_older", "bh_planted_theirs"],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dropped kept database bh_planted_mine")
+            && stderr.contains("2 kept database(s) of other users stay")
+            && stderr.contains("bh_planted_theirs by other (uid ")
+            && stderr.contains("--all-users"),
+        "{stderr}"
+    );
+    let stderr = String::from_utf8_lossy(&all_users.stderr);
+    assert!(all_users.status.success(), "{stderr}");
+    assert!(after_all.is_empty(), "{after_all:?} {stderr}");
+    assert!(stderr.contains("2 kept database(s) dropped"), "{stderr}");
+    assert!(status.success(), "db up exited with {status}");
+}
+
 #[test]
 fn the_connection_budget_makes_a_third_process_wait_for_a_free_slot() {
     // 64 connections per database on a 200-connection cluster, whose budget is 200 - 3 reserved

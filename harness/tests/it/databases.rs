@@ -189,9 +189,14 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
         assert!(dropped.is_empty(), "{dropped:?}");
         return;
     }
-    assert_eq!(
-        comment.as_deref(),
-        Some("billing-harness: kept: failed test it::pretend_failure")
+    // Marked with the operating-system user who kept it, whose `db clean` drops it.
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+    let comment = comment.unwrap_or_default();
+    assert!(
+        comment.starts_with("billing-harness: kept by ")
+            && comment.contains(&format!("uid {uid}"))
+            && comment.ends_with(": failed test it::pretend_failure"),
+        "{comment}"
     );
     assert_eq!(dropped, vec![*name]);
 }

@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use billing_harness::TestEnv;
-use billing_harness::env::Broker;
 use billing_harness::env::{self, BackendChoice, Config};
+use billing_harness::env::{Broker, KeptBy};
 
 /// Set for the child run only.
 const CHILD: &str = "BH_KEEP_CAP_CHILD";
@@ -82,7 +82,7 @@ async fn a_run_in_which_20_tests_fail_keeps_the_cap_and_says_how_many_it_dropped
         .unwrap_or_default();
     let dropped = {
         let broker = Broker::start(config).unwrap();
-        broker.drop_kept(None).await.unwrap()
+        broker.drop_kept(None, KeptBy::ThisUser).await.unwrap()
     };
     let server_gone = wait_until(Duration::from_secs(15), || !state.join("local").exists());
     let _ = std::fs::remove_dir_all(&state);

@@ -13,6 +13,7 @@ mod contracts;
 mod databases;
 mod invariants;
 mod keep_cap;
+mod ownership;
 mod payment_rules;
 mod payments;
 mod platform;

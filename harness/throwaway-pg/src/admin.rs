@@ -5,9 +5,10 @@
 //! Everything shared between processes is coordinated in PostgreSQL itself, with session-level
 //! advisory locks, so it works the same on a throwaway cluster and on a server given by URL that
 //! other machines use too:
-//! - `PROCESS(token)`: held for the life of the process on its control connection. A clone is
-//!   named after its owner's token, so a clone whose owner lock is free belongs to a dead process
-//!   and is reaped.
+//! - `PROCESS(token)`, shared: held for the life of the process on its control connection and
+//!   on its background one, each taking it again when it is opened anew. A clone is named after
+//!   its owner's token, so a clone whose owner lock is free belongs to a dead process and is
+//!   reaped; one connection of the owner ended by the server leaves the lock held.
 //! - `TEMPLATE(hash)`, shared: held by every process that uses that template (clones it, claims
 //!   from or fills its warm pool). A reaper drops a template, and its warm pool, only while it
 //!   holds this lock exclusively.
@@ -94,10 +95,16 @@ pub(crate) fn warm_pattern(hash: &str) -> String {
     format!("bh\\_pool\\_{hash}\\_%")
 }
 
-/// A connection to the administration database of the server at `endpoint`, named so in
-/// `pg_stat_activity`.
-pub(crate) async fn connect(endpoint: &Endpoint) -> Result<PgConnection, EnvError> {
-    let options = endpoint.admin_options().application_name("billing-harness");
+/// The `application_name` of a process's connection: `billing-harness <role> <token>`, so that
+/// `pg_stat_activity` tells whose control or background connection it is.
+pub(crate) fn app_name(role: &str, token: u32) -> String {
+    format!("billing-harness {role} {token:08x}")
+}
+
+/// A connection to the administration database of the server at `endpoint`, named `name` in
+/// `pg_stat_activity` (see [`app_name`]).
+pub(crate) async fn connect(endpoint: &Endpoint, name: &str) -> Result<PgConnection, EnvError> {
+    let options = endpoint.admin_options().application_name(name);
     PgConnection::connect_with(&options)
         .await
         .map_err(EnvError::db(
@@ -132,6 +139,17 @@ pub(crate) async fn try_lock(
         .fetch_one(conn)
         .await
         .map_err(EnvError::db("try an advisory lock"))
+}
+
+/// Takes this process's liveness lock, `PROCESS(token)` shared, on `conn`.
+pub(crate) async fn hold_liveness(conn: &mut PgConnection, token: u32) -> Result<(), EnvError> {
+    sqlx::query("select pg_advisory_lock_shared($1, $2)")
+        .bind(LOCK_PROCESS)
+        .bind(token as i32)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(EnvError::db("take this process's liveness lock"))
 }
 
 /// Releases the advisory lock `(class, key)` taken exclusively.

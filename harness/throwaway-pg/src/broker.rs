@@ -19,10 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::EnvError;
 use super::admin::{KEPT_COMMENT, LOCK_KEEP, clone_name, drop_database, ident};
 use super::config::Config;
-use super::decide::keep::within_cap;
+use super::decide::keep::{kept_comment, within_cap};
 use super::lease::{CloneStrategy, Lease};
 use super::maintenance;
-use super::session::{Job, Session, State, drop_kept};
+use super::session::{Job, KeptBy, Session, State, drop_kept};
 use super::template::{Migrations, Schema};
 
 /// What became of a released database.
@@ -172,6 +172,7 @@ impl Broker {
         self.handle
             .spawn(async move {
                 let session = state.session().await?;
+                session.heal().await?;
                 work(state, session).await
             })
             .await
@@ -378,16 +379,17 @@ impl Broker {
         .await
     }
 
-    /// Drops the databases kept for failed tests on this server (only `only`, if given), and
-    /// forgets the markers that keep a throwaway server up for them. Returns the names dropped.
+    /// Drops the databases kept for failed tests on this server that `by` says (only `only`, if
+    /// given), and forgets the markers that keep a throwaway server up for them. Returns the
+    /// names dropped.
     ///
     /// # Errors
     /// The session could not be opened or a drop failed.
-    pub async fn drop_kept(&self, only: Option<&str>) -> Result<Vec<String>, EnvError> {
+    pub async fn drop_kept(&self, only: Option<&str>, by: KeptBy) -> Result<Vec<String>, EnvError> {
         let only = only.map(str::to_owned);
         self.on_session(move |_, session| async move {
             let mut control = session.control.lock().await;
-            drop_kept(&mut control, &session.server, only.as_deref()).await
+            drop_kept(&mut control, &session.server, only.as_deref(), by).await
         })
         .await
     }
@@ -417,6 +419,7 @@ impl State {
         keep: Option<String>,
     ) -> Result<Released, EnvError> {
         let session = self.session().await?;
+        session.heal().await?;
         let result = {
             let mut control = session.control.lock().await;
             let too_full = match &keep {
@@ -494,7 +497,8 @@ async fn keep_within_cap(
         if !within_cap(kept, cap) {
             return Ok(Some(kept));
         }
-        let comment = format!("{KEPT_COMMENT}: {reason}").replace('\'', "''");
+        let user = super::os::user_name(super::os::current_uid());
+        let comment = kept_comment(&user, reason).replace('\'', "''");
         control
             .execute(format!("comment on database {} is '{comment}'", ident(name)).as_str())
             .await

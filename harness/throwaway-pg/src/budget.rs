@@ -108,6 +108,11 @@ impl Budget {
         }
     }
 
+    /// The slots this process holds, for a control connection opened anew to take again.
+    pub(crate) fn held_slots(&self) -> Vec<u32> {
+        self.held().iter().copied().collect()
+    }
+
     /// The slots this process holds. A panic elsewhere cannot leave the set half-changed (each
     /// use is one insert, remove or read), so a poisoned lock is still good to use.
     fn held(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {

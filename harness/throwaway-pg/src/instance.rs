@@ -22,8 +22,10 @@
 //!   launch reaps only containers of this id whose heartbeat has stopped (`container.rs`);
 //! - `watchdog.pid`: the watchdog, a small `sh` loop that stops the instance once nobody has held
 //!   `users.lock` for the linger time, and then removes this folder (and the state directory too
-//!   when it is the default `billing-harness-$UID` one and nothing else is in it), so that a run
-//!   leaves nothing behind but the databases it kept.
+//!   when nothing else is in it), so that a run leaves nothing behind but the databases it kept;
+//! - `.billing-harness`: the marker of a folder the harness made. Only a marked folder is removed
+//!   whole: of an unmarked one (a `HARNESS_STATE_DIR` that was there, or a backend's folder with
+//!   files of someone else's in it), only the entries above go.
 //!
 //! The folder is removed while its `setup.lock` is held; [`FileLock`] takes a lock only on the
 //! file that is still at its path, so a process that waited on a removed lock tries again.
@@ -52,13 +54,29 @@ pub(crate) struct Instance {
     pub(crate) stop: Stop,
 }
 
-/// Makes the state directory above `dir` and `dir` itself private if they are new, and refuses
-/// them unless they are.
+/// What the harness puts in a backend's folder: all that is removed from one it did not make.
+const OURS: &[&str] = &[
+    "cluster",
+    "instance.json",
+    "pgpass",
+    "kept",
+    "watchdog.pid",
+    "events.log",
+    "setup.lock",
+    "users.lock",
+    "instance-id",
+    "heartbeats",
+];
+
+/// Makes the state directory above `dir` and `dir` itself private if they are new, marking each
+/// it creates ([`private::MARKER`]: only those are ever removed), and refuses them unless they
+/// are private. A backend's folder an older harness made (nothing in it but [`OURS`]) is marked
+/// too; a state directory that was there is never marked.
 fn secure(dir: &Path) -> Result<(), EnvError> {
     if let Some(state) = dir.parent() {
-        private::ensure(state)?;
+        private::ensure_marked(state, &[])?;
     }
-    private::ensure(dir)
+    private::ensure_marked(dir, OURS)
 }
 
 /// Whether `dir` exists (`false` when it does not), refusing it and the state directory above
@@ -229,17 +247,24 @@ pub(crate) fn stop_if_unused(dir: &Path) -> Result<bool, EnvError> {
     Ok(true)
 }
 
-/// Removes a stopped instance's folder, and the state directory above it when that is the
-/// default one (`billing-harness-$UID`) and nothing else is left in it. The watchdog does the same
-/// in `sh`. Must run under `setup.lock`.
+/// Removes a stopped instance's folder if the harness made it (else only what it put there,
+/// [`OURS`]), and the state directory above it when the harness made that too and nothing else is
+/// left in it. The watchdog does the same in `sh`. Must run under `setup.lock`.
 fn remove_folder(dir: &Path) {
-    let _ = std::fs::remove_dir_all(dir);
+    if private::is_marked(dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    } else {
+        for name in OURS {
+            let path = dir.join(name);
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+    }
     if let Some(state) = dir.parent()
-        && state
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("billing-harness-"))
+        && private::is_marked(state)
+        && std::fs::read_dir(state).is_ok_and(|entries| entries.count() == 1)
     {
-        // Fails, as it should, while the other backend's folder is there.
+        // Fails, as it should, if another backend's folder came meanwhile.
+        let _ = std::fs::remove_file(state.join(private::MARKER));
         let _ = std::fs::remove_dir(state);
     }
 }
@@ -336,9 +361,13 @@ while grep -q "$gen" "$dir/instance.json" 2>/dev/null; do
     flock -x 9
     if unused; then
       stop || { rm -f "$dir/instance.json"; exit 1; }
-      rm -rf "$dir"
+      if [ -f "$dir/.billing-harness" ]; then rm -rf "$dir"
+      else (cd "$dir" && rm -rf cluster instance.json pgpass kept watchdog.pid events.log setup.lock users.lock instance-id heartbeats)
+      fi
       state=$(dirname "$dir")
-      case $(basename "$state") in billing-harness-*) rmdir "$state" 2>/dev/null;; esac
+      if [ -f "$state/.billing-harness" ] && [ "$(ls -A "$state")" = .billing-harness ]; then
+        rm -f "$state/.billing-harness"; rmdir "$state" 2>/dev/null
+      fi
       exit 0
     fi
     exec 9>&-
@@ -409,5 +438,77 @@ mod tests {
         let read = read(&dir);
         std::fs::remove_dir_all(&state).unwrap();
         assert!(matches!(read, Ok(None)), "{read:?}");
+    }
+
+    /// A `HARNESS_STATE_DIR` that was there, with a file of the user's in it and a `local`
+    /// folder of the user's: the harness removes only what it made.
+    #[test]
+    fn only_what_the_harness_made_is_removed() {
+        let state = crate::scratch_dir("remove-ours");
+        private::ensure(&state).unwrap();
+        std::fs::write(state.join("notes.txt"), "mine").unwrap();
+        secure(&state.join("container")).unwrap();
+        std::fs::create_dir(state.join("local")).unwrap();
+        std::fs::write(state.join("local").join("mine.txt"), "mine").unwrap();
+        secure(&state.join("local")).unwrap();
+        for name in OURS {
+            std::fs::write(state.join("local").join(name), "").unwrap();
+        }
+        let (container_marked, local_marked) = (
+            private::is_marked(&state.join("container")),
+            private::is_marked(&state.join("local")),
+        );
+        remove_folder(&state.join("container"));
+        remove_folder(&state.join("local"));
+        let mut left: Vec<String> = walk(&state);
+        left.sort();
+        std::fs::remove_dir_all(&state).unwrap();
+        assert_eq!((container_marked, local_marked), (true, false));
+        assert_eq!(left, ["local", "local/mine.txt", "notes.txt"]);
+    }
+
+    /// A state folder the harness made goes with its last backend's folder; one an older harness
+    /// made (only its files in it) is marked when used again.
+    #[test]
+    fn a_state_folder_the_harness_made_goes_with_its_last_backend() {
+        let state = crate::scratch_dir("remove-made");
+        secure(&state.join("local")).unwrap();
+        secure(&state.join("container")).unwrap();
+        remove_folder(&state.join("local"));
+        let after_one = state.exists();
+        remove_folder(&state.join("container"));
+        assert!(after_one && !state.exists());
+
+        let older = state.join("local");
+        private::ensure(&state).unwrap();
+        private::ensure(&older).unwrap();
+        std::fs::write(older.join("instance.json"), "{}").unwrap();
+        secure(&older).unwrap();
+        let marked = private::is_marked(&older);
+        std::fs::remove_dir_all(&state).unwrap();
+        assert!(marked);
+    }
+
+    #[test]
+    fn the_watchdog_removes_the_same_entries_of_an_unmarked_folder() {
+        assert!(WATCHDOG.contains(&format!("rm -rf {})", OURS.join(" "))));
+        assert!(WATCHDOG.contains(&format!("\"$dir/{}\"", private::MARKER)));
+    }
+
+    /// The paths below `dir`, relative to it.
+    fn walk(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() {
+                found.extend(
+                    walk(&entry.path())
+                        .into_iter()
+                        .map(|p| format!("{name}/{p}")),
+                );
+            }
+            found.push(name);
+        }
+        found
     }
 }

@@ -51,6 +51,7 @@ pub use mock_container::{MockContainer, product_mock_container, reap_dead as rea
 pub use server::{
     Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,
 };
+pub use session::KeptBy;
 pub use template::Schema;
 pub use wall_clock::wall_now;
 
@@ -63,10 +64,11 @@ pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Drops the databases kept for failed tests on the configured server (the one `HARNESS_*`
-/// selects): all of them, or only the one named `only`. An idle throwaway server then stops once
-/// its linger time has passed. Returns the names dropped. `HARNESS_DROP_KEPT=1` does the same
-/// from the command line, as a test run starts.
+/// Drops the databases this operating-system user kept for failed tests on the configured server
+/// (the one `HARNESS_*` selects): all of them, or only the one named `only`. Those another user
+/// kept (its uid is in their mark) stay: [`drop_kept_by`] with [`KeptBy::AnyUser`] drops them
+/// too. An idle throwaway server then stops once its linger time has passed. Returns the names
+/// dropped. `HARNESS_DROP_KEPT=1` does the same from the command line, as a test run starts.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), throwaway_pg::EnvError> {
@@ -78,7 +80,15 @@ pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
 /// # Errors
 /// The configuration is invalid, or the server cannot be reached.
 pub async fn drop_kept(only: Option<&str>) -> Result<Vec<String>, EnvError> {
-    Broker::global()?.drop_kept(only).await
+    drop_kept_by(only, KeptBy::ThisUser).await
+}
+
+/// [`drop_kept`] for the kept databases of whom `by` says.
+///
+/// # Errors
+/// As [`drop_kept`].
+pub async fn drop_kept_by(only: Option<&str>, by: KeptBy) -> Result<Vec<String>, EnvError> {
+    Broker::global()?.drop_kept(only, by).await
 }
 
 /// Stops the throwaway server under `state_dir` now if no process uses it, forgetting kept

@@ -11,8 +11,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::EnvError;
@@ -21,7 +22,7 @@ use super::decide::keep::has_room;
 use super::lease::{CloneStrategy, Lease};
 use super::pool::{self, Step};
 use super::reaper::{self, Reap};
-use super::session::{Job, Session, State, drop_kept};
+use super::session::{Job, KeptBy, Session, State, drop_kept};
 use super::template::{self, Migrations};
 
 /// Where the reaper is.
@@ -128,9 +129,13 @@ pub(crate) async fn serve(
             for settled in work.settles.drain(..) {
                 let _ = settled.send(());
             }
-            match queue.recv().await {
-                Some(job) => work.add(job),
-                None => return,
+            match tokio::time::timeout(HEARTBEAT, queue.recv()).await {
+                Ok(Some(job)) => work.add(job),
+                Ok(None) => return,
+                Err(_) => {
+                    heartbeat(&session, &mut conn).await;
+                    continue;
+                }
             }
         }
         while let Ok(job) = queue.try_recv() {
@@ -140,7 +145,7 @@ pub(crate) async fn serve(
             continue;
         }
         if conn.is_none() {
-            match admin::connect(&session.server.endpoint).await {
+            match open(&session).await {
                 Ok(opened) => conn = Some(opened),
                 Err(e) => {
                     report(&e);
@@ -155,6 +160,30 @@ pub(crate) async fn serve(
             // A connection that failed is opened anew at the next step.
             conn = None;
         }
+    }
+}
+
+/// How often an idle process checks that its connections are alive.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The background connection, holding the liveness lock like the control connection: either
+/// one ended by the server leaves this process's clones owned.
+async fn open(session: &Session) -> Result<PgConnection, EnvError> {
+    let name = admin::app_name("background", session.token);
+    let mut conn = admin::connect(&session.server.endpoint, &name).await?;
+    admin::hold_liveness(&mut conn, session.token).await?;
+    Ok(conn)
+}
+
+/// While idle: opens anew whichever of this process's connections the server ended, so that
+/// both hold the liveness lock again within a beat. Quiet: a server gone for good is the next
+/// request's error to report.
+async fn heartbeat(session: &Session, conn: &mut Option<PgConnection>) {
+    let _ = session.heal().await;
+    if let Some(open_conn) = conn.as_mut()
+        && open_conn.ping().await.is_err()
+    {
+        *conn = open(session).await.ok();
     }
 }
 
@@ -177,7 +206,9 @@ async fn step(
     conn: &mut PgConnection,
 ) -> Result<(), EnvError> {
     if std::mem::take(&mut work.drop_kept) {
-        return drop_kept(conn, &session.server, None).await.map(drop);
+        return drop_kept(conn, &session.server, None, KeptBy::ThisUser)
+            .await
+            .map(drop);
     }
     if let Some(lease) = work.drops.pop_front() {
         let dropped = drop_database(conn, &lease.name).await;

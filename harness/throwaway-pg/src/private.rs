@@ -21,6 +21,38 @@ pub(crate) fn ensure(dir: &Path) -> Result<(), EnvError> {
     created.map_err(EnvError::io(format!("create {}", dir.display())))
 }
 
+/// The file inside every folder the harness created (a state folder, a backend's folder): only a
+/// folder that holds it is ever removed whole. A folder that was there before, such as a
+/// `HARNESS_STATE_DIR` of the user's own, never holds it.
+pub(crate) const MARKER: &str = ".billing-harness";
+
+/// [`ensure`], and when `dir` is new (or holds nothing but `ours`, the names the harness puts in
+/// such a folder: one an older harness made, before the marker), marks it as the harness's
+/// ([`MARKER`]).
+pub(crate) fn ensure_marked(dir: &Path, ours: &[&str]) -> Result<(), EnvError> {
+    let existed = std::fs::symlink_metadata(dir).is_ok();
+    ensure(dir)?;
+    let only_ours = || {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .all(|e| ours.iter().any(|o| e.file_name() == **o))
+        })
+    };
+    if !is_marked(dir) && (!existed || (!ours.is_empty() && only_ours())) {
+        write(
+            &dir.join(MARKER),
+            b"made by billing-harness, which removes this folder when its server stops\n",
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether the harness made `dir` (it holds the [`MARKER`] file).
+pub(crate) fn is_marked(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(MARKER)).is_ok_and(|m| m.is_file())
+}
+
 /// Refuses `dir` unless it is a folder owned by this process's user that neither its group nor
 /// others may write in. A symbolic link is followed only if it is this user's own.
 pub(crate) fn check(dir: &Path) -> Result<(), EnvError> {

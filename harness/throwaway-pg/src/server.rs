@@ -10,6 +10,7 @@ use super::config::{Config, Footprint};
 use super::container::{self, ContainerLauncher};
 pub use super::decide::backend::Backend;
 use super::decide::backend::pick;
+use super::decide::keep::KeptMark;
 use super::endpoint::{Endpoint, redact};
 use super::instance::{self, Membership};
 use super::local::{Binaries, LocalLauncher};
@@ -212,6 +213,8 @@ pub struct KeptDatabase {
     pub bytes: u64,
     /// Why it was kept (`failed test <name>`).
     pub reason: String,
+    /// The operating-system user who kept it (`name (uid N)`), if its mark says.
+    pub user: Option<String>,
 }
 
 /// The databases kept for failed tests on the server `config` uses, if that server runs: `None`
@@ -248,15 +251,14 @@ pub async fn kept_databases(config: &Config) -> Result<Option<Vec<KeptDatabase>>
     let _ = conn.close().await;
     Ok(Some(
         rows.into_iter()
-            .map(|(name, bytes, comment)| KeptDatabase {
-                name,
-                bytes: u64::try_from(bytes).unwrap_or(0),
-                reason: comment
-                    .strip_prefix(KEPT_COMMENT)
-                    .unwrap_or(&comment)
-                    .trim_start_matches(':')
-                    .trim()
-                    .to_owned(),
+            .map(|(name, bytes, comment)| {
+                let mark = KeptMark::parse(&comment);
+                KeptDatabase {
+                    name,
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    reason: mark.as_ref().map_or(comment.clone(), |m| m.reason.clone()),
+                    user: mark.and_then(|m| m.user),
+                }
             })
             .collect(),
     ))

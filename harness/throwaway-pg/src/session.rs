@@ -7,22 +7,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::{Executor, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::EnvError;
 use super::admin::{
-    self, KEPT_COMMENT, LOCK_PROCESS, LOCK_TEMPLATE, clone_name, drop_database, ident, setup_lock,
+    self, KEPT_COMMENT, LOCK_PROCESS, LOCK_SLOT, LOCK_TEMPLATE, clone_name, drop_database, ident,
+    setup_lock,
 };
 use super::budget::Budget;
 use super::config::Config;
-use super::decide::keep::{ROOM_RESERVE, has_room};
+use super::decide::keep::{KeptMark, ROOM_RESERVE, drops_kept, has_room};
 use super::lease::{CloneStrategy, Lease};
 use super::server::{self, Backend, Server};
 use super::template::{self, Migrations, Schema};
 
 /// Connections a process holds of its own: the control connection and the background one.
 const OWN_CONNECTIONS: u32 = 2;
+
+/// Whose kept databases [`super::Broker::drop_kept`] drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptBy {
+    /// Those the operating-system user of this process kept (its uid is in their mark).
+    ThisUser,
+    /// Everyone's, those of an older harness (which marked no user) included.
+    AnyUser,
+}
 
 /// A piece of background work.
 #[derive(Debug)]
@@ -73,6 +83,8 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) server: Server,
+    /// This process's token, whose `PROCESS` lock says its clones are in use.
+    pub(crate) token: u32,
     pub(crate) control: tokio::sync::Mutex<PgConnection>,
     pub(crate) version: i32,
     pub(crate) budget: Budget,
@@ -93,14 +105,15 @@ impl Session {
         jobs: mpsc::UnboundedSender<Job>,
     ) -> Result<Session, EnvError> {
         let mut server = server::connect(config, true).await?;
-        let mut control = match admin::connect(&server.endpoint).await {
+        let name = admin::app_name("control", token);
+        let mut control = match admin::connect(&server.endpoint, &name).await {
             Ok(control) => control,
             // Joined without a probe, and the server does not answer: the slow way in checks
             // it and starts a new one if it is dead.
             Err(_) if server.joined_unprobed => {
                 drop(server);
                 server = server::connect(config, false).await?;
-                admin::connect(&server.endpoint).await?
+                admin::connect(&server.endpoint, &name).await?
             }
             Err(e) => return Err(e),
         };
@@ -111,7 +124,7 @@ impl Session {
                  current_setting('max_connections')::int, \
                  current_setting('superuser_reserved_connections')::int, \
                  (select rolcreatedb or rolsuper from pg_roles where rolname = current_user) \
-                 from (select pg_advisory_lock($1, $2)) as liveness",
+                 from (select pg_advisory_lock_shared($1, $2)) as liveness",
             )
             .bind(LOCK_PROCESS)
             .bind(token as i32)
@@ -136,6 +149,7 @@ impl Session {
         }
         Ok(Session {
             server,
+            token,
             control: tokio::sync::Mutex::new(control),
             version,
             budget: Budget::new(max_connections, reserved),
@@ -377,21 +391,73 @@ impl Session {
         }
     }
 
+    /// Opens the control connection anew if the server ended it (`pg_terminate_backend`, a
+    /// restart of a server given by URL, a dropped network): the new one takes again what the old
+    /// one held, the liveness lock first, so that this process's clones stay its own. The
+    /// background connection holds the liveness lock meanwhile. A slot another process took in
+    /// between stays its: the budget is over by that much until it is given back.
+    pub(crate) async fn heal(&self) -> Result<(), EnvError> {
+        if self.control.lock().await.ping().await.is_ok() {
+            return Ok(());
+        }
+        // Read before the control connection is locked again: `template` locks the templates
+        // first, then the control connection.
+        let templates: Vec<i32> = {
+            let templates = self.templates.lock().await;
+            templates.values().map(|m| m.lock_key()).collect()
+        };
+        let mut control = self.control.lock().await;
+        // Another task may have opened it anew meanwhile.
+        if control.ping().await.is_ok() {
+            return Ok(());
+        }
+        let name = admin::app_name("control", self.token);
+        let mut fresh = admin::connect(&self.server.endpoint, &name).await?;
+        admin::hold_liveness(&mut fresh, self.token).await?;
+        let slots: Vec<i32> = self.budget.held_slots().iter().map(|&s| s as i32).collect();
+        let again = [
+            (
+                "select pg_advisory_lock_shared($1, k) from unnest($2::int[]) k",
+                LOCK_TEMPLATE,
+                templates,
+            ),
+            (
+                "select pg_try_advisory_lock($1, k) from unnest($2::int[]) k",
+                LOCK_SLOT,
+                slots,
+            ),
+        ];
+        for (sql, class, keys) in again {
+            sqlx::query(sql)
+                .bind(class)
+                .bind(&keys)
+                .execute(&mut fresh)
+                .await
+                .map_err(EnvError::db(
+                    "take the templates in use and the slots held again",
+                ))?;
+        }
+        *control = fresh;
+        Ok(())
+    }
+
     /// Frees the slots of a lease whose database is gone.
     pub(crate) async fn give_back(&self, lease: &Lease) {
         self.budget.give_back(&self.control, &lease.slots).await;
     }
 }
 
-/// Drops the kept databases on the server (only `only`, if given) and forgets their markers.
+/// Drops the kept databases on the server that `by` says (only `only`, if given) and forgets
+/// their markers; returns the names dropped.
 pub(crate) async fn drop_kept(
     conn: &mut PgConnection,
     server: &Server,
     only: Option<&str>,
+    by: KeptBy,
 ) -> Result<Vec<String>, EnvError> {
-    let kept: Vec<String> = sqlx::query_scalar(
-        "select datname from pg_database where datname like 'bh\\_%' \
-         and shobj_description(oid, 'pg_database') like $1 || '%' \
+    let listed: Vec<(String, String)> = sqlx::query_as(
+        "select datname::text, shobj_description(oid, 'pg_database') from pg_database \
+         where datname like 'bh\\_%' and shobj_description(oid, 'pg_database') like $1 || '%' \
          and ($2::text is null or datname = $2)",
     )
     .bind(KEPT_COMMENT)
@@ -399,13 +465,21 @@ pub(crate) async fn drop_kept(
     .fetch_all(&mut *conn)
     .await
     .map_err(EnvError::db("list kept databases"))?;
+    let uid = super::os::current_uid();
+    let (mine, others): (Vec<_>, Vec<_>) = listed.into_iter().partition(|(_, comment)| {
+        KeptMark::parse(comment).is_some_and(|mark| drops_kept(&mark, uid, by == KeptBy::AnyUser))
+    });
+    let kept: Vec<String> = mine.into_iter().map(|(name, _)| name).collect();
     for name in &kept {
         drop_database(conn, name).await?;
     }
     if let Some(membership) = &server.membership {
-        match only {
-            Some(name) => membership.unkeep(name),
-            None => super::instance::clear_kept(&membership.dir),
+        for name in &kept {
+            membership.unkeep(name);
+        }
+        // Markers of databases gone some other way go too, once none is left.
+        if only.is_none() && others.is_empty() {
+            super::instance::clear_kept(&membership.dir);
         }
     }
     Ok(kept)
