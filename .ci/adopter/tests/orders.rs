@@ -1,17 +1,16 @@
-//! The one test of the adopter check: a database of its own from the crate's migrations, a
-//! query, and the clock moved so that SQL follows it.
+//! The one test of the adopter check: a database of its own from the crate's migrations (found
+//! by `#[billing_harness::test]` in `./migrations`), a query, and the clock moved so that SQL
+//! follows it.
 
 use billing_harness::TestEnv;
 use chrono::{TimeDelta, TimeZone, Utc};
 
-#[tokio::test]
-async fn orders_are_dated_by_the_test_clock() -> Result<(), Box<dyn std::error::Error>> {
+#[billing_harness::test(start_at = "2026-01-31T23:00:00Z")]
+async fn orders_are_dated_by_the_test_clock(
+    env: TestEnv,
+) -> Result<(), Box<dyn std::error::Error>> {
     let start = Utc.with_ymd_and_hms(2026, 1, 31, 23, 0, 0).unwrap();
-    let env = TestEnv::builder()
-        .migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
-        .start_at(start)
-        .build()
-        .await?;
+    assert_eq!(env.clock().now(), start);
     adopter::place(env.pool(), "january").await?;
     env.clock().advance(TimeDelta::hours(2)).await?;
     adopter::place(env.pool(), "february").await?;
@@ -21,6 +20,9 @@ async fn orders_are_dated_by_the_test_clock() -> Result<(), Box<dyn std::error::
     assert_eq!(now, start + TimeDelta::hours(2));
     assert_eq!(env.clock().now(), now);
     let cutoff = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
-    assert_eq!(adopter::placed_before(env.pool(), cutoff).await?, ["january"]);
+    assert_eq!(
+        adopter::placed_before(env.pool(), cutoff).await?,
+        ["january"]
+    );
     Ok(())
 }

@@ -149,7 +149,29 @@ async fn databases_come_from_a_warm_pool_topped_up_to_its_cap() {
 #[rstest]
 #[tokio::test]
 async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
-    let observer = env.await;
+    // A test that fails: a thread whose body panics while its TestEnv is alive.
+    assert_a_failure_keeps_its_database(&env.await, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let env = TestEnv::start().await;
+            let name = env.database_name().to_owned();
+            std::panic::panic_any(name);
+        })
+    })
+    .await;
+}
+
+/// Runs `fail` as the failing test `it::pretend_failure`: a thread that must panic with a
+/// message ending in its database's name. Then that database must be kept, with the failure's
+/// comment (or dropped, when earlier failures filled the cap of kept databases); it is dropped
+/// before this returns the panic's message either way.
+pub(crate) async fn assert_a_failure_keeps_its_database(
+    observer: &TestEnv,
+    fail: impl FnOnce() + Send + 'static,
+) -> String {
     // Databases that earlier failed tests left on this server count against the cap: at it, the
     // failure below is dropped over the cap instead (`keep_cap` covers that path), and the
     // suite must still pass until someone runs `cargo xtask db clean`.
@@ -159,25 +181,15 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
         .unwrap()
         .map_or(0, |kept| kept.len());
     let cap = config.keep_failed;
-    // A test that fails: a thread whose body panics while its TestEnv is alive.
     let failed = std::thread::Builder::new()
         .name("it::pretend_failure".into())
-        .spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let env = TestEnv::start().await;
-                let name = env.database_name().to_owned();
-                std::panic::panic_any(name);
-            })
-        })
+        .spawn(fail)
         .unwrap()
         .join()
         .unwrap_err();
-    let name = failed.downcast::<String>().unwrap();
-    let comment = database_exists(&observer, &name).await;
+    let message = failed.downcast::<String>().unwrap();
+    let name = message.rsplit(' ').next().unwrap_or_default().to_owned();
+    let comment = database_exists(observer, &name).await;
     // Clean up before asserting, so that this test leaves nothing behind either way.
     let dropped = billing_harness::env::drop_kept(Some(&name)).await.unwrap();
     if kept_before >= cap as usize {
@@ -187,7 +199,7 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
         );
         assert_eq!(comment, None, "over the cap, the database goes");
         assert!(dropped.is_empty(), "{dropped:?}");
-        return;
+        return *message;
     }
     // Marked with the operating-system user who kept it, whose `db clean` drops it.
     let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
@@ -198,7 +210,8 @@ async fn a_failing_test_keeps_its_database_with_a_note(#[future] env: TestEnv) {
             && comment.ends_with(": failed test it::pretend_failure"),
         "{comment}"
     );
-    assert_eq!(dropped, vec![*name]);
+    assert_eq!(dropped, vec![name]);
+    *message
 }
 
 /// The printed `psql` command shows no password, and on a throwaway server it opens the

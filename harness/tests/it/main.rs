@@ -31,6 +31,7 @@ mod support;
 mod sync;
 mod sync_property;
 mod tenant_rules;
+mod test_macro;
 
 use billing_harness::TestEnv;
 use rstest::fixture;

@@ -325,13 +325,7 @@ impl TestEnv {
     /// [`TestEnv::new`] for tests and fixtures: a failure panics with the error's message alone,
     /// which names the fix.
     pub async fn start() -> TestEnv {
-        match Self::new().await {
-            Ok(env) => env,
-            Err(e) => panic!(
-                "billing-harness: failed to get a test database: {}",
-                crate::env::with_causes(&e)
-            ),
-        }
+        expect_env(Self::new().await)
     }
 
     /// A pool of connections to this test's database.
@@ -470,6 +464,18 @@ impl Drop for TestEnv {
         {
             eprintln!("billing-harness: the failed test's {seed}");
         }
+    }
+}
+
+/// The environment, or a panic with the error's message alone, which names the fix: what a test
+/// or a fixture does with a failure to get one.
+pub(crate) fn expect_env(built: Result<TestEnv, EnvError>) -> TestEnv {
+    match built {
+        Ok(env) => env,
+        Err(e) => panic!(
+            "billing-harness: failed to get a test database: {}",
+            crate::env::with_causes(&e)
+        ),
     }
 }
 

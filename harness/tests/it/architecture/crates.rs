@@ -67,6 +67,11 @@ fn forbidden(package: &str, dep: &str) -> Option<(&'static str, &'static str)> {
              crate above it (billing-platform or billing-harness) and pass what it needs down as \
              plain data",
         )),
+        ("billing-harness-macros", _) => Some((
+            "billing-harness-macros depends on no workspace crate",
+            "the attribute only rewrites the test function into calls of \
+             `::billing_harness::__private`: put what the expansion needs at run time there",
+        )),
         ("billing-platform", d) if d != "throwaway-pg" => Some((
             "billing-platform depends on no workspace crate but throwaway-pg",
             "the reference platform knows no test-facing crate: move the code that needs it up \
@@ -123,9 +128,14 @@ mod planted {
         vec![
             package("throwaway-pg", &[("sqlx", None)], json!({})),
             package("billing-platform", &[("throwaway-pg", None)], json!({})),
+            package("billing-harness-macros", &[("syn", None)], json!({})),
             package(
                 "billing-harness",
-                &[("billing-platform", None), ("throwaway-pg", None)],
+                &[
+                    ("billing-harness-macros", None),
+                    ("billing-platform", None),
+                    ("throwaway-pg", None),
+                ],
                 json!({}),
             ),
             package("billing-scenarios", &[("billing-harness", None)], json!({})),
@@ -163,6 +173,23 @@ mod planted {
     }
 
     #[test]
+    fn the_macro_crate_depending_on_the_facade_is_reported() {
+        let mut packages = today();
+        packages[2] = package(
+            "billing-harness-macros",
+            &[("billing-harness", Some("dev")), ("syn", None)],
+            json!({}),
+        );
+        assert_eq!(
+            rules(packages),
+            [
+                "/ws/billing-harness-macros/Cargo.toml: `billing-harness-macros` depends on \
+                 `billing-harness`"
+            ]
+        );
+    }
+
+    #[test]
     fn every_upward_or_tool_dependency_is_reported() {
         let mut packages = today();
         packages[1] = package(
@@ -170,8 +197,8 @@ mod planted {
             &[("throwaway-pg", None), ("billing-harness", None)],
             json!({}),
         );
-        packages[2] = package("billing-harness", &[("billing-scenarios", None)], json!({}));
-        packages[3] = package(
+        packages[3] = package("billing-harness", &[("billing-scenarios", None)], json!({}));
+        packages[4] = package(
             "billing-scenarios",
             &[("xtask", Some("dev")), ("xtask-mutants", None)],
             json!({}),
@@ -190,7 +217,7 @@ mod planted {
     #[test]
     fn features_outside_the_example_are_reported() {
         let mut packages = today();
-        packages[2] = package(
+        packages[3] = package(
             "billing-harness",
             &[("billing-platform", None)],
             json!({"domain": []}),
