@@ -12,6 +12,7 @@ mod fixtures;
 mod format;
 mod images;
 mod pact;
+mod parallel;
 mod products;
 mod purge;
 mod scenario;

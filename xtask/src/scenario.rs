@@ -46,6 +46,10 @@ pub(crate) enum Command {
         /// line, field, expected vs got and the rule. Exits 1 when one differs.
         #[arg(long, value_enum, value_name = "NAME", conflicts_with_all = ["accept", "report", "lang"])]
         driver: Option<crate::conformance::DriverChoice>,
+        /// Play this many scenarios at once, each on its own database and product mocks
+        /// (default: the number of cores). The output keeps the files' order.
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
     },
     /// Write a commented starting point to scenarios/NAME.toml (never overwrites).
     New {
@@ -179,13 +183,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             target,
             format,
             driver: Some(driver),
+            jobs,
             ..
         } => {
             let files = match target {
                 Some(target) => vec![resolve(&target)?],
                 None => files()?,
             };
-            crate::conformance::run(driver, &files, format)
+            crate::conformance::run(driver, &files, format, jobs_or_default(jobs))
         }
         Command::Run {
             target,
@@ -193,12 +198,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             accept,
             report,
             lang,
+            jobs,
             ..
         } => run_scenarios(
             target.as_deref(),
             format,
             accept,
             report.as_deref().map(|dir| (dir, language(lang))),
+            jobs_or_default(jobs),
         ),
         Command::New { name } => new(&name),
         Command::Seed {
@@ -215,6 +222,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         ),
         Command::Report { target, out, lang } => report_one(&target, out, language(lang)),
     }
+}
+
+/// `--jobs N`, else the number of cores.
+pub(crate) fn jobs_or_default(jobs: Option<u16>) -> usize {
+    jobs.map_or_else(crate::parallel::default_jobs, usize::from)
 }
 
 /// The language of the pages: `--lang`, else the one `LANG` names.
@@ -351,6 +363,9 @@ struct Played {
     changed: Vec<(PathBuf, String)>,
     /// Seconds the run took.
     seconds: f64,
+    /// What it says on stderr (its diagnostic, failures, snapshot diffs and mismatches), kept
+    /// together and printed in the run's order whatever order the scenarios finish in.
+    log: String,
 }
 
 impl Played {
@@ -366,8 +381,8 @@ fn run_scenarios(
     format: Format,
     accept: bool,
     report: Option<(&Path, Lang)>,
+    jobs: usize,
 ) -> anyhow::Result<ExitCode> {
-    let runtime = crate::runtime()?;
     let files = match target {
         Some(target) => vec![resolve(target)?],
         None => files()?,
@@ -376,13 +391,24 @@ fn run_scenarios(
     // A failing outcome goes to stderr too, unless it is what stdout shows.
     let loud = target.is_none() || format != Format::Text;
     let started = Instant::now();
-    let mut played = Vec::new();
+    let results = crate::parallel::ordered(
+        &files,
+        jobs,
+        |runtime, path| play_file(runtime, path, accept, report, loud),
+        |result| {
+            if let Ok((one, _)) = result {
+                bar.set_message(one.stem.clone());
+                bar.suspend(|| eprint!("{}", one.log));
+            }
+            bar.inc(1);
+        },
+    )?;
+    let mut played = Vec::with_capacity(results.len());
     let mut written = 0;
-    for path in &files {
-        let (one, wrote) = play_file(&runtime, &bar, path, accept, report, loud)?;
+    for result in results {
+        let (one, wrote) = result?;
         played.push(one);
         written += wrote;
-        bar.inc(1);
     }
     bar.finish_and_clear();
     if let Some((dir, lang)) = report {
@@ -418,28 +444,28 @@ fn progress_bar(files: u64, all: bool) -> indicatif::ProgressBar {
 
 /// One file of a run: read (an invalid one is reported and goes no further), played, its page
 /// written with `--report`, compared with its snapshots when it is bundled, and what fails
-/// printed (its outcome too when `loud`). Returns what it gave and how many snapshots it wrote.
+/// written to its log (its outcome too when `loud`). Returns what it gave and how many snapshots
+/// it wrote.
 fn play_file(
     runtime: &tokio::runtime::Runtime,
-    bar: &indicatif::ProgressBar,
     path: &Path,
     accept: bool,
     report: Option<(&Path, Lang)>,
     loud: bool,
 ) -> anyhow::Result<(Played, usize)> {
+    use std::fmt::Write as _;
     let stem = stem(path);
-    bar.set_message(stem.clone());
     let scenario = match read(path) {
         Ok(s) => s,
         Err(e) => {
             let rendered = e.render();
-            bar.suspend(|| eprintln!("{:?}", miette::Report::new(e)));
             let played = Played {
                 stem,
                 outcome: None,
                 invalid: Some(rendered),
                 changed: Vec::new(),
                 seconds: 0.0,
+                log: format!("{:?}\n", miette::Report::new(e)),
             };
             return Ok((played, 0));
         }
@@ -450,28 +476,28 @@ fn play_file(
         let page = runtime.block_on(page(&scenario, &env, &outcome, lang))?;
         write_file(&dir.join(format!("{stem}.html")), &page)?;
     }
+    let mut log = String::new();
     let (changed, written) = if is_bundled(path) {
-        compare_snapshots(runtime, bar, &stem, &env, &mut outcome, accept)?
+        compare_snapshots(runtime, &mut log, &stem, &env, &mut outcome, accept)?
     } else {
         (Vec::new(), 0)
     };
     if !outcome.holds && loud {
-        bar.suspend(|| eprint!("{}", outcome.to_text()));
+        log.push_str(&outcome.to_text());
     }
-    bar.suspend(|| {
-        for (path, diff) in &changed {
-            eprintln!("{}:\n{diff}", shown(path));
-        }
-        if let Err(mismatches) = scenario.check(&outcome) {
-            eprint!("{}", mismatches.render());
-        }
-    });
+    for (path, diff) in &changed {
+        let _ = writeln!(log, "{}:\n{diff}", shown(path));
+    }
+    if let Err(mismatches) = scenario.check(&outcome) {
+        log.push_str(&mismatches.render());
+    }
     let played = Played {
         stem,
         outcome: Some(outcome),
         invalid: None,
         changed,
         seconds: t.elapsed().as_secs_f64(),
+        log,
     };
     Ok((played, written))
 }
@@ -481,7 +507,7 @@ fn play_file(
 /// Returns each differing snapshot with its diff, and how many it wrote.
 fn compare_snapshots(
     runtime: &tokio::runtime::Runtime,
-    bar: &indicatif::ProgressBar,
+    log: &mut String,
     stem: &str,
     env: &TestEnv,
     outcome: &mut Outcome,
@@ -502,12 +528,10 @@ fn compare_snapshots(
                     .with_context(|| format!("write {}", snap.path.display()))?;
                 written += 1;
             }
-            (Stored::Missing, false) => bar.suspend(|| {
-                eprintln!(
-                    "{stem}: no snapshot {} yet (--accept writes it)",
-                    shown(&snap.path)
-                );
-            }),
+            (Stored::Missing, false) => log.push_str(&format!(
+                "{stem}: no snapshot {} yet (--accept writes it)\n",
+                shown(&snap.path)
+            )),
             (Stored::Changed(before), false) => {
                 let (before, now) = (
                     format!("{}\n", before.trim_end()),

@@ -1178,6 +1178,7 @@ fn a_bad_argument_exits_2_and_names_it() {
         (&["db", "mark", "--env", "qa"], "--database-url"),
         (&["scenario", "frobnicate"], "frobnicate"),
         (&["pact", "export", "--all", "holds"], "--all"),
+        (&["scenario", "run", "--all", "--jobs", "0"], "--jobs"),
     ];
     for (args, named) in cases {
         let output = xtask(&state).args(*args).output().unwrap();
@@ -2245,6 +2246,44 @@ fn scenario_run_driver_format_junit_fails_a_difference_and_skips_what_the_driver
             "invoice acme-analytics 2028-02, line 1 (base pro): amount: expected 68275, got 66000"
         ),
         "{xml}"
+    );
+}
+
+/// `scenario run --all --format json --jobs N` on the bundled scenarios: its stdout, after
+/// checking that it held and said nothing on stderr.
+fn all_as_json(jobs: &str) -> Vec<u8> {
+    let state = state_dir(&format!("jobs-{jobs}"));
+    let out = xtask(&state)
+        .args([
+            "scenario", "run", "--all", "--format", "json", "--jobs", jobs,
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "--jobs {jobs}: {stderr}");
+    assert!(stderr.is_empty(), "--jobs {jobs}: {stderr}");
+    out.stdout
+}
+
+#[test]
+fn scenario_run_all_prints_the_same_json_with_one_job_and_with_four() {
+    // The JSON holds no timing, so whatever order the scenarios finish in, it is the same bytes.
+    let one = all_as_json("1");
+    let four = all_as_json("4");
+    let doc: serde_json::Value = serde_json::from_slice(&one).unwrap();
+    let names: Vec<&str> = doc["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scenario"].as_str().unwrap())
+        .collect();
+    assert!(names.len() > 40, "every bundled scenario: {names:?}");
+    assert!(
+        one == four,
+        "--jobs 1 and --jobs 4 differ:\n{}\n---\n{}",
+        String::from_utf8_lossy(&one),
+        String::from_utf8_lossy(&four)
     );
 }
 

@@ -108,7 +108,7 @@ mod run;
 pub mod snapshot;
 mod validate;
 
-pub use conformance::{Conformance, Difference, ScenarioConformance, Verdict, run_with};
+pub use conformance::{Conformance, Difference, ScenarioConformance, Verdict, conform, run_with};
 pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
 pub use driver::{Driver, DriverError, ReadBack, Session};
