@@ -13,6 +13,7 @@ mod format;
 mod images;
 mod pact;
 mod parallel;
+mod partition;
 mod products;
 mod purge;
 mod scenario;

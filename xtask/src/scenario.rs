@@ -50,6 +50,12 @@ pub(crate) enum Command {
         /// (default: the number of cores). The output keeps the files' order.
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
+        /// With --all, play only one shard of the scenarios, as cargo-nextest splits a run
+        /// across CI machines: count:K/N takes every N-th of the sorted files from the K-th,
+        /// hash:K/N those whose name hashes to K (stable across machines and runs). Shards 1 to
+        /// N together play every scenario exactly once.
+        #[arg(long, value_name = "count:K/N|hash:K/N", conflicts_with = "target")]
+        partition: Option<crate::partition::Partition>,
     },
     /// Write a commented starting point to scenarios/NAME.toml (never overwrites).
     New {
@@ -184,12 +190,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             format,
             driver: Some(driver),
             jobs,
+            partition,
             ..
         } => {
-            let files = match target {
-                Some(target) => vec![resolve(&target)?],
-                None => files()?,
-            };
+            let files = chosen(target.as_deref(), partition)?;
             crate::conformance::run(driver, &files, format, jobs_or_default(jobs))
         }
         Command::Run {
@@ -199,9 +203,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             report,
             lang,
             jobs,
+            partition,
             ..
         } => run_scenarios(
             target.as_deref(),
+            chosen(target.as_deref(), partition)?,
             format,
             accept,
             report.as_deref().map(|dir| (dir, language(lang))),
@@ -222,6 +228,19 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         ),
         Command::Report { target, out, lang } => report_one(&target, out, language(lang)),
     }
+}
+
+/// The files a run plays: the `target`'s, else every scenario file, or the `partition`'s shard
+/// of them.
+fn chosen(
+    target: Option<&str>,
+    partition: Option<crate::partition::Partition>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(match (target, partition) {
+        (Some(target), _) => vec![resolve(target)?],
+        (None, Some(partition)) => partition.select(files()?, |path| stem(path)),
+        (None, None) => files()?,
+    })
 }
 
 /// `--jobs N`, else the number of cores.
@@ -375,18 +394,16 @@ impl Played {
 }
 
 /// `scenario run NAME|FILE|--all [--format text|json|junit] [--accept] [--report DIR [--lang
-/// en|ko]]`: one scenario (`target`) or all, compared with their snapshots, printed as `format`.
+/// en|ko]] [--jobs N] [--partition P]`: the `files` (`target`'s one, or all or a shard of them),
+/// `jobs` at once, compared with their snapshots, printed as `format`.
 fn run_scenarios(
     target: Option<&str>,
+    files: Vec<PathBuf>,
     format: Format,
     accept: bool,
     report: Option<(&Path, Lang)>,
     jobs: usize,
 ) -> anyhow::Result<ExitCode> {
-    let files = match target {
-        Some(target) => vec![resolve(target)?],
-        None => files()?,
-    };
     let bar = progress_bar(files.len() as u64, target.is_none());
     // A failing outcome goes to stderr too, unless it is what stdout shows.
     let loud = target.is_none() || format != Format::Text;

@@ -1179,6 +1179,18 @@ fn a_bad_argument_exits_2_and_names_it() {
         (&["scenario", "frobnicate"], "frobnicate"),
         (&["pact", "export", "--all", "holds"], "--all"),
         (&["scenario", "run", "--all", "--jobs", "0"], "--jobs"),
+        (
+            &["scenario", "run", "--all", "--partition", "count:4/3"],
+            "count:4/3",
+        ),
+        (
+            &["scenario", "run", "--all", "--partition", "slice:1/2"],
+            "slice:1/2",
+        ),
+        (
+            &["scenario", "run", "holds", "--partition", "hash:1/2"],
+            "--partition",
+        ),
     ];
     for (args, named) in cases {
         let output = xtask(&state).args(*args).output().unwrap();
@@ -2285,6 +2297,58 @@ fn scenario_run_all_prints_the_same_json_with_one_job_and_with_four() {
         String::from_utf8_lossy(&one),
         String::from_utf8_lossy(&four)
     );
+}
+
+#[test]
+fn the_shards_of_a_partition_together_play_every_scenario_exactly_once() {
+    let root = std::env::temp_dir().join(format!("bh-partition-{}", std::process::id()));
+    let bundled = [
+        "charged-on-the-5th",
+        "downgrade",
+        "full-month",
+        "leap-february",
+        "usage-at-quota",
+    ];
+    let scenarios = scenario_folder(&root, &bundled);
+    let state = state_dir("partition");
+    let shard = |partition: &str| -> Vec<String> {
+        let out = xtask(&state)
+            .env("HARNESS_SCENARIOS_DIR", &scenarios)
+            .args(["scenario", "run", "--all", "--format", "json", "-j", "2"])
+            .args(["--partition", partition])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{partition}: {stderr}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["scenario"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let count: Vec<Vec<String>> = (1..=3).map(|k| shard(&format!("count:{k}/3"))).collect();
+    let hash: Vec<Vec<String>> = (1..=3).map(|k| shard(&format!("hash:{k}/3"))).collect();
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(
+        count.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 2, 1],
+        "count:K/3 of 5 files: {count:?}"
+    );
+    for (by, shards) in [("count", count), ("hash", hash)] {
+        let mut all: Vec<String> = shards.concat();
+        all.sort();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(
+            before,
+            all.len(),
+            "{by}: a scenario played twice: {shards:?}"
+        );
+        assert_eq!(all.len(), bundled.len(), "{by}: {shards:?}");
+    }
 }
 
 /// `scenario run --all --driver NAME`: its exit code, and the report on stdout.
