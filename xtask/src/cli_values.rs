@@ -37,6 +37,7 @@ fn valid(id: &str) -> Option<String> {
         "timeout" => "60".into(),
         "jobs" => "2".into(),
         "partition" => "count:1/2".into(),
+        "sync_timeout" => "50".into(),
         _ => return None,
     })
 }

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use billing_harness::TestEnv;
@@ -56,6 +56,12 @@ pub(crate) enum Command {
         /// N together play every scenario exactly once.
         #[arg(long, value_name = "count:K/N|hash:K/N", conflicts_with = "target")]
         partition: Option<crate::partition::Partition>,
+        /// How long, in milliseconds of real time, a product mock has to answer one write: what
+        /// a `timeout` fault or an outage of timeouts costs (1 to 60000; its mock holds such a
+        /// request 250 ms longer). Raise it when a loaded machine answers fault-free writes late.
+        #[arg(long, value_name = "MS", default_value_t = SYNC_TIMEOUT_MS,
+              value_parser = clap::value_parser!(u64).range(1..=60_000), conflicts_with = "driver")]
+        sync_timeout: u64,
     },
     /// Write a commented starting point to scenarios/NAME.toml (never overwrites).
     New {
@@ -204,14 +210,18 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             lang,
             jobs,
             partition,
+            sync_timeout,
             ..
         } => run_scenarios(
             target.as_deref(),
             chosen(target.as_deref(), partition)?,
             format,
-            accept,
-            report.as_deref().map(|dir| (dir, language(lang))),
-            jobs_or_default(jobs),
+            RunSettings {
+                accept,
+                report: report.as_deref().map(|dir| (dir, language(lang))),
+                jobs: jobs_or_default(jobs),
+                sync_timeout: Duration::from_millis(sync_timeout),
+            },
         ),
         Command::New { name } => new(&name),
         Command::Seed {
@@ -229,6 +239,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report { target, out, lang } => report_one(&target, out, language(lang)),
     }
 }
+
+/// `--sync-timeout`'s default: [`scenario::SYNC_TIMEOUT`].
+const SYNC_TIMEOUT_MS: u64 = scenario::SYNC_TIMEOUT.as_millis() as u64;
 
 /// The files a run plays: the `target`'s, else every scenario file, or the `partition`'s shard
 /// of them.
@@ -306,7 +319,18 @@ fn read(path: &Path) -> Result<Scenario, scenario::ScenarioError> {
 
 /// Plays one scenario on a throwaway database, which it returns for a closer look.
 pub(crate) async fn play_on(scenario: &Scenario) -> anyhow::Result<(TestEnv, Outcome)> {
-    let env = scenario.test_env().build().await?;
+    play_within(scenario, scenario::SYNC_TIMEOUT).await
+}
+
+/// [`play_on`] with `sync_timeout` for a product to answer one write.
+async fn play_within(
+    scenario: &Scenario,
+    sync_timeout: Duration,
+) -> anyhow::Result<(TestEnv, Outcome)> {
+    let env = scenario
+        .test_env_with_sync_timeout(sync_timeout)
+        .build()
+        .await?;
     let outcome = scenario::run(scenario, &env).await?;
     Ok((env, outcome))
 }
@@ -400,9 +424,7 @@ fn run_scenarios(
     target: Option<&str>,
     files: Vec<PathBuf>,
     format: Format,
-    accept: bool,
-    report: Option<(&Path, Lang)>,
-    jobs: usize,
+    settings: RunSettings<'_>,
 ) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(files.len() as u64, target.is_none());
     // A failing outcome goes to stderr too, unless it is what stdout shows.
@@ -410,8 +432,8 @@ fn run_scenarios(
     let started = Instant::now();
     let results = crate::parallel::ordered(
         &files,
-        jobs,
-        |runtime, path| play_file(runtime, path, accept, report, loud),
+        settings.jobs,
+        |runtime, path| play_file(runtime, path, &settings, loud),
         |result| {
             if let Ok((one, _)) = result {
                 bar.set_message(one.stem.clone());
@@ -428,7 +450,7 @@ fn run_scenarios(
         written += wrote;
     }
     bar.finish_and_clear();
-    if let Some((dir, lang)) = report {
+    if let Some((dir, lang)) = settings.report {
         let index: Vec<IndexRow<'_>> = played
             .iter()
             .map(|p| IndexRow {
@@ -443,6 +465,18 @@ fn run_scenarios(
     }
     print_run(format, target, &played, started.elapsed().as_secs_f64())?;
     Ok(exit_code(&played))
+}
+
+/// How `scenario run` plays each file.
+struct RunSettings<'a> {
+    /// `--accept`: write the snapshots that differ.
+    accept: bool,
+    /// `--report DIR` and the pages' language.
+    report: Option<(&'a Path, Lang)>,
+    /// `--jobs`: how many scenarios play at once.
+    jobs: usize,
+    /// `--sync-timeout`: how long a product has to answer one write.
+    sync_timeout: Duration,
 }
 
 /// The progress bar of a run: drawn for `--all` on a terminal, hidden otherwise.
@@ -466,8 +500,7 @@ fn progress_bar(files: u64, all: bool) -> indicatif::ProgressBar {
 fn play_file(
     runtime: &tokio::runtime::Runtime,
     path: &Path,
-    accept: bool,
-    report: Option<(&Path, Lang)>,
+    settings: &RunSettings<'_>,
     loud: bool,
 ) -> anyhow::Result<(Played, usize)> {
     use std::fmt::Write as _;
@@ -488,14 +521,21 @@ fn play_file(
         }
     };
     let t = Instant::now();
-    let (env, mut outcome) = runtime.block_on(play_on(&scenario))?;
-    if let Some((dir, lang)) = report {
+    let (env, mut outcome) = runtime.block_on(play_within(&scenario, settings.sync_timeout))?;
+    if let Some((dir, lang)) = settings.report {
         let page = runtime.block_on(page(&scenario, &env, &outcome, lang))?;
         write_file(&dir.join(format!("{stem}.html")), &page)?;
     }
     let mut log = String::new();
     let (changed, written) = if is_bundled(path) {
-        compare_snapshots(runtime, &mut log, &stem, &env, &mut outcome, accept)?
+        compare_snapshots(
+            runtime,
+            &mut log,
+            &stem,
+            &env,
+            &mut outcome,
+            settings.accept,
+        )?
     } else {
         (Vec::new(), 0)
     };
@@ -846,7 +886,12 @@ async fn seed_into(
         lock.release().await?;
         return Ok(ExitCode::FAILURE);
     }
-    let env = shifted.test_env().record_run(&run_id).attach(url).await?;
+    // The products of a shared database may be real servers: they get the platform's own limit.
+    let env = shifted
+        .test_env_with_sync_timeout(billing_harness::platform::SyncPolicy::default().timeout)
+        .record_run(&run_id)
+        .attach(url)
+        .await?;
     let options = scenario::RunOptions {
         tenant_suffix: Some(format!("-{run_id}")),
         stop_at: Some(now),
