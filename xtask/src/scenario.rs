@@ -373,11 +373,6 @@ fn write_index(dir: &Path, rows: &[IndexRow<'_>], lang: Lang) -> anyhow::Result<
     Ok(())
 }
 
-/// Plays one scenario on a throwaway database.
-pub(crate) async fn play(scenario: &Scenario) -> anyhow::Result<Outcome> {
-    Ok(play_on(scenario).await?.1)
-}
-
 /// `scenario list`.
 fn list() -> anyhow::Result<ExitCode> {
     for path in files()? {
