@@ -1,6 +1,7 @@
 //! `cargo xtask bench <what> [--json]`: the workspace's speed goals, measured.
 
 mod adopt;
+mod scenarios;
 mod sync;
 
 use std::process::ExitCode;
@@ -72,9 +73,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Db(args) => db(args.json),
         Command::Billing(args) => billing(args.json),
         Command::Build(args) => build(args.json),
-        Command::Scenarios(args) => {
-            scenarios(args.json, crate::scenario::jobs_or_default(args.jobs))
-        }
+        Command::Scenarios(args) => emit(
+            args.json,
+            &scenarios::run(crate::scenario::jobs_or_default(args.jobs))?,
+            scenarios::text,
+        ),
         Command::Load(args) => load(args.json),
         Command::Sync(args) => emit(args.json, &sync::run()?, sync::text),
         Command::Adopt(args) => emit(
@@ -653,132 +656,6 @@ fn build(json: bool) -> anyhow::Result<ExitCode> {
         format!(
             "built {} subscribed tenants with {} usage events in {:.3} s ({:.2} ms per tenant)",
             r.tenants, r.usage_events, r.seconds, r.ms_per_tenant
-        )
-    })
-}
-
-#[derive(Serialize)]
-struct ScenariosReport {
-    scenarios: usize,
-    /// Wall seconds of the corpus at `jobs` scenarios at once.
-    seconds: f64,
-    jobs: usize,
-    scenarios_per_second: f64,
-    /// The same corpus one scenario at a time.
-    one_job: ScenariosRun,
-    /// Where a scenario's time went in the one-job run, seconds summed over the corpus.
-    phases: Phases,
-}
-
-#[derive(Serialize)]
-struct ScenariosRun {
-    seconds: f64,
-    scenarios_per_second: f64,
-}
-
-/// A scenario's time by phase, in seconds.
-#[derive(Serialize, Default, Clone, Copy)]
-struct Phases {
-    /// A database from the warm pool, the clock and the gateway: `TestEnv` built.
-    database: f64,
-    /// The run: catalog, organizations and tenants, steps, the jobs on the clock's way, product
-    /// sync and reconcile at `until`, the read-back and the expectations.
-    play: f64,
-    /// The product mocks' journals, read back for the snapshots.
-    journals: f64,
-    /// The test environment dropped: its database handed back.
-    release: f64,
-}
-
-impl std::ops::AddAssign for Phases {
-    fn add_assign(&mut self, other: Phases) {
-        self.database += other.database;
-        self.play += other.play;
-        self.journals += other.journals;
-        self.release += other.release;
-    }
-}
-
-/// Plays one scenario as `scenario run` does (its journals read too), timing each phase; fails
-/// when it does not hold.
-async fn timed_play(path: &std::path::Path) -> anyhow::Result<Phases> {
-    let catalog = crate::scenario::dir().join("catalog.toml");
-    let scenario = billing_scenarios::load(path, Some(&catalog))
-        .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
-    let t = Instant::now();
-    let env = scenario.test_env().build().await?;
-    let database = t.elapsed();
-    let outcome = billing_scenarios::run(&scenario, &env).await?;
-    let play = t.elapsed();
-    billing_scenarios::snapshot::journals(&env).await?;
-    let journals = t.elapsed();
-    drop(env);
-    let release = t.elapsed();
-    anyhow::ensure!(outcome.holds, "{} does not hold", path.display());
-    Ok(Phases {
-        database: database.as_secs_f64(),
-        play: (play - database).as_secs_f64(),
-        journals: (journals - play).as_secs_f64(),
-        release: (release - journals).as_secs_f64(),
-    })
-}
-
-/// Plays every file `jobs` at once: the wall seconds and the phases summed.
-fn scenarios_at(files: &[std::path::PathBuf], jobs: usize) -> anyhow::Result<(f64, Phases)> {
-    let t = Instant::now();
-    let played = crate::parallel::ordered(
-        files,
-        jobs,
-        |runtime, path| runtime.block_on(timed_play(path)),
-        |_| {},
-    )?;
-    let seconds = t.elapsed().as_secs_f64();
-    let mut phases = Phases::default();
-    for one in played {
-        phases += one?;
-    }
-    Ok((seconds, phases))
-}
-
-/// Runs every scenario under `scenarios/` once at one job and once at `jobs`, each on its own
-/// database, after one untimed scenario starts the server and fills the warm pool.
-fn scenarios(json: bool, jobs: usize) -> anyhow::Result<ExitCode> {
-    let files = crate::scenario::files()?;
-    let round = |x: f64| (x * 1000.0).round() / 1000.0;
-    scenarios_at(&files[..1.min(files.len())], 1)?;
-    let (one_seconds, phases) = scenarios_at(&files, 1)?;
-    let (seconds, _) = scenarios_at(&files, jobs)?;
-    let per_second = |s: f64| round(files.len() as f64 / s.max(1e-9));
-    let report = ScenariosReport {
-        scenarios: files.len(),
-        seconds: round(seconds),
-        jobs,
-        scenarios_per_second: per_second(seconds),
-        one_job: ScenariosRun {
-            seconds: round(one_seconds),
-            scenarios_per_second: per_second(one_seconds),
-        },
-        phases: Phases {
-            database: round(phases.database),
-            play: round(phases.play),
-            journals: round(phases.journals),
-            release: round(phases.release),
-        },
-    };
-    emit(json, &report, |r| {
-        format!(
-            "ran {} scenarios in {:.2} s at {} jobs ({:.1} a second); {:.2} s at 1 job ({:.1} a second)\n\
-             at 1 job, summed: database {:.2} s, play {:.2} s, journals {:.2} s, release {:.2} s",
-            r.scenarios,
-            r.seconds,
-            r.jobs,
-            r.scenarios_per_second,
-            r.one_job.seconds,
-            r.one_job.scenarios_per_second,
-            r.phases.database,
-            r.phases.play,
-            r.phases.journals,
-            r.phases.release
         )
     })
 }

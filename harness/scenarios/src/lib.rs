@@ -118,7 +118,9 @@ pub use outcome::{
     OutcomeProduct, OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant,
     OutcomeProductUser, OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
-pub use run::{Reference, ReferenceSession, RunError, RunOptions, SYNC_TIMEOUT, run, run_on};
+pub use run::{
+    Reference, ReferenceSession, RunError, RunOptions, SYNC_TIMEOUT, play_session, run, run_on,
+};
 pub use validate::{
     Action, ActionDisplay, DrawnFaults, ERROR_CODES, Expectation, Expected, OrgDef, ProductDef,
     PurgeStep, Scenario, ScriptedFault, Step, TenantDef, VERSION,

@@ -150,6 +150,21 @@ pub async fn run_on(
         .map_err(RunError::from_driver)
 }
 
+/// Plays `scenario` through `session`, as [`run_on`] plays it through the reference session,
+/// entirely: set up, steps, the clock to `until`, products, read-back and expectations.
+///
+/// # Errors
+/// The session failed, or lacks what a step needs; a scenario that does not hold is an `Ok`
+/// outcome.
+pub async fn play_session<S: Session>(
+    scenario: &Scenario,
+    session: &mut S,
+) -> Result<Outcome, RunError> {
+    play(scenario, session, None)
+        .await
+        .map_err(RunError::from_driver)
+}
+
 impl RunError {
     /// The reference session's failures carry a [`RunError`]: unwrap it.
     pub(crate) fn from_driver(e: DriverError) -> RunError {
@@ -436,8 +451,13 @@ pub struct ReferenceSession<E> {
 
 impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
     /// Installs `scenario`'s catalog on `env` at its clock's instant (unless
-    /// [`RunOptions::catalog_installed`]) and sets up its product mocks.
-    async fn new(
+    /// [`RunOptions::catalog_installed`]) and sets up its product mocks: the session [`run_on`]
+    /// plays, for a caller that wraps it (to time each operation, say) and plays it with
+    /// [`play_session`].
+    ///
+    /// # Errors
+    /// Installing the catalog or setting up a product mock failed.
+    pub async fn new(
         env: E,
         scenario: &Scenario,
         options: RunOptions,
