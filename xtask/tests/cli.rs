@@ -2070,6 +2070,53 @@ fn scenario_run_fails_on_a_changed_snapshot_and_accept_writes_it() {
 }
 
 #[test]
+fn a_scenario_that_finishes_last_still_says_its_failure_first_and_whole() {
+    // `a-wrong-total` plays for a while; `b-not-valid` is refused at once, on another job.
+    let root = std::env::temp_dir().join(format!("bh-order-{}", std::process::id()));
+    let scenarios = scenario_folder(&root, &[]);
+    let wrong = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/charged-on-the-5th.toml"),
+    )
+    .unwrap()
+    .replace(
+        r#"period = "2026-10", total = "99000""#,
+        r#"period = "2026-10", total = "99001""#,
+    );
+    std::fs::write(scenarios.join("a-wrong-total.toml"), wrong).unwrap();
+    std::fs::write(scenarios.join("b-not-valid.toml"), "version = 1\n").unwrap();
+    let state = state_dir("scenario-order");
+    let out = xtask(&state)
+        .env("HARNESS_SCENARIOS_DIR", &scenarios)
+        .args(["scenario", "run", "--all", "--jobs", "2"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(out.status.code(), Some(2), "an invalid file exits 2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = |text: &str| {
+        stderr
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} not on stderr:\n{stderr}"))
+    };
+    // The first scenario's block: its failures, then its expectation's diagnostic.
+    let (failure, mismatch) = (
+        at("expected total 99001, got 99000"),
+        at("1 problem in the scenario"),
+    );
+    let invalid = at("b-not-valid.toml");
+    assert!(
+        failure < mismatch && mismatch < invalid,
+        "in the files' order, each whole:\n{stderr}"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.find("a-wrong-total") < table.find("b-not-valid"),
+        "{table}"
+    );
+}
+
+#[test]
 fn scenario_run_format_junit_writes_a_report_valid_against_the_junit_schema() {
     let root = std::env::temp_dir().join(format!("bh-junit-{}", std::process::id()));
     let scenarios = scenario_folder(&root, &["charged-on-the-5th"]);
