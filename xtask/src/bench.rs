@@ -1,6 +1,7 @@
 //! `cargo xtask bench <what> [--json]`: the workspace's speed goals, measured.
 
 mod adopt;
+mod scenarios;
 mod sync;
 
 use std::process::ExitCode;
@@ -19,8 +20,8 @@ pub(crate) enum Command {
     Billing(Args),
     /// Create 1,000 subscribed tenants with 100 usage events each via the builders.
     Build(Args),
-    /// Run every scenario once and time the lot.
-    Scenarios(Args),
+    /// Run every scenario at one job and at --jobs, timing the lot and each phase.
+    Scenarios(ScenariosArgs),
     /// Operations per second at 1, 4, 16 and 64 concurrent clients, with the platform's
     /// invariants checked after each level.
     Load(Args),
@@ -47,6 +48,17 @@ pub(crate) struct AdoptArgs {
     rounds: u16,
 }
 
+/// What `bench scenarios` takes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScenariosArgs {
+    /// Print exactly one JSON document on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The scenarios played at once in the second run (default: the number of cores).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+}
+
 /// What every bench takes.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -61,7 +73,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Db(args) => db(args.json),
         Command::Billing(args) => billing(args.json),
         Command::Build(args) => build(args.json),
-        Command::Scenarios(args) => scenarios(args.json),
+        Command::Scenarios(args) => emit(
+            args.json,
+            &scenarios::run(crate::scenario::jobs_or_default(args.jobs))?,
+            scenarios::text,
+        ),
         Command::Load(args) => load(args.json),
         Command::Sync(args) => emit(args.json, &sync::run()?, sync::text),
         Command::Adopt(args) => emit(
@@ -641,33 +657,6 @@ fn build(json: bool) -> anyhow::Result<ExitCode> {
             "built {} subscribed tenants with {} usage events in {:.3} s ({:.2} ms per tenant)",
             r.tenants, r.usage_events, r.seconds, r.ms_per_tenant
         )
-    })
-}
-
-#[derive(Serialize)]
-struct ScenariosReport {
-    scenarios: usize,
-    seconds: f64,
-}
-
-/// Runs every scenario under `scenarios/` once, each on its own database, and times the lot.
-fn scenarios(json: bool) -> anyhow::Result<ExitCode> {
-    let runtime = crate::runtime()?;
-    let files = crate::scenario::files()?;
-    let catalog = crate::scenario::dir().join("catalog.toml");
-    let t = Instant::now();
-    for path in &files {
-        let scenario = billing_scenarios::load(path, Some(&catalog))
-            .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
-        let outcome = runtime.block_on(crate::scenario::play(&scenario))?;
-        anyhow::ensure!(outcome.holds, "{} does not hold", path.display());
-    }
-    let report = ScenariosReport {
-        scenarios: files.len(),
-        seconds: (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-    };
-    emit(json, &report, |r| {
-        format!("ran {} scenarios in {:.2} s", r.scenarios, r.seconds)
     })
 }
 

@@ -35,6 +35,9 @@ fn valid(id: &str) -> Option<String> {
         "rounds" => "1".into(),
         "shard" => "0/1".into(),
         "timeout" => "60".into(),
+        "jobs" => "2".into(),
+        "partition" => "count:1/2".into(),
+        "sync_timeout" => "50".into(),
         _ => return None,
     })
 }
@@ -42,6 +45,10 @@ fn valid(id: &str) -> Option<String> {
 /// Arguments that are required unless another is given (clap has no getter for that): the
 /// first is supplied unless the test is about either.
 const REQUIRED_UNLESS: &[(&str, &str)] = &[("to", "by")];
+
+/// Arguments that need another of their required group (`--partition` conflicts with a
+/// target, so it needs `--all`): the second is supplied with the first, for the group.
+const REQUIRES: &[(&str, &str)] = &[("partition", "all")];
 
 /// One value-taking argument of one command, with what must surround it.
 #[derive(Debug, Clone)]
@@ -127,17 +134,25 @@ fn walk(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Slot>) {
     }
 }
 
-/// The valid arguments `cmd` needs besides `testing`: its required ones, the first of each
-/// required group that `testing` is not in, and [`REQUIRED_UNLESS`].
+/// The valid arguments `cmd` needs besides `testing`: its required ones, what [`REQUIRES`] says
+/// `testing` needs, the first of each required group that neither `testing` nor those are in,
+/// and [`REQUIRED_UNLESS`].
 fn rest_of(cmd: &clap::Command, testing: &str) -> Vec<String> {
     let mut needed: Vec<&str> = cmd
         .get_arguments()
         .filter(|a| a.is_required_set() && a.get_id() != testing)
         .map(|a| a.get_id().as_str())
         .collect();
+    needed.extend(
+        REQUIRES
+            .iter()
+            .filter(|(id, _)| *id == testing)
+            .map(|(_, needs)| *needs),
+    );
     for group in cmd.get_groups().filter(|g| g.is_required_set()) {
         let members: Vec<&str> = group.get_args().map(|a| a.as_str()).collect();
         if !members.contains(&testing)
+            && !members.iter().any(|m| needed.contains(m))
             && let Some(first) = members.first()
         {
             needed.push(first);

@@ -23,12 +23,13 @@ pub(crate) enum DriverChoice {
     ExampleRetrySkipsADay,
 }
 
-/// Runs `files` through `driver` and the reference; prints the comparison as `format` asks.
+/// Runs `files` through `driver` and the reference, `jobs` scenarios at once; prints the comparison as `format` asks.
 /// Exits 0 when no scenario differs, 1 when one does, 2 when a file is not a valid scenario.
 pub(crate) fn run(
     driver: DriverChoice,
     files: &[PathBuf],
     format: Format,
+    jobs: usize,
 ) -> anyhow::Result<ExitCode> {
     let example = match driver {
         DriverChoice::Example => Example::new(),
@@ -36,18 +37,28 @@ pub(crate) fn run(
         DriverChoice::ExampleRetrySkipsADay => Example::with_flaw(Flaw::RetrySkipsADay),
     };
     let started = std::time::Instant::now();
-    // Canonical paths: the report names each file without `xtask/..`.
-    let files: Vec<PathBuf> = files
-        .iter()
-        .map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
-        .collect();
-    let report = match crate::runtime()?.block_on(scenario::run_with(&example, &files)) {
-        Ok(report) => report,
-        Err(RunError::Invalid(e)) => {
-            eprintln!("{:?}", miette::Report::new(*e));
-            return Ok(ExitCode::from(2));
+    // Canonical paths: the report names each file without `xtask/..`. Every file is read before
+    // any is played: an invalid one fails the run at once.
+    let mut scenarios = Vec::with_capacity(files.len());
+    for file in files {
+        let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+        match scenario::load(&file, None) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => {
+                eprintln!("{:?}", miette::Report::new(e));
+                return Ok(ExitCode::from(2));
+            }
         }
-        Err(e) => return Err(e.into()),
+    }
+    let results = crate::parallel::ordered(
+        &scenarios,
+        jobs,
+        |runtime, s| runtime.block_on(scenario::conform(&example, s)),
+        |_| {},
+    )?;
+    let report = Conformance {
+        driver: scenario::Driver::name(&example).to_owned(),
+        scenarios: results.into_iter().collect::<Result<_, RunError>>()?,
     };
     match format {
         Format::Text => print!("{}", report.to_text()),

@@ -12,6 +12,8 @@ mod fixtures;
 mod format;
 mod images;
 mod pact;
+mod parallel;
+mod partition;
 mod products;
 mod purge;
 mod scenario;

@@ -32,6 +32,10 @@ pub(crate) enum Command {
         /// Every scenario under scenarios/ (the default without SCENARIO).
         #[arg(long)]
         all: bool,
+        /// Play this many scenarios at once (default: the number of cores); the files are the
+        /// same whatever it is.
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
     },
 }
 
@@ -43,7 +47,13 @@ fn default_out() -> PathBuf {
 /// Runs one `pact` command.
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Export { out, targets, .. } => export(&out.unwrap_or_else(default_out), &targets),
+        Command::Export {
+            out, targets, jobs, ..
+        } => export(
+            &out.unwrap_or_else(default_out),
+            &targets,
+            crate::scenario::jobs_or_default(jobs),
+        ),
     }
 }
 
@@ -56,8 +66,39 @@ struct Observed {
     state: Option<ProductState>,
 }
 
-/// `pact export [--out DIR] [SCENARIO...|--all]`.
-fn export(out: &Path, targets: &[String]) -> anyhow::Result<ExitCode> {
+/// What one scenario's mocks observed: each product's key, journal and final state.
+type Mocks = Vec<(String, Vec<ProductRequest>, ProductState)>;
+
+/// Plays one scenario (on its own database and mocks) and delivers what is still queued, so that
+/// the journals are complete; returns its name and what each of its mocks observed.
+async fn observe(
+    scenario: &billing_scenarios::Scenario,
+    path: &Path,
+) -> anyhow::Result<(String, Mocks)> {
+    let name = crate::scenario::stem(path);
+    let (env, outcome) = crate::scenario::play_on(scenario).await?;
+    anyhow::ensure!(
+        outcome.holds,
+        "scenario {name} does not hold, so its interactions are no contract: {}",
+        outcome.failures.join("; ")
+    );
+    let convergence = env.converge().await?;
+    anyhow::ensure!(
+        convergence.is_converged(),
+        "the products of scenario {name} did not converge:\n{convergence}"
+    );
+    let mocks = env
+        .products()
+        .await?
+        .iter()
+        .map(|mock| (mock.key().to_owned(), mock.journal(), mock.read_state()))
+        .collect();
+    Ok((name, mocks))
+}
+
+/// `pact export [--out DIR] [SCENARIO...|--all] [--jobs N]`: plays `jobs` scenarios at once, and
+/// merges what they observed in the scenarios' order.
+fn export(out: &Path, targets: &[String], jobs: usize) -> anyhow::Result<ExitCode> {
     let paths = if targets.is_empty() {
         crate::scenario::files()?
     } else {
@@ -73,35 +114,29 @@ fn export(out: &Path, targets: &[String]) -> anyhow::Result<ExitCode> {
             Err(code) => return Ok(code),
         }
     }
-    let runtime = crate::runtime()?;
+    let pairs: Vec<(&billing_scenarios::Scenario, &PathBuf)> =
+        scenarios.iter().zip(&paths).collect();
+    let played = crate::parallel::ordered(
+        &pairs,
+        jobs,
+        |runtime, (scenario, path)| runtime.block_on(observe(scenario, path)),
+        |result| {
+            if let Ok((name, _)) = result {
+                eprintln!("played {name}");
+            }
+        },
+    )?;
     let mut observed: BTreeMap<String, Observed> = BTreeMap::new();
     let mut names = Vec::with_capacity(scenarios.len());
-    for (scenario, path) in scenarios.iter().zip(&paths) {
-        let name = crate::scenario::stem(path);
-        eprintln!("playing {name} ...");
-        runtime.block_on(async {
-            let (env, outcome) = crate::scenario::play_on(scenario).await?;
-            anyhow::ensure!(
-                outcome.holds,
-                "scenario {name} does not hold, so its interactions are no contract: {}",
-                outcome.failures.join("; ")
-            );
-            // Deliver what is still queued, so that the journals are complete.
-            let convergence = env.converge().await?;
-            anyhow::ensure!(
-                convergence.is_converged(),
-                "the products of scenario {name} did not converge:\n{convergence}"
-            );
-            for mock in env.products().await? {
-                let seen = observed.entry(mock.key().to_owned()).or_default();
-                seen.requests.extend(mock.journal());
-                let state = mock.read_state();
-                if seen.state.is_none() && !state.users.is_empty() {
-                    seen.state = Some(state);
-                }
+    for result in played {
+        let (name, mocks) = result?;
+        for (key, journal, state) in mocks {
+            let seen = observed.entry(key).or_default();
+            seen.requests.extend(journal);
+            if seen.state.is_none() && !state.users.is_empty() {
+                seen.state = Some(state);
             }
-            anyhow::Ok(())
-        })?;
+        }
         names.push(name);
     }
     for (product, seen) in &observed {

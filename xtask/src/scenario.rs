@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use billing_harness::TestEnv;
@@ -46,6 +46,22 @@ pub(crate) enum Command {
         /// line, field, expected vs got and the rule. Exits 1 when one differs.
         #[arg(long, value_enum, value_name = "NAME", conflicts_with_all = ["accept", "report", "lang"])]
         driver: Option<crate::conformance::DriverChoice>,
+        /// Play this many scenarios at once, each on its own database and product mocks
+        /// (default: the number of cores). The output keeps the files' order.
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// With --all, play only one shard of the scenarios, as cargo-nextest splits a run
+        /// across CI machines: count:K/N takes every N-th of the sorted files from the K-th,
+        /// hash:K/N those whose name hashes to K (stable across machines and runs). Shards 1 to
+        /// N together play every scenario exactly once.
+        #[arg(long, value_name = "count:K/N|hash:K/N", conflicts_with = "target")]
+        partition: Option<crate::partition::Partition>,
+        /// How long, in milliseconds of real time, a product mock has to answer one write: what
+        /// a `timeout` fault or an outage of timeouts costs (1 to 60000; its mock holds such a
+        /// request 250 ms longer). Raise it when a loaded machine answers fault-free writes late.
+        #[arg(long, value_name = "MS", default_value_t = SYNC_TIMEOUT_MS,
+              value_parser = clap::value_parser!(u64).range(1..=60_000), conflicts_with = "driver")]
+        sync_timeout: u64,
     },
     /// Write a commented starting point to scenarios/NAME.toml (never overwrites).
     New {
@@ -179,13 +195,12 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             target,
             format,
             driver: Some(driver),
+            jobs,
+            partition,
             ..
         } => {
-            let files = match target {
-                Some(target) => vec![resolve(&target)?],
-                None => files()?,
-            };
-            crate::conformance::run(driver, &files, format)
+            let files = chosen(target.as_deref(), partition)?;
+            crate::conformance::run(driver, &files, format, jobs_or_default(jobs))
         }
         Command::Run {
             target,
@@ -193,12 +208,20 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             accept,
             report,
             lang,
+            jobs,
+            partition,
+            sync_timeout,
             ..
         } => run_scenarios(
             target.as_deref(),
+            chosen(target.as_deref(), partition)?,
             format,
-            accept,
-            report.as_deref().map(|dir| (dir, language(lang))),
+            RunSettings {
+                accept,
+                report: report.as_deref().map(|dir| (dir, language(lang))),
+                jobs: jobs_or_default(jobs),
+                sync_timeout: Duration::from_millis(sync_timeout),
+            },
         ),
         Command::New { name } => new(&name),
         Command::Seed {
@@ -215,6 +238,27 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         ),
         Command::Report { target, out, lang } => report_one(&target, out, language(lang)),
     }
+}
+
+/// `--sync-timeout`'s default: [`scenario::SYNC_TIMEOUT`].
+const SYNC_TIMEOUT_MS: u64 = scenario::SYNC_TIMEOUT.as_millis() as u64;
+
+/// The files a run plays: the `target`'s, else every scenario file, or the `partition`'s shard
+/// of them.
+fn chosen(
+    target: Option<&str>,
+    partition: Option<crate::partition::Partition>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(match (target, partition) {
+        (Some(target), _) => vec![resolve(target)?],
+        (None, Some(partition)) => partition.select(files()?, |path| stem(path)),
+        (None, None) => files()?,
+    })
+}
+
+/// `--jobs N`, else the number of cores.
+pub(crate) fn jobs_or_default(jobs: Option<u16>) -> usize {
+    jobs.map_or_else(crate::parallel::default_jobs, usize::from)
 }
 
 /// The language of the pages: `--lang`, else the one `LANG` names.
@@ -275,7 +319,18 @@ fn read(path: &Path) -> Result<Scenario, scenario::ScenarioError> {
 
 /// Plays one scenario on a throwaway database, which it returns for a closer look.
 pub(crate) async fn play_on(scenario: &Scenario) -> anyhow::Result<(TestEnv, Outcome)> {
-    let env = scenario.test_env().build().await?;
+    play_within(scenario, scenario::SYNC_TIMEOUT).await
+}
+
+/// [`play_on`] with `sync_timeout` for a product to answer one write.
+async fn play_within(
+    scenario: &Scenario,
+    sync_timeout: Duration,
+) -> anyhow::Result<(TestEnv, Outcome)> {
+    let env = scenario
+        .test_env_with_sync_timeout(sync_timeout)
+        .build()
+        .await?;
     let outcome = scenario::run(scenario, &env).await?;
     Ok((env, outcome))
 }
@@ -318,11 +373,6 @@ fn write_index(dir: &Path, rows: &[IndexRow<'_>], lang: Lang) -> anyhow::Result<
     Ok(())
 }
 
-/// Plays one scenario on a throwaway database.
-pub(crate) async fn play(scenario: &Scenario) -> anyhow::Result<Outcome> {
-    Ok(play_on(scenario).await?.1)
-}
-
 /// `scenario list`.
 fn list() -> anyhow::Result<ExitCode> {
     for path in files()? {
@@ -351,6 +401,9 @@ struct Played {
     changed: Vec<(PathBuf, String)>,
     /// Seconds the run took.
     seconds: f64,
+    /// What it says on stderr (its diagnostic, failures, snapshot diffs and mismatches), kept
+    /// together and printed in the run's order whatever order the scenarios finish in.
+    log: String,
 }
 
 impl Played {
@@ -360,32 +413,39 @@ impl Played {
 }
 
 /// `scenario run NAME|FILE|--all [--format text|json|junit] [--accept] [--report DIR [--lang
-/// en|ko]]`: one scenario (`target`) or all, compared with their snapshots, printed as `format`.
+/// en|ko]] [--jobs N] [--partition P]`: the `files` (`target`'s one, or all or a shard of them),
+/// `jobs` at once, compared with their snapshots, printed as `format`.
 fn run_scenarios(
     target: Option<&str>,
+    files: Vec<PathBuf>,
     format: Format,
-    accept: bool,
-    report: Option<(&Path, Lang)>,
+    settings: RunSettings<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let runtime = crate::runtime()?;
-    let files = match target {
-        Some(target) => vec![resolve(target)?],
-        None => files()?,
-    };
     let bar = progress_bar(files.len() as u64, target.is_none());
     // A failing outcome goes to stderr too, unless it is what stdout shows.
     let loud = target.is_none() || format != Format::Text;
     let started = Instant::now();
-    let mut played = Vec::new();
+    let results = crate::parallel::ordered(
+        &files,
+        settings.jobs,
+        |runtime, path| play_file(runtime, path, &settings, loud),
+        |result| {
+            if let Ok((one, _)) = result {
+                bar.set_message(one.stem.clone());
+                bar.suspend(|| eprint!("{}", one.log));
+            }
+            bar.inc(1);
+        },
+    )?;
+    let mut played = Vec::with_capacity(results.len());
     let mut written = 0;
-    for path in &files {
-        let (one, wrote) = play_file(&runtime, &bar, path, accept, report, loud)?;
+    for result in results {
+        let (one, wrote) = result?;
         played.push(one);
         written += wrote;
-        bar.inc(1);
     }
     bar.finish_and_clear();
-    if let Some((dir, lang)) = report {
+    if let Some((dir, lang)) = settings.report {
         let index: Vec<IndexRow<'_>> = played
             .iter()
             .map(|p| IndexRow {
@@ -400,6 +460,18 @@ fn run_scenarios(
     }
     print_run(format, target, &played, started.elapsed().as_secs_f64())?;
     Ok(exit_code(&played))
+}
+
+/// How `scenario run` plays each file.
+struct RunSettings<'a> {
+    /// `--accept`: write the snapshots that differ.
+    accept: bool,
+    /// `--report DIR` and the pages' language.
+    report: Option<(&'a Path, Lang)>,
+    /// `--jobs`: how many scenarios play at once.
+    jobs: usize,
+    /// `--sync-timeout`: how long a product has to answer one write.
+    sync_timeout: Duration,
 }
 
 /// The progress bar of a run: drawn for `--all` on a terminal, hidden otherwise.
@@ -418,60 +490,66 @@ fn progress_bar(files: u64, all: bool) -> indicatif::ProgressBar {
 
 /// One file of a run: read (an invalid one is reported and goes no further), played, its page
 /// written with `--report`, compared with its snapshots when it is bundled, and what fails
-/// printed (its outcome too when `loud`). Returns what it gave and how many snapshots it wrote.
+/// written to its log (its outcome too when `loud`). Returns what it gave and how many snapshots
+/// it wrote.
 fn play_file(
     runtime: &tokio::runtime::Runtime,
-    bar: &indicatif::ProgressBar,
     path: &Path,
-    accept: bool,
-    report: Option<(&Path, Lang)>,
+    settings: &RunSettings<'_>,
     loud: bool,
 ) -> anyhow::Result<(Played, usize)> {
+    use std::fmt::Write as _;
     let stem = stem(path);
-    bar.set_message(stem.clone());
     let scenario = match read(path) {
         Ok(s) => s,
         Err(e) => {
             let rendered = e.render();
-            bar.suspend(|| eprintln!("{:?}", miette::Report::new(e)));
             let played = Played {
                 stem,
                 outcome: None,
                 invalid: Some(rendered),
                 changed: Vec::new(),
                 seconds: 0.0,
+                log: format!("{:?}\n", miette::Report::new(e)),
             };
             return Ok((played, 0));
         }
     };
     let t = Instant::now();
-    let (env, mut outcome) = runtime.block_on(play_on(&scenario))?;
-    if let Some((dir, lang)) = report {
+    let (env, mut outcome) = runtime.block_on(play_within(&scenario, settings.sync_timeout))?;
+    if let Some((dir, lang)) = settings.report {
         let page = runtime.block_on(page(&scenario, &env, &outcome, lang))?;
         write_file(&dir.join(format!("{stem}.html")), &page)?;
     }
+    let mut log = String::new();
     let (changed, written) = if is_bundled(path) {
-        compare_snapshots(runtime, bar, &stem, &env, &mut outcome, accept)?
+        compare_snapshots(
+            runtime,
+            &mut log,
+            &stem,
+            &env,
+            &mut outcome,
+            settings.accept,
+        )?
     } else {
         (Vec::new(), 0)
     };
     if !outcome.holds && loud {
-        bar.suspend(|| eprint!("{}", outcome.to_text()));
+        log.push_str(&outcome.to_text());
     }
-    bar.suspend(|| {
-        for (path, diff) in &changed {
-            eprintln!("{}:\n{diff}", shown(path));
-        }
-        if let Err(mismatches) = scenario.check(&outcome) {
-            eprint!("{}", mismatches.render());
-        }
-    });
+    for (path, diff) in &changed {
+        let _ = writeln!(log, "{}:\n{diff}", shown(path));
+    }
+    if let Err(mismatches) = scenario.check(&outcome) {
+        log.push_str(&mismatches.render());
+    }
     let played = Played {
         stem,
         outcome: Some(outcome),
         invalid: None,
         changed,
         seconds: t.elapsed().as_secs_f64(),
+        log,
     };
     Ok((played, written))
 }
@@ -481,7 +559,7 @@ fn play_file(
 /// Returns each differing snapshot with its diff, and how many it wrote.
 fn compare_snapshots(
     runtime: &tokio::runtime::Runtime,
-    bar: &indicatif::ProgressBar,
+    log: &mut String,
     stem: &str,
     env: &TestEnv,
     outcome: &mut Outcome,
@@ -502,12 +580,10 @@ fn compare_snapshots(
                     .with_context(|| format!("write {}", snap.path.display()))?;
                 written += 1;
             }
-            (Stored::Missing, false) => bar.suspend(|| {
-                eprintln!(
-                    "{stem}: no snapshot {} yet (--accept writes it)",
-                    shown(&snap.path)
-                );
-            }),
+            (Stored::Missing, false) => log.push_str(&format!(
+                "{stem}: no snapshot {} yet (--accept writes it)\n",
+                shown(&snap.path)
+            )),
             (Stored::Changed(before), false) => {
                 let (before, now) = (
                     format!("{}\n", before.trim_end()),
@@ -805,7 +881,12 @@ async fn seed_into(
         lock.release().await?;
         return Ok(ExitCode::FAILURE);
     }
-    let env = shifted.test_env().record_run(&run_id).attach(url).await?;
+    // The products of a shared database may be real servers: they get the platform's own limit.
+    let env = shifted
+        .test_env_with_sync_timeout(billing_harness::platform::SyncPolicy::default().timeout)
+        .record_run(&run_id)
+        .attach(url)
+        .await?;
     let options = scenario::RunOptions {
         tenant_suffix: Some(format!("-{run_id}")),
         stop_at: Some(now),

@@ -1291,6 +1291,19 @@ fn a_bad_argument_exits_2_and_names_it() {
         (&["db", "mark", "--env", "qa"], "--database-url"),
         (&["scenario", "frobnicate"], "frobnicate"),
         (&["pact", "export", "--all", "holds"], "--all"),
+        (&["scenario", "run", "--all", "--jobs", "0"], "--jobs"),
+        (
+            &["scenario", "run", "--all", "--partition", "count:4/3"],
+            "count:4/3",
+        ),
+        (
+            &["scenario", "run", "--all", "--partition", "slice:1/2"],
+            "slice:1/2",
+        ),
+        (
+            &["scenario", "run", "holds", "--partition", "hash:1/2"],
+            "--partition",
+        ),
     ];
     for (args, named) in cases {
         let output = xtask(&state).args(*args).output().unwrap();
@@ -2170,6 +2183,53 @@ fn scenario_run_fails_on_a_changed_snapshot_and_accept_writes_it() {
 }
 
 #[test]
+fn a_scenario_that_finishes_last_still_says_its_failure_first_and_whole() {
+    // `a-wrong-total` plays for a while; `b-not-valid` is refused at once, on another job.
+    let root = std::env::temp_dir().join(format!("bh-order-{}", std::process::id()));
+    let scenarios = scenario_folder(&root, &[]);
+    let wrong = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/charged-on-the-5th.toml"),
+    )
+    .unwrap()
+    .replace(
+        r#"period = "2026-10", total = "99000""#,
+        r#"period = "2026-10", total = "99001""#,
+    );
+    std::fs::write(scenarios.join("a-wrong-total.toml"), wrong).unwrap();
+    std::fs::write(scenarios.join("b-not-valid.toml"), "version = 1\n").unwrap();
+    let state = state_dir("scenario-order");
+    let out = xtask(&state)
+        .env("HARNESS_SCENARIOS_DIR", &scenarios)
+        .args(["scenario", "run", "--all", "--jobs", "2"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(out.status.code(), Some(2), "an invalid file exits 2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = |text: &str| {
+        stderr
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} not on stderr:\n{stderr}"))
+    };
+    // The first scenario's block: its failures, then its expectation's diagnostic.
+    let (failure, mismatch) = (
+        at("expected total 99001, got 99000"),
+        at("1 problem in the scenario"),
+    );
+    let invalid = at("b-not-valid.toml");
+    assert!(
+        failure < mismatch && mismatch < invalid,
+        "in the files' order, each whole:\n{stderr}"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.find("a-wrong-total") < table.find("b-not-valid"),
+        "{table}"
+    );
+}
+
+#[test]
 fn scenario_run_format_junit_writes_a_report_valid_against_the_junit_schema() {
     let root = std::env::temp_dir().join(format!("bh-junit-{}", std::process::id()));
     let scenarios = scenario_folder(&root, &["charged-on-the-5th"]);
@@ -2359,6 +2419,96 @@ fn scenario_run_driver_format_junit_fails_a_difference_and_skips_what_the_driver
         ),
         "{xml}"
     );
+}
+
+/// `scenario run --all --format json --jobs N` on the bundled scenarios: its stdout, after
+/// checking that it held and said nothing on stderr.
+fn all_as_json(jobs: &str) -> Vec<u8> {
+    let state = state_dir(&format!("jobs-{jobs}"));
+    let out = xtask(&state)
+        .args([
+            "scenario", "run", "--all", "--format", "json", "--jobs", jobs,
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "--jobs {jobs}: {stderr}");
+    assert!(stderr.is_empty(), "--jobs {jobs}: {stderr}");
+    out.stdout
+}
+
+#[test]
+fn scenario_run_all_prints_the_same_json_with_one_job_and_with_four() {
+    // The JSON holds no timing, so whatever order the scenarios finish in, it is the same bytes.
+    let one = all_as_json("1");
+    let four = all_as_json("4");
+    let doc: serde_json::Value = serde_json::from_slice(&one).unwrap();
+    let names: Vec<&str> = doc["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scenario"].as_str().unwrap())
+        .collect();
+    assert!(names.len() > 40, "every bundled scenario: {names:?}");
+    assert!(
+        one == four,
+        "--jobs 1 and --jobs 4 differ:\n{}\n---\n{}",
+        String::from_utf8_lossy(&one),
+        String::from_utf8_lossy(&four)
+    );
+}
+
+#[test]
+fn the_shards_of_a_partition_together_play_every_scenario_exactly_once() {
+    let root = std::env::temp_dir().join(format!("bh-partition-{}", std::process::id()));
+    let bundled = [
+        "charged-on-the-5th",
+        "downgrade",
+        "full-month",
+        "leap-february",
+        "usage-at-quota",
+    ];
+    let scenarios = scenario_folder(&root, &bundled);
+    let state = state_dir("partition");
+    let shard = |partition: &str| -> Vec<String> {
+        let out = xtask(&state)
+            .env("HARNESS_SCENARIOS_DIR", &scenarios)
+            .args(["scenario", "run", "--all", "--format", "json", "-j", "2"])
+            .args(["--partition", partition])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{partition}: {stderr}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["scenario"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let count: Vec<Vec<String>> = (1..=3).map(|k| shard(&format!("count:{k}/3"))).collect();
+    let hash: Vec<Vec<String>> = (1..=3).map(|k| shard(&format!("hash:{k}/3"))).collect();
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&state);
+    assert_eq!(
+        count.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 2, 1],
+        "count:K/3 of 5 files: {count:?}"
+    );
+    for (by, shards) in [("count", count), ("hash", hash)] {
+        let mut all: Vec<String> = shards.concat();
+        all.sort();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(
+            before,
+            all.len(),
+            "{by}: a scenario played twice: {shards:?}"
+        );
+        assert_eq!(all.len(), bundled.len(), "{by}: {shards:?}");
+    }
 }
 
 /// `scenario run --all --driver NAME`: its exit code, and the report on stdout.

@@ -160,8 +160,13 @@ pub async fn run_with<D: Driver>(
     })
 }
 
-/// One scenario through the reference and through `driver`.
-async fn conform<D: Driver>(
+/// One scenario through the reference and through `driver`, compared: what [`run_with`] does
+/// for each file, for a caller that plays several at once.
+///
+/// # Errors
+/// The reference failed, or the driver failed (not: lacked something, which is
+/// [`Verdict::Unsupported`]).
+pub async fn conform<D: Driver>(
     driver: &D,
     scenario: &Scenario,
 ) -> Result<ScenarioConformance, RunError> {

@@ -108,7 +108,7 @@ mod run;
 pub mod snapshot;
 mod validate;
 
-pub use conformance::{Conformance, Difference, ScenarioConformance, Verdict, run_with};
+pub use conformance::{Conformance, Difference, ScenarioConformance, Verdict, conform, run_with};
 pub use contract::{ContractFile, parse_contract_file};
 pub use diagnostic::{Problem, ScenarioError};
 pub use driver::{Driver, DriverError, ReadBack, Session};
@@ -118,7 +118,9 @@ pub use outcome::{
     OutcomeProduct, OutcomeProductState, OutcomeProductSubscription, OutcomeProductTenant,
     OutcomeProductUser, OutcomePurge, OutcomeStatusChange, OutcomeSubscription, ProductSync,
 };
-pub use run::{Reference, ReferenceSession, RunError, RunOptions, run, run_on};
+pub use run::{
+    Reference, ReferenceSession, RunError, RunOptions, SYNC_TIMEOUT, play_session, run, run_on,
+};
 pub use validate::{
     Action, ActionDisplay, DrawnFaults, ERROR_CODES, Expectation, Expected, OrgDef, ProductDef,
     PurgeStep, Scenario, ScriptedFault, Step, TenantDef, VERSION,

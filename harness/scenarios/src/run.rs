@@ -28,6 +28,12 @@ use billing_harness::{TestEnv, TestEnvBuilder};
 /// The seed of every scenario run: fake data and the dispatcher's jitter.
 const SEED: u64 = 1;
 
+/// How long a product has to answer one write in a scenario run ([`Scenario::test_env`]), in real
+/// time: what a `timeout` fault, or an outage of timeouts, costs the run, instead of the 2 s of
+/// [`SyncPolicy::default`]. The request still reaches the product's mock over HTTP, which holds
+/// it past this limit (the harness holds it 250 ms longer) and applies nothing.
+pub const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// How a scenario is played: by default entirely, on a throwaway database.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -91,12 +97,19 @@ impl Scenario {
     /// The test environment every run of this scenario uses: the clock at
     /// [`Scenario::start_instant`], the same seed, and a dispatcher that delivers one row at a
     /// time (in outbox order), so that each product's journal is the same on every run, with
-    /// each product's `retry_horizon`.
+    /// each product's `retry_horizon`, and [`SYNC_TIMEOUT`] for a product to answer.
     pub fn test_env(&self) -> TestEnvBuilder {
+        self.test_env_with_sync_timeout(SYNC_TIMEOUT)
+    }
+
+    /// [`Scenario::test_env`] with `timeout` for a product to answer one write: longer for a
+    /// slow machine, or [`SyncPolicy::default`]'s for products that are real servers.
+    pub fn test_env_with_sync_timeout(&self, timeout: std::time::Duration) -> TestEnvBuilder {
         let policy = self.products.iter().fold(
             SyncPolicy {
                 seed: SEED,
                 batch: 1,
+                timeout,
                 ..SyncPolicy::default()
             },
             |policy, def| match def.retry_horizon {
@@ -133,6 +146,21 @@ pub async fn run_on(
         .await
         .map_err(RunError::from_driver)?;
     play(scenario, &mut session, options.stop_at)
+        .await
+        .map_err(RunError::from_driver)
+}
+
+/// Plays `scenario` through `session`, as [`run_on`] plays it through the reference session,
+/// entirely: set up, steps, the clock to `until`, products, read-back and expectations.
+///
+/// # Errors
+/// The session failed, or lacks what a step needs; a scenario that does not hold is an `Ok`
+/// outcome.
+pub async fn play_session<S: Session>(
+    scenario: &Scenario,
+    session: &mut S,
+) -> Result<Outcome, RunError> {
+    play(scenario, session, None)
         .await
         .map_err(RunError::from_driver)
 }
@@ -423,8 +451,13 @@ pub struct ReferenceSession<E> {
 
 impl<E: Borrow<TestEnv> + Send + Sync> ReferenceSession<E> {
     /// Installs `scenario`'s catalog on `env` at its clock's instant (unless
-    /// [`RunOptions::catalog_installed`]) and sets up its product mocks.
-    async fn new(
+    /// [`RunOptions::catalog_installed`]) and sets up its product mocks: the session [`run_on`]
+    /// plays, for a caller that wraps it (to time each operation, say) and plays it with
+    /// [`play_session`].
+    ///
+    /// # Errors
+    /// Installing the catalog or setting up a product mock failed.
+    pub async fn new(
         env: E,
         scenario: &Scenario,
         options: RunOptions,
