@@ -888,3 +888,37 @@ async fn a_product_down_past_its_horizon_is_caught_up_by_the_first_reconcile_aft
         "nothing drifted: only delivered"
     );
 }
+
+/// rule: a product's own retry horizon (`SyncPolicy::with_horizon`) is found by its key,
+/// whatever the product is called.
+#[tokio::test]
+async fn a_products_own_horizon_is_found_by_its_key_not_its_name() {
+    use billing_harness::platform::sync::dead_letters;
+    let env = TestEnv::builder()
+        .today("2026-11-24".parse::<NaiveDate>().unwrap())
+        .seed(17)
+        .sync_policy(SyncPolicy::default().with_horizon("analytics", TimeDelta::seconds(5)))
+        .build()
+        .await
+        .unwrap();
+    env.build().tenant().plan("pro").create().await.unwrap();
+    env.sync_to_idle().await.unwrap();
+    let renamed =
+        sqlx::query("update products set name = 'Analytics (EU)' where key = 'analytics'")
+            .execute(env.pool())
+            .await
+            .unwrap();
+    assert_eq!(renamed.rows_affected(), 1);
+    let a = env.build().tenant().plan("pro").create().await.unwrap();
+    analytics(&env).await.reject_tenant(a.id().0, 422);
+    env.sync_to_idle().await.unwrap();
+    let dead = dead_letters(env.pool()).await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|r| (r.entity.as_str(), r.attempts))
+            .collect::<Vec<_>>(),
+        [("tenant", 3)],
+        "rule: analytics's own horizon (5 s), not the default (3 days): tried when queued, \
+         after its backoff and at its horizon, then given up"
+    );
+}
