@@ -305,13 +305,14 @@ pub(crate) const TARGETS: &[Target] = &[
     Target {
         package: PLATFORM,
         path: "harness/platform/src/purge/",
-        // Purge's own tests (the scope rule at each row, the catalog walk, the audit) first; the
-        // bundled purge scenarios and the conformance of a backend without purge next; the
-        // deletion order's unit test last.
+        // Purge's own tests (the scope rule at each row, the catalog walk, the audit) first; a
+        // run's purge on a shared database (`shared_db::`: what `run_rows` decides), the bundled
+        // purge scenarios and the conformance of a backend without purge next; the deletion
+        // order's unit test last.
         tiers: &[
             Tests {
                 binaries: IT,
-                filter: "test(/^(purge|scenarios|conformance|report)::/)",
+                filter: "test(/^(purge|shared_db|scenarios|conformance|report)::/)",
                 first: &["test(/^purge::/)"],
             },
             Tests {
