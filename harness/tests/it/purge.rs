@@ -235,6 +235,24 @@ async fn a_rich_user_is_purged_completely_and_nothing_else_moves() {
     assert!(!plan.rows.contains_key("organizations"));
     let told: Vec<&str> = plan.tenants_told.iter().map(|(_, p)| p.as_str()).collect();
     assert_eq!(told, ["analytics", "crm"]);
+    let notices: Vec<(&str, &str)> = plan
+        .notices
+        .iter()
+        .map(|n| (n.product.as_str(), n.entity.as_str()))
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            ("analytics", "tenant"),
+            ("analytics", "user"),
+            ("analytics", "user"),
+            ("crm", "tenant"),
+            ("crm", "user"),
+            ("crm", "user")
+        ],
+        "rule: each product hears of its tenant's deletion before its users' (the owner's and \
+         the member's, whose tenant goes)"
+    );
     let text = plan.render();
     assert!(
         !text.contains(&email),
