@@ -13,8 +13,9 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 pub(crate) enum Command {
     /// Print the database's clock (`harness_clock`) and its local day.
     Show {
-        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
-        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE;
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
     /// Move the database's clock forward, running every job due on the way; never backwards.
@@ -33,8 +34,9 @@ pub(crate) enum Command {
         /// How far to move: a number of days (`3d`) or hours (`12h`), at most 20 years.
         #[arg(long, value_name = "DURATION", value_parser = duration)]
         by: Option<TimeDelta>,
-        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`);
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
 }

@@ -19,8 +19,9 @@ pub(crate) enum Command {
     Apply {
         /// The contract file (TOML: tenant slug, starts_on and the terms).
         file: PathBuf,
-        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`);
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
         /// Show the rows and write nothing.
         #[arg(long)]

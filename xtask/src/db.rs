@@ -24,8 +24,9 @@ pub(crate) enum Command {
         /// The environment the database serves, recorded in the marker (e.g. `qa`).
         #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
         env: String,
-        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
-        #[arg(long, value_name = "URL", value_parser = database_url)]
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE;
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
 }
@@ -198,6 +199,28 @@ fn mark(env: &str, url: &str) -> anyhow::Result<ExitCode> {
 /// refused by name; clap's error echoes the value with every password hidden.
 pub(crate) fn database_url(text: &str) -> Result<String, env::UrlError> {
     env::parse_url(text).map(|_| text.to_owned())
+}
+
+/// `command` with every `--database-url` reading `DATABASE_URL` when `HARNESS_DATABASE_URL` is
+/// unset or empty: clap reads one variable per argument, and this is the second.
+pub(crate) fn database_url_fallback(command: clap::Command) -> clap::Command {
+    match std::env::var_os("HARNESS_DATABASE_URL") {
+        Some(url) if !url.is_empty() => command,
+        _ => read_url_from(command, "DATABASE_URL"),
+    }
+}
+
+/// `command` and its subcommands with `--database-url` reading `variable`.
+fn read_url_from(command: clap::Command, variable: &'static str) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            if arg.get_id() == "database_url" {
+                arg.env(variable)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(|sub| read_url_from(sub, variable))
 }
 
 /// A QA database's own clock (`harness_clock`, what `harness_now()` reads), which `clock

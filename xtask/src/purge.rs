@@ -24,8 +24,9 @@ pub(crate) struct PurgeOpts {
     /// of its clock billed someone else's subscription) stays that organization's.
     #[arg(long, value_name = "ID")]
     run: Option<String>,
-    /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-    #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+    /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`);
+    /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+    #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
     database_url: String,
     /// Show the plan and write nothing.
     #[arg(long)]

@@ -68,8 +68,9 @@ pub(crate) enum Command {
     Seed {
         /// A scenario's name or a path to a scenario file.
         target: String,
-        /// The marked database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
-        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+        /// The marked database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE;
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
         /// The month the scenario's first month moves to, counted back from the month of the
         /// database's clock: last-month, this-month or months-ago:N (N at most 240, 20 years).

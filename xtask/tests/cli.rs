@@ -18,6 +18,7 @@ fn xtask(state: &Path) -> Command {
         .env("HARNESS_POSTGRES", "local")
         .env("HARNESS_LINGER_SECS", "1")
         .env_remove("HARNESS_DATABASE_URL")
+        .env_remove("DATABASE_URL")
         .env_remove("RUST_BACKTRACE");
     cmd
 }
@@ -1798,6 +1799,55 @@ async fn drop_role(env: &billing_harness::TestEnv, role: &str) {
 /// Runs xtask against the server of `url` (see [`xtask_on`]).
 fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
     xtask_on(state, url, args).output().unwrap()
+}
+
+#[tokio::test]
+async fn database_url_falls_back_to_harness_database_url_then_database_url() {
+    let env = billing_harness::TestEnv::start().await;
+    let url = foreign_database(&env, "qa_url_fallback").await;
+    let state = state_dir("url-fallback");
+    let marked = cli_on(
+        &state,
+        &url,
+        &["db", "mark", "--env", "qa", "--database-url", &url],
+    );
+    assert!(marked.status.success(), "{marked:?}");
+    // Neither the flag nor HARNESS_DATABASE_URL: DATABASE_URL is the database.
+    let show = |vars: &[(&str, &str)]| {
+        let mut cmd = xtask(&state);
+        cmd.args(["clock", "show"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let from_database_url = show(&[("DATABASE_URL", &url)]);
+    assert!(from_database_url.status.success(), "{from_database_url:?}");
+    assert!(String::from_utf8_lossy(&from_database_url.stdout).starts_with("clock: "));
+    // An empty HARNESS_DATABASE_URL counts as unset.
+    let empty = show(&[("HARNESS_DATABASE_URL", ""), ("DATABASE_URL", &url)]);
+    assert!(empty.status.success(), "{empty:?}");
+    // HARNESS_DATABASE_URL comes first: DATABASE_URL's bad value is never read.
+    let first = show(&[
+        ("HARNESS_DATABASE_URL", &url),
+        ("DATABASE_URL", "mysql://x@y/z"),
+    ]);
+    assert!(first.status.success(), "{first:?}");
+    // The flag beats both.
+    let flag = {
+        let mut cmd = xtask(&state);
+        cmd.env("HARNESS_DATABASE_URL", "mysql://x@y/z")
+            .env("DATABASE_URL", "mysql://x@y/z")
+            .args(["clock", "show", "--database-url", &url]);
+        cmd.output().unwrap()
+    };
+    assert!(flag.status.success(), "{flag:?}");
+    // None of them: a usage error naming the option.
+    let none = show(&[]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--database-url <URL>"));
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
 }
 
 #[tokio::test]
