@@ -1,4 +1,4 @@
-//! `cargo xtask bench <what> [--json]`: the workspace's speed goals, measured.
+//! `cargo xtask bench <what> [--format json]`: the workspace's speed goals, measured.
 
 mod adopt;
 mod scenarios;
@@ -40,8 +40,10 @@ pub(crate) enum Command {
 /// What `bench adopt` takes.
 #[derive(Debug, clap::Args)]
 pub(crate) struct AdoptArgs {
-    /// Print exactly one JSON document on stdout instead of text.
-    #[arg(long)]
+    #[command(flatten)]
+    output: crate::format::Output,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
     /// Time each configuration this many times (1 to 100) and report the median.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -51,8 +53,10 @@ pub(crate) struct AdoptArgs {
 /// What `bench scenarios` takes.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ScenariosArgs {
-    /// Print exactly one JSON document on stdout instead of text.
-    #[arg(long)]
+    #[command(flatten)]
+    output: crate::format::Output,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
     /// The scenarios played at once in the second run (default: the number of cores).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -62,26 +66,35 @@ pub(crate) struct ScenariosArgs {
 /// What every bench takes.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Print exactly one JSON document on stdout instead of text.
-    #[arg(long)]
+    #[command(flatten)]
+    output: crate::format::Output,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+}
+
+impl Args {
+    /// `--format json` or its alias `--json`.
+    fn json(&self) -> bool {
+        self.json || self.output.json()
+    }
 }
 
 /// Runs one bench.
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Db(args) => db(args.json),
-        Command::Billing(args) => billing(args.json),
-        Command::Build(args) => build(args.json),
+        Command::Db(args) => db(args.json()),
+        Command::Billing(args) => billing(args.json()),
+        Command::Build(args) => build(args.json()),
         Command::Scenarios(args) => emit(
-            args.json,
+            args.json || args.output.json(),
             &scenarios::run(crate::scenario::jobs_or_default(args.jobs))?,
             scenarios::text,
         ),
-        Command::Load(args) => load(args.json),
-        Command::Sync(args) => emit(args.json, &sync::run()?, sync::text),
+        Command::Load(args) => load(args.json()),
+        Command::Sync(args) => emit(args.json(), &sync::run()?, sync::text),
         Command::Adopt(args) => emit(
-            args.json,
+            args.json || args.output.json(),
             &adopt::run(usize::from(args.rounds))?,
             adopt::text,
         ),
@@ -89,17 +102,19 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints a bench's report: exactly one JSON document with `--json`, else `text` for people.
+/// Prints a bench's report: exactly one JSON document with `--format json`, else `text` for
+/// people.
 fn emit<T: Serialize>(
     json: bool,
     report: &T,
     text: impl FnOnce(&T) -> String,
 ) -> anyhow::Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string(report)?);
+    let format = if json {
+        crate::format::Plain::Json
     } else {
-        println!("{}", text(report));
-    }
+        crate::format::Plain::Text
+    };
+    crate::format::Output { format }.emit(report, |r| format!("{}\n", text(r)))?;
     Ok(ExitCode::SUCCESS)
 }
 

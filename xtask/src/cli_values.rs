@@ -253,14 +253,16 @@ const ZONES: [chrono_tz::Tz; 3] = [
 /// The conversions after the parse, with the values clap accepted: each returns, never panics.
 fn convert(cli: &Cli) {
     match &cli.command {
-        Some(Command::Clock(crate::clock::Command::Advance { to, by, .. })) => {
+        Some(Command::Qa(crate::Qa::Clock(crate::clock::Command::Advance { to, by, .. }))) => {
             for now in clocks() {
                 for zone in ZONES {
                     let _ = crate::clock::target(now, zone, *to, *by);
                 }
             }
         }
-        Some(Command::Scenario(crate::scenario::Command::Seed { anchor, .. })) => {
+        Some(Command::Qa(crate::Qa::Scenario(crate::scenario::Command::Seed {
+            anchor, ..
+        }))) => {
             for today in [today(), NaiveDate::MIN, NaiveDate::MAX] {
                 let _ = anchor.month(today);
             }

@@ -7,15 +7,21 @@ use billing_harness::TestEnv;
 use billing_harness::calendar::Job;
 use billing_harness::clock::{self, ClockLock};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde_json::json;
+
+use crate::format::Output;
 
 /// `cargo xtask clock ...`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Print the database's clock (`harness_clock`) and its local day.
     Show {
-        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
-        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE;
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// Move the database's clock forward, running every job due on the way; never backwards.
     /// Seeds and advances on one database take turns: this waits while another moves it.
@@ -33,25 +39,32 @@ pub(crate) enum Command {
         /// How far to move: a number of days (`3d`) or hours (`12h`), at most 20 years.
         #[arg(long, value_name = "DURATION", value_parser = duration)]
         by: Option<TimeDelta>,
-        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`);
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
 /// Runs one `clock` command.
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Show { database_url } => show(&database_url),
+        Command::Show {
+            database_url,
+            output,
+        } => show(&database_url, output),
         Command::Advance {
             to,
             by,
             database_url,
-        } => advance(to, by, &database_url),
+            output,
+        } => advance(to, by, &database_url, output),
     }
 }
 
-fn show(url: &str) -> anyhow::Result<ExitCode> {
+fn show(url: &str, output: Output) -> anyhow::Result<ExitCode> {
     let runtime = crate::runtime()?;
     runtime.block_on(async {
         let db = billing_harness::env::Database::builder()
@@ -59,15 +72,21 @@ fn show(url: &str) -> anyhow::Result<ExitCode> {
             .await?;
         let now = crate::db::harness_now(db.pool()).await?;
         let platform = billing_harness::platform::Platform::new(db.pool().clone());
-        match platform.settings().await {
-            Ok(settings) => println!(
-                "clock: {} ({} in {})",
+        let calendar = platform.settings().await.ok().map(|s| s.calendar);
+        let shown = json!({
+            "clock": now.to_rfc3339(),
+            "local_day": calendar.as_ref().map(|c| c.local_day(now).to_string()),
+            "time_zone": calendar.as_ref().map(|c| c.time_zone().to_string()),
+        });
+        output.emit(&shown, |_| match &calendar {
+            Some(c) => format!(
+                "clock: {} ({} in {})\n",
                 now.to_rfc3339(),
-                settings.calendar.local_day(now),
-                settings.calendar.time_zone()
+                c.local_day(now),
+                c.time_zone()
             ),
-            Err(_) => println!("clock: {} (no catalog installed)", now.to_rfc3339()),
-        }
+            None => format!("clock: {} (no catalog installed)\n", now.to_rfc3339()),
+        })?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -168,7 +187,12 @@ pub(crate) async fn lock(pool: &sqlx::PgPool) -> anyhow::Result<ClockLock> {
 
 /// `clock advance`: under the clock lock (another seed or advance waits, and this waits for
 /// them), from the database's clock to the target, every job due on the way run in order.
-fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::Result<ExitCode> {
+fn advance(
+    to: Option<NaiveDate>,
+    by: Option<TimeDelta>,
+    url: &str,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
     let runtime = crate::runtime()?;
     runtime.block_on(async {
         let probe = billing_harness::env::Database::builder().attach(url).await?;
@@ -203,31 +227,65 @@ fn advance(to: Option<NaiveDate>, by: Option<TimeDelta>, url: &str) -> anyhow::R
             .start_at(now)
             .attach(url)
             .await?;
-        println!(
+        let moving = format!(
             "moving the {marked} database's clock from {} to {}",
             calendar.local_day(now),
             calendar.local_day(target)
         );
+        // Progress: on stdout for people, on stderr beside a JSON document.
+        if output.json() {
+            eprintln!("{moving}");
+        } else {
+            println!("{moving}");
+        }
         let runs = env.clock().advance_to(target).await;
         lock.release().await?;
         let runs = runs?;
-        for run in &runs {
-            let what = match run.job {
-                Job::Close(_) => format!("{} invoice(s) closed", run.effects),
-                Job::Charge | Job::Retry => format!("{} payment attempt(s)", run.effects),
-                Job::Reconcile => format!("{} row(s) re-queued or repaired", run.effects),
-                Job::Sync => format!("{} delivery attempt(s)", run.effects),
-            };
-            println!("  {} {}: {what}", calendar.local_day(run.at), run.job);
-        }
-        println!(
-            "clock at {} ({}); {} job run(s)",
-            env.clock().now().to_rfc3339(),
-            calendar.local_day(env.clock().now()),
-            runs.len()
-        );
+        let jobs: Vec<_> = runs
+            .iter()
+            .map(|run| {
+                json!({
+                    "day": calendar.local_day(run.at).to_string(),
+                    "at": run.at.to_rfc3339(),
+                    "job": run.job.to_string(),
+                    "effects": run.effects,
+                    "what": what(run),
+                })
+            })
+            .collect();
+        let at = env.clock().now();
+        let moved = json!({
+            "database": marked,
+            "from": now.to_rfc3339(),
+            "clock": at.to_rfc3339(),
+            "local_day": calendar.local_day(at).to_string(),
+            "jobs": jobs,
+        });
+        output.emit(&moved, |_| {
+            let mut text: String = runs
+                .iter()
+                .map(|run| format!("  {} {}: {}\n", calendar.local_day(run.at), run.job, what(run)))
+                .collect();
+            text += &format!(
+                "clock at {} ({}); {} job run(s)\n",
+                at.to_rfc3339(),
+                calendar.local_day(at),
+                runs.len()
+            );
+            text
+        })?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What a job run did, for people: `3 invoice(s) closed`.
+fn what(run: &clock::JobRun) -> String {
+    match run.job {
+        Job::Close(_) => format!("{} invoice(s) closed", run.effects),
+        Job::Charge | Job::Retry => format!("{} payment attempt(s)", run.effects),
+        Job::Reconcile => format!("{} row(s) re-queued or repaired", run.effects),
+        Job::Sync => format!("{} delivery attempt(s)", run.effects),
+    }
 }
 
 #[cfg(test)]

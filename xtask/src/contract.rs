@@ -19,12 +19,15 @@ pub(crate) enum Command {
     Apply {
         /// The contract file (TOML: tenant slug, starts_on and the terms).
         file: PathBuf,
-        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+        /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`);
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
         /// Show the rows and write nothing.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        output: crate::format::Output,
     },
 }
 
@@ -35,11 +38,17 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             file,
             database_url,
             dry_run,
-        } => apply(&file, &database_url, dry_run),
+            output,
+        } => apply(&file, &database_url, dry_run, output),
     }
 }
 
-fn apply(file: &Path, url: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+fn apply(
+    file: &Path,
+    url: &str,
+    dry_run: bool,
+    output: crate::format::Output,
+) -> anyhow::Result<ExitCode> {
     let shown = file.display().to_string();
     let source = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("cannot read the contract file {shown}: {e}"))?;
@@ -85,13 +94,24 @@ fn apply(file: &Path, url: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
             }
         };
         let rows = rows_written(&mut tx).await?;
-        print!("{}", tables(&rows));
+        let mut shown = serde_json::json!({
+            "dry_run": dry_run,
+            "plan": applied.plan.to_string(),
+            "tenant": contract.tenant,
+            "starts_on": contract.starts_on.to_string(),
+            "rows": rows,
+        });
         if dry_run {
             tx.rollback().await?;
-            println!(
-                "dry run: contract {} for tenant {} from {} not applied; nothing written",
-                applied.plan, contract.tenant, contract.starts_on
-            );
+            output.emit(&shown, |_| {
+                format!(
+                    "{}dry run: contract {} for tenant {} from {} not applied; nothing written\n",
+                    tables(&rows),
+                    applied.plan,
+                    contract.tenant,
+                    contract.starts_on
+                )
+            })?;
             return Ok(ExitCode::SUCCESS);
         }
         let hash = format!("{:x}", Sha256::digest(source.as_bytes()));
@@ -108,10 +128,17 @@ fn apply(file: &Path, url: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        println!(
-            "applied contract {} for tenant {} from {} (audit row {audit}, file sha256 {hash})",
-            applied.plan, contract.tenant, contract.starts_on
-        );
+        shown["audit_id"] = audit.into();
+        shown["file_sha256"] = hash.clone().into();
+        output.emit(&shown, |_| {
+            format!(
+                "{}applied contract {} for tenant {} from {} (audit row {audit}, file sha256 {hash})\n",
+                tables(&rows),
+                applied.plan,
+                contract.tenant,
+                contract.starts_on
+            )
+        })?;
         Ok(ExitCode::SUCCESS)
     })
 }

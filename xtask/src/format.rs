@@ -29,3 +29,40 @@ pub(crate) fn xml(text: &str) -> String {
     }
     out
 }
+
+/// How a command other than `scenario run` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Plain {
+    /// Lines for people.
+    Text,
+    /// One JSON document on stdout; progress and logs stay on stderr.
+    Json,
+}
+
+/// `--format text|json`, which every command that prints a result takes.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct Output {
+    /// `text` for people, `json` for one JSON document on stdout (logs stay on stderr).
+    #[arg(long, value_enum, default_value_t = Plain::Text)]
+    pub(crate) format: Plain,
+}
+
+impl Output {
+    /// Whether the result is one JSON document.
+    pub(crate) fn json(self) -> bool {
+        self.format == Plain::Json
+    }
+
+    /// Prints `value` as one JSON document, or as `text` gives it for people.
+    pub(crate) fn emit<T: serde::Serialize>(
+        self,
+        value: &T,
+        text: impl FnOnce(&T) -> String,
+    ) -> anyhow::Result<()> {
+        match self.format {
+            Plain::Json => println!("{}", serde_json::to_string(value)?),
+            Plain::Text => print!("{}", text(value)),
+        }
+        Ok(())
+    }
+}

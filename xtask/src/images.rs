@@ -13,14 +13,16 @@ use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
 /// `cargo xtask images`: builds what is missing and prints each image's name.
-pub(crate) fn run() -> anyhow::Result<ExitCode> {
+pub(crate) fn run(output: crate::format::Output) -> anyhow::Result<ExitCode> {
     docker(&["version", "--format", "{{.Server.Version}}"])
         .context("no Docker engine answers (start dockerd, or set DOCKER_HOST)")?;
     let work = crate::workspace_root().join("target/images");
     let postgres = postgres::build(&work)?;
-    println!("HARNESS_POSTGRES_IMAGE={postgres}");
     let product_mock = product_mock::build(&work)?;
-    println!("HARNESS_PRODUCT_MOCK_IMAGE={product_mock}");
+    let images = serde_json::json!({"postgres": postgres, "product_mock": product_mock});
+    output.emit(&images, |_| {
+        format!("HARNESS_POSTGRES_IMAGE={postgres}\nHARNESS_PRODUCT_MOCK_IMAGE={product_mock}\n")
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,18 +14,19 @@ pub(crate) enum Command {
     /// Serve product mocks, one per namespace (`URL/ns/NAME/v1/...`, control calls at
     /// `URL/ns/NAME/_mock`), until interrupted: in this process, or in the product-mock container
     /// with HARNESS_PRODUCTS=container. Prints the base URL on the first line.
-    Up,
+    Up(crate::format::Output),
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let Command::Up = command;
+    let Command::Up(output) = command;
     crate::runtime()?.block_on(async {
         let config = Config::from_env()?;
         let mut ctrl_c = crate::listen_for_ctrl_c()?;
         match config.products {
             ProductsChoice::InProcess => {
                 let host = ProductHost::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-                println!("{}", host.url());
+                let url = host.url();
+                output.emit(&serde_json::json!({ "url": url }), |_| format!("{url}\n"))?;
                 eprintln!("product mocks served in this process; Ctrl-C stops them");
                 ctrl_c.recv().await;
             }
@@ -33,7 +34,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 let container =
                     product_mock_container(config.product_mock_image.as_deref(), &config.state_dir)
                         .await?;
-                println!("{}", container.url);
+                let url = &container.url;
+                let up = serde_json::json!({"url": url, "container": container.id});
+                output.emit(&up, |_| format!("{url}\n"))?;
                 eprintln!(
                     "product mocks served by container {} (started in {:.1} s); it is removed when this command ends",
                     &container.id[..12.min(container.id.len())],

@@ -24,12 +24,15 @@ pub(crate) struct PurgeOpts {
     /// of its clock billed someone else's subscription) stays that organization's.
     #[arg(long, value_name = "ID")]
     run: Option<String>,
-    /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`).
-    #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+    /// The database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE (marked with `db mark`);
+    /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+    #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
     database_url: String,
     /// Show the plan and write nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    output: crate::format::Output,
 }
 
 /// Runs `purge`.
@@ -48,19 +51,27 @@ pub(crate) fn run(opts: PurgeOpts) -> anyhow::Result<ExitCode> {
         let at = crate::db::harness_now(db.pool()).await?;
         if opts.dry_run {
             let plan = purge::plan(db.pool(), &target).await?;
-            print!("{}", plan.render());
-            println!("dry run: nothing written to the {marked} database");
+            let shown = serde_json::json!({"dry_run": true, "database": marked, "plan": plan});
+            opts.output.emit(&shown, |_| {
+                format!(
+                    "{}dry run: nothing written to the {marked} database\n",
+                    plan.render()
+                )
+            })?;
             return Ok(ExitCode::SUCCESS);
         }
         let report = purge::purge(db.pool(), &target, at).await?;
-        print!("{}", report.plan.render());
-        println!(
-            "purged from the {marked} database: {} row(s) in {} table(s), {} deletion(s) queued for products (audit row {})",
-            report.plan.rows.values().sum::<u64>(),
-            report.plan.rows.len(),
-            report.plan.notices.len(),
-            report.audit_id
-        );
+        let shown = serde_json::json!({"dry_run": false, "database": marked, "report": report});
+        opts.output.emit(&shown, |_| {
+            format!(
+                "{}purged from the {marked} database: {} row(s) in {} table(s), {} deletion(s) queued for products (audit row {})\n",
+                report.plan.render(),
+                report.plan.rows.values().sum::<u64>(),
+                report.plan.rows.len(),
+                report.plan.notices.len(),
+                report.audit_id
+            )
+        })?;
         Ok(ExitCode::SUCCESS)
     })
 }

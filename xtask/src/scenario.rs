@@ -11,13 +11,13 @@ use billing_scenarios::report::{self, IndexRow, Lang, PageOptions};
 use billing_scenarios::snapshot::Stored;
 use billing_scenarios::{self as scenario, Outcome, Scenario};
 
-use crate::format::{Format, xml};
+use crate::format::{Format, Output, xml};
 
 /// `cargo xtask scenario ...`.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// The scenario files under scenarios/, with their names.
-    List,
+    List(Output),
     /// Play scenarios on throwaway databases; exit 1 if one does not hold, 2 if a file is
     /// invalid.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["target", "all"])))]
@@ -84,8 +84,9 @@ pub(crate) enum Command {
     Seed {
         /// A scenario's name or a path to a scenario file.
         target: String,
-        /// The marked database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
-        #[arg(long, value_name = "URL", value_parser = crate::db::database_url)]
+        /// The marked database, as postgres://USER:PASSWORD@HOST:PORT/DATABASE;
+        /// default: HARNESS_DATABASE_URL, then DATABASE_URL.
+        #[arg(long, value_name = "URL", value_parser = crate::db::database_url, env = "HARNESS_DATABASE_URL", hide_env_values = true)]
         database_url: String,
         /// The month the scenario's first month moves to, counted back from the month of the
         /// database's clock: last-month, this-month or months-ago:N (N at most 240, 20 years).
@@ -97,6 +98,8 @@ pub(crate) enum Command {
         /// The language of the page: en or ko (default: from LANG, ko_KR.UTF-8 gives ko).
         #[arg(long, value_name = "en|ko")]
         lang: Option<Lang>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Play a scenario and write one self-contained HTML page: the timeline and the invoices.
     Report {
@@ -108,6 +111,8 @@ pub(crate) enum Command {
         /// The language of the page: en or ko (default: from LANG, ko_KR.UTF-8 gives ko).
         #[arg(long, value_name = "en|ko")]
         lang: Option<Lang>,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -190,7 +195,7 @@ fn scenario_name(name: &str) -> Result<String, String> {
 /// Runs one `scenario` command.
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::List => list(),
+        Command::List(output) => list(output),
         Command::Run {
             target,
             format,
@@ -230,13 +235,20 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             anchor,
             report,
             lang,
+            output,
         } => seed(
             &target,
             &database_url,
             &anchor,
             report.as_deref().map(|file| (file, language(lang))),
+            output,
         ),
-        Command::Report { target, out, lang } => report_one(&target, out, language(lang)),
+        Command::Report {
+            target,
+            out,
+            lang,
+            output,
+        } => report_one(&target, out, language(lang), output),
     }
 }
 
@@ -266,12 +278,73 @@ fn language(lang: Option<Lang>) -> Lang {
     lang.unwrap_or_else(|| Lang::from_locale(std::env::var("LANG").ok().as_deref()))
 }
 
-/// The scenarios folder: `HARNESS_SCENARIOS_DIR`, else the workspace's `scenarios/`.
+/// The scenarios folder: `HARNESS_SCENARIOS_DIR`, else the workspace's `scenarios/` (under
+/// `cargo xtask`) or, after [`use_bundled`], `./scenarios` when there is one and else the
+/// bundled scenarios.
 pub(crate) fn dir() -> PathBuf {
     match std::env::var_os("HARNESS_SCENARIOS_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ if BUNDLED_IN_USE.get().is_some() => {
+            let here = PathBuf::from("scenarios");
+            if here.is_dir() { here } else { bundled_dir() }
+        }
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios"),
     }
+}
+
+/// The workspace's scenario files, built into the binary: `(file name, text)`.
+const BUNDLED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/bundled_scenarios.rs"));
+
+/// Set by [`use_bundled`].
+static BUNDLED_IN_USE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// For `cargo billing-harness`, which runs outside the workspace: scenarios come from
+/// `./scenarios`, else from the bundled ones.
+pub(crate) fn use_bundled() {
+    let _ = BUNDLED_IN_USE.set(());
+}
+
+/// The bundled scenarios as files, written once per content into the state folder (a folder
+/// named by their hash, renamed into place whole); where they would be if that failed, which
+/// it says.
+fn bundled_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = billing_harness::env::Config::from_env()
+            .map(|c| c.state_dir)
+            .unwrap_or_else(|_| billing_harness::env::Config::default_state_base());
+        let mut hash = <sha2::Sha256 as sha2::Digest>::new();
+        for (name, text) in BUNDLED {
+            sha2::Digest::update(&mut hash, name.as_bytes());
+            sha2::Digest::update(&mut hash, text.as_bytes());
+        }
+        let hash = format!("{:x}", sha2::Digest::finalize(hash));
+        let folder = base.join(format!("scenarios-{}", &hash[..16]));
+        if !folder.is_dir()
+            && let Err(e) = write_bundled(&folder)
+        {
+            eprintln!(
+                "error: cannot write the bundled scenarios to {}: {e:#}",
+                folder.display()
+            );
+        }
+        folder.join("scenarios")
+    })
+    .clone()
+}
+
+/// Writes [`BUNDLED`] to `folder/scenarios/`, through a temporary folder renamed into place.
+fn write_bundled(folder: &Path) -> anyhow::Result<()> {
+    let temporary = folder.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::create_dir_all(temporary.join("scenarios"))?;
+    for (name, text) in BUNDLED {
+        std::fs::write(temporary.join("scenarios").join(name), text)?;
+    }
+    if std::fs::rename(&temporary, folder).is_err() && folder.is_dir() {
+        // Another process wrote the same content first.
+        std::fs::remove_dir_all(&temporary)?;
+    }
+    Ok(())
 }
 
 /// Every scenario file, sorted by name (not `catalog.toml`).
@@ -374,18 +447,29 @@ fn write_index(dir: &Path, rows: &[IndexRow<'_>], lang: Lang) -> anyhow::Result<
 }
 
 /// `scenario list`.
-fn list() -> anyhow::Result<ExitCode> {
-    for path in files()? {
-        let stem = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        match scenario::load(&path, Some(&dir().join("catalog.toml"))) {
-            Ok(s) => println!("{stem:<36} {}", s.name),
-            Err(e) => println!("{stem:<36} INVALID: {e}"),
-        }
-    }
+fn list(output: Output) -> anyhow::Result<ExitCode> {
+    let listed: Vec<_> = files()?
+        .iter()
+        .map(|path| match read(path) {
+            Ok(s) => serde_json::json!({"name": stem(path), "title": s.name}),
+            Err(e) => serde_json::json!({"name": stem(path), "invalid": e.to_string()}),
+        })
+        .collect();
+    output.emit(&serde_json::json!({ "scenarios": listed }), |_| {
+        listed
+            .iter()
+            .map(|s| match (s["title"].as_str(), s["invalid"].as_str()) {
+                (Some(title), _) => {
+                    format!("{:<36} {title}\n", s["name"].as_str().unwrap_or_default())
+                }
+                (_, invalid) => format!(
+                    "{:<36} INVALID: {}\n",
+                    s["name"].as_str().unwrap_or_default(),
+                    invalid.unwrap_or_default()
+                ),
+            })
+            .collect()
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -714,10 +798,12 @@ fn junit(played: &[Played], total: f64) -> String {
     out
 }
 
-/// Whether `path` is a file of the scenarios folder, whose snapshots are kept.
+/// Whether `path` is a file of the scenarios folder, whose snapshots are kept (outside the
+/// workspace only when there is a snapshots folder: the bundled scenarios come without).
 fn is_bundled(path: &Path) -> bool {
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
     canon(path).and_then(|p| p.parent().map(Path::to_owned)) == canon(&dir())
+        && (BUNDLED_IN_USE.get().is_none() || snapshots_dir().is_dir())
 }
 
 /// The snapshots folder: `HARNESS_SNAPSHOTS_DIR`, else `snapshots/` beside the scenarios folder.
@@ -802,7 +888,12 @@ subscribe = {{ tenant = "acme-analytics", plan = "pro" }}
 
 /// `scenario report NAME|FILE [--out FILE] [--lang en|ko]`: plays the scenario and writes one
 /// self-contained HTML page (default `target/scenario-reports/NAME.html`).
-fn report_one(target: &str, out: Option<PathBuf>, lang: Lang) -> anyhow::Result<ExitCode> {
+fn report_one(
+    target: &str,
+    out: Option<PathBuf>,
+    lang: Lang,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
     let path = resolve(target)?;
     let scenario = match load(&path) {
         Ok(s) => s,
@@ -816,7 +907,9 @@ fn report_one(target: &str, out: Option<PathBuf>, lang: Lang) -> anyhow::Result<
     });
     let (_, page) = crate::runtime()?.block_on(play_and_page(&scenario, lang))?;
     write_file(&out, &page)?;
-    println!("{}", out.display());
+    output.emit(&serde_json::json!({ "page": out }), |_| {
+        format!("{}\n", out.display())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -830,13 +923,14 @@ fn seed(
     url: &str,
     anchor: &Anchor,
     report: Option<(&Path, Lang)>,
+    output: Output,
 ) -> anyhow::Result<ExitCode> {
     let path = resolve(target)?;
     let scenario = match load(&path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    crate::runtime()?.block_on(seed_into(&scenario, url, anchor, report))
+    crate::runtime()?.block_on(seed_into(&scenario, url, anchor, report, output))
 }
 
 /// A seed, in order: attach (an unmarked database is refused), take the clock lock (a seed, a
@@ -850,6 +944,7 @@ async fn seed_into(
     url: &str,
     anchor: &Anchor,
     report: Option<(&Path, Lang)>,
+    output: Output,
 ) -> anyhow::Result<ExitCode> {
     let db = billing_harness::env::Database::builder()
         .attach(url)
@@ -914,19 +1009,38 @@ async fn seed_into(
             "the rows {run_id} wrote before it failed are recorded: `cargo xtask purge --run {run_id} --database-url URL` removes them"
         );
     })?;
-    println!(
-        "seeded {:?} into the {marked} database as {run_id}",
-        shifted.name
-    );
-    println!(
-        "  shifted by {months} month(s): {} to {}; the database's clock is at {today}",
-        shifted.start, shifted.until
-    );
-    print_seeded(&shifted, &outcome);
-    if let (Some((file, _)), Some(page)) = (report, page) {
-        write_file(file, &page)?;
-        println!("  page with today ({today}) marked: {}", file.display());
-    }
+    let page = match (report, page) {
+        (Some((file, _)), Some(page)) => {
+            write_file(file, &page)?;
+            Some(file)
+        }
+        _ => None,
+    };
+    let seeded = serde_json::json!({
+        "run_id": run_id,
+        "scenario": shifted.name,
+        "database": marked,
+        "shifted_months": months,
+        "start": shifted.start.to_string(),
+        "until": shifted.until.to_string(),
+        "today": today.to_string(),
+        "holds": outcome.holds,
+        "applied_steps": applied_steps(&shifted, &outcome),
+        "expected_errors": outcome.errors.len(),
+        "later": outcome.later,
+        "page": page,
+    });
+    output.emit(&seeded, |_| {
+        let mut text = format!(
+            "seeded {:?} into the {marked} database as {run_id}\n  shifted by {months} month(s): {} to {}; the database's clock is at {today}\n",
+            shifted.name, shifted.start, shifted.until
+        );
+        text += &seeded_text(&shifted, &outcome);
+        if let Some(file) = page {
+            text += &format!("  page with today ({today}) marked: {}\n", file.display());
+        }
+        text
+    })?;
     Ok(if outcome.holds {
         ExitCode::SUCCESS
     } else {
@@ -949,26 +1063,32 @@ async fn ensure_recording(db: &billing_harness::env::Database, marked: &str) -> 
     Ok(())
 }
 
-/// What a seed applied and what it left for later.
-fn print_seeded(shifted: &Scenario, outcome: &Outcome) {
-    println!(
-        "  applied {} step(s); {} error(s) as expected",
-        shifted.steps.len()
-            - outcome
-                .later
-                .iter()
-                .filter(|l| l.starts_with("step"))
-                .count(),
+/// How many of a seeded scenario's steps were applied: those not left for later.
+fn applied_steps(shifted: &Scenario, outcome: &Outcome) -> usize {
+    shifted.steps.len()
+        - outcome
+            .later
+            .iter()
+            .filter(|l| l.starts_with("step"))
+            .count()
+}
+
+/// What a seed applied and what it left for later, for people.
+fn seeded_text(shifted: &Scenario, outcome: &Outcome) -> String {
+    let mut text = format!(
+        "  applied {} step(s); {} error(s) as expected\n",
+        applied_steps(shifted, outcome),
         outcome.errors.len()
     );
     if outcome.later.is_empty() {
-        println!("  nothing left for later");
+        text += "  nothing left for later\n";
     } else {
-        println!("  left for later (dated after now):");
+        text += "  left for later (dated after now):\n";
         for item in &outcome.later {
-            println!("    {item}");
+            text += &format!("    {item}\n");
         }
     }
+    text
 }
 
 /// The run's row, its catalog and (`clock_set` false) the database's clock at `now`, in one

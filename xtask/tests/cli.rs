@@ -18,6 +18,7 @@ fn xtask(state: &Path) -> Command {
         .env("HARNESS_POSTGRES", "local")
         .env("HARNESS_LINGER_SECS", "1")
         .env_remove("HARNESS_DATABASE_URL")
+        .env_remove("DATABASE_URL")
         .env_remove("RUST_BACKTRACE");
     cmd
 }
@@ -1811,6 +1812,183 @@ async fn drop_role(env: &billing_harness::TestEnv, role: &str) {
 /// Runs xtask against the server of `url` (see [`xtask_on`]).
 fn cli_on(state: &Path, url: &str, args: &[&str]) -> std::process::Output {
     xtask_on(state, url, args).output().unwrap()
+}
+
+#[tokio::test]
+async fn database_url_falls_back_to_harness_database_url_then_database_url() {
+    let env = billing_harness::TestEnv::start().await;
+    let url = foreign_database(&env, "qa_url_fallback").await;
+    let state = state_dir("url-fallback");
+    let marked = cli_on(
+        &state,
+        &url,
+        &["db", "mark", "--env", "qa", "--database-url", &url],
+    );
+    assert!(marked.status.success(), "{marked:?}");
+    // Neither the flag nor HARNESS_DATABASE_URL: DATABASE_URL is the database.
+    let show = |vars: &[(&str, &str)]| {
+        let mut cmd = xtask(&state);
+        cmd.args(["clock", "show"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let from_database_url = show(&[("DATABASE_URL", &url)]);
+    assert!(from_database_url.status.success(), "{from_database_url:?}");
+    assert!(String::from_utf8_lossy(&from_database_url.stdout).starts_with("clock: "));
+    // An empty HARNESS_DATABASE_URL counts as unset.
+    let empty = show(&[("HARNESS_DATABASE_URL", ""), ("DATABASE_URL", &url)]);
+    assert!(empty.status.success(), "{empty:?}");
+    // HARNESS_DATABASE_URL comes first: DATABASE_URL's bad value is never read.
+    let first = show(&[
+        ("HARNESS_DATABASE_URL", &url),
+        ("DATABASE_URL", "mysql://x@y/z"),
+    ]);
+    assert!(first.status.success(), "{first:?}");
+    // The flag beats both.
+    let flag = {
+        let mut cmd = xtask(&state);
+        cmd.env("HARNESS_DATABASE_URL", "mysql://x@y/z")
+            .env("DATABASE_URL", "mysql://x@y/z")
+            .args(["clock", "show", "--database-url", &url]);
+        cmd.output().unwrap()
+    };
+    assert!(flag.status.success(), "{flag:?}");
+    // None of them: a usage error naming the option.
+    let none = show(&[]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--database-url <URL>"));
+    drop_database(&env, &url).await;
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Parses a command's whole standard output as exactly one JSON document.
+fn one_json_document(args: &[&str], stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{args:?} printed no single JSON document ({e}):\n{text}"))
+}
+
+/// Starts a long-running command with `--format json`, reads its first line, interrupts it,
+/// and parses its whole standard output.
+fn json_of_a_server(mut cmd: Command, args: &[&str]) -> serde_json::Value {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let status = interrupt(child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(status.success(), "{args:?}: {status}");
+    one_json_document(args, format!("{first}{rest}").as_bytes())
+}
+
+#[tokio::test]
+async fn every_printing_command_prints_one_json_document_with_format_json() {
+    let env = billing_harness::TestEnv::start().await;
+    let url = foreign_database(&env, "qa_json").await;
+    let state = state_dir("json");
+    let page = state.join("page.html");
+    let page = page.to_str().unwrap();
+    let json = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        let output = cli_on(&state, &url, &args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        one_json_document(&args, &output.stdout)
+    };
+    // Commands that make throwaway databases share this test process's server and state folder:
+    // on the url backend with a state folder of their own they would take the databases of the
+    // tests running beside this one for abandoned ones.
+    let shared = billing_harness::env::Config::from_env().unwrap().state_dir;
+    let throwaway = |args: &[&str]| {
+        let mut cmd = xtask(&shared);
+        cmd.args(args).args(["--format", "json"]);
+        cmd
+    };
+    let doctor = json(&["doctor"]);
+    assert_eq!(doctor["harness_postgres"], "url", "{doctor}");
+    assert!(
+        doctor["backends"].as_array().unwrap().len() >= 3,
+        "{doctor}"
+    );
+    let list = json(&["scenario", "list"]);
+    assert!(
+        list["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "fail-times-2"),
+        "{list}"
+    );
+    for args in [
+        &["scenario", "run", "fail-times-2"][..],
+        &["scenario", "report", "fail-times-2", "--out", page],
+    ] {
+        let output = throwaway(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let document = one_json_document(args, &output.stdout);
+        assert!(
+            document["holds"] == true || document["page"] == page,
+            "{document}"
+        );
+    }
+    let marked = json(&["db", "mark", "--env", "qa", "--database-url", &url]);
+    assert_eq!(marked["marked"], "qa", "{marked}");
+    let seed = [
+        "scenario",
+        "seed",
+        "fail-times-2",
+        "--database-url",
+        &url,
+        "--anchor",
+        "months-ago:3",
+    ];
+    let seeded = json(&seed);
+    let run_id = seeded["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(seeded["database"], "qa", "{seeded}");
+    let shown = json(&["clock", "show", "--database-url", &url]);
+    let before = shown["clock"].as_str().unwrap().to_owned();
+    let advanced = json(&["clock", "advance", "--by", "1d", "--database-url", &url]);
+    assert_eq!(advanced["from"], before.as_str(), "{advanced}");
+    assert!(advanced["jobs"].is_array(), "{advanced}");
+    let plan = json(&[
+        "purge",
+        "--run",
+        &run_id,
+        "--dry-run",
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(plan["dry_run"], true, "{plan}");
+    assert!(
+        !plan["plan"]["rows"].as_object().unwrap().is_empty(),
+        "{plan}"
+    );
+    let up = json_of_a_server(throwaway(&["db", "up"]), &["db", "up"]);
+    assert!(
+        up["url"].as_str().unwrap().starts_with("postgres://"),
+        "{up}"
+    );
+    let products = json_of_a_server(throwaway(&["products", "up"]), &["products", "up"]);
+    assert!(
+        products["url"].as_str().unwrap().starts_with("http://"),
+        "{products}"
+    );
+    drop_database(&env, &url).await;
+    // On a state folder of its own with no server running, so that it drops nothing of others.
+    let own = state_dir("json-clean");
+    let cleaned = xtask(&own)
+        .args(["db", "clean", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(cleaned.status.success(), "{cleaned:?}");
+    let cleaned = one_json_document(&["db", "clean"], &cleaned.stdout);
+    assert_eq!(cleaned["dropped"], serde_json::json!([]), "{cleaned}");
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&own);
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ pub(crate) fn cli(state: &Path, url: &str, vars: &[(&str, &str)], args: &[&str])
         .env("HARNESS_POSTGRES", "url")
         .env("HARNESS_DATABASE_URL", url)
         .env("HARNESS_LINGER_SECS", "1")
+        .env_remove("DATABASE_URL")
         .env_remove("RUST_BACKTRACE");
     for (k, v) in vars {
         command.env(k, v);
