@@ -94,7 +94,7 @@ fn apply(
             }
         };
         let rows = rows_written(&mut tx).await?;
-        let mut shown = serde_json::json!({
+        let mut result = serde_json::json!({
             "dry_run": dry_run,
             "plan": applied.plan.to_string(),
             "tenant": contract.tenant,
@@ -103,7 +103,7 @@ fn apply(
         });
         if dry_run {
             tx.rollback().await?;
-            output.emit(&shown, |_| {
+            output.emit(&result, |_| {
                 format!(
                     "{}dry run: contract {} for tenant {} from {} not applied; nothing written\n",
                     tables(&rows),
@@ -128,9 +128,9 @@ fn apply(
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        shown["audit_id"] = audit.into();
-        shown["file_sha256"] = hash.clone().into();
-        output.emit(&shown, |_| {
+        result["audit_id"] = audit.into();
+        result["file_sha256"] = hash.clone().into();
+        output.emit(&result, |_| {
             format!(
                 "{}applied contract {} for tenant {} from {} (audit row {audit}, file sha256 {hash})\n",
                 tables(&rows),
