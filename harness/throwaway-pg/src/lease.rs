@@ -1,6 +1,7 @@
 //! What the broker hands a user: a database leased from a template, and how it was cloned.
 
 use super::endpoint::Endpoint;
+use super::secret::Secret;
 use super::server::Backend;
 
 /// How a clone is copied from its template.
@@ -45,9 +46,24 @@ impl Lease {
         self.endpoint.options(&self.name)
     }
 
-    /// Its URL (with the password only on throwaway servers).
+    /// Its URL (with the password only on throwaway servers; see [`Lease::url_with_password`]).
     pub fn url(&self) -> String {
         self.endpoint.url(&self.name)
+    }
+
+    /// Its URL with the password, on every backend, for the program under test.
+    pub fn url_with_password(&self) -> Secret {
+        self.endpoint.url_with_password(&self.name)
+    }
+
+    /// The user the harness connects as.
+    pub fn user(&self) -> String {
+        self.endpoint.user()
+    }
+
+    /// The user's password (empty when the server takes none).
+    pub fn password(&self) -> Secret {
+        Secret::new(self.endpoint.password().unwrap_or_default())
     }
 
     /// A ready-to-paste `psql` command.
