@@ -252,6 +252,73 @@ async fn connect_options_host_and_port_reach_the_tests_database() {
     );
 }
 
+/// An application that builds its pool from host, port, user, password and database gets each
+/// part, and they reach the test's database on every backend (the password of a server given by
+/// `HARNESS_DATABASE_URL` too); so does the URL meant for the program under test.
+#[tokio::test]
+async fn the_connections_parts_alone_reach_the_tests_database() {
+    let env = TestEnv::builder().migrations(NOTES).build().await.unwrap();
+    let from_parts = PgConnectOptions::new()
+        .host(&env.host())
+        .port(env.port())
+        .username(&env.user())
+        .password(env.password().expose())
+        .database(env.database_name());
+    let from_url: PgConnectOptions = env.url_with_password().expose().parse().unwrap();
+    for options in [from_parts, from_url] {
+        let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        let (database, user): (String, String) =
+            sqlx::query_as("select current_database()::text, current_user::text")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        conn.close().await.unwrap();
+        assert_eq!((database.as_str(), user), (env.database_name(), env.user()));
+    }
+    if env.backend() != env::Backend::Url {
+        assert_eq!(
+            env.password().expose().len(),
+            32,
+            "a throwaway server's password"
+        );
+    }
+}
+
+/// The password and the URL that carries it print as `***`, through `Debug` and `Display`, so a
+/// log line or a failed assertion never shows them; `url()` keeps what it always gave.
+#[tokio::test]
+async fn the_password_and_the_url_with_it_print_as_stars() {
+    let env = TestEnv::builder().migrations(NOTES).build().await.unwrap();
+    let (password, url) = (env.password(), env.url_with_password());
+    assert!(url.expose().starts_with("postgres://"), "a URL");
+    for shown in [
+        format!("{password}"),
+        format!("{password:?}"),
+        format!("{url}"),
+        format!("{url:?}"),
+    ] {
+        assert!(shown.contains("***"), "{shown}");
+        if !password.expose().is_empty() {
+            assert!(!shown.contains(password.expose()), "{shown}");
+        }
+    }
+    let with = env::parse_url(url.expose()).unwrap();
+    let plain = env::parse_url(&env.url()).unwrap();
+    assert_eq!(
+        (with.get_host(), with.get_port(), with.get_database()),
+        (plain.get_host(), plain.get_port(), plain.get_database())
+    );
+    if env.backend() == env::Backend::Url {
+        assert!(!env.url().contains(password.expose()) || password.expose().is_empty());
+    } else {
+        assert_eq!(
+            env.url(),
+            url.expose(),
+            "a throwaway server's url() carries it"
+        );
+    }
+}
+
 /// Friction 3: the note of a failed test names commands a backend repository has, and the seed
 /// only when the test drew fake data.
 #[tokio::test]

@@ -191,7 +191,7 @@ impl Broker {
         self.on_session(move |state, session| async move {
             let warm = state.config.warm_pool > 0;
             session
-                .lease(&state, &schema, connections, warm, CloneStrategy::FileCopy)
+                .lease(&state, &schema, connections, warm, session.strategy)
                 .await
         })
         .await
@@ -210,6 +210,7 @@ impl Broker {
         let schema = schema.clone();
         self.on_session(move |state, session| async move {
             let connections = state.config.pool_size;
+            let strategy = session.strategy_for(strategy);
             session
                 .lease(&state, &schema, connections, false, strategy)
                 .await

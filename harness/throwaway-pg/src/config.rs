@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::EnvError;
 use super::disk::{self, human_bytes};
+use super::lease::CloneStrategy;
 use super::os;
 
 /// Which PostgreSQL server the harness uses (`HARNESS_POSTGRES`).
@@ -214,6 +215,10 @@ pub struct Config {
     /// `HARNESS_DROP_KEPT=1`: each test process drops the databases kept for failed tests when it
     /// first connects, and keeps none of its own (a clean run; default off).
     pub drop_kept: bool,
+    /// `HARNESS_CLONE_STRATEGY`: how templates are cloned on PostgreSQL 15+, `file_copy`,
+    /// `wal_log`, or `auto` (default, `None`): `FILE_COPY` on a server with fsync off (the
+    /// throwaway ones), `WAL_LOG` on one with fsync on, whose checkpoints wait for the disk.
+    pub clone_strategy: Option<CloneStrategy>,
     /// How the state directory was chosen, for `cargo xtask doctor`.
     state_dir_choice: String,
 }
@@ -302,6 +307,7 @@ impl std::fmt::Debug for Config {
             .field("keep_failed", &self.keep_failed)
             .field("warm_pool", &self.warm_pool)
             .field("drop_kept", &self.drop_kept)
+            .field("clone_strategy", &self.clone_strategy)
             .field("state_dir_choice", &self.state_dir_choice)
             .finish()
     }
@@ -362,6 +368,9 @@ impl Config {
             keep_failed,
             warm_pool,
             drop_kept,
+            clone_strategy: parse_clone_strategy(
+                &var("HARNESS_CLONE_STRATEGY").unwrap_or_default(),
+            )?,
             state_dir_choice,
         })
     }
@@ -405,6 +414,20 @@ impl Config {
     pub fn with_migrations(mut self, migrations: MigrationSource) -> Self {
         self.migrations = Some(migrations);
         self
+    }
+}
+
+/// `HARNESS_CLONE_STRATEGY`'s value: `None` for `auto` (or empty).
+fn parse_clone_strategy(value: &str) -> Result<Option<CloneStrategy>, EnvError> {
+    match value.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+        "" | "auto" => Ok(None),
+        "file_copy" => Ok(Some(CloneStrategy::FileCopy)),
+        "wal_log" => Ok(Some(CloneStrategy::WalLog)),
+        _ => Err(EnvError::BadVariable {
+            var: "HARNESS_CLONE_STRATEGY",
+            value: value.to_owned(),
+            reason: "expected one of auto, file_copy, wal_log".into(),
+        }),
     }
 }
 
@@ -529,6 +552,7 @@ mod tests {
             keep_failed: 3,
             warm_pool: 2,
             drop_kept: false,
+            clone_strategy: None,
             state_dir_choice: "set in code".into(),
         };
         let shown = format!("{config:?}");
@@ -549,6 +573,24 @@ mod tests {
         assert_eq!(
             err,
             "HARNESS_POSTGRES=\"docker\" is not valid: expected one of auto, url, local, container"
+        );
+    }
+
+    #[test]
+    fn clone_strategies_parse_and_bad_ones_name_the_choices() {
+        for (value, wanted) in [
+            ("", None),
+            ("auto", None),
+            (" AUTO ", None),
+            ("file_copy", Some(CloneStrategy::FileCopy)),
+            ("FILE-COPY", Some(CloneStrategy::FileCopy)),
+            ("wal_log", Some(CloneStrategy::WalLog)),
+        ] {
+            assert_eq!(parse_clone_strategy(value).unwrap(), wanted, "{value}");
+        }
+        assert_eq!(
+            parse_clone_strategy("copy").unwrap_err().to_string(),
+            "HARNESS_CLONE_STRATEGY=\"copy\" is not valid: expected one of auto, file_copy, wal_log"
         );
     }
 

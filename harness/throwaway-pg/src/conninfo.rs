@@ -80,6 +80,60 @@ pub(crate) fn decode_part(part: &str, what: &str) -> Result<String, UrlError> {
         .map_err(|_| UrlError::new(format!("the {what} is not UTF-8 once its %XX are decoded")))
 }
 
+/// The password a `postgres://` URL gives, decoded as libpq decodes it: the user information's
+/// (`postgres://qa:p%40ss@db/app` gives `p@ss`), else a `password` query parameter's; `None`
+/// when it gives none.
+///
+/// # Errors
+/// The password holds a bad `%` sequence (see [`decode_part`]).
+pub(crate) fn password_in(url: &str) -> Result<Option<String>, UrlError> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let userinfo = authority.rsplit_once('@').map(|(userinfo, _)| userinfo);
+    if let Some((_, password)) = userinfo.and_then(|u| u.split_once(':')) {
+        return decode_part(password, "password").map(Some);
+    }
+    let query = tail.split_once('?').map_or("", |(_, query)| query);
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| key.eq_ignore_ascii_case("password"))
+        .map(|(_, password)| decode_part(password, "password"))
+        .transpose()
+}
+
+/// `url` (a `postgres://` URL) with `password` in its user information, percent-encoded, in
+/// place of any there; `url` itself when `password` is `None`.
+pub(crate) fn with_password(url: &str, password: Option<&str>) -> String {
+    let (Some(password), Some((head, rest))) = (password, url.split_once("://")) else {
+        return url.to_owned();
+    };
+    let password = percent_encode(password.as_bytes(), b"-._~");
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let after = &rest[userinfo.len()..];
+            format!("{head}://{user}:{password}{after}")
+        }
+        None => format!("{head}://:{password}@{rest}"),
+    }
+}
+
+/// `bytes` as URL text: ASCII letters, digits and the bytes in `keep` as they are, every other
+/// byte as `%XX`.
+pub(crate) fn percent_encode(bytes: &[u8], keep: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `text`'s bytes with every `%XX` decoded; libpq's rules: two hex digits after each `%`, and
 /// never `%00`.
 fn percent_decode(text: &str) -> Result<Vec<u8>, UrlError> {
@@ -340,6 +394,53 @@ mod tests {
                 .to_string()
                 .contains("the password is not UTF-8")
         );
+    }
+
+    #[test]
+    fn the_password_of_a_url_is_found_where_libpq_finds_it() {
+        for (url, password) in [
+            ("postgres://qa:p%40ss@db:6432/app", Some("p@ss")),
+            ("postgres://qa:a:b@db/app", Some("a:b")),
+            (
+                "postgres://qa@db/app?sslmode=disable&PASSWORD=s%20c",
+                Some("s c"),
+            ),
+            ("postgres://qa:first@db/app?password=second", Some("first")),
+            ("postgres://qa@db/app", None),
+            ("postgres://db/app?password", None),
+            ("postgres://db", None),
+        ] {
+            assert_eq!(password_in(url).unwrap().as_deref(), password, "{url}");
+        }
+        assert!(password_in("postgres://qa:100%@db/app").is_err());
+    }
+
+    #[test]
+    fn a_password_goes_into_the_user_information_encoded() {
+        for (url, password, with) in [
+            (
+                "postgres://qa@db:6432/app?sslmode=disable",
+                Some("p@ss w/rd"),
+                "postgres://qa:p%40ss%20w%2Frd@db:6432/app?sslmode=disable",
+            ),
+            (
+                "postgres://qa:old@db/app",
+                Some("new"),
+                "postgres://qa:new@db/app",
+            ),
+            (
+                "postgres://db:5432/app",
+                Some("pw"),
+                "postgres://:pw@db:5432/app",
+            ),
+            ("postgres://qa@db/app", None, "postgres://qa@db/app"),
+        ] {
+            assert_eq!(with_password(url, password), with, "{url}");
+        }
+        let url = with_password("postgres://qa@db/app", Some("p@ss%:/?#é"));
+        let options = parse_url(&url).unwrap();
+        assert_eq!(options.get_username(), "qa");
+        assert_eq!(password_in(&url).unwrap().as_deref(), Some("p@ss%:/?#é"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::broker::Broker;
 use super::config::MigrationSource;
 use super::conninfo;
 use super::lease::Lease;
+use super::secret::Secret;
 use super::server::Backend;
 use super::template::Schema;
 
@@ -54,6 +55,8 @@ enum Target {
     /// An existing database ([`DatabaseBuilder::attach`]): never dropped.
     Attached {
         name: String,
+        /// The URL as given, password and all.
+        given: Secret,
         url: String,
         options: Box<PgConnectOptions>,
         /// The environment its harness marker names.
@@ -215,6 +218,7 @@ impl DatabaseBuilder {
             pool: Some(pool),
             target: Target::Attached {
                 name,
+                given: Secret::new(url),
                 url: shown,
                 options: Box::new(options),
                 marked,
@@ -274,6 +278,37 @@ impl Database {
         }
     }
 
+    /// The user the database is reached as.
+    pub fn user(&self) -> String {
+        match &self.target {
+            Target::Leased(lease) => lease.user(),
+            Target::Attached { options, .. } => options.get_username().to_owned(),
+        }
+    }
+
+    /// The user's password, which prints as `***` ([`Secret::expose`] gives it); empty when the
+    /// server takes none.
+    pub fn password(&self) -> Secret {
+        match &self.target {
+            Target::Leased(lease) => lease.password(),
+            Target::Attached { given, .. } => Secret::new(
+                conninfo::password_in(given.expose())
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// The database's URL with the password in it, on every backend: what the program under
+    /// test connects with. It prints as `***`; [`Secret::expose`] gives the URL.
+    pub fn url_with_password(&self) -> Secret {
+        match &self.target {
+            Target::Leased(lease) => lease.url_with_password(),
+            Target::Attached { given, .. } => given.clone(),
+        }
+    }
+
     /// The database's name (`bh_...`).
     pub fn name(&self) -> &str {
         match &self.target {
@@ -282,8 +317,9 @@ impl Database {
         }
     }
 
-    /// The database's URL, for other programs (a product under test, say). The password of a
-    /// server given by URL is hidden.
+    /// The database's URL, safe to print only on a server given by URL: there its password is
+    /// `***`, while a throwaway server's URL carries its password (which dies with the server).
+    /// The program under test takes [`Database::url_with_password`], on every backend.
     pub fn url(&self) -> String {
         match &self.target {
             Target::Leased(lease) => lease.url(),

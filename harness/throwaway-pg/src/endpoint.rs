@@ -8,6 +8,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use super::EnvError;
 use super::conninfo;
+use super::secret::Secret;
 // Hiding passwords is `conninfo`'s; `server.rs` still takes it from here.
 pub(crate) use super::conninfo::redact;
 
@@ -89,14 +90,9 @@ impl Endpoint {
             None => (path.trim_start_matches('/'), String::new()),
         };
         let (userinfo, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
-        let (user, password) = match userinfo.split_once(':') {
-            // Kept decoded, as libpq reads it: `p%40ss` is `p@ss`.
-            Some((u, p)) => (
-                u,
-                Some(conninfo::decode_part(p, "password").map_err(|e| bad(&e.to_string()))?),
-            ),
-            None => (userinfo, None),
-        };
+        let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+        // Kept decoded, as libpq reads it: `p%40ss` is `p@ss`.
+        let password = conninfo::password_in(url).map_err(|e| bad(&e.to_string()))?;
         if hostport.is_empty() {
             return Err(bad("the URL names no host"));
         }
@@ -142,6 +138,26 @@ impl Endpoint {
         self.tcp_options().get_port()
     }
 
+    /// The user the harness connects as (the URL's; the driver's default, `PGUSER` or the
+    /// operating-system user, when it names none).
+    pub(crate) fn user(&self) -> String {
+        self.tcp_options().get_username().to_owned()
+    }
+
+    /// The password the harness connects with, decoded; `None` when the server takes none.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// The URL of `database` with the password in it, on every kind of server: for the program
+    /// under test, never for printing.
+    pub(crate) fn url_with_password(&self, database: &str) -> Secret {
+        Secret::new(conninfo::with_password(
+            &self.url_without_password(database),
+            self.password.as_deref(),
+        ))
+    }
+
     /// The URL's own options, without the password or the socket the harness adds.
     fn tcp_options(&self) -> PgConnectOptions {
         PgConnectOptions::from_str(&format!("{}/{}", self.url_base, self.admin_database))
@@ -156,12 +172,9 @@ impl Endpoint {
     /// The URL handed to tests and tools: with the password on throwaway servers (so that a
     /// test's own connections get in), without it on a server given by URL. Not for printing.
     pub(crate) fn url(&self, database: &str) -> String {
-        let url = self.url_without_password(database);
-        match (&self.passfile, &self.password) {
-            // The first `@` is the user information's: `url_base` is `postgres://user@host:port`.
-            (Some(_), Some(password)) => url.replacen('@', &format!(":{password}@"), 1),
-            (Some(_), None) => url,
-            (None, _) => redact(&url),
+        match &self.passfile {
+            Some(_) => self.url_with_password(database).expose().to_owned(),
+            None => redact(&self.url_without_password(database)),
         }
     }
 
@@ -178,25 +191,15 @@ impl Endpoint {
         let url = match &self.passfile {
             Some(passfile) => {
                 let join = if self.url_query.is_empty() { '?' } else { '&' };
-                format!("{url}{join}passfile={}", percent_encode(passfile))
+                // A URI query value: every byte but letters, digits and `/._-` as `%XX`.
+                let passfile =
+                    conninfo::percent_encode(passfile.as_os_str().as_encoded_bytes(), b"/._-");
+                format!("{url}{join}passfile={passfile}")
             }
             None => redact(&url),
         };
         format!("psql '{url}'")
     }
-}
-
-/// `path` as a URI query value: every byte but letters, digits and `/._-` as `%XX`.
-fn percent_encode(path: &std::path::Path) -> String {
-    let mut out = String::new();
-    for &b in path.as_os_str().as_encoded_bytes() {
-        if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -301,6 +304,35 @@ mod tests {
         let debug = format!("{e:?}");
         assert!(!debug.contains("0f1e2d3c"), "{debug}");
         assert!(debug.contains("password: Some(\"***\")"), "{debug}");
+    }
+
+    #[test]
+    fn the_url_with_the_password_carries_it_on_every_server() {
+        let e =
+            Endpoint::from_url("postgres://qa:p%40ss@db:6432/postgres?sslmode=disable").unwrap();
+        assert_eq!((e.user().as_str(), e.password()), ("qa", Some("p@ss")));
+        assert_eq!(
+            e.url_with_password("bh_x").expose(),
+            "postgres://qa:p%40ss@db:6432/bh_x?sslmode=disable"
+        );
+        assert_eq!(e.url("bh_x"), "postgres://qa@db:6432/bh_x?sslmode=disable");
+        let e = Endpoint::from_url("postgres://qa@db/postgres?password=s%20c").unwrap();
+        assert_eq!(e.password(), Some("s c"));
+        assert_eq!(e.admin_options().get_username(), "qa");
+        let e = Endpoint::from_url("postgres://qa@db/postgres").unwrap();
+        assert_eq!(e.password(), None);
+        assert_eq!(
+            e.url_with_password("bh_x").expose(),
+            "postgres://qa@db/bh_x"
+        );
+        let e = Endpoint::throwaway(5433, "postgres", "0f1e", None, "/tmp/pgpass".into());
+        assert_eq!(
+            (e.url_with_password("bh_1").expose(), e.url("bh_1").as_str()),
+            (
+                "postgres://postgres:0f1e@127.0.0.1:5433/bh_1",
+                "postgres://postgres:0f1e@127.0.0.1:5433/bh_1"
+            )
+        );
     }
 
     #[test]

@@ -1,25 +1,28 @@
 //! What the broker hands a user: a database leased from a template, and how it was cloned.
 
 use super::endpoint::Endpoint;
+use super::secret::Secret;
 use super::server::Backend;
 
-/// How a clone is copied from its template.
+/// How a clone is copied from its template (PostgreSQL 15+; older servers have one way only).
+/// The harness picks by the server's `fsync` unless `HARNESS_CLONE_STRATEGY` names one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloneStrategy {
-    /// `STRATEGY FILE_COPY` (PostgreSQL 15+): copies the files after a checkpoint. Fastest for
-    /// small templates on a server with fsync off; the default.
+    /// `STRATEGY FILE_COPY`: copies the files after a checkpoint. The fastest with fsync off
+    /// (the throwaway servers), where a checkpoint is cheap; the harness's choice there.
     FileCopy,
-    /// `STRATEGY WAL_LOG` (PostgreSQL 15+'s own default): copies block by block through the WAL.
+    /// `STRATEGY WAL_LOG` (PostgreSQL's own default): copies block by block through the WAL,
+    /// forcing no checkpoint. The harness's choice on a server with fsync on.
     WalLog,
 }
 
 impl CloneStrategy {
-    /// The `CREATE DATABASE` clause for a server of `version` (none before 15).
-    pub(crate) fn clause(self, version: i32) -> &'static str {
-        match (version >= 150_000, self) {
-            (false, _) => "",
-            (true, CloneStrategy::FileCopy) => " strategy file_copy",
-            (true, CloneStrategy::WalLog) => " strategy wal_log",
+    /// The `CREATE DATABASE` clause of `strategy` (none for `None`: a server older than 15).
+    pub(crate) fn clause(strategy: Option<CloneStrategy>) -> &'static str {
+        match strategy {
+            None => "",
+            Some(CloneStrategy::FileCopy) => " strategy file_copy",
+            Some(CloneStrategy::WalLog) => " strategy wal_log",
         }
     }
 }
@@ -45,9 +48,24 @@ impl Lease {
         self.endpoint.options(&self.name)
     }
 
-    /// Its URL (with the password only on throwaway servers).
+    /// Its URL (with the password only on throwaway servers; see [`Lease::url_with_password`]).
     pub fn url(&self) -> String {
         self.endpoint.url(&self.name)
+    }
+
+    /// Its URL with the password, on every backend, for the program under test.
+    pub fn url_with_password(&self) -> Secret {
+        self.endpoint.url_with_password(&self.name)
+    }
+
+    /// The user the harness connects as.
+    pub fn user(&self) -> String {
+        self.endpoint.user()
+    }
+
+    /// The user's password (empty when the server takes none).
+    pub fn password(&self) -> Secret {
+        Secret::new(self.endpoint.password().unwrap_or_default())
     }
 
     /// A ready-to-paste `psql` command.

@@ -33,6 +33,7 @@ mod password;
 mod pool;
 mod private;
 mod reaper;
+mod secret;
 mod server;
 mod session;
 mod stop;
@@ -48,6 +49,7 @@ pub use error::with_causes;
 pub use lease::{CloneStrategy, Lease};
 pub use mark::{mark, marker};
 pub use mock_container::{MockContainer, product_mock_container, reap_dead as reap_product_mocks};
+pub use secret::Secret;
 pub use server::{
     Backend, BackendStatus, KeptDatabase, SpaceReport, doctor, kept_databases, space_report,
 };

@@ -276,7 +276,7 @@ async fn fill_step(
     match pool::next_step(warm.len(), state.config.warm_pool, room) {
         Step::Clone => {
             let name = state.next_warm_name(hash);
-            let strategy = CloneStrategy::FileCopy.clause(session.version);
+            let strategy = CloneStrategy::clause(session.strategy);
             pool::clone(conn, migrations, &name, strategy).await?;
             Ok(true)
         }

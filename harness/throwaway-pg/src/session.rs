@@ -17,6 +17,7 @@ use super::admin::{
 };
 use super::budget::Budget;
 use super::config::Config;
+use super::decide;
 use super::decide::keep::{KeptMark, ROOM_RESERVE, drops_kept, has_room};
 use super::lease::{CloneStrategy, Lease};
 use super::server::{self, Backend, Server};
@@ -87,6 +88,10 @@ pub(crate) struct Session {
     pub(crate) token: u32,
     pub(crate) control: tokio::sync::Mutex<PgConnection>,
     pub(crate) version: i32,
+    /// The server's `fsync` setting.
+    fsync: bool,
+    /// How this server's clones are made ([`crate::decide::clone`]).
+    pub(crate) strategy: Option<CloneStrategy>,
     pub(crate) budget: Budget,
     /// Whether the process's own connections are counted in the budget yet (with its first
     /// database).
@@ -118,9 +123,10 @@ impl Session {
             Err(e) => return Err(e),
         };
         // The liveness lock and the settings in one round trip.
-        let (version, max_connections, reserved, may_create): (i32, i32, i32, bool) =
+        let (version, fsync, max_connections, reserved, may_create): (i32, bool, i32, i32, bool) =
             sqlx::query_as(
                 "select current_setting('server_version_num')::int, \
+                 current_setting('fsync')::bool, \
                  current_setting('max_connections')::int, \
                  current_setting('superuser_reserved_connections')::int, \
                  (select rolcreatedb or rolsuper from pg_roles where rolname = current_user) \
@@ -152,12 +158,20 @@ impl Session {
             token,
             control: tokio::sync::Mutex::new(control),
             version,
+            fsync,
+            strategy: decide::clone::strategy(config.clone_strategy, version, fsync),
             budget: Budget::new(max_connections, reserved),
             own_counted: AtomicBool::new(false),
             templates: tokio::sync::Mutex::new(HashMap::new()),
             jobs,
             later: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// How a clone is made on this server when `wanted` names the strategy ([`crate::Broker::acquire`]
+    /// does, for benchmarks): as wanted, or no clause before PostgreSQL 15.
+    pub(crate) fn strategy_for(&self, wanted: CloneStrategy) -> Option<CloneStrategy> {
+        decide::clone::strategy(Some(wanted), self.version, self.fsync)
     }
 
     /// A database of `schema`'s template holding `connections` slots: from the warm pool when
@@ -168,7 +182,7 @@ impl Session {
         schema: &Schema,
         connections: u32,
         warm: bool,
-        strategy: CloneStrategy,
+        strategy: Option<CloneStrategy>,
     ) -> Result<Lease, EnvError> {
         let migrations = self.template(schema).await?;
         let slots = self.take_slots(connections).await?;
@@ -300,7 +314,7 @@ impl Session {
         &self,
         name: &str,
         migrations: &Migrations,
-        strategy: CloneStrategy,
+        strategy: Option<CloneStrategy>,
     ) -> Result<(), EnvError> {
         self.wait_for_room(
             format!("clone the template into {name}"),
@@ -311,7 +325,7 @@ impl Session {
             "create database {} template {}{}",
             ident(name),
             ident(&migrations.template_name()),
-            strategy.clause(self.version),
+            CloneStrategy::clause(strategy),
         );
         let mut control = self.control.lock().await;
         control

@@ -405,12 +405,50 @@ impl TestEnv {
         Day::new(date, self.world.tz)
     }
 
-    /// The database's name (`bh_...`).
+    /// The database's name (`bh_...`): with [`TestEnv::host`], [`TestEnv::port`],
+    /// [`TestEnv::user`] and [`TestEnv::password`], the parts an application that builds its own
+    /// connection needs.
     pub fn database_name(&self) -> &str {
         self.db.name()
     }
 
-    /// The database's URL, for other programs (a product under test, say).
+    /// The user this database is reached as.
+    pub fn user(&self) -> String {
+        self.db.user()
+    }
+
+    /// The user's password. It prints as `***`; [`Secret::expose`](crate::env::Secret::expose)
+    /// gives it (empty when the server takes none):
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use billing_harness::TestEnv;
+    /// use sqlx::postgres::PgConnectOptions;
+    ///
+    /// let env = TestEnv::start().await;
+    /// let options = PgConnectOptions::new()
+    ///     .host(&env.host())
+    ///     .port(env.port())
+    ///     .username(&env.user())
+    ///     .password(env.password().expose())
+    ///     .database(env.database_name());
+    /// # drop(options);
+    /// # Ok(()) }
+    /// ```
+    pub fn password(&self) -> crate::env::Secret {
+        self.db.password()
+    }
+
+    /// The database's URL with the password in it, on every backend: what the program under
+    /// test connects with (`DATABASE_URL`, say). It prints as `***`;
+    /// [`Secret::expose`](crate::env::Secret::expose) gives the URL.
+    pub fn url_with_password(&self) -> crate::env::Secret {
+        self.db.url_with_password()
+    }
+
+    /// The database's URL. On a server given by `HARNESS_DATABASE_URL` its password shows as
+    /// `***`, so this URL does not connect there; a throwaway server's carries its password.
+    /// Pass [`TestEnv::url_with_password`] to the program under test instead.
     pub fn url(&self) -> String {
         self.db.url()
     }
