@@ -7,6 +7,7 @@ mod clock;
 mod conformance;
 mod contract;
 mod db;
+mod docs;
 mod errors;
 mod fixtures;
 mod format;
@@ -63,6 +64,9 @@ enum Command {
     /// Contracts for product teams: the sync API calls the scenarios made, as Pact V4 files.
     #[command(subcommand)]
     Pact(pact::Command),
+    /// Write the book's command reference (docs/reference/cli.md) from these commands' help;
+    /// `--check` only compares.
+    Docs(docs::Opts),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(command)) => bench::run(command),
         Some(Command::Products(command)) => products::run(command),
         Some(Command::Pact(command)) => pact::run(command),
+        Some(Command::Docs(opts)) => docs::run(&opts),
         Some(Command::Mutants(opts)) => xtask_mutants::run(&(&opts).into()),
         None => {
             // No command: the overview, as `--help` gives it.
