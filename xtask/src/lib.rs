@@ -8,6 +8,7 @@ mod clock;
 mod conformance;
 mod contract;
 mod db;
+mod docs;
 mod errors;
 mod fixtures;
 mod format;
@@ -87,6 +88,9 @@ enum Command {
     /// Contracts for product teams: the sync API calls the scenarios made, as Pact V4 files.
     #[command(subcommand)]
     Pact(pact::Command),
+    /// Write the book's command reference (docs/reference/cli.md) from these commands' help;
+    /// `--check` only compares.
+    Docs(docs::Opts),
 }
 
 /// `cargo xtask`: parses the command line and runs the command.
@@ -100,6 +104,7 @@ pub fn xtask_main() -> ExitCode {
         Some(Command::Images(output)) => images::run(output),
         Some(Command::Bench(command)) => bench::run(command),
         Some(Command::Pact(command)) => pact::run(command),
+        Some(Command::Docs(opts)) => docs::run(&opts),
         Some(Command::Mutants(opts)) => xtask_mutants::run(&(&opts).into()),
         None => return overview::<Cli>(),
     })

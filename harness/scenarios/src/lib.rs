@@ -132,13 +132,43 @@ pub use validate::{
 #[doc = include_str!("../../../README.md")]
 mod readme {}
 
-/// The book's examples (`docs/`), compiled as doctests like the README's.
+/// Every page of the book (`docs/`, an mdBook), compiled as doctests like the README: its Rust
+/// blocks must compile, so an example cannot go stale (xtask's `docs` tests check that each page
+/// with a Rust block is listed here).
 #[cfg(doctest)]
 mod book {
+    #[doc = include_str!("../../../docs/introduction.md")]
+    mod introduction {}
     #[doc = include_str!("../../../docs/tests.md")]
     mod tests {}
     #[doc = include_str!("../../../docs/adopting.md")]
     mod adopting {}
+    #[doc = include_str!("../../../docs/product-sync.md")]
+    mod product_sync {}
     #[doc = include_str!("../../../docs/shared-databases.md")]
     mod shared_databases {}
+    #[doc = include_str!("../../../docs/qa.md")]
+    mod qa {}
+    #[doc = include_str!("../../../docs/qa-ko.md")]
+    mod qa_ko {}
+    #[doc = include_str!("../../../docs/ci.md")]
+    mod ci {}
+    #[doc = include_str!("../../../docs/commands.md")]
+    mod commands {}
+    #[doc = include_str!("../../../docs/reference/cli.md")]
+    mod reference_cli {}
+    #[doc = include_str!("../../../docs/scenario-format.md")]
+    mod scenario_format {}
+    #[doc = include_str!("../../../docs/environment.md")]
+    mod environment {}
+    #[doc = include_str!("../../../docs/security.md")]
+    mod security {}
+    #[doc = include_str!("../../../docs/crates.md")]
+    mod crates {}
+    #[doc = include_str!("../../../docs/layout.md")]
+    mod layout {}
+    #[doc = include_str!("../../../docs/mutation-testing.md")]
+    mod mutation_testing {}
+    #[doc = include_str!("../../../docs/benchmarks.md")]
+    mod benchmarks {}
 }
