@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::EnvError;
 use super::admin::{KEPT_COMMENT, LOCK_KEEP, clone_name, drop_database, ident};
+use super::config::CloneStrategy;
 use super::config::Config;
 use super::decide::keep::{kept_comment, within_cap};
-use super::lease::{CloneStrategy, Lease};
+use super::lease::Lease;
 use super::maintenance;
 use super::session::{Job, KeptBy, Session, State, drop_kept};
 use super::template::{Migrations, Schema};

@@ -4,29 +4,6 @@ use super::endpoint::Endpoint;
 use super::secret::Secret;
 use super::server::Backend;
 
-/// How a clone is copied from its template (PostgreSQL 15+; older servers have one way only).
-/// The harness picks by the server's `fsync` unless `HARNESS_CLONE_STRATEGY` names one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloneStrategy {
-    /// `STRATEGY FILE_COPY`: copies the files after a checkpoint. The fastest with fsync off
-    /// (the throwaway servers), where a checkpoint is cheap; the harness's choice there.
-    FileCopy,
-    /// `STRATEGY WAL_LOG` (PostgreSQL's own default): copies block by block through the WAL,
-    /// forcing no checkpoint. The harness's choice on a server with fsync on.
-    WalLog,
-}
-
-impl CloneStrategy {
-    /// The `CREATE DATABASE` clause of `strategy` (none for `None`: a server older than 15).
-    pub(crate) fn clause(strategy: Option<CloneStrategy>) -> &'static str {
-        match strategy {
-            None => "",
-            Some(CloneStrategy::FileCopy) => " strategy file_copy",
-            Some(CloneStrategy::WalLog) => " strategy wal_log",
-        }
-    }
-}
-
 /// A database the broker made for one user.
 #[derive(Debug, Clone)]
 pub struct Lease {

@@ -41,12 +41,14 @@ mod template;
 mod wall_clock;
 
 pub use broker::{Broker, Released};
-pub use config::{BackendChoice, Config, Footprint, MigrationSource, ProductsChoice};
+pub use config::{
+    BackendChoice, CloneStrategy, Config, Footprint, MigrationSource, ProductsChoice,
+};
 pub use conninfo::{UrlError, parse_url, redact as redact_url, redact_passwords};
 pub use database::{Database, DatabaseBuilder};
 pub use error::EnvError;
 pub use error::with_causes;
-pub use lease::{CloneStrategy, Lease};
+pub use lease::Lease;
 pub use mark::{mark, marker};
 pub use mock_container::{MockContainer, product_mock_container, reap_dead as reap_product_mocks};
 pub use secret::Secret;

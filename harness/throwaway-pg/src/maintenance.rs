@@ -18,8 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::EnvError;
 use super::admin::{self, LOCK_FILL, drop_database, try_lock, unlock};
+use super::config::CloneStrategy;
 use super::decide::keep::has_room;
-use super::lease::{CloneStrategy, Lease};
+use super::lease::Lease;
 use super::pool::{self, Step};
 use super::reaper::{self, Reap};
 use super::session::{Job, KeptBy, Session, State, drop_kept};

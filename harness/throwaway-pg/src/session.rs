@@ -16,10 +16,11 @@ use super::admin::{
     setup_lock,
 };
 use super::budget::Budget;
+use super::config::CloneStrategy;
 use super::config::Config;
 use super::decide;
 use super::decide::keep::{KeptMark, ROOM_RESERVE, drops_kept, has_room};
-use super::lease::{CloneStrategy, Lease};
+use super::lease::Lease;
 use super::server::{self, Backend, Server};
 use super::template::{self, Migrations, Schema};
 

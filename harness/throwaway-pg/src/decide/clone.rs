@@ -7,7 +7,7 @@
 //! container) every checkpoint waits for the disk, and parallel tests' clones queue behind each
 //! other's checkpoints; `WAL_LOG` copies block by block through the WAL and forces none.
 
-use crate::lease::CloneStrategy;
+use crate::config::CloneStrategy;
 
 /// The first server version (`server_version_num`) with `CREATE DATABASE ... STRATEGY`.
 pub(crate) const STRATEGY_SINCE: i32 = 150_000;
