@@ -41,10 +41,7 @@ pub(crate) enum Command {
 #[derive(Debug, clap::Args)]
 pub(crate) struct AdoptArgs {
     #[command(flatten)]
-    output: crate::format::Output,
-    /// The same as `--format json`.
-    #[arg(long, conflicts_with = "format")]
-    json: bool,
+    output: Args,
     /// Time each configuration this many times (1 to 100) and report the median.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
     rounds: u16,
@@ -54,16 +51,13 @@ pub(crate) struct AdoptArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ScenariosArgs {
     #[command(flatten)]
-    output: crate::format::Output,
-    /// The same as `--format json`.
-    #[arg(long, conflicts_with = "format")]
-    json: bool,
+    output: Args,
     /// The scenarios played at once in the second run (default: the number of cores).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
 }
 
-/// What every bench takes.
+/// What every bench takes: `--format`, and `--json` for `--format json`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
@@ -87,14 +81,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Billing(args) => billing(args.json()),
         Command::Build(args) => build(args.json()),
         Command::Scenarios(args) => emit(
-            args.json || args.output.json(),
+            args.output.json(),
             &scenarios::run(crate::scenario::jobs_or_default(args.jobs))?,
             scenarios::text,
         ),
         Command::Load(args) => load(args.json()),
         Command::Sync(args) => emit(args.json(), &sync::run()?, sync::text),
         Command::Adopt(args) => emit(
-            args.json || args.output.json(),
+            args.output.json(),
             &adopt::run(usize::from(args.rounds))?,
             adopt::text,
         ),

@@ -386,7 +386,7 @@ pub(crate) fn load(path: &Path) -> Result<Scenario, ExitCode> {
 }
 
 /// Reads a scenario with the scenarios folder's catalog.
-fn read(path: &Path) -> Result<Scenario, scenario::ScenarioError> {
+pub(crate) fn read(path: &Path) -> Result<Scenario, scenario::ScenarioError> {
     scenario::load(path, Some(&dir().join("catalog.toml")))
 }
 

@@ -2288,6 +2288,42 @@ fn scenario_cli(state: &Path, scenarios: &Path, args: &[&str]) -> std::process::
         .unwrap()
 }
 
+/// A test's own scenarios folder and state folder, both removed when dropped.
+struct ScenarioBed {
+    /// `bh-<name>-<pid>` in the temporary folder: `scenarios/` and `snapshots/`.
+    root: PathBuf,
+    /// `root/scenarios`.
+    scenarios: PathBuf,
+    state: PathBuf,
+}
+
+impl ScenarioBed {
+    /// A scenarios folder as [`scenario_folder`] makes one, under `bh-<name>-<pid>`, and a state
+    /// folder named `name`.
+    fn new(name: &str, bundled: &[&str]) -> ScenarioBed {
+        let root = std::env::temp_dir().join(format!("bh-{name}-{}", std::process::id()));
+        let scenarios = scenario_folder(&root, bundled);
+        let state = state_dir(name);
+        ScenarioBed {
+            root,
+            scenarios,
+            state,
+        }
+    }
+
+    /// `cargo xtask ARGS` on this bed's scenarios (see [`scenario_cli`]).
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        scenario_cli(&self.state, &self.scenarios, args)
+    }
+}
+
+impl Drop for ScenarioBed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
 /// A scenarios folder of a test's own under `root`, with the workspace's catalog and the named
 /// bundled scenarios, and their stored snapshots in `root/snapshots`.
 fn scenario_folder(root: &Path, bundled: &[&str]) -> PathBuf {
@@ -2324,22 +2360,18 @@ fn scenario_folder(root: &Path, bundled: &[&str]) -> PathBuf {
 
 #[test]
 fn scenario_run_fails_on_a_changed_snapshot_and_accept_writes_it() {
-    let root = std::env::temp_dir().join(format!("bh-snapshots-{}", std::process::id()));
-    let scenarios = scenario_folder(&root, &["downgrade"]);
-    let stored = root.join(
+    let bed = ScenarioBed::new("scenario-snapshots", &["downgrade"]);
+    let stored = bed.root.join(
         "snapshots/scenarios/every_scenario_holds_and_matches_its_snapshot@downgrade.toml.snap",
     );
     let original = std::fs::read_to_string(&stored).unwrap();
     assert!(original.contains("\"total\": \"194500\""));
     std::fs::write(&stored, original.replace("\"194500\"", "\"194400\"")).unwrap();
-    let state = state_dir("scenario-snapshots");
-    let cli = |args: &[&str]| scenario_cli(&state, &scenarios, args);
-    let changed = cli(&["scenario", "run", "downgrade"]);
-    let accepted = cli(&["scenario", "run", "downgrade", "--accept"]);
+    let changed = bed.cli(&["scenario", "run", "downgrade"]);
+    let accepted = bed.cli(&["scenario", "run", "downgrade", "--accept"]);
     let written = std::fs::read_to_string(&stored).unwrap();
-    let again = cli(&["scenario", "run", "downgrade"]);
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_dir_all(&state);
+    let again = bed.cli(&["scenario", "run", "downgrade"]);
+    drop(bed);
 
     let stderr = String::from_utf8_lossy(&changed.stderr);
     assert_eq!(changed.status.code(), Some(1), "{stderr}");
@@ -2363,8 +2395,7 @@ fn scenario_run_fails_on_a_changed_snapshot_and_accept_writes_it() {
 #[test]
 fn a_scenario_that_finishes_last_still_says_its_failure_first_and_whole() {
     // `a-wrong-total` plays for a while; `b-not-valid` is refused at once, on another job.
-    let root = std::env::temp_dir().join(format!("bh-order-{}", std::process::id()));
-    let scenarios = scenario_folder(&root, &[]);
+    let bed = ScenarioBed::new("scenario-order", &[]);
     let wrong = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/charged-on-the-5th.toml"),
     )
@@ -2373,16 +2404,10 @@ fn a_scenario_that_finishes_last_still_says_its_failure_first_and_whole() {
         r#"period = "2026-10", total = "99000""#,
         r#"period = "2026-10", total = "99001""#,
     );
-    std::fs::write(scenarios.join("a-wrong-total.toml"), wrong).unwrap();
-    std::fs::write(scenarios.join("b-not-valid.toml"), "version = 1\n").unwrap();
-    let state = state_dir("scenario-order");
-    let out = xtask(&state)
-        .env("HARNESS_SCENARIOS_DIR", &scenarios)
-        .args(["scenario", "run", "--all", "--jobs", "2"])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_dir_all(&state);
+    std::fs::write(bed.scenarios.join("a-wrong-total.toml"), wrong).unwrap();
+    std::fs::write(bed.scenarios.join("b-not-valid.toml"), "version = 1\n").unwrap();
+    let out = bed.cli(&["scenario", "run", "--all", "--jobs", "2"]);
+    drop(bed);
     assert_eq!(out.status.code(), Some(2), "an invalid file exits 2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let at = |text: &str| {
@@ -2409,28 +2434,21 @@ fn a_scenario_that_finishes_last_still_says_its_failure_first_and_whole() {
 
 #[test]
 fn scenario_run_format_junit_writes_a_report_valid_against_the_junit_schema() {
-    let root = std::env::temp_dir().join(format!("bh-junit-{}", std::process::id()));
-    let scenarios = scenario_folder(&root, &["charged-on-the-5th"]);
-    let wrong = std::fs::read_to_string(scenarios.join("charged-on-the-5th.toml"))
+    let bed = ScenarioBed::new("scenario-junit", &["charged-on-the-5th"]);
+    let wrong = std::fs::read_to_string(bed.scenarios.join("charged-on-the-5th.toml"))
         .unwrap()
         .replace(
             r#"period = "2026-10", total = "99000""#,
             r#"period = "2026-10", total = "99001""#,
         );
-    std::fs::write(scenarios.join("wrong-total.toml"), wrong).unwrap();
+    std::fs::write(bed.scenarios.join("wrong-total.toml"), wrong).unwrap();
     std::fs::write(
-        scenarios.join("not-valid.toml"),
+        bed.scenarios.join("not-valid.toml"),
         "version = 1\nname = \"<bad> & 'quoted'\"\n",
     )
     .unwrap();
-    let state = state_dir("scenario-junit");
-    let out = xtask(&state)
-        .env("HARNESS_SCENARIOS_DIR", &scenarios)
-        .args(["scenario", "run", "--all", "--format", "junit"])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_dir_all(&state);
+    let out = bed.cli(&["scenario", "run", "--all", "--format", "junit"]);
+    drop(bed);
     assert_eq!(out.status.code(), Some(2), "an invalid file exits 2");
     let xml = String::from_utf8(out.stdout).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
@@ -2535,11 +2553,10 @@ fn assert_junit_schema(doc: &roxmltree::Document<'_>) {
 
 #[test]
 fn scenario_run_driver_format_junit_fails_a_difference_and_skips_what_the_driver_cannot_play() {
-    let root = std::env::temp_dir().join(format!("bh-junit-driver-{}", std::process::id()));
-    let scenarios = scenario_folder(&root, &["full-month", "leap-february"]);
+    let bed = ScenarioBed::new("scenario-junit-driver", &["full-month", "leap-february"]);
     // The example charges on the 5th only: a catalog charged on the 10th it cannot play.
     std::fs::write(
-        scenarios.join("charged-on-the-10th.toml"),
+        bed.scenarios.join("charged-on-the-10th.toml"),
         "version = 1\nname = \"a catalog charged on the 10th\"\nstart = \"2026-09-01\"\n\
          until = \"2026-09-02\"\n\n[catalog]\ncharge_day = 10\n\n[[catalog.plan]]\n\
          key = \"pro\"\nproduct = \"analytics\"\nbase_fee = \"99000\"\n\n\
@@ -2548,22 +2565,16 @@ fn scenario_run_driver_format_junit_fails_a_difference_and_skips_what_the_driver
          subscribe = { tenant = \"acme-analytics\", plan = \"pro\" }\n",
     )
     .unwrap();
-    let state = state_dir("scenario-junit-driver");
-    let out = xtask(&state)
-        .env("HARNESS_SCENARIOS_DIR", &scenarios)
-        .args([
-            "scenario",
-            "run",
-            "--all",
-            "--driver",
-            "example-prorate-by-30-days",
-            "--format",
-            "junit",
-        ])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_dir_all(&state);
+    let out = bed.cli(&[
+        "scenario",
+        "run",
+        "--all",
+        "--driver",
+        "example-prorate-by-30-days",
+        "--format",
+        "junit",
+    ]);
+    drop(bed);
     assert_eq!(out.status.code(), Some(1), "a difference exits 1");
     let xml = String::from_utf8(out.stdout).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
@@ -2639,7 +2650,6 @@ fn scenario_run_all_prints_the_same_json_with_one_job_and_with_four() {
 
 #[test]
 fn the_shards_of_a_partition_together_play_every_scenario_exactly_once() {
-    let root = std::env::temp_dir().join(format!("bh-partition-{}", std::process::id()));
     let bundled = [
         "charged-on-the-5th",
         "downgrade",
@@ -2647,15 +2657,19 @@ fn the_shards_of_a_partition_together_play_every_scenario_exactly_once() {
         "leap-february",
         "usage-at-quota",
     ];
-    let scenarios = scenario_folder(&root, &bundled);
-    let state = state_dir("partition");
+    let bed = ScenarioBed::new("partition", &bundled);
     let shard = |partition: &str| -> Vec<String> {
-        let out = xtask(&state)
-            .env("HARNESS_SCENARIOS_DIR", &scenarios)
-            .args(["scenario", "run", "--all", "--format", "json", "-j", "2"])
-            .args(["--partition", partition])
-            .output()
-            .unwrap();
+        let out = bed.cli(&[
+            "scenario",
+            "run",
+            "--all",
+            "--format",
+            "json",
+            "-j",
+            "2",
+            "--partition",
+            partition,
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{partition}: {stderr}");
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -2668,8 +2682,7 @@ fn the_shards_of_a_partition_together_play_every_scenario_exactly_once() {
     };
     let count: Vec<Vec<String>> = (1..=3).map(|k| shard(&format!("count:{k}/3"))).collect();
     let hash: Vec<Vec<String>> = (1..=3).map(|k| shard(&format!("hash:{k}/3"))).collect();
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_dir_all(&state);
+    drop(bed);
     assert_eq!(
         count.iter().map(Vec::len).collect::<Vec<_>>(),
         [2, 2, 1],

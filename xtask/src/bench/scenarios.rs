@@ -160,9 +160,7 @@ fn pass(files: &[PathBuf], jobs: usize) -> anyhow::Result<(f64, Phases)> {
 
 /// Plays one scenario as `scenario run` does (its journals read too), timing each phase.
 async fn timed_play(path: &Path) -> anyhow::Result<Phases> {
-    let catalog = crate::scenario::dir().join("catalog.toml");
-    let scenario = billing_scenarios::load(path, Some(&catalog))
-        .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    let scenario = crate::scenario::read(path).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let mut phases = Phases::default();
     let t = Instant::now();
     let env: TestEnv = scenario.test_env().build().await?;
