@@ -97,10 +97,12 @@ async fn spare_other_organizations(
             break;
         }
     }
+    // Any organization above a candidate is one not purged: `purge_rows` is closed downwards
+    // (the walk down follows these very links), so a row below a purged organization is in it
+    // already, never a candidate.
     sqlx::query(
         "delete from purge_candidates k using purge_lineage l \
-         where l.root_tbl = k.tbl and l.root_rid = k.rid and l.tbl = 'organizations' \
-           and l.rid not in (select rid from purge_rows where tbl = 'organizations')",
+         where l.root_tbl = k.tbl and l.root_rid = k.rid and l.tbl = 'organizations'",
     )
     .execute(&mut *conn)
     .await?;
