@@ -1,9 +1,9 @@
 //! What a purge of a scenario run takes beyond the organizations it created: the other rows it
 //! recorded (`harness_run_rows`) that belong to no organization left standing and that nothing
 //! left standing uses. A catalog row the run added goes unless another row still uses it (a plan
-//! another run subscribed to, a product with a `sync_url`); a row the run recorded that hangs below another organization (an
-//! invoice its clock's close wrote for someone else's subscription) is that organization's, and
-//! stays; the records themselves all go with the run.
+//! another run subscribed to, a product with a `sync_url`); a row the run recorded that hangs
+//! below another organization (an invoice its clock's close wrote for someone else's
+//! subscription) is that organization's, and stays; the records themselves all go with the run.
 
 use sqlx::PgConnection;
 
