@@ -69,6 +69,28 @@ impl Foreign {
         builder.attach(&self.url).await.unwrap()
     }
 
+    /// Attaches to it with the clock at 2026-10-01 (Seoul), installs the default catalog and
+    /// creates one organization: a database with a row to write to.
+    async fn attach_with_an_org(&self) -> TestEnv {
+        let start = seoul(2026, 10, 1);
+        let attached = self.attach(start, None).await;
+        attached
+            .platform()
+            .install_catalog(&default_catalog(), start)
+            .await
+            .unwrap();
+        attached.build().org().create().await.unwrap();
+        attached
+    }
+
+    /// How many organizations it holds, read by another program's connection.
+    async fn organizations(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from organizations")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     /// The shared clock's time (`harness_clock`).
     async fn clock(&self) -> DateTime<Utc> {
         sqlx::query_scalar("select now from harness_clock")
@@ -322,13 +344,7 @@ async fn attaching_an_unmarked_database_is_refused_by_name_with_the_fix() {
 async fn a_marker_removed_after_attaching_lets_no_write_through_and_waits_for_writes_under_way() {
     let env = TestEnv::start().await;
     let qa = Foreign::new(&env, "unmark", true).await;
-    let attached = qa.attach(seoul(2026, 10, 1), None).await;
-    attached
-        .platform()
-        .install_catalog(&default_catalog(), seoul(2026, 10, 1))
-        .await
-        .unwrap();
-    attached.build().org().create().await.unwrap();
+    let attached = qa.attach_with_an_org().await;
     // A write under way holds the marker: removing it waits (here: gives up after 300 ms).
     let mut tx = attached.pool().begin().await.unwrap();
     sqlx::query("update organizations set name = 'renamed'")
@@ -352,10 +368,7 @@ async fn a_marker_removed_after_attaching_lets_no_write_through_and_waits_for_wr
         .await
         .unwrap();
     let refused = attached.build().org().create().await.unwrap_err();
-    let orgs: i64 = sqlx::query_scalar("select count(*) from organizations")
-        .fetch_one(&qa.pool)
-        .await
-        .unwrap();
+    let orgs = qa.organizations().await;
     drop(attached);
     qa.drop(&env).await;
     assert_eq!(
@@ -373,17 +386,7 @@ async fn a_marker_removed_after_attaching_lets_no_write_through_and_waits_for_wr
 async fn without_the_marker_an_update_a_delete_and_a_truncate_are_refused_too() {
     let env = TestEnv::start().await;
     let qa = Foreign::new(&env, "unmark_all", true).await;
-    let attached = TestEnv::builder()
-        .start_at(seoul(2026, 10, 1))
-        .attach(&qa.url)
-        .await
-        .unwrap();
-    attached
-        .platform()
-        .install_catalog(&default_catalog(), seoul(2026, 10, 1))
-        .await
-        .unwrap();
-    attached.build().org().create().await.unwrap();
+    let attached = qa.attach_with_an_org().await;
     sqlx::query("delete from harness_marker")
         .execute(&qa.pool)
         .await
@@ -400,10 +403,7 @@ async fn without_the_marker_an_update_a_delete_and_a_truncate_are_refused_too() 
             .unwrap_err();
         refused.push((write, error.to_string()));
     }
-    let orgs: i64 = sqlx::query_scalar("select count(*) from organizations")
-        .fetch_one(&qa.pool)
-        .await
-        .unwrap();
+    let orgs = qa.organizations().await;
     drop(attached);
     qa.drop(&env).await;
     for (write, error) in refused {

@@ -1,9 +1,9 @@
 //! What a purge of a scenario run takes beyond the organizations it created: the other rows it
 //! recorded (`harness_run_rows`) that belong to no organization left standing and that nothing
 //! left standing uses. A catalog row the run added goes unless another row still uses it (a plan
-//! another run subscribed to, a product with a `sync_url`); a row the run recorded that hangs below another organization (an
-//! invoice its clock's close wrote for someone else's subscription) is that organization's, and
-//! stays; the records themselves all go with the run.
+//! another run subscribed to, a product with a `sync_url`); a row the run recorded that hangs
+//! below another organization (an invoice its clock's close wrote for someone else's
+//! subscription) is that organization's, and stays; the records themselves all go with the run.
 
 use sqlx::PgConnection;
 
@@ -97,10 +97,12 @@ async fn spare_other_organizations(
             break;
         }
     }
+    // Any organization above a candidate is one not purged: `purge_rows` is closed downwards
+    // (the walk down follows these very links), so a row below a purged organization is in it
+    // already, never a candidate.
     sqlx::query(
         "delete from purge_candidates k using purge_lineage l \
-         where l.root_tbl = k.tbl and l.root_rid = k.rid and l.tbl = 'organizations' \
-           and l.rid not in (select rid from purge_rows where tbl = 'organizations')",
+         where l.root_tbl = k.tbl and l.root_rid = k.rid and l.tbl = 'organizations'",
     )
     .execute(&mut *conn)
     .await?;
