@@ -162,19 +162,21 @@ impl Broker {
         &self.state.config
     }
 
-    /// Runs `work` on the broker's thread with the session (connecting first on first use).
+    /// Runs `work` on the broker's thread with the session (connecting first on first use), and
+    /// once more if the server had ended the control connection ([`Session::healing`]).
     async fn on_session<T, F, Fut>(&self, work: F) -> Result<T, EnvError>
     where
         T: Send + 'static,
-        F: FnOnce(Arc<State>, Arc<Session>) -> Fut + Send + 'static,
+        F: Fn(Arc<State>, Arc<Session>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<T, EnvError>> + Send,
     {
         let state = self.state.clone();
         self.handle
             .spawn(async move {
                 let session = state.session().await?;
-                session.heal().await?;
-                work(state, session).await
+                session
+                    .healing(|| work(state.clone(), session.clone()))
+                    .await
             })
             .await
             .map_err(|_| EnvError::BrokerGone)?
@@ -189,11 +191,14 @@ impl Broker {
     /// the budget.
     pub async fn claim(&self, schema: &Schema, connections: u32) -> Result<Lease, EnvError> {
         let schema = schema.clone();
-        self.on_session(move |state, session| async move {
-            let warm = state.config.warm_pool > 0;
-            session
-                .lease(&state, &schema, connections, warm, session.strategy)
-                .await
+        self.on_session(move |state, session| {
+            let schema = schema.clone();
+            async move {
+                let warm = state.config.warm_pool > 0;
+                session
+                    .lease(&state, &schema, connections, warm, session.strategy)
+                    .await
+            }
         })
         .await
     }
@@ -209,12 +214,15 @@ impl Broker {
         strategy: CloneStrategy,
     ) -> Result<Lease, EnvError> {
         let schema = schema.clone();
-        self.on_session(move |state, session| async move {
-            let connections = state.config.pool_size;
-            let strategy = session.strategy_for(strategy);
-            session
-                .lease(&state, &schema, connections, false, strategy)
-                .await
+        self.on_session(move |state, session| {
+            let schema = schema.clone();
+            async move {
+                let connections = state.config.pool_size;
+                let strategy = session.strategy_for(strategy);
+                session
+                    .lease(&state, &schema, connections, false, strategy)
+                    .await
+            }
         })
         .await
     }
@@ -226,36 +234,39 @@ impl Broker {
     /// As [`Broker::acquire`].
     pub async fn acquire_by_migrating(&self, schema: &Schema) -> Result<Lease, EnvError> {
         let schema = schema.clone();
-        self.on_session(move |state, session| async move {
-            let migrations = Migrations::load(&schema).await?;
-            let slots = session.take_slots(state.config.pool_size).await?;
-            let n = state.seq.fetch_add(1, Ordering::Relaxed);
-            let lease = Lease {
-                name: clone_name(&migrations.hash, state.token, n),
-                endpoint: session.server.endpoint.clone(),
-                backend: session.server.backend,
-                warm: false,
-                slots,
-            };
-            let created = async {
-                let sql = format!("create database {} template template0", ident(&lease.name));
-                session
-                    .control
-                    .lock()
-                    .await
-                    .execute(sql.as_str())
-                    .await
-                    .map_err(EnvError::db(format!("create {}", lease.name)))?;
-                migrations
-                    .apply(&session.server.endpoint, &lease.name)
-                    .await
-            }
-            .await;
-            match created {
-                Ok(()) => Ok(lease),
-                Err(e) => {
-                    let _ = state.release(&lease, None).await;
-                    Err(e)
+        self.on_session(move |state, session| {
+            let schema = schema.clone();
+            async move {
+                let migrations = Migrations::load(&schema).await?;
+                let slots = session.take_slots(state.config.pool_size).await?;
+                let n = state.seq.fetch_add(1, Ordering::Relaxed);
+                let lease = Lease {
+                    name: clone_name(&migrations.hash, state.token, n),
+                    endpoint: session.server.endpoint.clone(),
+                    backend: session.server.backend,
+                    warm: false,
+                    slots,
+                };
+                let created = async {
+                    let sql = format!("create database {} template template0", ident(&lease.name));
+                    session
+                        .control
+                        .lock()
+                        .await
+                        .execute(sql.as_str())
+                        .await
+                        .map_err(EnvError::db(format!("create {}", lease.name)))?;
+                    migrations
+                        .apply(&session.server.endpoint, &lease.name)
+                        .await
+                }
+                .await;
+                match created {
+                    Ok(()) => Ok(lease),
+                    Err(e) => {
+                        let _ = state.release(&lease, None).await;
+                        Err(e)
+                    }
                 }
             }
         })
@@ -308,11 +319,14 @@ impl Broker {
     /// As [`Broker::claim`].
     pub async fn warm_up(&self, schema: &Schema) -> Result<(), EnvError> {
         let schema = schema.clone();
-        self.on_session(move |_, session| async move {
-            let migrations = session.template(&schema).await?;
-            session.later(Job::Fill(migrations));
-            session.start_later();
-            Ok(())
+        self.on_session(move |_, session| {
+            let schema = schema.clone();
+            async move {
+                let migrations = session.template(&schema).await?;
+                session.later(Job::Fill(migrations));
+                session.start_later();
+                Ok(())
+            }
         })
         .await?;
         self.settle().await
@@ -389,9 +403,12 @@ impl Broker {
     /// The session could not be opened or a drop failed.
     pub async fn drop_kept(&self, only: Option<&str>, by: KeptBy) -> Result<Vec<String>, EnvError> {
         let only = only.map(str::to_owned);
-        self.on_session(move |_, session| async move {
-            let mut control = session.control.lock().await;
-            drop_kept(&mut control, &session.server, only.as_deref(), by).await
+        self.on_session(move |_, session| {
+            let only = only.clone();
+            async move {
+                let mut control = session.control.lock().await;
+                drop_kept(&mut control, &session.server, only.as_deref(), by).await
+            }
         })
         .await
     }
@@ -421,14 +438,25 @@ impl State {
         keep: Option<String>,
     ) -> Result<Released, EnvError> {
         let session = self.session().await?;
-        session.heal().await?;
+        session
+            .healing(|| self.release_on(&session, lease, keep.as_deref()))
+            .await
+    }
+
+    /// [`State::release`] on the session's control connection as it is.
+    async fn release_on(
+        &self,
+        session: &Session,
+        lease: &Lease,
+        keep: Option<&str>,
+    ) -> Result<Released, EnvError> {
         let result = {
             let mut control = session.control.lock().await;
-            let too_full = match &keep {
+            let too_full = match keep {
                 Some(_) => session.too_full_to_keep(&mut control, lease).await,
                 None => None,
             };
-            match (&keep, too_full) {
+            match (keep, too_full) {
                 (Some(_), Some(space)) => {
                     drop_database(&mut control, &lease.name).await.map(|()| {
                         Released::DroppedForSpace {

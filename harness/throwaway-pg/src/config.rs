@@ -35,17 +35,18 @@ impl std::fmt::Display for BackendChoice {
 
 impl BackendChoice {
     fn parse(value: &str) -> Result<Self, EnvError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" => Ok(Self::Auto),
-            "url" => Ok(Self::Url),
-            "local" => Ok(Self::Local),
-            "container" => Ok(Self::Container),
-            _ => Err(EnvError::BadVariable {
-                var: "HARNESS_POSTGRES",
-                value: value.to_owned(),
-                reason: "expected one of auto, url, local, container".into(),
-            }),
-        }
+        parse_choice(
+            "HARNESS_POSTGRES",
+            value,
+            &[
+                ("", Self::Auto),
+                ("auto", Self::Auto),
+                ("url", Self::Url),
+                ("local", Self::Local),
+                ("container", Self::Container),
+            ],
+            "expected one of auto, url, local, container",
+        )
     }
 }
 
@@ -94,15 +95,16 @@ impl std::fmt::Display for ProductsChoice {
 
 impl ProductsChoice {
     fn parse(value: &str) -> Result<Self, EnvError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "" | "in-process" => Ok(Self::InProcess),
-            "container" => Ok(Self::Container),
-            _ => Err(EnvError::BadVariable {
-                var: "HARNESS_PRODUCTS",
-                value: value.to_owned(),
-                reason: "expected in-process or container".into(),
-            }),
-        }
+        parse_choice(
+            "HARNESS_PRODUCTS",
+            value,
+            &[
+                ("", Self::InProcess),
+                ("in-process", Self::InProcess),
+                ("container", Self::Container),
+            ],
+            "expected in-process or container",
+        )
     }
 }
 
@@ -441,16 +443,39 @@ impl Config {
 
 /// `HARNESS_CLONE_STRATEGY`'s value: `None` for `auto` (or empty).
 fn parse_clone_strategy(value: &str) -> Result<Option<CloneStrategy>, EnvError> {
-    match value.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-        "" | "auto" => Ok(None),
-        "file_copy" => Ok(Some(CloneStrategy::FileCopy)),
-        "wal_log" => Ok(Some(CloneStrategy::WalLog)),
-        _ => Err(EnvError::BadVariable {
-            var: "HARNESS_CLONE_STRATEGY",
+    parse_choice(
+        "HARNESS_CLONE_STRATEGY",
+        value,
+        &[
+            ("", None),
+            ("auto", None),
+            ("file_copy", Some(CloneStrategy::FileCopy)),
+            ("file-copy", Some(CloneStrategy::FileCopy)),
+            ("wal_log", Some(CloneStrategy::WalLog)),
+            ("wal-log", Some(CloneStrategy::WalLog)),
+        ],
+        "expected one of auto, file_copy, wal_log",
+    )
+}
+
+/// The value of the variable `var` among `choices`, named with any case and surrounding space,
+/// or an error that says what was `expected`.
+fn parse_choice<T: Copy>(
+    var: &'static str,
+    value: &str,
+    choices: &[(&str, T)],
+    expected: &str,
+) -> Result<T, EnvError> {
+    let named = value.trim().to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(name, _)| *name == named)
+        .map(|&(_, choice)| choice)
+        .ok_or_else(|| EnvError::BadVariable {
+            var,
             value: value.to_owned(),
-            reason: "expected one of auto, file_copy, wal_log".into(),
-        }),
-    }
+            reason: expected.into(),
+        })
 }
 
 fn parse_number(

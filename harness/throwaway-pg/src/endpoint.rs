@@ -7,10 +7,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 
 use super::EnvError;
-use super::conninfo;
+use super::conninfo::{self, redact};
 use super::secret::Secret;
-// Hiding passwords is `conninfo`'s; `server.rs` still takes it from here.
-pub(crate) use super::conninfo::redact;
 
 /// How to reach one server, as stored in a shared instance's state file or read from a URL.
 ///
@@ -40,10 +38,7 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field(
                 "admin_url",
-                &redact(&format!(
-                    "{}/{}{}",
-                    self.url_base, self.admin_database, self.url_query
-                )),
+                &redact(&self.url_without_password(&self.admin_database)),
             )
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("socket_dir", &self.socket_dir)

@@ -321,11 +321,13 @@ pub(crate) async fn wait_ready(
 /// Arguments: the instance folder, linger seconds, generation, then what to stop: `cluster DATA`
 /// (the postmaster whose `/proc` entry shows it runs in DATA, as [`Stop::run`] checks) or
 /// `container ID`, whose heartbeat (`heartbeats/ID`) it renews every second while it guards it.
-/// A container it fails to remove keeps its folder (but not `instance.json`), so the next launch
-/// reaps it once the heartbeat is stale. They are only ever arguments: nothing the script reads
-/// is run.
+/// The rest are the entries the harness puts in the folder ([`OURS`]), all it removes of one it did
+/// not make. A container it fails to remove keeps its folder (but not `instance.json`), so the
+/// next launch reaps it once the heartbeat is stale. They are only ever arguments: nothing the
+/// script reads is run.
 const WATCHDOG: &str = r#"
 dir=$1 linger=$2 gen=$3 kind=$4 what=$5
+shift 5
 echo $$ > "$dir/watchdog.pid"
 stop() {
   case $kind in
@@ -362,7 +364,7 @@ while grep -q "$gen" "$dir/instance.json" 2>/dev/null; do
     if unused; then
       stop || { rm -f "$dir/instance.json"; exit 1; }
       if [ -f "$dir/.billing-harness" ]; then rm -rf "$dir"
-      else (cd "$dir" && rm -rf cluster instance.json pgpass kept watchdog.pid events.log setup.lock users.lock instance-id heartbeats)
+      else (cd "$dir" && rm -rf -- "$@")
       fi
       state=$(dirname "$dir")
       if [ -f "$state/.billing-harness" ] && [ "$(ls -A "$state")" = .billing-harness ]; then
@@ -398,6 +400,7 @@ fn ensure_watchdog(dir: &Path, instance: &Instance, linger: Duration) -> Result<
         .arg(linger.as_secs().to_string())
         .arg(&instance.generation)
         .args(instance.stop.watchdog_args())
+        .args(OURS)
         .status()
         .map_err(EnvError::io(
             "start the watchdog with `setsid` (util-linux)",
@@ -491,7 +494,9 @@ mod tests {
 
     #[test]
     fn the_watchdog_removes_the_same_entries_of_an_unmarked_folder() {
-        assert!(WATCHDOG.contains(&format!("rm -rf {})", OURS.join(" "))));
+        // The entries themselves are its arguments after the five named ones: `OURS`.
+        assert!(WATCHDOG.contains("shift 5\n"));
+        assert!(WATCHDOG.contains("rm -rf -- \"$@\")"));
         assert!(WATCHDOG.contains(&format!("\"$dir/{}\"", private::MARKER)));
     }
 

@@ -7,11 +7,12 @@ use sqlx::Connection;
 use super::EnvError;
 use super::admin::KEPT_COMMENT;
 use super::config::{Config, Footprint};
+use super::conninfo::redact;
 use super::container::{self, ContainerLauncher};
 pub use super::decide::backend::Backend;
 use super::decide::backend::pick;
 use super::decide::keep::KeptMark;
-use super::endpoint::{Endpoint, redact};
+use super::endpoint::Endpoint;
 use super::instance::{self, Membership};
 use super::local::{Binaries, LocalLauncher};
 
