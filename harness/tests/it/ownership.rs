@@ -130,3 +130,28 @@ async fn a_killed_control_connection_leaves_the_test_its_database() {
     let next = TestEnv::start().await;
     assert!(exists(&pool, next.database_name()).await);
 }
+
+/// A request that meets the dead control connection before the broker's idle heartbeat has
+/// mended it: the broker opens it anew, takes its locks back and answers the request.
+#[tokio::test]
+async fn a_claim_right_after_the_control_connection_is_killed_is_answered() {
+    let env = TestEnv::start().await;
+    let broker = Broker::global().unwrap();
+    broker.settle().await.unwrap();
+    let token = env.database_name().split('_').nth(2).unwrap().to_owned();
+    let pool = env.pool().clone();
+    let control = wait_for_holder(&pool, "control", &token).await;
+    terminate(&pool, control).await;
+    let schema = Schema::new(MigrationSource::dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/warm"
+    )));
+    let lease = broker.claim(&schema, 1).await.unwrap();
+    assert!(exists(&pool, &lease.name).await, "{} was made", lease.name);
+    broker.release(&lease, None).await.unwrap();
+    let again = wait_for_holder(&pool, "control", &token).await;
+    assert_ne!(
+        again, control,
+        "a new control connection holds the liveness lock"
+    );
+}
